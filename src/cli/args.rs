@@ -1,0 +1,250 @@
+//! Command-line arguments (clap) and their parsing into engine types.
+
+use crate::engine::{Aggregator, Codec, DType, Extent, Resampling};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// gridstore: chunked, multi-resolution raster stores with a self-maintaining pyramid.
+#[derive(Debug, Parser)]
+#[command(name = "gridstore", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new, empty store.
+    Create(CreateArgs),
+    /// Show a store's structure, levels and master chunk.
+    Info {
+        /// The store folder.
+        store: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ingest rasters (any format GDAL reads) into the base level.
+    Ingest {
+        /// The store folder.
+        store: PathBuf,
+        /// Raster files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The instant of the rasters, for stores with a time axis (YYYY-MM-DD[THH:MM[:SS]]).
+        #[arg(long)]
+        time: Option<String>,
+        /// Allow lossy conversion of the cell type (e.g. float into u8).
+        #[arg(long)]
+        cast: bool,
+    },
+    /// Export an extent to GeoTIFF, COG, NetCDF or PNG.
+    Export(ExportArgs),
+    /// Set an extent to nodata and re-aggregate.
+    Clear {
+        /// The store folder.
+        store: PathBuf,
+        /// MINX,MINY,MAXX,MAXY in the store's CRS.
+        #[arg(long, value_parser = parse_bbox)]
+        bbox: Extent,
+        /// Only this instant (default: every instant).
+        #[arg(long)]
+        time: Option<String>,
+    },
+    /// Check every chunk's checksum and every aggregate; exit 1 on damage.
+    Verify {
+        /// The store folder.
+        store: PathBuf,
+    },
+    /// List stored chunks.
+    Chunks {
+        /// The store folder.
+        store: PathBuf,
+        /// Only this level.
+        #[arg(long)]
+        level: Option<u8>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a demo store from the sample rasters in assets/ and show it.
+    Demo {
+        /// Where to put the demo store (replaced if it exists).
+        #[arg(long, default_value = "target/demo-store")]
+        store: PathBuf,
+    },
+}
+
+/// Arguments of `create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The new store folder (must not exist, or be empty).
+    pub store: PathBuf,
+    /// Take CRS, cell size, origin (top-left corner), dtype, nodata and bands from this raster.
+    #[arg(long, conflicts_with_all = ["crs", "cell_size", "origin"])]
+    pub like: Option<PathBuf>,
+    /// CRS as EPSG:code, WKT or PROJ string.
+    #[arg(long, required_unless_present = "like")]
+    pub crs: Option<String>,
+    /// Base cell size (square), or X,Y.
+    #[arg(long, required_unless_present = "like", value_parser = parse_pair_or_one)]
+    pub cell_size: Option<[f64; 2]>,
+    /// A point on the cell grid (X,Y); the domain is centred on it.
+    #[arg(long, required_unless_present = "like", value_parser = parse_pair, allow_hyphen_values = true)]
+    pub origin: Option<[f64; 2]>,
+    /// Cell type: u8, i8, u16, i16, u32, i32, f32, f64.
+    #[arg(long)]
+    pub dtype: Option<DType>,
+    /// Nodata value (default: the raster's, else NaN for floats, the type's max for unsigned, min for signed).
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_number)]
+    pub nodata: Option<f64>,
+    /// Chunk size WxH (or one number for square chunks).
+    #[arg(long, value_parser = parse_chunk)]
+    pub chunk: Option<[u32; 2]>,
+    /// Pyramid aggregation: mean, min, max, sum, count, mode, nearest.
+    #[arg(long)]
+    pub aggregate: Option<Aggregator>,
+    /// How sources are warped onto the grid: nearest, average, bilinear.
+    #[arg(long)]
+    pub resampling: Option<Resampling>,
+    /// Chunk codec: zstd, zstd:LEVEL, lz4, none.
+    #[arg(long)]
+    pub codec: Option<Codec>,
+    /// Number of bands (adds a band axis).
+    #[arg(long)]
+    pub bands: Option<u32>,
+    /// Time axis: "irregular", or "regular:ORIGIN:STEP" with STEP like 3600, 1h, 1d.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// The domain spans chunk * 2^N cells per axis (the pyramid has N+1 levels).
+    #[arg(long)]
+    pub domain_levels: Option<u8>,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The store folder.
+    pub store: PathBuf,
+    /// Output file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// MINX,MINY,MAXX,MAXY (default: the extent of all data).
+    #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
+    pub bbox: Option<Extent>,
+    /// CRS of --bbox, when not the store's.
+    #[arg(long, requires = "bbox")]
+    pub bbox_crs: Option<String>,
+    /// Export the cells of this pyramid level.
+    #[arg(long, conflicts_with_all = ["resolution", "size"])]
+    pub level: Option<u8>,
+    /// Output cell size in CRS units.
+    #[arg(long, conflicts_with = "size")]
+    pub resolution: Option<f64>,
+    /// Output size WxH in pixels.
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<[usize; 2]>,
+    /// gtiff, cog, netcdf or png (default: from the extension, else gtiff).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The instant, for stores with a time axis.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Resampling: nearest, average, bilinear (default: the store's).
+    #[arg(long)]
+    pub resampling: Option<Resampling>,
+    /// Output CRS (EPSG:code or WKT), when not the store's.
+    #[arg(long)]
+    pub crs: Option<String>,
+}
+
+fn parse_number(s: &str) -> Result<f64, String> {
+    if s.eq_ignore_ascii_case("nan") {
+        return Ok(f64::NAN);
+    }
+    s.trim().parse::<f64>().map_err(|_| format!("'{s}' is not a number"))
+}
+
+fn parse_list(s: &str, n: usize) -> Result<Vec<f64>, String> {
+    let parts: Vec<&str> = s.split(',').collect();
+    if parts.len() != n {
+        return Err(format!("'{s}' needs {n} comma-separated numbers"));
+    }
+    parts.into_iter().map(|p| parse_number(p).and_then(|v| if v.is_finite() { Ok(v) } else { Err(format!("'{p}' is not finite")) })).collect()
+}
+
+/// Parses `X,Y`.
+///
+/// # Errors
+/// A message naming the text.
+pub fn parse_pair(s: &str) -> Result<[f64; 2], String> {
+    let v = parse_list(s, 2)?;
+    Ok([v[0], v[1]])
+}
+
+fn parse_pair_or_one(s: &str) -> Result<[f64; 2], String> {
+    if s.contains(',') { parse_pair(s) } else { parse_list(s, 1).map(|v| [v[0], v[0]]) }
+}
+
+/// Parses `MINX,MINY,MAXX,MAXY`.
+///
+/// # Errors
+/// A message naming the text.
+pub fn parse_bbox(s: &str) -> Result<Extent, String> {
+    let v = parse_list(s, 4)?;
+    Extent::new(v[0], v[1], v[2], v[3])
+}
+
+fn parse_wxh(s: &str) -> Result<[u64; 2], String> {
+    let lower = s.to_ascii_lowercase();
+    let (w, h) = lower.split_once('x').unwrap_or((&lower, &lower));
+    let parse = |p: &str| p.trim().parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| format!("'{s}' is not WxH"));
+    Ok([parse(w)?, parse(h)?])
+}
+
+fn parse_chunk(s: &str) -> Result<[u32; 2], String> {
+    let [w, h] = parse_wxh(s)?;
+    Ok([u32::try_from(w).map_err(|e| e.to_string())?, u32::try_from(h).map_err(|e| e.to_string())?])
+}
+
+fn parse_size(s: &str) -> Result<[usize; 2], String> {
+    let [w, h] = parse_wxh(s)?;
+    Ok([usize::try_from(w).map_err(|e| e.to_string())?, usize::try_from(h).map_err(|e| e.to_string())?])
+}
+
+/// Parses a duration like `3600`, `90s`, `15m`, `6h`, `1d`, `1w` into seconds.
+///
+/// # Errors
+/// A message naming the text.
+pub fn parse_step(s: &str) -> Result<i64, String> {
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let n: i64 = num.parse().map_err(|_| format!("'{s}' is not a time step"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m, h, d or w)")),
+    };
+    Ok(n * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse() {
+        assert_eq!(parse_pair("1.5,-2").unwrap(), [1.5, -2.0]);
+        assert!(parse_bbox("0,0,1").is_err());
+        assert!(parse_bbox("1,0,0,1").is_err());
+        assert_eq!(parse_chunk("256x128").unwrap(), [256, 128]);
+        assert_eq!(parse_chunk("64").unwrap(), [64, 64]);
+        assert_eq!(parse_step("1d").unwrap(), 86_400);
+        assert!(parse_step("1y").is_err());
+        assert!(parse_number("nan").unwrap().is_nan());
+    }
+}

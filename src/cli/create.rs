@@ -1,0 +1,100 @@
+//! `gridstore create`.
+
+use super::args::{CreateArgs, parse_step};
+use crate::engine::time::parse_instant;
+use crate::engine::{Aggregator, Codec, Resampling, Store, Structure, TimeAxis};
+use crate::gdal_io::{crs_of, default_nodata, srs_from, structure_like};
+use crate::storage::FolderStorage;
+use anyhow::{Context as _, bail};
+use std::sync::Arc;
+
+/// Builds the structure from the arguments and creates the store.
+///
+/// # Errors
+/// Bad arguments, an unreadable `--like` raster, or a folder that exists
+/// and is not empty.
+pub fn create(args: &CreateArgs) -> anyhow::Result<Store> {
+    let structure = structure_from(args)?;
+    if args.store.exists() && std::fs::read_dir(&args.store).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        bail!("cannot create store {}: the folder exists and is not empty", args.store.display());
+    }
+    let storage = FolderStorage::create(&args.store).with_context(|| format!("cannot create store {}", args.store.display()))?;
+    Store::create(Arc::new(storage), structure).with_context(|| format!("cannot create store {}", args.store.display()))
+}
+
+fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
+    let mut s = if let Some(like) = &args.like {
+        structure_like(like)?
+    } else {
+        let (Some(crs), Some(cell), Some(origin)) = (&args.crs, args.cell_size, args.origin) else {
+            bail!("give --like FILE, or all of --crs, --cell-size and --origin");
+        };
+        let srs = srs_from(crs).map_err(|e| anyhow::anyhow!("--crs '{crs}' is not a CRS GDAL knows ({e})"))?;
+        let dtype = args.dtype.unwrap_or(crate::engine::DType::F32);
+        Structure {
+            crs: crs_of(&srs),
+            anchor: origin,
+            cell_size: cell,
+            chunk: [256, 256],
+            domain_levels: 12,
+            dtype,
+            nodata: default_nodata(dtype),
+            codec: Codec::default(),
+            aggregate: Aggregator::Mean,
+            resampling: Resampling::Average,
+            bands: None,
+            time: None,
+        }
+    };
+    if let Some(d) = args.dtype {
+        if args.like.is_some() && args.nodata.is_none() && !d.holds(s.nodata) {
+            s.nodata = default_nodata(d);
+        }
+        s.dtype = d;
+    }
+    if let Some(v) = args.nodata {
+        s.nodata = v;
+    }
+    if let Some(c) = args.chunk {
+        s.chunk = c;
+    }
+    if let Some(a) = args.aggregate {
+        s.aggregate = a;
+        if a.is_categorical() && args.resampling.is_none() {
+            s.resampling = Resampling::Nearest;
+        }
+    }
+    if let Some(r) = args.resampling {
+        s.resampling = r;
+    }
+    if let Some(c) = args.codec {
+        s.codec = c;
+    }
+    if let Some(b) = args.bands {
+        s.bands = Some(b);
+    }
+    if let Some(d) = args.domain_levels {
+        s.domain_levels = d;
+    }
+    if let Some(t) = &args.time {
+        s.time = Some(parse_time_axis(t)?);
+    }
+    s.validate().context("invalid structure")?;
+    Ok(s)
+}
+
+fn parse_time_axis(text: &str) -> anyhow::Result<TimeAxis> {
+    if text.eq_ignore_ascii_case("irregular") {
+        return Ok(TimeAxis::Irregular);
+    }
+    let Some(rest) = text.strip_prefix("regular:") else {
+        bail!("--time '{text}': expected 'irregular' or 'regular:ORIGIN:STEP'");
+    };
+    let Some((origin, step)) = rest.rsplit_once(':') else {
+        bail!("--time '{text}': expected 'regular:ORIGIN:STEP'");
+    };
+    Ok(TimeAxis::Regular {
+        origin: parse_instant(origin).map_err(anyhow::Error::msg)?,
+        step: parse_step(step).map_err(anyhow::Error::msg)?,
+    })
+}

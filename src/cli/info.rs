@@ -1,0 +1,159 @@
+//! `gridstore info` and `gridstore chunks`: what a store holds.
+
+use crate::engine::time::format_instant;
+use crate::engine::{ChunkLoc, EngineError, Store, TimeAxis, zarr::FORMAT_VERSION};
+use crate::with_dtype;
+use serde::Serialize;
+use serde_json::json;
+
+/// Chunk count and bytes of one level.
+#[derive(Debug, Serialize)]
+pub struct LevelInfo {
+    /// The level.
+    pub level: u8,
+    /// Cell size (x, y).
+    pub cell_size: [f64; 2],
+    /// Stored chunks.
+    pub chunks: u64,
+    /// Stored bytes.
+    pub bytes: u64,
+}
+
+/// Per-level statistics, listing each level once.
+///
+/// # Errors
+/// I/O.
+pub fn levels(store: &Store) -> Result<Vec<LevelInfo>, EngineError> {
+    (0..=store.grid().top_level())
+        .map(|level| {
+            let chunks = store.list_chunks(level)?;
+            Ok(LevelInfo {
+                level,
+                cell_size: store.grid().cell_size(level),
+                chunks: chunks.len() as u64,
+                bytes: chunks.iter().map(|(_, _, n)| n).sum(),
+            })
+        })
+        .collect()
+}
+
+/// Prints `info`.
+///
+/// # Errors
+/// I/O or corrupt chunks.
+pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
+    let s = store.structure();
+    let grid = store.grid();
+    let levels = levels(store)?;
+    let t0 = store.time_indices().first().copied().unwrap_or(0);
+    let master = store.master_chunk(t0)?;
+    let data = with_dtype!(s.dtype, T => store.data_window::<T>(t0))?;
+    let data_extent = data.map(|w| grid.window_extent(0, &w));
+    let instants: Vec<String> =
+        store.time_indices().iter().filter_map(|t| store.instant_of(*t)).map(format_instant).collect();
+    if as_json {
+        let value = json!({
+            "store": store.location(),
+            "format_version": FORMAT_VERSION,
+            "structure": s,
+            "domain": grid.domain(),
+            "data_extent": data_extent,
+            "data_size": data.map(|w| [w.cols, w.rows]),
+            "master_chunk": master.map(|m| json!({ "level": m.level, "row": m.row, "col": m.col, "extent": grid.chunk_extent(m) })),
+            "instants": instants,
+            "levels": levels,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let crs = match s.crs.epsg {
+        Some(code) => format!("EPSG:{code} ({})", s.crs.name),
+        None => s.crs.name.clone(),
+    };
+    println!("store       {}", store.location());
+    println!("format      gridstore {FORMAT_VERSION} (Zarr v2 group, one array per level)");
+    println!("crs         {crs}");
+    println!("cell size   {} x {}", short(s.cell_size[0]), short(s.cell_size[1]));
+    println!("anchor      {}, {}", s.anchor[0], s.anchor[1]);
+    println!("domain      {} (levels 0..{})", grid.domain(), grid.top_level());
+    println!("chunk       {} x {}", s.chunk[0], s.chunk[1]);
+    println!("dtype       {}  nodata {}", s.dtype, s.nodata);
+    println!("codec       {}", s.codec);
+    println!("aggregate   {}  resampling {}", s.aggregate, s.resampling);
+    if let Some(b) = s.bands {
+        println!("bands       {b}");
+    }
+    match &s.time {
+        None => {}
+        Some(TimeAxis::Regular { origin, step }) => {
+            println!("time        regular from {} every {step} s, {} instants", format_instant(*origin), instants.len());
+        }
+        Some(TimeAxis::Irregular) => println!("time        irregular, {} instants", instants.len()),
+    }
+    if let (Some(first), Some(last)) = (instants.first(), instants.last()) {
+        println!("time range  {first} .. {last}");
+    }
+    match (data_extent, data) {
+        (Some(e), Some(w)) => println!("data        {e} ({} x {} base cells)", w.cols, w.rows),
+        _ => println!("data        none"),
+    }
+    match master {
+        Some(m) => println!("master      {} covering {}", loc_name(m), grid.chunk_extent(m)),
+        None => println!("master      none (empty store)"),
+    }
+    println!();
+    println!("{:>5}  {:>14}  {:>8}  {:>12}", "level", "cell size", "chunks", "bytes");
+    for l in &levels {
+        println!("{:>5}  {:>14}  {:>8}  {:>12}", l.level, short(l.cell_size[0]), l.chunks, l.bytes);
+    }
+    let (chunks, bytes) = levels.iter().fold((0, 0), |(c, b), l| (c + l.chunks, b + l.bytes));
+    println!("{:>5}  {:>14}  {chunks:>8}  {bytes:>12}", "all", "");
+    Ok(())
+}
+
+/// A number with at most 6 decimals and no trailing zeros.
+fn short(v: f64) -> String {
+    let text = format!("{v:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn loc_name(loc: ChunkLoc) -> String {
+    format!("level {} row {} col {}", loc.level, loc.row, loc.col)
+}
+
+/// Prints `chunks`.
+///
+/// # Errors
+/// I/O.
+pub fn print_chunks(store: &Store, level: Option<u8>, as_json: bool) -> anyhow::Result<()> {
+    let grid = store.grid();
+    let levels: Vec<u8> = match level {
+        Some(l) => {
+            grid.check_level(l)?;
+            vec![l]
+        }
+        None => (0..=grid.top_level()).collect(),
+    };
+    let mut rows = Vec::new();
+    for l in levels {
+        for (t, loc, bytes) in store.list_chunks(l)? {
+            rows.push((t, loc, bytes));
+        }
+    }
+    if as_json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(t, loc, bytes)| {
+                json!({ "t": t, "level": loc.level, "row": loc.row, "col": loc.col, "bytes": bytes,
+                        "key": store.chunk_key(*t, *loc).to_string(), "extent": grid.chunk_extent(*loc) })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    println!("{:>5} {:>5} {:>7} {:>7} {:>10}  extent", "t", "level", "row", "col", "bytes");
+    for (t, loc, bytes) in rows {
+        println!("{t:>5} {:>5} {:>7} {:>7} {bytes:>10}  {}", loc.level, loc.row, loc.col, grid.chunk_extent(loc));
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! The `gridstore` command line: parses arguments, runs the engine, prints.
+//!
+//! Exit codes: 0 on success, 1 when `verify` finds damage, 2 for errors.
+
+mod args;
+mod create;
+mod info;
+mod progress;
+mod run;
+
+pub use args::{Cli, Command};
+pub use run::run;
+
+use crate::engine::{EngineError, Store};
+use crate::storage::FolderStorage;
+use anyhow::Context as _;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens a store folder, read-only or as the single writer.
+///
+/// # Errors
+/// A missing or unreadable folder, a folder that is not a store, or a lock
+/// held by another process.
+pub fn open_store(path: &Path, writer: bool) -> anyhow::Result<Store> {
+    let storage = FolderStorage::open(path).with_context(|| format!("cannot open store {}", path.display()))?;
+    let storage = Arc::new(storage);
+    let store = if writer { Store::open_writer(storage) } else { Store::open(storage) };
+    store.map_err(|e| match e {
+        EngineError::Storage(s) => anyhow::anyhow!(s),
+        other => anyhow::anyhow!(other),
+    })
+}
+
+/// Parses an instant given on the command line.
+///
+/// # Errors
+/// A message naming the text.
+pub fn parse_time(text: Option<&str>) -> anyhow::Result<Option<i64>> {
+    text.map(|t| crate::engine::time::parse_instant(t).map_err(anyhow::Error::msg)).transpose()
+}

@@ -1,0 +1,176 @@
+//! Dispatches a parsed command line.
+
+use super::args::{Cli, Command, ExportArgs};
+use super::progress::BarSink;
+use super::{create, info, open_store, parse_time};
+use crate::engine::{CancelToken, Store};
+use crate::gdal_io::{ExportFormat, ExportRequest, IngestOptions, Resolution, export, ingest};
+use crate::with_dtype;
+use anyhow::{Context as _, bail};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Runs one command and returns its exit code (errors are returned, and
+/// `main` turns them into exit code 2).
+///
+/// # Errors
+/// Any failure, as a one-line message naming the file or store.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Create(args) => {
+            let store = create::create(&args)?;
+            println!("created {}", store.location());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Info { store, json } => {
+            info::print_info(&open_store(&store, false)?, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { store, files, time, cast } => {
+            let store = open_store(&store, true)?;
+            let options = IngestOptions { instant: parse_time(time.as_deref())?, cast };
+            ingest_files(&store, &files, &options)
+        }
+        Command::Export(args) => export_cmd(&args),
+        Command::Clear { store, bbox, time } => {
+            let store = open_store(&store, true)?;
+            let times = match parse_time(time.as_deref())? {
+                Some(instant) => vec![store.time_index(Some(instant), false)?],
+                None => store.time_indices(),
+            };
+            let sink = BarSink::new("clear");
+            let mut report = crate::engine::WriteReport::default();
+            for t in times {
+                let r = with_dtype!(store.structure().dtype, T => store.clear::<T>(t, &bbox, &sink, &CancelToken::new()))?;
+                report.base_chunks += r.base_chunks;
+                report.pyramid_chunks += r.pyramid_chunks;
+            }
+            sink.finish();
+            println!("cleared {bbox}: {} base chunks, {} aggregates updated", report.base_chunks, report.pyramid_chunks);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { store } => verify(&open_store(&store, false)?),
+        Command::Chunks { store, level, json } => {
+            info::print_chunks(&open_store(&store, false)?, level, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { store } => demo(&store),
+    }
+}
+
+fn ingest_files(store: &Store, files: &[PathBuf], options: &IngestOptions) -> anyhow::Result<ExitCode> {
+    let mut failed = 0;
+    for file in files {
+        let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let sink = BarSink::new(name);
+        let result = ingest(store, file, options, &sink, &CancelToken::new());
+        sink.finish();
+        match result {
+            Ok(r) => println!(
+                "ingested {}: {} x {} cells{}, {} base chunks, {} aggregates, {:.2} s",
+                file.display(),
+                r.window.cols,
+                r.window.rows,
+                if r.warped { " (warped)" } else { "" },
+                r.base_chunks,
+                r.pyramid_chunks,
+                r.seconds
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} files failed", files.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_cmd(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&args.store, false)?;
+    let format = match args.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("gtiff" | "geotiff" | "tif") => ExportFormat::GTiff,
+        Some("cog") => ExportFormat::Cog,
+        Some("netcdf" | "nc") => ExportFormat::NetCdf,
+        Some("png") => ExportFormat::Png,
+        Some(other) => bail!("unknown format '{other}' (expected gtiff, cog, netcdf or png)"),
+        None => ExportFormat::from_extension(&args.output).unwrap_or(ExportFormat::GTiff),
+    };
+    let resolution = match (args.level, args.resolution, args.size) {
+        (Some(l), _, _) => Resolution::Level(l),
+        (_, Some(r), _) => Resolution::Cell(r),
+        (_, _, Some([w, h])) => Resolution::Size(w, h),
+        _ => Resolution::Level(0),
+    };
+    let request = ExportRequest {
+        bbox: args.bbox,
+        bbox_crs: args.bbox_crs.clone(),
+        resolution,
+        format,
+        instant: parse_time(args.time.as_deref())?,
+        resampling: args.resampling,
+        crs: args.crs.clone(),
+    };
+    let sink = BarSink::new("export");
+    let report = export(&store, &request, &args.output, &sink, &CancelToken::new());
+    sink.finish();
+    let report = report?;
+    println!(
+        "exported {} x {} cells from level {} to {}",
+        report.size.0,
+        report.size.1,
+        report.level,
+        report.path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(store: &Store) -> anyhow::Result<ExitCode> {
+    let sink = BarSink::new("verify");
+    let report = with_dtype!(store.structure().dtype, T => store.verify::<T>(&sink, &CancelToken::new()))?;
+    sink.finish();
+    if report.damage.is_empty() {
+        println!("ok: {} chunks verified in {}", report.chunks, store.location());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in &report.damage {
+        println!("damaged {}: {}", d.key, d.reason);
+    }
+    println!("{} of {} chunks damaged in {}", report.damage.len(), report.chunks, store.location());
+    Ok(ExitCode::from(1))
+}
+
+/// Builds the demo store from the sample rasters and prints its info.
+fn demo(path: &Path) -> anyhow::Result<ExitCode> {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/olinda_dem_utm25s.tif");
+    if path.exists() {
+        let is_store = path.join(".zattrs").exists();
+        if !is_store {
+            bail!("{} exists and is not a store; choose another --store", path.display());
+        }
+        std::fs::remove_dir_all(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    }
+    let args = super::args::CreateArgs {
+        store: path.into(),
+        like: Some(sample.clone()),
+        crs: None,
+        cell_size: None,
+        origin: None,
+        dtype: None,
+        nodata: None,
+        chunk: Some([64, 64]),
+        aggregate: None,
+        resampling: None,
+        codec: None,
+        bands: None,
+        time: None,
+        domain_levels: Some(8),
+    };
+    let store = create::create(&args)?;
+    ingest_files(&store, &[sample], &IngestOptions::default())?;
+    drop(store);
+    info::print_info(&open_store(path, false)?, false)?;
+    Ok(ExitCode::SUCCESS)
+}

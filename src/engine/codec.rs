@@ -1,0 +1,154 @@
+//! Chunk encoding: raw little-endian cells to stored bytes and back.
+//!
+//! Every codec carries a checksum that is checked on decode, and no decode
+//! ever allocates more than the chunk's declared shape allows:
+//! - `zstd`: one Zstandard frame with its content size and content checksum;
+//!   any zstd decoder (numcodecs, GDAL) checks the checksum.
+//! - `lz4`: numcodecs' CRC-32 filter (4-byte little-endian CRC-32 of the data,
+//!   then the data) compressed by numcodecs' LZ4 (4-byte little-endian
+//!   decompressed size, then one LZ4 block).
+//! - `none`: the CRC-32 filter alone.
+
+use super::Codec;
+
+/// Why stored bytes do not decode to a chunk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The checksum does not match the contents.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The bytes declare a size other than the chunk's shape.
+    #[error("declares {declared} bytes, the chunk shape holds {expected}")]
+    Size {
+        /// What the stored bytes declare.
+        declared: u64,
+        /// What the chunk's shape holds.
+        expected: u64,
+    },
+    /// The bytes are not a valid stream of this codec.
+    #[error("not a valid {codec} stream: {reason}")]
+    Malformed {
+        /// The codec.
+        codec: &'static str,
+        /// The decoder's complaint.
+        reason: String,
+    },
+}
+
+/// Encodes raw chunk bytes.
+///
+/// # Errors
+/// Only if the compressor itself fails (it does not for valid levels).
+pub fn encode(codec: Codec, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    match codec {
+        Codec::Zstd { level } => {
+            let mut c = zstd::bulk::Compressor::new(level)?;
+            c.include_checksum(true)?;
+            c.include_contentsize(true)?;
+            c.compress(raw)
+        }
+        Codec::Lz4 => Ok(lz4_flex::block::compress_prepend_size(&with_crc(raw))),
+        Codec::None => Ok(with_crc(raw)),
+    }
+}
+
+/// Decodes stored bytes into exactly `expected` raw bytes.
+///
+/// # Errors
+/// [`DecodeError`] when the checksum fails, the declared size is wrong, or
+/// the stream is malformed.
+pub fn decode(codec: Codec, stored: &[u8], expected: usize) -> Result<Vec<u8>, DecodeError> {
+    match codec {
+        Codec::Zstd { .. } => decode_zstd(stored, expected),
+        Codec::Lz4 => {
+            let declared = stored.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let Some(declared) = declared else {
+                return Err(malformed("lz4", "shorter than its size header"));
+            };
+            check_size(u64::from(declared), expected as u64 + 4)?;
+            let inner = lz4_flex::block::decompress(&stored[4..], expected + 4)
+                .map_err(|e| malformed("lz4", e.to_string()))?;
+            strip_crc(&inner, expected)
+        }
+        Codec::None => strip_crc(stored, expected),
+    }
+}
+
+fn decode_zstd(stored: &[u8], expected: usize) -> Result<Vec<u8>, DecodeError> {
+    let declared = zstd::zstd_safe::get_frame_content_size(stored)
+        .map_err(|_| malformed("zstd", "no valid frame header"))?
+        .ok_or_else(|| malformed("zstd", "frame does not declare its size"))?;
+    check_size(declared, expected as u64)?;
+    let mut d = zstd::bulk::Decompressor::new().map_err(|e| malformed("zstd", e.to_string()))?;
+    let raw = d.decompress(stored, expected).map_err(|e| {
+        let text = e.to_string();
+        if text.to_ascii_lowercase().contains("checksum") { DecodeError::Checksum } else { malformed("zstd", text) }
+    })?;
+    check_size(raw.len() as u64, expected as u64)?;
+    Ok(raw)
+}
+
+fn with_crc(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + 4);
+    out.extend_from_slice(&crc32fast::hash(raw).to_le_bytes());
+    out.extend_from_slice(raw);
+    out
+}
+
+fn strip_crc(bytes: &[u8], expected: usize) -> Result<Vec<u8>, DecodeError> {
+    check_size(bytes.len().saturating_sub(4) as u64, expected as u64)?;
+    let (crc, data) = bytes.split_at(4);
+    if crc32fast::hash(data).to_le_bytes() != crc {
+        return Err(DecodeError::Checksum);
+    }
+    Ok(data.to_vec())
+}
+
+fn check_size(declared: u64, expected: u64) -> Result<(), DecodeError> {
+    if declared == expected { Ok(()) } else { Err(DecodeError::Size { declared, expected }) }
+}
+
+fn malformed(codec: &'static str, reason: impl Into<String>) -> DecodeError {
+    DecodeError::Malformed { codec, reason: reason.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CODECS: [Codec; 3] = [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None];
+
+    #[test]
+    fn every_flipped_byte_is_caught() {
+        let raw: Vec<u8> = (0..4096u32).flat_map(|i| (i * 7919 % 1000).to_le_bytes()).collect();
+        for codec in CODECS {
+            let stored = encode(codec, &raw).unwrap();
+            for i in (0..stored.len()).step_by(7) {
+                let mut bad = stored.clone();
+                bad[i] ^= 0x40;
+                assert!(decode(codec, &bad, raw.len()).is_err(), "{codec} byte {i}");
+            }
+            assert!(decode(codec, &stored[..stored.len() / 2], raw.len()).is_err(), "{codec} truncated");
+        }
+    }
+
+    #[test]
+    fn a_bomb_is_refused_before_decompressing() {
+        let huge = vec![0u8; 1 << 20];
+        for codec in CODECS {
+            let stored = encode(codec, &huge).unwrap();
+            assert!(matches!(decode(codec, &stored, 1024), Err(DecodeError::Size { .. })), "{codec}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(raw in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            for codec in CODECS {
+                let stored = encode(codec, &raw).unwrap();
+                prop_assert_eq!(decode(codec, &stored, raw.len()).unwrap(), raw.clone());
+            }
+        }
+    }
+}

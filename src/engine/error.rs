@@ -1,0 +1,76 @@
+//! The engine's error type.
+
+use super::codec::DecodeError;
+use super::grid::GridError;
+use super::structure::StructureError;
+use super::DType;
+use crate::storage::StorageError;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The storage backend failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The structure is not acceptable.
+    #[error("invalid structure: {0}")]
+    Structure(#[from] StructureError),
+    /// Grid math refused a request.
+    #[error(transparent)]
+    Grid(#[from] GridError),
+    /// A chunk failed its checksum or does not decode.
+    #[error("corrupt chunk {key} in {store}: {reason}")]
+    Corrupt {
+        /// The chunk's key.
+        key: String,
+        /// The store.
+        store: String,
+        /// What is wrong.
+        reason: DecodeError,
+    },
+    /// The location holds no store, or a damaged root.
+    #[error("{location} is not a gridstore store: {reason}")]
+    NotAStore {
+        /// Where we looked.
+        location: String,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// The store was written by an incompatible format version.
+    #[error("{location} has store format version {found}; this gridstore reads version {supported}{hint}")]
+    Version {
+        /// The store.
+        location: String,
+        /// The version on disk.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A typed call used the wrong element type.
+    #[error("the store holds {expected} cells, the call used {got}")]
+    DType {
+        /// The store's type.
+        expected: DType,
+        /// The caller's type.
+        got: DType,
+    },
+    /// A time value or time axis problem.
+    #[error("{0}")]
+    Time(String),
+    /// Data of the wrong shape.
+    #[error("data shape {got:?} does not match {expected:?}")]
+    Shape {
+        /// What the call needed (bands, rows, cols).
+        expected: (usize, usize, usize),
+        /// What it got.
+        got: (usize, usize, usize),
+    },
+    /// A write on a store opened read-only.
+    #[error("store {0} is open read-only")]
+    ReadOnly(String),
+    /// The job was cancelled through its token.
+    #[error("cancelled")]
+    Cancelled,
+}

@@ -1,0 +1,32 @@
+//! The engine: structure, grid math, aggregation, and the store.
+//!
+//! Nothing here knows about GDAL, the GUI or the command line.
+
+pub mod aggregate;
+mod bounds;
+pub mod codec;
+mod dtype;
+mod error;
+pub mod grid;
+pub mod job;
+mod read;
+mod store;
+mod structure;
+pub mod time;
+mod verify;
+mod write;
+pub mod zarr;
+
+pub use dtype::{DType, Element};
+pub use error::EngineError;
+pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
+pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
+pub use read::Raster;
+pub use store::{Store, TimeState};
+pub use structure::{Aggregator, Codec, Crs, Resampling, Structure, StructureError, MAX_DOMAIN_LEVELS};
+pub use time::TimeAxis;
+pub use verify::{Damage, VerifyReport};
+pub use write::{ChunkCache, Patch, WriteReport};
+
+#[cfg(test)]
+pub(crate) use structure::tests as structure_tests;

@@ -1,0 +1,358 @@
+//! A store: its structure, its mutable root metadata, and chunk I/O.
+//!
+//! Opening reads only the root attributes, so it costs O(1) in the number of
+//! chunks. Writes need the single-writer lock, taken by
+//! [`Store::open_writer`] or [`Store::create`].
+
+use super::codec;
+use super::error::EngineError;
+use super::grid::{ChunkLoc, Grid};
+use super::time::TimeAxis;
+use super::zarr::{self, FORMAT_VERSION, ROOT_ATTRS};
+use super::{Element, Structure};
+use crate::storage::{DynStorage, StoreKey, WriterLock};
+use ndarray::Array3;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::RwLock;
+
+/// The mutable part of the root metadata: the time axis' extent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeState {
+    /// Number of time indices the arrays hold.
+    pub length: u32,
+    /// For an irregular axis: the instant of each index, in index order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instants: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RootMeta {
+    format_version: u32,
+    structure: Structure,
+    #[serde(default)]
+    time: TimeState,
+}
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    storage: DynStorage,
+    structure: Structure,
+    grid: Grid,
+    time: RwLock<TimeState>,
+    lock: Option<Box<dyn WriterLock>>,
+}
+
+impl Store {
+    /// Creates a store in empty storage and opens it for writing.
+    ///
+    /// # Errors
+    /// An invalid structure, storage that already holds a store, or I/O.
+    pub fn create(storage: DynStorage, structure: Structure) -> Result<Self, EngineError> {
+        structure.validate()?;
+        let lock = storage.lock_writer()?;
+        let root = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
+        if storage.get(&root)?.is_some() || !storage.list("")?.is_empty() {
+            return Err(EngineError::NotAStore {
+                location: storage.location(),
+                reason: "the location is not empty; refusing to create a store over existing files".into(),
+            });
+        }
+        let grid = Grid::new(&structure);
+        let store = Self { storage, structure, grid, time: RwLock::new(TimeState::default()), lock: Some(lock) };
+        store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
+        for level in 0..=grid.top_level() {
+            store.put_json(&format!("{level}/.zgroup"), &json!({ "zarr_format": 2 }))?;
+            store.write_level_meta(level, 0)?;
+        }
+        // The root attributes go last: a store without them is not a store.
+        store.write_root(&TimeState::default())?;
+        Ok(store)
+    }
+
+    /// Opens a store read-only.
+    ///
+    /// # Errors
+    /// [`EngineError::NotAStore`] or [`EngineError::Version`] for folders
+    /// that are not stores of this format, or I/O.
+    pub fn open(storage: DynStorage) -> Result<Self, EngineError> {
+        let not_a_store = |reason: String| EngineError::NotAStore { location: storage.location(), reason };
+        let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
+        let bytes = storage.get(&key)?.ok_or_else(|| not_a_store("no .zattrs with a gridstore structure".into()))?;
+        let attrs: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| not_a_store(format!(".zattrs is not JSON ({e})")))?;
+        let meta = attrs.get("gridstore").ok_or_else(|| not_a_store(".zattrs has no 'gridstore' entry".into()))?;
+        let found = meta.get("format_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let found = u32::try_from(found).unwrap_or(u32::MAX);
+        if found != FORMAT_VERSION {
+            let hint = if found > FORMAT_VERSION { "; upgrade gridstore to open it" } else { "" };
+            return Err(EngineError::Version { location: storage.location(), found, supported: FORMAT_VERSION, hint });
+        }
+        let meta: RootMeta = serde_json::from_value(meta.clone())
+            .map_err(|e| not_a_store(format!("damaged structure in .zattrs ({e})")))?;
+        meta.structure.validate()?;
+        let grid = Grid::new(&meta.structure);
+        Ok(Self { storage, structure: meta.structure, grid, time: RwLock::new(meta.time), lock: None })
+    }
+
+    /// Opens a store for writing, taking the single-writer lock.
+    ///
+    /// # Errors
+    /// As [`Store::open`], and `Locked` when another writer holds the lock.
+    pub fn open_writer(storage: DynStorage) -> Result<Self, EngineError> {
+        let lock = storage.lock_writer()?;
+        let mut store = Self::open(storage)?;
+        store.lock = Some(lock);
+        Ok(store)
+    }
+
+    /// The structure.
+    #[must_use]
+    pub fn structure(&self) -> &Structure {
+        &self.structure
+    }
+
+    /// The grid.
+    #[must_use]
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    /// The storage backend.
+    #[must_use]
+    pub fn storage(&self) -> &DynStorage {
+        &self.storage
+    }
+
+    /// Where the store lives, for messages.
+    #[must_use]
+    pub fn location(&self) -> String {
+        self.storage.location()
+    }
+
+    /// The time axis' current extent.
+    #[must_use]
+    pub fn time_state(&self) -> TimeState {
+        self.time.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Shape of a chunk in memory: (bands, rows, cols).
+    #[must_use]
+    pub fn chunk_dim(&self) -> (usize, usize, usize) {
+        let [w, h] = self.structure.chunk;
+        (self.structure.band_count(), h as usize, w as usize)
+    }
+
+    /// Raw bytes of one decoded chunk.
+    #[must_use]
+    pub fn chunk_bytes(&self) -> usize {
+        let (b, r, c) = self.chunk_dim();
+        b * r * c * self.structure.dtype.size()
+    }
+
+    /// The storage key of a chunk.
+    ///
+    /// # Panics
+    /// Never: chunk keys are valid by construction.
+    #[must_use]
+    pub fn chunk_key(&self, t: u32, loc: ChunkLoc) -> StoreKey {
+        #[allow(clippy::expect_used)]
+        StoreKey::new(zarr::chunk_key(&self.structure, t, loc)).expect("chunk keys are valid")
+    }
+
+    /// The nodata value as `T`.
+    #[must_use]
+    pub fn nodata<T: Element>(&self) -> T {
+        T::from_f64(self.structure.nodata)
+    }
+
+    pub(crate) fn check_dtype<T: Element>(&self) -> Result<(), EngineError> {
+        if T::DTYPE == self.structure.dtype {
+            Ok(())
+        } else {
+            Err(EngineError::DType { expected: self.structure.dtype, got: T::DTYPE })
+        }
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<(), EngineError> {
+        if self.lock.is_some() { Ok(()) } else { Err(EngineError::ReadOnly(self.location())) }
+    }
+
+    /// Whether a chunk is stored.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn chunk_exists(&self, t: u32, loc: ChunkLoc) -> Result<bool, EngineError> {
+        Ok(self.storage.size(&self.chunk_key(t, loc))?.is_some())
+    }
+
+    /// Reads and decodes a chunk; `None` when absent (all nodata).
+    ///
+    /// # Errors
+    /// [`EngineError::Corrupt`] when the checksum or size is wrong, or I/O.
+    pub fn read_chunk<T: Element>(&self, t: u32, loc: ChunkLoc) -> Result<Option<Array3<T>>, EngineError> {
+        self.check_dtype::<T>()?;
+        let key = self.chunk_key(t, loc);
+        let Some(stored) = self.storage.get(&key)? else { return Ok(None) };
+        let raw = codec::decode(self.structure.codec, &stored, self.chunk_bytes())
+            .map_err(|reason| EngineError::Corrupt { key: key.to_string(), store: self.location(), reason })?;
+        let values: Vec<T> = raw.chunks_exact(T::DTYPE.size()).map(T::read_le).collect();
+        let array = Array3::from_shape_vec(self.chunk_dim(), values)
+            .map_err(|_| EngineError::Shape { expected: self.chunk_dim(), got: (0, 0, 0) })?;
+        Ok(Some(array))
+    }
+
+    /// Stores a chunk, or removes it when `data` is `None` or all nodata.
+    /// Returns the stored size in bytes (0 when removed).
+    ///
+    /// # Errors
+    /// Read-only store, wrong shape, or I/O.
+    pub fn write_chunk<T: Element>(&self, t: u32, loc: ChunkLoc, data: Option<&Array3<T>>) -> Result<u64, EngineError> {
+        self.check_writable()?;
+        self.check_dtype::<T>()?;
+        let key = self.chunk_key(t, loc);
+        let nodata = self.nodata::<T>();
+        let data = data.filter(|d| !super::aggregate::all_nodata(&d.view(), nodata));
+        let Some(data) = data else {
+            self.storage.delete(&key)?;
+            return Ok(0);
+        };
+        if data.dim() != self.chunk_dim() {
+            return Err(EngineError::Shape { expected: self.chunk_dim(), got: data.dim() });
+        }
+        let mut raw = Vec::with_capacity(self.chunk_bytes());
+        for v in data {
+            v.write_le(&mut raw);
+        }
+        let stored = codec::encode(self.structure.codec, &raw)
+            .map_err(|e| crate::storage::StorageError::io(self.location(), e))?;
+        self.storage.put(&key, &stored)?;
+        Ok(stored.len() as u64)
+    }
+
+    /// The time index of `instant`, registering a new instant when `create`.
+    ///
+    /// # Errors
+    /// [`EngineError::Time`] when the instant is missing, unexpected, or not
+    /// on the axis.
+    pub fn time_index(&self, instant: Option<i64>, create: bool) -> Result<u32, EngineError> {
+        let Some(axis) = &self.structure.time else {
+            return match instant {
+                None => Ok(0),
+                Some(_) => Err(EngineError::Time("the store has no time axis; drop --time".into())),
+            };
+        };
+        let Some(instant) = instant else {
+            return Err(EngineError::Time("the store has a time axis; give --time".into()));
+        };
+        let state = self.time_state();
+        let index = match axis {
+            TimeAxis::Regular { origin, step } => {
+                TimeAxis::regular_index(*origin, *step, instant).map_err(EngineError::Time)?
+            }
+            TimeAxis::Irregular => match state.instants.iter().position(|t| *t == instant) {
+                Some(i) => u32::try_from(i).map_err(|_| EngineError::Time("too many instants".into()))?,
+                None if create => state.length,
+                None => {
+                    return Err(EngineError::Time(format!(
+                        "no data at {}",
+                        super::time::format_instant(instant)
+                    )));
+                }
+            },
+        };
+        if index >= state.length {
+            if !create {
+                return Err(EngineError::Time(format!("no data at {}", super::time::format_instant(instant))));
+            }
+            self.check_writable()?;
+            let mut next = state;
+            if matches!(axis, TimeAxis::Irregular) {
+                next.instants.push(instant);
+            }
+            next.length = index + 1;
+            for level in 0..=self.grid.top_level() {
+                self.write_level_meta(level, next.length)?;
+            }
+            self.write_root(&next)?;
+            *self.time.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        }
+        Ok(index)
+    }
+
+    /// Every time index that holds data (`[0]` without a time axis).
+    #[must_use]
+    pub fn time_indices(&self) -> Vec<u32> {
+        if self.structure.time.is_none() { vec![0] } else { (0..self.time_state().length).collect() }
+    }
+
+    /// The instant of a time index, if the store has a time axis.
+    #[must_use]
+    pub fn instant_of(&self, t: u32) -> Option<i64> {
+        match self.structure.time.as_ref()? {
+            TimeAxis::Regular { origin, step } => Some(origin + i64::from(t) * step),
+            TimeAxis::Irregular => self.time_state().instants.get(t as usize).copied(),
+        }
+    }
+
+    /// The master chunk: the lowest chunk that covers all data at time `t`,
+    /// found by walking down from the root while only one child holds data.
+    /// `None` for an empty store. Costs O(levels).
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn master_chunk(&self, t: u32) -> Result<Option<ChunkLoc>, EngineError> {
+        let mut master = self.grid.root();
+        if !self.chunk_exists(t, master)? {
+            return Ok(None);
+        }
+        while let Some(children) = master.children() {
+            let mut present = Vec::with_capacity(4);
+            for child in children {
+                if self.chunk_exists(t, child)? {
+                    present.push(child);
+                }
+            }
+            match present.as_slice() {
+                [only] => master = *only,
+                _ => break,
+            }
+        }
+        Ok(Some(master))
+    }
+
+    /// Stored chunk keys at `level` with their sizes: `(t, loc, bytes)`.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn list_chunks(&self, level: u8) -> Result<Vec<(u32, ChunkLoc, u64)>, EngineError> {
+        let listed = self.storage.list(&zarr::level_prefix(level))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|(k, n)| zarr::parse_chunk_key(&self.structure, k.as_str()).map(|(t, loc)| (t, loc, n)))
+            .collect())
+    }
+
+    fn put_json(&self, key: &str, value: &serde_json::Value) -> Result<(), EngineError> {
+        let key = StoreKey::new(key).map_err(crate::storage::StorageError::from)?;
+        let text = serde_json::to_vec_pretty(value).unwrap_or_default();
+        self.storage.put(&key, &text)?;
+        Ok(())
+    }
+
+    fn write_level_meta(&self, level: u8, time_len: u32) -> Result<(), EngineError> {
+        let prefix = zarr::level_prefix(level);
+        self.put_json(&format!("{prefix}/.zarray"), &zarr::zarray(&self.structure, &self.grid, level, time_len))?;
+        self.put_json(&format!("{prefix}/.zattrs"), &zarr::array_attrs(&self.structure, &self.grid, level))
+    }
+
+    fn write_root(&self, time: &TimeState) -> Result<(), EngineError> {
+        let meta = RootMeta { format_version: FORMAT_VERSION, structure: self.structure.clone(), time: time.clone() };
+        let attrs = json!({
+            "gridstore": meta,
+            "multiscales": zarr::multiscales(&self.structure, &self.grid),
+        });
+        self.put_json(ROOT_ATTRS, &attrs)
+    }
+}

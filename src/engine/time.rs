@@ -1,0 +1,158 @@
+//! The optional time axis and UTC instants.
+//!
+//! Instants are whole seconds since 1970-01-01T00:00:00Z. A regular axis maps
+//! an instant to index `(t - origin) / step`; an irregular (non-equidistant)
+//! axis numbers its instants in the order they were first written, and the
+//! store keeps the list (see docs/FORMAT.md).
+
+use serde::{Deserialize, Serialize};
+
+/// The time axis of a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TimeAxis {
+    /// Equidistant: index `i` is instant `origin + i · step`.
+    Regular {
+        /// The instant of index 0, in seconds since the epoch.
+        origin: i64,
+        /// Seconds between indices, positive.
+        step: i64,
+    },
+    /// Non-equidistant: irregular instants, indexed in order of arrival.
+    Irregular,
+}
+
+impl TimeAxis {
+    /// Checks the axis parameters.
+    ///
+    /// # Errors
+    /// A reason when the step is not positive.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::Regular { step, .. } if *step <= 0 => Err("step must be positive".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The index of `instant` on a regular axis.
+    ///
+    /// # Errors
+    /// A reason when the instant is before the origin or between steps.
+    pub fn regular_index(origin: i64, step: i64, instant: i64) -> Result<u32, String> {
+        let offset = instant - origin;
+        if offset < 0 || offset % step != 0 {
+            return Err(format!(
+                "{} is not on the time axis (origin {}, step {step} s)",
+                format_instant(instant),
+                format_instant(origin)
+            ));
+        }
+        u32::try_from(offset / step).map_err(|_| "instant too far from the time origin".into())
+    }
+}
+
+/// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM`, `YYYY-MM-DDTHH:MM:SS` (optional
+/// trailing `Z`) as UTC, or a plain integer of seconds since the epoch.
+///
+/// # Errors
+/// A reason naming the text when it is not such an instant.
+pub fn parse_instant(text: &str) -> Result<i64, String> {
+    let bad = || format!("'{text}' is not a time (expected YYYY-MM-DD[THH:MM[:SS]][Z] or epoch seconds)");
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    let body = text.strip_suffix('Z').unwrap_or(text);
+    let (date, clock) = body.split_once(['T', ' ']).unwrap_or((body, ""));
+    let mut parts = date.splitn(3, '-');
+    let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, u32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return Err(bad());
+    }
+    let mut hms = [0i64; 3];
+    if !clock.is_empty() {
+        let fields: Vec<&str> = clock.split(':').collect();
+        if !(2..=3).contains(&fields.len()) {
+            return Err(bad());
+        }
+        for (slot, field) in hms.iter_mut().zip(&fields) {
+            *slot = field.parse().map_err(|_| bad())?;
+        }
+        if hms[0] > 23 || hms[1] > 59 || hms[2] > 60 || hms.iter().any(|v| *v < 0) {
+            return Err(bad());
+        }
+    }
+    Ok(days_from_civil(y, m, d) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
+}
+
+/// Formats an instant as `YYYY-MM-DDTHH:MM:SSZ`.
+#[must_use]
+pub fn format_instant(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+// Howard Hinnant's days_from_civil / civil_from_days.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_known_instants() {
+        assert_eq!(parse_instant("1970-01-01").unwrap(), 0);
+        assert_eq!(parse_instant("2000-03-01T12:30Z").unwrap(), 951_913_800);
+        assert_eq!(format_instant(951_913_800), "2000-03-01T12:30:00Z");
+        assert!(parse_instant("2023-02-29").is_err());
+        assert!(parse_instant("yesterday").is_err());
+    }
+
+    #[test]
+    fn regular_index_requires_steps() {
+        assert_eq!(TimeAxis::regular_index(0, 3600, 7200).unwrap(), 2);
+        assert!(TimeAxis::regular_index(0, 3600, 7201).is_err());
+        assert!(TimeAxis::regular_index(100, 1, 0).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn format_parse_round_trip(seconds in -10_000_000_000i64..10_000_000_000) {
+            prop_assert_eq!(parse_instant(&format_instant(seconds)).unwrap(), seconds);
+        }
+    }
+}

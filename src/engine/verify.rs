@@ -1,0 +1,96 @@
+//! Whole-store checks: every chunk's checksum, and every aggregate against
+//! a recomputation from its children.
+
+use super::error::EngineError;
+use super::grid::ChunkLoc;
+use super::job::{CancelToken, Progress, ProgressSink};
+use super::write::ChunkCache;
+use super::{Element, Store};
+use rayon::prelude::*;
+use std::collections::BTreeSet;
+
+/// One problem found by [`Store::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The chunk's storage key.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The outcome of [`Store::verify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Chunks checked.
+    pub chunks: u64,
+    /// Problems, sorted by key.
+    pub damage: Vec<Damage>,
+}
+
+impl Store {
+    /// Decodes every chunk (checking its checksum) and recomputes every
+    /// aggregate from its children.
+    ///
+    /// # Errors
+    /// I/O or cancellation; damage is reported, not returned as an error.
+    pub fn verify<T: Element>(&self, progress: &dyn ProgressSink, cancel: &CancelToken) -> Result<VerifyReport, EngineError> {
+        let top = self.grid().top_level();
+        let mut stored: Vec<Vec<(u32, ChunkLoc)>> = Vec::new();
+        for level in 0..=top {
+            stored.push(self.list_chunks(level)?.into_iter().map(|(t, l, _)| (t, l)).collect());
+        }
+        // Every stored aggregate, and every parent of a stored chunk (which must exist).
+        let mut parents: BTreeSet<(u32, ChunkLoc)> = BTreeSet::new();
+        for level in 1..=top {
+            parents.extend(stored[level as usize].iter().copied());
+            parents.extend(stored[level as usize - 1].iter().map(|(t, l)| (*t, l.parent())));
+        }
+        let base: Vec<(u32, ChunkLoc)> = stored[0].clone();
+        let total = (base.len() + parents.len()) as u64;
+        let progress = Progress::phase(progress, "verify", total);
+        let empty = ChunkCache::<T>::new();
+        let check_base = base.par_iter().map(|&(t, loc)| {
+            cancel.check()?;
+            progress.add(1, 0);
+            Ok(self.read_chunk::<T>(t, loc).err().map(|e| self.damage(t, loc, &e)))
+        });
+        let check_parents = parents.par_iter().map(|&(t, loc)| {
+            cancel.check()?;
+            progress.add(1, 0);
+            let stored = match self.read_chunk::<T>(t, loc) {
+                Ok(s) => s,
+                Err(e) => return Ok(Some(self.damage(t, loc, &e))),
+            };
+            Ok(match self.compute_parent::<T>(t, loc, &empty) {
+                // A damaged child is reported under its own key.
+                Err(_) => None,
+                Ok(expected) if expected == stored => None,
+                Ok(expected) => Some(Damage {
+                    key: self.chunk_key(t, loc).to_string(),
+                    reason: match (expected.is_some(), stored.is_some()) {
+                        (true, false) => "aggregate missing".into(),
+                        (false, true) => "aggregate present over children without data".into(),
+                        _ => "aggregate differs from its children".into(),
+                    },
+                }),
+            })
+        });
+        let mut damage: Vec<Damage> = check_base
+            .chain(check_parents)
+            .collect::<Result<Vec<Option<Damage>>, EngineError>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        damage.sort_by(|a, b| a.key.cmp(&b.key));
+        damage.dedup();
+        Ok(VerifyReport { chunks: total, damage })
+    }
+
+    fn damage(&self, t: u32, loc: ChunkLoc, error: &EngineError) -> Damage {
+        let reason = match error {
+            EngineError::Corrupt { reason, .. } => reason.to_string(),
+            other => other.to_string(),
+        };
+        Damage { key: self.chunk_key(t, loc).to_string(), reason }
+    }
+}

@@ -1,0 +1,71 @@
+//! Errors of GDAL ingest and export. Each names the file it is about.
+
+use crate::engine::EngineError;
+use std::path::PathBuf;
+
+/// An ingest or export failure.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// GDAL cannot open the file as a raster.
+    #[error("{path}: not a raster GDAL can read ({reason})")]
+    NotARaster {
+        /// The file.
+        path: PathBuf,
+        /// GDAL's message.
+        reason: String,
+    },
+    /// The raster has no geotransform or no CRS.
+    #[error("{path}: no georeferencing ({what})")]
+    NoGeoreference {
+        /// The file.
+        path: PathBuf,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// The raster does not fit the store (bands, type, extent).
+    #[error("{path}: {reason}")]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// Why it does not fit.
+        reason: String,
+    },
+    /// Reading the raster failed part-way (truncated or corrupt file).
+    #[error("{path}: read failed ({reason})")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// GDAL's message.
+        reason: String,
+    },
+    /// Writing an output failed.
+    #[error("{path}: cannot write ({reason})")]
+    Write {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The engine refused or failed.
+    #[error("{path}: {source}")]
+    Engine {
+        /// The file being processed.
+        path: PathBuf,
+        /// The engine's error.
+        #[source]
+        source: EngineError,
+    },
+}
+
+impl IoError {
+    /// Wraps an engine error with the file it happened on.
+    pub fn engine(path: impl Into<PathBuf>, source: EngineError) -> Self {
+        Self::Engine { path: path.into(), source }
+    }
+
+    /// Whether this is a cancellation rather than a failure.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Self::Engine { source: EngineError::Cancelled, .. })
+    }
+}

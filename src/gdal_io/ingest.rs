@@ -1,0 +1,282 @@
+//! Ingesting any GDAL raster into the base level of a store.
+//!
+//! The source is cut into *blocks*, one per chunk of level `m` (8×8 base
+//! chunks), processed in parallel on the rayon pool with one GDAL dataset per
+//! worker. Each block reads its window of the source, overlays it on the
+//! stored base chunks, and re-aggregates its own chunks up to level `m` in
+//! memory. Blocks never share a chunk, so no two workers touch the same one.
+//! The levels above `m` are then re-aggregated from storage. Memory stays
+//! bounded by the block size, whatever the size of the source.
+
+use super::cell::{GdalCell, read_window};
+use super::source::{Source, one_line};
+use super::{IoError, fits, warp};
+use crate::engine::{
+    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Progress, ProgressSink,
+    Resampling, Store, Window,
+};
+use crate::with_dtype;
+use gdal::Dataset;
+use ndarray::Array3;
+use rayon::prelude::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Levels of the pyramid computed inside one block (a block is
+/// `2^BLOCK_LEVELS` base chunks on a side).
+const BLOCK_LEVELS: u8 = 3;
+
+/// Options of one ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// The instant the raster belongs to, for stores with a time axis.
+    pub instant: Option<i64>,
+    /// Allow lossy conversion of the cell type (e.g. float into u8).
+    pub cast: bool,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestReport {
+    /// The source file.
+    pub path: PathBuf,
+    /// Whether GDAL warped the source onto the store's grid.
+    pub warped: bool,
+    /// The base window the source covers.
+    pub window: Window,
+    /// Base chunks written.
+    pub base_chunks: u64,
+    /// Aggregated chunks recomputed.
+    pub pyramid_chunks: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// Where to read from, and which base cells the reads land on.
+struct Plan {
+    /// What each worker opens: the source itself, or a warped VRT.
+    dataset_path: String,
+    /// The base cells covered.
+    window: Window,
+    warped: bool,
+}
+
+impl Drop for Plan {
+    fn drop(&mut self) {
+        if self.warped {
+            // Best effort: an in-memory VRT left behind only costs memory.
+            gdal::vsi::unlink_mem_file(&self.dataset_path).ok();
+        }
+    }
+}
+
+/// Ingests one raster into the base level and re-aggregates the pyramid.
+///
+/// # Errors
+/// A one-line [`IoError`] naming the file: unreadable, not georeferenced, not
+/// fitting the store, outside the domain, a read failure, or cancellation.
+/// Chunks already written stay valid; re-running completes the ingest.
+pub fn ingest(
+    store: &Store,
+    path: &Path,
+    options: &IngestOptions,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<IngestReport, IoError> {
+    with_dtype!(store.structure().dtype, T => ingest_typed::<T>(store, path, options, progress, cancel))
+}
+
+fn ingest_typed<T: GdalCell>(
+    store: &Store,
+    path: &Path,
+    options: &IngestOptions,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<IngestReport, IoError> {
+    let started = Instant::now();
+    let (source, dataset) = Source::open(path)?;
+    check_fit(store, &source, options.cast)?;
+    let Some(plan) = plan(store, &source, &dataset)? else {
+        return Err(IoError::Mismatch { path: path.into(), reason: "covers no cell of the store's grid".into() });
+    };
+    drop(dataset);
+    let engine = |e: EngineError| IoError::engine(path, e);
+    let t = store.time_index(options.instant, true).map_err(engine)?;
+    let grid = store.grid();
+    let block_level = BLOCK_LEVELS.min(grid.top_level());
+    let blocks: Vec<ChunkLoc> = grid.chunks_in(block_level, &scale_down(plan.window, block_level)).collect();
+    let ingest_progress = Progress::phase(progress, "ingest", blocks.len() as u64);
+    let base_chunks = AtomicU64::new(0);
+    let block_aggregates = AtomicU64::new(0);
+    let source_nodata: Option<T> = source.nodata.filter(|v| T::DTYPE.holds(*v)).map(T::from_f64);
+    let nodata_differs = source.nodata.is_some_and(|v| !T::DTYPE.holds(v));
+    let done: Vec<ChunkLoc> = blocks
+        .par_iter()
+        .map_init(
+            || Dataset::open(&plan.dataset_path),
+            |dataset, &block| {
+                cancel.check().map_err(engine)?;
+                let dataset = dataset.as_ref().map_err(|e| IoError::Read { path: path.into(), reason: one_line(&e.to_string()) })?;
+                let block_window = scale_up(grid.chunk_window(block), block_level);
+                let Some(window) = block_window.intersect(&plan.window) else { return Ok(None) };
+                let data = read_block::<T>(dataset, &plan, &window, source_nodata, store.nodata(), nodata_differs)
+                    .map_err(|reason| IoError::Read { path: path.into(), reason })?;
+                let mut cache = ChunkCache::new();
+                let touched = store.apply_base(t, window, Patch::Data(data.view()), &mut cache, cancel).map_err(engine)?;
+                base_chunks.fetch_add(touched.len() as u64, Ordering::Relaxed);
+                let aggregated = store.aggregate_up(t, touched, cache, block_level, &NoProgress, cancel).map_err(engine)?;
+                block_aggregates.fetch_add(aggregated, Ordering::Relaxed);
+                ingest_progress.add(1, (data.len() * T::DTYPE.size()) as u64);
+                Ok(Some(block))
+            },
+        )
+        .filter_map(Result::transpose)
+        .collect::<Result<_, IoError>>()?;
+    let changed: BTreeSet<ChunkLoc> = done.into_iter().collect();
+    let pyramid_chunks = store
+        .aggregate_up::<T>(t, changed, ChunkCache::new(), grid.top_level(), progress, cancel)
+        .map_err(engine)?;
+    Ok(IngestReport {
+        path: path.into(),
+        warped: plan.warped,
+        window: plan.window,
+        base_chunks: base_chunks.into_inner(),
+        pyramid_chunks: pyramid_chunks + block_aggregates.into_inner(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Refuses sources whose bands or cell type do not fit the store.
+fn check_fit(store: &Store, source: &Source, cast: bool) -> Result<(), IoError> {
+    let structure = store.structure();
+    let mismatch = |reason: String| IoError::Mismatch { path: source.path.clone(), reason };
+    let bands = structure.band_count();
+    if source.bands != bands {
+        return Err(mismatch(format!("has {} bands, the store has {bands}", source.bands)));
+    }
+    match source.dtype {
+        Some(d) if fits(d, structure.dtype) || cast => Ok(()),
+        Some(d) => Err(mismatch(format!(
+            "holds {} values, which do not fit the store's {} without loss; add --cast to convert",
+            d, structure.dtype
+        ))),
+        None if cast => Ok(()),
+        None => Err(mismatch(format!("cell type {} is not supported; add --cast to convert", source.gdal_type))),
+    }
+}
+
+/// Decides whether the source lines up with the grid (read directly) or
+/// must be warped by GDAL, and which base cells it covers.
+fn plan(store: &Store, source: &Source, dataset: &Dataset) -> Result<Option<Plan>, IoError> {
+    let grid = store.grid();
+    let structure = store.structure();
+    let path = &source.path;
+    let store_srs = super::source::srs_from(&structure.crs.wkt)
+        .map_err(|e| IoError::Mismatch { path: path.clone(), reason: format!("store CRS unusable: {e}") })?;
+    let gt = source.geotransform;
+    let same_crs = source.srs == store_srs;
+    let [cx, cy] = grid.cell_size(0);
+    let same_cells = (gt[1] - cx).abs() <= cx * 1e-9 && (-gt[5] - cy).abs() <= cy * 1e-9;
+    let (col, row) = grid.fractional_cell(0, gt[0], gt[3]);
+    let on_grid = col.fract() == 0.0 && row.fract() == 0.0;
+    let outside = |e: crate::engine::GridError| IoError::engine(path, e.into());
+    if same_crs && source.is_north_up() && same_cells && on_grid {
+        let b = source.bounds();
+        let extent = Extent::new(b[0], b[1], b[2], b[3]).map_err(|reason| IoError::Mismatch { path: path.clone(), reason })?;
+        let window = grid.cover(0, &extent).map_err(outside)?;
+        return Ok(Some(Plan { dataset_path: path.display().to_string(), window, warped: false }));
+    }
+    // Warp: the source's footprint in the store CRS, snapped out to the grid.
+    let transform = gdal::spatial_ref::CoordTransform::new(&source.srs, &store_srs)
+        .map_err(|e| IoError::Mismatch { path: path.clone(), reason: format!("cannot transform to the store CRS: {e}") })?;
+    let b = transform
+        .transform_bounds(&source.bounds(), 21)
+        .map_err(|e| IoError::Mismatch { path: path.clone(), reason: format!("cannot transform to the store CRS: {e}") })?;
+    let extent = Extent::new(b[0], b[1], b[2], b[3]).map_err(|reason| IoError::Mismatch { path: path.clone(), reason })?;
+    let window = grid.cover(0, &extent).map_err(outside)?;
+    let snapped = grid.window_extent(0, &window);
+    let method = match structure.resampling {
+        _ if structure.aggregate.is_categorical() => "near",
+        Resampling::Nearest => "near",
+        Resampling::Average => "average",
+        Resampling::Bilinear => "bilinear",
+    };
+    let vrt = format!("/vsimem/gridstore-warp-{}-{:p}.vrt", std::process::id(), std::ptr::from_ref(source));
+    let nodata = if structure.nodata.is_nan() { "nan".to_string() } else { structure.nodata.to_string() };
+    let args: Vec<String> = [
+        "-of", "VRT", "-t_srs", &structure.crs.wkt, "-te", &snapped.min_x.to_string(), &snapped.min_y.to_string(),
+        &snapped.max_x.to_string(), &snapped.max_y.to_string(), "-ts", &window.cols.to_string(), &window.rows.to_string(),
+        "-r", method, "-dstnodata", &nodata, "-ot", gdal_type_name(structure.dtype),
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let warped = warp::warp(dataset, &vrt, &args).map_err(|reason| IoError::Read { path: path.clone(), reason })?;
+    drop(warped);
+    Ok(Some(Plan { dataset_path: vrt, window, warped: true }))
+}
+
+fn gdal_type_name(dtype: crate::engine::DType) -> &'static str {
+    use crate::engine::DType;
+    match dtype {
+        DType::U8 => "Byte",
+        DType::I8 | DType::I16 => "Int16",
+        DType::U16 => "UInt16",
+        DType::U32 => "UInt32",
+        DType::I32 => "Int32",
+        DType::F32 => "Float32",
+        DType::F64 => "Float64",
+    }
+}
+
+/// Reads the source cells under `window` (base cells) as (bands, rows, cols),
+/// with source nodata turned into the store's nodata.
+fn read_block<T: GdalCell>(
+    dataset: &Dataset,
+    plan: &Plan,
+    window: &Window,
+    source_nodata: Option<T>,
+    store_nodata: T,
+    nodata_differs: bool,
+) -> Result<Array3<T>, String> {
+    let (rows, cols) = (window.rows as usize, window.cols as usize);
+    // The dataset's pixel (0, 0) is the plan window's top-left cell.
+    let col = (window.col - plan.window.col) as usize;
+    let row = (window.row - plan.window.row) as usize;
+    let bands = dataset.raster_count();
+    let mut out = Vec::with_capacity(bands * rows * cols);
+    for b in 1..=bands {
+        let band = dataset.rasterband(b).map_err(|e| one_line(&e.to_string()))?;
+        let values = read_window::<T>(&band, (col, row), (cols, rows)).map_err(|e| one_line(&e.to_string()))?;
+        out.extend(values.into_iter().map(|v| if Some(v) == source_nodata && !nodata_differs { store_nodata } else { v }));
+    }
+    Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())
+}
+
+/// A base window expressed in cells of `level` (outward).
+fn scale_down(w: Window, level: u8) -> Window {
+    let f = 1u64 << level;
+    let row = w.row / f;
+    let col = w.col / f;
+    Window { row, col, rows: (w.row + w.rows).div_ceil(f) - row, cols: (w.col + w.cols).div_ceil(f) - col }
+}
+
+/// A window of `level` cells expressed in base cells.
+fn scale_up(w: Window, level: u8) -> Window {
+    let f = 1u64 << level;
+    Window { row: w.row * f, col: w.col * f, rows: w.rows * f, cols: w.cols * f }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_windows_covers_them() {
+        let w = Window { row: 5, col: 9, rows: 10, cols: 3 };
+        assert_eq!(scale_down(w, 2), Window { row: 1, col: 2, rows: 3, cols: 2 });
+        assert_eq!(scale_up(Window { row: 1, col: 2, rows: 3, cols: 2 }, 2), Window { row: 4, col: 8, rows: 12, cols: 8 });
+    }
+}

@@ -1,0 +1,165 @@
+//! Opening a source raster and describing it in the store's terms.
+
+use super::{IoError, dtype_of};
+use crate::engine::{Aggregator, Codec, Crs, DType, Resampling, Structure};
+use gdal::Dataset;
+use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
+use std::path::{Path, PathBuf};
+
+/// A georeferenced source raster, checked on open.
+#[derive(Debug)]
+pub struct Source {
+    /// The file.
+    pub path: PathBuf,
+    /// Its geotransform.
+    pub geotransform: [f64; 6],
+    /// Its CRS.
+    pub srs: SpatialRef,
+    /// Width and height in pixels.
+    pub size: (usize, usize),
+    /// Number of bands.
+    pub bands: usize,
+    /// Cell type of band 1 (`None` for types the store cannot hold).
+    pub dtype: Option<DType>,
+    /// GDAL's name of band 1's type.
+    pub gdal_type: String,
+    /// Nodata of band 1.
+    pub nodata: Option<f64>,
+    /// Whether band 1 has a colour table (categorical data).
+    pub has_colors: bool,
+}
+
+/// A spatial reference with x/y (easting, northing) axis order.
+///
+/// # Errors
+/// GDAL cannot parse the definition.
+pub fn srs_from(definition: &str) -> Result<SpatialRef, gdal::errors::GdalError> {
+    let mut srs = SpatialRef::from_definition(definition)?;
+    srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    Ok(srs)
+}
+
+/// The store [`Crs`] of a spatial reference.
+#[must_use]
+pub fn crs_of(srs: &SpatialRef) -> Crs {
+    let wkt = srs.to_wkt().unwrap_or_default();
+    let epsg = srs
+        .auth_name()
+        .filter(|a| a.eq_ignore_ascii_case("EPSG"))
+        .and_then(|_| srs.auth_code().ok())
+        .and_then(|c| u32::try_from(c).ok());
+    Crs { wkt, epsg, name: srs.name().unwrap_or_default() }
+}
+
+impl Source {
+    /// Opens and checks a source.
+    ///
+    /// # Errors
+    /// [`IoError::NotARaster`] or [`IoError::NoGeoreference`].
+    pub fn open(path: &Path) -> Result<(Self, Dataset), IoError> {
+        if let Err(e) = std::fs::metadata(path) {
+            return Err(IoError::NotARaster { path: path.into(), reason: e.to_string() });
+        }
+        let dataset = Dataset::open(path)
+            .map_err(|e| IoError::NotARaster { path: path.into(), reason: one_line(&e.to_string()) })?;
+        if dataset.raster_count() == 0 {
+            return Err(IoError::NotARaster { path: path.into(), reason: "it has no raster bands".into() });
+        }
+        let geotransform = dataset
+            .geo_transform()
+            .map_err(|_| IoError::NoGeoreference { path: path.into(), what: "no geotransform" })?;
+        let mut srs = dataset
+            .spatial_ref()
+            .map_err(|_| IoError::NoGeoreference { path: path.into(), what: "no coordinate reference system" })?;
+        srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+        let band = dataset.rasterband(1).map_err(|e| IoError::Read { path: path.into(), reason: e.to_string() })?;
+        let band_type = band.band_type();
+        let source = Self {
+            path: path.into(),
+            geotransform,
+            srs,
+            size: dataset.raster_size(),
+            bands: dataset.raster_count(),
+            dtype: dtype_of(band_type),
+            gdal_type: band_type.name(),
+            nodata: band.no_data_value(),
+            has_colors: band.color_table().is_some(),
+        };
+        drop(band);
+        Ok((source, dataset))
+    }
+
+    /// Whether the raster is north-up with no rotation.
+    #[must_use]
+    pub fn is_north_up(&self) -> bool {
+        let gt = self.geotransform;
+        gt[2] == 0.0 && gt[4] == 0.0 && gt[1] > 0.0 && gt[5] < 0.0
+    }
+
+    /// The raster's extent in its own CRS: `[min_x, min_y, max_x, max_y]`.
+    #[must_use]
+    pub fn bounds(&self) -> [f64; 4] {
+        let gt = self.geotransform;
+        let (w, h) = (self.size.0 as f64, self.size.1 as f64);
+        let xs = [gt[0], gt[0] + w * gt[1], gt[0] + h * gt[2], gt[0] + w * gt[1] + h * gt[2]];
+        let ys = [gt[3], gt[3] + w * gt[4], gt[3] + h * gt[5], gt[3] + w * gt[4] + h * gt[5]];
+        let min = |v: [f64; 4]| v.into_iter().fold(f64::INFINITY, f64::min);
+        let max = |v: [f64; 4]| v.into_iter().fold(f64::NEG_INFINITY, f64::max);
+        [min(xs), min(ys), max(xs), max(ys)]
+    }
+}
+
+/// A structure modelled on a raster: its CRS, cell size, dtype and nodata,
+/// anchored at its top-left corner, so that it ingests without resampling.
+///
+/// # Errors
+/// The raster cannot be opened, is not north-up, or has a cell type the
+/// store cannot hold.
+pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
+    let (source, _dataset) = Source::open(path)?;
+    if !source.is_north_up() {
+        return Err(IoError::Mismatch {
+            path: path.into(),
+            reason: "is rotated or not north-up; give --crs, --cell-size and --origin instead of --like".into(),
+        });
+    }
+    let dtype = source.dtype.ok_or_else(|| IoError::Mismatch {
+        path: path.into(),
+        reason: format!("cell type {} is not supported; give --dtype", source.gdal_type),
+    })?;
+    let nodata = source.nodata.filter(|v| dtype.holds(*v)).unwrap_or_else(|| default_nodata(dtype));
+    let aggregate = if source.has_colors { Aggregator::Mode } else { Aggregator::Mean };
+    let resampling = if source.has_colors { Resampling::Nearest } else { Resampling::Average };
+    let gt = source.geotransform;
+    Ok(Structure {
+        crs: crs_of(&source.srs),
+        anchor: [gt[0], gt[3]],
+        cell_size: [gt[1], -gt[5]],
+        chunk: [256, 256],
+        domain_levels: 12,
+        dtype,
+        nodata,
+        codec: Codec::default(),
+        aggregate,
+        resampling,
+        bands: (source.bands > 1).then(|| u32::try_from(source.bands).unwrap_or(u32::MAX)),
+        time: None,
+    })
+}
+
+/// The nodata value used when a raster declares none: NaN for floats, the
+/// lowest value for signed and the highest for unsigned integers.
+#[must_use]
+pub fn default_nodata(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 | DType::F64 => f64::NAN,
+        DType::I8 | DType::I16 | DType::I32 => dtype.range().0,
+        DType::U8 | DType::U16 | DType::U32 => dtype.range().1,
+    }
+}
+
+/// The first line of a (possibly multi-line) GDAL message.
+#[must_use]
+pub fn one_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).trim().to_string()
+}

@@ -1,0 +1,147 @@
+//! Colour-mapping cells into RGBA images (quicklooks, map tiles).
+//!
+//! Pure functions over ndarray views; used by PNG export and the explorer.
+
+use crate::engine::Element;
+use crate::engine::aggregate::is_valid;
+use ndarray::ArrayView3;
+
+/// A colour ramp for single-band data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorMap {
+    /// Perceptually uniform purple–green–yellow.
+    #[default]
+    Viridis,
+    /// Blue lowlands through green and brown to white peaks.
+    Terrain,
+    /// Black to white.
+    Greyscale,
+}
+
+const VIRIDIS: [[u8; 3]; 9] = [
+    [68, 1, 84],
+    [71, 44, 122],
+    [59, 81, 139],
+    [44, 113, 142],
+    [33, 144, 141],
+    [39, 173, 129],
+    [92, 200, 99],
+    [170, 220, 50],
+    [253, 231, 37],
+];
+
+const TERRAIN: [[u8; 3]; 6] = [[51, 51, 153], [0, 153, 255], [0, 204, 102], [255, 255, 153], [128, 92, 84], [255, 255, 255]];
+
+impl ColorMap {
+    /// The colour of `f` in `[0, 1]`.
+    #[must_use]
+    pub fn color(self, f: f64) -> [u8; 3] {
+        let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
+        let ramp: &[[u8; 3]] = match self {
+            Self::Viridis => &VIRIDIS,
+            Self::Terrain => &TERRAIN,
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Self::Greyscale => return [(f * 255.0).round() as u8; 3],
+        };
+        let pos = f * (ramp.len() - 1) as f64;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let i = (pos.floor() as usize).min(ramp.len() - 2);
+        let w = pos - i as f64;
+        let mut out = [0u8; 3];
+        for (k, o) in out.iter_mut().enumerate() {
+            let a = f64::from(ramp[i][k]);
+            let b = f64::from(ramp[i + 1][k]);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            {
+                *o = (a + (b - a) * w).round() as u8;
+            }
+        }
+        out
+    }
+}
+
+/// The value range mapped onto the colour ramp.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stretch {
+    /// Value at the bottom of the ramp.
+    pub min: f64,
+    /// Value at the top of the ramp.
+    pub max: f64,
+}
+
+impl Stretch {
+    /// The `lo`–`hi` percentile range (0–100) of the valid cells of one band;
+    /// `None` when the band has no data.
+    #[must_use]
+    pub fn percentiles<T: Element>(data: &ArrayView3<'_, T>, band: usize, nodata: T, lo: f64, hi: f64) -> Option<Self> {
+        let mut values: Vec<f64> =
+            data.index_axis(ndarray::Axis(0), band).iter().filter(|v| is_valid(**v, nodata)).map(|v| v.to_f64()).collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let at = |p: f64| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let i = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
+            values[i.min(values.len() - 1)]
+        };
+        Some(Self { min: at(lo), max: at(hi) })
+    }
+
+    fn fraction(&self, v: f64) -> f64 {
+        if self.max > self.min { (v - self.min) / (self.max - self.min) } else { 0.5 }
+    }
+}
+
+/// Renders cells to RGBA, row-major, 4 bytes per pixel. One band uses
+/// `map`; three or more bands make an RGB composite of bands 1–3, each with
+/// its own stretch. Nodata is transparent.
+#[must_use]
+pub fn to_rgba<T: Element>(data: &ArrayView3<'_, T>, nodata: T, map: ColorMap, stretches: &[Stretch]) -> Vec<u8> {
+    let (bands, rows, cols) = data.dim();
+    let mut out = vec![0u8; rows * cols * 4];
+    let rgb = bands >= 3 && stretches.len() >= 3;
+    for r in 0..rows {
+        for c in 0..cols {
+            let px = &mut out[(r * cols + c) * 4..(r * cols + c + 1) * 4];
+            if rgb {
+                let vs = [data[[0, r, c]], data[[1, r, c]], data[[2, r, c]]];
+                if vs.iter().all(|v| !is_valid(*v, nodata)) {
+                    continue;
+                }
+                for k in 0..3 {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let channel = (stretches[k].fraction(vs[k].to_f64()).clamp(0.0, 1.0) * 255.0).round() as u8;
+                    px[k] = channel;
+                }
+                px[3] = 255;
+            } else {
+                let v = data[[0, r, c]];
+                if !is_valid(v, nodata) {
+                    continue;
+                }
+                let stretch = stretches.first().copied().unwrap_or(Stretch { min: 0.0, max: 1.0 });
+                let [red, green, blue] = map.color(stretch.fraction(v.to_f64()));
+                px.copy_from_slice(&[red, green, blue, 255]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn nodata_is_transparent_and_ramp_ends_match() {
+        let data = Array3::from_shape_vec((1, 1, 3), vec![0.0f32, -1.0, 10.0]).unwrap();
+        let s = Stretch::percentiles(&data.view(), 0, -1.0, 0.0, 100.0).unwrap();
+        assert_eq!(s, Stretch { min: 0.0, max: 10.0 });
+        let px = to_rgba(&data.view(), -1.0, ColorMap::Viridis, &[s]);
+        assert_eq!(&px[0..4], &[68, 1, 84, 255]);
+        assert_eq!(px[7], 0);
+        assert_eq!(&px[8..12], &[253, 231, 37, 255]);
+    }
+}

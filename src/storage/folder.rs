@@ -1,0 +1,231 @@
+//! The folder backend: one file per key, laid out as a Zarr v2 hierarchy.
+//!
+//! A `put` writes `.<name>.<pid>-<n>.tmp` beside the target and renames it
+//! over the target, so readers (in this or any other process) see the old or
+//! the new file, never a torn one. Temporary names end in `.tmp` and never
+//! appear in listings.
+
+use super::memory::in_prefix;
+use super::{Storage, StorageError, StoreKey, WriterLock};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Name of the writer lock file in the store folder.
+pub const LOCK_FILE: &str = "gridstore.lock";
+
+/// A store kept in a folder.
+#[derive(Debug, Clone)]
+pub struct FolderStorage {
+    root: PathBuf,
+    durable: bool,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FolderStorage {
+    /// A backend rooted at `root`, which must be an existing folder.
+    ///
+    /// # Errors
+    /// When `root` is missing or not a folder.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let root = root.into();
+        match fs::metadata(&root) {
+            Ok(m) if m.is_dir() => Ok(Self { root, durable: false }),
+            Ok(_) => Err(StorageError::io(&root, std::io::Error::new(ErrorKind::InvalidInput, "not a folder"))),
+            Err(e) => Err(StorageError::io(&root, e)),
+        }
+    }
+
+    /// Creates `root` (and its parents) if needed and opens it.
+    ///
+    /// # Errors
+    /// When the folder cannot be created.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|e| StorageError::io(&root, e))?;
+        Self::open(root)
+    }
+
+    /// Whether every `put` is flushed to disk (`fsync`) before its rename.
+    /// Off by default: atomic renames already protect against a killed
+    /// process; turn it on to survive power loss as well.
+    #[must_use]
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// The store folder.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &StoreKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    fn write_tmp(&self, tmp: &Path, value: &[u8]) -> std::io::Result<()> {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
+        file.write_all(value)?;
+        if self.durable {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn walk(&self, dir: &Path, out: &mut Vec<(StoreKey, u64)>) -> Result<(), StorageError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StorageError::io(dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| StorageError::io(&path, e))?;
+            if kind.is_dir() {
+                self.walk(&path, out)?;
+            } else if kind.is_file() {
+                let Some(rel) = path.strip_prefix(&self.root).ok().and_then(Path::to_str) else { continue };
+                if rel.ends_with(".tmp") || rel == LOCK_FILE {
+                    continue;
+                }
+                let size = entry.metadata().map_err(|e| StorageError::io(&path, e))?.len();
+                if let Ok(key) = StoreKey::new(rel.replace(std::path::MAIN_SEPARATOR, "/")) {
+                    out.push((key, size));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct FolderLock {
+    // Held open: the OS lock lives as long as the handle.
+    _file: File,
+}
+
+impl WriterLock for FolderLock {}
+
+impl Storage for FolderStorage {
+    fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = self.path(key);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(path, e)),
+        }
+    }
+
+    fn size(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        let path = self.path(key);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(path, e)),
+        }
+    }
+
+    fn put(&self, key: &StoreKey, value: &[u8]) -> Result<(), StorageError> {
+        let path = self.path(key);
+        let dir = path.parent().unwrap_or(&self.root);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("value");
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        let mut result = self.write_tmp(&tmp, value);
+        if let Err(e) = &result
+            && e.kind() == ErrorKind::NotFound
+        {
+            fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+            result = self.write_tmp(&tmp, value);
+        }
+        let result = result.and_then(|()| fs::rename(&tmp, &path));
+        if let Err(e) = result {
+            // Best effort: the temporary file is invisible to readers anyway.
+            fs::remove_file(&tmp).ok();
+            return Err(StorageError::io(path, e));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {
+        let path = self.path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io(path, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<(StoreKey, u64)>, StorageError> {
+        let mut out = Vec::new();
+        let start = prefix.trim_end_matches('/');
+        self.walk(&self.root.join(start), &mut out)?;
+        out.retain(|(k, _)| in_prefix(k.as_str(), prefix));
+        out.sort();
+        Ok(out)
+    }
+
+    fn lock_writer(&self) -> Result<Box<dyn WriterLock>, StorageError> {
+        let path = self.root.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StorageError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let pid = std::process::id().to_string();
+                file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(pid.as_bytes()))
+                    .map_err(|e| StorageError::io(&path, e))?;
+                Ok(Box::new(FolderLock { _file: file }))
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                file.read_to_string(&mut pid).ok();
+                let pid = if pid.trim().is_empty() { "unknown".to_string() } else { pid.trim().to_string() };
+                Err(StorageError::Locked { path: self.root.clone(), pid })
+            }
+            Err(fs::TryLockError::Error(e)) => Err(StorageError::io(path, e)),
+        }
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_the_conformance_suite() {
+        super::super::conformance::run_all(&|| {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = FolderStorage::open(dir.path()).unwrap();
+            // Keep the folder alive for the test's duration.
+            std::mem::forget(dir);
+            Box::new(storage)
+        });
+    }
+
+    #[test]
+    fn failed_put_leaves_the_old_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FolderStorage::open(dir.path()).unwrap();
+        let key = StoreKey::new("a/b").unwrap();
+        storage.put(&key, b"old").unwrap();
+        // A folder where the value's parent should be makes the write fail.
+        let blocked = StoreKey::new("a/b/c").unwrap();
+        assert!(storage.put(&blocked, b"x").is_err());
+        assert_eq!(storage.get(&key).unwrap().unwrap(), b"old");
+        assert_eq!(storage.list("").unwrap().len(), 1, "no temporary file is left behind");
+    }
+}
