@@ -37,6 +37,21 @@ pub fn all_nodata<T: Element>(chunk: &ArrayView3<'_, T>, nodata: T) -> bool {
     chunk.iter().all(|v| !is_valid(*v, nodata))
 }
 
+/// Whether two optional chunks hold the same cells, treating NaN as equal
+/// to NaN (a plain `==` never finds a chunk with NaN cells equal).
+#[must_use]
+pub fn same_chunk<T: Element>(a: Option<&Array3<T>>, b: Option<&Array3<T>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            #[allow(clippy::eq_op)]
+            let same = |x: &T, y: &T| x == y || (x != x && y != y);
+            a.dim() == b.dim() && a.iter().zip(b.iter()).all(|(x, y)| same(x, y))
+        }
+        _ => false,
+    }
+}
+
 /// Computes a parent chunk from its four children (NW, NE, SW, SE), each
 /// `None` when absent (all nodata). `child_level` is the level of the
 /// children; `count` needs it to tell data from counts. Returns `None` when

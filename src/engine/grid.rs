@@ -177,8 +177,10 @@ pub enum GridError {
 /// The grid of a store, derived from its [`Structure`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Grid {
-    /// North-west corner of the domain (x, y).
-    origin: [f64; 2],
+    /// The anchor (x, y): the corner of base cell `half`.
+    anchor: [f64; 2],
+    /// Base cell index (col, row) of the anchor: the domain centre.
+    half: [u64; 2],
     /// Base cell size (x, y), positive.
     cell: [f64; 2],
     /// Chunk width and height in cells.
@@ -192,12 +194,10 @@ impl Grid {
     #[must_use]
     pub fn new(structure: &Structure) -> Self {
         let top = structure.domain_levels;
-        let half = |axis: usize| (u64::from(structure.chunk[axis]) << (top - 1)) as f64;
+        let half = |axis: usize| u64::from(structure.chunk[axis]) << (top - 1);
         Self {
-            origin: [
-                structure.anchor[0] - half(0) * structure.cell_size[0],
-                structure.anchor[1] + half(1) * structure.cell_size[1],
-            ],
+            anchor: structure.anchor,
+            half: [half(0), half(1)],
             cell: structure.cell_size,
             chunk: structure.chunk,
             top,
@@ -257,7 +257,22 @@ impl Grid {
     #[must_use]
     pub fn geotransform(&self, level: u8) -> [f64; 6] {
         let [cx, cy] = self.cell_size(level);
-        [self.origin[0], cx, 0.0, self.origin[1], 0.0, -cy]
+        [self.x_of(level, 0), cx, 0.0, self.y_of(level, 0), 0.0, -cy]
+    }
+
+    /// The x of the west edge of column `col` at `level`. Computed from the
+    /// anchor, so edges near the data are exact.
+    #[must_use]
+    pub fn x_of(&self, level: u8, col: u64) -> f64 {
+        let offset = (col << level) as f64 - self.half[0] as f64;
+        self.anchor[0] + offset * self.cell[0]
+    }
+
+    /// The y of the north edge of row `row` at `level`.
+    #[must_use]
+    pub fn y_of(&self, level: u8, row: u64) -> f64 {
+        let offset = (row << level) as f64 - self.half[1] as f64;
+        self.anchor[1] - offset * self.cell[1]
     }
 
     /// The extent of the whole domain.
@@ -283,12 +298,11 @@ impl Grid {
     /// The extent of a window at `level`.
     #[must_use]
     pub fn window_extent(&self, level: u8, window: &Window) -> Extent {
-        let [cx, cy] = self.cell_size(level);
         Extent {
-            min_x: self.origin[0] + window.col as f64 * cx,
-            max_x: self.origin[0] + (window.col + window.cols) as f64 * cx,
-            max_y: self.origin[1] - window.row as f64 * cy,
-            min_y: self.origin[1] - (window.row + window.rows) as f64 * cy,
+            min_x: self.x_of(level, window.col),
+            max_x: self.x_of(level, window.col + window.cols),
+            max_y: self.y_of(level, window.row),
+            min_y: self.y_of(level, window.row + window.rows),
         }
     }
 
@@ -302,8 +316,10 @@ impl Grid {
     /// numbers within [`SNAP`].
     #[must_use]
     pub fn fractional_cell(&self, level: u8, x: f64, y: f64) -> (f64, f64) {
-        let [cx, cy] = self.cell_size(level);
-        (snap((x - self.origin[0]) / cx), snap((self.origin[1] - y) / cy))
+        let f = f64::from(1u32 << level);
+        let col = ((x - self.anchor[0]) / self.cell[0] + self.half[0] as f64) / f;
+        let row = ((self.anchor[1] - y) / self.cell[1] + self.half[1] as f64) / f;
+        (snap(col), snap(row))
     }
 
     /// The cells of `level` that an extent touches (outward-rounded).
@@ -392,6 +408,8 @@ mod tests {
         let g = grid();
         // sample(): anchor (1000, 2000), cell 10, chunk 4, D = 4 -> 64 cells/side.
         assert_eq!(g.geotransform(0), [1000.0 - 320.0, 10.0, 0.0, 2000.0 + 320.0, 0.0, -10.0]);
+        assert_eq!(g.x_of(0, 32), 1000.0);
+        assert_eq!(g.y_of(2, 8), 2000.0);
         for level in 0..=g.top_level() {
             let (c, r) = g.fractional_cell(level, 1000.0, 2000.0);
             assert_eq!((c.fract(), r.fract()), (0.0, 0.0));

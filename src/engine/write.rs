@@ -143,7 +143,7 @@ impl Store {
                 }
             };
             let new = new.filter(|c| !super::aggregate::all_nodata(&c.view(), nodata));
-            if new != old {
+            if !super::aggregate::same_chunk(new.as_ref(), old.as_ref()) {
                 self.write_chunk(t, loc, new.as_ref())?;
             }
             cache.insert(loc, new);

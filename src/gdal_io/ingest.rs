@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn scaling_windows_covers_them() {
         let w = Window { row: 5, col: 9, rows: 10, cols: 3 };
-        assert_eq!(scale_down(w, 2), Window { row: 1, col: 2, rows: 3, cols: 2 });
+        assert_eq!(scale_down(w, 2), Window { row: 1, col: 2, rows: 3, cols: 1 });
         assert_eq!(scale_up(Window { row: 1, col: 2, rows: 3, cols: 2 }, 2), Window { row: 4, col: 8, rows: 12, cols: 8 });
     }
 }

@@ -8,12 +8,15 @@
 use super::memory::in_prefix;
 use super::{Storage, StorageError, StoreKey, WriterLock};
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read as _, Seek as _, Write as _};
+use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Name of the writer lock file in the store folder.
-pub const LOCK_FILE: &str = "gridstore.lock";
+/// The writer lock: a small Zarr group (so Zarr readers see nothing odd)
+/// whose `.zgroup` file is locked by the writer and whose `.zattrs` records
+/// the writer's process id. Its keys are not part of the store's data and
+/// never appear in listings.
+pub const LOCK_GROUP: &str = "writer";
 
 /// A store kept in a folder.
 #[derive(Debug, Clone)]
@@ -90,7 +93,7 @@ impl FolderStorage {
                 self.walk(&path, out)?;
             } else if kind.is_file() {
                 let Some(rel) = path.strip_prefix(&self.root).ok().and_then(Path::to_str) else { continue };
-                if rel.ends_with(".tmp") || rel == LOCK_FILE {
+                if rel.ends_with(".tmp") || rel.starts_with(&format!("{LOCK_GROUP}/")) {
                     continue;
                 }
                 let size = entry.metadata().map_err(|e| StorageError::io(&path, e))?.len();
@@ -107,9 +110,19 @@ impl FolderStorage {
 struct FolderLock {
     // Held open: the OS lock lives as long as the handle.
     _file: File,
+    /// The file naming the holder, removed on release so that a store
+    /// looks exactly as before once its writer is gone.
+    pid_file: PathBuf,
 }
 
 impl WriterLock for FolderLock {}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        // Best effort: a stale pid file is overwritten by the next writer.
+        fs::remove_file(&self.pid_file).ok();
+    }
+}
 
 impl Storage for FolderStorage {
     fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError> {
@@ -171,7 +184,9 @@ impl Storage for FolderStorage {
     }
 
     fn lock_writer(&self) -> Result<Box<dyn WriterLock>, StorageError> {
-        let path = self.root.join(LOCK_FILE);
+        let dir = self.root.join(LOCK_GROUP);
+        fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        let path = dir.join(".zgroup");
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -179,17 +194,24 @@ impl Storage for FolderStorage {
             .truncate(false)
             .open(&path)
             .map_err(|e| StorageError::io(&path, e))?;
+        let pid_key = StoreKey::new(format!("{LOCK_GROUP}/.zattrs"))?;
         match file.try_lock() {
             Ok(()) => {
-                let pid = std::process::id().to_string();
-                file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(pid.as_bytes()))
-                    .map_err(|e| StorageError::io(&path, e))?;
-                Ok(Box::new(FolderLock { _file: file }))
+                if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+                    file.write_all(br#"{"zarr_format": 2}"#).map_err(|e| StorageError::io(&path, e))?;
+                }
+                let pid = format!(r#"{{"pid": {}}}"#, std::process::id());
+                self.put(&pid_key, pid.as_bytes())?;
+                Ok(Box::new(FolderLock { _file: file, pid_file: self.path(&pid_key) }))
             }
             Err(fs::TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                file.read_to_string(&mut pid).ok();
-                let pid = if pid.trim().is_empty() { "unknown".to_string() } else { pid.trim().to_string() };
+                let pid = self
+                    .get(&pid_key)
+                    .ok()
+                    .flatten()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v.get("pid").and_then(serde_json::Value::as_u64))
+                    .map_or_else(|| "unknown".to_string(), |p| p.to_string());
                 Err(StorageError::Locked { path: self.root.clone(), pid })
             }
             Err(fs::TryLockError::Error(e)) => Err(StorageError::io(path, e)),

@@ -1,0 +1,359 @@
+//! End-to-end tests of the `gridstore` command line on real GeoTIFFs, with
+//! GDAL's own tools as the oracle for the values.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use std::path::Path;
+use util::{data, gridstore, ok, read, same, snapshot, tool};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The base-level export of an ingested file equals `gdal_translate` of the
+/// same window, bit for bit, for every sample raster.
+#[test]
+fn base_export_equals_gdal_translate() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["stars_L7_ETMs.tif", "stars_olinda_dem_utm25s.tif", "terra_meuse.tif", "terra_elev.tif", "stars_lc.tif"] {
+        let store = dir.path().join(format!("{name}.gs"));
+        let src = data(name);
+        ok(&["create", s(&store), "--like", s(&src), "--chunk", "64x32"]);
+        ok(&["ingest", s(&store), s(&src)]);
+        // A window inside the raster, not aligned to chunks.
+        let g = read(s(&src), None);
+        let gt = g.geotransform;
+        let (c0, r0, w, h) = (7, 5, g.cols - 20, g.rows - 11);
+        let bbox = format!(
+            "{},{},{},{}",
+            gt[0] + c0 as f64 * gt[1],
+            gt[3] + (r0 + h) as f64 * gt[5],
+            gt[0] + (c0 + w) as f64 * gt[1],
+            gt[3] + r0 as f64 * gt[5]
+        );
+        let ours = dir.path().join(format!("{name}.ours.tif"));
+        let theirs = dir.path().join(format!("{name}.gdal.tif"));
+        ok(&["export", s(&store), "-o", s(&ours), "--bbox", &bbox]);
+        tool("gdal_translate", &["-q", "-srcwin", &c0.to_string(), &r0.to_string(), &w.to_string(), &h.to_string(), s(&src), s(&theirs)]);
+        let (a, b) = (read(s(&ours), None), read(s(&theirs), None));
+        assert_eq!((a.cols, a.rows, a.bands.len()), (b.cols, b.rows, b.bands.len()), "{name}");
+        for (i, (x, y)) in a.geotransform.iter().zip(b.geotransform).enumerate() {
+            assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{name} geotransform[{i}] {x} != {y}");
+        }
+        for (band_a, band_b) in a.bands.iter().zip(&b.bands) {
+            let differ = band_a.iter().zip(band_b).filter(|(x, y)| !same(**x, **y)).count();
+            assert_eq!(differ, 0, "{name}: {differ} cells differ from gdal_translate");
+        }
+        // And the whole-data export of a raster without nodata has its exact size.
+        if g.nodata.is_none() {
+            let all = dir.path().join(format!("{name}.all.tif"));
+            ok(&["export", s(&store), "-o", s(&all)]);
+            let full = read(s(&all), None);
+            assert_eq!((full.cols, full.rows), (g.cols, g.rows), "{name}: export of all data");
+        }
+    }
+}
+
+/// Level k with mean equals gdaladdo -r average's overview k on a raster
+/// whose sides are multiples of 2^k.
+#[test]
+fn mean_levels_equal_gdaladdo_average() {
+    let dir = tempfile::tempdir().unwrap();
+    let cropped = dir.path().join("dem96.tif");
+    tool("gdal_translate", &["-q", "-srcwin", "0", "0", "96", "96", s(&data("stars_olinda_dem_utm25s.tif")), s(&cropped)]);
+    let store = dir.path().join("dem.gs");
+    ok(&["create", s(&store), "--like", s(&cropped), "--chunk", "16"]);
+    ok(&["ingest", s(&store), s(&cropped)]);
+    let ovr = dir.path().join("dem96_ovr.tif");
+    std::fs::copy(&cropped, &ovr).unwrap();
+    tool("gdaladdo", &["-q", "-r", "average", s(&ovr), "2", "4", "8", "16", "32"]);
+    for k in 1..=5u8 {
+        let ours = dir.path().join(format!("l{k}.tif"));
+        ok(&["export", s(&store), "-o", s(&ours), "--level", &k.to_string()]);
+        let a = read(s(&ours), None);
+        let b = read(s(&ovr), Some(usize::from(k) - 1));
+        assert_eq!((a.cols, a.rows), (b.cols, b.rows), "level {k} size");
+        for (x, y) in a.bands[0].iter().zip(&b.bands[0]) {
+            assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-6), "level {k}: {x} vs gdaladdo {y}");
+        }
+    }
+}
+
+/// Recursive 2x2 reference for mode and nearest, as docs/FORMAT.md defines.
+fn reference(base: &[f64], cols: usize, rows: usize, nodata: f64, k: u32, mode: bool) -> Vec<f64> {
+    let mut level = base.to_vec();
+    let (mut c, mut r) = (cols, rows);
+    for _ in 0..k {
+        let (nc, nr) = (c.div_ceil(2), r.div_ceil(2));
+        let mut next = vec![nodata; nc * nr];
+        for y in 0..nr {
+            for x in 0..nc {
+                let mut v = Vec::new();
+                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let (yy, xx) = (2 * y + dy, 2 * x + dx);
+                    let value = if yy < r && xx < c { level[yy * c + xx] } else { nodata };
+                    if value != nodata && !value.is_nan() {
+                        v.push(value);
+                    }
+                }
+                if v.is_empty() {
+                    continue;
+                }
+                next[y * nc + x] = if mode {
+                    // Most frequent; ties to the first in reading order.
+                    let mut best = (v[0], 0);
+                    for a in &v {
+                        let n = v.iter().filter(|b| *b == a).count();
+                        if n > best.1 {
+                            best = (*a, n);
+                        }
+                    }
+                    best.0
+                } else {
+                    v[0]
+                };
+            }
+        }
+        (level, c, r) = (next, nc, nr);
+    }
+    level
+}
+
+#[test]
+fn mode_and_nearest_match_a_brute_force_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = data("stars_lc.tif");
+    let g = read(s(&src), None);
+    let gt = g.geotransform;
+    let bbox = format!("{},{},{},{}", gt[0], gt[3] + g.rows as f64 * gt[5], gt[0] + g.cols as f64 * gt[1], gt[3]);
+    for aggregate in ["mode", "nearest"] {
+        let store = dir.path().join(format!("{aggregate}.gs"));
+        ok(&["create", s(&store), "--like", s(&src), "--chunk", "8", "--aggregate", aggregate, "--nodata", "0"]);
+        ok(&["ingest", s(&store), s(&src)]);
+        for k in 1..=3u32 {
+            let out = dir.path().join(format!("{aggregate}{k}.tif"));
+            ok(&["export", s(&store), "-o", s(&out), "--level", &k.to_string(), "--bbox", &bbox]);
+            let a = read(s(&out), None);
+            let expected = reference(&g.bands[0], g.cols, g.rows, 0.0, k, aggregate == "mode");
+            let (ec, er) = (g.cols.div_ceil(1 << k), g.rows.div_ceil(1 << k));
+            assert_eq!((a.cols, a.rows), (ec, er), "{aggregate} level {k}");
+            assert_eq!(a.bands[0], expected, "{aggregate} level {k}");
+        }
+    }
+}
+
+/// A source in another CRS is warped by GDAL; the result equals gdalwarp
+/// onto the same grid for at least 99.9% of the cells.
+#[test]
+fn warped_ingest_equals_gdalwarp() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = data("terra_meuse.tif");
+    let store = dir.path().join("wgs.gs");
+    // A UTM 31N grid with 50 m cells, anchored on a round coordinate.
+    ok(&["create", s(&store), "--crs", "EPSG:32631", "--cell-size", "50", "--origin", "680000,5660000", "--dtype", "i16",
+        "--nodata", "-32768", "--resampling", "nearest", "--chunk", "32"]);
+    let out = ok(&["ingest", s(&store), s(&src)]);
+    assert!(out.contains("(warped)"), "{out}");
+    let ours = dir.path().join("ours.tif");
+    ok(&["export", s(&store), "-o", s(&ours)]);
+    let a = read(s(&ours), None);
+    let gt = a.geotransform;
+    let te = [gt[0], gt[3] + a.rows as f64 * gt[5], gt[0] + a.cols as f64 * gt[1], gt[3]];
+    let theirs = dir.path().join("gdalwarp.tif");
+    tool("gdalwarp", &["-q", "-t_srs", "EPSG:32631", "-te", &te[0].to_string(), &te[1].to_string(), &te[2].to_string(),
+        &te[3].to_string(), "-ts", &a.cols.to_string(), &a.rows.to_string(), "-r", "near", "-dstnodata", "-32768", s(&src), s(&theirs)]);
+    let b = read(s(&theirs), None);
+    let equal = a.bands[0].iter().zip(&b.bands[0]).filter(|(x, y)| same(**x, **y)).count();
+    let valid = b.bands[0].iter().filter(|v| **v != -32768.0).count();
+    assert!(valid > 1000, "the warp covers data");
+    let share = equal as f64 / a.bands[0].len() as f64;
+    assert!(share >= 0.999, "only {:.4}% of cells equal gdalwarp", share * 100.0);
+}
+
+/// Every bad input gets a one-line error naming the file, a non-zero exit,
+/// and leaves the store byte-for-byte unchanged.
+#[test]
+fn bad_input_fails_cleanly_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let store = d.join("s.gs");
+    ok(&["create", s(&store), "--like", s(&data("terra_meuse.tif")), "--chunk", "32", "--domain-levels", "4"]);
+    ok(&["ingest", s(&store), s(&data("terra_meuse.tif"))]);
+    let text = d.join("notes.txt");
+    std::fs::write(&text, "not a raster\n").unwrap();
+    let plain = d.join("plain.png");
+    image::save_buffer(&plain, &[7u8; 64], 8, 8, image::ExtendedColorType::L8).unwrap();
+    let truncated = d.join("truncated.tif");
+    let bytes = std::fs::read(data("stars_L7_ETMs.tif")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let float = d.join("float.tif");
+    tool("gdal_translate", &["-q", "-ot", "Float32", "-scale", "0", "1000", "0", "0.5", s(&data("terra_meuse.tif")), s(&float)]);
+    let far = d.join("far.tif");
+    tool("gdal_translate", &["-q", "-a_ullr", "0", "5000000", "3200", "4995400", s(&data("terra_meuse.tif")), s(&far)]);
+    let before = snapshot(&store);
+    let cases: Vec<(Vec<String>, &str, i32)> = vec![
+        (vec!["ingest".into(), s(&store).into(), s(&text).into()], "notes.txt", 2),
+        (vec!["ingest".into(), s(&store).into(), s(&plain).into()], "plain.png", 2),
+        (vec!["ingest".into(), s(&store).into(), s(&truncated).into()], "truncated.tif", 2),
+        (vec!["ingest".into(), s(&store).into(), s(&float).into()], "float.tif", 2),
+        (vec!["ingest".into(), s(&store).into(), s(&far).into()], "far.tif", 2),
+        (vec!["export".into(), s(&store).into(), "-o".into(), "/nonexistent/dir/out.tif".into()], "/nonexistent/dir/out.tif", 2),
+        (vec!["info".into(), s(&d.join("missing.gs")).into()], "missing.gs", 2),
+        (vec!["info".into(), s(d).into()], s(d), 2),
+    ];
+    for (args, names, code) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = gridstore(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(names), "{args:?}: error does not name {names}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert!(!error_lines.is_empty() && error_lines.iter().all(|l| !l.is_empty()), "{stderr}");
+        assert_eq!(snapshot(&store), before, "{args:?} changed the store");
+    }
+    // float into an integer store works with --cast.
+    ok(&["ingest", s(&store), s(&float), "--cast"]);
+}
+
+/// A flipped byte in a chunk is caught by its checksum: reads fail naming the
+/// chunk, and verify exits 1 listing it.
+#[test]
+fn corrupted_chunk_is_named_and_never_read_as_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("c.gs");
+    ok(&["create", s(&store), "--like", s(&data("terra_meuse.tif")), "--chunk", "32"]);
+    ok(&["ingest", s(&store), s(&data("terra_meuse.tif"))]);
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    let chunks: serde_json::Value = serde_json::from_str(&ok(&["chunks", s(&store), "--level", "0", "--json"])).unwrap();
+    let key = chunks[0]["key"].as_str().unwrap().to_string();
+    let path = store.join(&key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+    let before = snapshot(&store);
+    let out = gridstore(&["verify", s(&store)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&key), "{stdout}");
+    let out = gridstore(&["export", s(&store), "-o", s(&dir.path().join("x.tif"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&key));
+    assert!(!dir.path().join("x.tif").exists(), "no partial output");
+    assert_eq!(snapshot(&store), before);
+}
+
+/// A second writer is refused at once, naming the holder's process.
+#[test]
+fn a_second_writer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("l.gs");
+    ok(&["create", s(&store), "--like", s(&data("terra_meuse.tif"))]);
+    let storage = gridstore::storage::FolderStorage::open(&store).unwrap();
+    let _writer = gridstore::engine::Store::open_writer(std::sync::Arc::new(storage)).unwrap();
+    let out = gridstore(&["ingest", s(&store), s(&data("terra_meuse.tif"))]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("is locked by process {}", std::process::id())), "{stderr}");
+    // Readers are not blocked.
+    ok(&["info", s(&store)]);
+}
+
+/// Clear sets an extent to nodata, drops emptied chunks, and keeps the
+/// pyramid consistent; data west and north of the first file ingests too.
+#[test]
+fn clear_and_growth_keep_the_pyramid_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("g.gs");
+    let src = data("stars_olinda_dem_utm25s.tif");
+    ok(&["create", s(&store), "--like", s(&src), "--chunk", "16"]);
+    ok(&["ingest", s(&store), s(&src)]);
+    // The same raster shifted 50 cells west and 30 north.
+    let g = read(s(&src), None);
+    let gt = g.geotransform;
+    let shifted = dir.path().join("shifted.tif");
+    let (x0, y0) = (gt[0] - 50.0 * gt[1], gt[3] - 30.0 * gt[5]);
+    tool("gdal_translate", &["-q", "-a_ullr", &x0.to_string(), &y0.to_string(), &(x0 + 111.0 * gt[1]).to_string(),
+        &(y0 + 111.0 * gt[5]).to_string(), s(&src), s(&shifted)]);
+    ok(&["ingest", s(&store), s(&shifted)]);
+    let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&store), "--json"])).unwrap();
+    assert_eq!(info["data_size"], serde_json::json!([161, 141]));
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    let bbox = format!("{},{},{},{}", gt[0], gt[3] + 111.0 * gt[5], gt[0] + 111.0 * gt[1], gt[3]);
+    let before: u64 = info["levels"][0]["chunks"].as_u64().unwrap();
+    ok(&["clear", s(&store), "--bbox", &bbox]);
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&store), "--json"])).unwrap();
+    assert!(info["levels"][0]["chunks"].as_u64().unwrap() < before, "emptied chunks are removed");
+    let out = dir.path().join("after.tif");
+    ok(&["export", s(&store), "-o", s(&out), "--bbox", &bbox]);
+    let a = read(s(&out), None);
+    assert!(a.bands[0].iter().all(|v| v.is_nan()), "the cleared extent holds no data");
+    // What is left is the L-shaped part of the shifted copy outside the bbox.
+    let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&store), "--json"])).unwrap();
+    assert_eq!(info["data_size"], serde_json::json!([111, 111]));
+}
+
+/// zarr-python opens every level read-only and reads exactly the values
+/// gridstore returns; GDAL's Zarr driver reads the base level too.
+#[test]
+fn zarr_python_and_gdal_read_every_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("z.gs");
+    let src = data("stars_L7_ETMs.tif");
+    ok(&["create", s(&store), "--like", s(&src), "--chunk", "64", "--domain-levels", "6"]);
+    ok(&["ingest", s(&store), s(&src)]);
+    let storage = gridstore::storage::FolderStorage::open(&store).unwrap();
+    let engine = gridstore::engine::Store::open(std::sync::Arc::new(storage)).unwrap();
+    let grid = *engine.grid();
+    let script = r#"
+import sys, zarr, numpy as np
+store, level, r0, c0, rows, cols, out = sys.argv[1:]
+z = zarr.open_array(f"{store}/{level}/data", mode="r", zarr_format=2)
+a = z[:, int(r0):int(r0)+int(rows), int(c0):int(c0)+int(cols)]
+with open(out, "wb") as f:
+    f.write(np.ascontiguousarray(a).tobytes())
+"#;
+    for level in 0..=grid.top_level() {
+        let window = engine.data_window::<u8>(0).unwrap().unwrap();
+        let f = 1u64 << level;
+        let w = gridstore::engine::Window {
+            row: window.row / f,
+            col: window.col / f,
+            rows: (window.row + window.rows).div_ceil(f) - window.row / f,
+            cols: (window.col + window.cols).div_ceil(f) - window.col / f,
+        };
+        let expected = engine.read_window::<u8>(0, level, &w).unwrap();
+        let out = dir.path().join(format!("level{level}.bin"));
+        let status = std::process::Command::new("python3")
+            .args(["-W", "error", "-c", script, s(&store), &level.to_string()])
+            .args([w.row, w.col, w.rows, w.cols].map(|v| v.to_string()))
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "zarr-python failed on level {level}");
+        let got = std::fs::read(&out).unwrap();
+        assert_eq!(got, expected.iter().copied().collect::<Vec<u8>>(), "level {level} differs in zarr-python");
+    }
+    // GDAL 3.6's Zarr driver: band 1 (extra dimension index 0) of level 0.
+    let window = engine.data_window::<u8>(0).unwrap().unwrap();
+    let tif = dir.path().join("gdal_zarr.tif");
+    let name = format!("ZARR:\"{}\":/0/data:0", s(&store));
+    tool("gdal_translate", &["-q", "-srcwin", &window.col.to_string(), &window.row.to_string(), &window.cols.to_string(),
+        &window.rows.to_string(), &name, s(&tif)]);
+    let a = read(s(&tif), None);
+    let b = read(s(&src), None);
+    assert_eq!(a.bands[0], b.bands[0], "GDAL's Zarr driver reads the source values");
+}
+
+/// The demo used by the README's run command works.
+#[test]
+fn demo_builds_a_store_and_prints_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo");
+    let out = ok(&["demo", "--store", s(&store)]);
+    assert!(out.contains("master"), "{out}");
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+}

@@ -1,0 +1,87 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A test raster from tests/data.
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// Runs the gridstore binary.
+pub fn gridstore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gridstore")).args(args).output().unwrap()
+}
+
+/// Runs gridstore and asserts success, returning stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = gridstore(args);
+    assert!(
+        out.status.success(),
+        "gridstore {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a GDAL tool and asserts success.
+pub fn tool(name: &str, args: &[&str]) {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(out.status.success(), "{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A raster read through GDAL: values as f64 per band, size, geotransform, nodata.
+#[derive(Debug)]
+pub struct Grid {
+    pub bands: Vec<Vec<f64>>,
+    pub cols: usize,
+    pub rows: usize,
+    pub geotransform: [f64; 6],
+    pub nodata: Option<f64>,
+}
+
+/// Reads a raster (or one of its overviews) with GDAL.
+pub fn read(path: &str, overview: Option<usize>) -> Grid {
+    let ds = gdal::Dataset::open(path).unwrap();
+    let geotransform = ds.geo_transform().unwrap_or([0.0; 6]);
+    let mut bands = Vec::new();
+    let mut size = (0, 0);
+    let mut nodata = None;
+    for b in 1..=ds.raster_count() {
+        let band = ds.rasterband(b).unwrap();
+        nodata = band.no_data_value();
+        let band = match overview {
+            Some(i) => band.overview(i).unwrap(),
+            None => band,
+        };
+        size = band.size();
+        let buf = band.read_as::<f64>((0, 0), size, size, None).unwrap();
+        bands.push(buf.data().to_vec());
+    }
+    Grid { bands, cols: size.0, rows: size.1, geotransform, nodata }
+}
+
+/// Every file under `dir` with its bytes.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Equal, or both nodata/NaN.
+pub fn same(a: f64, b: f64) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
+}
