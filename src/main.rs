@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = gridstore::cli::Cli::parse();
+    gridstore::gdal_io::silence_gdal_messages();
     match gridstore::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

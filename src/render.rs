@@ -30,7 +30,14 @@ const VIRIDIS: [[u8; 3]; 9] = [
     [253, 231, 37],
 ];
 
-const TERRAIN: [[u8; 3]; 6] = [[51, 51, 153], [0, 153, 255], [0, 204, 102], [255, 255, 153], [128, 92, 84], [255, 255, 255]];
+const TERRAIN: [[u8; 3]; 6] = [
+    [51, 51, 153],
+    [0, 153, 255],
+    [0, 204, 102],
+    [255, 255, 153],
+    [128, 92, 84],
+    [255, 255, 255],
+];
 
 impl ColorMap {
     /// The colour of `f` in `[0, 1]`.
@@ -73,9 +80,19 @@ impl Stretch {
     /// The `lo`–`hi` percentile range (0–100) of the valid cells of one band;
     /// `None` when the band has no data.
     #[must_use]
-    pub fn percentiles<T: Element>(data: &ArrayView3<'_, T>, band: usize, nodata: T, lo: f64, hi: f64) -> Option<Self> {
-        let mut values: Vec<f64> =
-            data.index_axis(ndarray::Axis(0), band).iter().filter(|v| is_valid(**v, nodata)).map(|v| v.to_f64()).collect();
+    pub fn percentiles<T: Element>(
+        data: &ArrayView3<'_, T>,
+        band: usize,
+        nodata: T,
+        lo: f64,
+        hi: f64,
+    ) -> Option<Self> {
+        let mut values: Vec<f64> = data
+            .index_axis(ndarray::Axis(0), band)
+            .iter()
+            .filter(|v| is_valid(**v, nodata))
+            .map(|v| v.to_f64())
+            .collect();
         if values.is_empty() {
             return None;
         }
@@ -85,11 +102,18 @@ impl Stretch {
             let i = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
             values[i.min(values.len() - 1)]
         };
-        Some(Self { min: at(lo), max: at(hi) })
+        Some(Self {
+            min: at(lo),
+            max: at(hi),
+        })
     }
 
     fn fraction(&self, v: f64) -> f64 {
-        if self.max > self.min { (v - self.min) / (self.max - self.min) } else { 0.5 }
+        if self.max > self.min {
+            (v - self.min) / (self.max - self.min)
+        } else {
+            0.5
+        }
     }
 }
 
@@ -97,7 +121,12 @@ impl Stretch {
 /// `map`; three or more bands make an RGB composite of bands 1–3, each with
 /// its own stretch. Nodata is transparent.
 #[must_use]
-pub fn to_rgba<T: Element>(data: &ArrayView3<'_, T>, nodata: T, map: ColorMap, stretches: &[Stretch]) -> Vec<u8> {
+pub fn to_rgba<T: Element>(
+    data: &ArrayView3<'_, T>,
+    nodata: T,
+    map: ColorMap,
+    stretches: &[Stretch],
+) -> Vec<u8> {
     let (bands, rows, cols) = data.dim();
     let mut out = vec![0u8; rows * cols * 4];
     let rgb = bands >= 3 && stretches.len() >= 3;
@@ -111,7 +140,8 @@ pub fn to_rgba<T: Element>(data: &ArrayView3<'_, T>, nodata: T, map: ColorMap, s
                 }
                 for k in 0..3 {
                     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    let channel = (stretches[k].fraction(vs[k].to_f64()).clamp(0.0, 1.0) * 255.0).round() as u8;
+                    let channel = (stretches[k].fraction(vs[k].to_f64()).clamp(0.0, 1.0) * 255.0)
+                        .round() as u8;
                     px[k] = channel;
                 }
                 px[3] = 255;
@@ -120,7 +150,10 @@ pub fn to_rgba<T: Element>(data: &ArrayView3<'_, T>, nodata: T, map: ColorMap, s
                 if !is_valid(v, nodata) {
                     continue;
                 }
-                let stretch = stretches.first().copied().unwrap_or(Stretch { min: 0.0, max: 1.0 });
+                let stretch = stretches
+                    .first()
+                    .copied()
+                    .unwrap_or(Stretch { min: 0.0, max: 1.0 });
                 let [red, green, blue] = map.color(stretch.fraction(v.to_f64()));
                 px.copy_from_slice(&[red, green, blue, 255]);
             }
@@ -138,7 +171,13 @@ mod tests {
     fn nodata_is_transparent_and_ramp_ends_match() {
         let data = Array3::from_shape_vec((1, 1, 3), vec![0.0f32, -1.0, 10.0]).unwrap();
         let s = Stretch::percentiles(&data.view(), 0, -1.0, 0.0, 100.0).unwrap();
-        assert_eq!(s, Stretch { min: 0.0, max: 10.0 });
+        assert_eq!(
+            s,
+            Stretch {
+                min: 0.0,
+                max: 10.0
+            }
+        );
         let px = to_rgba(&data.view(), -1.0, ColorMap::Viridis, &[s]);
         assert_eq!(&px[0..4], &[68, 1, 84, 255]);
         assert_eq!(px[7], 0);

@@ -164,7 +164,9 @@ fn parse_number(s: &str) -> Result<f64, String> {
     if s.eq_ignore_ascii_case("nan") {
         return Ok(f64::NAN);
     }
-    s.trim().parse::<f64>().map_err(|_| format!("'{s}' is not a number"))
+    s.trim()
+        .parse::<f64>()
+        .map_err(|_| format!("'{s}' is not a number"))
 }
 
 fn parse_list(s: &str, n: usize) -> Result<Vec<f64>, String> {
@@ -172,7 +174,18 @@ fn parse_list(s: &str, n: usize) -> Result<Vec<f64>, String> {
     if parts.len() != n {
         return Err(format!("'{s}' needs {n} comma-separated numbers"));
     }
-    parts.into_iter().map(|p| parse_number(p).and_then(|v| if v.is_finite() { Ok(v) } else { Err(format!("'{p}' is not finite")) })).collect()
+    parts
+        .into_iter()
+        .map(|p| {
+            parse_number(p).and_then(|v| {
+                if v.is_finite() {
+                    Ok(v)
+                } else {
+                    Err(format!("'{p}' is not finite"))
+                }
+            })
+        })
+        .collect()
 }
 
 /// Parses `X,Y`.
@@ -185,7 +198,11 @@ pub fn parse_pair(s: &str) -> Result<[f64; 2], String> {
 }
 
 fn parse_pair_or_one(s: &str) -> Result<[f64; 2], String> {
-    if s.contains(',') { parse_pair(s) } else { parse_list(s, 1).map(|v| [v[0], v[0]]) }
+    if s.contains(',') {
+        parse_pair(s)
+    } else {
+        parse_list(s, 1).map(|v| [v[0], v[0]])
+    }
 }
 
 /// Parses `MINX,MINY,MAXX,MAXY`.
@@ -200,18 +217,30 @@ pub fn parse_bbox(s: &str) -> Result<Extent, String> {
 fn parse_wxh(s: &str) -> Result<[u64; 2], String> {
     let lower = s.to_ascii_lowercase();
     let (w, h) = lower.split_once('x').unwrap_or((&lower, &lower));
-    let parse = |p: &str| p.trim().parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| format!("'{s}' is not WxH"));
+    let parse = |p: &str| {
+        p.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| format!("'{s}' is not WxH"))
+    };
     Ok([parse(w)?, parse(h)?])
 }
 
 fn parse_chunk(s: &str) -> Result<[u32; 2], String> {
     let [w, h] = parse_wxh(s)?;
-    Ok([u32::try_from(w).map_err(|e| e.to_string())?, u32::try_from(h).map_err(|e| e.to_string())?])
+    Ok([
+        u32::try_from(w).map_err(|e| e.to_string())?,
+        u32::try_from(h).map_err(|e| e.to_string())?,
+    ])
 }
 
 fn parse_size(s: &str) -> Result<[usize; 2], String> {
     let [w, h] = parse_wxh(s)?;
-    Ok([usize::try_from(w).map_err(|e| e.to_string())?, usize::try_from(h).map_err(|e| e.to_string())?])
+    Ok([
+        usize::try_from(w).map_err(|e| e.to_string())?,
+        usize::try_from(h).map_err(|e| e.to_string())?,
+    ])
 }
 
 /// Parses a duration like `3600`, `90s`, `15m`, `6h`, `1d`, `1w` into seconds.
@@ -219,15 +248,23 @@ fn parse_size(s: &str) -> Result<[usize; 2], String> {
 /// # Errors
 /// A message naming the text.
 pub fn parse_step(s: &str) -> Result<i64, String> {
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
-    let n: i64 = num.parse().map_err(|_| format!("'{s}' is not a time step"))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a time step"))?;
     let factor = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m, h, d or w)")),
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit '{unit}' (use s, m, h, d or w)"
+            ));
+        }
     };
     Ok(n * factor)
 }

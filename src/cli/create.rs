@@ -15,11 +15,20 @@ use std::sync::Arc;
 /// and is not empty.
 pub fn create(args: &CreateArgs) -> anyhow::Result<Store> {
     let structure = structure_from(args)?;
-    if args.store.exists() && std::fs::read_dir(&args.store).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("cannot create store {}: the folder exists and is not empty", args.store.display());
+    if args.store.exists()
+        && std::fs::read_dir(&args.store)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "cannot create store {}: the folder exists and is not empty",
+            args.store.display()
+        );
     }
-    let storage = FolderStorage::create(&args.store).with_context(|| format!("cannot create store {}", args.store.display()))?;
-    Store::create(Arc::new(storage), structure).with_context(|| format!("cannot create store {}", args.store.display()))
+    let storage = FolderStorage::create(&args.store)
+        .with_context(|| format!("cannot create store {}", args.store.display()))?;
+    Store::create(Arc::new(storage), structure)
+        .with_context(|| format!("cannot create store {}", args.store.display()))
 }
 
 fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
@@ -29,7 +38,8 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
         let (Some(crs), Some(cell), Some(origin)) = (&args.crs, args.cell_size, args.origin) else {
             bail!("give --like FILE, or all of --crs, --cell-size and --origin");
         };
-        let srs = srs_from(crs).map_err(|e| anyhow::anyhow!("--crs '{crs}' is not a CRS GDAL knows ({e})"))?;
+        let srs = srs_from(crs)
+            .map_err(|e| anyhow::anyhow!("--crs '{crs}' is not a CRS GDAL knows ({e})"))?;
         let dtype = args.dtype.unwrap_or(crate::engine::DType::F32);
         Structure {
             crs: crs_of(&srs),

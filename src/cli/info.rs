@@ -49,8 +49,12 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     let master = store.master_chunk(t0)?;
     let data = with_dtype!(s.dtype, T => store.data_window::<T>(t0))?;
     let data_extent = data.map(|w| grid.window_extent(0, &w));
-    let instants: Vec<String> =
-        store.time_indices().iter().filter_map(|t| store.instant_of(*t)).map(format_instant).collect();
+    let instants: Vec<String> = store
+        .time_indices()
+        .iter()
+        .filter_map(|t| store.instant_of(*t))
+        .map(format_instant)
+        .collect();
     if as_json {
         let value = json!({
             "store": store.location(),
@@ -73,9 +77,17 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     println!("store       {}", store.location());
     println!("format      gridstore {FORMAT_VERSION} (Zarr v2 group, one array per level)");
     println!("crs         {crs}");
-    println!("cell size   {} x {}", short(s.cell_size[0]), short(s.cell_size[1]));
+    println!(
+        "cell size   {} x {}",
+        short(s.cell_size[0]),
+        short(s.cell_size[1])
+    );
     println!("anchor      {}, {}", s.anchor[0], s.anchor[1]);
-    println!("domain      {} (levels 0..{})", grid.domain(), grid.top_level());
+    println!(
+        "domain      {} (levels 0..{})",
+        grid.domain(),
+        grid.top_level()
+    );
     println!("chunk       {} x {}", s.chunk[0], s.chunk[1]);
     println!("dtype       {}  nodata {}", s.dtype, s.nodata);
     println!("codec       {}", s.codec);
@@ -86,7 +98,11 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     match &s.time {
         None => {}
         Some(TimeAxis::Regular { origin, step }) => {
-            println!("time        regular from {} every {step} s, {} instants", format_instant(*origin), instants.len());
+            println!(
+                "time        regular from {} every {step} s, {} instants",
+                format_instant(*origin),
+                instants.len()
+            );
         }
         Some(TimeAxis::Irregular) => println!("time        irregular, {} instants", instants.len()),
     }
@@ -98,15 +114,30 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         _ => println!("data        none"),
     }
     match master {
-        Some(m) => println!("master      {} covering {}", loc_name(m), grid.chunk_extent(m)),
+        Some(m) => println!(
+            "master      {} covering {}",
+            loc_name(m),
+            grid.chunk_extent(m)
+        ),
         None => println!("master      none (empty store)"),
     }
     println!();
-    println!("{:>5}  {:>14}  {:>8}  {:>12}", "level", "cell size", "chunks", "bytes");
+    println!(
+        "{:>5}  {:>14}  {:>8}  {:>12}",
+        "level", "cell size", "chunks", "bytes"
+    );
     for l in &levels {
-        println!("{:>5}  {:>14}  {:>8}  {:>12}", l.level, short(l.cell_size[0]), l.chunks, l.bytes);
+        println!(
+            "{:>5}  {:>14}  {:>8}  {:>12}",
+            l.level,
+            short(l.cell_size[0]),
+            l.chunks,
+            l.bytes
+        );
     }
-    let (chunks, bytes) = levels.iter().fold((0, 0), |(c, b), l| (c + l.chunks, b + l.bytes));
+    let (chunks, bytes) = levels
+        .iter()
+        .fold((0, 0), |(c, b), l| (c + l.chunks, b + l.bytes));
     println!("{:>5}  {:>14}  {chunks:>8}  {bytes:>12}", "all", "");
     Ok(())
 }
@@ -151,9 +182,18 @@ pub fn print_chunks(store: &Store, level: Option<u8>, as_json: bool) -> anyhow::
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    println!("{:>5} {:>5} {:>7} {:>7} {:>10}  extent", "t", "level", "row", "col", "bytes");
+    println!(
+        "{:>5} {:>5} {:>7} {:>7} {:>10}  extent",
+        "t", "level", "row", "col", "bytes"
+    );
     for (t, loc, bytes) in rows {
-        println!("{t:>5} {:>5} {:>7} {:>7} {bytes:>10}  {}", loc.level, loc.row, loc.col, grid.chunk_extent(loc));
+        println!(
+            "{t:>5} {:>5} {:>7} {:>7} {bytes:>10}  {}",
+            loc.level,
+            loc.row,
+            loc.col,
+            grid.chunk_extent(loc)
+        );
     }
     Ok(())
 }

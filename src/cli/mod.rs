@@ -23,9 +23,22 @@ use std::sync::Arc;
 /// A missing or unreadable folder, a folder that is not a store, or a lock
 /// held by another process.
 pub fn open_store(path: &Path, writer: bool) -> anyhow::Result<Store> {
-    let storage = FolderStorage::open(path).with_context(|| format!("cannot open store {}", path.display()))?;
+    if !path.is_dir() {
+        let what = if path.exists() {
+            "not a folder"
+        } else {
+            "no such folder"
+        };
+        anyhow::bail!("cannot open store {}: {what}", path.display());
+    }
+    let storage = FolderStorage::open(path)
+        .with_context(|| format!("cannot open store {}", path.display()))?;
     let storage = Arc::new(storage);
-    let store = if writer { Store::open_writer(storage) } else { Store::open(storage) };
+    let store = if writer {
+        Store::open_writer(storage)
+    } else {
+        Store::open(storage)
+    };
     store.map_err(|e| match e {
         EngineError::Storage(s) => anyhow::anyhow!(s),
         other => anyhow::anyhow!(other),
@@ -37,5 +50,6 @@ pub fn open_store(path: &Path, writer: bool) -> anyhow::Result<Store> {
 /// # Errors
 /// A message naming the text.
 pub fn parse_time(text: Option<&str>) -> anyhow::Result<Option<i64>> {
-    text.map(|t| crate::engine::time::parse_instant(t).map_err(anyhow::Error::msg)).transpose()
+    text.map(|t| crate::engine::time::parse_instant(t).map_err(anyhow::Error::msg))
+        .transpose()
 }

@@ -13,12 +13,20 @@ pub struct BarSink {
 impl BarSink {
     /// A sink whose bars are labelled `label` (e.g. the file name).
     pub fn new(label: impl Into<String>) -> Self {
-        Self { label: label.into(), bar: Mutex::new(None) }
+        Self {
+            label: label.into(),
+            bar: Mutex::new(None),
+        }
     }
 
     /// Removes the bar.
     pub fn finish(&self) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some(bar) = self
+            .bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             bar.finish_and_clear();
         }
     }
@@ -26,16 +34,21 @@ impl BarSink {
 
 impl ProgressSink for BarSink {
     fn event(&self, event: JobEvent) {
-        let mut slot = self.bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self
+            .bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
             JobEvent::Phase { name, total } => {
                 if let Some(old) = slot.take() {
                     old.finish_and_clear();
                 }
                 let bar = ProgressBar::new(total);
-                let style = ProgressStyle::with_template("{msg:30} [{bar:30}] {pos}/{len} {binary_bytes} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
+                let style = ProgressStyle::with_template(
+                    "{msg:30} [{bar:30}] {pos}/{len} {binary_bytes} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
                 bar.set_style(style);
                 bar.set_message(format!("{} {name}", self.label));
                 *slot = Some(bar);

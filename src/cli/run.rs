@@ -26,9 +26,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             info::print_info(&open_store(&store, false)?, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { store, files, time, cast } => {
+        Command::Ingest {
+            store,
+            files,
+            time,
+            cast,
+        } => {
             let store = open_store(&store, true)?;
-            let options = IngestOptions { instant: parse_time(time.as_deref())?, cast };
+            let options = IngestOptions {
+                instant: parse_time(time.as_deref())?,
+                cast,
+            };
             ingest_files(&store, &files, &options)
         }
         Command::Export(args) => export_cmd(&args),
@@ -46,7 +54,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.pyramid_chunks += r.pyramid_chunks;
             }
             sink.finish();
-            println!("cleared {bbox}: {} base chunks, {} aggregates updated", report.base_chunks, report.pyramid_chunks);
+            println!(
+                "cleared {bbox}: {} base chunks, {} aggregates updated",
+                report.base_chunks, report.pyramid_chunks
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { store } => verify(&open_store(&store, false)?),
@@ -58,10 +69,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn ingest_files(store: &Store, files: &[PathBuf], options: &IngestOptions) -> anyhow::Result<ExitCode> {
+fn ingest_files(
+    store: &Store,
+    files: &[PathBuf],
+    options: &IngestOptions,
+) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for file in files {
-        let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let sink = BarSink::new(name);
         let result = ingest(store, file, options, &sink, &CancelToken::new());
         sink.finish();
@@ -76,21 +94,32 @@ fn ingest_files(store: &Store, files: &[PathBuf], options: &IngestOptions) -> an
                 r.pyramid_chunks,
                 r.seconds
             ),
+            Err(e) if e.is_cancelled() => {
+                eprintln!("cancelled: {}", file.display());
+                failed += 1;
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 failed += 1;
             }
         }
     }
-    if failed > 0 {
-        bail!("{failed} of {} files failed", files.len());
+    match failed {
+        0 => Ok(ExitCode::SUCCESS),
+        // The error itself was the one line printed.
+        _ if files.len() == 1 => Ok(ExitCode::from(2)),
+        _ => bail!("{failed} of {} files failed", files.len()),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn export_cmd(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.store, false)?;
-    let format = match args.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let format = match args
+        .format
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("gtiff" | "geotiff" | "tif") => ExportFormat::GTiff,
         Some("cog") => ExportFormat::Cog,
         Some("netcdf" | "nc") => ExportFormat::NetCdf,
@@ -129,16 +158,26 @@ fn export_cmd(args: &ExportArgs) -> anyhow::Result<ExitCode> {
 
 fn verify(store: &Store) -> anyhow::Result<ExitCode> {
     let sink = BarSink::new("verify");
-    let report = with_dtype!(store.structure().dtype, T => store.verify::<T>(&sink, &CancelToken::new()))?;
+    let report =
+        with_dtype!(store.structure().dtype, T => store.verify::<T>(&sink, &CancelToken::new()))?;
     sink.finish();
     if report.damage.is_empty() {
-        println!("ok: {} chunks verified in {}", report.chunks, store.location());
+        println!(
+            "ok: {} chunks verified in {}",
+            report.chunks,
+            store.location()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for d in &report.damage {
         println!("damaged {}: {}", d.key, d.reason);
     }
-    println!("{} of {} chunks damaged in {}", report.damage.len(), report.chunks, store.location());
+    println!(
+        "{} of {} chunks damaged in {}",
+        report.damage.len(),
+        report.chunks,
+        store.location()
+    );
     Ok(ExitCode::from(1))
 }
 
@@ -148,9 +187,13 @@ fn demo(path: &Path) -> anyhow::Result<ExitCode> {
     if path.exists() {
         let is_store = path.join(".zattrs").exists();
         if !is_store {
-            bail!("{} exists and is not a store; choose another --store", path.display());
+            bail!(
+                "{} exists and is not a store; choose another --store",
+                path.display()
+            );
         }
-        std::fs::remove_dir_all(path).with_context(|| format!("cannot replace {}", path.display()))?;
+        std::fs::remove_dir_all(path)
+            .with_context(|| format!("cannot replace {}", path.display()))?;
     }
     let args = super::args::CreateArgs {
         store: path.into(),

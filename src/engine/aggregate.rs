@@ -28,7 +28,11 @@ pub fn computed<T: Element>(value: f64, nodata: T) -> T {
     }
     let up = value > nodata.to_f64() || (value == nodata.to_f64() && nodata.step(true) != nodata);
     let stepped = nodata.step(up);
-    if stepped == nodata { nodata.step(!up) } else { stepped }
+    if stepped == nodata {
+        nodata.step(!up)
+    } else {
+        stepped
+    }
 }
 
 /// Whether every cell is nodata.
@@ -104,12 +108,18 @@ pub fn downsample<T: Element>(
             (n > 0).then(|| computed(sum, nodata))
         }),
         Aggregator::Min => reduce(child, target, nodata, |v| {
-            v.into_iter().filter(|x| is_valid(*x, nodata)).reduce(|a, b| if b < a { b } else { a })
+            v.into_iter()
+                .filter(|x| is_valid(*x, nodata))
+                .reduce(|a, b| if b < a { b } else { a })
         }),
         Aggregator::Max => reduce(child, target, nodata, |v| {
-            v.into_iter().filter(|x| is_valid(*x, nodata)).reduce(|a, b| if b > a { b } else { a })
+            v.into_iter()
+                .filter(|x| is_valid(*x, nodata))
+                .reduce(|a, b| if b > a { b } else { a })
         }),
-        Aggregator::Nearest => reduce(child, target, nodata, |v| v.into_iter().find(|x| is_valid(*x, nodata))),
+        Aggregator::Nearest => reduce(child, target, nodata, |v| {
+            v.into_iter().find(|x| is_valid(*x, nodata))
+        }),
         Aggregator::Mode => reduce(child, target, nodata, |v| mode4(v, nodata)),
     }
 }
@@ -214,9 +224,19 @@ mod tests {
     fn parent_places_children_in_quadrants() {
         let nw = Array3::from_elem((1, 2, 2), 1u8);
         let se = Array3::from_elem((1, 2, 2), 9u8);
-        let p = parent_chunk([Some(&nw), None, None, Some(&se)], Aggregator::Max, 0, 0, (1, 2, 2)).unwrap();
+        let p = parent_chunk(
+            [Some(&nw), None, None, Some(&se)],
+            Aggregator::Max,
+            0,
+            0,
+            (1, 2, 2),
+        )
+        .unwrap();
         assert_eq!(p.into_raw_vec_and_offset().0, vec![1, 0, 0, 9]);
-        assert!(parent_chunk::<u8>([None, None, None, None], Aggregator::Max, 0, 0, (1, 2, 2)).is_none());
+        assert!(
+            parent_chunk::<u8>([None, None, None, None], Aggregator::Max, 0, 0, (1, 2, 2))
+                .is_none()
+        );
     }
 
     proptest! {

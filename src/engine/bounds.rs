@@ -14,25 +14,52 @@ impl Store {
     /// # Errors
     /// Corrupt chunks or I/O.
     pub fn data_window<T: Element>(&self, t: u32) -> Result<Option<Window>, EngineError> {
-        let chunks: Vec<_> = self.list_chunks(0)?.into_iter().filter(|(ct, _, _)| *ct == t).map(|(_, l, _)| l).collect();
-        let Some(first) = chunks.first() else { return Ok(None) };
+        let chunks: Vec<_> = self
+            .list_chunks(0)?
+            .into_iter()
+            .filter(|(ct, _, _)| *ct == t)
+            .map(|(_, l, _)| l)
+            .collect();
+        let Some(first) = chunks.first() else {
+            return Ok(None);
+        };
         let (mut r0, mut r1, mut c0, mut c1) = (first.row, first.row, first.col, first.col);
         for l in &chunks {
             (r0, r1, c0, c1) = (r0.min(l.row), r1.max(l.row), c0.min(l.col), c1.max(l.col));
         }
         let nodata = self.nodata::<T>();
         let mut bounds: Option<Window> = None;
-        for loc in chunks.iter().filter(|l| l.row == r0 || l.row == r1 || l.col == c0 || l.col == c1) {
-            let Some(chunk) = self.read_chunk::<T>(t, *loc)? else { continue };
+        for loc in chunks
+            .iter()
+            .filter(|l| l.row == r0 || l.row == r1 || l.col == c0 || l.col == c1)
+        {
+            let Some(chunk) = self.read_chunk::<T>(t, *loc)? else {
+                continue;
+            };
             let cw = self.grid().chunk_window(*loc);
             let (_, rows, cols) = chunk.dim();
-            let valid_rows: Vec<usize> =
-                (0..rows).filter(|r| chunk.slice(s![.., *r, ..]).iter().any(|v| is_valid(*v, nodata))).collect();
-            let valid_cols: Vec<usize> =
-                (0..cols).filter(|c| chunk.slice(s![.., .., *c]).iter().any(|v| is_valid(*v, nodata))).collect();
-            let (Some(fr), Some(lr), Some(fc), Some(lc)) =
-                (valid_rows.first(), valid_rows.last(), valid_cols.first(), valid_cols.last())
-            else {
+            let valid_rows: Vec<usize> = (0..rows)
+                .filter(|r| {
+                    chunk
+                        .slice(s![.., *r, ..])
+                        .iter()
+                        .any(|v| is_valid(*v, nodata))
+                })
+                .collect();
+            let valid_cols: Vec<usize> = (0..cols)
+                .filter(|c| {
+                    chunk
+                        .slice(s![.., .., *c])
+                        .iter()
+                        .any(|v| is_valid(*v, nodata))
+                })
+                .collect();
+            let (Some(fr), Some(lr), Some(fc), Some(lc)) = (
+                valid_rows.first(),
+                valid_rows.last(),
+                valid_cols.first(),
+                valid_cols.last(),
+            ) else {
                 continue;
             };
             let w = Window {

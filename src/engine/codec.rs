@@ -61,7 +61,9 @@ pub fn decode(codec: Codec, stored: &[u8], expected: usize) -> Result<Vec<u8>, D
     match codec {
         Codec::Zstd { .. } => decode_zstd(stored, expected),
         Codec::Lz4 => {
-            let declared = stored.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let declared = stored
+                .get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
             let Some(declared) = declared else {
                 return Err(malformed("lz4", "shorter than its size header"));
             };
@@ -82,7 +84,11 @@ fn decode_zstd(stored: &[u8], expected: usize) -> Result<Vec<u8>, DecodeError> {
     let mut d = zstd::bulk::Decompressor::new().map_err(|e| malformed("zstd", e.to_string()))?;
     let raw = d.decompress(stored, expected).map_err(|e| {
         let text = e.to_string();
-        if text.to_ascii_lowercase().contains("checksum") { DecodeError::Checksum } else { malformed("zstd", text) }
+        if text.to_ascii_lowercase().contains("checksum") {
+            DecodeError::Checksum
+        } else {
+            malformed("zstd", text)
+        }
     })?;
     check_size(raw.len() as u64, expected as u64)?;
     Ok(raw)
@@ -105,11 +111,18 @@ fn strip_crc(bytes: &[u8], expected: usize) -> Result<Vec<u8>, DecodeError> {
 }
 
 fn check_size(declared: u64, expected: u64) -> Result<(), DecodeError> {
-    if declared == expected { Ok(()) } else { Err(DecodeError::Size { declared, expected }) }
+    if declared == expected {
+        Ok(())
+    } else {
+        Err(DecodeError::Size { declared, expected })
+    }
 }
 
 fn malformed(codec: &'static str, reason: impl Into<String>) -> DecodeError {
-    DecodeError::Malformed { codec, reason: reason.into() }
+    DecodeError::Malformed {
+        codec,
+        reason: reason.into(),
+    }
 }
 
 #[cfg(test)]
@@ -121,7 +134,9 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_is_caught() {
-        let raw: Vec<u8> = (0..4096u32).flat_map(|i| (i * 7919 % 1000).to_le_bytes()).collect();
+        let raw: Vec<u8> = (0..4096u32)
+            .flat_map(|i| (i * 7919 % 1000).to_le_bytes())
+            .collect();
         for codec in CODECS {
             let stored = encode(codec, &raw).unwrap();
             for i in (0..stored.len()).step_by(7) {
@@ -129,7 +144,10 @@ mod tests {
                 bad[i] ^= 0x40;
                 assert!(decode(codec, &bad, raw.len()).is_err(), "{codec} byte {i}");
             }
-            assert!(decode(codec, &stored[..stored.len() / 2], raw.len()).is_err(), "{codec} truncated");
+            assert!(
+                decode(codec, &stored[..stored.len() / 2], raw.len()).is_err(),
+                "{codec} truncated"
+            );
         }
     }
 
@@ -138,7 +156,10 @@ mod tests {
         let huge = vec![0u8; 1 << 20];
         for codec in CODECS {
             let stored = encode(codec, &huge).unwrap();
-            assert!(matches!(decode(codec, &stored, 1024), Err(DecodeError::Size { .. })), "{codec}");
+            assert!(
+                matches!(decode(codec, &stored, 1024), Err(DecodeError::Size { .. })),
+                "{codec}"
+            );
         }
     }
 

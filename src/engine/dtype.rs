@@ -132,7 +132,11 @@ impl FromStr for DType {
         Self::ALL
             .into_iter()
             .find(|d| d.name() == s.to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown data type '{s}' (expected one of u8, i8, u16, i16, u32, i32, f32, f64)"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown data type '{s}' (expected one of u8, i8, u16, i16, u32, i32, f32, f64)"
+                )
+            })
     }
 }
 
@@ -191,7 +195,11 @@ macro_rules! int_element {
             }
 
             fn step(self, up: bool) -> Self {
-                if up { self.saturating_add(1) } else { self.saturating_sub(1) }
+                if up {
+                    self.saturating_add(1)
+                } else {
+                    self.saturating_sub(1)
+                }
             }
         }
     };
@@ -262,14 +270,38 @@ impl Element for f64 {
 macro_rules! with_dtype {
     ($dtype:expr, $t:ident => $body:expr) => {
         match $dtype {
-            $crate::engine::DType::U8 => { type $t = u8; $body }
-            $crate::engine::DType::I8 => { type $t = i8; $body }
-            $crate::engine::DType::U16 => { type $t = u16; $body }
-            $crate::engine::DType::I16 => { type $t = i16; $body }
-            $crate::engine::DType::U32 => { type $t = u32; $body }
-            $crate::engine::DType::I32 => { type $t = i32; $body }
-            $crate::engine::DType::F32 => { type $t = f32; $body }
-            $crate::engine::DType::F64 => { type $t = f64; $body }
+            $crate::engine::DType::U8 => {
+                type $t = u8;
+                $body
+            }
+            $crate::engine::DType::I8 => {
+                type $t = i8;
+                $body
+            }
+            $crate::engine::DType::U16 => {
+                type $t = u16;
+                $body
+            }
+            $crate::engine::DType::I16 => {
+                type $t = i16;
+                $body
+            }
+            $crate::engine::DType::U32 => {
+                type $t = u32;
+                $body
+            }
+            $crate::engine::DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            $crate::engine::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::engine::DType::F64 => {
+                type $t = f64;
+                $body
+            }
         }
     };
 }

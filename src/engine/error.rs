@@ -1,9 +1,9 @@
 //! The engine's error type.
 
+use super::DType;
 use super::codec::DecodeError;
 use super::grid::GridError;
 use super::structure::StructureError;
-use super::DType;
 use crate::storage::StorageError;
 
 /// Everything that can go wrong in the engine.
@@ -37,7 +37,9 @@ pub enum EngineError {
         reason: String,
     },
     /// The store was written by an incompatible format version.
-    #[error("{location} has store format version {found}; this gridstore reads version {supported}{hint}")]
+    #[error(
+        "{location} has store format version {found}; this gridstore reads version {supported}{hint}"
+    )]
     Version {
         /// The store.
         location: String,

@@ -35,7 +35,11 @@ impl ChunkLoc {
     /// The chunk one level up that contains this one.
     #[must_use]
     pub fn parent(self) -> Self {
-        Self { level: self.level + 1, row: self.row / 2, col: self.col / 2 }
+        Self {
+            level: self.level + 1,
+            row: self.row / 2,
+            col: self.col / 2,
+        }
     }
 
     /// The four chunks one level down, in reading order (NW, NE, SW, SE).
@@ -45,10 +49,26 @@ impl ChunkLoc {
         let level = self.level.checked_sub(1)?;
         let (r, c) = (self.row * 2, self.col * 2);
         Some([
-            Self { level, row: r, col: c },
-            Self { level, row: r, col: c + 1 },
-            Self { level, row: r + 1, col: c },
-            Self { level, row: r + 1, col: c + 1 },
+            Self {
+                level,
+                row: r,
+                col: c,
+            },
+            Self {
+                level,
+                row: r,
+                col: c + 1,
+            },
+            Self {
+                level,
+                row: r + 1,
+                col: c,
+            },
+            Self {
+                level,
+                row: r + 1,
+                col: c + 1,
+            },
         ])
     }
 
@@ -86,7 +106,12 @@ impl Window {
         let col = self.col.max(other.col);
         let row_end = (self.row + self.rows).min(other.row + other.rows);
         let col_end = (self.col + self.cols).min(other.col + other.cols);
-        (row < row_end && col < col_end).then_some(Self { row, col, rows: row_end - row, cols: col_end - col })
+        (row < row_end && col < col_end).then_some(Self {
+            row,
+            col,
+            rows: row_end - row,
+            cols: col_end - col,
+        })
     }
 
     /// Whether the window holds no cells.
@@ -102,7 +127,12 @@ impl Window {
         let col = self.col.min(other.col);
         let row_end = (self.row + self.rows).max(other.row + other.rows);
         let col_end = (self.col + self.cols).max(other.col + other.cols);
-        Self { row, col, rows: row_end - row, cols: col_end - col }
+        Self {
+            row,
+            col,
+            rows: row_end - row,
+            cols: col_end - col,
+        }
     }
 }
 
@@ -129,9 +159,16 @@ impl Extent {
             return Err("extent edges must be finite".into());
         }
         if min_x >= max_x || min_y >= max_y {
-            return Err(format!("extent {min_x},{min_y},{max_x},{max_y} is empty (need MINX<MAXX and MINY<MAXY)"));
+            return Err(format!(
+                "extent {min_x},{min_y},{max_x},{max_y} is empty (need MINX<MAXX and MINY<MAXY)"
+            ));
         }
-        Ok(Self { min_x, min_y, max_x, max_y })
+        Ok(Self {
+            min_x,
+            min_y,
+            max_x,
+            max_y,
+        })
     }
 
     /// Width in CRS units.
@@ -149,7 +186,11 @@ impl Extent {
 
 impl fmt::Display for Extent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{},{},{},{}", self.min_x, self.min_y, self.max_x, self.max_y)
+        write!(
+            f,
+            "{},{},{},{}",
+            self.min_x, self.min_y, self.max_x, self.max_y
+        )
     }
 }
 
@@ -228,7 +269,10 @@ impl Grid {
     /// [`GridError::NoSuchLevel`].
     pub fn check_level(&self, level: u8) -> Result<(), GridError> {
         if level > self.top {
-            return Err(GridError::NoSuchLevel { level, top: self.top });
+            return Err(GridError::NoSuchLevel {
+                level,
+                top: self.top,
+            });
         }
         Ok(())
     }
@@ -285,14 +329,24 @@ impl Grid {
     #[must_use]
     pub fn full_window(&self, level: u8) -> Window {
         let [cols, rows] = self.cells(level);
-        Window { row: 0, col: 0, rows, cols }
+        Window {
+            row: 0,
+            col: 0,
+            rows,
+            cols,
+        }
     }
 
     /// The cells of one chunk.
     #[must_use]
     pub fn chunk_window(&self, loc: ChunkLoc) -> Window {
         let (w, h) = (u64::from(self.chunk[0]), u64::from(self.chunk[1]));
-        Window { row: u64::from(loc.row) * h, col: u64::from(loc.col) * w, rows: h, cols: w }
+        Window {
+            row: u64::from(loc.row) * h,
+            col: u64::from(loc.col) * w,
+            rows: h,
+            cols: w,
+        }
     }
 
     /// The extent of a window at `level`.
@@ -327,7 +381,10 @@ impl Grid {
     /// # Errors
     /// [`GridError::OutsideDomain`] when any part of the extent lies outside.
     pub fn cover(&self, level: u8, extent: &Extent) -> Result<Window, GridError> {
-        let outside = || GridError::OutsideDomain { extent: *extent, domain: self.domain() };
+        let outside = || GridError::OutsideDomain {
+            extent: *extent,
+            domain: self.domain(),
+        };
         let (c0, r0) = self.fractional_cell(level, extent.min_x, extent.max_y);
         let (c1, r1) = self.fractional_cell(level, extent.max_x, extent.min_y);
         let [cols, rows] = self.cells(level);
@@ -335,8 +392,18 @@ impl Grid {
             return Err(outside());
         }
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let (c0, r0, c1, r1) = (c0.floor() as u64, r0.floor() as u64, c1.ceil() as u64, r1.ceil() as u64);
-        Ok(Window { row: r0, col: c0, rows: (r1 - r0).max(1), cols: (c1 - c0).max(1) })
+        let (c0, r0, c1, r1) = (
+            c0.floor() as u64,
+            r0.floor() as u64,
+            c1.ceil() as u64,
+            r1.ceil() as u64,
+        );
+        Ok(Window {
+            row: r0,
+            col: c0,
+            rows: (r1 - r0).max(1),
+            cols: (c1 - c0).max(1),
+        })
     }
 
     /// Like [`Grid::cover`], but clipped to the domain; `None` when the
@@ -407,7 +474,10 @@ mod tests {
     fn anchor_sits_at_the_domain_centre_on_a_cell_corner_of_every_level() {
         let g = grid();
         // sample(): anchor (1000, 2000), cell 10, chunk 4, D = 4 -> 64 cells/side.
-        assert_eq!(g.geotransform(0), [1000.0 - 320.0, 10.0, 0.0, 2000.0 + 320.0, 0.0, -10.0]);
+        assert_eq!(
+            g.geotransform(0),
+            [1000.0 - 320.0, 10.0, 0.0, 2000.0 + 320.0, 0.0, -10.0]
+        );
         assert_eq!(g.x_of(0, 32), 1000.0);
         assert_eq!(g.y_of(2, 8), 2000.0);
         for level in 0..=g.top_level() {
@@ -421,7 +491,10 @@ mod tests {
     fn outside_the_domain_is_an_error() {
         let g = grid();
         let e = Extent::new(0.0, 0.0, 10.0, 10.0).unwrap();
-        assert!(matches!(g.cover(0, &e), Err(GridError::OutsideDomain { .. })));
+        assert!(matches!(
+            g.cover(0, &e),
+            Err(GridError::OutsideDomain { .. })
+        ));
         assert!(g.cover_clipped(0, &e).is_none());
     }
 

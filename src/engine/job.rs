@@ -4,9 +4,9 @@
 //! know nothing about who listens. The command line draws a bar, the GUI
 //! forwards events over a bounded channel.
 
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a running job reports.
@@ -81,7 +81,11 @@ impl CancelToken {
     /// # Errors
     /// [`super::EngineError::Cancelled`].
     pub fn check(&self) -> Result<(), super::EngineError> {
-        if self.is_cancelled() { Err(super::EngineError::Cancelled) } else { Ok(()) }
+        if self.is_cancelled() {
+            Err(super::EngineError::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -119,7 +123,10 @@ impl<'a> Progress<'a> {
         let bytes = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let now = Instant::now();
         let due = {
-            let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut last = self
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let due = done >= self.total || now.duration_since(*last) >= THROTTLE;
             if due {
                 *last = now;
@@ -129,9 +136,15 @@ impl<'a> Progress<'a> {
         if due {
             let elapsed = now.duration_since(self.start).as_secs_f64();
             #[allow(clippy::cast_precision_loss)]
-            let eta = (done > 0 && done < self.total)
-                .then(|| Duration::from_secs_f64(elapsed * (self.total - done) as f64 / done as f64));
-            self.sink.event(JobEvent::Progress { done, total: self.total, bytes, eta });
+            let eta = (done > 0 && done < self.total).then(|| {
+                Duration::from_secs_f64(elapsed * (self.total - done) as f64 / done as f64)
+            });
+            self.sink.event(JobEvent::Progress {
+                done,
+                total: self.total,
+                bytes,
+                eta,
+            });
         }
     }
 
@@ -155,7 +168,15 @@ mod tests {
         }
         let events = events.into_inner().unwrap();
         assert!(events.len() < 50, "{} events", events.len());
-        assert_eq!(events.last(), Some(&JobEvent::Progress { done: 1000, total: 1000, bytes: 10_000, eta: None }));
+        assert_eq!(
+            events.last(),
+            Some(&JobEvent::Progress {
+                done: 1000,
+                total: 1000,
+                bytes: 10_000,
+                eta: None
+            })
+        );
     }
 
     #[test]

@@ -23,10 +23,9 @@ pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
 pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
 pub use read::Raster;
 pub use store::{Store, TimeState};
-pub use structure::{Aggregator, Codec, Crs, Resampling, Structure, StructureError, MAX_DOMAIN_LEVELS};
+pub use structure::{
+    Aggregator, Codec, Crs, MAX_DOMAIN_LEVELS, Resampling, Structure, StructureError,
+};
 pub use time::TimeAxis;
 pub use verify::{Damage, VerifyReport};
 pub use write::{ChunkCache, Patch, WriteReport};
-
-#[cfg(test)]
-pub(crate) use structure::tests as structure_tests;

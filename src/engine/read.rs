@@ -31,13 +31,21 @@ impl Store {
     ///
     /// # Errors
     /// A level that does not exist, corrupt chunks, or I/O.
-    pub fn read_window<T: Element>(&self, t: u32, level: u8, window: &Window) -> Result<Array3<T>, EngineError> {
+    pub fn read_window<T: Element>(
+        &self,
+        t: u32,
+        level: u8,
+        window: &Window,
+    ) -> Result<Array3<T>, EngineError> {
         self.grid().check_level(level)?;
         self.check_dtype::<T>()?;
         let nodata = self.nodata::<T>();
         let bands = self.structure().band_count();
-        let mut out = Array3::from_elem((bands, window.rows as usize, window.cols as usize), nodata);
-        let Some(window) = window.intersect(&self.grid().full_window(level)) else { return Ok(out) };
+        let mut out =
+            Array3::from_elem((bands, window.rows as usize, window.cols as usize), nodata);
+        let Some(window) = window.intersect(&self.grid().full_window(level)) else {
+            return Ok(out);
+        };
         let locs: Vec<ChunkLoc> = self.grid().chunks_in(level, &window).collect();
         let chunks: Vec<(ChunkLoc, Option<Array3<T>>)> = locs
             .par_iter()
@@ -47,14 +55,17 @@ impl Store {
         for (loc, chunk) in chunks {
             let Some(chunk) = chunk else { continue };
             let cw = self.grid().chunk_window(loc);
-            let Some(o) = cw.intersect(&window) else { continue };
+            let Some(o) = cw.intersect(&window) else {
+                continue;
+            };
             let src = chunk.slice(s![
                 ..,
                 (o.row - cw.row) as usize..(o.row - cw.row + o.rows) as usize,
                 (o.col - cw.col) as usize..(o.col - cw.col + o.cols) as usize
             ]);
             let (r0, c0) = ((o.row - origin.0) as usize, (o.col - origin.1) as usize);
-            out.slice_mut(s![.., r0..r0 + o.rows as usize, c0..c0 + o.cols as usize]).assign(&src);
+            out.slice_mut(s![.., r0..r0 + o.rows as usize, c0..c0 + o.cols as usize])
+                .assign(&src);
         }
         Ok(out)
     }
@@ -107,17 +118,34 @@ impl Store {
         let cols = ((extent.width() / cell_size[0]).round() as usize).max(1);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let rows = ((extent.height() / cell_size[1]).round() as usize).max(1);
-        let geotransform = [extent.min_x, cell_size[0], 0.0, extent.max_y, 0.0, -cell_size[1]];
+        let geotransform = [
+            extent.min_x,
+            cell_size[0],
+            0.0,
+            extent.max_y,
+            0.0,
+            -cell_size[1],
+        ];
         let nodata = self.nodata::<T>();
         let bands = self.structure().band_count();
         let level_cell = grid.cell_size(level);
         let (c0, r0) = grid.fractional_cell(level, extent.min_x, extent.max_y);
-        let same_size = (0..2).all(|i| (level_cell[i] - cell_size[i]).abs() <= cell_size[i] * SIZE_SLACK);
+        let same_size =
+            (0..2).all(|i| (level_cell[i] - cell_size[i]).abs() <= cell_size[i] * SIZE_SLACK);
         if same_size && c0.fract() == 0.0 && r0.fract() == 0.0 && c0 >= 0.0 && r0 >= 0.0 {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let window = Window { row: r0 as u64, col: c0 as u64, rows: rows as u64, cols: cols as u64 };
+            let window = Window {
+                row: r0 as u64,
+                col: c0 as u64,
+                rows: rows as u64,
+                cols: cols as u64,
+            };
             let data = self.read_window(t, level, &window)?;
-            return Ok(Raster { data, geotransform, level });
+            return Ok(Raster {
+                data,
+                geotransform,
+                level,
+            });
         }
         // Source cells: the target extent plus one cell of margin for bilinear.
         let margin = Extent {
@@ -128,7 +156,11 @@ impl Store {
         };
         let mut data = Array3::from_elem((bands, rows, cols), nodata);
         let Some(src_window) = grid.cover_clipped(level, &margin) else {
-            return Ok(Raster { data, geotransform, level });
+            return Ok(Raster {
+                data,
+                geotransform,
+                level,
+            });
         };
         let src = self.read_window::<T>(t, level, &src_window)?;
         let src_origin = grid.window_extent(level, &src_window);
@@ -143,15 +175,31 @@ impl Store {
             for r in 0..rows {
                 for c in 0..cols {
                     let v = match method {
-                        Resampling::Nearest => nearest(&plane, (xs[c] + xs[c + 1]) / 2.0, (ys[r] + ys[r + 1]) / 2.0, nodata),
-                        Resampling::Bilinear => bilinear(&plane, (xs[c] + xs[c + 1]) / 2.0, (ys[r] + ys[r + 1]) / 2.0, nodata),
-                        Resampling::Average => average(&plane, (xs[c], xs[c + 1]), (ys[r], ys[r + 1]), nodata),
+                        Resampling::Nearest => nearest(
+                            &plane,
+                            (xs[c] + xs[c + 1]) / 2.0,
+                            (ys[r] + ys[r + 1]) / 2.0,
+                            nodata,
+                        ),
+                        Resampling::Bilinear => bilinear(
+                            &plane,
+                            (xs[c] + xs[c + 1]) / 2.0,
+                            (ys[r] + ys[r + 1]) / 2.0,
+                            nodata,
+                        ),
+                        Resampling::Average => {
+                            average(&plane, (xs[c], xs[c + 1]), (ys[r], ys[r + 1]), nodata)
+                        }
                     };
                     out[[r, c]] = v.map_or(nodata, |v| super::aggregate::computed(v, nodata));
                 }
             }
         }
-        Ok(Raster { data, geotransform, level })
+        Ok(Raster {
+            data,
+            geotransform,
+            level,
+        })
     }
 
     /// The value of band `band` at point `(x, y)` at time index `t`, read at
@@ -171,8 +219,12 @@ impl Store {
         let grid = self.grid();
         grid.check_level(level)?;
         let [cx, cy] = grid.cell_size(level);
-        let Ok(around) = Extent::new(x - cx, y - cy, x + cx, y + cy) else { return Ok(None) };
-        let Some(window) = grid.cover_clipped(level, &around) else { return Ok(None) };
+        let Ok(around) = Extent::new(x - cx, y - cy, x + cx, y + cy) else {
+            return Ok(None);
+        };
+        let Some(window) = grid.cover_clipped(level, &around) else {
+            return Ok(None);
+        };
         let src = self.read_window::<T>(t, level, &window)?;
         let origin = grid.window_extent(level, &window);
         let (fx, fy) = ((x - origin.min_x) / cx, (origin.max_y - y) / cy);
@@ -229,7 +281,12 @@ fn bilinear<T: Element>(plane: &Plane<'_, T>, x: f64, y: f64, nodata: T) -> Opti
 /// Area-weighted mean of the valid source cells overlapping `[x0, x1) ×
 /// [y0, y1)` (in source cell units).
 #[allow(clippy::cast_possible_truncation)]
-fn average<T: Element>(plane: &Plane<'_, T>, (x0, x1): (f64, f64), (y0, y1): (f64, f64), nodata: T) -> Option<f64> {
+fn average<T: Element>(
+    plane: &Plane<'_, T>,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    nodata: T,
+) -> Option<f64> {
     let mut sum = 0.0;
     let mut weight = 0.0;
     for r in y0.floor() as i64..y1.ceil() as i64 {

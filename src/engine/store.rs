@@ -56,11 +56,18 @@ impl Store {
         if storage.get(&root)?.is_some() || !storage.list("")?.is_empty() {
             return Err(EngineError::NotAStore {
                 location: storage.location(),
-                reason: "the location is not empty; refusing to create a store over existing files".into(),
+                reason: "the location is not empty; refusing to create a store over existing files"
+                    .into(),
             });
         }
         let grid = Grid::new(&structure);
-        let store = Self { storage, structure, grid, time: RwLock::new(TimeState::default()), lock: Some(lock) };
+        let store = Self {
+            storage,
+            structure,
+            grid,
+            time: RwLock::new(TimeState::default()),
+            lock: Some(lock),
+        };
         store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
         for level in 0..=grid.top_level() {
             store.put_json(&format!("{level}/.zgroup"), &json!({ "zarr_format": 2 }))?;
@@ -77,23 +84,48 @@ impl Store {
     /// [`EngineError::NotAStore`] or [`EngineError::Version`] for folders
     /// that are not stores of this format, or I/O.
     pub fn open(storage: DynStorage) -> Result<Self, EngineError> {
-        let not_a_store = |reason: String| EngineError::NotAStore { location: storage.location(), reason };
+        let not_a_store = |reason: String| EngineError::NotAStore {
+            location: storage.location(),
+            reason,
+        };
         let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
-        let bytes = storage.get(&key)?.ok_or_else(|| not_a_store("no .zattrs with a gridstore structure".into()))?;
-        let attrs: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| not_a_store(format!(".zattrs is not JSON ({e})")))?;
-        let meta = attrs.get("gridstore").ok_or_else(|| not_a_store(".zattrs has no 'gridstore' entry".into()))?;
-        let found = meta.get("format_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let bytes = storage
+            .get(&key)?
+            .ok_or_else(|| not_a_store("no .zattrs with a gridstore structure".into()))?;
+        let attrs: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| not_a_store(format!(".zattrs is not JSON ({e})")))?;
+        let meta = attrs
+            .get("gridstore")
+            .ok_or_else(|| not_a_store(".zattrs has no 'gridstore' entry".into()))?;
+        let found = meta
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
         let found = u32::try_from(found).unwrap_or(u32::MAX);
         if found != FORMAT_VERSION {
-            let hint = if found > FORMAT_VERSION { "; upgrade gridstore to open it" } else { "" };
-            return Err(EngineError::Version { location: storage.location(), found, supported: FORMAT_VERSION, hint });
+            let hint = if found > FORMAT_VERSION {
+                "; upgrade gridstore to open it"
+            } else {
+                ""
+            };
+            return Err(EngineError::Version {
+                location: storage.location(),
+                found,
+                supported: FORMAT_VERSION,
+                hint,
+            });
         }
         let meta: RootMeta = serde_json::from_value(meta.clone())
             .map_err(|e| not_a_store(format!("damaged structure in .zattrs ({e})")))?;
         meta.structure.validate()?;
         let grid = Grid::new(&meta.structure);
-        Ok(Self { storage, structure: meta.structure, grid, time: RwLock::new(meta.time), lock: None })
+        Ok(Self {
+            storage,
+            structure: meta.structure,
+            grid,
+            time: RwLock::new(meta.time),
+            lock: None,
+        })
     }
 
     /// Opens a store for writing, taking the single-writer lock.
@@ -134,7 +166,10 @@ impl Store {
     /// The time axis' current extent.
     #[must_use]
     pub fn time_state(&self) -> TimeState {
-        self.time.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.time
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Shape of a chunk in memory: (bands, rows, cols).
@@ -171,12 +206,19 @@ impl Store {
         if T::DTYPE == self.structure.dtype {
             Ok(())
         } else {
-            Err(EngineError::DType { expected: self.structure.dtype, got: T::DTYPE })
+            Err(EngineError::DType {
+                expected: self.structure.dtype,
+                got: T::DTYPE,
+            })
         }
     }
 
     pub(crate) fn check_writable(&self) -> Result<(), EngineError> {
-        if self.lock.is_some() { Ok(()) } else { Err(EngineError::ReadOnly(self.location())) }
+        if self.lock.is_some() {
+            Ok(())
+        } else {
+            Err(EngineError::ReadOnly(self.location()))
+        }
     }
 
     /// Whether a chunk is stored.
@@ -191,15 +233,30 @@ impl Store {
     ///
     /// # Errors
     /// [`EngineError::Corrupt`] when the checksum or size is wrong, or I/O.
-    pub fn read_chunk<T: Element>(&self, t: u32, loc: ChunkLoc) -> Result<Option<Array3<T>>, EngineError> {
+    pub fn read_chunk<T: Element>(
+        &self,
+        t: u32,
+        loc: ChunkLoc,
+    ) -> Result<Option<Array3<T>>, EngineError> {
         self.check_dtype::<T>()?;
         let key = self.chunk_key(t, loc);
-        let Some(stored) = self.storage.get(&key)? else { return Ok(None) };
-        let raw = codec::decode(self.structure.codec, &stored, self.chunk_bytes())
-            .map_err(|reason| EngineError::Corrupt { key: key.to_string(), store: self.location(), reason })?;
+        let Some(stored) = self.storage.get(&key)? else {
+            return Ok(None);
+        };
+        let raw =
+            codec::decode(self.structure.codec, &stored, self.chunk_bytes()).map_err(|reason| {
+                EngineError::Corrupt {
+                    key: key.to_string(),
+                    store: self.location(),
+                    reason,
+                }
+            })?;
         let values: Vec<T> = raw.chunks_exact(T::DTYPE.size()).map(T::read_le).collect();
-        let array = Array3::from_shape_vec(self.chunk_dim(), values)
-            .map_err(|_| EngineError::Shape { expected: self.chunk_dim(), got: (0, 0, 0) })?;
+        let array =
+            Array3::from_shape_vec(self.chunk_dim(), values).map_err(|_| EngineError::Shape {
+                expected: self.chunk_dim(),
+                got: (0, 0, 0),
+            })?;
         Ok(Some(array))
     }
 
@@ -208,7 +265,12 @@ impl Store {
     ///
     /// # Errors
     /// Read-only store, wrong shape, or I/O.
-    pub fn write_chunk<T: Element>(&self, t: u32, loc: ChunkLoc, data: Option<&Array3<T>>) -> Result<u64, EngineError> {
+    pub fn write_chunk<T: Element>(
+        &self,
+        t: u32,
+        loc: ChunkLoc,
+        data: Option<&Array3<T>>,
+    ) -> Result<u64, EngineError> {
         self.check_writable()?;
         self.check_dtype::<T>()?;
         let key = self.chunk_key(t, loc);
@@ -219,7 +281,10 @@ impl Store {
             return Ok(0);
         };
         if data.dim() != self.chunk_dim() {
-            return Err(EngineError::Shape { expected: self.chunk_dim(), got: data.dim() });
+            return Err(EngineError::Shape {
+                expected: self.chunk_dim(),
+                got: data.dim(),
+            });
         }
         let mut raw = Vec::with_capacity(self.chunk_bytes());
         for v in data {
@@ -240,11 +305,15 @@ impl Store {
         let Some(axis) = &self.structure.time else {
             return match instant {
                 None => Ok(0),
-                Some(_) => Err(EngineError::Time("the store has no time axis; drop --time".into())),
+                Some(_) => Err(EngineError::Time(
+                    "the store has no time axis; drop --time".into(),
+                )),
             };
         };
         let Some(instant) = instant else {
-            return Err(EngineError::Time("the store has a time axis; give --time".into()));
+            return Err(EngineError::Time(
+                "the store has a time axis; give --time".into(),
+            ));
         };
         let state = self.time_state();
         let index = match axis {
@@ -252,7 +321,9 @@ impl Store {
                 TimeAxis::regular_index(*origin, *step, instant).map_err(EngineError::Time)?
             }
             TimeAxis::Irregular => match state.instants.iter().position(|t| *t == instant) {
-                Some(i) => u32::try_from(i).map_err(|_| EngineError::Time("too many instants".into()))?,
+                Some(i) => {
+                    u32::try_from(i).map_err(|_| EngineError::Time("too many instants".into()))?
+                }
                 None if create => state.length,
                 None => {
                     return Err(EngineError::Time(format!(
@@ -264,7 +335,10 @@ impl Store {
         };
         if index >= state.length {
             if !create {
-                return Err(EngineError::Time(format!("no data at {}", super::time::format_instant(instant))));
+                return Err(EngineError::Time(format!(
+                    "no data at {}",
+                    super::time::format_instant(instant)
+                )));
             }
             self.check_writable()?;
             let mut next = state;
@@ -276,7 +350,10 @@ impl Store {
                 self.write_level_meta(level, next.length)?;
             }
             self.write_root(&next)?;
-            *self.time.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+            *self
+                .time
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
         }
         Ok(index)
     }
@@ -284,7 +361,11 @@ impl Store {
     /// Every time index that holds data (`[0]` without a time axis).
     #[must_use]
     pub fn time_indices(&self) -> Vec<u32> {
-        if self.structure.time.is_none() { vec![0] } else { (0..self.time_state().length).collect() }
+        if self.structure.time.is_none() {
+            vec![0]
+        } else {
+            (0..self.time_state().length).collect()
+        }
     }
 
     /// The instant of a time index, if the store has a time axis.
@@ -330,7 +411,9 @@ impl Store {
         let listed = self.storage.list(&zarr::level_prefix(level))?;
         Ok(listed
             .into_iter()
-            .filter_map(|(k, n)| zarr::parse_chunk_key(&self.structure, k.as_str()).map(|(t, loc)| (t, loc, n)))
+            .filter_map(|(k, n)| {
+                zarr::parse_chunk_key(&self.structure, k.as_str()).map(|(t, loc)| (t, loc, n))
+            })
             .collect())
     }
 
@@ -343,12 +426,22 @@ impl Store {
 
     fn write_level_meta(&self, level: u8, time_len: u32) -> Result<(), EngineError> {
         let prefix = zarr::level_prefix(level);
-        self.put_json(&format!("{prefix}/.zarray"), &zarr::zarray(&self.structure, &self.grid, level, time_len))?;
-        self.put_json(&format!("{prefix}/.zattrs"), &zarr::array_attrs(&self.structure, &self.grid, level))
+        self.put_json(
+            &format!("{prefix}/.zarray"),
+            &zarr::zarray(&self.structure, &self.grid, level, time_len),
+        )?;
+        self.put_json(
+            &format!("{prefix}/.zattrs"),
+            &zarr::array_attrs(&self.structure, &self.grid, level),
+        )
     }
 
     fn write_root(&self, time: &TimeState) -> Result<(), EngineError> {
-        let meta = RootMeta { format_version: FORMAT_VERSION, structure: self.structure.clone(), time: time.clone() };
+        let meta = RootMeta {
+            format_version: FORMAT_VERSION,
+            structure: self.structure.clone(),
+            time: time.clone(),
+        };
         let attrs = json!({
             "gridstore": meta,
             "multiscales": zarr::multiscales(&self.structure, &self.grid),

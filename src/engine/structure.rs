@@ -148,7 +148,11 @@ macro_rules! impl_named_enum {
     };
 }
 
-impl_named_enum!(Aggregator, "aggregator", [Mean, Min, Max, Sum, Count, Mode, Nearest]);
+impl_named_enum!(
+    Aggregator,
+    "aggregator",
+    [Mean, Min, Max, Sum, Count, Mode, Nearest]
+);
 impl_named_enum!(Resampling, "resampling", [Nearest, Average, Bilinear]);
 
 impl fmt::Display for Codec {
@@ -176,7 +180,9 @@ impl FromStr for Codec {
                 .ok_or_else(|| format!("bad zstd level '{level}' (expected 1 to 22)")),
             "lz4" => Ok(Self::Lz4),
             "none" => Ok(Self::None),
-            _ => Err(format!("unknown codec '{s}' (expected zstd, zstd:LEVEL, lz4 or none)")),
+            _ => Err(format!(
+                "unknown codec '{s}' (expected zstd, zstd:LEVEL, lz4 or none)"
+            )),
         }
     }
 }
@@ -263,7 +269,10 @@ pub enum StructureError {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> StructureError {
-    StructureError::Invalid { field, reason: reason.into() }
+    StructureError::Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 impl Structure {
@@ -277,7 +286,10 @@ impl Structure {
         }
         for (i, c) in self.cell_size.iter().enumerate() {
             if !(c.is_finite() && *c > 0.0) {
-                return Err(invalid("cell_size", format!("axis {i} is {c}, must be a positive number")));
+                return Err(invalid(
+                    "cell_size",
+                    format!("axis {i} is {c}, must be a positive number"),
+                ));
             }
         }
         if !self.anchor.iter().all(|v| v.is_finite()) {
@@ -285,18 +297,30 @@ impl Structure {
         }
         for c in self.chunk {
             if !(2..=8192).contains(&c) || c % 2 != 0 {
-                return Err(invalid("chunk", format!("{c} must be even and between 2 and 8192")));
+                return Err(invalid(
+                    "chunk",
+                    format!("{c} must be even and between 2 and 8192"),
+                ));
             }
         }
         if self.domain_levels == 0 || self.domain_levels > MAX_DOMAIN_LEVELS {
-            return Err(invalid("domain_levels", format!("must be 1 to {MAX_DOMAIN_LEVELS}")));
+            return Err(invalid(
+                "domain_levels",
+                format!("must be 1 to {MAX_DOMAIN_LEVELS}"),
+            ));
         }
         let side = u64::from(self.chunk[0].max(self.chunk[1])) << self.domain_levels;
         if side > 1 << 40 {
-            return Err(invalid("domain_levels", "domain larger than 2^40 cells per side"));
+            return Err(invalid(
+                "domain_levels",
+                "domain larger than 2^40 cells per side",
+            ));
         }
         if !self.dtype.holds(self.nodata) {
-            return Err(invalid("nodata", format!("{} does not fit {}", self.nodata, self.dtype)));
+            return Err(invalid(
+                "nodata",
+                format!("{} does not fit {}", self.nodata, self.dtype),
+            ));
         }
         if let Codec::Zstd { level } = self.codec
             && !(1..=22).contains(&level)
@@ -334,7 +358,11 @@ pub(crate) mod tests {
     /// A small valid structure for tests.
     pub fn sample() -> Structure {
         Structure {
-            crs: Crs { wkt: "LOCAL_CS[\"test\"]".into(), epsg: None, name: "test".into() },
+            crs: Crs {
+                wkt: "LOCAL_CS[\"test\"]".into(),
+                epsg: None,
+                name: "test".into(),
+            },
             anchor: [1000.0, 2000.0],
             cell_size: [10.0, 10.0],
             chunk: [4, 4],
@@ -363,7 +391,12 @@ pub(crate) mod tests {
         s.nodata = f64::NAN;
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"nodata\":\"NaN\""));
-        assert!(serde_json::from_str::<Structure>(&json).unwrap().nodata.is_nan());
+        assert!(
+            serde_json::from_str::<Structure>(&json)
+                .unwrap()
+                .nodata
+                .is_nan()
+        );
     }
 
     #[test]
@@ -385,6 +418,11 @@ pub(crate) mod tests {
         assert_eq!("MODE".parse::<Aggregator>().unwrap(), Aggregator::Mode);
         assert_eq!("zstd:9".parse::<Codec>().unwrap(), Codec::Zstd { level: 9 });
         assert!("zstd:99".parse::<Codec>().is_err());
-        assert!("cubic".parse::<Resampling>().unwrap_err().contains("nearest"));
+        assert!(
+            "cubic"
+                .parse::<Resampling>()
+                .unwrap_err()
+                .contains("nearest")
+        );
     }
 }

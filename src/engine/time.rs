@@ -57,7 +57,8 @@ impl TimeAxis {
 /// # Errors
 /// A reason naming the text when it is not such an instant.
 pub fn parse_instant(text: &str) -> Result<i64, String> {
-    let bad = || format!("'{text}' is not a time (expected YYYY-MM-DD[THH:MM[:SS]][Z] or epoch seconds)");
+    let bad =
+        || format!("'{text}' is not a time (expected YYYY-MM-DD[THH:MM[:SS]][Z] or epoch seconds)");
     if let Ok(seconds) = text.parse::<i64>() {
         return Ok(seconds);
     }
@@ -67,7 +68,11 @@ pub fn parse_instant(text: &str) -> Result<i64, String> {
     let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
-    let (y, m, d): (i64, u32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+    let (y, m, d): (i64, u32, u32) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
     if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
         return Err(bad());
     }
@@ -93,7 +98,12 @@ pub fn format_instant(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 fn days_in_month(y: i64, m: u32) -> u32 {

@@ -34,17 +34,30 @@ impl Store {
     ///
     /// # Errors
     /// I/O or cancellation; damage is reported, not returned as an error.
-    pub fn verify<T: Element>(&self, progress: &dyn ProgressSink, cancel: &CancelToken) -> Result<VerifyReport, EngineError> {
+    pub fn verify<T: Element>(
+        &self,
+        progress: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<VerifyReport, EngineError> {
         let top = self.grid().top_level();
         let mut stored: Vec<Vec<(u32, ChunkLoc)>> = Vec::new();
         for level in 0..=top {
-            stored.push(self.list_chunks(level)?.into_iter().map(|(t, l, _)| (t, l)).collect());
+            stored.push(
+                self.list_chunks(level)?
+                    .into_iter()
+                    .map(|(t, l, _)| (t, l))
+                    .collect(),
+            );
         }
         // Every stored aggregate, and every parent of a stored chunk (which must exist).
         let mut parents: BTreeSet<(u32, ChunkLoc)> = BTreeSet::new();
         for level in 1..=top {
             parents.extend(stored[level as usize].iter().copied());
-            parents.extend(stored[level as usize - 1].iter().map(|(t, l)| (*t, l.parent())));
+            parents.extend(
+                stored[level as usize - 1]
+                    .iter()
+                    .map(|(t, l)| (*t, l.parent())),
+            );
         }
         let base: Vec<(u32, ChunkLoc)> = stored[0].clone();
         let total = (base.len() + parents.len()) as u64;
@@ -53,7 +66,10 @@ impl Store {
         let check_base = base.par_iter().map(|&(t, loc)| {
             cancel.check()?;
             progress.add(1, 0);
-            Ok(self.read_chunk::<T>(t, loc).err().map(|e| self.damage(t, loc, &e)))
+            Ok(self
+                .read_chunk::<T>(t, loc)
+                .err()
+                .map(|e| self.damage(t, loc, &e)))
         });
         let check_parents = parents.par_iter().map(|&(t, loc)| {
             cancel.check()?;
@@ -84,7 +100,10 @@ impl Store {
             .collect();
         damage.sort_by(|a, b| a.key.cmp(&b.key));
         damage.dedup();
-        Ok(VerifyReport { chunks: total, damage })
+        Ok(VerifyReport {
+            chunks: total,
+            damage,
+        })
     }
 
     fn damage(&self, t: u32, loc: ChunkLoc, error: &EngineError) -> Damage {
@@ -92,6 +111,9 @@ impl Store {
             EngineError::Corrupt { reason, .. } => reason.to_string(),
             other => other.to_string(),
         };
-        Damage { key: self.chunk_key(t, loc).to_string(), reason }
+        Damage {
+            key: self.chunk_key(t, loc).to_string(),
+            reason,
+        }
     }
 }

@@ -52,12 +52,25 @@ impl Store {
         data: ArrayView3<'_, T>,
     ) -> Result<WriteReport, EngineError> {
         let (bands, rows, cols) = data.dim();
-        let want = (self.structure().band_count(), window.rows as usize, window.cols as usize);
+        let want = (
+            self.structure().band_count(),
+            window.rows as usize,
+            window.cols as usize,
+        );
         if (bands, rows, cols) != want {
-            return Err(EngineError::Shape { expected: want, got: data.dim() });
+            return Err(EngineError::Shape {
+                expected: want,
+                got: data.dim(),
+            });
         }
         let t = self.time_index(instant, true)?;
-        self.patch(t, window, Patch::Data(data), &NoProgress, &CancelToken::new())
+        self.patch(
+            t,
+            window,
+            Patch::Data(data),
+            &NoProgress,
+            &CancelToken::new(),
+        )
     }
 
     /// Sets every base cell in `extent` to nodata at time index `t` and
@@ -72,7 +85,9 @@ impl Store {
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<WriteReport, EngineError> {
-        let Some(window) = self.grid().cover_clipped(0, extent) else { return Ok(WriteReport::default()) };
+        let Some(window) = self.grid().cover_clipped(0, extent) else {
+            return Ok(WriteReport::default());
+        };
         self.patch::<T>(t, window, Patch::Clear, progress, cancel)
     }
 
@@ -88,13 +103,21 @@ impl Store {
         let domain = self.grid().full_window(0);
         if window.intersect(&domain) != Some(window) {
             let extent = self.grid().window_extent(0, &window);
-            return Err(super::grid::GridError::OutsideDomain { extent, domain: self.grid().domain() }.into());
+            return Err(super::grid::GridError::OutsideDomain {
+                extent,
+                domain: self.grid().domain(),
+            }
+            .into());
         }
         let mut cache = ChunkCache::new();
         let changed = self.apply_base(t, window, patch, &mut cache, cancel)?;
         let base_chunks = changed.len() as u64;
-        let pyramid_chunks = self.aggregate_up(t, changed, cache, self.grid().top_level(), progress, cancel)?;
-        Ok(WriteReport { base_chunks, pyramid_chunks })
+        let pyramid_chunks =
+            self.aggregate_up(t, changed, cache, self.grid().top_level(), progress, cancel)?;
+        Ok(WriteReport {
+            base_chunks,
+            pyramid_chunks,
+        })
     }
 
     /// Applies a patch to the base chunks under `window` (a level-0 window),
@@ -118,7 +141,9 @@ impl Store {
         for loc in self.grid().chunks_in(0, &window) {
             cancel.check()?;
             let chunk_window = self.grid().chunk_window(loc);
-            let Some(overlap) = chunk_window.intersect(&window) else { continue };
+            let Some(overlap) = chunk_window.intersect(&window) else {
+                continue;
+            };
             let old = self.read_chunk::<T>(t, loc)?;
             let full = overlap == chunk_window;
             let new = match patch {
@@ -128,11 +153,15 @@ impl Store {
                     c
                 }),
                 Patch::Data(data) => {
-                    let mut c = old.clone().unwrap_or_else(|| Array3::from_elem(self.chunk_dim(), nodata));
+                    let mut c = old
+                        .clone()
+                        .unwrap_or_else(|| Array3::from_elem(self.chunk_dim(), nodata));
                     let src = data.slice(s![
                         ..,
-                        (overlap.row - window.row) as usize..(overlap.row - window.row + overlap.rows) as usize,
-                        (overlap.col - window.col) as usize..(overlap.col - window.col + overlap.cols) as usize
+                        (overlap.row - window.row) as usize
+                            ..(overlap.row - window.row + overlap.rows) as usize,
+                        (overlap.col - window.col) as usize
+                            ..(overlap.col - window.col + overlap.cols) as usize
                     ]);
                     local(&mut c, &chunk_window, &overlap).zip_mut_with(&src, |dst, v| {
                         if is_valid(*v, nodata) {
@@ -168,9 +197,13 @@ impl Store {
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
-        let Some(first) = changed.first().map(|c| c.level) else { return Ok(0) };
+        let Some(first) = changed.first().map(|c| c.level) else {
+            return Ok(0);
+        };
         let mut current = changed;
-        let total: u64 = (first + 1..=up_to).map(|l| ancestors_at(&current, l).len() as u64).sum();
+        let total: u64 = (first + 1..=up_to)
+            .map(|l| ancestors_at(&current, l).len() as u64)
+            .sum();
         let progress = Progress::phase(progress, "pyramid", total);
         let mut done = 0;
         for level in first + 1..=up_to {
@@ -207,7 +240,9 @@ impl Store {
         parent: ChunkLoc,
         cache: &ChunkCache<T>,
     ) -> Result<Option<Array3<T>>, EngineError> {
-        let Some(children) = parent.children() else { return Ok(None) };
+        let Some(children) = parent.children() else {
+            return Ok(None);
+        };
         let mut loaded: [Option<Array3<T>>; 4] = [None, None, None, None];
         let mut borrowed: [Option<&Array3<T>>; 4] = [None; 4];
         for (i, child) in children.iter().enumerate() {
@@ -222,7 +257,13 @@ impl Store {
             }
         }
         let structure = self.structure();
-        Ok(parent_chunk(borrowed, structure.aggregate, self.nodata(), parent.level - 1, self.chunk_dim()))
+        Ok(parent_chunk(
+            borrowed,
+            structure.aggregate,
+            self.nodata(),
+            parent.level - 1,
+            self.chunk_dim(),
+        ))
     }
 }
 
@@ -238,8 +279,16 @@ fn ancestors_at(chunks: &BTreeSet<ChunkLoc>, level: u8) -> BTreeSet<ChunkLoc> {
 }
 
 /// The part of a chunk that `overlap` (both level-0 windows) covers.
-fn local<'a, T>(chunk: &'a mut Array3<T>, chunk_window: &Window, overlap: &Window) -> ndarray::ArrayViewMut3<'a, T> {
+fn local<'a, T>(
+    chunk: &'a mut Array3<T>,
+    chunk_window: &Window,
+    overlap: &Window,
+) -> ndarray::ArrayViewMut3<'a, T> {
     let r0 = (overlap.row - chunk_window.row) as usize;
     let c0 = (overlap.col - chunk_window.col) as usize;
-    chunk.slice_mut(s![.., r0..r0 + overlap.rows as usize, c0..c0 + overlap.cols as usize])
+    chunk.slice_mut(s![
+        ..,
+        r0..r0 + overlap.rows as usize,
+        c0..c0 + overlap.cols as usize
+    ])
 }

@@ -49,8 +49,15 @@ pub fn parse_chunk_key(structure: &Structure, key: &str) -> Option<(u32, ChunkLo
         return None;
     }
     let n = rest.len();
-    let t = if structure.time.is_some() { rest[0].parse().ok()? } else { 0 };
-    Some((t, ChunkLoc::new(level, rest[n - 2].parse().ok()?, rest[n - 1].parse().ok()?)))
+    let t = if structure.time.is_some() {
+        rest[0].parse().ok()?
+    } else {
+        0
+    };
+    Some((
+        t,
+        ChunkLoc::new(level, rest[n - 2].parse().ok()?, rest[n - 1].parse().ok()?),
+    ))
 }
 
 /// JSON for a Zarr v2 fill value.

@@ -48,7 +48,12 @@ pub fn read_window<T: GdalCell>(
     (cols, rows): (usize, usize),
 ) -> gdal::errors::Result<Vec<T>> {
     #[allow(clippy::cast_possible_wrap)]
-    let buffer = band.read_as::<T::Io>((col as isize, row as isize), (cols, rows), (cols, rows), None)?;
+    let buffer = band.read_as::<T::Io>(
+        (col as isize, row as isize),
+        (cols, rows),
+        (cols, rows),
+        None,
+    )?;
     let (_, data) = buffer.into_shape_and_vec();
     Ok(data.into_iter().map(T::from_io).collect())
 }

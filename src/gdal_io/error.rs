@@ -60,12 +60,21 @@ pub enum IoError {
 impl IoError {
     /// Wraps an engine error with the file it happened on.
     pub fn engine(path: impl Into<PathBuf>, source: EngineError) -> Self {
-        Self::Engine { path: path.into(), source }
+        Self::Engine {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Whether this is a cancellation rather than a failure.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, Self::Engine { source: EngineError::Cancelled, .. })
+        matches!(
+            self,
+            Self::Engine {
+                source: EngineError::Cancelled,
+                ..
+            }
+        )
     }
 }

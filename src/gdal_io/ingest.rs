@@ -9,11 +9,11 @@
 //! bounded by the block size, whatever the size of the source.
 
 use super::cell::{GdalCell, read_window};
-use super::source::{Source, one_line};
+use super::source::{Source, gdal_reason, one_line};
 use super::{IoError, fits, warp};
 use crate::engine::{
-    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Progress, ProgressSink,
-    Resampling, Store, Window,
+    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Progress,
+    ProgressSink, Resampling, Store, Window,
 };
 use crate::with_dtype;
 use gdal::Dataset;
@@ -99,18 +99,26 @@ fn ingest_typed<T: GdalCell>(
     let (source, dataset) = Source::open(path)?;
     check_fit(store, &source, options.cast)?;
     let Some(plan) = plan(store, &source, &dataset)? else {
-        return Err(IoError::Mismatch { path: path.into(), reason: "covers no cell of the store's grid".into() });
+        return Err(IoError::Mismatch {
+            path: path.into(),
+            reason: "covers no cell of the store's grid".into(),
+        });
     };
     drop(dataset);
     let engine = |e: EngineError| IoError::engine(path, e);
     let t = store.time_index(options.instant, true).map_err(engine)?;
     let grid = store.grid();
     let block_level = BLOCK_LEVELS.min(grid.top_level());
-    let blocks: Vec<ChunkLoc> = grid.chunks_in(block_level, &scale_down(plan.window, block_level)).collect();
+    let blocks: Vec<ChunkLoc> = grid
+        .chunks_in(block_level, &scale_down(plan.window, block_level))
+        .collect();
     let ingest_progress = Progress::phase(progress, "ingest", blocks.len() as u64);
     let base_chunks = AtomicU64::new(0);
     let block_aggregates = AtomicU64::new(0);
-    let source_nodata: Option<T> = source.nodata.filter(|v| T::DTYPE.holds(*v)).map(T::from_f64);
+    let source_nodata: Option<T> = source
+        .nodata
+        .filter(|v| T::DTYPE.holds(*v))
+        .map(T::from_f64);
     let nodata_differs = source.nodata.is_some_and(|v| !T::DTYPE.holds(v));
     let done: Vec<ChunkLoc> = blocks
         .par_iter()
@@ -118,15 +126,34 @@ fn ingest_typed<T: GdalCell>(
             || Dataset::open(&plan.dataset_path),
             |dataset, &block| {
                 cancel.check().map_err(engine)?;
-                let dataset = dataset.as_ref().map_err(|e| IoError::Read { path: path.into(), reason: one_line(&e.to_string()) })?;
+                let dataset = dataset.as_ref().map_err(|e| IoError::Read {
+                    path: path.into(),
+                    reason: one_line(&e.to_string()),
+                })?;
                 let block_window = scale_up(grid.chunk_window(block), block_level);
-                let Some(window) = block_window.intersect(&plan.window) else { return Ok(None) };
-                let data = read_block::<T>(dataset, &plan, &window, source_nodata, store.nodata(), nodata_differs)
-                    .map_err(|reason| IoError::Read { path: path.into(), reason })?;
+                let Some(window) = block_window.intersect(&plan.window) else {
+                    return Ok(None);
+                };
+                let data = read_block::<T>(
+                    dataset,
+                    &plan,
+                    &window,
+                    source_nodata,
+                    store.nodata(),
+                    nodata_differs,
+                )
+                .map_err(|reason| IoError::Read {
+                    path: path.into(),
+                    reason,
+                })?;
                 let mut cache = ChunkCache::new();
-                let touched = store.apply_base(t, window, Patch::Data(data.view()), &mut cache, cancel).map_err(engine)?;
+                let touched = store
+                    .apply_base(t, window, Patch::Data(data.view()), &mut cache, cancel)
+                    .map_err(engine)?;
                 base_chunks.fetch_add(touched.len() as u64, Ordering::Relaxed);
-                let aggregated = store.aggregate_up(t, touched, cache, block_level, &NoProgress, cancel).map_err(engine)?;
+                let aggregated = store
+                    .aggregate_up(t, touched, cache, block_level, &NoProgress, cancel)
+                    .map_err(engine)?;
                 block_aggregates.fetch_add(aggregated, Ordering::Relaxed);
                 ingest_progress.add(1, (data.len() * T::DTYPE.size()) as u64);
                 Ok(Some(block))
@@ -136,7 +163,14 @@ fn ingest_typed<T: GdalCell>(
         .collect::<Result<_, IoError>>()?;
     let changed: BTreeSet<ChunkLoc> = done.into_iter().collect();
     let pyramid_chunks = store
-        .aggregate_up::<T>(t, changed, ChunkCache::new(), grid.top_level(), progress, cancel)
+        .aggregate_up::<T>(
+            t,
+            changed,
+            ChunkCache::new(),
+            grid.top_level(),
+            progress,
+            cancel,
+        )
         .map_err(engine)?;
     Ok(IngestReport {
         path: path.into(),
@@ -151,10 +185,16 @@ fn ingest_typed<T: GdalCell>(
 /// Refuses sources whose bands or cell type do not fit the store.
 fn check_fit(store: &Store, source: &Source, cast: bool) -> Result<(), IoError> {
     let structure = store.structure();
-    let mismatch = |reason: String| IoError::Mismatch { path: source.path.clone(), reason };
+    let mismatch = |reason: String| IoError::Mismatch {
+        path: source.path.clone(),
+        reason,
+    };
     let bands = structure.band_count();
     if source.bands != bands {
-        return Err(mismatch(format!("has {} bands, the store has {bands}", source.bands)));
+        return Err(mismatch(format!(
+            "has {} bands, the store has {bands}",
+            source.bands
+        )));
     }
     match source.dtype {
         Some(d) if fits(d, structure.dtype) || cast => Ok(()),
@@ -163,7 +203,10 @@ fn check_fit(store: &Store, source: &Source, cast: bool) -> Result<(), IoError> 
             d, structure.dtype
         ))),
         None if cast => Ok(()),
-        None => Err(mismatch(format!("cell type {} is not supported; add --cast to convert", source.gdal_type))),
+        None => Err(mismatch(format!(
+            "cell type {} is not supported; add --cast to convert",
+            source.gdal_type
+        ))),
     }
 }
 
@@ -173,8 +216,10 @@ fn plan(store: &Store, source: &Source, dataset: &Dataset) -> Result<Option<Plan
     let grid = store.grid();
     let structure = store.structure();
     let path = &source.path;
-    let store_srs = super::source::srs_from(&structure.crs.wkt)
-        .map_err(|e| IoError::Mismatch { path: path.clone(), reason: format!("store CRS unusable: {e}") })?;
+    let store_srs = super::source::srs_from(&structure.crs.wkt).map_err(|e| IoError::Mismatch {
+        path: path.clone(),
+        reason: format!("store CRS unusable: {e}"),
+    })?;
     let gt = source.geotransform;
     let same_crs = source.srs == store_srs;
     let [cx, cy] = grid.cell_size(0);
@@ -184,17 +229,35 @@ fn plan(store: &Store, source: &Source, dataset: &Dataset) -> Result<Option<Plan
     let outside = |e: crate::engine::GridError| IoError::engine(path, e.into());
     if same_crs && source.is_north_up() && same_cells && on_grid {
         let b = source.bounds();
-        let extent = Extent::new(b[0], b[1], b[2], b[3]).map_err(|reason| IoError::Mismatch { path: path.clone(), reason })?;
+        let extent = Extent::new(b[0], b[1], b[2], b[3]).map_err(|reason| IoError::Mismatch {
+            path: path.clone(),
+            reason,
+        })?;
         let window = grid.cover(0, &extent).map_err(outside)?;
-        return Ok(Some(Plan { dataset_path: path.display().to_string(), window, warped: false }));
+        return Ok(Some(Plan {
+            dataset_path: path.display().to_string(),
+            window,
+            warped: false,
+        }));
     }
     // Warp: the source's footprint in the store CRS, snapped out to the grid.
-    let transform = gdal::spatial_ref::CoordTransform::new(&source.srs, &store_srs)
-        .map_err(|e| IoError::Mismatch { path: path.clone(), reason: format!("cannot transform to the store CRS: {e}") })?;
+    let transform =
+        gdal::spatial_ref::CoordTransform::new(&source.srs, &store_srs).map_err(|e| {
+            IoError::Mismatch {
+                path: path.clone(),
+                reason: format!("cannot transform to the store CRS: {e}"),
+            }
+        })?;
     let b = transform
         .transform_bounds(&source.bounds(), 21)
-        .map_err(|e| IoError::Mismatch { path: path.clone(), reason: format!("cannot transform to the store CRS: {e}") })?;
-    let extent = Extent::new(b[0], b[1], b[2], b[3]).map_err(|reason| IoError::Mismatch { path: path.clone(), reason })?;
+        .map_err(|e| IoError::Mismatch {
+            path: path.clone(),
+            reason: format!("cannot transform to the store CRS: {e}"),
+        })?;
+    let extent = Extent::new(b[0], b[1], b[2], b[3]).map_err(|reason| IoError::Mismatch {
+        path: path.clone(),
+        reason,
+    })?;
     let window = grid.cover(0, &extent).map_err(outside)?;
     let snapped = grid.window_extent(0, &window);
     let method = match structure.resampling {
@@ -203,19 +266,49 @@ fn plan(store: &Store, source: &Source, dataset: &Dataset) -> Result<Option<Plan
         Resampling::Average => "average",
         Resampling::Bilinear => "bilinear",
     };
-    let vrt = format!("/vsimem/gridstore-warp-{}-{:p}.vrt", std::process::id(), std::ptr::from_ref(source));
-    let nodata = if structure.nodata.is_nan() { "nan".to_string() } else { structure.nodata.to_string() };
+    let vrt = format!(
+        "/vsimem/gridstore-warp-{}-{:p}.vrt",
+        std::process::id(),
+        std::ptr::from_ref(source)
+    );
+    let nodata = if structure.nodata.is_nan() {
+        "nan".to_string()
+    } else {
+        structure.nodata.to_string()
+    };
     let args: Vec<String> = [
-        "-of", "VRT", "-t_srs", &structure.crs.wkt, "-te", &snapped.min_x.to_string(), &snapped.min_y.to_string(),
-        &snapped.max_x.to_string(), &snapped.max_y.to_string(), "-ts", &window.cols.to_string(), &window.rows.to_string(),
-        "-r", method, "-dstnodata", &nodata, "-ot", gdal_type_name(structure.dtype),
+        "-of",
+        "VRT",
+        "-t_srs",
+        &structure.crs.wkt,
+        "-te",
+        &snapped.min_x.to_string(),
+        &snapped.min_y.to_string(),
+        &snapped.max_x.to_string(),
+        &snapped.max_y.to_string(),
+        "-ts",
+        &window.cols.to_string(),
+        &window.rows.to_string(),
+        "-r",
+        method,
+        "-dstnodata",
+        &nodata,
+        "-ot",
+        gdal_type_name(structure.dtype),
     ]
     .into_iter()
     .map(String::from)
     .collect();
-    let warped = warp::warp(dataset, &vrt, &args).map_err(|reason| IoError::Read { path: path.clone(), reason })?;
+    let warped = warp::warp(dataset, &vrt, &args).map_err(|reason| IoError::Read {
+        path: path.clone(),
+        reason,
+    })?;
     drop(warped);
-    Ok(Some(Plan { dataset_path: vrt, window, warped: true }))
+    Ok(Some(Plan {
+        dataset_path: vrt,
+        window,
+        warped: true,
+    }))
 }
 
 fn gdal_type_name(dtype: crate::engine::DType) -> &'static str {
@@ -248,9 +341,16 @@ fn read_block<T: GdalCell>(
     let bands = dataset.raster_count();
     let mut out = Vec::with_capacity(bands * rows * cols);
     for b in 1..=bands {
-        let band = dataset.rasterband(b).map_err(|e| one_line(&e.to_string()))?;
-        let values = read_window::<T>(&band, (col, row), (cols, rows)).map_err(|e| one_line(&e.to_string()))?;
-        out.extend(values.into_iter().map(|v| if Some(v) == source_nodata && !nodata_differs { store_nodata } else { v }));
+        let band = dataset.rasterband(b).map_err(|e| gdal_reason(&e))?;
+        let values =
+            read_window::<T>(&band, (col, row), (cols, rows)).map_err(|e| gdal_reason(&e))?;
+        out.extend(values.into_iter().map(|v| {
+            if Some(v) == source_nodata && !nodata_differs {
+                store_nodata
+            } else {
+                v
+            }
+        }));
     }
     Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())
 }
@@ -260,13 +360,23 @@ fn scale_down(w: Window, level: u8) -> Window {
     let f = 1u64 << level;
     let row = w.row / f;
     let col = w.col / f;
-    Window { row, col, rows: (w.row + w.rows).div_ceil(f) - row, cols: (w.col + w.cols).div_ceil(f) - col }
+    Window {
+        row,
+        col,
+        rows: (w.row + w.rows).div_ceil(f) - row,
+        cols: (w.col + w.cols).div_ceil(f) - col,
+    }
 }
 
 /// A window of `level` cells expressed in base cells.
 fn scale_up(w: Window, level: u8) -> Window {
     let f = 1u64 << level;
-    Window { row: w.row * f, col: w.col * f, rows: w.rows * f, cols: w.cols * f }
+    Window {
+        row: w.row * f,
+        col: w.col * f,
+        rows: w.rows * f,
+        cols: w.cols * f,
+    }
 }
 
 #[cfg(test)]
@@ -275,8 +385,37 @@ mod tests {
 
     #[test]
     fn scaling_windows_covers_them() {
-        let w = Window { row: 5, col: 9, rows: 10, cols: 3 };
-        assert_eq!(scale_down(w, 2), Window { row: 1, col: 2, rows: 3, cols: 1 });
-        assert_eq!(scale_up(Window { row: 1, col: 2, rows: 3, cols: 2 }, 2), Window { row: 4, col: 8, rows: 12, cols: 8 });
+        let w = Window {
+            row: 5,
+            col: 9,
+            rows: 10,
+            cols: 3,
+        };
+        assert_eq!(
+            scale_down(w, 2),
+            Window {
+                row: 1,
+                col: 2,
+                rows: 3,
+                cols: 1
+            }
+        );
+        assert_eq!(
+            scale_up(
+                Window {
+                    row: 1,
+                    col: 2,
+                    rows: 3,
+                    cols: 2
+                },
+                2
+            ),
+            Window {
+                row: 4,
+                col: 8,
+                rows: 12,
+                cols: 8
+            }
+        );
     }
 }

@@ -18,6 +18,13 @@ pub use source::{Source, crs_of, default_nodata, srs_from, structure_like};
 use crate::engine::DType;
 use gdal::raster::GdalDataType;
 
+/// Stops GDAL from printing its own messages to stderr. Every GDAL failure
+/// that matters comes back as an error value naming the file, so the raw
+/// multi-line output would only repeat it.
+pub fn silence_gdal_messages() {
+    gdal::config::set_error_handler(|_class, _code, _message| {});
+}
+
 /// The store data type matching a GDAL band type, if any.
 #[must_use]
 pub fn dtype_of(t: GdalDataType) -> Option<DType> {

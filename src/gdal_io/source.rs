@@ -48,7 +48,11 @@ pub fn crs_of(srs: &SpatialRef) -> Crs {
         .filter(|a| a.eq_ignore_ascii_case("EPSG"))
         .and_then(|_| srs.auth_code().ok())
         .and_then(|c| u32::try_from(c).ok());
-    Crs { wkt, epsg, name: srs.name().unwrap_or_default() }
+    Crs {
+        wkt,
+        epsg,
+        name: srs.name().unwrap_or_default(),
+    }
 }
 
 impl Source {
@@ -58,21 +62,36 @@ impl Source {
     /// [`IoError::NotARaster`] or [`IoError::NoGeoreference`].
     pub fn open(path: &Path) -> Result<(Self, Dataset), IoError> {
         if let Err(e) = std::fs::metadata(path) {
-            return Err(IoError::NotARaster { path: path.into(), reason: e.to_string() });
+            return Err(IoError::NotARaster {
+                path: path.into(),
+                reason: e.to_string(),
+            });
         }
-        let dataset = Dataset::open(path)
-            .map_err(|e| IoError::NotARaster { path: path.into(), reason: one_line(&e.to_string()) })?;
+        let dataset = Dataset::open(path).map_err(|e| IoError::NotARaster {
+            path: path.into(),
+            reason: gdal_reason(&e),
+        })?;
         if dataset.raster_count() == 0 {
-            return Err(IoError::NotARaster { path: path.into(), reason: "it has no raster bands".into() });
+            return Err(IoError::NotARaster {
+                path: path.into(),
+                reason: "it has no raster bands".into(),
+            });
         }
         let geotransform = dataset
             .geo_transform()
-            .map_err(|_| IoError::NoGeoreference { path: path.into(), what: "no geotransform" })?;
-        let mut srs = dataset
-            .spatial_ref()
-            .map_err(|_| IoError::NoGeoreference { path: path.into(), what: "no coordinate reference system" })?;
+            .map_err(|_| IoError::NoGeoreference {
+                path: path.into(),
+                what: "no geotransform",
+            })?;
+        let mut srs = dataset.spatial_ref().map_err(|_| IoError::NoGeoreference {
+            path: path.into(),
+            what: "no coordinate reference system",
+        })?;
         srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-        let band = dataset.rasterband(1).map_err(|e| IoError::Read { path: path.into(), reason: e.to_string() })?;
+        let band = dataset.rasterband(1).map_err(|e| IoError::Read {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
         let band_type = band.band_type();
         let source = Self {
             path: path.into(),
@@ -85,7 +104,6 @@ impl Source {
             nodata: band.no_data_value(),
             has_colors: band.color_table().is_some(),
         };
-        drop(band);
         Ok((source, dataset))
     }
 
@@ -101,8 +119,18 @@ impl Source {
     pub fn bounds(&self) -> [f64; 4] {
         let gt = self.geotransform;
         let (w, h) = (self.size.0 as f64, self.size.1 as f64);
-        let xs = [gt[0], gt[0] + w * gt[1], gt[0] + h * gt[2], gt[0] + w * gt[1] + h * gt[2]];
-        let ys = [gt[3], gt[3] + w * gt[4], gt[3] + h * gt[5], gt[3] + w * gt[4] + h * gt[5]];
+        let xs = [
+            gt[0],
+            gt[0] + w * gt[1],
+            gt[0] + h * gt[2],
+            gt[0] + w * gt[1] + h * gt[2],
+        ];
+        let ys = [
+            gt[3],
+            gt[3] + w * gt[4],
+            gt[3] + h * gt[5],
+            gt[3] + w * gt[4] + h * gt[5],
+        ];
         let min = |v: [f64; 4]| v.into_iter().fold(f64::INFINITY, f64::min);
         let max = |v: [f64; 4]| v.into_iter().fold(f64::NEG_INFINITY, f64::max);
         [min(xs), min(ys), max(xs), max(ys)]
@@ -120,16 +148,32 @@ pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
     if !source.is_north_up() {
         return Err(IoError::Mismatch {
             path: path.into(),
-            reason: "is rotated or not north-up; give --crs, --cell-size and --origin instead of --like".into(),
+            reason:
+                "is rotated or not north-up; give --crs, --cell-size and --origin instead of --like"
+                    .into(),
         });
     }
     let dtype = source.dtype.ok_or_else(|| IoError::Mismatch {
         path: path.into(),
-        reason: format!("cell type {} is not supported; give --dtype", source.gdal_type),
+        reason: format!(
+            "cell type {} is not supported; give --dtype",
+            source.gdal_type
+        ),
     })?;
-    let nodata = source.nodata.filter(|v| dtype.holds(*v)).unwrap_or_else(|| default_nodata(dtype));
-    let aggregate = if source.has_colors { Aggregator::Mode } else { Aggregator::Mean };
-    let resampling = if source.has_colors { Resampling::Nearest } else { Resampling::Average };
+    let nodata = source
+        .nodata
+        .filter(|v| dtype.holds(*v))
+        .unwrap_or_else(|| default_nodata(dtype));
+    let aggregate = if source.has_colors {
+        Aggregator::Mode
+    } else {
+        Aggregator::Mean
+    };
+    let resampling = if source.has_colors {
+        Resampling::Nearest
+    } else {
+        Resampling::Average
+    };
     let gt = source.geotransform;
     Ok(Structure {
         crs: crs_of(&source.srs),
@@ -155,6 +199,22 @@ pub fn default_nodata(dtype: DType) -> f64 {
         DType::F32 | DType::F64 => f64::NAN,
         DType::I8 | DType::I16 | DType::I32 => dtype.range().0,
         DType::U8 | DType::U16 | DType::U32 => dtype.range().1,
+    }
+}
+
+/// GDAL's own explanation of an error, or a plain one when it gave none.
+pub(crate) fn gdal_reason(error: &gdal::errors::GdalError) -> String {
+    let text = one_line(&error.to_string());
+    let lower = text.to_ascii_lowercase();
+    match lower
+        .find("error msg: '")
+        .map(|i| text.split_at(i + "error msg: '".len()))
+    {
+        Some((_, rest)) if !rest.trim_end_matches(['\'', ')']).is_empty() => {
+            rest.trim_end_matches(['\'', ')']).to_string()
+        }
+        Some(_) => "format not recognised".into(),
+        None => text,
     }
 }
 

@@ -13,7 +13,9 @@ use std::ffi::{CStr, CString, c_char};
 pub fn warp(source: &Dataset, dest: &str, args: &[String]) -> Result<Dataset, String> {
     let owned: Vec<CString> = args
         .iter()
-        .map(|a| CString::new(a.as_str()).map_err(|_| format!("argument '{a}' contains a NUL byte")))
+        .map(|a| {
+            CString::new(a.as_str()).map_err(|_| format!("argument '{a}' contains a NUL byte"))
+        })
         .collect::<Result<_, _>>()?;
     let mut argv: Vec<*mut c_char> = owned.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(std::ptr::null_mut());
@@ -29,8 +31,14 @@ pub fn warp(source: &Dataset, dest: &str, args: &[String]) -> Result<Dataset, St
         }
         let mut sources = [source.c_dataset()];
         let mut usage_error = 0;
-        let handle =
-            gdal_sys::GDALWarp(dest.as_ptr(), std::ptr::null_mut(), 1, sources.as_mut_ptr(), options, &raw mut usage_error);
+        let handle = gdal_sys::GDALWarp(
+            dest.as_ptr(),
+            std::ptr::null_mut(),
+            1,
+            sources.as_mut_ptr(),
+            options,
+            &raw mut usage_error,
+        );
         gdal_sys::GDALWarpAppOptionsFree(options);
         if handle.is_null() {
             return Err(last_error("warp failed"));
@@ -43,6 +51,12 @@ pub fn warp(source: &Dataset, dest: &str, args: &[String]) -> Result<Dataset, St
 fn last_error(fallback: &str) -> String {
     // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local,
     // NUL-terminated buffer that stays valid until the next GDAL call here.
-    let message = unsafe { CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) }.to_string_lossy().into_owned();
-    if message.trim().is_empty() { fallback.to_string() } else { super::source::one_line(&message) }
+    let message = unsafe { CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) }
+        .to_string_lossy()
+        .into_owned();
+    if message.trim().is_empty() {
+        fallback.to_string()
+    } else {
+        super::source::one_line(&message)
+    }
 }

@@ -50,7 +50,13 @@ fn list(s: &dyn Storage) {
     for k in ["a/1", "a/2/x", "ab/1", "b", ".zattrs"] {
         s.put(&key(k), b"xy").unwrap();
     }
-    let names = |p: &str| s.list(p).unwrap().into_iter().map(|(k, n)| (k.to_string(), n)).collect::<Vec<_>>();
+    let names = |p: &str| {
+        s.list(p)
+            .unwrap()
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names("a"), vec![("a/1".into(), 2), ("a/2/x".into(), 2)]);
     assert_eq!(names("a/"), names("a"));
     assert_eq!(names("").len(), 5);
@@ -91,7 +97,11 @@ fn concurrent_readers_never_see_torn_values(s: Arc<dyn Storage>) {
             scope.spawn(move || {
                 for _ in 0..400 {
                     let v = s.get(&k).unwrap().unwrap();
-                    assert!(v.len() == 64 * 1024 || v.len() == 32 * 1024, "torn read of {} bytes", v.len());
+                    assert!(
+                        v.len() == 64 * 1024 || v.len() == 32 * 1024,
+                        "torn read of {} bytes",
+                        v.len()
+                    );
                     assert!(v.iter().all(|x| *x == v[0]), "mixed contents");
                 }
             });

@@ -35,8 +35,14 @@ impl FolderStorage {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
         let root = root.into();
         match fs::metadata(&root) {
-            Ok(m) if m.is_dir() => Ok(Self { root, durable: false }),
-            Ok(_) => Err(StorageError::io(&root, std::io::Error::new(ErrorKind::InvalidInput, "not a folder"))),
+            Ok(m) if m.is_dir() => Ok(Self {
+                root,
+                durable: false,
+            }),
+            Ok(_) => Err(StorageError::io(
+                &root,
+                std::io::Error::new(ErrorKind::InvalidInput, "not a folder"),
+            )),
             Err(e) => Err(StorageError::io(&root, e)),
         }
     }
@@ -92,11 +98,16 @@ impl FolderStorage {
             if kind.is_dir() {
                 self.walk(&path, out)?;
             } else if kind.is_file() {
-                let Some(rel) = path.strip_prefix(&self.root).ok().and_then(Path::to_str) else { continue };
+                let Some(rel) = path.strip_prefix(&self.root).ok().and_then(Path::to_str) else {
+                    continue;
+                };
                 if rel.ends_with(".tmp") || rel.starts_with(&format!("{LOCK_GROUP}/")) {
                     continue;
                 }
-                let size = entry.metadata().map_err(|e| StorageError::io(&path, e))?.len();
+                let size = entry
+                    .metadata()
+                    .map_err(|e| StorageError::io(&path, e))?
+                    .len();
                 if let Ok(key) = StoreKey::new(rel.replace(std::path::MAIN_SEPARATOR, "/")) {
                     out.push((key, size));
                 }
@@ -198,11 +209,15 @@ impl Storage for FolderStorage {
         match file.try_lock() {
             Ok(()) => {
                 if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
-                    file.write_all(br#"{"zarr_format": 2}"#).map_err(|e| StorageError::io(&path, e))?;
+                    file.write_all(br#"{"zarr_format": 2}"#)
+                        .map_err(|e| StorageError::io(&path, e))?;
                 }
                 let pid = format!(r#"{{"pid": {}}}"#, std::process::id());
                 self.put(&pid_key, pid.as_bytes())?;
-                Ok(Box::new(FolderLock { _file: file, pid_file: self.path(&pid_key) }))
+                Ok(Box::new(FolderLock {
+                    _file: file,
+                    pid_file: self.path(&pid_key),
+                }))
             }
             Err(fs::TryLockError::WouldBlock) => {
                 let pid = self
@@ -212,7 +227,10 @@ impl Storage for FolderStorage {
                     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                     .and_then(|v| v.get("pid").and_then(serde_json::Value::as_u64))
                     .map_or_else(|| "unknown".to_string(), |p| p.to_string());
-                Err(StorageError::Locked { path: self.root.clone(), pid })
+                Err(StorageError::Locked {
+                    path: self.root.clone(),
+                    pid,
+                })
             }
             Err(fs::TryLockError::Error(e)) => Err(StorageError::io(path, e)),
         }
@@ -248,6 +266,10 @@ mod tests {
         let blocked = StoreKey::new("a/b/c").unwrap();
         assert!(storage.put(&blocked, b"x").is_err());
         assert_eq!(storage.get(&key).unwrap().unwrap(), b"old");
-        assert_eq!(storage.list("").unwrap().len(), 1, "no temporary file is left behind");
+        assert_eq!(
+            storage.list("").unwrap().len(),
+            1,
+            "no temporary file is left behind"
+        );
     }
 }

@@ -32,7 +32,10 @@ impl StoreKey {
             Some("empty segment (leading, trailing or double '/')")
         } else if key.split('/').any(|s| s == "." || s == "..") {
             Some("'.' and '..' segments are not allowed")
-        } else if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b)) {
+        } else if !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+        {
             Some("only ASCII letters, digits, '.', '_', '-' and '/' are allowed")
         } else {
             None
@@ -69,7 +72,9 @@ mod tests {
 
     #[test]
     fn traversal_and_odd_keys_are_refused() {
-        for bad in ["", "../x", "a/../b", "/abs", "a//b", "a/", "a b", "a\\b", "./x"] {
+        for bad in [
+            "", "../x", "a/../b", "/abs", "a//b", "a/", "a b", "a\\b", "./x",
+        ] {
             assert!(StoreKey::new(bad).is_err(), "{bad}");
         }
         for good in ["0/data/1/2", ".zattrs", "a-b_c.d"] {

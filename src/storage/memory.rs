@@ -22,11 +22,15 @@ impl MemoryStorage {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<StoreKey, Arc<[u8]>>> {
         // A poisoned lock only means another thread panicked mid-operation;
         // every operation replaces whole values, so the map is consistent.
-        self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<StoreKey, Arc<[u8]>>> {
-        self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -71,7 +75,10 @@ impl Storage for MemoryStorage {
 
     fn lock_writer(&self) -> Result<Box<dyn WriterLock>, StorageError> {
         if self.writer.swap(true, Ordering::AcqRel) {
-            return Err(StorageError::Locked { path: "memory".into(), pid: std::process::id().to_string() });
+            return Err(StorageError::Locked {
+                path: "memory".into(),
+                pid: std::process::id().to_string(),
+            });
         }
         Ok(Box::new(MemoryLock(self.writer.clone())))
     }
@@ -84,7 +91,10 @@ impl Storage for MemoryStorage {
 /// Whether `key` lies below the folder-like `prefix` ("" holds everything).
 pub(super) fn in_prefix(key: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
-    prefix.is_empty() || key.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+    prefix.is_empty()
+        || key
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]

@@ -7,12 +7,17 @@ use std::process::{Command, Output};
 
 /// A test raster from tests/data.
 pub fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// Runs the gridstore binary.
 pub fn gridstore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gridstore")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_gridstore"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// Runs gridstore and asserts success, returning stdout.
@@ -29,8 +34,15 @@ pub fn ok(args: &[&str]) -> String {
 
 /// Runs a GDAL tool and asserts success.
 pub fn tool(name: &str, args: &[&str]) {
-    let out = Command::new(name).args(args).output().unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert!(out.status.success(), "{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A raster read through GDAL: values as f64 per band, size, geotransform, nodata.
@@ -61,7 +73,13 @@ pub fn read(path: &str, overview: Option<usize>) -> Grid {
         let buf = band.read_as::<f64>((0, 0), size, size, None).unwrap();
         bands.push(buf.data().to_vec());
     }
-    Grid { bands, cols: size.0, rows: size.1, geotransform, nodata }
+    Grid {
+        bands,
+        cols: size.0,
+        rows: size.1,
+        geotransform,
+        nodata,
+    }
 }
 
 /// Every file under `dir` with its bytes.

@@ -1,0 +1,235 @@
+//! gridstore against GDAL on the same data, in one run; prints the ratios.
+//!
+//! `cargo bench --bench vs_gdal` generates (once, not committed) a synthetic
+//! 16384 x 16384 f32 DEM as a tiled DEFLATE GeoTIFF under target/bench/, then:
+//! 1. ingest with the full pyramid vs `gdal_translate -of COG` (zstd, average
+//!    overviews, all CPUs), both with a 256 MB GDAL block cache;
+//! 2. a 4096 x 4096 window export vs `gdal_translate -srcwin` from that COG;
+//! 3. opening a store of 100,000 chunks.
+//!
+//! Set `GRIDSTORE_BENCH_SIZE` for a smaller DEM (e.g. 4096) to try it quickly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const GDAL_CACHEMAX_MB: &str = "256";
+
+fn main() {
+    // `cargo bench` passes "--bench"; `cargo test --benches` passes nothing useful either.
+    let size: usize = std::env::var("GRIDSTORE_BENCH_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16384);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dem = dir.join(format!("dem{size}.tif"));
+    if !dem.exists() {
+        eprintln!("generating {} ...", dem.display());
+        generate_dem(&dem, size);
+    }
+    let raw_mb = (size * size * 4) as f64 / 1e6;
+    println!(
+        "source: {} ({size} x {size} f32, {raw_mb:.0} MB raw)",
+        dem.display()
+    );
+
+    let store = dir.join("store.gs");
+    let cog = dir.join("gdal_cog.tif");
+    std::fs::remove_dir_all(&store).ok();
+    std::fs::remove_file(&cog).ok();
+    let gs = env!("CARGO_BIN_EXE_gridstore");
+    run(gs, &["create", s(&store), "--like", s(&dem)]);
+    let (ours, our_rss) = timed(gs, &["ingest", s(&store), s(&dem)]);
+    let (theirs, their_rss) = timed(
+        "gdal_translate",
+        &[
+            "-q",
+            "-of",
+            "COG",
+            "-co",
+            "COMPRESS=ZSTD",
+            "-co",
+            "OVERVIEW_RESAMPLING=AVERAGE",
+            "-co",
+            "NUM_THREADS=ALL_CPUS",
+            s(&dem),
+            s(&cog),
+        ],
+    );
+    println!(
+        "ingest + pyramid   gridstore {ours:7.2} s  {our_rss:6.0} MB peak | gdal_translate COG {theirs:7.2} s  {their_rss:6.0} MB peak | speed-up {:.2}x, RSS {:.1}% of raw input",
+        theirs / ours,
+        100.0 * our_rss / raw_mb
+    );
+
+    let win = 4096.min(size / 2);
+    let (c0, r0) = (size / 4, size / 4);
+    let info = Command::new("gdalinfo").arg(s(&dem)).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    let origin = parse_pair(&text, "Origin = (");
+    let cell = parse_pair(&text, "Pixel Size = (");
+    let bbox = format!(
+        "{},{},{},{}",
+        origin.0 + c0 as f64 * cell.0,
+        origin.1 + (r0 + win) as f64 * cell.1,
+        origin.0 + (c0 + win) as f64 * cell.0,
+        origin.1 + r0 as f64 * cell.1
+    );
+    let ours_out = dir.join("window_gridstore.tif");
+    let theirs_out = dir.join("window_gdal.tif");
+    let (ours, _) = timed(
+        gs,
+        &["export", s(&store), "-o", s(&ours_out), "--bbox", &bbox],
+    );
+    let (theirs, _) = timed(
+        "gdal_translate",
+        &[
+            "-q",
+            "-srcwin",
+            &c0.to_string(),
+            &r0.to_string(),
+            &win.to_string(),
+            &win.to_string(),
+            "-co",
+            "TILED=YES",
+            "-co",
+            "COMPRESS=ZSTD",
+            s(&cog),
+            s(&theirs_out),
+        ],
+    );
+    println!(
+        "window export {win}^2  gridstore {ours:7.2} s | gdal_translate -srcwin {theirs:7.2} s | speed-up {:.2}x",
+        theirs / ours
+    );
+
+    let many = dir.join("many.gs");
+    if !many.join(".zattrs").exists() {
+        make_store_with_chunks(&many, 100_000);
+    }
+    let mut times: Vec<f64> = (0..21)
+        .map(|_| {
+            let start = Instant::now();
+            let storage = gridstore::storage::FolderStorage::open(&many).unwrap();
+            let store = gridstore::engine::Store::open(std::sync::Arc::new(storage)).unwrap();
+            store.master_chunk(0).unwrap();
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "open a store of 100,000 chunks (+ find its master chunk): median {:.2} ms, max {:.2} ms",
+        times[10], times[20]
+    );
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let st = Command::new(cmd)
+        .args(args)
+        .env("GDAL_CACHEMAX", GDAL_CACHEMAX_MB)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd} {args:?}");
+}
+
+/// Wall seconds and peak RSS in MB, through GNU time.
+fn timed(cmd: &str, args: &[&str]) -> (f64, f64) {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%e %M", cmd])
+        .args(args)
+        .env("GDAL_CACHEMAX", GDAL_CACHEMAX_MB)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    let mut it = last.split_whitespace();
+    let secs: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let kb: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    (secs, kb / 1000.0)
+}
+
+fn parse_pair(text: &str, prefix: &str) -> (f64, f64) {
+    let line = text.lines().find(|l| l.starts_with(prefix)).unwrap();
+    let inner = line.trim_start_matches(prefix).trim_end_matches(')');
+    let (a, b) = inner.split_once(',').unwrap();
+    (a.trim().parse().unwrap(), b.trim().parse().unwrap())
+}
+
+/// A smooth synthetic terrain rounded to centimetres, tiled DEFLATE.
+fn generate_dem(path: &PathBuf, size: usize) {
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let options = gdal::raster::RasterCreationOptions::from_iter([
+        "TILED=YES",
+        "COMPRESS=DEFLATE",
+        "BIGTIFF=YES",
+    ]);
+    let mut ds = driver
+        .create_with_band_type_with_options::<f32, _>(path, size, size, 1, &options)
+        .unwrap();
+    ds.set_geo_transform(&[100_000.0, 1.0, 0.0, 500_000.0, 0.0, -1.0])
+        .unwrap();
+    ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(28992).unwrap())
+        .unwrap();
+    let mut band = ds.rasterband(1).unwrap();
+    band.set_no_data_value(Some(-9999.0)).unwrap();
+    let rows = 512;
+    for r0 in (0..size).step_by(rows) {
+        let values: Vec<f32> = (0..rows * size)
+            .map(|i| {
+                let (x, y) = ((i % size) as f32, (r0 + i / size) as f32);
+                let h = 50.0 * (x / 900.0).sin() * (y / 1300.0).cos()
+                    + 20.0 * (x / 170.0 + y / 230.0).sin()
+                    + 0.002 * (x + y);
+                (h * 100.0).round() / 100.0
+            })
+            .collect();
+        band.write(
+            (0, r0 as isize),
+            (size, rows),
+            &mut gdal::raster::Buffer::new((size, rows), values),
+        )
+        .unwrap();
+    }
+}
+
+/// A store whose base level holds `n` small chunks (opening must not care).
+fn make_store_with_chunks(path: &Path, n: u32) {
+    use gridstore::engine::{Aggregator, Codec, Crs, DType, Resampling, Store, Structure};
+    let structure = Structure {
+        crs: Crs {
+            wkt: "LOCAL_CS[\"bench\"]".into(),
+            epsg: None,
+            name: "bench".into(),
+        },
+        anchor: [0.0, 0.0],
+        cell_size: [1.0, 1.0],
+        chunk: [2, 2],
+        domain_levels: 10,
+        dtype: DType::U8,
+        nodata: 0.0,
+        codec: Codec::default(),
+        aggregate: Aggregator::Max,
+        resampling: Resampling::Nearest,
+        bands: None,
+        time: None,
+    };
+    let storage = gridstore::storage::FolderStorage::create(path).unwrap();
+    let store = Store::create(std::sync::Arc::new(storage), structure).unwrap();
+    let side = 512u32;
+    let chunk = ndarray::Array3::from_elem((1, 2, 2), 1u8);
+    for i in 0..n {
+        let loc = gridstore::engine::ChunkLoc::new(0, i / side, i % side);
+        store.write_chunk(0, loc, Some(&chunk)).unwrap();
+    }
+}

@@ -1,0 +1,437 @@
+//! The engine through its library API, on both backends: after any sequence
+//! of writes and clears, every level equals the aggregation of the level
+//! below it, recomputed here independently of the engine's kernels.
+#![allow(clippy::unwrap_used)]
+
+use gridstore::engine::{
+    Aggregator, CancelToken, Codec, Crs, DType, Extent, NoProgress, Resampling, Store, Structure,
+    TimeAxis, Window,
+};
+use gridstore::storage::{DynStorage, FolderStorage, MemoryStorage};
+use ndarray::Array3;
+use proptest::prelude::*;
+use std::sync::Arc;
+
+const NODATA: f64 = -1.0;
+
+fn structure(aggregate: Aggregator, dtype: DType, codec: Codec) -> Structure {
+    Structure {
+        crs: Crs {
+            wkt: "LOCAL_CS[\"test\"]".into(),
+            epsg: None,
+            name: "test".into(),
+        },
+        anchor: [0.0, 0.0],
+        cell_size: [1.0, 1.0],
+        chunk: [4, 4],
+        domain_levels: 4,
+        dtype,
+        nodata: if dtype == DType::U8 { 255.0 } else { NODATA },
+        codec,
+        aggregate,
+        resampling: Resampling::Average,
+        bands: None,
+        time: None,
+    }
+}
+
+/// The whole level as f64, nodata as None.
+fn level(store: &Store, l: u8) -> (Vec<Option<f64>>, usize) {
+    let w = store.grid().full_window(l);
+    let nodata = store.structure().nodata;
+    let values: Vec<Option<f64>> = gridstore::with_dtype!(store.structure().dtype, T => {
+        let a = store.read_window::<T>(0, l, &w).unwrap();
+        a.iter().map(|v| {
+            let f = gridstore::engine::Element::to_f64(*v);
+            (!(f.is_nan() || f == nodata)).then_some(f)
+        }).collect()
+    });
+    (values, w.cols as usize)
+}
+
+/// The reference definition of docs/FORMAT.md, written naively.
+fn reference(
+    children: &[Option<f64>],
+    a: Aggregator,
+    child_level: u8,
+    dtype: DType,
+    nodata: f64,
+) -> Option<f64> {
+    let valid: Vec<f64> = children.iter().flatten().copied().collect();
+    if valid.is_empty() {
+        return None;
+    }
+    let round = |v: f64| if dtype.is_float() { v } else { v.round() };
+    let exact = match a {
+        Aggregator::Mean => round(valid.iter().sum::<f64>() / valid.len() as f64),
+        Aggregator::Sum => valid.iter().sum(),
+        Aggregator::Count if child_level == 0 => valid.len() as f64,
+        Aggregator::Count => valid.iter().sum(),
+        Aggregator::Min => valid.iter().copied().fold(f64::INFINITY, f64::min),
+        Aggregator::Max => valid.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        Aggregator::Nearest => valid[0],
+        Aggregator::Mode => {
+            let mut best = (valid[0], 0);
+            for v in &valid {
+                let n = valid.iter().filter(|x| *x == v).count();
+                if n > best.1 {
+                    best = (*v, n);
+                }
+            }
+            best.0
+        }
+    };
+    // Narrow: integers saturate; a result equal to nodata moves one step
+    // towards the exact value (floats are compared with a tolerance).
+    let (lo, hi) = dtype.range();
+    let narrowed = if dtype.is_float() {
+        exact
+    } else {
+        exact.clamp(lo, hi)
+    };
+    if dtype.is_float() || narrowed != nodata {
+        return Some(narrowed);
+    }
+    let step = if exact > nodata || nodata == lo {
+        1.0
+    } else {
+        -1.0
+    };
+    let stepped = narrowed + step;
+    Some(if stepped > hi || stepped < lo {
+        narrowed - step
+    } else {
+        stepped
+    })
+}
+
+fn check_pyramid(store: &Store) {
+    let a = store.structure().aggregate;
+    let dtype = store.structure().dtype;
+    for l in 1..=store.grid().top_level() {
+        let (below, bc) = level(store, l - 1);
+        let (here, hc) = level(store, l);
+        for r in 0..here.len() / hc {
+            for c in 0..hc {
+                let kids: Vec<Option<f64>> = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                    .iter()
+                    .map(|(dr, dc)| below[(2 * r + dr) * bc + 2 * c + dc])
+                    .collect();
+                let expected = reference(&kids, a, l - 1, dtype, store.structure().nodata);
+                let got = here[r * hc + c];
+                match (expected, got) {
+                    (None, None) => {}
+                    (Some(e), Some(g)) => {
+                        let tol = if dtype.is_float() {
+                            1e-5 * e.abs().max(1.0)
+                        } else {
+                            0.0
+                        };
+                        assert!(
+                            (e - g).abs() <= tol,
+                            "{a:?} level {l} cell {r},{c}: expected {e}, got {g}"
+                        );
+                    }
+                    _ => panic!("{a:?} level {l} cell {r},{c}: expected {expected:?}, got {got:?}"),
+                }
+            }
+        }
+    }
+    let report =
+        gridstore::with_dtype!(dtype, T => store.verify::<T>(&NoProgress, &CancelToken::new()))
+            .unwrap();
+    assert!(report.damage.is_empty(), "{:?}", report.damage);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write {
+        row: u64,
+        col: u64,
+        rows: u64,
+        cols: u64,
+        seed: u32,
+        holes: bool,
+    },
+    Clear {
+        row: u64,
+        col: u64,
+        rows: u64,
+        cols: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u64..60, 0u64..60, 1u64..20, 1u64..20, any::<u32>(), any::<bool>())
+            .prop_map(|(row, col, rows, cols, seed, holes)| Op::Write { row, col, rows, cols, seed, holes }),
+        1 => (0u64..60, 0u64..60, 1u64..30, 1u64..30).prop_map(|(row, col, rows, cols)| Op::Clear { row, col, rows, cols }),
+    ]
+}
+
+fn apply(store: &Store, op: &Op) {
+    let domain = 64;
+    match *op {
+        Op::Write {
+            row,
+            col,
+            rows,
+            cols,
+            seed,
+            holes,
+        } => {
+            let rows = rows.min(domain - row);
+            let cols = cols.min(domain - col);
+            let n = (rows * cols) as usize;
+            gridstore::with_dtype!(store.structure().dtype, T => {
+                let nodata: T = store.nodata();
+                let values: Vec<T> = (0..n)
+                    .map(|i| {
+                        let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed);
+                        if holes && h % 5 == 0 { nodata } else { <T as gridstore::engine::Element>::from_f64(f64::from(h % 7)) }
+                    })
+                    .collect();
+                let data = Array3::from_shape_vec((1, rows as usize, cols as usize), values).unwrap();
+                store.write(None, Window { row, col, rows, cols }, data.view()).unwrap();
+            });
+        }
+        Op::Clear {
+            row,
+            col,
+            rows,
+            cols,
+        } => {
+            let g = store.grid();
+            let w = Window {
+                row,
+                col,
+                rows: rows.min(domain - row),
+                cols: cols.min(domain - col),
+            };
+            let e = g.window_extent(0, &w);
+            gridstore::with_dtype!(store.structure().dtype, T => store.clear::<T>(0, &e, &NoProgress, &CancelToken::new())).unwrap();
+        }
+    }
+}
+
+fn memory() -> DynStorage {
+    Arc::new(MemoryStorage::new())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_level_is_the_aggregation_of_the_level_below(
+        ops in proptest::collection::vec(op(), 1..8),
+        aggregate in prop::sample::select(Aggregator::ALL.to_vec()),
+        dtype in prop::sample::select(vec![DType::F32, DType::I16, DType::U8]),
+    ) {
+        let store = Store::create(memory(), structure(aggregate, dtype, Codec::default())).unwrap();
+        for op in &ops {
+            apply(&store, op);
+        }
+        check_pyramid(&store);
+    }
+}
+
+#[test]
+fn folder_backend_and_every_codec_keep_the_pyramid() {
+    for codec in [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: DynStorage = Arc::new(FolderStorage::open(dir.path()).unwrap());
+        let store = Store::create(
+            storage.clone(),
+            structure(Aggregator::Mean, DType::F32, codec),
+        )
+        .unwrap();
+        apply(
+            &store,
+            &Op::Write {
+                row: 3,
+                col: 5,
+                rows: 40,
+                cols: 30,
+                seed: 7,
+                holes: true,
+            },
+        );
+        apply(
+            &store,
+            &Op::Clear {
+                row: 10,
+                col: 10,
+                rows: 5,
+                cols: 9,
+            },
+        );
+        check_pyramid(&store);
+        drop(store);
+        let reopened = Store::open(storage).unwrap();
+        check_pyramid(&reopened);
+    }
+}
+
+#[test]
+fn master_chunk_is_the_lowest_chunk_covering_all_data() {
+    let store = Store::create(
+        memory(),
+        structure(Aggregator::Max, DType::F32, Codec::default()),
+    )
+    .unwrap();
+    assert_eq!(store.master_chunk(0).unwrap(), None);
+    // One cell: the master is its base chunk.
+    apply(
+        &store,
+        &Op::Write {
+            row: 33,
+            col: 33,
+            rows: 1,
+            cols: 1,
+            seed: 1,
+            holes: false,
+        },
+    );
+    let m = store.master_chunk(0).unwrap().unwrap();
+    assert_eq!((m.level, m.row, m.col), (0, 8, 8));
+    // Data across the domain centre: the master is the root.
+    apply(
+        &store,
+        &Op::Write {
+            row: 30,
+            col: 30,
+            rows: 1,
+            cols: 1,
+            seed: 1,
+            holes: false,
+        },
+    );
+    assert_eq!(store.master_chunk(0).unwrap().unwrap(), store.grid().root());
+}
+
+#[test]
+fn reads_resample_from_the_right_level() {
+    let store = Store::create(
+        memory(),
+        structure(Aggregator::Mean, DType::F32, Codec::default()),
+    )
+    .unwrap();
+    let values: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let data = Array3::from_shape_vec((1, 8, 8), values).unwrap();
+    store
+        .write(
+            None,
+            Window {
+                row: 32,
+                col: 32,
+                rows: 8,
+                cols: 8,
+            },
+            data.view(),
+        )
+        .unwrap();
+    // 2x2 cells → level 1, copied unchanged.
+    let e = Extent::new(0.0, -8.0, 8.0, 0.0).unwrap();
+    let r = store
+        .read_extent::<f32>(0, &e, [2.0, 2.0], Resampling::Nearest)
+        .unwrap();
+    assert_eq!(r.level, 1);
+    assert_eq!(r.data[[0, 0, 0]], (0.0 + 1.0 + 8.0 + 9.0) / 4.0);
+    // 3x3 cells: level 1 is the coarsest at least as fine; average resamples it.
+    let r = store
+        .read_extent::<f32>(0, &e, [3.0, 3.0], Resampling::Average)
+        .unwrap();
+    assert_eq!((r.level, r.data.dim()), (1, (1, 3, 3)));
+    // Area-weighted from level 1: target cell 0 spans level-1 cells 0 (whole)
+    // and 1 (half) on each axis, whose centres sit at base rows/cols 0.5 and 2.5.
+    let centre = (1.0 * 0.5 + 0.5 * 2.5) / 1.5;
+    let expected = (8.0 * centre + centre) as f32;
+    assert!(
+        (r.data[[0, 0, 0]] - expected).abs() < 1e-4,
+        "{} vs {expected}",
+        r.data[[0, 0, 0]]
+    );
+    // Bilinear at a cell centre is that cell's value; between centres it interpolates.
+    let v = store
+        .value_at::<f32>(0, 0, (0.5, -0.5), 0, Resampling::Bilinear)
+        .unwrap();
+    assert_eq!(v, Some(0.0));
+    let v = store
+        .value_at::<f32>(0, 0, (1.0, -1.0), 0, Resampling::Bilinear)
+        .unwrap();
+    assert_eq!(v, Some((0.0 + 1.0 + 8.0 + 9.0) / 4.0));
+    assert_eq!(
+        store
+            .value_at::<f32>(0, 0, (-3.5, 0.5), 0, Resampling::Nearest)
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn time_axis_keeps_one_map_per_instant_at_every_level() {
+    let mut s = structure(Aggregator::Mean, DType::F32, Codec::default());
+    s.time = Some(TimeAxis::Irregular);
+    let store = Store::create(memory(), s).unwrap();
+    let w = Window {
+        row: 32,
+        col: 32,
+        rows: 4,
+        cols: 4,
+    };
+    for (instant, value) in [(1_000_000, 1.0f32), (500, 5.0), (2_000_000, 9.0)] {
+        let data = Array3::from_elem((1, 4, 4), value);
+        store.write(Some(instant), w, data.view()).unwrap();
+    }
+    assert!(
+        store
+            .write(None, w, Array3::from_elem((1, 4, 4), 1.0f32).view())
+            .is_err(),
+        "time is required"
+    );
+    for (instant, value) in [(1_000_000, 1.0f32), (500, 5.0), (2_000_000, 9.0)] {
+        let t = store.time_index(Some(instant), false).unwrap();
+        for level in 0..=store.grid().top_level() {
+            let f = 1u64 << level;
+            let cell = Window {
+                row: 32 / f,
+                col: 32 / f,
+                rows: 1,
+                cols: 1,
+            };
+            assert_eq!(
+                store.read_window::<f32>(t, level, &cell).unwrap()[[0, 0, 0]],
+                value,
+                "t {instant} level {level}"
+            );
+        }
+    }
+    assert!(store.time_index(Some(7), false).is_err());
+    assert_eq!(store.time_state().instants, vec![1_000_000, 500, 2_000_000]);
+}
+
+#[test]
+fn a_newer_format_is_refused_with_a_clear_error() {
+    let storage = memory();
+    drop(
+        Store::create(
+            storage.clone(),
+            structure(Aggregator::Mean, DType::F32, Codec::default()),
+        )
+        .unwrap(),
+    );
+    let key = gridstore::storage::StoreKey::new(".zattrs").unwrap();
+    let text = String::from_utf8(storage.get(&key).unwrap().unwrap()).unwrap();
+    storage
+        .put(
+            &key,
+            text.replace("\"format_version\": 1", "\"format_version\": 99")
+                .as_bytes(),
+        )
+        .unwrap();
+    let err = Store::open(storage).unwrap_err().to_string();
+    assert!(
+        err.contains("version 99") && err.contains("upgrade"),
+        "{err}"
+    );
+}

@@ -1,0 +1,208 @@
+//! Ingest through the library: progress events, cancellation, and resuming.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use gridstore::engine::{CancelToken, JobEvent, NoProgress, Store};
+use gridstore::gdal_io::{IngestOptions, ingest, structure_like};
+use gridstore::storage::FolderStorage;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A 1024 x 768 f32 GeoTIFF with a smooth surface and a nodata hole.
+fn synthetic(dir: &Path) -> PathBuf {
+    let path = dir.join("synthetic.tif");
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let (w, h) = (1024usize, 768usize);
+    let mut ds = driver
+        .create_with_band_type::<f32, _>(&path, w, h, 1)
+        .unwrap();
+    ds.set_geo_transform(&[100_000.0, 10.0, 0.0, 500_000.0, 0.0, -10.0])
+        .unwrap();
+    ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(32631).unwrap())
+        .unwrap();
+    let values: Vec<f32> = (0..w * h)
+        .map(|i| {
+            let (x, y) = ((i % w) as f32, (i / w) as f32);
+            if (x - 500.0).hypot(y - 300.0) < 40.0 {
+                -9999.0
+            } else {
+                (x * 0.01).sin() * 100.0 + y * 0.5
+            }
+        })
+        .collect();
+    let mut band = ds.rasterband(1).unwrap();
+    band.set_no_data_value(Some(-9999.0)).unwrap();
+    band.write(
+        (0, 0),
+        (w, h),
+        &mut gdal::raster::Buffer::new((w, h), values),
+    )
+    .unwrap();
+    path
+}
+
+fn new_store(dir: &Path, name: &str, like: &Path) -> Store {
+    let mut structure = structure_like(like).unwrap();
+    structure.chunk = [32, 32];
+    structure.domain_levels = 8;
+    let storage = FolderStorage::create(dir.join(name)).unwrap();
+    Store::create(Arc::new(storage), structure).unwrap()
+}
+
+fn chunk_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    util::snapshot(root)
+        .into_iter()
+        .map(|(p, b)| (p.strip_prefix(root).unwrap().to_path_buf(), b))
+        .collect()
+}
+
+#[test]
+fn progress_reports_phases_and_reaches_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = synthetic(dir.path());
+    let store = new_store(dir.path(), "p.gs", &src);
+    let events = Mutex::new(Vec::new());
+    let sink = |e: JobEvent| events.lock().unwrap().push(e);
+    let report = ingest(
+        &store,
+        &src,
+        &IngestOptions::default(),
+        &sink,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    assert_eq!((report.window.cols, report.window.rows), (1024, 768));
+    let events = events.into_inner().unwrap();
+    let phases: Vec<&str> = events
+        .iter()
+        .filter_map(|e| {
+            if let JobEvent::Phase { name, .. } = e {
+                Some(*name)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(phases.first(), Some(&"ingest"));
+    assert!(phases.contains(&"pyramid"));
+    let last_ingest = events.iter().rev().find_map(|e| match e {
+        JobEvent::Progress {
+            done, total, bytes, ..
+        } if *total == 12 => Some((*done, *bytes)),
+        _ => None,
+    });
+    // 1024 x 768 cells in blocks of 8x8 chunks of 32 = 256 cells: 4 x 3 blocks.
+    assert_eq!(last_ingest, Some((12, 1024 * 768 * 4)));
+}
+
+#[test]
+fn a_cancelled_ingest_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = synthetic(dir.path());
+    let clean = new_store(dir.path(), "clean.gs", &src);
+    ingest(
+        &clean,
+        &src,
+        &IngestOptions::default(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+
+    let store = new_store(dir.path(), "resumed.gs", &src);
+    let cancel = CancelToken::new();
+    let trigger = cancel.clone();
+    let sink = move |e: JobEvent| {
+        if let JobEvent::Progress { done, .. } = e
+            && done >= 2
+        {
+            trigger.cancel();
+        }
+    };
+    let err = ingest(&store, &src, &IngestOptions::default(), &sink, &cancel).unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    let partial = chunk_files(&dir.path().join("resumed.gs"));
+    assert_ne!(
+        partial,
+        chunk_files(&dir.path().join("clean.gs")),
+        "the cancel stopped the ingest early"
+    );
+    ingest(
+        &store,
+        &src,
+        &IngestOptions::default(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    drop((store, clean));
+    assert_eq!(
+        chunk_files(&dir.path().join("resumed.gs")),
+        chunk_files(&dir.path().join("clean.gs"))
+    );
+}
+
+#[test]
+fn nodata_in_a_later_source_never_overwrites_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = synthetic(dir.path());
+    let store = new_store(dir.path(), "o.gs", &src);
+    ingest(
+        &store,
+        &src,
+        &IngestOptions::default(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    // A second source over the same grid: constant 7 with its own hole elsewhere.
+    let second = dir.path().join("second.tif");
+    std::fs::copy(&src, &second).unwrap();
+    {
+        let ds = gdal::Dataset::open_ex(
+            &second,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut band = ds.rasterband(1).unwrap();
+        let (w, h) = band.size();
+        let values: Vec<f32> = band
+            .read_as::<f32>((0, 0), (w, h), (w, h), None)
+            .unwrap()
+            .data()
+            .iter()
+            .map(|v| if *v > 90.0 { -9999.0 } else { 7.0 })
+            .collect();
+        band.write(
+            (0, 0),
+            (w, h),
+            &mut gdal::raster::Buffer::new((w, h), values),
+        )
+        .unwrap();
+    }
+    ingest(
+        &store,
+        &second,
+        &IngestOptions::default(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    let first = util::read(src.to_str().unwrap(), None);
+    let later = util::read(second.to_str().unwrap(), None);
+    let window = store.data_window::<f32>(0).unwrap().unwrap();
+    let got = store.read_window::<f32>(0, 0, &window).unwrap();
+    for (i, v) in got.iter().enumerate() {
+        let (a, b) = (first.bands[0][i], later.bands[0][i]);
+        let expected = if b != -9999.0 { b } else { a };
+        assert!(
+            util::same(f64::from(*v), expected),
+            "cell {i}: {v} vs {expected}"
+        );
+    }
+}
