@@ -342,25 +342,37 @@ fn write_gdal<T: GdalCell>(
 ) -> Result<(), String> {
     let err = |e: gdal::errors::GdalError| one_line(&e.to_string());
     let tmp_str = tmp.to_str().ok_or("output path is not UTF-8")?;
+    // Outputs compress like the store: zstd at the store's level (3 when the
+    // store uses another codec), on every core.
+    let level = match store.structure().codec {
+        crate::engine::Codec::Zstd { level } => level,
+        _ => 3,
+    };
+    let zstd_level = format!("ZSTD_LEVEL={level}");
+    let tiff: [&str; 5] = ["COMPRESS=ZSTD", &zstd_level, "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS", "TILED=YES"];
+    let cog: [&str; 5] = ["COMPRESS=ZSTD", &zstd_level, "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS", "OVERVIEWS=FORCE_USE_EXISTING"];
     let (driver, options): (&str, &[&str]) = match format {
-        ExportFormat::GTiff => ("GTiff", &["TILED=YES", "COMPRESS=ZSTD", "BIGTIFF=IF_SAFER"]),
-        ExportFormat::Cog => (
-            "COG",
-            &[
-                "COMPRESS=ZSTD",
-                "OVERVIEWS=FORCE_USE_EXISTING",
-                "BIGTIFF=IF_SAFER",
-            ],
-        ),
+        ExportFormat::GTiff => ("GTiff", &tiff),
+        ExportFormat::Cog => ("COG", &cog),
         ExportFormat::NetCdf => ("netCDF", &["FORMAT=NC4", "COMPRESS=DEFLATE"]),
         ExportFormat::Png => return Err("PNG is written without GDAL".into()),
     };
+    if format == ExportFormat::GTiff && request.crs.is_none() {
+        // Written directly: GDAL compresses tiles on all cores as they flush.
+        return dataset_of(store, raster, driver, tmp_str, options).map(drop);
+    }
     let staging_path = format!(
         "/vsimem/gridstore-export-{}-{:p}.tif",
         std::process::id(),
         std::ptr::from_ref(raster)
     );
-    let mut staging = dataset_of(store, raster, "GTiff", &staging_path, &["TILED=YES"])?;
+    // Overviews need a GeoTIFF to live in; otherwise an in-memory dataset
+    // avoids encoding the cells twice.
+    let mut staging = if overviews > 0 {
+        dataset_of(store, raster, "GTiff", &staging_path, &["TILED=YES"])?
+    } else {
+        dataset_of(store, raster, "MEM", "", &[])?
+    };
     if overviews > 0 {
         add_store_overviews(
             store,

@@ -24,6 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+/// GDAL's block cache during ingest, unless `GDAL_CACHEMAX` is set: blocks
+/// line up with source tiles, so a small cache suffices and peak memory
+/// stays bounded whatever the source's size.
+const INGEST_CACHE_MB: &str = "64";
+
 /// Levels of the pyramid computed inside one block (a block is
 /// `2^BLOCK_LEVELS` base chunks on a side).
 const BLOCK_LEVELS: u8 = 3;
@@ -96,6 +101,9 @@ fn ingest_typed<T: GdalCell>(
     cancel: &CancelToken,
 ) -> Result<IngestReport, IoError> {
     let started = Instant::now();
+    if std::env::var_os("GDAL_CACHEMAX").is_none() {
+        gdal::config::set_config_option("GDAL_CACHEMAX", INGEST_CACHE_MB).ok();
+    }
     let (source, dataset) = Source::open(path)?;
     check_fit(store, &source, options.cast)?;
     let Some(plan) = plan(store, &source, &dataset)? else {
@@ -115,11 +123,12 @@ fn ingest_typed<T: GdalCell>(
     let ingest_progress = Progress::phase(progress, "ingest", blocks.len() as u64);
     let base_chunks = AtomicU64::new(0);
     let block_aggregates = AtomicU64::new(0);
-    let source_nodata: Option<T> = source
-        .nodata
-        .filter(|v| T::DTYPE.holds(*v))
-        .map(T::from_f64);
-    let nodata_differs = source.nodata.is_some_and(|v| !T::DTYPE.holds(v));
+    let validity = Dataset::open(&plan.dataset_path)
+        .and_then(|ds| Validity::of(&ds))
+        .map_err(|e| IoError::Read {
+            path: path.into(),
+            reason: gdal_reason(&e),
+        })?;
     let done: Vec<ChunkLoc> = blocks
         .par_iter()
         .map_init(
@@ -134,14 +143,7 @@ fn ingest_typed<T: GdalCell>(
                 let Some(window) = block_window.intersect(&plan.window) else {
                     return Ok(None);
                 };
-                let data = read_block::<T>(
-                    dataset,
-                    &plan,
-                    &window,
-                    source_nodata,
-                    store.nodata(),
-                    nodata_differs,
-                )
+                let data = read_block::<T>(dataset, &plan, &window, &validity, store.nodata())
                 .map_err(|reason| IoError::Read {
                     path: path.into(),
                     reason,
@@ -324,33 +326,66 @@ fn gdal_type_name(dtype: crate::engine::DType) -> &'static str {
     }
 }
 
+/// How to tell data from nodata in what a worker reads.
+enum Validity {
+    /// Every cell is data.
+    All,
+    /// Cells equal to this value (in the source's own type) are nodata.
+    Value(f64),
+    /// GDAL's mask band says (per-dataset masks, or a nodata value that the
+    /// store's type cannot hold).
+    MaskBand,
+}
+
+impl Validity {
+    fn of(dataset: &Dataset) -> gdal::errors::Result<Self> {
+        let band = dataset.rasterband(1)?;
+        Ok(match band.no_data_value() {
+            Some(v) => Self::Value(v),
+            None if band.mask_flags()?.is_all_valid() => Self::All,
+            None => Self::MaskBand,
+        })
+    }
+}
+
 /// Reads the source cells under `window` (base cells) as (bands, rows, cols),
 /// with source nodata turned into the store's nodata.
 fn read_block<T: GdalCell>(
     dataset: &Dataset,
     plan: &Plan,
     window: &Window,
-    source_nodata: Option<T>,
+    validity: &Validity,
     store_nodata: T,
-    nodata_differs: bool,
 ) -> Result<Array3<T>, String> {
     let (rows, cols) = (window.rows as usize, window.cols as usize);
     // The dataset's pixel (0, 0) is the plan window's top-left cell.
-    let col = (window.col - plan.window.col) as usize;
-    let row = (window.row - plan.window.row) as usize;
+    let at = ((window.col - plan.window.col) as usize, (window.row - plan.window.row) as usize);
     let bands = dataset.raster_count();
     let mut out = Vec::with_capacity(bands * rows * cols);
     for b in 1..=bands {
         let band = dataset.rasterband(b).map_err(|e| gdal_reason(&e))?;
-        let values =
-            read_window::<T>(&band, (col, row), (cols, rows)).map_err(|e| gdal_reason(&e))?;
-        out.extend(values.into_iter().map(|v| {
-            if Some(v) == source_nodata && !nodata_differs {
-                store_nodata
-            } else {
-                v
+        let mut values = read_window::<T>(&band, at, (cols, rows)).map_err(|e| gdal_reason(&e))?;
+        match validity {
+            Validity::All => {}
+            // Compare in the source's type when the store's type holds it.
+            Validity::Value(v) if T::DTYPE.holds(*v) => {
+                let nodata = T::from_f64(*v);
+                values.iter_mut().filter(|x| **x == nodata).for_each(|x| *x = store_nodata);
             }
-        }));
+            Validity::Value(_) | Validity::MaskBand => {
+                let mask = band.open_mask_band().map_err(|e| gdal_reason(&e))?;
+                #[allow(clippy::cast_possible_wrap)]
+                let flags = mask
+                    .read_as::<u8>((at.0 as isize, at.1 as isize), (cols, rows), (cols, rows), None)
+                    .map_err(|e| gdal_reason(&e))?;
+                for (x, m) in values.iter_mut().zip(flags.data()) {
+                    if *m == 0 {
+                        *x = store_nodata;
+                    }
+                }
+            }
+        }
+        out.extend(values);
     }
     Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())
 }
