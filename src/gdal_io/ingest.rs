@@ -144,10 +144,10 @@ fn ingest_typed<T: GdalCell>(
                     return Ok(None);
                 };
                 let data = read_block::<T>(dataset, &plan, &window, &validity, store.nodata())
-                .map_err(|reason| IoError::Read {
-                    path: path.into(),
-                    reason,
-                })?;
+                    .map_err(|reason| IoError::Read {
+                        path: path.into(),
+                        reason,
+                    })?;
                 let mut cache = ChunkCache::new();
                 let touched = store
                     .apply_base(t, window, Patch::Data(data.view()), &mut cache, cancel)
@@ -359,7 +359,10 @@ fn read_block<T: GdalCell>(
 ) -> Result<Array3<T>, String> {
     let (rows, cols) = (window.rows as usize, window.cols as usize);
     // The dataset's pixel (0, 0) is the plan window's top-left cell.
-    let at = ((window.col - plan.window.col) as usize, (window.row - plan.window.row) as usize);
+    let at = (
+        (window.col - plan.window.col) as usize,
+        (window.row - plan.window.row) as usize,
+    );
     let bands = dataset.raster_count();
     let mut out = Vec::with_capacity(bands * rows * cols);
     for b in 1..=bands {
@@ -370,13 +373,21 @@ fn read_block<T: GdalCell>(
             // Compare in the source's type when the store's type holds it.
             Validity::Value(v) if T::DTYPE.holds(*v) => {
                 let nodata = T::from_f64(*v);
-                values.iter_mut().filter(|x| **x == nodata).for_each(|x| *x = store_nodata);
+                values
+                    .iter_mut()
+                    .filter(|x| **x == nodata)
+                    .for_each(|x| *x = store_nodata);
             }
             Validity::Value(_) | Validity::MaskBand => {
                 let mask = band.open_mask_band().map_err(|e| gdal_reason(&e))?;
                 #[allow(clippy::cast_possible_wrap)]
                 let flags = mask
-                    .read_as::<u8>((at.0 as isize, at.1 as isize), (cols, rows), (cols, rows), None)
+                    .read_as::<u8>(
+                        (at.0 as isize, at.1 as isize),
+                        (cols, rows),
+                        (cols, rows),
+                        None,
+                    )
                     .map_err(|e| gdal_reason(&e))?;
                 for (x, m) in values.iter_mut().zip(flags.data()) {
                     if *m == 0 {

@@ -1,0 +1,212 @@
+//! GeoTIFF, COG and NetCDF outputs through GDAL, written strip by strip.
+//!
+//! Each strip of output rows is read from the store (chunks decoded in
+//! parallel) and handed to GDAL, which compresses tiles on its own threads
+//! while the next strip decodes. Memory stays at a few strips whatever the
+//! size of the output. A plain GeoTIFF is written in place; COG and NetCDF
+//! go through a staging dataset that GDAL then copies, and a COG's overviews
+//! are filled from the store's own coarser levels.
+
+use super::{ExportFormat, OutputGrid};
+use crate::engine::{CancelToken, Progress, ProgressSink, Resampling, Store};
+use crate::gdal_io::cell::GdalCell;
+use crate::gdal_io::source::{gdal_reason, srs_from};
+use crate::gdal_io::warp;
+use gdal::raster::{Buffer, RasterBand, RasterCreationOptions};
+use gdal::{Dataset, DriverManager};
+use std::path::Path;
+
+/// Output rows per strip.
+const STRIP_ROWS: usize = 256;
+
+fn err(e: gdal::errors::GdalError) -> String {
+    gdal_reason(&e)
+}
+
+/// Writes the output grid to `path` in `format`, reprojected to `crs` when
+/// given.
+///
+/// # Errors
+/// GDAL failures, store read failures, or cancellation, as one line.
+pub fn write<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    format: ExportFormat,
+    crs: Option<&str>,
+    path: &Path,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<(), String> {
+    let path = path.to_str().ok_or("output path is not UTF-8")?;
+    // Outputs compress like the store: zstd at the store's level (3 when the
+    // store uses another codec), on every core.
+    let level = match store.structure().codec {
+        crate::engine::Codec::Zstd { level } => level,
+        _ => 3,
+    };
+    let zstd = format!("ZSTD_LEVEL={level}");
+    let common = [
+        "COMPRESS=ZSTD",
+        zstd.as_str(),
+        "BIGTIFF=IF_SAFER",
+        "NUM_THREADS=ALL_CPUS",
+    ];
+    let (driver, options): (&str, Vec<&str>) = match format {
+        ExportFormat::GTiff => ("GTiff", [&common[..], &["TILED=YES"]].concat()),
+        ExportFormat::Cog => (
+            "COG",
+            [&common[..], &["OVERVIEWS=FORCE_USE_EXISTING"]].concat(),
+        ),
+        ExportFormat::NetCdf => ("netCDF", vec!["FORMAT=NC4", "COMPRESS=DEFLATE"]),
+        ExportFormat::Png => return Err("PNG is written without GDAL".into()),
+    };
+    let overviews = if format == ExportFormat::Cog {
+        overview_count(output)
+    } else {
+        0
+    };
+    let total: usize = (0..=overviews).map(|k| output.rows.div_ceil(1 << k)).sum();
+    let phase = Progress::phase(progress, "export", total as u64);
+    if format == ExportFormat::GTiff && crs.is_none() {
+        let dataset = create::<T>(store, output, driver, path, &options)?;
+        fill::<T>(store, output, &dataset, 0, &phase, cancel)?;
+        return dataset.close().map_err(err);
+    }
+    let staging_path = format!(
+        "/vsimem/gridstore-export-{}-{:p}.tif",
+        std::process::id(),
+        std::ptr::from_ref(output)
+    );
+    let result = (|| {
+        // Overviews need a GeoTIFF to live in; otherwise memory will do.
+        let mut staging = if overviews > 0 {
+            create::<T>(store, output, "GTiff", &staging_path, &["TILED=YES"])?
+        } else {
+            create::<T>(store, output, "MEM", "", &[])?
+        };
+        fill::<T>(store, output, &staging, 0, &phase, cancel)?;
+        if overviews > 0 {
+            let factors: Vec<i32> = (1..=overviews).map(|k| 1 << k).collect();
+            staging
+                .build_overviews("NONE", &factors, &[])
+                .map_err(err)?;
+            for k in 1..=overviews {
+                fill::<T>(store, output, &staging, k, &phase, cancel)?;
+            }
+        }
+        match crs {
+            Some(crs) => {
+                let method = match output.method {
+                    Resampling::Nearest => "near",
+                    Resampling::Average => "average",
+                    Resampling::Bilinear => "bilinear",
+                };
+                let mut args: Vec<String> = ["-of", driver, "-t_srs", crs, "-r", method]
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                for o in options.iter().filter(|o| !o.starts_with("OVERVIEWS")) {
+                    args.extend(["-co".to_string(), (*o).to_string()]);
+                }
+                warp::warp(&staging, path, &args)?.close().map_err(err)
+            }
+            None => {
+                let driver = DriverManager::get_driver_by_name(driver).map_err(err)?;
+                let options = RasterCreationOptions::from_iter(options.iter().copied());
+                staging
+                    .create_copy(&driver, path, &options)
+                    .map_err(err)?
+                    .close()
+                    .map_err(err)
+            }
+        }
+    })();
+    gdal::vsi::unlink_mem_file(&staging_path).ok();
+    result
+}
+
+/// Overviews until the smaller side drops under 256 cells.
+fn overview_count(output: &OutputGrid) -> u8 {
+    let side = output.cols.min(output.rows);
+    let mut n = 0;
+    while side >> n > 256 && n < 20 {
+        n += 1;
+    }
+    n
+}
+
+/// A dataset of the output's size, georeferencing and nodata.
+fn create<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    driver: &str,
+    path: &str,
+    options: &[&str],
+) -> Result<Dataset, String> {
+    let driver = DriverManager::get_driver_by_name(driver).map_err(err)?;
+    let options = RasterCreationOptions::from_iter(options.iter().copied());
+    let bands = store.structure().band_count();
+    let mut ds = driver
+        .create_with_band_type_with_options::<T::Io, _>(
+            path,
+            output.cols,
+            output.rows,
+            bands,
+            &options,
+        )
+        .map_err(err)?;
+    ds.set_geo_transform(&output.geotransform()).map_err(err)?;
+    ds.set_spatial_ref(&srs_from(&store.structure().crs.wkt).map_err(err)?)
+        .map_err(err)?;
+    for b in 1..=bands {
+        let mut band = ds.rasterband(b).map_err(err)?;
+        band.set_no_data_value(Some(store.structure().nodata))
+            .map_err(err)?;
+    }
+    Ok(ds)
+}
+
+/// Fills the output (overview `k` when `k > 0`, from the store `2^k` times
+/// coarser) strip by strip.
+fn fill<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    dataset: &Dataset,
+    k: u8,
+    phase: &Progress<'_>,
+    cancel: &CancelToken,
+) -> Result<(), String> {
+    let factor = 1usize << k;
+    let (cols, rows) = (output.cols.div_ceil(factor), output.rows.div_ceil(factor));
+    let cell = [
+        output.cell[0] * factor as f64,
+        output.cell[1] * factor as f64,
+    ];
+    let level = store.level_for(cell);
+    for r0 in (0..rows).step_by(STRIP_ROWS) {
+        cancel.check().map_err(|e| e.to_string())?;
+        let n = STRIP_ROWS.min(rows - r0);
+        let strip = output.strip(factor, r0, n);
+        let raster = store
+            .read_extent_at::<T>(output.t, level, &strip, cell, output.method)
+            .map_err(|e| e.to_string())?;
+        for (b, plane) in raster.data.outer_iter().enumerate() {
+            let band = dataset.rasterband(b + 1).map_err(err)?;
+            let mut band: RasterBand<'_> = if k == 0 {
+                band
+            } else {
+                band.overview(usize::from(k) - 1).map_err(err)?
+            };
+            let values: Vec<T::Io> = plane.iter().map(|v| v.to_io()).collect();
+            #[allow(clippy::cast_possible_wrap)]
+            band.write(
+                (0, r0 as isize),
+                (cols, n),
+                &mut Buffer::new((cols, n), values),
+            )
+            .map_err(err)?;
+        }
+        phase.add(n as u64, (n * cols * T::DTYPE.size()) as u64);
+    }
+    Ok(())
+}

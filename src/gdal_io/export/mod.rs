@@ -1,0 +1,316 @@
+//! Exporting an extent of a store to GeoTIFF, COG, NetCDF or PNG.
+//!
+//! Cells come from the engine's retrieval (the coarsest level at least as
+//! fine as asked for, resampled onto the output grid). A COG's overviews are
+//! the store's own coarser levels, read the same way, never recomputed by
+//! GDAL. Every output is written to a temporary name beside the target and
+//! renamed into place, so a failed export leaves no partial file.
+
+mod gdal_out;
+mod png;
+
+use super::IoError;
+use super::cell::GdalCell;
+use super::source::{one_line, srs_from};
+use crate::engine::{CancelToken, EngineError, Extent, Progress, ProgressSink, Resampling, Store};
+use crate::with_dtype;
+use std::path::{Path, PathBuf};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Tiled, zstd-compressed GeoTIFF.
+    GTiff,
+    /// Cloud-optimised GeoTIFF with the store's levels as overviews.
+    Cog,
+    /// NetCDF-4.
+    NetCdf,
+    /// Colour-mapped PNG quicklook with a world file.
+    Png,
+}
+
+impl ExportFormat {
+    /// The format implied by a file extension.
+    #[must_use]
+    pub fn from_extension(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "tif" | "tiff" => Some(Self::GTiff),
+            "nc" => Some(Self::NetCdf),
+            "png" => Some(Self::Png),
+            _ => None,
+        }
+    }
+}
+
+/// The output cell size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Resolution {
+    /// The cells of a pyramid level.
+    Level(u8),
+    /// Square cells of this size, in CRS units.
+    Cell(f64),
+    /// An output of this many columns and rows.
+    Size(usize, usize),
+}
+
+/// What to export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRequest {
+    /// The extent; `None` for the extent of all data.
+    pub bbox: Option<Extent>,
+    /// The CRS of `bbox` (EPSG code or WKT), when not the store's.
+    pub bbox_crs: Option<String>,
+    /// The output cell size.
+    pub resolution: Resolution,
+    /// The output format.
+    pub format: ExportFormat,
+    /// The instant, for stores with a time axis.
+    pub instant: Option<i64>,
+    /// Resampling; `None` picks the store's (nearest for categorical data).
+    pub resampling: Option<Resampling>,
+    /// Output CRS, when not the store's; GDAL warps the result.
+    pub crs: Option<String>,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportReport {
+    /// The output file.
+    pub path: PathBuf,
+    /// Columns and rows.
+    pub size: (usize, usize),
+    /// The level the cells came from.
+    pub level: u8,
+    /// The output geotransform (before any reprojection).
+    pub geotransform: [f64; 6],
+}
+
+/// Exports an extent of `store` to `out`.
+///
+/// # Errors
+/// A one-line [`IoError`] naming the store or output: empty store, bad
+/// extent, unwritable output, corrupt chunks, or cancellation.
+pub fn export(
+    store: &Store,
+    request: &ExportRequest,
+    out: &Path,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<ExportReport, IoError> {
+    with_dtype!(store.structure().dtype, T => export_typed::<T>(store, request, out, progress, cancel))
+}
+
+fn export_typed<T: GdalCell>(
+    store: &Store,
+    request: &ExportRequest,
+    out: &Path,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<ExportReport, IoError> {
+    let output = plan_output::<T>(store, request, out)?;
+    let location = PathBuf::from(store.location());
+    let tmp = temporary_path(out)?;
+    let written = match request.format {
+        ExportFormat::Png => {
+            Progress::phase(progress, "export", 1);
+            store
+                .read_extent_at::<T>(
+                    output.t,
+                    output.level,
+                    &output.extent,
+                    output.cell,
+                    output.method,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|raster| png::write_png(&raster, store.nodata::<T>(), &tmp))
+        }
+        format => gdal_out::write::<T>(
+            store,
+            &output,
+            format,
+            request.crs.as_deref(),
+            &tmp,
+            progress,
+            cancel,
+        ),
+    };
+    let result = written.and_then(|()| std::fs::rename(&tmp, out).map_err(|e| e.to_string()));
+    if let Err(reason) = result {
+        std::fs::remove_file(&tmp).ok();
+        if cancel.is_cancelled() {
+            return Err(IoError::engine(location, EngineError::Cancelled));
+        }
+        return Err(IoError::Write {
+            path: out.into(),
+            reason,
+        });
+    }
+    Ok(ExportReport {
+        path: out.into(),
+        size: (output.cols, output.rows),
+        level: output.level,
+        geotransform: output.geotransform(),
+    })
+}
+
+/// The grid an export writes: where, how fine, from which level.
+pub(super) struct OutputGrid {
+    /// Time index.
+    pub t: u32,
+    /// The level cells come from.
+    pub level: u8,
+    /// The output extent (top-left is the grid origin).
+    pub extent: Extent,
+    /// Output cell size.
+    pub cell: [f64; 2],
+    /// Output columns.
+    pub cols: usize,
+    /// Output rows.
+    pub rows: usize,
+    /// Resampling from the level onto the output grid.
+    pub method: Resampling,
+}
+
+impl OutputGrid {
+    /// The GDAL geotransform of the output.
+    pub fn geotransform(&self) -> [f64; 6] {
+        [
+            self.extent.min_x,
+            self.cell[0],
+            0.0,
+            self.extent.max_y,
+            0.0,
+            -self.cell[1],
+        ]
+    }
+
+    /// Rows `r0 .. r0 + n` of an output grid `factor` times coarser, as an extent.
+    pub fn strip(&self, factor: usize, r0: usize, n: usize) -> Extent {
+        let (cols, cy) = (self.cols.div_ceil(factor), self.cell[1] * factor as f64);
+        let max_y = self.extent.max_y - r0 as f64 * cy;
+        Extent {
+            min_x: self.extent.min_x,
+            max_x: self.extent.min_x + cols as f64 * self.cell[0] * factor as f64,
+            max_y,
+            min_y: max_y - n as f64 * cy,
+        }
+    }
+}
+
+fn plan_output<T: GdalCell>(
+    store: &Store,
+    request: &ExportRequest,
+    out: &Path,
+) -> Result<OutputGrid, IoError> {
+    let location = PathBuf::from(store.location());
+    let engine = |e: EngineError| IoError::engine(&location, e);
+    let t = if store.structure().time.is_some() || request.instant.is_some() {
+        store.time_index(request.instant, false).map_err(engine)?
+    } else {
+        0
+    };
+    let grid = store.grid();
+    let extent =
+        match request.bbox {
+            Some(b) => to_store_crs(store, b, request.bbox_crs.as_deref(), &location)?,
+            None => {
+                let window = store.data_window::<T>(t).map_err(engine)?.ok_or_else(|| {
+                    IoError::Mismatch {
+                        path: location.clone(),
+                        reason: "the store holds no data to export".into(),
+                    }
+                })?;
+                let base = grid.window_extent(0, &window);
+                match request.resolution {
+                    // Snap to the level's cells so the export copies them unchanged.
+                    Resolution::Level(level) => grid.window_extent(
+                        level,
+                        &grid.cover(level, &base).map_err(|e| engine(e.into()))?,
+                    ),
+                    _ => base,
+                }
+            }
+        };
+    let cell = match request.resolution {
+        Resolution::Level(level) => {
+            grid.check_level(level).map_err(|e| engine(e.into()))?;
+            grid.cell_size(level)
+        }
+        Resolution::Cell(r) if r.is_finite() && r > 0.0 => [r, r],
+        Resolution::Size(w, h) if w > 0 && h > 0 => {
+            [extent.width() / w as f64, extent.height() / h as f64]
+        }
+        _ => {
+            return Err(IoError::Mismatch {
+                path: out.into(),
+                reason: "resolution and size must be positive".into(),
+            });
+        }
+    };
+    let structure = store.structure();
+    let method = request
+        .resampling
+        .unwrap_or(if structure.aggregate.is_categorical() {
+            Resampling::Nearest
+        } else {
+            structure.resampling
+        });
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (cols, rows) = (
+        ((extent.width() / cell[0]).round() as usize).max(1),
+        ((extent.height() / cell[1]).round() as usize).max(1),
+    );
+    Ok(OutputGrid {
+        t,
+        level: store.level_for(cell),
+        extent,
+        cell,
+        cols,
+        rows,
+        method,
+    })
+}
+
+fn temporary_path(out: &Path) -> Result<PathBuf, IoError> {
+    let name = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| IoError::Write {
+            path: out.into(),
+            reason: "not a file name".into(),
+        })?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(IoError::Write {
+            path: out.into(),
+            reason: format!("folder {} does not exist", dir.display()),
+        });
+    }
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("tmp");
+    Ok(dir.join(format!(".{name}.{}.partial.{ext}", std::process::id())))
+}
+
+fn to_store_crs(
+    store: &Store,
+    bbox: Extent,
+    crs: Option<&str>,
+    location: &Path,
+) -> Result<Extent, IoError> {
+    let Some(crs) = crs else { return Ok(bbox) };
+    let bad = |reason: String| IoError::Mismatch {
+        path: location.into(),
+        reason,
+    };
+    let from = srs_from(crs)
+        .map_err(|e| bad(format!("--bbox-crs '{crs}': {}", one_line(&e.to_string()))))?;
+    let to = srs_from(&store.structure().crs.wkt).map_err(|e| bad(e.to_string()))?;
+    let transform =
+        gdal::spatial_ref::CoordTransform::new(&from, &to).map_err(|e| bad(e.to_string()))?;
+    let b = transform
+        .transform_bounds(&[bbox.min_x, bbox.min_y, bbox.max_x, bbox.max_y], 21)
+        .map_err(|e| bad(format!("cannot transform the bbox: {e}")))?;
+    Extent::new(b[0], b[1], b[2], b[3]).map_err(bad)
+}

@@ -1,0 +1,43 @@
+//! PNG quicklooks: colour-mapped through `render`, with a world file.
+
+use crate::engine::{Element, Raster};
+use crate::render::{ColorMap, Stretch, to_rgba};
+use std::path::Path;
+
+/// Writes `raster` as an RGBA PNG (2–98 % stretch, nodata transparent) and a
+/// `.pgw` world file beside it.
+///
+/// # Errors
+/// The image or world file cannot be written.
+pub fn write_png<T: Element>(raster: &Raster<T>, nodata: T, path: &Path) -> Result<(), String> {
+    let view = raster.data.view();
+    let (bands, rows, cols) = raster.data.dim();
+    let used = if bands >= 3 { 3 } else { 1 };
+    let stretches: Vec<Stretch> = (0..used)
+        .map(|b| {
+            Stretch::percentiles(&view, b, nodata, 2.0, 98.0)
+                .unwrap_or(Stretch { min: 0.0, max: 1.0 })
+        })
+        .collect();
+    let rgba = to_rgba(&view, nodata, ColorMap::Viridis, &stretches);
+    let w = u32::try_from(cols).map_err(|e| e.to_string())?;
+    let h = u32::try_from(rows).map_err(|e| e.to_string())?;
+    image::save_buffer_with_format(
+        path,
+        &rgba,
+        w,
+        h,
+        image::ExtendedColorType::Rgba8,
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| e.to_string())?;
+    let gt = raster.geotransform;
+    let world = format!(
+        "{}\n0\n0\n{}\n{}\n{}\n",
+        gt[1],
+        gt[5],
+        gt[0] + gt[1] / 2.0,
+        gt[3] + gt[5] / 2.0
+    );
+    std::fs::write(path.with_extension("pgw"), world).map_err(|e| e.to_string())
+}
