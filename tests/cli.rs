@@ -719,3 +719,237 @@ fn cog_netcdf_and_png_exports() {
         distinct.len()
     );
 }
+
+/// An export on a level's chunk grid copies the stored chunks as its tiles
+/// (no recompression) and still reads back as the source's values.
+#[test]
+fn chunk_aligned_export_copies_chunks_as_tiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("a.gs");
+    let src = data("terra_meuse.tif");
+    ok(&["create", s(&store), "--like", s(&src), "--chunk", "32"]);
+    ok(&["ingest", s(&store), s(&src)]);
+    let g = read(s(&src), None);
+    let gt = g.geotransform;
+    // 96 x 128 cells from the raster's corner (a chunk corner): 3 x 4 chunks, some empty.
+    let bbox = format!(
+        "{},{},{},{}",
+        gt[0],
+        gt[3] + 128.0 * gt[5],
+        gt[0] + 96.0 * gt[1],
+        gt[3]
+    );
+    let out = dir.path().join("aligned.tif");
+    ok(&["export", s(&store), "-o", s(&out), "--bbox", &bbox]);
+    let a = read(s(&out), None);
+    assert_eq!((a.cols, a.rows), (96, 128));
+    for r in 0..128 {
+        for c in 0..96 {
+            let v = a.bands[0][r * 96 + c];
+            let expected = if r < g.rows && c < g.cols {
+                g.bands[0][r * g.cols + c]
+            } else {
+                -32768.0
+            };
+            assert!(same(v, expected), "cell {r},{c}: {v} vs {expected}");
+        }
+    }
+    // The first chunk's stored bytes are in the file verbatim.
+    let chunks: serde_json::Value =
+        serde_json::from_str(&ok(&["chunks", s(&store), "--level", "0", "--json"])).unwrap();
+    let first = chunks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["bytes"].as_u64().unwrap() > 100)
+        .unwrap();
+    let bytes = std::fs::read(store.join(first["key"].as_str().unwrap())).unwrap();
+    let file = std::fs::read(&out).unwrap();
+    assert!(
+        file.windows(bytes.len()).any(|w| w == bytes.as_slice()),
+        "chunk copied as a tile"
+    );
+    // gdal_translate -srcwin of the overlapping part agrees bit for bit.
+    let theirs = dir.path().join("gdal.tif");
+    tool(
+        "gdal_translate",
+        &["-q", "-srcwin", "0", "0", "80", "115", s(&out), s(&theirs)],
+    );
+    assert_eq!(read(s(&theirs), None).bands[0], g.bands[0]);
+}
+
+/// A store with an irregular time axis keeps one map per instant; export
+/// picks the instant, and a missing instant is an error.
+#[test]
+fn time_axis_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.gs");
+    let src = data("terra_meuse.tif");
+    ok(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&src),
+        "--time",
+        "irregular",
+    ]);
+    let doubled = dir.path().join("doubled.tif");
+    tool(
+        "gdal_translate",
+        &[
+            "-q",
+            "-scale",
+            "0",
+            "1000",
+            "0",
+            "2000",
+            s(&src),
+            s(&doubled),
+        ],
+    );
+    assert!(
+        gridstore(&["ingest", s(&store), s(&src)]).status.code() == Some(2),
+        "--time is required"
+    );
+    ok(&["ingest", s(&store), s(&src), "--time", "2024-03-01"]);
+    ok(&[
+        "ingest",
+        s(&store),
+        s(&doubled),
+        "--time",
+        "2024-01-15T06:00",
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["info", s(&store), "--json"])).unwrap();
+    assert_eq!(
+        info["instants"],
+        serde_json::json!(["2024-03-01T00:00:00Z", "2024-01-15T06:00:00Z"])
+    );
+    for (time, file) in [("2024-03-01", &src), ("2024-01-15T06:00:00Z", &doubled)] {
+        let out = dir.path().join("x.tif");
+        let g = read(s(file), None);
+        let gt = g.geotransform;
+        let bbox = format!(
+            "{},{},{},{}",
+            gt[0],
+            gt[3] + g.rows as f64 * gt[5],
+            gt[0] + g.cols as f64 * gt[1],
+            gt[3]
+        );
+        ok(&[
+            "export",
+            s(&store),
+            "-o",
+            s(&out),
+            "--time",
+            time,
+            "--bbox",
+            &bbox,
+        ]);
+        assert_eq!(read(s(&out), None).bands[0], g.bands[0], "{time}");
+    }
+    let out = gridstore(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&dir.path().join("y.tif")),
+        "--time",
+        "2030-01-01",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no data at 2030-01-01"));
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+}
+
+/// Export reprojects when asked, and a bbox may be given in another CRS.
+#[test]
+fn export_in_another_crs_matches_gdalwarp() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("r.gs");
+    let src = data("terra_meuse.tif");
+    ok(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&src),
+        "--resampling",
+        "nearest",
+    ]);
+    ok(&["ingest", s(&store), s(&src)]);
+    let ours = dir.path().join("ours.tif");
+    ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&ours),
+        "--crs",
+        "EPSG:4326",
+        "--resampling",
+        "nearest",
+    ]);
+    let a = read(s(&ours), None);
+    assert!(
+        a.geotransform[0] > 5.0 && a.geotransform[0] < 6.5,
+        "longitude origin {:?}",
+        a.geotransform
+    );
+    let gt = a.geotransform;
+    let te = [
+        gt[0],
+        gt[3] + a.rows as f64 * gt[5],
+        gt[0] + a.cols as f64 * gt[1],
+        gt[3],
+    ];
+    let theirs = dir.path().join("theirs.tif");
+    tool(
+        "gdalwarp",
+        &[
+            "-q",
+            "-t_srs",
+            "EPSG:4326",
+            "-te",
+            &te[0].to_string(),
+            &te[1].to_string(),
+            &te[2].to_string(),
+            &te[3].to_string(),
+            "-ts",
+            &a.cols.to_string(),
+            &a.rows.to_string(),
+            "-r",
+            "near",
+            s(&src),
+            s(&theirs),
+        ],
+    );
+    let b = read(s(&theirs), None);
+    let equal = a.bands[0]
+        .iter()
+        .zip(&b.bands[0])
+        .filter(|(x, y)| same(**x, **y))
+        .count();
+    assert!(
+        equal as f64 >= 0.99 * a.bands[0].len() as f64,
+        "{equal} of {} equal",
+        a.bands[0].len()
+    );
+    // A bbox in lon/lat selects the same area in the store's CRS.
+    let bb = dir.path().join("bb.tif");
+    ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&bb),
+        "--bbox",
+        "5.73,50.96,5.75,50.98",
+        "--bbox-crs",
+        "EPSG:4326",
+    ]);
+    let c = read(s(&bb), None);
+    assert!(
+        c.cols > 20 && c.rows > 40 && c.geotransform[0] > 178_000.0,
+        "{:?} {}x{}",
+        c.geotransform,
+        c.cols,
+        c.rows
+    );
+}

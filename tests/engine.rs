@@ -408,6 +408,16 @@ fn time_axis_keeps_one_map_per_instant_at_every_level() {
     }
     assert!(store.time_index(Some(7), false).is_err());
     assert_eq!(store.time_state().instants, vec![1_000_000, 500, 2_000_000]);
+    // A range returns exactly the instants inside it, in time order.
+    let e = store.grid().window_extent(0, &w);
+    let series = store
+        .read_series::<f32>((0, 1_500_000), &e, [2.0, 2.0], Resampling::Average)
+        .unwrap();
+    let got: Vec<(i64, f32)> = series
+        .iter()
+        .map(|(i, r)| (*i, r.data[[0, 0, 0]]))
+        .collect();
+    assert_eq!(got, vec![(500, 5.0), (1_000_000, 1.0)]);
 }
 
 #[test]

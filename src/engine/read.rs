@@ -202,6 +202,24 @@ impl Store {
         })
     }
 
+    /// Reads `extent` (as [`Store::read_extent`]) at every stored instant in
+    /// `[from, to]`, in time order. The time axis is never resampled.
+    ///
+    /// # Errors
+    /// Corrupt chunks or I/O.
+    pub fn read_series<T: Element>(
+        &self,
+        (from, to): (i64, i64),
+        extent: &Extent,
+        cell_size: [f64; 2],
+        method: Resampling,
+    ) -> Result<Vec<(i64, Raster<T>)>, EngineError> {
+        self.instants_between(from, to)
+            .into_iter()
+            .map(|(t, instant)| Ok((instant, self.read_extent(t, extent, cell_size, method)?)))
+            .collect()
+    }
+
     /// The value of band `band` at point `(x, y)` at time index `t`, read at
     /// `level` and interpolated with `method` (nearest or bilinear; average
     /// acts as nearest for a point). `None` where there is no data.

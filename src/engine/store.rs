@@ -377,6 +377,21 @@ impl Store {
         }
     }
 
+    /// The stored instants in `[from, to]` as `(time index, instant)`, in
+    /// time order. On a non-equidistant axis these are exactly the instants
+    /// written; nothing is interpolated between them.
+    #[must_use]
+    pub fn instants_between(&self, from: i64, to: i64) -> Vec<(u32, i64)> {
+        let mut found: Vec<(u32, i64)> = self
+            .time_indices()
+            .into_iter()
+            .filter_map(|t| self.instant_of(t).map(|i| (t, i)))
+            .filter(|(_, i)| (from..=to).contains(i))
+            .collect();
+        found.sort_by_key(|(_, i)| *i);
+        found
+    }
+
     /// The master chunk: the lowest chunk that covers all data at time `t`,
     /// found by walking down from the root while only one child holds data.
     /// `None` for an empty store. Costs O(levels).

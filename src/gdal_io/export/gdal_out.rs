@@ -68,6 +68,10 @@ pub fn write<T: GdalCell>(
     let total: usize = (0..=overviews).map(|k| output.rows.div_ceil(1 << k)).sum();
     let phase = Progress::phase(progress, "export", total as u64);
     if format == ExportFormat::GTiff && crs.is_none() {
+        if super::passthrough::try_write::<T>(store, output, path, &options)? {
+            phase.add(total as u64, 0);
+            return Ok(());
+        }
         let dataset = create::<T>(store, output, driver, path, &options)?;
         fill::<T>(store, output, &dataset, 0, &phase, cancel)?;
         return dataset.close().map_err(err);

@@ -7,6 +7,7 @@
 //! renamed into place, so a failed export leaves no partial file.
 
 mod gdal_out;
+mod passthrough;
 mod png;
 
 use super::IoError;

@@ -1,0 +1,292 @@
+//! Exports whose tiles are the store's chunks, copied without recompressing.
+//!
+//! When a GeoTIFF export lines up with a level's chunk grid (same cell size,
+//! origin on a chunk corner, one band, zstd chunks whose sides are multiples
+//! of 16), every output tile is exactly one stored chunk: a zstd frame of
+//! little-endian cells in row-major order, which is what a ZSTD-compressed
+//! TIFF tile holds. GDAL writes the header, georeferencing and nodata of a
+//! sparse tiled file with no tiles; the checked chunk bytes are then appended
+//! and the TileOffsets / TileByteCounts arrays filled in. Absent chunks all
+//! point at one all-nodata tile. Every chunk is decoded (its checksum
+//! checked) before its bytes are copied, so a corrupt chunk still fails the
+//! export.
+
+use super::OutputGrid;
+use crate::engine::{ChunkLoc, Codec, DType, Store, Window, codec};
+use crate::gdal_io::cell::GdalCell;
+use gdal::DriverManager;
+use gdal::raster::RasterCreationOptions;
+use rayon::prelude::*;
+use std::fs::OpenOptions;
+use std::io::{Read as _, Seek, SeekFrom, Write as _};
+
+const TILE_OFFSETS: u16 = 324;
+const TILE_BYTE_COUNTS: u16 = 325;
+
+/// The chunk window the output covers, when it can be copied chunk for chunk.
+fn aligned_window(store: &Store, output: &OutputGrid) -> Option<Window> {
+    let s = store.structure();
+    let grid = store.grid();
+    let [w, h] = s.chunk;
+    let fits = s.bands.is_none_or(|b| b == 1)
+        && matches!(s.codec, Codec::Zstd { .. })
+        && s.dtype != DType::I8
+        && w % 16 == 0
+        && h % 16 == 0;
+    let level_cell = grid.cell_size(output.level);
+    let same_cell = (0..2).all(|i| (level_cell[i] - output.cell[i]).abs() <= output.cell[i] * 1e-9);
+    let (c, r) = grid.fractional_cell(output.level, output.extent.min_x, output.extent.max_y);
+    let on_chunk = c >= 0.0 && r >= 0.0 && c % f64::from(w) == 0.0 && r % f64::from(h) == 0.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let window = Window {
+        row: r as u64,
+        col: c as u64,
+        rows: output.rows as u64,
+        cols: output.cols as u64,
+    };
+    let inside = window.intersect(&grid.full_window(output.level)) == Some(window);
+    (fits && same_cell && on_chunk && inside).then_some(window)
+}
+
+/// Writes the export by copying chunks, or returns `Ok(false)` when the
+/// output does not line up with the chunks.
+///
+/// # Errors
+/// GDAL or I/O failures, or a chunk that fails its checksum.
+pub fn try_write<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    path: &str,
+    creation: &[&str],
+) -> Result<bool, String> {
+    let Some(window) = aligned_window(store, output) else {
+        return Ok(false);
+    };
+    let s = store.structure();
+    let [w, h] = s.chunk;
+    let (block_x, block_y) = (format!("BLOCKXSIZE={w}"), format!("BLOCKYSIZE={h}"));
+    let mut options: Vec<&str> = creation
+        .iter()
+        .copied()
+        .filter(|o| !o.starts_with("NUM_THREADS"))
+        .collect();
+    options.extend(["SPARSE_OK=TRUE", &block_x, &block_y]);
+    create_header::<T>(store, output, path, &options)?;
+    let grid = store.grid();
+    let chunk_rows: Vec<Vec<ChunkLoc>> = {
+        let locs: Vec<ChunkLoc> = grid.chunks_in(output.level, &window).collect();
+        let across = output.cols.div_ceil(w as usize);
+        locs.chunks(across).map(<[ChunkLoc]>::to_vec).collect()
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let (arrays, big) = tile_arrays(&mut file)?;
+    let tiles = chunk_rows.iter().map(Vec::len).sum::<usize>();
+    if arrays.iter().any(|a| a.count != tiles as u64) {
+        return Err(format!(
+            "GDAL wrote {} tile slots, expected {tiles}",
+            arrays[0].count
+        ));
+    }
+    let mut end = file.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
+    let mut offsets = Vec::with_capacity(tiles);
+    let mut counts = Vec::with_capacity(tiles);
+    let mut empty_tile: Option<(u64, u64)> = None;
+    for row in &chunk_rows {
+        let fetched: Vec<Option<Vec<u8>>> = row
+            .par_iter()
+            .map(|loc| {
+                let key = store.chunk_key(output.t, *loc);
+                let stored = store.storage().get(&key).map_err(|e| e.to_string())?;
+                if let Some(bytes) = &stored {
+                    codec::decode(s.codec, bytes, store.chunk_bytes()).map_err(|reason| {
+                        format!("corrupt chunk {key} in {}: {reason}", store.location())
+                    })?;
+                }
+                Ok(stored)
+            })
+            .collect::<Result<_, String>>()?;
+        for bytes in fetched {
+            let (offset, len) = match bytes {
+                Some(bytes) => {
+                    file.write_all(&bytes).map_err(|e| e.to_string())?;
+                    let placed = (end, bytes.len() as u64);
+                    end += bytes.len() as u64;
+                    placed
+                }
+                None => match empty_tile {
+                    Some(placed) => placed,
+                    None => {
+                        let bytes = nodata_tile(store)?;
+                        file.write_all(&bytes).map_err(|e| e.to_string())?;
+                        let placed = (end, bytes.len() as u64);
+                        end += bytes.len() as u64;
+                        empty_tile = Some(placed);
+                        placed
+                    }
+                },
+            };
+            offsets.push(offset);
+            counts.push(len);
+        }
+    }
+    if !big && end > u64::from(u32::MAX) {
+        return Err("output exceeds 4 GB in a classic TIFF".into());
+    }
+    for (array, values) in arrays.iter().zip([&offsets, &counts]) {
+        array.write(&mut file, values)?;
+    }
+    Ok(true)
+}
+
+/// One encoded chunk of nodata cells.
+fn nodata_tile(store: &Store) -> Result<Vec<u8>, String> {
+    let s = store.structure();
+    let raw: Vec<u8> = crate::with_dtype!(s.dtype, T => {
+        let nodata: T = store.nodata();
+        let mut raw = Vec::with_capacity(store.chunk_bytes());
+        for _ in 0..store.chunk_bytes() / s.dtype.size() {
+            crate::engine::Element::write_le(nodata, &mut raw);
+        }
+        raw
+    });
+    codec::encode(s.codec, &raw).map_err(|e| e.to_string())
+}
+
+/// A sparse tiled GeoTIFF of the output's size, georeferencing and nodata.
+fn create_header<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    path: &str,
+    options: &[&str],
+) -> Result<(), String> {
+    let err = |e: gdal::errors::GdalError| crate::gdal_io::source::gdal_reason(&e);
+    let driver = DriverManager::get_driver_by_name("GTiff").map_err(err)?;
+    let options = RasterCreationOptions::from_iter(options.iter().copied());
+    let mut ds = driver
+        .create_with_band_type_with_options::<T::Io, _>(path, output.cols, output.rows, 1, &options)
+        .map_err(err)?;
+    ds.set_geo_transform(&output.geotransform()).map_err(err)?;
+    ds.set_spatial_ref(&crate::gdal_io::source::srs_from(&store.structure().crs.wkt).map_err(err)?)
+        .map_err(err)?;
+    ds.rasterband(1)
+        .map_err(err)?
+        .set_no_data_value(Some(store.structure().nodata))
+        .map_err(err)?;
+    ds.close().map_err(err)
+}
+
+/// A TileOffsets or TileByteCounts entry of the first IFD.
+struct TagArray {
+    /// Byte position of the 12- (classic) or 20-byte (BigTIFF) entry.
+    entry_at: u64,
+    /// Number of elements.
+    count: u64,
+    /// Whether the file is BigTIFF.
+    big: bool,
+}
+
+impl TagArray {
+    /// Stores `values` as LONG (classic) or LONG8 (BigTIFF): inline in the
+    /// entry when they fit, else appended at the end of the file, with the
+    /// entry's type and pointer rewritten (GDAL may have chosen SHORT for a
+    /// sparse file's zero byte counts).
+    fn write(&self, file: &mut std::fs::File, values: &[u64]) -> Result<(), String> {
+        let io = |e: std::io::Error| e.to_string();
+        let mut bytes = Vec::with_capacity(values.len() * 8);
+        for v in values {
+            if self.big {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            } else {
+                let v = u32::try_from(*v)
+                    .map_err(|_| "tile offset beyond 4 GB in a classic TIFF".to_string())?;
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let (kind, value_at, inline): (u16, u64, usize) =
+            if self.big { (16, 12, 8) } else { (4, 8, 4) };
+        let value = if bytes.len() <= inline {
+            bytes.resize(inline, 0);
+            bytes
+        } else {
+            let at = file.seek(SeekFrom::End(0)).map_err(io)?;
+            file.write_all(&bytes).map_err(io)?;
+            if self.big {
+                at.to_le_bytes().to_vec()
+            } else {
+                u32::try_from(at)
+                    .map_err(|e| e.to_string())?
+                    .to_le_bytes()
+                    .to_vec()
+            }
+        };
+        file.seek(SeekFrom::Start(self.entry_at + 2)).map_err(io)?;
+        file.write_all(&kind.to_le_bytes()).map_err(io)?;
+        file.seek(SeekFrom::Start(self.entry_at + value_at))
+            .map_err(io)?;
+        file.write_all(&value).map_err(io)
+    }
+}
+
+/// Finds TileOffsets and TileByteCounts in the first IFD of a little-endian
+/// classic or BigTIFF file. Returns them and whether the file is BigTIFF.
+fn tile_arrays(file: &mut std::fs::File) -> Result<([TagArray; 2], bool), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut head = [0u8; 16];
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    file.read_exact(&mut head).map_err(io)?;
+    if &head[..2] != b"II" {
+        return Err("GDAL wrote a big-endian TIFF".into());
+    }
+    let le16 = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]);
+    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let le64 = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let big = match le16(&head[2..4]) {
+        42 => false,
+        43 => true,
+        v => return Err(format!("not a TIFF (version {v})")),
+    };
+    let ifd = if big {
+        le64(&head[8..16])
+    } else {
+        u64::from(le32(&head[4..8]))
+    };
+    let (count_len, entry_len) = if big { (8, 20) } else { (2, 12) };
+    let mut count_bytes = vec![0u8; count_len];
+    file.seek(SeekFrom::Start(ifd)).map_err(io)?;
+    file.read_exact(&mut count_bytes).map_err(io)?;
+    let entries = if big {
+        le64(&count_bytes)
+    } else {
+        u64::from(le16(&count_bytes))
+    };
+    let mut table = vec![0u8; usize::try_from(entries).map_err(|e| e.to_string())? * entry_len];
+    file.read_exact(&mut table).map_err(io)?;
+    let mut found: [Option<TagArray>; 2] = [None, None];
+    for (i, entry) in table.chunks_exact(entry_len).enumerate() {
+        let tag = le16(&entry[0..2]);
+        let slot = match tag {
+            TILE_OFFSETS => 0,
+            TILE_BYTE_COUNTS => 1,
+            _ => continue,
+        };
+        let count = if big {
+            le64(&entry[4..12])
+        } else {
+            u64::from(le32(&entry[4..8]))
+        };
+        let entry_at = ifd + count_len as u64 + (i * entry_len) as u64;
+        found[slot] = Some(TagArray {
+            entry_at,
+            count,
+            big,
+        });
+    }
+    match found {
+        [Some(a), Some(b)] => Ok(([a, b], big)),
+        _ => Err("GDAL wrote no tile arrays".into()),
+    }
+}
