@@ -121,13 +121,13 @@ fn a_cancelled_ingest_resumes_to_the_same_bytes() {
             trigger.cancel();
         }
     };
+    let before = chunk_files(&dir.path().join("resumed.gs"));
     let err = ingest(&store, &src, &IngestOptions::default(), &sink, &cancel).unwrap_err();
     assert!(err.is_cancelled(), "{err}");
-    let partial = chunk_files(&dir.path().join("resumed.gs"));
-    assert_ne!(
-        partial,
-        chunk_files(&dir.path().join("clean.gs")),
-        "the cancel stopped the ingest early"
+    assert_eq!(
+        chunk_files(&dir.path().join("resumed.gs")),
+        before,
+        "a cancelled ingest leaves the store exactly as it was"
     );
     ingest(
         &store,
@@ -237,4 +237,55 @@ fn readers_in_another_process_never_see_torn_chunks() {
     }
     assert!(child.wait().unwrap().success());
     assert!(reads > 0);
+}
+
+/// A source that fails part-way (truncated after its first blocks) leaves
+/// the store byte-for-byte as it was.
+#[test]
+fn a_source_failing_part_way_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = synthetic(dir.path());
+    let store = new_store(dir.path(), "f.gs", &src);
+    // A first ingest, so there is data to protect.
+    ingest(&store, &src, &IngestOptions::default(), &NoProgress, &CancelToken::new()).unwrap();
+    let before = chunk_files(&dir.path().join("f.gs"));
+    let bytes = std::fs::read(&src).unwrap();
+    let truncated = dir.path().join("truncated.tif");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 7 / 10]).unwrap();
+    let err = ingest(&store, &truncated, &IngestOptions::default(), &NoProgress, &CancelToken::new()).unwrap_err();
+    assert!(err.to_string().contains("truncated.tif: read failed"), "{err}");
+    assert_eq!(chunk_files(&dir.path().join("f.gs")), before);
+}
+
+/// SIGKILL at random moments of `gridstore ingest`: every time the store
+/// opens and verifies, and a final re-run gives the bytes of a clean run.
+#[test]
+fn killed_ingests_leave_a_store_that_verifies_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = synthetic(dir.path());
+    let clean = new_store(dir.path(), "clean.gs", &src);
+    ingest(&clean, &src, &IngestOptions::default(), &NoProgress, &CancelToken::new()).unwrap();
+    drop(clean);
+    let path = dir.path().join("killed.gs");
+    drop(new_store(dir.path(), "killed.gs", &src));
+    let gs = env!("CARGO_BIN_EXE_gridstore");
+    for i in 0..12u64 {
+        let mut child = std::process::Command::new(gs)
+            .args(["ingest", path.to_str().unwrap(), src.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20 + i * 37 % 400));
+        child.kill().ok();
+        child.wait().unwrap();
+        let out = std::process::Command::new(gs).args(["verify", path.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "kill {i}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    let out = std::process::Command::new(gs).args(["ingest", path.to_str().unwrap(), src.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let visible = |root: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        chunk_files(root).into_iter().filter(|(p, _)| !p.to_string_lossy().ends_with(".tmp")).collect()
+    };
+    assert_eq!(visible(&path), visible(&dir.path().join("clean.gs")));
 }

@@ -9,6 +9,7 @@ mod dtype;
 mod error;
 pub mod grid;
 pub mod job;
+mod journal;
 mod read;
 mod store;
 mod structure;
@@ -21,6 +22,7 @@ pub use dtype::{DType, Element};
 pub use error::EngineError;
 pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
 pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
+pub use journal::{PendingWrite, Phase};
 pub use read::Raster;
 pub use store::{Store, TimeState};
 pub use structure::{
@@ -28,4 +30,4 @@ pub use structure::{
 };
 pub use time::TimeAxis;
 pub use verify::{Damage, VerifyReport};
-pub use write::{ChunkCache, Patch, WriteReport};
+pub use write::{ChunkCache, Patch, Visibility, WriteReport};

@@ -73,6 +73,7 @@ impl Store {
             store.put_json(&format!("{level}/.zgroup"), &json!({ "zarr_format": 2 }))?;
             store.write_level_meta(level, 0)?;
         }
+        store.init_journal()?;
         // The root attributes go last: a store without them is not a store.
         store.write_root(&TimeState::default())?;
         Ok(store)
@@ -128,14 +129,19 @@ impl Store {
         })
     }
 
-    /// Opens a store for writing, taking the single-writer lock.
+    /// Opens a store for writing, taking the single-writer lock. The
+    /// pyramid above any write that was interrupted (see [`Store::pending_writes`])
+    /// is recomputed first.
     ///
     /// # Errors
-    /// As [`Store::open`], and `Locked` when another writer holds the lock.
+    /// As [`Store::open`], `Locked` when another writer holds the lock, and
+    /// errors of the repair.
     pub fn open_writer(storage: DynStorage) -> Result<Self, EngineError> {
         let lock = storage.lock_writer()?;
         let mut store = Self::open(storage)?;
         store.lock = Some(lock);
+        let dtype = store.structure.dtype;
+        crate::with_dtype!(dtype, T => store.repair_pending::<T>(&super::NoProgress, &super::CancelToken::new()))?;
         Ok(store)
     }
 
@@ -271,13 +277,33 @@ impl Store {
         loc: ChunkLoc,
         data: Option<&Array3<T>>,
     ) -> Result<u64, EngineError> {
+        self.put_chunk(t, loc, data, super::Visibility::Live)
+    }
+
+    /// Like [`Store::write_chunk`], but `Staged` writes stay invisible until
+    /// committed (see [`crate::storage::Storage::stage`]).
+    ///
+    /// # Errors
+    /// Read-only store, wrong shape, or I/O.
+    pub fn put_chunk<T: Element>(
+        &self,
+        t: u32,
+        loc: ChunkLoc,
+        data: Option<&Array3<T>>,
+        visibility: super::Visibility,
+    ) -> Result<u64, EngineError> {
         self.check_writable()?;
         self.check_dtype::<T>()?;
         let key = self.chunk_key(t, loc);
         let nodata = self.nodata::<T>();
         let data = data.filter(|d| !super::aggregate::all_nodata(&d.view(), nodata));
+        let staged = visibility == super::Visibility::Staged;
         let Some(data) = data else {
-            self.storage.delete(&key)?;
+            if staged {
+                self.storage.stage(&key, None)?;
+            } else {
+                self.storage.delete(&key)?;
+            }
             return Ok(0);
         };
         if data.dim() != self.chunk_dim() {
@@ -292,8 +318,31 @@ impl Store {
         }
         let stored = codec::encode(self.structure.codec, &raw)
             .map_err(|e| crate::storage::StorageError::io(self.location(), e))?;
-        self.storage.put(&key, &stored)?;
+        if staged {
+            self.storage.stage(&key, Some(&stored))?;
+        } else {
+            self.storage.put(&key, &stored)?;
+        }
         Ok(stored.len() as u64)
+    }
+
+    /// The index `instant` has, or would get when first written, without
+    /// registering it.
+    ///
+    /// # Errors
+    /// As [`Store::time_index`].
+    pub fn planned_time_index(&self, instant: Option<i64>) -> Result<u32, EngineError> {
+        match (&self.structure.time, instant) {
+            (Some(TimeAxis::Irregular), Some(i)) => {
+                let state = self.time_state();
+                let known = state.instants.iter().position(|t| *t == i);
+                Ok(known.map_or(state.length, |k| u32::try_from(k).unwrap_or(u32::MAX)))
+            }
+            (Some(TimeAxis::Regular { origin, step }), Some(i)) => {
+                TimeAxis::regular_index(*origin, *step, i).map_err(EngineError::Time)
+            }
+            _ => self.time_index(instant, false),
+        }
     }
 
     /// The time index of `instant`, registering a new instant when `create`.

@@ -19,6 +19,15 @@ use std::collections::{BTreeSet, HashMap};
 /// to be absent.
 pub type ChunkCache<T> = HashMap<ChunkLoc, Option<Array3<T>>>;
 
+/// Whether chunk writes are visible at once or staged until committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Replace the stored chunk at once (atomically).
+    Live,
+    /// Stage the chunk; readers see the old one until it is committed.
+    Staged,
+}
+
 /// What a write does to the base cells of a window.
 #[derive(Debug, Clone, Copy)]
 pub enum Patch<'a, T> {
@@ -109,11 +118,15 @@ impl Store {
             }
             .into());
         }
+        // Recorded until every ancestor is recomputed, so a kill is repaired.
+        let id = self.journal_begin(t, window, super::journal::Phase::Aggregating, 0)?;
         let mut cache = ChunkCache::new();
-        let changed = self.apply_base(t, window, patch, &mut cache, cancel)?;
+        let changed = self.apply_base(t, window, patch, &mut cache, Visibility::Live, cancel)?;
         let base_chunks = changed.len() as u64;
+        let top = self.grid().top_level();
         let pyramid_chunks =
-            self.aggregate_up(t, changed, cache, self.grid().top_level(), progress, cancel)?;
+            self.aggregate_up(t, changed, cache, top, Visibility::Live, progress, cancel)?;
+        self.journal_end(id)?;
         Ok(WriteReport {
             base_chunks,
             pyramid_chunks,
@@ -134,6 +147,7 @@ impl Store {
         window: Window,
         patch: Patch<'_, T>,
         cache: &mut ChunkCache<T>,
+        visibility: Visibility,
         cancel: &CancelToken,
     ) -> Result<BTreeSet<ChunkLoc>, EngineError> {
         let nodata = self.nodata::<T>();
@@ -173,7 +187,7 @@ impl Store {
             };
             let new = new.filter(|c| !super::aggregate::all_nodata(&c.view(), nodata));
             if !super::aggregate::same_chunk(new.as_ref(), old.as_ref()) {
-                self.write_chunk(t, loc, new.as_ref())?;
+                self.put_chunk(t, loc, new.as_ref(), visibility)?;
             }
             cache.insert(loc, new);
             touched.insert(loc);
@@ -194,6 +208,7 @@ impl Store {
         changed: BTreeSet<ChunkLoc>,
         mut cache: ChunkCache<T>,
         up_to: u8,
+        visibility: Visibility,
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
@@ -216,7 +231,7 @@ impl Store {
                     let chunk = self.compute_parent(t, parent, &cache)?;
                     let old_exists = self.chunk_exists(t, parent)?;
                     if chunk.is_some() || old_exists {
-                        self.write_chunk(t, parent, chunk.as_ref())?;
+                        self.put_chunk(t, parent, chunk.as_ref(), visibility)?;
                     }
                     progress.add(1, self.chunk_bytes() as u64);
                     Ok((parent, chunk))

@@ -12,14 +12,13 @@ use super::cell::{GdalCell, read_window};
 use super::source::{Source, gdal_reason, one_line};
 use super::{IoError, fits, warp};
 use crate::engine::{
-    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Progress,
-    ProgressSink, Resampling, Store, Window,
+    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Phase, Progress,
+    ProgressSink, Resampling, Store, Visibility, Window,
 };
 use crate::with_dtype;
 use gdal::Dataset;
 use ndarray::Array3;
 use rayon::prelude::*;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -114,22 +113,79 @@ fn ingest_typed<T: GdalCell>(
     };
     drop(dataset);
     let engine = |e: EngineError| IoError::engine(path, e);
-    let t = store.time_index(options.instant, true).map_err(engine)?;
+    let t = store.planned_time_index(options.instant).map_err(engine)?;
     let grid = store.grid();
     let block_level = BLOCK_LEVELS.min(grid.top_level());
+    // Chunks up to the block level are staged (invisible) and committed only
+    // once every block is read, so a failure leaves the store as it was.
+    let journal = store
+        .journal_begin(t, plan.window, Phase::Staging, block_level)
+        .map_err(engine)?;
+    let pending = store
+        .pending_writes()
+        .map_err(engine)?
+        .into_iter()
+        .find(|p| p.id == journal)
+        .ok_or_else(|| engine(EngineError::Time("journal record vanished".into())))?;
+    let staged = stage_blocks::<T>(store, &plan, t, block_level, path, progress, cancel);
+    let (base_chunks, block_aggregates) = match staged {
+        Ok(counts) => counts,
+        Err(e) => {
+            // Roll back: drop what was staged; the store is as before.
+            store.discard_staged(&pending).map_err(engine)?;
+            store.journal_end(journal).map_err(engine)?;
+            return Err(e);
+        }
+    };
+    store.time_index(options.instant, true).map_err(engine)?;
+    store
+        .journal_phase(journal, Phase::Committing)
+        .map_err(engine)?;
+    store.commit_staged(&pending).map_err(engine)?;
+    store
+        .journal_phase(journal, Phase::Aggregating)
+        .map_err(engine)?;
+    let pyramid_chunks = store
+        .aggregate_pending::<T>(&pending, progress, cancel)
+        .map_err(engine)?;
+    store.journal_end(journal).map_err(engine)?;
+    Ok(IngestReport {
+        path: path.into(),
+        warped: plan.warped,
+        window: plan.window,
+        base_chunks,
+        pyramid_chunks: pyramid_chunks + block_aggregates,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Reads every block on the rayon pool (one GDAL dataset per worker) and
+/// stages its base chunks and their aggregates up to `block_level`.
+/// Returns the base chunks and aggregates staged.
+fn stage_blocks<T: GdalCell>(
+    store: &Store,
+    plan: &Plan,
+    t: u32,
+    block_level: u8,
+    path: &Path,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<(u64, u64), IoError> {
+    let engine = |e: EngineError| IoError::engine(path, e);
+    let grid = store.grid();
     let blocks: Vec<ChunkLoc> = grid
         .chunks_in(block_level, &scale_down(plan.window, block_level))
         .collect();
-    let ingest_progress = Progress::phase(progress, "ingest", blocks.len() as u64);
-    let base_chunks = AtomicU64::new(0);
-    let block_aggregates = AtomicU64::new(0);
+    let progress = Progress::phase(progress, "ingest", blocks.len() as u64);
     let validity = Dataset::open(&plan.dataset_path)
         .and_then(|ds| Validity::of(&ds))
         .map_err(|e| IoError::Read {
             path: path.into(),
             reason: gdal_reason(&e),
         })?;
-    let done: Vec<ChunkLoc> = blocks
+    let base_chunks = AtomicU64::new(0);
+    let aggregates = AtomicU64::new(0);
+    blocks
         .par_iter()
         .map_init(
             || Dataset::open(&plan.dataset_path),
@@ -141,47 +197,43 @@ fn ingest_typed<T: GdalCell>(
                 })?;
                 let block_window = scale_up(grid.chunk_window(block), block_level);
                 let Some(window) = block_window.intersect(&plan.window) else {
-                    return Ok(None);
+                    return Ok(());
                 };
-                let data = read_block::<T>(dataset, &plan, &window, &validity, store.nodata())
+                let data = read_block::<T>(dataset, plan, &window, &validity, store.nodata())
                     .map_err(|reason| IoError::Read {
                         path: path.into(),
                         reason,
                     })?;
                 let mut cache = ChunkCache::new();
                 let touched = store
-                    .apply_base(t, window, Patch::Data(data.view()), &mut cache, cancel)
+                    .apply_base(
+                        t,
+                        window,
+                        Patch::Data(data.view()),
+                        &mut cache,
+                        Visibility::Staged,
+                        cancel,
+                    )
                     .map_err(engine)?;
                 base_chunks.fetch_add(touched.len() as u64, Ordering::Relaxed);
                 let aggregated = store
-                    .aggregate_up(t, touched, cache, block_level, &NoProgress, cancel)
+                    .aggregate_up(
+                        t,
+                        touched,
+                        cache,
+                        block_level,
+                        Visibility::Staged,
+                        &NoProgress,
+                        cancel,
+                    )
                     .map_err(engine)?;
-                block_aggregates.fetch_add(aggregated, Ordering::Relaxed);
-                ingest_progress.add(1, (data.len() * T::DTYPE.size()) as u64);
-                Ok(Some(block))
+                aggregates.fetch_add(aggregated, Ordering::Relaxed);
+                progress.add(1, (data.len() * T::DTYPE.size()) as u64);
+                Ok(())
             },
         )
-        .filter_map(Result::transpose)
-        .collect::<Result<_, IoError>>()?;
-    let changed: BTreeSet<ChunkLoc> = done.into_iter().collect();
-    let pyramid_chunks = store
-        .aggregate_up::<T>(
-            t,
-            changed,
-            ChunkCache::new(),
-            grid.top_level(),
-            progress,
-            cancel,
-        )
-        .map_err(engine)?;
-    Ok(IngestReport {
-        path: path.into(),
-        warped: plan.warped,
-        window: plan.window,
-        base_chunks: base_chunks.into_inner(),
-        pyramid_chunks: pyramid_chunks + block_aggregates.into_inner(),
-        seconds: started.elapsed().as_secs_f64(),
-    })
+        .collect::<Result<(), IoError>>()?;
+    Ok((base_chunks.into_inner(), aggregates.into_inner()))
 }
 
 /// Refuses sources whose bands or cell type do not fit the store.

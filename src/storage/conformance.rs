@@ -17,6 +17,7 @@ pub fn run_all(make: Factory<'_>) {
     delete(make().as_ref());
     list(make().as_ref());
     writer_lock_is_exclusive(make().as_ref());
+    staged_values_stay_invisible_until_committed(make().as_ref());
     concurrent_readers_never_see_torn_values(Arc::from(make()));
 }
 
@@ -108,4 +109,30 @@ fn concurrent_readers_never_see_torn_values(s: Arc<dyn Storage>) {
         }
         writer.join().unwrap();
     });
+}
+
+fn staged_values_stay_invisible_until_committed(s: &dyn Storage) {
+    let (a, b, c) = (key("0/data/1/1"), key("0/data/1/2"), key("0/data/1/3"));
+    s.put(&a, b"old").unwrap();
+    s.put(&b, b"doomed").unwrap();
+    s.stage(&a, Some(b"new")).unwrap();
+    s.stage(&b, None).unwrap();
+    s.stage(&c, Some(b"added")).unwrap();
+    assert_eq!(s.get(&a).unwrap().unwrap(), b"old");
+    assert_eq!(s.get(&b).unwrap().unwrap(), b"doomed");
+    assert!(s.get(&c).unwrap().is_none());
+    assert_eq!(
+        s.list("0").unwrap().len(),
+        2,
+        "staged values are not listed"
+    );
+    assert!(s.commit(&a).unwrap());
+    assert!(s.commit(&b).unwrap());
+    assert!(!s.commit(&b).unwrap(), "nothing left to commit");
+    assert_eq!(s.get(&a).unwrap().unwrap(), b"new");
+    assert!(s.get(&b).unwrap().is_none());
+    s.discard(&c).unwrap();
+    assert!(!s.commit(&c).unwrap());
+    assert!(s.get(&c).unwrap().is_none());
+    assert_eq!(s.list("").unwrap().len(), 1);
 }

@@ -76,6 +76,43 @@ impl FolderStorage {
         self.root.join(key.as_str())
     }
 
+    /// Where a staged value (`removal` false) or staged removal waits.
+    fn staged_path(&self, key: &StoreKey, removal: bool) -> PathBuf {
+        let path = self.path(key);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("value")
+            .to_string();
+        let suffix = if removal { "removed" } else { "staged" };
+        path.with_file_name(format!(".{name}.{suffix}.tmp"))
+    }
+
+    /// Writes `value` to `target` through a temporary file and a rename.
+    fn replace(&self, target: &Path, value: &[u8]) -> Result<(), StorageError> {
+        let dir = target.parent().unwrap_or(&self.root);
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("value");
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        let mut result = self.write_tmp(&tmp, value);
+        if let Err(e) = &result
+            && e.kind() == ErrorKind::NotFound
+        {
+            fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+            result = self.write_tmp(&tmp, value);
+        }
+        let result = result.and_then(|()| fs::rename(&tmp, target));
+        if let Err(e) = result {
+            // Best effort: the temporary file is invisible to readers anyway.
+            fs::remove_file(&tmp).ok();
+            return Err(StorageError::io(target, e));
+        }
+        Ok(())
+    }
+
     fn write_tmp(&self, tmp: &Path, value: &[u8]) -> std::io::Result<()> {
         let mut file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
         file.write_all(value)?;
@@ -117,6 +154,14 @@ impl FolderStorage {
     }
 }
 
+fn remove_if_present(path: &Path) -> Result<(), StorageError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(path, e)),
+    }
+}
+
 #[derive(Debug)]
 struct FolderLock {
     // Held open: the OS lock lives as long as the handle.
@@ -155,25 +200,38 @@ impl Storage for FolderStorage {
     }
 
     fn put(&self, key: &StoreKey, value: &[u8]) -> Result<(), StorageError> {
-        let path = self.path(key);
-        let dir = path.parent().unwrap_or(&self.root);
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("value");
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
-        let mut result = self.write_tmp(&tmp, value);
-        if let Err(e) = &result
-            && e.kind() == ErrorKind::NotFound
-        {
-            fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
-            result = self.write_tmp(&tmp, value);
+        self.replace(&self.path(key), value)
+    }
+
+    fn stage(&self, key: &StoreKey, value: Option<&[u8]>) -> Result<(), StorageError> {
+        let (keep, drop) = (
+            self.staged_path(key, value.is_none()),
+            self.staged_path(key, value.is_some()),
+        );
+        remove_if_present(&drop)?;
+        self.replace(&keep, value.unwrap_or_default())
+    }
+
+    fn commit(&self, key: &StoreKey) -> Result<bool, StorageError> {
+        let target = self.path(key);
+        let staged = self.staged_path(key, false);
+        match fs::rename(&staged, &target) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(staged, e)),
         }
-        let result = result.and_then(|()| fs::rename(&tmp, &path));
-        if let Err(e) = result {
-            // Best effort: the temporary file is invisible to readers anyway.
-            fs::remove_file(&tmp).ok();
-            return Err(StorageError::io(path, e));
+        let removal = self.staged_path(key, true);
+        if fs::metadata(&removal).is_err() {
+            return Ok(false);
         }
-        Ok(())
+        remove_if_present(&target)?;
+        remove_if_present(&removal)?;
+        Ok(true)
+    }
+
+    fn discard(&self, key: &StoreKey) -> Result<(), StorageError> {
+        remove_if_present(&self.staged_path(key, false))?;
+        remove_if_present(&self.staged_path(key, true))
     }
 
     fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {

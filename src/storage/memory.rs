@@ -9,6 +9,8 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {
     map: Arc<RwLock<BTreeMap<StoreKey, Arc<[u8]>>>>,
+    /// Staged values; `None` stages a removal.
+    staged: Arc<RwLock<BTreeMap<StoreKey, Option<Arc<[u8]>>>>>,
     writer: Arc<AtomicBool>,
 }
 
@@ -71,6 +73,42 @@ impl Storage for MemoryStorage {
             .filter(|(k, _)| in_prefix(k.as_str(), prefix))
             .map(|(k, v)| (k.clone(), v.len() as u64))
             .collect())
+    }
+
+    fn stage(&self, key: &StoreKey, value: Option<&[u8]>) -> Result<(), StorageError> {
+        let mut staged = self
+            .staged
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        staged.insert(key.clone(), value.map(Into::into));
+        Ok(())
+    }
+
+    fn commit(&self, key: &StoreKey) -> Result<bool, StorageError> {
+        let staged = self
+            .staged
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        match staged {
+            Some(Some(value)) => {
+                self.write().insert(key.clone(), value);
+                Ok(true)
+            }
+            Some(None) => {
+                self.write().remove(key);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn discard(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.staged
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        Ok(())
     }
 
     fn lock_writer(&self) -> Result<Box<dyn WriterLock>, StorageError> {

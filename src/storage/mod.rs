@@ -86,6 +86,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// I/O failures.
     fn list(&self, prefix: &str) -> Result<Vec<(StoreKey, u64)>, StorageError>;
 
+    /// Writes a value (or, with `None`, a removal) where readers cannot see
+    /// it until [`Storage::commit`]. Staging again replaces the staged value.
+    ///
+    /// # Errors
+    /// I/O failures; the visible value is untouched either way.
+    fn stage(&self, key: &StoreKey, value: Option<&[u8]>) -> Result<(), StorageError>;
+
+    /// Makes what is staged under `key` visible, atomically for that key.
+    /// Without anything staged it does nothing. Returns whether it did.
+    ///
+    /// # Errors
+    /// I/O failures.
+    fn commit(&self, key: &StoreKey) -> Result<bool, StorageError>;
+
+    /// Drops what is staged under `key`, if anything.
+    ///
+    /// # Errors
+    /// I/O failures.
+    fn discard(&self, key: &StoreKey) -> Result<(), StorageError>;
+
     /// Takes the single-writer lock, failing at once if another writer holds it.
     ///
     /// # Errors
