@@ -247,13 +247,30 @@ fn a_source_failing_part_way_changes_nothing() {
     let src = synthetic(dir.path());
     let store = new_store(dir.path(), "f.gs", &src);
     // A first ingest, so there is data to protect.
-    ingest(&store, &src, &IngestOptions::default(), &NoProgress, &CancelToken::new()).unwrap();
+    ingest(
+        &store,
+        &src,
+        &IngestOptions::default(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
     let before = chunk_files(&dir.path().join("f.gs"));
     let bytes = std::fs::read(&src).unwrap();
     let truncated = dir.path().join("truncated.tif");
     std::fs::write(&truncated, &bytes[..bytes.len() * 7 / 10]).unwrap();
-    let err = ingest(&store, &truncated, &IngestOptions::default(), &NoProgress, &CancelToken::new()).unwrap_err();
-    assert!(err.to_string().contains("truncated.tif: read failed"), "{err}");
+    let err = ingest(
+        &store,
+        &truncated,
+        &IngestOptions::default(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("truncated.tif: read failed"),
+        "{err}"
+    );
     assert_eq!(chunk_files(&dir.path().join("f.gs")), before);
 }
 
@@ -264,7 +281,14 @@ fn killed_ingests_leave_a_store_that_verifies_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let src = synthetic(dir.path());
     let clean = new_store(dir.path(), "clean.gs", &src);
-    ingest(&clean, &src, &IngestOptions::default(), &NoProgress, &CancelToken::new()).unwrap();
+    ingest(
+        &clean,
+        &src,
+        &IngestOptions::default(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
     drop(clean);
     let path = dir.path().join("killed.gs");
     drop(new_store(dir.path(), "killed.gs", &src));
@@ -279,13 +303,30 @@ fn killed_ingests_leave_a_store_that_verifies_and_resumes() {
         std::thread::sleep(std::time::Duration::from_millis(20 + i * 37 % 400));
         child.kill().ok();
         child.wait().unwrap();
-        let out = std::process::Command::new(gs).args(["verify", path.to_str().unwrap()]).output().unwrap();
-        assert!(out.status.success(), "kill {i}: {}", String::from_utf8_lossy(&out.stdout));
+        let out = std::process::Command::new(gs)
+            .args(["verify", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kill {i}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
-    let out = std::process::Command::new(gs).args(["ingest", path.to_str().unwrap(), src.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(gs)
+        .args(["ingest", path.to_str().unwrap(), src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let visible = |root: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
-        chunk_files(root).into_iter().filter(|(p, _)| !p.to_string_lossy().ends_with(".tmp")).collect()
+        chunk_files(root)
+            .into_iter()
+            .filter(|(p, _)| !p.to_string_lossy().ends_with(".tmp"))
+            .collect()
     };
     assert_eq!(visible(&path), visible(&dir.path().join("clean.gs")));
 }

@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+/// Staged values by key; `None` stages a removal.
+type StagedMap = BTreeMap<StoreKey, Option<Arc<[u8]>>>;
+
 /// A store held in a sorted map. Cloning shares the same data.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {
     map: Arc<RwLock<BTreeMap<StoreKey, Arc<[u8]>>>>,
     /// Staged values; `None` stages a removal.
-    staged: Arc<RwLock<BTreeMap<StoreKey, Option<Arc<[u8]>>>>>,
+    staged: Arc<RwLock<StagedMap>>,
     writer: Arc<AtomicBool>,
 }
 
