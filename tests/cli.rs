@@ -953,3 +953,45 @@ fn export_in_another_crs_matches_gdalwarp() {
         c.rows
     );
 }
+
+/// The lz4 and uncompressed codecs (both CRC-32 checked) are read by
+/// zarr-python as the same values gridstore returns.
+#[test]
+fn zarr_python_reads_every_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = data("terra_meuse.tif");
+    let g = read(s(&src), None);
+    for codec in ["lz4", "none", "zstd:1"] {
+        let store = dir.path().join(format!("{codec}.gs"));
+        ok(&[
+            "create",
+            s(&store),
+            "--like",
+            s(&src),
+            "--codec",
+            codec,
+            "--chunk",
+            "32",
+            "--domain-levels",
+            "4",
+        ]);
+        ok(&["ingest", s(&store), s(&src)]);
+        let script = "import sys, zarr\nz = zarr.open_array(sys.argv[1] + '/0/data', mode='r', zarr_format=2)\n\
+                      a = z[256:256+115, 256:256+80]\nprint(','.join(str(int(v)) for v in a.ravel()))";
+        let out = std::process::Command::new("python3")
+            .args(["-W", "error", "-c", script, s(&store)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{codec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let values: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(',')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(values, g.bands[0], "{codec}");
+    }
+}
