@@ -265,42 +265,14 @@ fn warped_ingest_equals_gdalwarp() {
     let ours = dir.path().join("ours.tif");
     ok(&["export", s(&store), "-o", s(&ours)]);
     let a = read(s(&ours), None);
-    let gt = a.geotransform;
-    let te = [
-        gt[0],
-        gt[3] + a.rows as f64 * gt[5],
-        gt[0] + a.cols as f64 * gt[1],
-        gt[3],
-    ];
-    let theirs = dir.path().join("gdalwarp.tif");
-    tool(
-        "gdalwarp",
-        &[
-            "-q",
-            "-t_srs",
-            "EPSG:32631",
-            "-te",
-            &te[0].to_string(),
-            &te[1].to_string(),
-            &te[2].to_string(),
-            &te[3].to_string(),
-            "-ts",
-            &a.cols.to_string(),
-            &a.rows.to_string(),
-            "-r",
-            "near",
-            "-dstnodata",
-            "-32768",
-            s(&src),
-            s(&theirs),
-        ],
+    let b = gdalwarp_onto(
+        &a,
+        &src,
+        "EPSG:32631",
+        &dir.path().join("gdalwarp.tif"),
+        &["-dstnodata", "-32768"],
     );
-    let b = read(s(&theirs), None);
-    let equal = a.bands[0]
-        .iter()
-        .zip(&b.bands[0])
-        .filter(|(x, y)| same(**x, **y))
-        .count();
+    let equal = equal_cells(&a, &b);
     let valid = b.bands[0].iter().filter(|v| **v != -32768.0).count();
     assert!(valid > 1000, "the warp covers data");
     let share = equal as f64 / a.bands[0].len() as f64;
@@ -309,6 +281,42 @@ fn warped_ingest_equals_gdalwarp() {
         "only {:.4}% of cells equal gdalwarp",
         share * 100.0
     );
+}
+
+/// `gdalwarp -r near` of `src` onto exactly the grid of `like`.
+fn gdalwarp_onto(
+    like: &util::Grid,
+    src: &Path,
+    crs: &str,
+    out: &Path,
+    extra: &[&str],
+) -> util::Grid {
+    let gt = like.geotransform;
+    let te = [
+        gt[0],
+        gt[3] + like.rows as f64 * gt[5],
+        gt[0] + like.cols as f64 * gt[1],
+        gt[3],
+    ]
+    .map(|v| v.to_string());
+    let (cols, rows) = (like.cols.to_string(), like.rows.to_string());
+    let mut args = vec![
+        "-q", "-t_srs", crs, "-te", &te[0], &te[1], &te[2], &te[3], "-ts", &cols, &rows, "-r",
+        "near",
+    ];
+    args.extend(extra);
+    args.extend([s(src), s(out)]);
+    tool("gdalwarp", &args);
+    read(s(out), None)
+}
+
+/// Cells of band 1 equal in both (nodata/NaN equal to itself).
+fn equal_cells(a: &util::Grid, b: &util::Grid) -> usize {
+    a.bands[0]
+        .iter()
+        .zip(&b.bands[0])
+        .filter(|(x, y)| same(**x, **y))
+        .count()
 }
 
 /// Every bad input gets a one-line error naming the file, a non-zero exit,
@@ -893,40 +901,8 @@ fn export_in_another_crs_matches_gdalwarp() {
         "longitude origin {:?}",
         a.geotransform
     );
-    let gt = a.geotransform;
-    let te = [
-        gt[0],
-        gt[3] + a.rows as f64 * gt[5],
-        gt[0] + a.cols as f64 * gt[1],
-        gt[3],
-    ];
-    let theirs = dir.path().join("theirs.tif");
-    tool(
-        "gdalwarp",
-        &[
-            "-q",
-            "-t_srs",
-            "EPSG:4326",
-            "-te",
-            &te[0].to_string(),
-            &te[1].to_string(),
-            &te[2].to_string(),
-            &te[3].to_string(),
-            "-ts",
-            &a.cols.to_string(),
-            &a.rows.to_string(),
-            "-r",
-            "near",
-            s(&src),
-            s(&theirs),
-        ],
-    );
-    let b = read(s(&theirs), None);
-    let equal = a.bands[0]
-        .iter()
-        .zip(&b.bands[0])
-        .filter(|(x, y)| same(**x, **y))
-        .count();
+    let b = gdalwarp_onto(&a, &src, "EPSG:4326", &dir.path().join("theirs.tif"), &[]);
+    let equal = equal_cells(&a, &b);
     assert!(
         equal as f64 >= 0.99 * a.bands[0].len() as f64,
         "{equal} of {} equal",

@@ -43,6 +43,20 @@ fn synthetic(dir: &Path) -> PathBuf {
     path
 }
 
+/// Ingests with default options, no progress and no cancel.
+fn ingest_plain(
+    store: &Store,
+    src: &Path,
+) -> Result<gridstore::gdal_io::IngestReport, gridstore::gdal_io::IoError> {
+    ingest(
+        store,
+        src,
+        &IngestOptions::default(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+}
+
 fn new_store(dir: &Path, name: &str, like: &Path) -> Store {
     let mut structure = structure_like(like).unwrap();
     structure.chunk = [32, 32];
@@ -102,14 +116,7 @@ fn a_cancelled_ingest_resumes_to_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let src = synthetic(dir.path());
     let clean = new_store(dir.path(), "clean.gs", &src);
-    ingest(
-        &clean,
-        &src,
-        &IngestOptions::default(),
-        &NoProgress,
-        &CancelToken::new(),
-    )
-    .unwrap();
+    ingest_plain(&clean, &src).unwrap();
 
     let store = new_store(dir.path(), "resumed.gs", &src);
     let cancel = CancelToken::new();
@@ -129,14 +136,7 @@ fn a_cancelled_ingest_resumes_to_the_same_bytes() {
         before,
         "a cancelled ingest leaves the store exactly as it was"
     );
-    ingest(
-        &store,
-        &src,
-        &IngestOptions::default(),
-        &NoProgress,
-        &CancelToken::new(),
-    )
-    .unwrap();
+    ingest_plain(&store, &src).unwrap();
     drop((store, clean));
     assert_eq!(
         chunk_files(&dir.path().join("resumed.gs")),
@@ -149,14 +149,7 @@ fn nodata_in_a_later_source_never_overwrites_data() {
     let dir = tempfile::tempdir().unwrap();
     let src = synthetic(dir.path());
     let store = new_store(dir.path(), "o.gs", &src);
-    ingest(
-        &store,
-        &src,
-        &IngestOptions::default(),
-        &NoProgress,
-        &CancelToken::new(),
-    )
-    .unwrap();
+    ingest_plain(&store, &src).unwrap();
     // A second source over the same grid: constant 7 with its own hole elsewhere.
     let second = dir.path().join("second.tif");
     std::fs::copy(&src, &second).unwrap();
@@ -185,14 +178,7 @@ fn nodata_in_a_later_source_never_overwrites_data() {
         )
         .unwrap();
     }
-    ingest(
-        &store,
-        &second,
-        &IngestOptions::default(),
-        &NoProgress,
-        &CancelToken::new(),
-    )
-    .unwrap();
+    ingest_plain(&store, &second).unwrap();
     let first = util::read(src.to_str().unwrap(), None);
     let later = util::read(second.to_str().unwrap(), None);
     let window = store.data_window::<f32>(0).unwrap().unwrap();
@@ -247,26 +233,12 @@ fn a_source_failing_part_way_changes_nothing() {
     let src = synthetic(dir.path());
     let store = new_store(dir.path(), "f.gs", &src);
     // A first ingest, so there is data to protect.
-    ingest(
-        &store,
-        &src,
-        &IngestOptions::default(),
-        &NoProgress,
-        &CancelToken::new(),
-    )
-    .unwrap();
+    ingest_plain(&store, &src).unwrap();
     let before = chunk_files(&dir.path().join("f.gs"));
     let bytes = std::fs::read(&src).unwrap();
     let truncated = dir.path().join("truncated.tif");
     std::fs::write(&truncated, &bytes[..bytes.len() * 7 / 10]).unwrap();
-    let err = ingest(
-        &store,
-        &truncated,
-        &IngestOptions::default(),
-        &NoProgress,
-        &CancelToken::new(),
-    )
-    .unwrap_err();
+    let err = ingest_plain(&store, &truncated).unwrap_err();
     assert!(
         err.to_string().contains("truncated.tif: read failed"),
         "{err}"
@@ -281,18 +253,12 @@ fn killed_ingests_leave_a_store_that_verifies_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let src = synthetic(dir.path());
     let clean = new_store(dir.path(), "clean.gs", &src);
-    ingest(
-        &clean,
-        &src,
-        &IngestOptions::default(),
-        &NoProgress,
-        &CancelToken::new(),
-    )
-    .unwrap();
+    ingest_plain(&clean, &src).unwrap();
     drop(clean);
     let path = dir.path().join("killed.gs");
     drop(new_store(dir.path(), "killed.gs", &src));
     let gs = env!("CARGO_BIN_EXE_gridstore");
+    let run_gs = |args: &[&str]| std::process::Command::new(gs).args(args).output().unwrap();
     for i in 0..12u64 {
         let mut child = std::process::Command::new(gs)
             .args(["ingest", path.to_str().unwrap(), src.to_str().unwrap()])
@@ -303,20 +269,14 @@ fn killed_ingests_leave_a_store_that_verifies_and_resumes() {
         std::thread::sleep(std::time::Duration::from_millis(20 + i * 37 % 400));
         child.kill().ok();
         child.wait().unwrap();
-        let out = std::process::Command::new(gs)
-            .args(["verify", path.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = run_gs(&["verify", path.to_str().unwrap()]);
         assert!(
             out.status.success(),
             "kill {i}: {}",
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    let out = std::process::Command::new(gs)
-        .args(["ingest", path.to_str().unwrap(), src.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_gs(&["ingest", path.to_str().unwrap(), src.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
