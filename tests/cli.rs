@@ -412,6 +412,53 @@ fn bad_input_fails_cleanly_and_changes_nothing() {
             2,
         ),
         (
+            vec![
+                "export".into(),
+                s(&store).into(),
+                "-o".into(),
+                s(&d.join("o.tif")).into(),
+                "--bbox".into(),
+                "1e9,1e9,1.1e9,1.1e9".into(),
+            ],
+            "outside the store's domain",
+            2,
+        ),
+        (
+            vec![
+                "export".into(),
+                s(&store).into(),
+                "-o".into(),
+                s(&d.join("o.tif")).into(),
+                "--level".into(),
+                "9".into(),
+            ],
+            "level 9 does not exist",
+            2,
+        ),
+        (
+            vec![
+                "export".into(),
+                s(&store).into(),
+                "-o".into(),
+                s(&d.join("o.jpg")).into(),
+            ],
+            "o.jpg",
+            2,
+        ),
+        (
+            vec![
+                "export".into(),
+                s(&store).into(),
+                "-o".into(),
+                s(&d.join("o.png")).into(),
+                "--size".into(),
+                "0x10".into(),
+            ],
+            "must be positive",
+            2,
+        ),
+        (vec!["frobnicate".into()], "frobnicate", 2),
+        (
             vec!["info".into(), s(&d.join("missing.gs")).into()],
             "missing.gs",
             2,
@@ -718,6 +765,13 @@ fn cog_netcdf_and_png_exports() {
     assert_eq!(a_rows, b.bands[0]);
     let png = dir.path().join("quick.png");
     ok(&["export", s(&store), "-o", s(&png), "--size", "100x100"]);
+    let world = std::fs::read_to_string(png.with_extension("pgw")).unwrap();
+    let lines: Vec<f64> = world.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(lines.len(), 6, "{world}");
+    assert!(
+        (lines[4] - (gt[0] + lines[0] / 2.0)).abs() < 1e-6,
+        "world file origin is the first cell's centre"
+    );
     let img = image::open(&png).unwrap().to_rgba8();
     assert_eq!(img.dimensions(), (100, 100));
     let distinct: std::collections::BTreeSet<[u8; 4]> = img.pixels().map(|p| p.0).collect();
@@ -885,7 +939,7 @@ fn export_in_another_crs_matches_gdalwarp() {
     ]);
     ok(&["ingest", s(&store), s(&src)]);
     let ours = dir.path().join("ours.tif");
-    ok(&[
+    let said = ok(&[
         "export",
         s(&store),
         "-o",
@@ -900,6 +954,10 @@ fn export_in_another_crs_matches_gdalwarp() {
         a.geotransform[0] > 5.0 && a.geotransform[0] < 6.5,
         "longitude origin {:?}",
         a.geotransform
+    );
+    assert!(
+        said.contains(&format!("exported {} x {} cells", a.cols, a.rows)),
+        "{said}"
     );
     let b = gdalwarp_onto(&a, &src, "EPSG:4326", &dir.path().join("theirs.tif"), &[]);
     let equal = equal_cells(&a, &b);
@@ -970,4 +1028,32 @@ fn zarr_python_reads_every_codec() {
             .collect();
         assert_eq!(values, g.bands[0], "{codec}");
     }
+}
+
+/// Source cells that hold the store's nodata value are reported, not lost
+/// silently; an export of an empty extent warns.
+#[test]
+fn nodata_collisions_and_empty_exports_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("n.gs");
+    let src = data("stars_L7_ETMs.tif");
+    ok(&["create", s(&store), "--like", s(&src)]);
+    let out = gridstore(&["ingest", s(&store), s(&src)]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The file has no nodata; 61 of its cells are 255, the store's default nodata for u8.
+    assert!(
+        stderr.contains("61 data cells hold the store's nodata value (255)"),
+        "{stderr}"
+    );
+    let out = gridstore(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&dir.path().join("e.tif")),
+        "--bbox",
+        "100000,100000,101000,101000",
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no data"));
 }

@@ -47,7 +47,7 @@ pub enum Command {
         /// The store folder.
         store: PathBuf,
         /// MINX,MINY,MAXX,MAXY in the store's CRS.
-        #[arg(long, value_parser = parse_bbox)]
+        #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
         bbox: Extent,
         /// Only this instant (default: every instant).
         #[arg(long)]
@@ -217,12 +217,10 @@ pub fn parse_bbox(s: &str) -> Result<Extent, String> {
 fn parse_wxh(s: &str) -> Result<[u64; 2], String> {
     let lower = s.to_ascii_lowercase();
     let (w, h) = lower.split_once('x').unwrap_or((&lower, &lower));
-    let parse = |p: &str| {
-        p.trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|v| *v > 0)
-            .ok_or_else(|| format!("'{s}' is not WxH"))
+    let parse = |p: &str| match p.trim().parse::<u64>() {
+        Ok(0) => Err(format!("'{s}': width and height must be positive")),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!("'{s}' is not WxH")),
     };
     Ok([parse(w)?, parse(h)?])
 }

@@ -59,8 +59,9 @@ impl ProgressSink for BarSink {
                     bar.set_message(format!("{} {}", self.label, indicatif::HumanBytes(bytes)));
                 }
             }
+            // Warnings always reach stderr, also when no bar is drawn.
             JobEvent::Warning(text) => match slot.as_ref() {
-                Some(bar) => bar.println(format!("warning: {text}")),
+                Some(bar) => bar.suspend(|| eprintln!("warning: {text}")),
                 None => eprintln!("warning: {text}"),
             },
         }

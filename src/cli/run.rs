@@ -16,6 +16,7 @@ use std::process::ExitCode;
 /// # Errors
 /// Any failure, as a one-line message naming the file or store.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cancel = cancel_on_interrupt();
     match cli.command {
         Command::Create(args) => {
             let store = create::create(&args)?;
@@ -37,9 +38,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 instant: parse_time(time.as_deref())?,
                 cast,
             };
-            ingest_files(&store, &files, &options)
+            ingest_files(&store, &files, &options, &cancel)
         }
-        Command::Export(args) => export_cmd(&args),
+        Command::Export(args) => export_cmd(&args, &cancel),
         Command::Clear { store, bbox, time } => {
             let store = open_store(&store, true)?;
             let times = match parse_time(time.as_deref())? {
@@ -49,7 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let sink = BarSink::new("clear");
             let mut report = crate::engine::WriteReport::default();
             for t in times {
-                let r = with_dtype!(store.structure().dtype, T => store.clear::<T>(t, &bbox, &sink, &CancelToken::new()))?;
+                let r = with_dtype!(store.structure().dtype, T => store.clear::<T>(t, &bbox, &sink, &cancel))?;
                 report.base_chunks += r.base_chunks;
                 report.pyramid_chunks += r.pyramid_chunks;
             }
@@ -60,7 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { store } => verify(&open_store(&store, false)?),
+        Command::Verify { store } => verify(&open_store(&store, false)?, &cancel),
         Command::Chunks { store, level, json } => {
             info::print_chunks(&open_store(&store, false)?, level, json)?;
             Ok(ExitCode::SUCCESS)
@@ -69,10 +70,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A token that Ctrl-C cancels; a second Ctrl-C exits at once.
+fn cancel_on_interrupt() -> CancelToken {
+    let cancel = CancelToken::new();
+    let token = cancel.clone();
+    let installed = ctrlc::set_handler(move || {
+        if token.is_cancelled() {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping cleanly (Ctrl-C again to quit at once)");
+        token.cancel();
+    });
+    // Without a handler Ctrl-C simply kills the process, which the journal
+    // also recovers from; nothing else to do.
+    installed.ok();
+    cancel
+}
+
 fn ingest_files(
     store: &Store,
     files: &[PathBuf],
     options: &IngestOptions,
+    cancel: &CancelToken,
 ) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for file in files {
@@ -81,7 +100,7 @@ fn ingest_files(
             |n| n.to_string_lossy().into_owned(),
         );
         let sink = BarSink::new(name);
-        let result = ingest(store, file, options, &sink, &CancelToken::new());
+        let result = ingest(store, file, options, &sink, cancel);
         sink.finish();
         match result {
             Ok(r) => println!(
@@ -112,7 +131,7 @@ fn ingest_files(
     }
 }
 
-fn export_cmd(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.store, false)?;
     let format = match args
         .format
@@ -125,7 +144,14 @@ fn export_cmd(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         Some("netcdf" | "nc") => ExportFormat::NetCdf,
         Some("png") => ExportFormat::Png,
         Some(other) => bail!("unknown format '{other}' (expected gtiff, cog, netcdf or png)"),
-        None => ExportFormat::from_extension(&args.output).unwrap_or(ExportFormat::GTiff),
+        None => match ExportFormat::from_extension(&args.output) {
+            Some(format) => format,
+            None if args.output.extension().is_none() => ExportFormat::GTiff,
+            None => bail!(
+                "cannot tell the format of {} from its extension; add --format gtiff|cog|netcdf|png",
+                args.output.display()
+            ),
+        },
     };
     let resolution = match (args.level, args.resolution, args.size) {
         (Some(l), _, _) => Resolution::Level(l),
@@ -143,9 +169,12 @@ fn export_cmd(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         crs: args.crs.clone(),
     };
     let sink = BarSink::new("export");
-    let report = export(&store, &request, &args.output, &sink, &CancelToken::new());
+    let report = export(&store, &request, &args.output, &sink, cancel);
     sink.finish();
     let report = report?;
+    if !report.has_data {
+        eprintln!("warning: the exported extent holds no data");
+    }
     println!(
         "exported {} x {} cells from level {} to {}",
         report.size.0,
@@ -156,10 +185,9 @@ fn export_cmd(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(store: &Store) -> anyhow::Result<ExitCode> {
+fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
     let sink = BarSink::new("verify");
-    let report =
-        with_dtype!(store.structure().dtype, T => store.verify::<T>(&sink, &CancelToken::new()))?;
+    let report = with_dtype!(store.structure().dtype, T => store.verify::<T>(&sink, cancel))?;
     sink.finish();
     if report.damage.is_empty() {
         println!(
@@ -212,7 +240,12 @@ fn demo(path: &Path) -> anyhow::Result<ExitCode> {
         domain_levels: Some(8),
     };
     let store = create::create(&args)?;
-    ingest_files(&store, &[sample], &IngestOptions::default())?;
+    ingest_files(
+        &store,
+        &[sample],
+        &IngestOptions::default(),
+        &CancelToken::new(),
+    )?;
     drop(store);
     info::print_info(&open_store(path, false)?, false)?;
     Ok(ExitCode::SUCCESS)

@@ -14,7 +14,7 @@ pub enum EngineError {
     Storage(#[from] StorageError),
     /// The structure is not acceptable.
     #[error("invalid structure: {0}")]
-    Structure(#[from] StructureError),
+    Structure(StructureError),
     /// Grid math refused a request.
     #[error(transparent)]
     Grid(#[from] GridError),
@@ -75,4 +75,10 @@ pub enum EngineError {
     /// The job was cancelled through its token.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<StructureError> for EngineError {
+    fn from(e: StructureError) -> Self {
+        Self::Structure(e)
+    }
 }

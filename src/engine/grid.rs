@@ -106,7 +106,7 @@ impl Window {
         let col = self.col.max(other.col);
         let row_end = (self.row + self.rows).min(other.row + other.rows);
         let col_end = (self.col + self.cols).min(other.col + other.cols);
-        (row < row_end && col < col_end).then_some(Self {
+        (row < row_end && col < col_end).then(|| Self {
             row,
             col,
             rows: row_end - row,
@@ -379,8 +379,10 @@ impl Grid {
     /// The cells of `level` that an extent touches (outward-rounded).
     ///
     /// # Errors
-    /// [`GridError::OutsideDomain`] when any part of the extent lies outside.
+    /// [`GridError::OutsideDomain`] when any part of the extent lies outside,
+    /// [`GridError::NoSuchLevel`] above the root.
     pub fn cover(&self, level: u8, extent: &Extent) -> Result<Window, GridError> {
+        self.check_level(level)?;
         let outside = || GridError::OutsideDomain {
             extent: *extent,
             domain: self.domain(),
@@ -485,6 +487,25 @@ mod tests {
             assert_eq!((c.fract(), r.fract()), (0.0, 0.0));
         }
         assert_eq!(g.chunks_per_side(g.top_level()), 1);
+    }
+
+    #[test]
+    fn disjoint_windows_do_not_intersect() {
+        let a = Window {
+            row: 0,
+            col: 10,
+            rows: 5,
+            cols: 5,
+        };
+        let b = Window {
+            row: 2,
+            col: 0,
+            rows: 5,
+            cols: 5,
+        };
+        assert_eq!(a.intersect(&b), None);
+        assert_eq!(b.intersect(&a), None);
+        assert!(grid().cover(9, &grid().domain()).is_err());
     }
 
     #[test]

@@ -135,9 +135,9 @@ impl Store {
 
     /// Applies a patch to the base chunks under `window` (a level-0 window),
     /// writing each changed chunk and leaving its new contents in `cache`.
-    /// Returns the base chunks touched (all of them, even those whose bytes
-    /// did not change, so that re-running an interrupted write also repairs
-    /// their ancestors).
+    /// Returns the base chunks that hold data before or after the patch
+    /// (their ancestors need recomputing; an interrupted write is repaired
+    /// through the journal, not by re-touching chunks).
     ///
     /// # Errors
     /// Corrupt chunks or I/O.
@@ -189,8 +189,10 @@ impl Store {
             if !super::aggregate::same_chunk(new.as_ref(), old.as_ref()) {
                 self.put_chunk(t, loc, new.as_ref(), visibility)?;
             }
+            if old.is_some() || new.is_some() {
+                touched.insert(loc);
+            }
             cache.insert(loc, new);
-            touched.insert(loc);
         }
         Ok(touched)
     }

@@ -46,14 +46,14 @@ pub enum IoError {
         /// Why.
         reason: String,
     },
-    /// The engine refused or failed.
-    #[error("{path}: {source}")]
+    /// The engine refused or failed. (Not a `#[source]`: the message already
+    /// includes it, and a chain would print it twice.)
+    #[error("{path}: {error}")]
     Engine {
         /// The file being processed.
         path: PathBuf,
         /// The engine's error.
-        #[source]
-        source: EngineError,
+        error: EngineError,
     },
 }
 
@@ -62,7 +62,7 @@ impl IoError {
     pub fn engine(path: impl Into<PathBuf>, source: EngineError) -> Self {
         Self::Engine {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 
@@ -72,7 +72,7 @@ impl IoError {
         matches!(
             self,
             Self::Engine {
-                source: EngineError::Cancelled,
+                error: EngineError::Cancelled,
                 ..
             }
         )

@@ -11,6 +11,7 @@
 use super::cell::{GdalCell, read_window};
 use super::source::{Source, gdal_reason, one_line};
 use super::{IoError, fits, warp};
+use crate::engine::aggregate::is_valid;
 use crate::engine::{
     CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Phase, Progress,
     ProgressSink, Resampling, Store, Visibility, Window,
@@ -185,6 +186,7 @@ fn stage_blocks<T: GdalCell>(
         })?;
     let base_chunks = AtomicU64::new(0);
     let aggregates = AtomicU64::new(0);
+    let collisions = AtomicU64::new(0);
     blocks
         .par_iter()
         .map_init(
@@ -199,11 +201,13 @@ fn stage_blocks<T: GdalCell>(
                 let Some(window) = block_window.intersect(&plan.window) else {
                     return Ok(());
                 };
-                let data = read_block::<T>(dataset, plan, &window, &validity, store.nodata())
-                    .map_err(|reason| IoError::Read {
-                        path: path.into(),
-                        reason,
-                    })?;
+                let (data, hits) =
+                    read_block::<T>(dataset, plan, &window, &validity, store.nodata()).map_err(
+                        |reason| IoError::Read {
+                            path: path.into(),
+                            reason,
+                        },
+                    )?;
                 let mut cache = ChunkCache::new();
                 let touched = store
                     .apply_base(
@@ -216,6 +220,7 @@ fn stage_blocks<T: GdalCell>(
                     )
                     .map_err(engine)?;
                 base_chunks.fetch_add(touched.len() as u64, Ordering::Relaxed);
+                collisions.fetch_add(hits, Ordering::Relaxed);
                 let aggregated = store
                     .aggregate_up(
                         t,
@@ -233,6 +238,14 @@ fn stage_blocks<T: GdalCell>(
             },
         )
         .collect::<Result<(), IoError>>()?;
+    let collisions = collisions.into_inner();
+    if collisions > 0 {
+        progress.warn(format!(
+            "{}: {collisions} data cells hold the store's nodata value ({}) and read as nodata",
+            path.display(),
+            store.structure().nodata
+        ));
+    }
     Ok((base_chunks.into_inner(), aggregates.into_inner()))
 }
 
@@ -408,7 +421,7 @@ fn read_block<T: GdalCell>(
     window: &Window,
     validity: &Validity,
     store_nodata: T,
-) -> Result<Array3<T>, String> {
+) -> Result<(Array3<T>, u64), String> {
     let (rows, cols) = (window.rows as usize, window.cols as usize);
     // The dataset's pixel (0, 0) is the plan window's top-left cell.
     let at = (
@@ -417,18 +430,25 @@ fn read_block<T: GdalCell>(
     );
     let bands = dataset.raster_count();
     let mut out = Vec::with_capacity(bands * rows * cols);
+    // Source data cells that hold the store's nodata value (or that a cast
+    // clamped onto it): they read as nodata, so the user is told.
+    let mut collisions = 0;
+    let collides = |x: &T| !is_valid(*x, store_nodata);
     for b in 1..=bands {
         let band = dataset.rasterband(b).map_err(|e| gdal_reason(&e))?;
         let mut values = read_window::<T>(&band, at, (cols, rows)).map_err(|e| gdal_reason(&e))?;
         match validity {
-            Validity::All => {}
+            Validity::All => collisions += values.iter().filter(|x| collides(x)).count() as u64,
             // Compare in the source's type when the store's type holds it.
             Validity::Value(v) if T::DTYPE.holds(*v) => {
                 let nodata = T::from_f64(*v);
-                values
-                    .iter_mut()
-                    .filter(|x| **x == nodata)
-                    .for_each(|x| *x = store_nodata);
+                for x in &mut values {
+                    if *x == nodata {
+                        *x = store_nodata;
+                    } else if collides(x) {
+                        collisions += 1;
+                    }
+                }
             }
             Validity::Value(_) | Validity::MaskBand => {
                 let mask = band.open_mask_band().map_err(|e| gdal_reason(&e))?;
@@ -444,13 +464,16 @@ fn read_block<T: GdalCell>(
                 for (x, m) in values.iter_mut().zip(flags.data()) {
                     if *m == 0 {
                         *x = store_nodata;
+                    } else if collides(x) {
+                        collisions += 1;
                     }
                 }
             }
         }
         out.extend(values);
     }
-    Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())
+    let data = Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())?;
+    Ok((data, collisions))
 }
 
 /// A base window expressed in cells of `level` (outward).

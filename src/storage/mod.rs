@@ -18,14 +18,14 @@ use std::sync::Arc;
 /// Errors from a storage backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// An I/O error, with the path it happened on.
-    #[error("{source}: {path}")]
+    /// An I/O error, with the path it happened on. (Not a `#[source]`: the
+    /// message already includes it.)
+    #[error("{error}: {path}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A key that is not a valid store key.
     #[error(transparent)]
@@ -45,7 +45,7 @@ impl StorageError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

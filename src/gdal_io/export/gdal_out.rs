@@ -8,6 +8,7 @@
 //! are filled from the store's own coarser levels.
 
 use super::{ExportFormat, OutputGrid};
+use crate::engine::aggregate::is_valid;
 use crate::engine::{CancelToken, Progress, ProgressSink, Resampling, Store};
 use crate::gdal_io::cell::GdalCell;
 use crate::gdal_io::source::{gdal_reason, srs_from};
@@ -36,7 +37,7 @@ pub fn write<T: GdalCell>(
     path: &Path,
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
-) -> Result<(), String> {
+) -> Result<Written, String> {
     let path = path.to_str().ok_or("output path is not UTF-8")?;
     // Outputs compress like the store: zstd at the store's level (3 when the
     // store uses another codec), on every core.
@@ -68,13 +69,15 @@ pub fn write<T: GdalCell>(
     let total: usize = (0..=overviews).map(|k| output.rows.div_ceil(1 << k)).sum();
     let phase = Progress::phase(progress, "export", total as u64);
     if format == ExportFormat::GTiff && crs.is_none() {
-        if super::passthrough::try_write::<T>(store, output, path, &options)? {
+        let size = (output.cols, output.rows);
+        if let Some(has_data) = super::passthrough::try_write::<T>(store, output, path, &options)? {
             phase.add(total as u64, 0);
-            return Ok(());
+            return Ok(Written { size, has_data });
         }
         let dataset = create::<T>(store, output, driver, path, &options)?;
-        fill::<T>(store, output, &dataset, 0, &phase, cancel)?;
-        return dataset.close().map_err(err);
+        let has_data = fill::<T>(store, output, &dataset, 0, &phase, cancel)?;
+        dataset.close().map_err(err)?;
+        return Ok(Written { size, has_data });
     }
     let staging_path = format!(
         "/vsimem/gridstore-export-{}-{:p}.tif",
@@ -88,7 +91,7 @@ pub fn write<T: GdalCell>(
         } else {
             create::<T>(store, output, "MEM", "", &[])?
         };
-        fill::<T>(store, output, &staging, 0, &phase, cancel)?;
+        let has_data = fill::<T>(store, output, &staging, 0, &phase, cancel)?;
         if overviews > 0 {
             let factors: Vec<i32> = (1..=overviews).map(|k| 1 << k).collect();
             staging
@@ -112,7 +115,10 @@ pub fn write<T: GdalCell>(
                 for o in options.iter().filter(|o| !o.starts_with("OVERVIEWS")) {
                     args.extend(["-co".to_string(), (*o).to_string()]);
                 }
-                warp::warp(&staging, path, &args)?.close().map_err(err)
+                let warped = warp::warp(&staging, path, &args)?;
+                let size = warped.raster_size();
+                warped.close().map_err(err)?;
+                Ok(Written { size, has_data })
             }
             None => {
                 let driver = DriverManager::get_driver_by_name(driver).map_err(err)?;
@@ -121,7 +127,11 @@ pub fn write<T: GdalCell>(
                     .create_copy(&driver, path, &options)
                     .map_err(err)?
                     .close()
-                    .map_err(err)
+                    .map_err(err)?;
+                Ok(Written {
+                    size: (output.cols, output.rows),
+                    has_data,
+                })
             }
         }
     })();
@@ -170,8 +180,16 @@ fn create<T: GdalCell>(
     Ok(ds)
 }
 
+/// What an output holds.
+pub struct Written {
+    /// Columns and rows of the file written.
+    pub size: (usize, usize),
+    /// Whether any cell holds data.
+    pub has_data: bool,
+}
+
 /// Fills the output (overview `k` when `k > 0`, from the store `2^k` times
-/// coarser) strip by strip.
+/// coarser) strip by strip. Returns whether any cell holds data.
 fn fill<T: GdalCell>(
     store: &Store,
     output: &OutputGrid,
@@ -179,8 +197,10 @@ fn fill<T: GdalCell>(
     k: u8,
     phase: &Progress<'_>,
     cancel: &CancelToken,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let factor = 1usize << k;
+    let nodata = store.nodata::<T>();
+    let mut has_data = false;
     let (cols, rows) = (output.cols.div_ceil(factor), output.rows.div_ceil(factor));
     let cell = [
         output.cell[0] * factor as f64,
@@ -194,6 +214,7 @@ fn fill<T: GdalCell>(
         let raster = store
             .read_extent_at::<T>(output.t, level, &strip, cell, output.method)
             .map_err(|e| e.to_string())?;
+        has_data = has_data || raster.data.iter().any(|v| is_valid(*v, nodata));
         for (b, plane) in raster.data.outer_iter().enumerate() {
             let band = dataset.rasterband(b + 1).map_err(err)?;
             let mut band: RasterBand<'_> = if k == 0 {
@@ -212,5 +233,5 @@ fn fill<T: GdalCell>(
         }
         phase.add(n as u64, (n * cols * T::DTYPE.size()) as u64);
     }
-    Ok(())
+    Ok(has_data)
 }

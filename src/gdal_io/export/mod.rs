@@ -7,6 +7,7 @@
 //! renamed into place, so a failed export leaves no partial file.
 
 mod gdal_out;
+pub(super) use gdal_out::Written;
 mod passthrough;
 mod png;
 
@@ -16,6 +17,12 @@ use super::source::{one_line, srs_from};
 use crate::engine::{CancelToken, EngineError, Extent, Progress, ProgressSink, Resampling, Store};
 use crate::with_dtype;
 use std::path::{Path, PathBuf};
+
+/// Largest output, in cells, for a streamed GeoTIFF (2^40).
+const MAX_CELLS: f64 = 1_099_511_627_776.0;
+
+/// Largest output, in cells, for formats staged in memory (2^30).
+const MAX_STAGED_CELLS: f64 = 1_073_741_824.0;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +85,10 @@ pub struct ExportRequest {
 pub struct ExportReport {
     /// The output file.
     pub path: PathBuf,
-    /// Columns and rows.
+    /// Columns and rows of the file written.
     pub size: (usize, usize),
+    /// Whether any exported cell holds data.
+    pub has_data: bool,
     /// The level the cells came from.
     pub level: u8,
     /// The output geotransform (before any reprojection).
@@ -135,20 +144,30 @@ fn export_typed<T: GdalCell>(
             cancel,
         ),
     };
-    let result = written.and_then(|()| std::fs::rename(&tmp, out).map_err(|e| e.to_string()));
-    if let Err(reason) = result {
-        std::fs::remove_file(&tmp).ok();
-        if cancel.is_cancelled() {
-            return Err(IoError::engine(location, EngineError::Cancelled));
+    let result = written.and_then(|w| {
+        std::fs::rename(&tmp, out).map_err(|e| e.to_string())?;
+        if request.format == ExportFormat::Png {
+            png::write_world_file(&output.geotransform(), out)?;
         }
-        return Err(IoError::Write {
-            path: out.into(),
-            reason,
-        });
-    }
+        Ok(w)
+    });
+    let written = match result {
+        Ok(w) => w,
+        Err(reason) => {
+            std::fs::remove_file(&tmp).ok();
+            if cancel.is_cancelled() {
+                return Err(IoError::engine(location, EngineError::Cancelled));
+            }
+            return Err(IoError::Write {
+                path: out.into(),
+                reason,
+            });
+        }
+    };
     Ok(ExportReport {
         path: out.into(),
-        size: (output.cols, output.rows),
+        size: written.size,
+        has_data: written.has_data,
         level: output.level,
         geotransform: output.geotransform(),
     })
@@ -256,10 +275,39 @@ fn plan_output<T: GdalCell>(
         } else {
             structure.resampling
         });
+    if grid.cover_clipped(0, &extent).is_none() {
+        return Err(IoError::Mismatch {
+            path: location,
+            reason: format!(
+                "the extent {extent} lies outside the store's domain {}",
+                grid.domain()
+            ),
+        });
+    }
+    let (cols, rows) = (extent.width() / cell[0], extent.height() / cell[1]);
+    // GeoTIFF streams; the other formats are staged in memory.
+    let limit = if request.format == ExportFormat::GTiff && request.crs.is_none() {
+        MAX_CELLS
+    } else {
+        MAX_STAGED_CELLS
+    };
+    if cols.round() * rows.round() > limit {
+        return Err(IoError::Mismatch {
+            path: out.into(),
+            reason: format!(
+                "an output of {cols:.0} x {rows:.0} cells is too large (at most {limit:.0} cells{}); choose a coarser --resolution or --level",
+                if limit < MAX_CELLS {
+                    " for this format; GeoTIFF allows more"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let (cols, rows) = (
-        ((extent.width() / cell[0]).round() as usize).max(1),
-        ((extent.height() / cell[1]).round() as usize).max(1),
+        (cols.round() as usize).max(1),
+        (rows.round() as usize).max(1),
     );
     Ok(OutputGrid {
         t,

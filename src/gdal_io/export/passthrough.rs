@@ -48,8 +48,9 @@ fn aligned_window(store: &Store, output: &OutputGrid) -> Option<Window> {
     (fits && same_cell && on_chunk && inside).then_some(window)
 }
 
-/// Writes the export by copying chunks, or returns `Ok(false)` when the
-/// output does not line up with the chunks.
+/// Writes the export by copying chunks and returns whether any chunk held
+/// data, or returns `Ok(None)` when the output does not line up with the
+/// chunks.
 ///
 /// # Errors
 /// GDAL or I/O failures, or a chunk that fails its checksum.
@@ -58,9 +59,9 @@ pub fn try_write<T: GdalCell>(
     output: &OutputGrid,
     path: &str,
     creation: &[&str],
-) -> Result<bool, String> {
+) -> Result<Option<bool>, String> {
     let Some(window) = aligned_window(store, output) else {
-        return Ok(false);
+        return Ok(None);
     };
     let s = store.structure();
     let [w, h] = s.chunk;
@@ -139,7 +140,9 @@ pub fn try_write<T: GdalCell>(
     for (array, values) in arrays.iter().zip([&offsets, &counts]) {
         array.write(&mut file, values)?;
     }
-    Ok(true)
+    Ok(Some(
+        empty_tile.is_none() || offsets.iter().any(|o| Some(*o) != empty_tile.map(|e| e.0)),
+    ))
 }
 
 /// One encoded chunk of nodata cells.

@@ -1,15 +1,19 @@
 //! PNG quicklooks: colour-mapped through `render`, with a world file.
 
+use super::Written;
 use crate::engine::{Element, Raster};
 use crate::render::{ColorMap, Stretch, to_rgba};
 use std::path::Path;
 
-/// Writes `raster` as an RGBA PNG (2–98 % stretch, nodata transparent) and a
-/// `.pgw` world file beside it.
+/// Writes `raster` as an RGBA PNG (2–98 % stretch, nodata transparent).
 ///
 /// # Errors
-/// The image or world file cannot be written.
-pub fn write_png<T: Element>(raster: &Raster<T>, nodata: T, path: &Path) -> Result<(), String> {
+/// The image cannot be written.
+pub fn write_png<T: Element>(
+    raster: &Raster<T>,
+    nodata: T,
+    path: &Path,
+) -> Result<Written, String> {
     let view = raster.data.view();
     let (bands, rows, cols) = raster.data.dim();
     let used = if bands >= 3 { 3 } else { 1 };
@@ -31,7 +35,20 @@ pub fn write_png<T: Element>(raster: &Raster<T>, nodata: T, path: &Path) -> Resu
         image::ImageFormat::Png,
     )
     .map_err(|e| e.to_string())?;
-    let gt = raster.geotransform;
+    let has_data = view
+        .iter()
+        .any(|v| crate::engine::aggregate::is_valid(*v, nodata));
+    Ok(Written {
+        size: (cols, rows),
+        has_data,
+    })
+}
+
+/// Writes the `.pgw` world file of a PNG at `png` (cell-centre origin).
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_world_file(gt: &[f64; 6], png: &Path) -> Result<(), String> {
     let world = format!(
         "{}\n0\n0\n{}\n{}\n{}\n",
         gt[1],
@@ -39,5 +56,5 @@ pub fn write_png<T: Element>(raster: &Raster<T>, nodata: T, path: &Path) -> Resu
         gt[0] + gt[1] / 2.0,
         gt[3] + gt[5] / 2.0
     );
-    std::fs::write(path.with_extension("pgw"), world).map_err(|e| e.to_string())
+    std::fs::write(png.with_extension("pgw"), world).map_err(|e| e.to_string())
 }
