@@ -1030,6 +1030,72 @@ fn zarr_python_reads_every_codec() {
     }
 }
 
+/// With --crs, --resolution is in the output CRS's units; --snap keeps a
+/// sub-extent on the store's cells so they are copied, not resampled.
+#[test]
+fn resolution_follows_the_output_crs_and_snap_copies_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.gs");
+    let src = data("terra_meuse.tif");
+    ok(&["create", s(&store), "--like", s(&src)]);
+    ok(&["ingest", s(&store), s(&src)]);
+    let deg = dir.path().join("deg.tif");
+    ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&deg),
+        "--crs",
+        "EPSG:4326",
+        "--resolution",
+        "0.001",
+    ]);
+    let a = read(s(&deg), None);
+    assert!(
+        (a.geotransform[1] - 0.001).abs() < 1e-12 && (a.geotransform[5] + 0.001).abs() < 1e-12,
+        "{:?}",
+        a.geotransform
+    );
+    assert!(a.cols > 10 && a.cols < 100, "{} columns", a.cols);
+    let g = read(s(&src), None);
+    let gt = g.geotransform;
+    // A bbox 10.25 cells in from the corner: snapped, it starts on cell 10.
+    let bbox = format!(
+        "{},{},{},{}",
+        gt[0] + 10.25 * gt[1],
+        gt[3] + 60.5 * gt[5],
+        gt[0] + 40.5 * gt[1],
+        gt[3] + 20.25 * gt[5]
+    );
+    let snapped = dir.path().join("snapped.tif");
+    ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&snapped),
+        "--bbox",
+        &bbox,
+        "--snap",
+    ]);
+    let b = read(s(&snapped), None);
+    assert_eq!(
+        (b.geotransform[0], b.geotransform[3]),
+        (gt[0] + 10.0 * gt[1], gt[3] + 20.0 * gt[5])
+    );
+    assert_eq!((b.cols, b.rows), (31, 41));
+    for r in 0..b.rows {
+        for c in 0..b.cols {
+            assert!(
+                same(
+                    b.bands[0][r * b.cols + c],
+                    g.bands[0][(r + 20) * g.cols + c + 10]
+                ),
+                "cell {r},{c}"
+            );
+        }
+    }
+}
+
 /// Source cells that hold the store's nodata value are reported, not lost
 /// silently; an export of an empty extent warns.
 #[test]
@@ -1052,7 +1118,7 @@ fn nodata_collisions_and_empty_exports_are_reported() {
         "-o",
         s(&dir.path().join("e.tif")),
         "--bbox",
-        "100000,100000,101000,101000",
+        "200000,9000000,201000,9001000",
     ]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no data"));

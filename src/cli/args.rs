@@ -155,9 +155,14 @@ pub struct ExportArgs {
     /// Resampling: nearest, average, bilinear (default: the store's).
     #[arg(long)]
     pub resampling: Option<Resampling>,
-    /// Output CRS (EPSG:code or WKT), when not the store's.
+    /// Output CRS (EPSG:code or WKT), when not the store's; --resolution
+    /// and --size then describe the output in that CRS.
     #[arg(long)]
     pub crs: Option<String>,
+    /// Snap the extent outward to the cells of the level read (like gdalwarp
+    /// -tap), so cells are copied rather than resampled.
+    #[arg(long)]
+    pub snap: bool,
 }
 
 fn parse_number(s: &str) -> Result<f64, String> {

@@ -3,7 +3,7 @@
 use super::args::{CreateArgs, parse_step};
 use crate::engine::time::parse_instant;
 use crate::engine::{Aggregator, Codec, Resampling, Store, Structure, TimeAxis};
-use crate::gdal_io::{crs_of, default_nodata, srs_from, structure_like};
+use crate::gdal_io::{crs_of, default_nodata, domain_levels_for, srs_from, structure_like};
 use crate::storage::FolderStorage;
 use anyhow::{Context as _, bail};
 use std::sync::Arc;
@@ -41,12 +41,13 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
         let srs = srs_from(crs)
             .map_err(|e| anyhow::anyhow!("--crs '{crs}' is not a CRS GDAL knows ({e})"))?;
         let dtype = args.dtype.unwrap_or(crate::engine::DType::F32);
+        let chunk = args.chunk.unwrap_or([256, 256]);
         Structure {
             crs: crs_of(&srs),
             anchor: origin,
             cell_size: cell,
-            chunk: [256, 256],
-            domain_levels: 12,
+            chunk,
+            domain_levels: domain_levels_for(&srs, origin, cell, chunk),
             dtype,
             nodata: default_nodata(dtype),
             codec: Codec::default(),
@@ -65,7 +66,16 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
     if let Some(v) = args.nodata {
         s.nodata = v;
     }
-    if let Some(c) = args.chunk {
+    if let Some(c) = args.chunk
+        && c != s.chunk
+    {
+        // The domain is counted in chunks: keep its reach in cells.
+        let reach = f64::from(s.chunk[0].max(s.chunk[1])) / f64::from(c[0].max(c[1]));
+        #[allow(clippy::cast_possible_truncation)]
+        let shift = reach.log2().round() as i32;
+        let levels = (i32::from(s.domain_levels) + shift)
+            .clamp(4, i32::from(crate::engine::MAX_DOMAIN_LEVELS));
+        s.domain_levels = u8::try_from(levels).unwrap_or(s.domain_levels);
         s.chunk = c;
     }
     if let Some(a) = args.aggregate {

@@ -167,6 +167,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         instant: parse_time(args.time.as_deref())?,
         resampling: args.resampling,
         crs: args.crs.clone(),
+        snap: args.snap,
     };
     let sink = BarSink::new("export");
     let report = export(&store, &request, &args.output, &sink, cancel);

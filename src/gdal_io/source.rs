@@ -180,7 +180,7 @@ pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
         anchor: [gt[0], gt[3]],
         cell_size: [gt[1], -gt[5]],
         chunk: [256, 256],
-        domain_levels: 12,
+        domain_levels: domain_levels_for(&source.srs, [gt[0], gt[3]], [gt[1], -gt[5]], [256, 256]),
         dtype,
         nodata,
         codec: Codec::default(),
@@ -189,6 +189,61 @@ pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
         bands: (source.bands > 1).then(|| u32::try_from(source.bands).unwrap_or(u32::MAX)),
         time: None,
     })
+}
+
+/// Domain levels used when the CRS has no known area of use.
+pub const DEFAULT_DOMAIN_LEVELS: u8 = 12;
+
+/// The fewest domain levels whose domain, centred on `anchor`, covers the
+/// CRS's area of use (at least 4, at most the structure's maximum).
+#[must_use]
+pub fn domain_levels_for(
+    srs: &SpatialRef,
+    anchor: [f64; 2],
+    cell: [f64; 2],
+    chunk: [u32; 2],
+) -> u8 {
+    // A CRS without an authority code may still match one (e.g. a GeoTIFF's
+    // own UTM definition); its area of use then bounds the domain.
+    let Some(area) = srs
+        .area_of_use()
+        .or_else(|| identified(srs).and_then(|s| s.area_of_use()))
+    else {
+        return DEFAULT_DOMAIN_LEVELS;
+    };
+    let Ok(mut wgs84) = SpatialRef::from_epsg(4326) else {
+        return DEFAULT_DOMAIN_LEVELS;
+    };
+    wgs84.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let bounds = [
+        area.west_lon_degree,
+        area.south_lat_degree,
+        area.east_lon_degree,
+        area.north_lat_degree,
+    ];
+    let Some(b) = gdal::spatial_ref::CoordTransform::new(&wgs84, srs)
+        .ok()
+        .and_then(|t| t.transform_bounds(&bounds, 21).ok())
+    else {
+        return DEFAULT_DOMAIN_LEVELS;
+    };
+    // The farthest edge of the area, in chunks, from the anchor.
+    let reach_x =
+        (anchor[0] - b[0]).abs().max((b[2] - anchor[0]).abs()) / (cell[0] * f64::from(chunk[0]));
+    let reach_y =
+        (anchor[1] - b[1]).abs().max((b[3] - anchor[1]).abs()) / (cell[1] * f64::from(chunk[1]));
+    let reach = reach_x.max(reach_y).max(1.0);
+    // The domain reaches chunk * 2^(D-1) cells from the anchor.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let levels = reach.log2().ceil() as u8 + 1;
+    levels.clamp(4, crate::engine::MAX_DOMAIN_LEVELS)
+}
+
+/// The CRS with its EPSG identity filled in, if GDAL can tell it.
+fn identified(srs: &SpatialRef) -> Option<SpatialRef> {
+    let mut copy = srs.clone();
+    copy.auto_identify_epsg().ok()?;
+    Some(copy)
 }
 
 /// The nodata value used when a raster declares none: NaN for floats, the

@@ -112,6 +112,7 @@ pub fn write<T: GdalCell>(
                     .iter()
                     .map(ToString::to_string)
                     .collect();
+                args.extend(output.warp.iter().cloned());
                 for o in options.iter().filter(|o| !o.starts_with("OVERVIEWS")) {
                     args.extend(["-co".to_string(), (*o).to_string()]);
                 }

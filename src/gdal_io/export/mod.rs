@@ -78,6 +78,9 @@ pub struct ExportRequest {
     pub resampling: Option<Resampling>,
     /// Output CRS, when not the store's; GDAL warps the result.
     pub crs: Option<String>,
+    /// Snap the extent outward to the cells of the level read, so cells are
+    /// copied rather than resampled.
+    pub snap: bool,
 }
 
 /// What an export wrote.
@@ -189,6 +192,8 @@ pub(super) struct OutputGrid {
     pub rows: usize,
     /// Resampling from the level onto the output grid.
     pub method: Resampling,
+    /// Extra gdalwarp arguments (`-tr`, `-ts`) for a reprojected output.
+    pub warp: Vec<String>,
 }
 
 impl OutputGrid {
@@ -251,21 +256,41 @@ fn plan_output<T: GdalCell>(
                 }
             }
         };
-    let cell = match request.resolution {
-        Resolution::Level(level) => {
-            grid.check_level(level).map_err(|e| engine(e.into()))?;
-            grid.cell_size(level)
+    let (cell, warp) = match &request.crs {
+        None => (
+            output_cell(store, request.resolution, &extent, out)?,
+            Vec::new(),
+        ),
+        Some(crs) => {
+            // Resolution and size describe the output in its own CRS; the
+            // store is read at the level of about that fineness and GDAL warps.
+            let target = to_crs(store, extent, crs, &location)?;
+            let ratio = [
+                extent.width() / target.width(),
+                extent.height() / target.height(),
+            ];
+            let (cell, warp) = match request.resolution {
+                Resolution::Cell(r) if r.is_finite() && r > 0.0 => (
+                    [r * ratio[0], r * ratio[1]],
+                    vec!["-tr".to_string(), r.to_string(), r.to_string()],
+                ),
+                Resolution::Size(w, h) if w > 0 && h > 0 => (
+                    [extent.width() / w as f64, extent.height() / h as f64],
+                    vec!["-ts".to_string(), w.to_string(), h.to_string()],
+                ),
+                other => (output_cell(store, other, &extent, out)?, Vec::new()),
+            };
+            // Read the level's own cells; GDAL does all the resampling.
+            let level = store.level_for(cell);
+            (grid.cell_size(level), warp)
         }
-        Resolution::Cell(r) if r.is_finite() && r > 0.0 => [r, r],
-        Resolution::Size(w, h) if w > 0 && h > 0 => {
-            [extent.width() / w as f64, extent.height() / h as f64]
-        }
-        _ => {
-            return Err(IoError::Mismatch {
-                path: out.into(),
-                reason: "resolution and size must be positive".into(),
-            });
-        }
+    };
+    let extent = if request.snap || request.crs.is_some() {
+        let level = store.level_for(cell);
+        grid.cover_clipped(level, &extent)
+            .map_or(extent, |w| grid.window_extent(level, &w))
+    } else {
+        extent
     };
     let structure = store.structure();
     let method = request
@@ -317,7 +342,33 @@ fn plan_output<T: GdalCell>(
         cols,
         rows,
         method,
+        warp,
     })
+}
+
+/// The output cell size in the store's CRS.
+fn output_cell(
+    store: &Store,
+    resolution: Resolution,
+    extent: &Extent,
+    out: &Path,
+) -> Result<[f64; 2], IoError> {
+    let grid = store.grid();
+    match resolution {
+        Resolution::Level(level) => {
+            grid.check_level(level)
+                .map_err(|e| IoError::engine(store.location(), e.into()))?;
+            Ok(grid.cell_size(level))
+        }
+        Resolution::Cell(r) if r.is_finite() && r > 0.0 => Ok([r, r]),
+        Resolution::Size(w, h) if w > 0 && h > 0 => {
+            Ok([extent.width() / w as f64, extent.height() / h as f64])
+        }
+        _ => Err(IoError::Mismatch {
+            path: out.into(),
+            reason: "resolution and size must be positive".into(),
+        }),
+    }
 }
 
 fn temporary_path(out: &Path) -> Result<PathBuf, IoError> {
@@ -340,6 +391,26 @@ fn temporary_path(out: &Path) -> Result<PathBuf, IoError> {
     }
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("tmp");
     Ok(dir.join(format!(".{name}.{}.partial.{ext}", std::process::id())))
+}
+
+/// `extent` (in the store's CRS) as bounds in `crs`.
+fn to_crs(store: &Store, extent: Extent, crs: &str, location: &Path) -> Result<Extent, IoError> {
+    let bad = |reason: String| IoError::Mismatch {
+        path: location.into(),
+        reason,
+    };
+    let from = srs_from(&store.structure().crs.wkt).map_err(|e| bad(e.to_string()))?;
+    let to =
+        srs_from(crs).map_err(|e| bad(format!("--crs '{crs}': {}", one_line(&e.to_string()))))?;
+    let transform =
+        gdal::spatial_ref::CoordTransform::new(&from, &to).map_err(|e| bad(e.to_string()))?;
+    let b = transform
+        .transform_bounds(
+            &[extent.min_x, extent.min_y, extent.max_x, extent.max_y],
+            21,
+        )
+        .map_err(|e| bad(format!("cannot transform the extent to {crs}: {e}")))?;
+    Extent::new(b[0], b[1], b[2], b[3]).map_err(bad)
 }
 
 fn to_store_crs(
