@@ -15,7 +15,7 @@
 use super::error::EngineError;
 use super::grid::{ChunkLoc, Window};
 use super::job::{CancelToken, ProgressSink};
-use super::write::{ChunkCache, Visibility};
+use super::write::{ChunkCache, Schedule};
 use super::{Element, Store};
 use crate::storage::{StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
@@ -212,7 +212,7 @@ impl Store {
             from,
             ChunkCache::new(),
             top,
-            Visibility::Live,
+            Schedule::LIVE,
             progress,
             cancel,
         )

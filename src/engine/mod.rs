@@ -30,4 +30,4 @@ pub use structure::{
 };
 pub use time::TimeAxis;
 pub use verify::{Damage, VerifyReport};
-pub use write::{ChunkCache, Patch, Visibility, WriteReport};
+pub use write::{ChunkCache, Patch, Schedule, Visibility, WriteReport};

@@ -28,6 +28,31 @@ pub enum Visibility {
     Staged,
 }
 
+/// How [`Store::aggregate_up`] writes its chunks and schedules its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Whether chunks go live at once or are staged.
+    pub visibility: Visibility,
+    /// Whether the parents of a level are computed in parallel.
+    pub parallel: bool,
+}
+
+impl Schedule {
+    /// Live writes; the parents of each level computed in parallel.
+    pub const LIVE: Self = Self {
+        visibility: Visibility::Live,
+        parallel: true,
+    };
+
+    /// Staged writes, one parent after another: for work that already runs
+    /// in parallel blocks. (Nested parallelism would let rayon start more
+    /// blocks than it has threads while a block waits, and grow memory.)
+    pub const STAGED_IN_BLOCK: Self = Self {
+        visibility: Visibility::Staged,
+        parallel: false,
+    };
+}
+
 /// What a write does to the base cells of a window.
 #[derive(Debug, Clone, Copy)]
 pub enum Patch<'a, T> {
@@ -125,7 +150,7 @@ impl Store {
         let base_chunks = changed.len() as u64;
         let top = self.grid().top_level();
         let pyramid_chunks =
-            self.aggregate_up(t, changed, cache, top, Visibility::Live, progress, cancel)?;
+            self.aggregate_up(t, changed, cache, top, Schedule::LIVE, progress, cancel)?;
         self.journal_end(id)?;
         Ok(WriteReport {
             base_chunks,
@@ -213,7 +238,7 @@ impl Store {
         changed: BTreeSet<ChunkLoc>,
         mut cache: ChunkCache<T>,
         up_to: u8,
-        visibility: Visibility,
+        schedule: Schedule,
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
@@ -229,19 +254,27 @@ impl Store {
         for level in first + 1..=up_to {
             cancel.check()?;
             let parents: Vec<ChunkLoc> = ancestors_at(&current, level).into_iter().collect();
-            let results: Vec<(ChunkLoc, Option<Array3<T>>)> = parents
-                .par_iter()
-                .map(|&parent| {
-                    cancel.check()?;
-                    let chunk = self.compute_parent(t, parent, &cache)?;
-                    let old_exists = self.chunk_exists(t, parent)?;
-                    if chunk.is_some() || old_exists {
-                        self.put_chunk(t, parent, chunk.as_ref(), visibility)?;
-                    }
-                    progress.add(1, self.chunk_bytes() as u64);
-                    Ok((parent, chunk))
-                })
-                .collect::<Result<_, EngineError>>()?;
+            let one = |&parent: &ChunkLoc| {
+                cancel.check()?;
+                let chunk = self.compute_parent(t, parent, &cache)?;
+                let old_exists = self.chunk_exists(t, parent)?;
+                if chunk.is_some() || old_exists {
+                    self.put_chunk(t, parent, chunk.as_ref(), schedule.visibility)?;
+                }
+                progress.add(1, self.chunk_bytes() as u64);
+                Ok((parent, chunk))
+            };
+            let results: Vec<(ChunkLoc, Option<Array3<T>>)> = if schedule.parallel {
+                parents
+                    .par_iter()
+                    .map(one)
+                    .collect::<Result<_, EngineError>>()?
+            } else {
+                parents
+                    .iter()
+                    .map(one)
+                    .collect::<Result<_, EngineError>>()?
+            };
             done += results.len() as u64;
             cache.clear();
             cache.extend(results);

@@ -14,7 +14,7 @@ use super::{IoError, fits, warp};
 use crate::engine::aggregate::is_valid;
 use crate::engine::{
     CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Phase, Progress,
-    ProgressSink, Resampling, Store, Visibility, Window,
+    ProgressSink, Resampling, Schedule, Store, Visibility, Window,
 };
 use crate::with_dtype;
 use gdal::Dataset;
@@ -221,19 +221,22 @@ fn stage_blocks<T: GdalCell>(
                     .map_err(engine)?;
                 base_chunks.fetch_add(touched.len() as u64, Ordering::Relaxed);
                 collisions.fetch_add(hits, Ordering::Relaxed);
+                // The source cells now live in the cache; free them before aggregating.
+                let bytes = (data.len() * T::DTYPE.size()) as u64;
+                drop(data);
                 let aggregated = store
                     .aggregate_up(
                         t,
                         touched,
                         cache,
                         block_level,
-                        Visibility::Staged,
+                        Schedule::STAGED_IN_BLOCK,
                         &NoProgress,
                         cancel,
                     )
                     .map_err(engine)?;
                 aggregates.fetch_add(aggregated, Ordering::Relaxed);
-                progress.add(1, (data.len() * T::DTYPE.size()) as u64);
+                progress.add(1, bytes);
                 Ok(())
             },
         )
@@ -429,7 +432,7 @@ fn read_block<T: GdalCell>(
         (window.row - plan.window.row) as usize,
     );
     let bands = dataset.raster_count();
-    let mut out = Vec::with_capacity(bands * rows * cols);
+    let mut out = Vec::with_capacity(if bands == 1 { 0 } else { bands * rows * cols });
     // Source data cells that hold the store's nodata value (or that a cast
     // clamped onto it): they read as nodata, so the user is told.
     let mut collisions = 0;
@@ -470,7 +473,11 @@ fn read_block<T: GdalCell>(
                 }
             }
         }
-        out.extend(values);
+        if bands == 1 {
+            out = values;
+        } else {
+            out.extend(values);
+        }
     }
     let data = Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())?;
     Ok((data, collisions))
