@@ -1123,3 +1123,45 @@ fn nodata_collisions_and_empty_exports_are_reported() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no data"));
 }
+
+/// A corrupt chunk does not block later writes: re-ingesting replaces it.
+/// Stray files with out-of-range chunk indices are not chunks. Infinite
+/// nodata is written the Zarr way.
+#[test]
+fn corruption_and_stray_files_do_not_wedge_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("w.gs");
+    let src = data("terra_meuse.tif");
+    ok(&["create", s(&store), "--like", s(&src), "--chunk", "32"]);
+    ok(&["ingest", s(&store), s(&src)]);
+    let chunks: serde_json::Value =
+        serde_json::from_str(&ok(&["chunks", s(&store), "--level", "0", "--json"])).unwrap();
+    let key = chunks[0]["key"].as_str().unwrap().to_string();
+    let mut bytes = std::fs::read(store.join(&key)).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(store.join(&key), bytes).unwrap();
+    assert_eq!(gridstore(&["verify", s(&store)]).status.code(), Some(1));
+    ok(&["ingest", s(&store), s(&src)]);
+    assert!(
+        ok(&["verify", s(&store)]).starts_with("ok:"),
+        "re-ingesting replaced the corrupt chunk"
+    );
+    // A stray file named like a chunk far outside the grid.
+    std::fs::create_dir_all(store.join("1/data/3000000000")).unwrap();
+    std::fs::write(store.join("1/data/3000000000/0"), b"junk").unwrap();
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    let inf = dir.path().join("inf.gs");
+    ok(&[
+        "create",
+        s(&inf),
+        "--like",
+        s(&src),
+        "--dtype",
+        "f32",
+        "--nodata=-inf",
+    ]);
+    let zarray: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(inf.join("0/data/.zarray")).unwrap()).unwrap();
+    assert_eq!(zarray["fill_value"], serde_json::json!("-Infinity"));
+}

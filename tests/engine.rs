@@ -445,3 +445,65 @@ fn a_newer_format_is_refused_with_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_cancelled_clear_changes_nothing_and_writes_serialise() {
+    let store = Arc::new(
+        Store::create(
+            memory(),
+            structure(Aggregator::Mean, DType::F32, Codec::default()),
+        )
+        .unwrap(),
+    );
+    apply(
+        &store,
+        &Op::Write {
+            row: 0,
+            col: 0,
+            rows: 64,
+            cols: 64,
+            seed: 3,
+            holes: false,
+        },
+    );
+    let (before, _) = level(&store, 0);
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let e = store.grid().window_extent(
+        0,
+        &Window {
+            row: 0,
+            col: 0,
+            rows: 64,
+            cols: 64,
+        },
+    );
+    assert!(store.clear::<f32>(0, &e, &NoProgress, &cancel).is_err());
+    assert_eq!(
+        level(&store, 0).0,
+        before,
+        "a cancelled clear leaves every cell"
+    );
+    assert!(store.pending_writes().unwrap().is_empty());
+    // Writers on several threads of one process take turns.
+    std::thread::scope(|scope| {
+        for seed in 0..4u32 {
+            let store = store.clone();
+            scope.spawn(move || {
+                apply(
+                    &store,
+                    &Op::Write {
+                        row: 10,
+                        col: 10,
+                        rows: 30,
+                        cols: 30,
+                        seed,
+                        holes: true,
+                    },
+                )
+            });
+        }
+    });
+    check_pyramid(&store);
+    assert!(store.pending_writes().unwrap().is_empty());
+}

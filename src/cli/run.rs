@@ -190,6 +190,12 @@ fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
     let sink = BarSink::new("verify");
     let report = with_dtype!(store.structure().dtype, T => store.verify::<T>(&sink, cancel))?;
     sink.finish();
+    for p in &report.pending {
+        println!(
+            "pending: an unfinished {:?} write of {} x {} base cells at time index {} (its aggregates were not compared; the next write completes it)",
+            p.phase, p.window.cols, p.window.rows, p.t
+        );
+    }
     if report.damage.is_empty() {
         println!(
             "ok: {} chunks verified in {}",

@@ -93,11 +93,11 @@ pub fn downsample<T: Element>(
     match aggregator {
         Aggregator::Mean => reduce(child, target, nodata, |v| {
             let (sum, n) = fold_valid(v, nodata);
-            (n > 0).then(|| computed(sum / f64::from(n), nodata))
+            (n > 0).then(|| defined(sum / f64::from(n), v, nodata))
         }),
         Aggregator::Sum => reduce(child, target, nodata, |v| {
             let (sum, n) = fold_valid(v, nodata);
-            (n > 0).then(|| computed(sum, nodata))
+            (n > 0).then(|| defined(sum, v, nodata))
         }),
         Aggregator::Count if child_level == 0 => reduce(child, target, nodata, |v| {
             let (_, n) = fold_valid(v, nodata);
@@ -121,6 +121,21 @@ pub fn downsample<T: Element>(
             v.into_iter().find(|x| is_valid(*x, nodata))
         }),
         Aggregator::Mode => reduce(child, target, nodata, |v| mode4(v, nodata)),
+    }
+}
+
+/// `computed(value)`, except that an undefined result (+inf and -inf
+/// together give NaN) takes the first valid child, so valid children never
+/// make a nodata parent.
+#[inline]
+fn defined<T: Element>(value: f64, children: [T; 4], nodata: T) -> T {
+    if value.is_nan() {
+        children
+            .into_iter()
+            .find(|x| is_valid(*x, nodata))
+            .unwrap_or(nodata)
+    } else {
+        computed(value, nodata)
     }
 }
 

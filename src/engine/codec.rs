@@ -77,6 +77,16 @@ pub fn decode(codec: Codec, stored: &[u8], expected: usize) -> Result<Vec<u8>, D
 }
 
 fn decode_zstd(stored: &[u8], expected: usize) -> Result<Vec<u8>, DecodeError> {
+    // Frame header: 4-byte magic, then the descriptor whose bit 2 says the
+    // frame ends with a content checksum. Without it nothing would be checked.
+    const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+    match stored.get(..5) {
+        Some(head) if head[..4] == MAGIC && head[4] & 0x04 != 0 => {}
+        Some(head) if head[..4] == MAGIC => {
+            return Err(malformed("zstd", "frame has no content checksum"));
+        }
+        _ => return Err(malformed("zstd", "no zstd frame header")),
+    }
     let declared = zstd::zstd_safe::get_frame_content_size(stored)
         .map_err(|_| malformed("zstd", "no valid frame header"))?
         .ok_or_else(|| malformed("zstd", "frame does not declare its size"))?;
@@ -149,6 +159,16 @@ mod tests {
                 "{codec} truncated"
             );
         }
+    }
+
+    #[test]
+    fn a_frame_without_checksum_is_refused() {
+        let raw = vec![7u8; 1000];
+        let plain = zstd::bulk::compress(&raw, 3).unwrap();
+        assert!(matches!(
+            decode(Codec::Zstd { level: 3 }, &plain, raw.len()),
+            Err(DecodeError::Malformed { .. })
+        ));
     }
 
     #[test]

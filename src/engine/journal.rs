@@ -1,25 +1,28 @@
-//! The write journal: which base windows a write is changing, and how far
-//! it got, so that an interrupted write (a killed process, a cancelled job,
-//! a failed disk) is rolled back or completed, never half-applied.
+//! Write transactions and the journal that makes them survive interruption.
 //!
-//! A write records `{id, t, window, phase}` in `journal/.zattrs` (a Zarr
-//! group, so Zarr readers see nothing odd) before it touches a chunk, and
-//! removes the record when every ancestor is recomputed. An ingest *stages*
-//! its chunks (invisible to readers) up to level `staged_levels`, then
-//! commits them, then recomputes the levels above. Recovery, on the next
-//! [`Store::open_writer`]:
+//! Every write runs as a [`WriteTxn`]: it records `{id, instant, t, window,
+//! phase}` in `journal/.zattrs` (a Zarr group, so Zarr readers see nothing
+//! odd) before touching a chunk, *stages* its chunks (invisible to readers)
+//! up to level `staged_levels`, then commits them and recomputes the levels
+//! above, and finally removes the record. Recovery, on the next
+//! [`Store::open_writer`] or write:
 //! - `staging`: discard the staged chunks: the store is exactly as before;
-//! - `committing`: commit the rest (roll forward), then as `aggregating`;
+//! - `committing`: register the instant, commit the rest (roll forward),
+//!   then as `aggregating`;
 //! - `aggregating`: recompute the ancestors of the window.
+//!
+//! One write runs at a time per store: a transaction holds the store's write
+//! mutex (other processes are kept out by the storage's writer lock).
 
 use super::error::EngineError;
 use super::grid::{ChunkLoc, Window};
-use super::job::{CancelToken, ProgressSink};
+use super::job::{CancelToken, NoProgress, ProgressSink};
 use super::write::{ChunkCache, Schedule};
 use super::{Element, Store};
 use crate::storage::{StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::MutexGuard;
 
 const JOURNAL_GROUP: &str = "journal/.zgroup";
 const JOURNAL: &str = "journal/.zattrs";
@@ -41,6 +44,8 @@ pub enum Phase {
 pub struct PendingWrite {
     /// Identifies the record.
     pub id: u64,
+    /// The instant written, for stores with a time axis.
+    pub instant: Option<i64>,
     /// Time index written.
     pub t: u32,
     /// Base cells written.
@@ -61,31 +66,117 @@ fn key(text: &str) -> Result<StoreKey, EngineError> {
     StoreKey::new(text).map_err(|e| EngineError::Storage(StorageError::from(e)))
 }
 
+/// A write in progress. Finish it with [`WriteTxn::commit`] or
+/// [`WriteTxn::abort`]; dropped otherwise (a crash, a panic), its record
+/// stays and the next writer recovers it.
+pub struct WriteTxn<'a> {
+    store: &'a Store,
+    record: PendingWrite,
+    _serial: MutexGuard<'a, ()>,
+}
+
+impl WriteTxn<'_> {
+    /// The time index the write goes to.
+    #[must_use]
+    pub fn t(&self) -> u32 {
+        self.record.t
+    }
+
+    /// Makes the staged chunks visible, recomputes the levels above them and
+    /// ends the record. Returns the number of aggregates recomputed.
+    ///
+    /// # Errors
+    /// I/O, corrupt chunks or cancellation; the record then stays and the
+    /// next writer completes the commit.
+    pub fn commit<T: Element>(
+        self,
+        progress: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<u64, EngineError> {
+        let store = self.store;
+        store.journal_phase(self.record.id, Phase::Committing)?;
+        store.finish_commit::<T>(&self.record, progress, cancel)
+    }
+
+    /// Drops everything staged and ends the record: the store is as before.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn abort(self) -> Result<(), EngineError> {
+        self.store.discard_staged(&self.record)?;
+        self.store.journal_end(self.record.id)
+    }
+}
+
 impl Store {
+    /// Starts a write of `window` at `instant`, staging levels
+    /// `0..=staged_levels`. Waits for any other write of this store in this
+    /// process, and first recovers writes a dead process left unfinished.
+    ///
+    /// # Errors
+    /// Read-only store, a time error, I/O, or a failed recovery.
+    pub fn begin_write(
+        &self,
+        instant: Option<i64>,
+        window: Window,
+        staged_levels: u8,
+    ) -> Result<WriteTxn<'_>, EngineError> {
+        self.check_writable()?;
+        let serial = self.write_serial();
+        crate::with_dtype!(self.structure().dtype, T => self.repair_pending::<T>(&NoProgress, &CancelToken::new()))?;
+        let t = self.planned_time_index(instant)?;
+        let mut journal = self.read_journal()?;
+        let id = journal.pending.iter().map(|p| p.id + 1).max().unwrap_or(1);
+        let record = PendingWrite {
+            id,
+            instant,
+            t,
+            window,
+            phase: Phase::Staging,
+            staged_levels,
+        };
+        journal.pending.push(record.clone());
+        self.write_journal(&journal)?;
+        Ok(WriteTxn {
+            store: self,
+            record,
+            _serial: serial,
+        })
+    }
+
     /// Writes that have not finished (interrupted, or still running in the
     /// writer process).
     ///
     /// # Errors
-    /// I/O, or a journal that is not valid JSON.
+    /// I/O, or a damaged journal.
     pub fn pending_writes(&self) -> Result<Vec<PendingWrite>, EngineError> {
         Ok(self.read_journal()?.pending)
     }
 
     fn read_journal(&self) -> Result<Journal, EngineError> {
+        let damaged = |why: &str| EngineError::NotAStore {
+            location: self.location(),
+            reason: format!("damaged journal/.zattrs ({why})"),
+        };
         let Some(bytes) = self.storage().get(&key(JOURNAL)?)? else {
             return Ok(Journal::default());
         };
-        serde_json::from_slice::<serde_json::Value>(&bytes)
+        let journal: Journal = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| serde_json::from_value(v.get("gridstore_journal")?.clone()).ok())
-            .ok_or_else(|| EngineError::NotAStore {
-                location: self.location(),
-                reason: "damaged journal/.zattrs".into(),
-            })
+            .ok_or_else(|| damaged("not a journal"))?;
+        let domain = self.grid().full_window(0);
+        if journal.pending.iter().any(|p| {
+            p.window.intersect(&domain) != Some(p.window)
+                || p.staged_levels > self.grid().top_level()
+        }) {
+            return Err(damaged("a window outside the domain"));
+        }
+        Ok(journal)
     }
 
-    /// Writes the empty journal of a new store, so that a write that fails
-    /// and rolls back leaves every file exactly as it was.
+    /// Writes the empty journal of a new store, so that a write that rolls
+    /// back leaves every file exactly as it was.
     pub(crate) fn init_journal(&self) -> Result<(), EngineError> {
         self.write_journal(&Journal::default())
     }
@@ -103,37 +194,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records that a write of `window` at time index `t` begins in `phase`.
-    ///
-    /// # Errors
-    /// Read-only store or I/O.
-    pub fn journal_begin(
-        &self,
-        t: u32,
-        window: Window,
-        phase: Phase,
-        staged_levels: u8,
-    ) -> Result<u64, EngineError> {
-        self.check_writable()?;
-        let mut journal = self.read_journal()?;
-        let id = journal.pending.iter().map(|p| p.id + 1).max().unwrap_or(1);
-        journal.pending.push(PendingWrite {
-            id,
-            t,
-            window,
-            phase,
-            staged_levels,
-        });
-        self.write_journal(&journal)?;
-        Ok(id)
-    }
-
-    /// Moves write `id` to `phase`.
-    ///
-    /// # Errors
-    /// Read-only store or I/O.
-    pub fn journal_phase(&self, id: u64, phase: Phase) -> Result<(), EngineError> {
-        self.check_writable()?;
+    fn journal_phase(&self, id: u64, phase: Phase) -> Result<(), EngineError> {
         let mut journal = self.read_journal()?;
         journal
             .pending
@@ -143,12 +204,7 @@ impl Store {
         self.write_journal(&journal)
     }
 
-    /// Records that write `id` finished, pyramid included.
-    ///
-    /// # Errors
-    /// Read-only store or I/O.
-    pub fn journal_end(&self, id: u64) -> Result<(), EngineError> {
-        self.check_writable()?;
+    fn journal_end(&self, id: u64) -> Result<(), EngineError> {
         let mut journal = self.read_journal()?;
         journal.pending.retain(|p| p.id != id);
         self.write_journal(&journal)
@@ -166,11 +222,7 @@ impl Store {
         self.grid().chunks_in(level, &scaled).collect()
     }
 
-    /// Drops every chunk staged for `pending` (levels `0..=staged_levels`).
-    ///
-    /// # Errors
-    /// I/O.
-    pub fn discard_staged(&self, pending: &PendingWrite) -> Result<(), EngineError> {
+    fn discard_staged(&self, pending: &PendingWrite) -> Result<(), EngineError> {
         for level in 0..=pending.staged_levels {
             for loc in self.chunks_over(level, &pending.window) {
                 self.storage().discard(&self.chunk_key(pending.t, loc))?;
@@ -179,24 +231,34 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every chunk staged for `pending` visible.
-    ///
-    /// # Errors
-    /// I/O.
-    pub fn commit_staged(&self, pending: &PendingWrite) -> Result<(), EngineError> {
+    /// From `committing` on: register the instant, commit what is staged,
+    /// recompute the levels above, end the record.
+    fn finish_commit<T: Element>(
+        &self,
+        pending: &PendingWrite,
+        progress: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<u64, EngineError> {
+        let t = self.time_index(pending.instant, true)?;
+        if t != pending.t {
+            return Err(EngineError::Time(format!(
+                "the write was planned for time index {} but got {t}",
+                pending.t
+            )));
+        }
         for level in 0..=pending.staged_levels {
             for loc in self.chunks_over(level, &pending.window) {
                 self.storage().commit(&self.chunk_key(pending.t, loc))?;
             }
         }
-        Ok(())
+        self.journal_phase(pending.id, Phase::Aggregating)?;
+        let done = self.aggregate_pending::<T>(pending, progress, cancel)?;
+        self.journal_end(pending.id)?;
+        Ok(done)
     }
 
     /// Recomputes the levels above `pending`'s committed levels.
-    ///
-    /// # Errors
-    /// Corrupt chunks, I/O or cancellation.
-    pub fn aggregate_pending<T: Element>(
+    fn aggregate_pending<T: Element>(
         &self,
         pending: &PendingWrite,
         progress: &dyn ProgressSink,
@@ -219,29 +281,35 @@ impl Store {
     }
 
     /// Rolls every unfinished write back (staging) or forward (committing,
-    /// aggregating) and clears its record. Returns how many were repaired.
+    /// aggregating). A write whose aggregates cannot be recomputed because a
+    /// chunk is corrupt keeps its record (verify names the chunk) and does
+    /// not block the others. Returns how many were repaired.
     ///
     /// # Errors
-    /// Read-only store, corrupt chunks, I/O or cancellation.
+    /// Read-only store, I/O or cancellation.
     pub fn repair_pending<T: Element>(
         &self,
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<usize, EngineError> {
-        let pending = self.pending_writes()?;
-        for p in &pending {
-            match p.phase {
-                Phase::Staging => self.discard_staged(p)?,
-                Phase::Committing => {
-                    self.commit_staged(p)?;
-                    self.aggregate_pending::<T>(p, progress, cancel)?;
-                }
-                Phase::Aggregating => {
-                    self.aggregate_pending::<T>(p, progress, cancel)?;
-                }
+        self.check_writable()?;
+        let mut repaired = 0;
+        for p in self.pending_writes()? {
+            let result = match p.phase {
+                Phase::Staging => self
+                    .discard_staged(&p)
+                    .and_then(|()| self.journal_end(p.id)),
+                Phase::Committing => self.finish_commit::<T>(&p, progress, cancel).map(drop),
+                Phase::Aggregating => self
+                    .aggregate_pending::<T>(&p, progress, cancel)
+                    .and_then(|_| self.journal_end(p.id)),
+            };
+            match result {
+                Ok(()) => repaired += 1,
+                Err(EngineError::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
             }
-            self.journal_end(p.id)?;
         }
-        Ok(pending.len())
+        Ok(repaired)
     }
 }

@@ -22,7 +22,7 @@ pub use dtype::{DType, Element};
 pub use error::EngineError;
 pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
 pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
-pub use journal::{PendingWrite, Phase};
+pub use journal::{PendingWrite, Phase, WriteTxn};
 pub use read::Raster;
 pub use store::{Store, TimeState};
 pub use structure::{

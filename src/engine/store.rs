@@ -42,6 +42,8 @@ pub struct Store {
     grid: Grid,
     time: RwLock<TimeState>,
     lock: Option<Box<dyn WriterLock>>,
+    /// Serialises writes within this process (see `journal::WriteTxn`).
+    serial: std::sync::Mutex<()>,
 }
 
 impl Store {
@@ -67,6 +69,7 @@ impl Store {
             grid,
             time: RwLock::new(TimeState::default()),
             lock: Some(lock),
+            serial: std::sync::Mutex::new(()),
         };
         store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
         for level in 0..=grid.top_level() {
@@ -126,6 +129,7 @@ impl Store {
             grid,
             time: RwLock::new(meta.time),
             lock: None,
+            serial: std::sync::Mutex::new(()),
         })
     }
 
@@ -217,6 +221,13 @@ impl Store {
                 got: T::DTYPE,
             })
         }
+    }
+
+    pub(crate) fn write_serial(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded value is (); a panic in another write leaves nothing torn.
+        self.serial
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn check_writable(&self) -> Result<(), EngineError> {
@@ -472,11 +483,17 @@ impl Store {
     /// # Errors
     /// I/O.
     pub fn list_chunks(&self, level: u8) -> Result<Vec<(u32, ChunkLoc, u64)>, EngineError> {
+        self.grid.check_level(level)?;
         let listed = self.storage.list(&zarr::level_prefix(level))?;
         Ok(listed
             .into_iter()
             .filter_map(|(k, n)| {
                 zarr::parse_chunk_key(&self.structure, k.as_str()).map(|(t, loc)| (t, loc, n))
+            })
+            // A stray file with out-of-range indices is not a chunk.
+            .filter(|(_, loc, _)| {
+                let n = self.grid.chunks_per_side(level);
+                loc.level == level && loc.row < n && loc.col < n
             })
             .collect())
     }

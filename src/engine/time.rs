@@ -39,7 +39,7 @@ impl TimeAxis {
     /// # Errors
     /// A reason when the instant is before the origin or between steps.
     pub fn regular_index(origin: i64, step: i64, instant: i64) -> Result<u32, String> {
-        let offset = instant - origin;
+        let offset = instant.checked_sub(origin).unwrap_or(-1);
         if offset < 0 || offset % step != 0 {
             return Err(format!(
                 "{} is not on the time axis (origin {}, step {step} s)",

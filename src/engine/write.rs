@@ -97,9 +97,8 @@ impl Store {
                 got: data.dim(),
             });
         }
-        let t = self.time_index(instant, true)?;
         self.patch(
-            t,
+            instant,
             window,
             Patch::Data(data),
             &NoProgress,
@@ -122,12 +121,15 @@ impl Store {
         let Some(window) = self.grid().cover_clipped(0, extent) else {
             return Ok(WriteReport::default());
         };
-        self.patch::<T>(t, window, Patch::Clear, progress, cancel)
+        if t >= self.time_state().length.max(1) {
+            return Err(EngineError::Time(format!("time index {t} holds no data")));
+        }
+        self.patch::<T>(self.instant_of(t), window, Patch::Clear, progress, cancel)
     }
 
     fn patch<T: Element>(
         &self,
-        t: u32,
+        instant: Option<i64>,
         window: Window,
         patch: Patch<'_, T>,
         progress: &dyn ProgressSink,
@@ -143,15 +145,25 @@ impl Store {
             }
             .into());
         }
-        // Recorded until every ancestor is recomputed, so a kill is repaired.
-        let id = self.journal_begin(t, window, super::journal::Phase::Aggregating, 0)?;
+        // Staged and committed as a whole: a failure or cancel changes nothing.
+        let txn = self.begin_write(instant, window, 0)?;
         let mut cache = ChunkCache::new();
-        let changed = self.apply_base(t, window, patch, &mut cache, Visibility::Live, cancel)?;
+        let changed = match self.apply_base(
+            txn.t(),
+            window,
+            patch,
+            &mut cache,
+            Visibility::Staged,
+            cancel,
+        ) {
+            Ok(changed) => changed,
+            Err(e) => {
+                txn.abort()?;
+                return Err(e);
+            }
+        };
         let base_chunks = changed.len() as u64;
-        let top = self.grid().top_level();
-        let pyramid_chunks =
-            self.aggregate_up(t, changed, cache, top, Schedule::LIVE, progress, cancel)?;
-        self.journal_end(id)?;
+        let pyramid_chunks = txn.commit::<T>(progress, cancel)?;
         Ok(WriteReport {
             base_chunks,
             pyramid_chunks,
@@ -183,8 +195,20 @@ impl Store {
             let Some(overlap) = chunk_window.intersect(&window) else {
                 continue;
             };
-            let old = self.read_chunk::<T>(t, loc)?;
             let full = overlap == chunk_window;
+            let old = match patch {
+                // A whole chunk cleared: only whether it exists matters.
+                Patch::Clear if full => self
+                    .chunk_exists(t, loc)?
+                    .then(|| Array3::from_elem(self.chunk_dim(), nodata)),
+                _ => match self.read_chunk::<T>(t, loc) {
+                    Ok(old) => old,
+                    // A write over a corrupt chunk replaces it; the cells it
+                    // does not cover were lost with the corruption.
+                    Err(EngineError::Corrupt { .. }) => None,
+                    Err(e) => return Err(e),
+                },
+            };
             let new = match patch {
                 Patch::Clear if full => None,
                 Patch::Clear => old.clone().map(|mut c| {

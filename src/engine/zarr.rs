@@ -64,6 +64,12 @@ pub fn parse_chunk_key(structure: &Structure, key: &str) -> Option<(u32, ChunkLo
 fn fill_value(dtype: DType, nodata: f64) -> Value {
     if nodata.is_nan() {
         json!("NaN")
+    } else if nodata.is_infinite() {
+        json!(if nodata > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        })
     } else if dtype.is_float() {
         json!(nodata)
     } else {

@@ -13,7 +13,7 @@ use super::source::{Source, gdal_reason, one_line};
 use super::{IoError, fits, warp};
 use crate::engine::aggregate::is_valid;
 use crate::engine::{
-    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Phase, Progress,
+    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Progress,
     ProgressSink, Resampling, Schedule, Store, Visibility, Window,
 };
 use crate::with_dtype;
@@ -114,42 +114,22 @@ fn ingest_typed<T: GdalCell>(
     };
     drop(dataset);
     let engine = |e: EngineError| IoError::engine(path, e);
-    let t = store.planned_time_index(options.instant).map_err(engine)?;
     let grid = store.grid();
     let block_level = BLOCK_LEVELS.min(grid.top_level());
     // Chunks up to the block level are staged (invisible) and committed only
     // once every block is read, so a failure leaves the store as it was.
-    let journal = store
-        .journal_begin(t, plan.window, Phase::Staging, block_level)
+    let txn = store
+        .begin_write(options.instant, plan.window, block_level)
         .map_err(engine)?;
-    let pending = store
-        .pending_writes()
-        .map_err(engine)?
-        .into_iter()
-        .find(|p| p.id == journal)
-        .ok_or_else(|| engine(EngineError::Time("journal record vanished".into())))?;
-    let staged = stage_blocks::<T>(store, &plan, t, block_level, path, progress, cancel);
+    let staged = stage_blocks::<T>(store, &plan, txn.t(), block_level, path, progress, cancel);
     let (base_chunks, block_aggregates) = match staged {
         Ok(counts) => counts,
         Err(e) => {
-            // Roll back: drop what was staged; the store is as before.
-            store.discard_staged(&pending).map_err(engine)?;
-            store.journal_end(journal).map_err(engine)?;
+            txn.abort().map_err(engine)?;
             return Err(e);
         }
     };
-    store.time_index(options.instant, true).map_err(engine)?;
-    store
-        .journal_phase(journal, Phase::Committing)
-        .map_err(engine)?;
-    store.commit_staged(&pending).map_err(engine)?;
-    store
-        .journal_phase(journal, Phase::Aggregating)
-        .map_err(engine)?;
-    let pyramid_chunks = store
-        .aggregate_pending::<T>(&pending, progress, cancel)
-        .map_err(engine)?;
-    store.journal_end(journal).map_err(engine)?;
+    let pyramid_chunks = txn.commit::<T>(progress, cancel).map_err(engine)?;
     Ok(IngestReport {
         path: path.into(),
         warped: plan.warped,
@@ -298,12 +278,38 @@ fn plan(store: &Store, source: &Source, dataset: &Dataset) -> Result<Option<Plan
     let on_grid = col.fract() == 0.0 && row.fract() == 0.0;
     let outside = |e: crate::engine::GridError| IoError::engine(path, e.into());
     if same_crs && source.is_north_up() && same_cells && on_grid {
-        let b = source.bounds();
-        let extent = Extent::new(b[0], b[1], b[2], b[3]).map_err(|reason| IoError::Mismatch {
-            path: path.clone(),
-            reason,
-        })?;
-        let window = grid.cover(0, &extent).map_err(outside)?;
+        // The window is the corner cell plus the raster's own size: rounding
+        // the far edges could add a column the source does not have.
+        let outside_domain = || {
+            let b = source.bounds();
+            let extent = Extent {
+                min_x: b[0],
+                min_y: b[1],
+                max_x: b[2],
+                max_y: b[3],
+            };
+            IoError::engine(
+                path,
+                crate::engine::GridError::OutsideDomain {
+                    extent,
+                    domain: grid.domain(),
+                }
+                .into(),
+            )
+        };
+        if col < 0.0 || row < 0.0 {
+            return Err(outside_domain());
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let window = Window {
+            row: row as u64,
+            col: col as u64,
+            rows: source.size.1 as u64,
+            cols: source.size.0 as u64,
+        };
+        if window.intersect(&grid.full_window(0)) != Some(window) {
+            return Err(outside_domain());
+        }
         return Ok(Some(Plan {
             dataset_path: path.display().to_string(),
             window,
@@ -445,8 +451,10 @@ fn read_block<T: GdalCell>(
             // Compare in the source's type when the store's type holds it.
             Validity::Value(v) if T::DTYPE.holds(*v) => {
                 let nodata = T::from_f64(*v);
+                #[allow(clippy::eq_op)]
+                let is_source_nodata = |x: &T| *x == nodata || (v.is_nan() && x != x);
                 for x in &mut values {
-                    if *x == nodata {
+                    if is_source_nodata(x) {
                         *x = store_nodata;
                     } else if collides(x) {
                         collisions += 1;

@@ -215,7 +215,12 @@ impl TagArray {
             bytes.resize(inline, 0);
             bytes
         } else {
-            let at = file.seek(SeekFrom::End(0)).map_err(io)?;
+            let mut at = file.seek(SeekFrom::End(0)).map_err(io)?;
+            if at % 2 == 1 {
+                // TIFF wants arrays on word boundaries.
+                file.write_all(&[0]).map_err(io)?;
+                at += 1;
+            }
             file.write_all(&bytes).map_err(io)?;
             if self.big {
                 at.to_le_bytes().to_vec()
