@@ -39,5 +39,6 @@
 pub mod cli;
 pub mod engine;
 pub mod gdal_io;
+pub mod gui;
 pub mod render;
 pub mod storage;

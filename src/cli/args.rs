@@ -8,9 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "gridstore", version, about, propagate_version = true)]
 pub struct Cli {
-    /// What to do.
+    /// What to do; without a command the explorer opens.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
@@ -68,6 +68,20 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Open the explorer (the default without a command).
+    Gui {
+        /// The store folder (default: a demo store built from assets/).
+        store: Option<PathBuf>,
+        /// Save a screenshot here once the visible tiles are loaded, then exit.
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
+        /// Pin this level.
+        #[arg(long)]
+        level: Option<u8>,
+        /// Show this extent (MINX,MINY,MAXX,MAXY in the store's CRS).
+        #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
+        bbox: Option<Extent>,
     },
     /// Build a demo store from the sample rasters in assets/ and show it.
     Demo {

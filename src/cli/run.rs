@@ -16,8 +16,17 @@ use std::process::ExitCode;
 /// # Errors
 /// Any failure, as a one-line message naming the file or store.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let cancel = cancel_on_interrupt();
-    match cli.command {
+    let Some(command) = cli.command else {
+        crate::gui::run(crate::gui::GuiOptions::default())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    // Long jobs stop cleanly on Ctrl-C (the explorer handles its own).
+    let cancel = if matches!(command, Command::Gui { .. }) {
+        CancelToken::new()
+    } else {
+        cancel_on_interrupt()
+    };
+    match command {
         Command::Create(args) => {
             let store = create::create(&args)?;
             println!("created {}", store.location());
@@ -67,6 +76,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { store } => demo(&store),
+        Command::Gui {
+            store,
+            screenshot,
+            level,
+            bbox,
+        } => {
+            crate::gui::run(crate::gui::GuiOptions {
+                store,
+                level,
+                bbox,
+                screenshot,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

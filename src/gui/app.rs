@@ -1,0 +1,444 @@
+//! The explorer's state and frame: store summary, map, status bar.
+//!
+//! Opening a store, building the demo store and rendering tiles all run off
+//! the UI thread; results come back over bounded channels.
+
+use super::map::{Drawn, MapView};
+use super::tiles::{Style, TileCache};
+use crate::engine::{Extent, Store};
+use crate::render::{ColorMap, Stretch};
+use crate::storage::FolderStorage;
+use crate::with_dtype;
+use egui::RichText;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+
+/// How the explorer starts.
+#[derive(Debug, Clone, Default)]
+pub struct GuiOptions {
+    /// The store to open; `None` opens the demo store.
+    pub store: Option<PathBuf>,
+    /// A level to pin at start.
+    pub level: Option<u8>,
+    /// An extent to show at start (store CRS).
+    pub bbox: Option<Extent>,
+    /// Save a screenshot here once the visible tiles are loaded, then quit.
+    pub screenshot: Option<PathBuf>,
+}
+
+/// A store that finished opening.
+pub struct Opened {
+    /// The store, shared with tile workers.
+    pub store: Arc<Store>,
+    /// Where it lives.
+    pub path: PathBuf,
+    /// The extent of its data, if any.
+    pub data: Option<Extent>,
+    /// Chunks and bytes per level.
+    pub levels: Vec<(u8, u64, u64)>,
+    /// The stretch of band 1 (and 2, 3 for RGB) from the master chunk.
+    pub stretch: [Stretch; 3],
+}
+
+enum StoreState {
+    Empty,
+    Loading(String, Receiver<Result<Opened, String>>),
+    Open(Box<Opened>),
+    Failed(String),
+}
+
+/// What `--screenshot` is waiting for.
+enum Shot {
+    None,
+    Waiting { path: PathBuf, settled: u32 },
+    Taken(Arc<Mutex<Option<Result<(), String>>>>),
+}
+
+/// The explorer application.
+pub struct Explorer {
+    ctx: egui::Context,
+    state: StoreState,
+    /// The map view.
+    pub map: MapView,
+    /// The tile cache.
+    pub tiles: TileCache,
+    color_map: ColorMap,
+    drawn: Drawn,
+    shot: Shot,
+    bbox: Option<Extent>,
+    /// Set when a screenshot run finished: its outcome.
+    pub outcome: Arc<Mutex<Option<Result<(), String>>>>,
+}
+
+impl Explorer {
+    /// The explorer, starting to open the store of `options` (or the demo).
+    #[must_use]
+    pub fn new(ctx: egui::Context, options: &GuiOptions) -> Self {
+        let mut app = Self {
+            tiles: TileCache::new(ctx.clone(), 512),
+            ctx,
+            state: StoreState::Empty,
+            map: MapView {
+                pinned: options.level,
+                ..MapView::default()
+            },
+            color_map: ColorMap::Viridis,
+            drawn: Drawn::default(),
+            shot: options
+                .screenshot
+                .clone()
+                .map_or(Shot::None, |path| Shot::Waiting { path, settled: 0 }),
+            bbox: options.bbox,
+            outcome: Arc::new(Mutex::new(None)),
+        };
+        match &options.store {
+            Some(path) => app.open(path.clone()),
+            None => app.open_demo(),
+        }
+        app
+    }
+
+    /// Starts opening `path` in the background.
+    pub fn open(&mut self, path: PathBuf) {
+        let (tx, rx) = sync_channel(1);
+        let ctx = self.ctx.clone();
+        let label = path.display().to_string();
+        std::thread::spawn(move || {
+            tx.send(load(&path)).ok();
+            ctx.request_repaint();
+        });
+        self.state = StoreState::Loading(label, rx);
+    }
+
+    /// Builds (once) and opens the demo store from the sample data.
+    pub fn open_demo(&mut self) {
+        let (tx, rx) = sync_channel(1);
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            let result = super::demo::demo_store().and_then(|path| load(&path));
+            tx.send(result).ok();
+            ctx.request_repaint();
+        });
+        self.state = StoreState::Loading("demo store".into(), rx);
+    }
+
+    /// The open store, if any.
+    #[must_use]
+    pub fn opened(&self) -> Option<&Opened> {
+        match &self.state {
+            StoreState::Open(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Why the store failed to open, if it did.
+    #[must_use]
+    pub fn error(&self) -> Option<&str> {
+        match &self.state {
+            StoreState::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// One frame of the whole window.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        if let StoreState::Loading(_, rx) = &self.state
+            && let Ok(result) = rx.try_recv()
+        {
+            self.tiles.clear();
+            self.map.fitted = false;
+            self.state = match result {
+                Ok(opened) => StoreState::Open(Box::new(opened)),
+                Err(e) => StoreState::Failed(e),
+            };
+        }
+        self.tiles.begin_frame();
+        egui::Panel::left("store")
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
+            });
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+        self.screenshot();
+    }
+
+    fn side_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("gridstore");
+        if ui.button("Open store…").clicked() {
+            self.pick_store();
+        }
+        ui.separator();
+        let Some(opened) = self.opened() else {
+            match &self.state {
+                StoreState::Loading(what, _) => ui.label(format!("opening {what}…")),
+                StoreState::Failed(e) => ui.colored_label(egui::Color32::LIGHT_RED, e.clone()),
+                _ => ui.label("no store"),
+            };
+            return;
+        };
+        let s = opened.store.structure();
+        ui.label(RichText::new(opened.path.display().to_string()).strong());
+        egui::Grid::new("structure").num_columns(2).show(ui, |ui| {
+            let crs = s.crs.epsg.map_or_else(
+                || s.crs.name.clone(),
+                |c| format!("EPSG:{c} {}", s.crs.name),
+            );
+            for (k, v) in [
+                ("CRS", crs),
+                (
+                    "cell size",
+                    format!("{} × {}", s.cell_size[0], s.cell_size[1]),
+                ),
+                ("chunk", format!("{} × {}", s.chunk[0], s.chunk[1])),
+                ("type", format!("{}  nodata {}", s.dtype, s.nodata)),
+                ("aggregate", s.aggregate.to_string()),
+                ("codec", s.codec.to_string()),
+                ("bands", s.band_count().to_string()),
+            ] {
+                ui.label(k);
+                ui.label(v);
+                ui.end_row();
+            }
+        });
+        ui.separator();
+        self.view_controls(ui);
+        let Some(opened) = self.opened() else { return };
+        ui.separator();
+        ui.label(RichText::new("Levels").strong());
+        egui::Grid::new("levels")
+            .num_columns(3)
+            .striped(true)
+            .show(ui, |ui| {
+                ui.label("level");
+                ui.label("chunks");
+                ui.label("bytes");
+                ui.end_row();
+                for (level, chunks, bytes) in &opened.levels {
+                    ui.label(level.to_string());
+                    ui.label(chunks.to_string());
+                    ui.label(human_bytes(*bytes));
+                    ui.end_row();
+                }
+            });
+    }
+
+    fn view_controls(&mut self, ui: &mut egui::Ui) {
+        let Some(top) = self.opened().map(|o| o.store.grid().top_level()) else {
+            return;
+        };
+        let mut pinned = self.map.pinned;
+        egui::ComboBox::from_label("level")
+            .selected_text(pinned.map_or_else(|| "follow zoom".into(), |l| format!("pinned {l}")))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut pinned, None, "follow zoom");
+                for l in 0..=top {
+                    ui.selectable_value(&mut pinned, Some(l), format!("level {l}"));
+                }
+            });
+        self.map.pinned = pinned;
+        let mut map = self.color_map;
+        egui::ComboBox::from_label("colours")
+            .selected_text(format!("{map:?}"))
+            .show_ui(ui, |ui| {
+                for m in [ColorMap::Viridis, ColorMap::Terrain, ColorMap::Greyscale] {
+                    ui.selectable_value(&mut map, m, format!("{m:?}"));
+                }
+            });
+        if map != self.color_map {
+            self.color_map = map;
+            self.tiles.clear();
+        }
+        ui.checkbox(&mut self.map.grid, "chunk grid");
+    }
+
+    fn status_bar(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(format!("level {}", self.drawn.level));
+            if let Some(r) = &self.drawn.readout {
+                ui.separator();
+                ui.monospace(format!("x {:.3}  y {:.3}", r.x, r.y));
+                if let Some(loc) = r.loc {
+                    ui.separator();
+                    ui.monospace(format!("chunk {loc}"));
+                }
+                ui.separator();
+                ui.monospace(
+                    r.value
+                        .map_or_else(|| "no data".into(), |v| format!("value {v}")),
+                );
+            }
+            if self.drawn.missing > 0 {
+                ui.separator();
+                ui.label(format!("loading {} tiles", self.drawn.missing));
+            }
+            if let Some(e) = &self.tiles.last_error {
+                ui.separator();
+                ui.colored_label(egui::Color32::LIGHT_RED, e);
+            }
+        });
+    }
+
+    fn central(&mut self, ui: &mut egui::Ui) {
+        let StoreState::Open(opened) = &self.state else {
+            ui.centered_and_justified(|ui| ui.label("Open a store folder to explore it."));
+            return;
+        };
+        let store = opened.store.clone();
+        if !self.map.fitted
+            && let Some(extent) = self.bbox.or(opened.data)
+        {
+            self.map.fit(&extent, ui.available_size());
+        }
+        let style = Style {
+            map: self.color_map,
+            stretch: opened.stretch,
+        };
+        let t = store.time_indices().first().copied().unwrap_or(0);
+        self.drawn = self.map.show(ui, &store, t, &mut self.tiles, style);
+    }
+
+    fn pick_store(&mut self) {
+        let (tx, rx) = sync_channel(1);
+        let ctx = self.ctx.clone();
+        // rfd dialogs block: run one off the UI thread.
+        std::thread::spawn(move || {
+            let picked = rfd::FileDialog::new()
+                .set_title("Open a gridstore folder")
+                .pick_folder();
+            let result = match picked {
+                Some(path) => load(&path),
+                None => Err("no folder chosen".into()),
+            };
+            tx.send(result).ok();
+            ctx.request_repaint();
+        });
+        self.state = StoreState::Loading("chosen folder".into(), rx);
+    }
+
+    fn screenshot(&mut self) {
+        let ready = self.opened().is_some()
+            && self.map.fitted
+            && self.drawn.missing == 0
+            && self.tiles.loading() == 0;
+        match &mut self.shot {
+            Shot::Waiting { path, settled } => {
+                if let StoreState::Failed(e) = &self.state {
+                    *self
+                        .outcome
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Err(e.clone()));
+                    self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    return;
+                }
+                *settled = if ready { *settled + 1 } else { 0 };
+                self.ctx.request_repaint();
+                if *settled >= 3 {
+                    let path = path.clone();
+                    let done = Arc::new(Mutex::new(None));
+                    let slot = done.clone();
+                    let ctx = self.ctx.clone();
+                    self.ctx
+                        .request_screenshot(move |image: Arc<egui::ColorImage>| {
+                            let [w, h] = image.size;
+                            let bytes: Vec<u8> =
+                                image.pixels.iter().flat_map(|p| p.to_array()).collect();
+                            let saved = u32::try_from(w)
+                                .and_then(|w| u32::try_from(h).map(|h| (w, h)))
+                                .map_err(|e| e.to_string())
+                                .and_then(|(w, h)| {
+                                    image::save_buffer(
+                                        &path,
+                                        &bytes,
+                                        w,
+                                        h,
+                                        image::ExtendedColorType::Rgba8,
+                                    )
+                                    .map_err(|e| format!("{}: {e}", path.display()))
+                                });
+                            *slot
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(saved);
+                            ctx.request_repaint();
+                        });
+                    self.shot = Shot::Taken(done);
+                }
+            }
+            Shot::Taken(done) => {
+                let result = done
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                if let Some(result) = result {
+                    *self
+                        .outcome
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
+                    self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    self.shot = Shot::None;
+                } else {
+                    self.ctx.request_repaint();
+                }
+            }
+            Shot::None => {}
+        }
+    }
+}
+
+impl eframe::App for Explorer {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+/// Opens a store and gathers what the explorer shows about it (off the UI thread).
+fn load(path: &PathBuf) -> Result<Opened, String> {
+    let storage =
+        FolderStorage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let store = Store::open(Arc::new(storage)).map_err(|e| e.to_string())?;
+    let grid = *store.grid();
+    let t = store.time_indices().first().copied().unwrap_or(0);
+    let (data, stretch) = with_dtype!(store.structure().dtype, T => {
+        let data = store.data_window::<T>(t).map_err(|e| e.to_string())?.map(|w| grid.window_extent(0, &w));
+        let master = store.master_chunk(t).map_err(|e| e.to_string())?;
+        let chunk = match master {
+            Some(m) => store.read_chunk::<T>(t, m).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let nodata: T = store.nodata();
+        let fallback = Stretch { min: 0.0, max: 1.0 };
+        let stretch = [0, 1, 2].map(|b| {
+            chunk
+                .as_ref()
+                .filter(|c| b < c.dim().0)
+                .and_then(|c| Stretch::percentiles(&c.view(), b, nodata, 2.0, 98.0))
+                .unwrap_or(fallback)
+        });
+        (data, stretch)
+    });
+    let levels = (0..=grid.top_level())
+        .map(|l| {
+            let chunks = store.list_chunks(l).map_err(|e| e.to_string())?;
+            Ok((l, chunks.len() as u64, chunks.iter().map(|c| c.2).sum()))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Opened {
+        store: Arc::new(store),
+        path: path.clone(),
+        data,
+        levels,
+        stretch,
+    })
+}
+
+fn human_bytes(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let v = n as f64;
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", v / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", v / 1e6),
+        _ => format!("{:.2} GB", v / 1e9),
+    }
+}

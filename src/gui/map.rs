@@ -1,0 +1,233 @@
+//! The map view: pan, zoom, the level that follows the zoom (or a pinned
+//! one), tiles with coarser placeholders, the chunk grid, and the cursor
+//! readout.
+
+use super::tiles::{Style, TileCache, TileKey};
+use crate::engine::{ChunkLoc, Extent, Store};
+use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
+use std::sync::Arc;
+
+/// Most tiles drawn at once; beyond it the view steps to a coarser level.
+const MAX_TILES: usize = 600;
+
+/// Where the map looks and how it draws.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapView {
+    /// CRS coordinates at the centre of the view.
+    pub center: [f64; 2],
+    /// CRS units per screen point.
+    pub units_per_point: f64,
+    /// A level to show whatever the zoom.
+    pub pinned: Option<u8>,
+    /// Draw chunk outlines and locations.
+    pub grid: bool,
+    /// Whether the view was fitted to the data yet.
+    pub fitted: bool,
+}
+
+impl Default for MapView {
+    fn default() -> Self {
+        Self {
+            center: [0.0, 0.0],
+            units_per_point: 1.0,
+            pinned: None,
+            grid: false,
+            fitted: false,
+        }
+    }
+}
+
+/// What the cursor is over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readout {
+    /// CRS coordinates.
+    pub x: f64,
+    /// CRS coordinates.
+    pub y: f64,
+    /// The chunk under the cursor at the shown level.
+    pub loc: Option<ChunkLoc>,
+    /// Band-1 value there, if its tile is loaded and holds data.
+    pub value: Option<f32>,
+}
+
+/// What one frame of the map showed.
+#[derive(Debug, Clone, Default)]
+pub struct Drawn {
+    /// The level shown.
+    pub level: u8,
+    /// Visible tiles not loaded yet.
+    pub missing: usize,
+    /// The cursor readout, when hovering.
+    pub readout: Option<Readout>,
+}
+
+impl MapView {
+    /// Centres on `extent` so that it fills `size` points.
+    pub fn fit(&mut self, extent: &Extent, size: Vec2) {
+        self.center = [
+            (extent.min_x + extent.max_x) / 2.0,
+            (extent.min_y + extent.max_y) / 2.0,
+        ];
+        let sx = extent.width() / f64::from(size.x.max(1.0));
+        let sy = extent.height() / f64::from(size.y.max(1.0));
+        self.units_per_point = sx.max(sy) * 1.05;
+        self.fitted = true;
+    }
+
+    fn to_screen(&self, rect: Rect, x: f64, y: f64) -> Pos2 {
+        let c = rect.center();
+        #[allow(clippy::cast_possible_truncation)]
+        Pos2::new(
+            c.x + ((x - self.center[0]) / self.units_per_point) as f32,
+            c.y - ((y - self.center[1]) / self.units_per_point) as f32,
+        )
+    }
+
+    fn to_world(&self, rect: Rect, p: Pos2) -> (f64, f64) {
+        let c = rect.center();
+        (
+            self.center[0] + f64::from(p.x - c.x) * self.units_per_point,
+            self.center[1] - f64::from(p.y - c.y) * self.units_per_point,
+        )
+    }
+
+    /// The level to show: pinned, else about one cell per physical pixel.
+    #[must_use]
+    pub fn level(&self, store: &Store, pixels_per_point: f32) -> u8 {
+        if let Some(level) = self.pinned {
+            return level.min(store.grid().top_level());
+        }
+        let per_pixel = self.units_per_point / f64::from(pixels_per_point.max(0.1));
+        store.level_for([per_pixel, per_pixel])
+    }
+
+    /// Handles input and draws the map into the whole of `ui`.
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        store: &Arc<Store>,
+        t: u32,
+        tiles: &mut TileCache,
+        style: Style,
+    ) -> Drawn {
+        let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+        if response.dragged() {
+            let d = response.drag_delta();
+            self.center[0] -= f64::from(d.x) * self.units_per_point;
+            self.center[1] += f64::from(d.y) * self.units_per_point;
+        }
+        if let Some(hover) = response.hover_pos() {
+            let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
+            let factor = f64::from((-scroll * 0.002).exp() / pinch);
+            if (factor - 1.0).abs() > 1e-6 {
+                // Zoom about the cursor: the point under it stays put.
+                let before = self.to_world(rect, hover);
+                self.units_per_point = (self.units_per_point * factor).clamp(1e-9, 1e12);
+                let after = self.to_world(rect, hover);
+                self.center[0] += before.0 - after.0;
+                self.center[1] += before.1 - after.1;
+            }
+        }
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, Color32::from_gray(24));
+        let grid = store.grid();
+        let mut level = self.level(store, ui.ctx().pixels_per_point());
+        let (x0, y1) = self.to_world(rect, rect.left_top());
+        let (x1, y0) = self.to_world(rect, rect.right_bottom());
+        let Ok(view) = Extent::new(x0, y0, x1, y1) else {
+            return Drawn::default();
+        };
+        // Step coarser while the view would need too many tiles.
+        let chunks = loop {
+            let chunks: Vec<ChunkLoc> = grid
+                .cover_clipped(level, &view)
+                .map(|w| grid.chunks_in(level, &w).collect())
+                .unwrap_or_default();
+            if chunks.len() <= MAX_TILES || level >= grid.top_level() {
+                break chunks;
+            }
+            level += 1;
+        };
+        let mut missing = 0;
+        for loc in &chunks {
+            let key = TileKey { t, loc: *loc };
+            let target = self.chunk_rect(rect, store, *loc);
+            if let Some(tile) = tiles.get(store, key, style, true) {
+                if let Some(texture) = &tile.texture {
+                    painter.image(
+                        texture.id(),
+                        target,
+                        Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                        Color32::WHITE,
+                    );
+                }
+                continue;
+            }
+            missing += 1;
+            // Placeholder: the nearest loaded ancestor's part of this chunk.
+            let mut ancestor = *loc;
+            let mut uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+            while ancestor.level < grid.top_level() {
+                let (qr, qc) = ancestor.quadrant();
+                let half = uv.size() / 2.0;
+                let min = Pos2::new(
+                    uv.min.x / 2.0 + qc as f32 * 0.5,
+                    uv.min.y / 2.0 + qr as f32 * 0.5,
+                );
+                uv = Rect::from_min_size(min, half);
+                ancestor = ancestor.parent();
+                let request = ancestor.level == loc.level + 1;
+                if let Some(tile) = tiles.get(store, TileKey { t, loc: ancestor }, style, request) {
+                    if let Some(texture) = &tile.texture {
+                        painter.image(texture.id(), target, uv, Color32::WHITE);
+                    }
+                    break;
+                }
+            }
+        }
+        if self.grid {
+            let stroke = Stroke::new(1.0, Color32::from_rgba_unmultiplied(255, 255, 255, 90));
+            for loc in &chunks {
+                let r = self.chunk_rect(rect, store, *loc);
+                painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Inside);
+                if r.width() > 90.0 {
+                    painter.text(
+                        r.left_top() + Vec2::splat(4.0),
+                        egui::Align2::LEFT_TOP,
+                        loc.to_string(),
+                        egui::FontId::monospace(11.0),
+                        Color32::WHITE,
+                    );
+                }
+            }
+        }
+        let readout = response.hover_pos().map(|p| {
+            let (x, y) = self.to_world(rect, p);
+            let found = grid.locate(level, x, y);
+            let value = found.and_then(|(loc, r, c)| {
+                let tile = tiles.get(store, TileKey { t, loc }, style, false)?;
+                let v = *tile.values.get(r * grid.chunk_shape()[0] as usize + c)?;
+                (!v.is_nan()).then_some(v)
+            });
+            Readout {
+                x,
+                y,
+                loc: found.map(|f| f.0),
+                value,
+            }
+        });
+        Drawn {
+            level,
+            missing,
+            readout,
+        }
+    }
+
+    fn chunk_rect(&self, rect: Rect, store: &Store, loc: ChunkLoc) -> Rect {
+        let e = store.grid().chunk_extent(loc);
+        Rect::from_min_max(
+            self.to_screen(rect, e.min_x, e.max_y),
+            self.to_screen(rect, e.max_x, e.min_y),
+        )
+    }
+}

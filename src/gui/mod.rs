@@ -1,0 +1,52 @@
+//! The explorer: an eframe/egui desktop app over the engine.
+//!
+//! The UI thread never does I/O, decoding or aggregation: stores open on a
+//! background thread and tiles render on the rayon pool, and both report
+//! back over bounded channels that wake the UI.
+
+mod app;
+mod demo;
+mod map;
+mod tiles;
+
+pub use app::{Explorer, GuiOptions, Opened};
+pub use map::{MapView, Readout};
+
+/// Runs the explorer window until it is closed.
+///
+/// # Errors
+/// The window cannot be created, or a `--screenshot` run failed.
+pub fn run(options: GuiOptions) -> anyhow::Result<()> {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1280.0, 800.0])
+            .with_title("gridstore"),
+        ..eframe::NativeOptions::default()
+    };
+    let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = outcome.clone();
+    eframe::run_native(
+        "gridstore",
+        native,
+        Box::new(move |cc| {
+            let app = Explorer::new(cc.egui_ctx.clone(), &options);
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(app.outcome.clone());
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the explorer window: {e}"))?;
+    let result = outcome
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    match result.and_then(|o| {
+        o.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }) {
+        Some(Err(e)) => anyhow::bail!("screenshot failed: {e}"),
+        _ => Ok(()),
+    }
+}

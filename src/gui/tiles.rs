@@ -1,0 +1,242 @@
+//! Map tiles: chunks read, decoded and colour-mapped on the rayon pool, kept
+//! as textures in a bounded cache.
+//!
+//! The UI thread only requests tiles and uploads finished images; results
+//! come back over a bounded channel and wake the UI with `request_repaint`.
+
+use crate::engine::{ChunkLoc, Element, Store};
+use crate::render::{ColorMap, Stretch, to_rgba};
+use crate::with_dtype;
+use egui::{ColorImage, TextureHandle, TextureOptions};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+/// A tile: one chunk at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TileKey {
+    /// Time index.
+    pub t: u32,
+    /// The chunk.
+    pub loc: ChunkLoc,
+}
+
+/// How tiles are coloured; changing it invalidates the cache.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Style {
+    /// The colour ramp.
+    pub map: ColorMap,
+    /// Value range of the ramp (per band for RGB composites).
+    pub stretch: [Stretch; 3],
+}
+
+/// A tile that finished loading.
+pub struct Tile {
+    /// The texture, or `None` for a chunk without data.
+    pub texture: Option<TextureHandle>,
+    /// Band-1 values (row-major) for the cursor readout; NaN is nodata.
+    pub values: Arc<[f32]>,
+}
+
+enum Slot {
+    Loading,
+    Ready(Tile),
+}
+
+type Loaded = (TileKey, u64, Result<Option<(ColorImage, Vec<f32>)>, String>);
+
+/// The bounded texture cache and its loader.
+pub struct TileCache {
+    slots: HashMap<TileKey, (Slot, u64)>,
+    capacity: usize,
+    frame: u64,
+    generation: u64,
+    sender: SyncSender<Loaded>,
+    receiver: Receiver<Loaded>,
+    ctx: egui::Context,
+    /// The last error a tile load hit, for the status bar.
+    pub last_error: Option<String>,
+}
+
+impl TileCache {
+    /// A cache of at most `capacity` tiles.
+    #[must_use]
+    pub fn new(ctx: egui::Context, capacity: usize) -> Self {
+        let (sender, receiver) = sync_channel(64);
+        Self {
+            slots: HashMap::new(),
+            capacity,
+            frame: 0,
+            generation: 0,
+            sender,
+            receiver,
+            ctx,
+            last_error: None,
+        }
+    }
+
+    /// Forgets every tile (a new store or style).
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.generation += 1;
+    }
+
+    /// Starts a new frame: takes finished tiles (within a time budget) and
+    /// evicts the least recently used beyond capacity.
+    pub fn begin_frame(&mut self) {
+        self.frame += 1;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(8) {
+            let Ok((key, generation, result)) = self.receiver.try_recv() else {
+                break;
+            };
+            if generation != self.generation {
+                continue;
+            }
+            let tile = match result {
+                Ok(Some((image, values))) => Tile {
+                    texture: Some(self.ctx.load_texture(
+                        format!("tile {key:?}"),
+                        image,
+                        TextureOptions::NEAREST,
+                    )),
+                    values: values.into(),
+                },
+                Ok(None) => Tile {
+                    texture: None,
+                    values: Arc::from(Vec::new()),
+                },
+                Err(e) => {
+                    self.last_error = Some(e);
+                    Tile {
+                        texture: None,
+                        values: Arc::from(Vec::new()),
+                    }
+                }
+            };
+            self.slots.insert(key, (Slot::Ready(tile), self.frame));
+        }
+        if self.slots.len() > self.capacity {
+            let mut ages: Vec<(u64, TileKey)> = self
+                .slots
+                .iter()
+                .filter(|(_, (s, _))| matches!(s, Slot::Ready(_)))
+                .map(|(k, (_, used))| (*used, *k))
+                .collect();
+            ages.sort_unstable_by_key(|(used, _)| *used);
+            let excess = self.slots.len() - self.capacity;
+            for (_, key) in ages.into_iter().take(excess) {
+                self.slots.remove(&key);
+            }
+        }
+        if self.loading() > 0 {
+            // Keep polling until every requested tile has arrived.
+            self.ctx
+                .request_repaint_after(std::time::Duration::from_millis(15));
+        }
+    }
+
+    /// The tile if loaded, marking it used. Requests it when `request`.
+    pub fn get(
+        &mut self,
+        store: &Arc<Store>,
+        key: TileKey,
+        style: Style,
+        request: bool,
+    ) -> Option<&Tile> {
+        let frame = self.frame;
+        if !self.slots.contains_key(&key) {
+            if !request {
+                return None;
+            }
+            self.spawn(store, key, style);
+            self.slots.insert(key, (Slot::Loading, frame));
+            return None;
+        }
+        let (slot, used) = self.slots.get_mut(&key)?;
+        *used = frame;
+        match slot {
+            Slot::Ready(tile) => Some(tile),
+            Slot::Loading => None,
+        }
+    }
+
+    /// Tiles requested and not yet loaded.
+    #[must_use]
+    pub fn loading(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|(s, _)| matches!(s, Slot::Loading))
+            .count()
+    }
+
+    /// Tiles loaded.
+    #[must_use]
+    pub fn ready(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|(s, _)| matches!(s, Slot::Ready(_)))
+            .count()
+    }
+
+    fn spawn(&self, store: &Arc<Store>, key: TileKey, style: Style) {
+        let (store, sender, ctx, generation) = (
+            store.clone(),
+            self.sender.clone(),
+            self.ctx.clone(),
+            self.generation,
+        );
+        rayon::spawn(move || {
+            let result = with_dtype!(store.structure().dtype, T => render::<T>(&store, key, style));
+            let mut message = (key, generation, result);
+            // Bounded: wait while the UI catches up, never drop a tile.
+            loop {
+                match sender.try_send(message) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(back)) => {
+                        message = back;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(TrySendError::Disconnected(_)) => return,
+                }
+            }
+            ctx.request_repaint();
+        });
+    }
+}
+
+fn render<T: Element>(
+    store: &Store,
+    key: TileKey,
+    style: Style,
+) -> Result<Option<(ColorImage, Vec<f32>)>, String> {
+    let Some(chunk) = store
+        .read_chunk::<T>(key.t, key.loc)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let nodata = store.nodata::<T>();
+    let (bands, rows, cols) = chunk.dim();
+    let used = if bands >= 3 {
+        &style.stretch[..]
+    } else {
+        &style.stretch[..1]
+    };
+    let rgba = to_rgba(&chunk.view(), nodata, style.map, used);
+    let values = chunk
+        .index_axis(ndarray::Axis(0), 0)
+        .iter()
+        .map(|v| {
+            if crate::engine::aggregate::is_valid(*v, nodata) {
+                v.to_f64() as f32
+            } else {
+                f32::NAN
+            }
+        })
+        .collect();
+    Ok(Some((
+        ColorImage::from_rgba_unmultiplied([cols, rows], &rgba),
+        values,
+    )))
+}
