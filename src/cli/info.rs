@@ -2,6 +2,7 @@
 
 use crate::engine::time::format_instant;
 use crate::engine::{ChunkLoc, EngineError, Store, TimeAxis, zarr::FORMAT_VERSION};
+use crate::render::short_number;
 use crate::with_dtype;
 use serde::Serialize;
 use serde_json::json;
@@ -79,8 +80,8 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     println!("crs         {crs}");
     println!(
         "cell size   {} x {}",
-        short(s.cell_size[0]),
-        short(s.cell_size[1])
+        short_number(s.cell_size[0]),
+        short_number(s.cell_size[1])
     );
     println!("anchor      {}, {}", s.anchor[0], s.anchor[1]);
     println!(
@@ -130,7 +131,7 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         println!(
             "{:>5}  {:>14}  {:>8}  {:>12}",
             l.level,
-            short(l.cell_size[0]),
+            short_number(l.cell_size[0]),
             l.chunks,
             l.bytes
         );
@@ -140,12 +141,6 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         .fold((0, 0), |(c, b), l| (c + l.chunks, b + l.bytes));
     println!("{:>5}  {:>14}  {chunks:>8}  {bytes:>12}", "all", "");
     Ok(())
-}
-
-/// A number with at most 6 decimals and no trailing zeros.
-fn short(v: f64) -> String {
-    let text = format!("{v:.6}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn loc_name(loc: ChunkLoc) -> String {

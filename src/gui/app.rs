@@ -6,7 +6,7 @@
 use super::map::{Drawn, MapView};
 use super::tiles::{Style, TileCache};
 use crate::engine::{Extent, Store};
-use crate::render::{ColorMap, Stretch};
+use crate::render::{ColorMap, Stretch, short_number};
 use crate::storage::FolderStorage;
 use crate::with_dtype;
 use egui::RichText;
@@ -189,7 +189,11 @@ impl Explorer {
                 ("CRS", crs),
                 (
                     "cell size",
-                    format!("{} × {}", s.cell_size[0], s.cell_size[1]),
+                    format!(
+                        "{} × {}",
+                        short_number(s.cell_size[0]),
+                        short_number(s.cell_size[1])
+                    ),
                 ),
                 ("chunk", format!("{} × {}", s.chunk[0], s.chunk[1])),
                 ("type", format!("{}  nodata {}", s.dtype, s.nodata)),
