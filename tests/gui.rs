@@ -134,3 +134,143 @@ fn the_real_window_saves_a_screenshot_under_xvfb() {
         colours.len()
     );
 }
+
+/// A file dropped on the window (egui's dropped_files).
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_files(h: &mut Harness<'_, Explorer>, files: &[&Path]) {
+    for f in files {
+        h.input_mut().hovered_files.push(egui::HoveredFile {
+            path: Some(f.to_path_buf()),
+            ..Default::default()
+        });
+    }
+    h.step();
+    h.input_mut().hovered_files.clear();
+    for f in files {
+        h.input_mut()
+            .dropped_files
+            .push(std::sync::Arc::new(Dropped(f.to_path_buf())));
+    }
+    h.step();
+}
+
+fn finished(app: &Explorer) -> bool {
+    !app.jobs.jobs.is_empty() && app.jobs.jobs.iter().all(|j| !j.is_active())
+}
+
+#[test]
+fn dropped_rasters_are_ingested_and_bad_ones_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    // A copy of the raster 100 cells east: new chunks for the store.
+    let src = util::data("terra_meuse.tif");
+    let g = util::read(s(&src), None);
+    let gt = g.geotransform;
+    let shifted = dir.path().join("east.tif");
+    let (x0, y0) = (gt[0] + 100.0 * gt[1], gt[3]);
+    util::tool(
+        "gdal_translate",
+        &[
+            "-q",
+            "-a_ullr",
+            &x0.to_string(),
+            &y0.to_string(),
+            &(x0 + g.cols as f64 * gt[1]).to_string(),
+            &(y0 + g.rows as f64 * gt[5]).to_string(),
+            s(&src),
+            s(&shifted),
+        ],
+    );
+    let junk = dir.path().join("notes.txt");
+    std::fs::write(&junk, "not a raster").unwrap();
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the store to open", |app| app.opened().is_some());
+    let before: u64 = h.state().opened().unwrap().levels[0].1;
+    drop_files(&mut h, &[&shifted, &junk]);
+    assert_eq!(h.state().jobs.jobs.len(), 2);
+    run_until(&mut h, "both jobs", finished);
+    let jobs = &h.state().jobs.jobs;
+    assert!(
+        matches!(jobs[0].state, gridstore::gui::JobState::Done(_)),
+        "{:?}",
+        jobs[0].state
+    );
+    let gridstore::gui::JobState::Failed(error) = &jobs[1].state else {
+        panic!("{:?}", jobs[1].state)
+    };
+    assert!(
+        error.contains("notes.txt") && error.contains("not a raster"),
+        "{error}"
+    );
+    h.get_by_label(error);
+    // The map and summary follow the new chunks.
+    run_until(&mut h, "the reloaded store", |app| {
+        app.opened().unwrap().levels[0].1 > before
+    });
+}
+
+#[test]
+fn a_queued_job_can_be_cancelled_from_its_button() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let src = util::data("terra_meuse.tif");
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the store to open", |app| app.opened().is_some());
+    // Three ingests of the same file: the last waits behind the others.
+    drop_files(&mut h, &[&src, &src, &src]);
+    h.get_all_by_label("Cancel terra_meuse.tif")
+        .next()
+        .unwrap()
+        .click();
+    h.run_steps(2);
+    run_until(&mut h, "the jobs", finished);
+    let states: Vec<_> = h
+        .state()
+        .jobs
+        .jobs
+        .iter()
+        .map(|j| j.state.clone())
+        .collect();
+    assert!(
+        states.contains(&gridstore::gui::JobState::Cancelled),
+        "{states:?}"
+    );
+}
+
+#[test]
+fn dropping_a_raster_with_no_store_creates_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("meuse.tif");
+    std::fs::copy(util::data("terra_meuse.tif"), &src).unwrap();
+    // A folder that is not a store: nothing open.
+    let mut h = harness(&GuiOptions {
+        store: Some(dir.path().join("nothing")),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the error", |app| app.error().is_some());
+    drop_files(&mut h, &[&src]);
+    run_until(&mut h, "the new store", |app| app.opened().is_some());
+    assert_eq!(
+        h.state().opened().unwrap().path,
+        dir.path().join("meuse.gs")
+    );
+    assert!(h.state().opened().unwrap().levels[0].1 > 0);
+}

@@ -3,6 +3,7 @@
 //! Opening a store, building the demo store and rendering tiles all run off
 //! the UI thread; results come back over bounded channels.
 
+use super::jobs::{JobState, Jobs, store_beside};
 use super::map::{Drawn, MapView};
 use super::tiles::{Style, TileCache};
 use crate::engine::{Extent, Store};
@@ -69,6 +70,12 @@ pub struct Explorer {
     bbox: Option<Extent>,
     /// Set when a screenshot run finished: its outcome.
     pub outcome: Arc<Mutex<Option<Result<(), String>>>>,
+    /// Ingest jobs.
+    pub jobs: Jobs,
+    /// A reload of the open store after a write, applied when it arrives.
+    reload: Option<Receiver<Result<Opened, String>>>,
+    last_reload: std::time::Instant,
+    picked: Option<Receiver<Vec<PathBuf>>>,
 }
 
 impl Explorer {
@@ -77,7 +84,7 @@ impl Explorer {
     pub fn new(ctx: egui::Context, options: &GuiOptions) -> Self {
         let mut app = Self {
             tiles: TileCache::new(ctx.clone(), 512),
-            ctx,
+            ctx: ctx.clone(),
             state: StoreState::Empty,
             map: MapView {
                 pinned: options.level,
@@ -91,6 +98,10 @@ impl Explorer {
                 .map_or(Shot::None, |path| Shot::Waiting { path, settled: 0 }),
             bbox: options.bbox,
             outcome: Arc::new(Mutex::new(None)),
+            jobs: Jobs::new(ctx.clone()),
+            reload: None,
+            last_reload: std::time::Instant::now(),
+            picked: None,
         };
         match &options.store {
             Some(path) => app.open(path.clone()),
@@ -154,21 +165,33 @@ impl Explorer {
             };
         }
         self.tiles.begin_frame();
+        self.take_files(ui);
+        self.follow_jobs();
         egui::Panel::left("store")
             .default_size(300.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
             });
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        if !self.jobs.jobs.is_empty() {
+            egui::Panel::right("jobs")
+                .default_size(280.0)
+                .show(ui, |ui| self.jobs_panel(ui));
+        }
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
         self.screenshot();
     }
 
     fn side_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("gridstore");
-        if ui.button("Open store…").clicked() {
-            self.pick_store();
-        }
+        ui.horizontal(|ui| {
+            if ui.button("Open store…").clicked() {
+                self.pick_store();
+            }
+            if ui.button("Ingest files…").clicked() {
+                self.pick_files();
+            }
+        });
         ui.separator();
         let Some(opened) = self.opened() else {
             match &self.state {
@@ -301,6 +324,176 @@ impl Explorer {
         };
         let t = store.time_indices().first().copied().unwrap_or(0);
         self.drawn = self.map.show(ui, &store, t, &mut self.tiles, style);
+        self.drop_hint(ui);
+    }
+
+    /// While files hover over the window: where they will go.
+    fn drop_hint(&self, ui: &egui::Ui) {
+        let hovering: Vec<String> = ui.input(|i| {
+            i.raw
+                .hovered_files
+                .iter()
+                .filter_map(|f| f.path.as_ref())
+                .map(|p| p.display().to_string())
+                .collect()
+        });
+        if hovering.is_empty() {
+            return;
+        }
+        let target = match self.opened() {
+            Some(o) => format!("Drop to ingest into {}", o.path.display()),
+            None => format!(
+                "Drop to create {}",
+                store_beside(std::path::Path::new(&hovering[0])).display()
+            ),
+        };
+        let rect = ui.max_rect();
+        let painter = ui.painter();
+        painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
+        painter.text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            format!("{target}\n{}", hovering.join("\n")),
+            egui::FontId::proportional(18.0),
+            egui::Color32::WHITE,
+        );
+    }
+
+    /// Files dropped on the window or picked: queue their ingest.
+    fn take_files(&mut self, ui: &egui::Ui) {
+        let mut files: Vec<PathBuf> = ui.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
+        if let Some(rx) = &self.picked
+            && let Ok(picked) = rx.try_recv()
+        {
+            files.extend(picked);
+            self.picked = None;
+        }
+        self.ingest_files(files);
+    }
+
+    /// Queues ingests of `files` into the open store, or into a new store
+    /// made from the first of them when none is open.
+    pub fn ingest_files(&mut self, files: Vec<PathBuf>) {
+        let mut files = files.into_iter();
+        let target = match self.opened() {
+            Some(o) => o.path.clone(),
+            None => {
+                let Some(first) = files.next() else { return };
+                let store = store_beside(&first);
+                self.jobs.ingest(first, store.clone(), true);
+                store
+            }
+        };
+        for file in files {
+            self.jobs.ingest(file, target.clone(), false);
+        }
+    }
+
+    /// Applies job progress: reload the store as its chunks land (at most
+    /// twice a second), open a store a job just created.
+    fn follow_jobs(&mut self) {
+        let changed = self.jobs.poll();
+        if let Some(rx) = &self.reload
+            && let Ok(result) = rx.try_recv()
+        {
+            self.reload = None;
+            if let (Ok(fresh), StoreState::Open(opened)) = (result, &mut self.state) {
+                **opened = fresh;
+                self.tiles.refresh();
+            }
+        }
+        let open_path = self.opened().map(|o| o.path.clone());
+        for path in changed {
+            if open_path.as_ref() == Some(&path) {
+                let due = self.last_reload.elapsed() > std::time::Duration::from_millis(500);
+                let finished = !self
+                    .jobs
+                    .jobs
+                    .iter()
+                    .any(|j| j.store == path && j.is_active());
+                if self.reload.is_none() && (due || finished) {
+                    self.last_reload = std::time::Instant::now();
+                    let (tx, rx) = sync_channel(1);
+                    let ctx = self.ctx.clone();
+                    std::thread::spawn(move || {
+                        tx.send(load(&path)).ok();
+                        ctx.request_repaint();
+                    });
+                    self.reload = Some(rx);
+                }
+            } else if open_path.is_none()
+                && self
+                    .jobs
+                    .jobs
+                    .iter()
+                    .any(|j| j.creates && j.store == path && matches!(j.state, JobState::Done(_)))
+            {
+                self.open(path);
+            }
+        }
+    }
+
+    fn jobs_panel(&mut self, ui: &mut egui::Ui) {
+        ui.label(RichText::new("Jobs").strong());
+        let mut cancel = None;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for (i, job) in self.jobs.jobs.iter().enumerate().rev() {
+                let name = job.file.file_name().map_or_else(
+                    || job.file.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                ui.label(RichText::new(&name).strong());
+                match &job.state {
+                    JobState::Queued | JobState::Running => {
+                        let eta = job.eta.map_or_else(String::new, |d| {
+                            format!(", {:.0} s left", d.as_secs_f64())
+                        });
+                        let text = if job.state == JobState::Queued {
+                            "queued".to_string()
+                        } else {
+                            format!("{}{eta}", job.phase)
+                        };
+                        ui.add(egui::ProgressBar::new(job.fraction()).text(text));
+                        if ui.button(format!("Cancel {name}")).clicked() {
+                            cancel = Some(i);
+                        }
+                    }
+                    JobState::Done(summary) => {
+                        ui.label(summary);
+                    }
+                    JobState::Failed(e) => {
+                        ui.colored_label(egui::Color32::LIGHT_RED, e);
+                    }
+                    JobState::Cancelled => {
+                        ui.label("cancelled; the store is as it was");
+                    }
+                }
+                ui.separator();
+            }
+        });
+        if let Some(i) = cancel {
+            self.jobs.cancel(i);
+        }
+    }
+
+    fn pick_files(&mut self) {
+        let (tx, rx) = sync_channel(1);
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            let picked = rfd::FileDialog::new()
+                .set_title("Rasters to ingest")
+                .pick_files()
+                .unwrap_or_default();
+            tx.send(picked).ok();
+            ctx.request_repaint();
+        });
+        self.picked = Some(rx);
     }
 
     fn pick_store(&mut self) {

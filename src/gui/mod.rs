@@ -6,10 +6,12 @@
 
 mod app;
 mod demo;
+mod jobs;
 mod map;
 mod tiles;
 
 pub use app::{Explorer, GuiOptions, Opened};
+pub use jobs::{Job, JobState, Jobs};
 pub use map::{MapView, Readout};
 
 /// Runs the explorer window until it is closed.

@@ -48,6 +48,9 @@ type Loaded = (TileKey, u64, Result<Option<(ColorImage, Vec<f32>)>, String>);
 /// The bounded texture cache and its loader.
 pub struct TileCache {
     slots: HashMap<TileKey, (Slot, u64)>,
+    /// Tiles from before the last refresh, drawn until their new version
+    /// arrives, so updates never flash.
+    stale: HashMap<TileKey, Tile>,
     capacity: usize,
     frame: u64,
     generation: u64,
@@ -65,6 +68,7 @@ impl TileCache {
         let (sender, receiver) = sync_channel(64);
         Self {
             slots: HashMap::new(),
+            stale: HashMap::new(),
             capacity,
             frame: 0,
             generation: 0,
@@ -78,6 +82,21 @@ impl TileCache {
     /// Forgets every tile (a new store or style).
     pub fn clear(&mut self) {
         self.slots.clear();
+        self.stale.clear();
+        self.generation += 1;
+    }
+
+    /// Reloads every tile (the store changed), drawing the old ones until
+    /// their new versions arrive.
+    pub fn refresh(&mut self) {
+        self.stale = self
+            .slots
+            .drain()
+            .filter_map(|(key, (slot, _))| match slot {
+                Slot::Ready(tile) => Some((key, tile)),
+                Slot::Loading => None,
+            })
+            .collect();
         self.generation += 1;
     }
 
@@ -114,6 +133,7 @@ impl TileCache {
                     }
                 }
             };
+            self.stale.remove(&key);
             self.slots.insert(key, (Slot::Ready(tile), self.frame));
         }
         if self.slots.len() > self.capacity {
@@ -136,7 +156,8 @@ impl TileCache {
         }
     }
 
-    /// The tile if loaded, marking it used. Requests it when `request`.
+    /// The tile if loaded (or its version from before a refresh), marking
+    /// it used. Requests it when `request`.
     pub fn get(
         &mut self,
         store: &Arc<Store>,
@@ -146,18 +167,17 @@ impl TileCache {
     ) -> Option<&Tile> {
         let frame = self.frame;
         if !self.slots.contains_key(&key) {
-            if !request {
-                return None;
+            if request {
+                self.spawn(store, key, style);
+                self.slots.insert(key, (Slot::Loading, frame));
             }
-            self.spawn(store, key, style);
-            self.slots.insert(key, (Slot::Loading, frame));
-            return None;
+            return self.stale.get(&key);
         }
         let (slot, used) = self.slots.get_mut(&key)?;
         *used = frame;
         match slot {
             Slot::Ready(tile) => Some(tile),
-            Slot::Loading => None,
+            Slot::Loading => self.stale.get(&key),
         }
     }
 

@@ -1,0 +1,271 @@
+//! Ingest jobs started from the explorer: queued, run one at a time on a
+//! worker thread (the store has one writer), with progress, ETA, cancel and
+//! a plain-words error per file.
+//!
+//! Jobs go through exactly the pipeline of `gridstore ingest`. Progress comes
+//! back over a bounded channel (events may be skipped when it is full; the
+//! final result never is), and each message wakes the UI.
+
+use crate::engine::{CancelToken, JobEvent, Store};
+use crate::gdal_io::{IngestOptions, ingest, structure_like};
+use crate::storage::FolderStorage;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Duration;
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    /// Waiting for the jobs before it.
+    Queued,
+    /// Running.
+    Running,
+    /// Finished; the summary line.
+    Done(String),
+    /// Failed; the error in plain words.
+    Failed(String),
+    /// Cancelled before it finished; the store is as it was.
+    Cancelled,
+}
+
+/// One file being ingested.
+#[derive(Debug)]
+pub struct Job {
+    /// The raster.
+    pub file: PathBuf,
+    /// The store it goes into.
+    pub store: PathBuf,
+    /// Whether the job creates the store from the file first.
+    pub creates: bool,
+    /// The current phase ("ingest", "pyramid").
+    pub phase: String,
+    /// Work done in the phase.
+    pub done: u64,
+    /// Work in the phase.
+    pub total: u64,
+    /// Time left in the phase.
+    pub eta: Option<Duration>,
+    /// Where it stands.
+    pub state: JobState,
+    cancel: CancelToken,
+}
+
+impl Job {
+    /// The fraction of the current phase done.
+    #[must_use]
+    pub fn fraction(&self) -> f32 {
+        #[allow(clippy::cast_precision_loss)]
+        if self.total == 0 {
+            0.0
+        } else {
+            (self.done as f32 / self.total as f32).min(1.0)
+        }
+    }
+
+    /// Whether it is queued or running.
+    #[must_use]
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, JobState::Queued | JobState::Running)
+    }
+}
+
+struct Request {
+    index: usize,
+    file: PathBuf,
+    store: PathBuf,
+    creates: bool,
+    cancel: CancelToken,
+}
+
+enum Message {
+    Started,
+    Event(JobEvent),
+    Finished(Result<String, String>),
+}
+
+/// The job list and its worker.
+pub struct Jobs {
+    /// Every job of this session, oldest first.
+    pub jobs: Vec<Job>,
+    requests: Option<SyncSender<Request>>,
+    messages: Receiver<(usize, Message)>,
+    sender: SyncSender<(usize, Message)>,
+    ctx: egui::Context,
+}
+
+impl Jobs {
+    /// No jobs yet; the worker starts with the first.
+    #[must_use]
+    pub fn new(ctx: egui::Context) -> Self {
+        let (sender, messages) = sync_channel(256);
+        Self {
+            jobs: Vec::new(),
+            requests: None,
+            messages,
+            sender,
+            ctx,
+        }
+    }
+
+    /// Queues an ingest of `file` into `store` (created from `file` when
+    /// `creates`).
+    pub fn ingest(&mut self, file: PathBuf, store: PathBuf, creates: bool) {
+        let cancel = CancelToken::new();
+        let index = self.jobs.len();
+        self.jobs.push(Job {
+            file: file.clone(),
+            store: store.clone(),
+            creates,
+            phase: "queued".into(),
+            done: 0,
+            total: 0,
+            eta: None,
+            state: JobState::Queued,
+            cancel: cancel.clone(),
+        });
+        let requests = self
+            .requests
+            .get_or_insert_with(|| spawn_worker(self.sender.clone(), self.ctx.clone()));
+        if requests
+            .send(Request {
+                index,
+                file,
+                store,
+                creates,
+                cancel,
+            })
+            .is_err()
+        {
+            self.jobs[index].state = JobState::Failed("the ingest worker stopped".into());
+        }
+    }
+
+    /// Asks job `index` to stop; a queued job never starts.
+    pub fn cancel(&mut self, index: usize) {
+        if let Some(job) = self.jobs.get(index) {
+            job.cancel.cancel();
+        }
+    }
+
+    /// Takes the messages that arrived; returns the stores that changed.
+    pub fn poll(&mut self) -> Vec<PathBuf> {
+        let mut changed = Vec::new();
+        while let Ok((index, message)) = self.messages.try_recv() {
+            let Some(job) = self.jobs.get_mut(index) else {
+                continue;
+            };
+            match message {
+                Message::Started => job.state = JobState::Running,
+                Message::Event(JobEvent::Phase { name, total }) => {
+                    job.phase = name.to_string();
+                    (job.done, job.total, job.eta) = (0, total, None);
+                }
+                Message::Event(JobEvent::Progress {
+                    done, total, eta, ..
+                }) => {
+                    (job.done, job.total, job.eta) = (done, total, eta);
+                    if job.phase == "pyramid" {
+                        changed.push(job.store.clone());
+                    }
+                }
+                Message::Event(JobEvent::Warning(_)) => {}
+                Message::Finished(result) => {
+                    job.state = match result {
+                        Ok(summary) => {
+                            changed.push(job.store.clone());
+                            JobState::Done(summary)
+                        }
+                        Err(_) if job.cancel.is_cancelled() => JobState::Cancelled,
+                        Err(e) => JobState::Failed(e),
+                    };
+                }
+            }
+        }
+        if self.jobs.iter().any(Job::is_active) {
+            self.ctx.request_repaint_after(Duration::from_millis(100));
+        }
+        changed.dedup();
+        changed
+    }
+}
+
+fn spawn_worker(sender: SyncSender<(usize, Message)>, ctx: egui::Context) -> SyncSender<Request> {
+    let (requests, incoming) = sync_channel::<Request>(1024);
+    std::thread::spawn(move || {
+        for request in incoming {
+            let index = request.index;
+            let result = if request.cancel.is_cancelled() {
+                Err("cancelled".to_string())
+            } else {
+                sender.send((index, Message::Started)).ok();
+                ctx.request_repaint();
+                run(&request, &sender, &ctx)
+            };
+            sender.send((index, Message::Finished(result))).ok();
+            ctx.request_repaint();
+        }
+    });
+    requests
+}
+
+fn run(
+    request: &Request,
+    sender: &SyncSender<(usize, Message)>,
+    ctx: &egui::Context,
+) -> Result<String, String> {
+    let store = if request.creates {
+        create_like(&request.store, &request.file)?
+    } else {
+        open_writer(&request.store)?
+    };
+    let index = request.index;
+    let sink = |event: JobEvent| {
+        // Progress may be skipped when the UI is behind; never block the pool.
+        if sender.try_send((index, Message::Event(event))).is_ok() {
+            ctx.request_repaint();
+        }
+    };
+    let report = ingest(
+        &store,
+        &request.file,
+        &IngestOptions::default(),
+        &sink,
+        &request.cancel,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{} × {} cells{}, {} chunks, {:.1} s",
+        report.window.cols,
+        report.window.rows,
+        if report.warped { " (warped)" } else { "" },
+        report.base_chunks,
+        report.seconds
+    ))
+}
+
+fn open_writer(path: &Path) -> Result<Store, String> {
+    let storage =
+        FolderStorage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    Store::open_writer(Arc::new(storage)).map_err(|e| e.to_string())
+}
+
+fn create_like(path: &Path, file: &Path) -> Result<Store, String> {
+    let structure = structure_like(file).map_err(|e| e.to_string())?;
+    let storage = FolderStorage::create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    Store::create(Arc::new(storage), structure).map_err(|e| e.to_string())
+}
+
+/// Where a store made from a dropped raster goes: beside it, named after it.
+#[must_use]
+pub fn store_beside(file: &Path) -> PathBuf {
+    let mut path = file.with_extension("gs");
+    let mut n = 2;
+    while path.exists() {
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("store");
+        path = file.with_file_name(format!("{stem}-{n}.gs"));
+        n += 1;
+    }
+    path
+}
