@@ -274,3 +274,55 @@ fn dropping_a_raster_with_no_store_creates_one() {
     );
     assert!(h.state().opened().unwrap().levels[0].1 > 0);
 }
+
+/// Clicking the map selects the chunk under the cursor; the inspector reads
+/// it (checksum, statistics, histogram) and steps to its parent and children.
+#[test]
+fn clicking_a_chunk_inspects_it_and_steps_through_the_pyramid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the tiles", |app| {
+        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
+    });
+    let pos = egui::pos2(650.0, 350.0);
+    h.input_mut().events.push(egui::Event::PointerMoved(pos));
+    h.step();
+    for pressed in [true, false] {
+        h.input_mut().events.push(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.step();
+    }
+    run_until(&mut h, "the chunk report", |app| {
+        app.inspector.report.is_some()
+    });
+    let selected = h.state().inspector.selected.unwrap().loc;
+    let report = h.state().inspector.report.clone().unwrap();
+    let stats = report.stats.unwrap().expect("the centre chunk holds data");
+    assert!(stats.valid > 0 && stats.min <= stats.mean && stats.mean <= stats.max);
+    assert_eq!(
+        stats
+            .histogram
+            .iter()
+            .map(|(_, n)| *n as usize)
+            .sum::<usize>(),
+        stats.valid
+    );
+    h.get_by_label("checksum ok");
+    h.get_by_label("Parent").click();
+    h.run_steps(2);
+    assert_eq!(h.state().inspector.selected.unwrap().loc, selected.parent());
+    h.get_by_label("NW").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().inspector.selected.unwrap().loc,
+        selected.parent().children().unwrap()[0]
+    );
+}

@@ -3,6 +3,7 @@
 //! Opening a store, building the demo store and rendering tiles all run off
 //! the UI thread; results come back over bounded channels.
 
+use super::inspect::Inspector;
 use super::jobs::{JobState, Jobs, store_beside};
 use super::map::{Drawn, MapView};
 use super::tiles::{Style, TileCache};
@@ -72,6 +73,8 @@ pub struct Explorer {
     pub outcome: Arc<Mutex<Option<Result<(), String>>>>,
     /// Ingest jobs.
     pub jobs: Jobs,
+    /// The chunk inspector (pyramid browser).
+    pub inspector: Inspector,
     /// A reload of the open store after a write, applied when it arrives.
     reload: Option<Receiver<Result<Opened, String>>>,
     last_reload: std::time::Instant,
@@ -99,6 +102,7 @@ impl Explorer {
             bbox: options.bbox,
             outcome: Arc::new(Mutex::new(None)),
             jobs: Jobs::new(ctx.clone()),
+            inspector: Inspector::default(),
             reload: None,
             last_reload: std::time::Instant::now(),
             picked: None,
@@ -173,10 +177,18 @@ impl Explorer {
                 egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
             });
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
-        if !self.jobs.jobs.is_empty() {
-            egui::Panel::right("jobs")
-                .default_size(280.0)
-                .show(ui, |ui| self.jobs_panel(ui));
+        self.inspector.poll();
+        if !self.jobs.jobs.is_empty() || self.inspector.selected.is_some() {
+            egui::Panel::right("details")
+                .default_size(300.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        self.inspector_panel(ui);
+                        if !self.jobs.jobs.is_empty() {
+                            self.jobs_panel(ui);
+                        }
+                    });
+                });
         }
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
         self.screenshot();
@@ -323,7 +335,14 @@ impl Explorer {
             stretch: opened.stretch,
         };
         let t = store.time_indices().first().copied().unwrap_or(0);
-        self.drawn = self.map.show(ui, &store, t, &mut self.tiles, style);
+        let selected = self.inspector.selected.map(|k| k.loc);
+        self.drawn = self
+            .map
+            .show(ui, &store, (t, selected), &mut self.tiles, style);
+        if let Some(loc) = self.drawn.clicked {
+            self.inspector
+                .select(&store, super::tiles::TileKey { t, loc }, &self.ctx);
+        }
         self.drop_hint(ui);
     }
 
@@ -439,10 +458,45 @@ impl Explorer {
         }
     }
 
+    fn inspector_panel(&mut self, ui: &mut egui::Ui) {
+        let Some(store) = self.opened().map(|o| o.store.clone()) else {
+            return;
+        };
+        let Some(key) = self.inspector.selected else {
+            return;
+        };
+        if let Some(tile) = self.tiles.get(&store, key, self.style(), true)
+            && let Some(texture) = &tile.texture
+        {
+            ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(200.0, 200.0)));
+        }
+        if let Some(step) = self.inspector.ui(ui, &store) {
+            self.inspector.select(
+                &store,
+                super::tiles::TileKey {
+                    t: key.t,
+                    loc: step,
+                },
+                &self.ctx,
+            );
+        }
+        ui.separator();
+    }
+
+    fn style(&self) -> Style {
+        let stretch = self
+            .opened()
+            .map_or([Stretch { min: 0.0, max: 1.0 }; 3], |o| o.stretch);
+        Style {
+            map: self.color_map,
+            stretch,
+        }
+    }
+
     fn jobs_panel(&mut self, ui: &mut egui::Ui) {
         ui.label(RichText::new("Jobs").strong());
         let mut cancel = None;
-        egui::ScrollArea::vertical().show(ui, |ui| {
+        {
             for (i, job) in self.jobs.jobs.iter().enumerate().rev() {
                 let name = job.file.file_name().map_or_else(
                     || job.file.display().to_string(),
@@ -476,7 +530,7 @@ impl Explorer {
                 }
                 ui.separator();
             }
-        });
+        }
         if let Some(i) = cancel {
             self.jobs.cancel(i);
         }

@@ -59,6 +59,8 @@ pub struct Drawn {
     pub missing: usize,
     /// The cursor readout, when hovering.
     pub readout: Option<Readout>,
+    /// The chunk clicked this frame, at the shown level.
+    pub clicked: Option<ChunkLoc>,
 }
 
 impl MapView {
@@ -106,7 +108,7 @@ impl MapView {
         &mut self,
         ui: &mut egui::Ui,
         store: &Arc<Store>,
-        t: u32,
+        (t, selected): (u32, Option<ChunkLoc>),
         tiles: &mut TileCache,
         style: Style,
     ) -> Drawn {
@@ -216,10 +218,28 @@ impl MapView {
                 value,
             }
         });
+        let clicked = response
+            .clicked()
+            .then(|| response.interact_pointer_pos())
+            .flatten()
+            .and_then(|p| {
+                let (x, y) = self.to_world(rect, p);
+                grid.locate(level, x, y).map(|f| f.0)
+            });
+        if let Some(selected) = selected {
+            let r = self.chunk_rect(rect, store, selected);
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(2.0, Color32::from_rgb(255, 200, 0)),
+                egui::StrokeKind::Inside,
+            );
+        }
         Drawn {
             level,
             missing,
             readout,
+            clicked,
         }
     }
 

@@ -6,11 +6,13 @@
 
 mod app;
 mod demo;
+mod inspect;
 mod jobs;
 mod map;
 mod tiles;
 
 pub use app::{Explorer, GuiOptions, Opened};
+pub use inspect::{ChunkReport, Inspector, Stats};
 pub use jobs::{Job, JobState, Jobs};
 pub use map::{MapView, Readout};
 

@@ -1,0 +1,240 @@
+//! The pyramid browser's chunk inspector: a selected chunk's location,
+//! extent, stored size, checksum state, value statistics and histogram,
+//! with steps to its parent, children and neighbours.
+//!
+//! The chunk is read and decoded on a background thread; the panel shows
+//! the result when it arrives.
+
+use super::tiles::TileKey;
+use crate::engine::aggregate::is_valid;
+use crate::engine::{ChunkLoc, Element, EngineError, Store};
+use crate::with_dtype;
+use egui::RichText;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+
+/// Bins of the histogram.
+const BINS: usize = 48;
+
+/// What reading a chunk found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkReport {
+    /// Stored size in bytes; `None` when the chunk is absent (all nodata).
+    pub bytes: Option<u64>,
+    /// Statistics of band 1, or why the chunk could not be read.
+    pub stats: Result<Option<Stats>, String>,
+}
+
+/// Value statistics of band 1 of a chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    /// Cells holding data.
+    pub valid: usize,
+    /// Cells in all.
+    pub cells: usize,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Mean value.
+    pub mean: f64,
+    /// `(bin centre, count)` over `[min, max]`.
+    pub histogram: Vec<(f64, u64)>,
+}
+
+/// The selected chunk and what is known about it.
+#[derive(Default)]
+pub struct Inspector {
+    /// The selected chunk.
+    pub selected: Option<TileKey>,
+    /// Its report, once read.
+    pub report: Option<ChunkReport>,
+    pending: Option<Receiver<(TileKey, ChunkReport)>>,
+}
+
+impl Inspector {
+    /// Selects a chunk and starts reading it.
+    pub fn select(&mut self, store: &Arc<Store>, key: TileKey, ctx: &egui::Context) {
+        self.selected = Some(key);
+        self.report = None;
+        let (tx, rx) = sync_channel(1);
+        let (store, ctx) = (store.clone(), ctx.clone());
+        std::thread::spawn(move || {
+            tx.send((key, report(&store, key))).ok();
+            ctx.request_repaint();
+        });
+        self.pending = Some(rx);
+    }
+
+    /// Takes a finished report, if it belongs to the selection.
+    pub fn poll(&mut self) {
+        if let Some(rx) = &self.pending
+            && let Ok((key, report)) = rx.try_recv()
+        {
+            self.pending = None;
+            if Some(key) == self.selected {
+                self.report = Some(report);
+            }
+        }
+    }
+
+    /// The panel; returns a chunk to step to, if a button asked.
+    pub fn ui(&self, ui: &mut egui::Ui, store: &Store) -> Option<ChunkLoc> {
+        let key = self.selected?;
+        let grid = store.grid();
+        let loc = key.loc;
+        ui.label(RichText::new(format!("Chunk {loc}")).strong());
+        let e = grid.chunk_extent(loc);
+        ui.monospace(format!(
+            "level {}  row {}  col {}",
+            loc.level, loc.row, loc.col
+        ));
+        ui.monospace(format!(
+            "x {} .. {}\ny {} .. {}",
+            e.min_x, e.max_x, e.min_y, e.max_y
+        ));
+        match &self.report {
+            None => {
+                ui.label("reading…");
+            }
+            Some(report) => {
+                match report.bytes {
+                    Some(b) => ui.label(format!("{b} bytes stored")),
+                    None => ui.label("not stored: all nodata"),
+                };
+                match &report.stats {
+                    Err(e) => {
+                        ui.colored_label(egui::Color32::LIGHT_RED, e);
+                    }
+                    Ok(None) => {}
+                    Ok(Some(stats)) => {
+                        ui.label("checksum ok");
+                        ui.monospace(format!(
+                            "{} of {} cells hold data\nmin {}  max {}\nmean {:.4}",
+                            stats.valid, stats.cells, stats.min, stats.max, stats.mean
+                        ));
+                        histogram(ui, stats);
+                    }
+                }
+            }
+        }
+        let mut step = None;
+        let top = grid.top_level();
+        let n = grid.chunks_per_side(loc.level);
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(loc.level < top, egui::Button::new("Parent"))
+                .clicked()
+            {
+                step = Some(loc.parent());
+            }
+            if let Some(children) = loc.children() {
+                for (child, name) in children.iter().zip(["NW", "NE", "SW", "SE"]) {
+                    if ui.button(name).on_hover_text("child").clicked() {
+                        step = Some(*child);
+                    }
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            let moves = [
+                ("North", 0, -1),
+                ("South", 0, 1),
+                ("West", -1, 0),
+                ("East", 1, 0),
+            ];
+            for (name, dc, dr) in moves {
+                let col = i64::from(loc.col) + dc;
+                let row = i64::from(loc.row) + dr;
+                let inside = (0..i64::from(n)).contains(&col) && (0..i64::from(n)).contains(&row);
+                if ui.add_enabled(inside, egui::Button::new(name)).clicked() {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    {
+                        step = Some(ChunkLoc::new(loc.level, row as u32, col as u32));
+                    }
+                }
+            }
+        });
+        step
+    }
+}
+
+fn histogram(ui: &mut egui::Ui, stats: &Stats) {
+    let width = if stats.histogram.len() > 1 {
+        stats.histogram[1].0 - stats.histogram[0].0
+    } else {
+        1.0
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let bars: Vec<egui_plot::Bar> = stats
+        .histogram
+        .iter()
+        .map(|(x, n)| egui_plot::Bar::new(*x, *n as f64).width(width))
+        .collect();
+    egui_plot::Plot::new("histogram")
+        .height(140.0)
+        .allow_zoom(false)
+        .allow_drag(false)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.bar_chart(egui_plot::BarChart::new("cells", bars))
+        });
+}
+
+fn report(store: &Store, key: TileKey) -> ChunkReport {
+    let bytes = store
+        .storage()
+        .size(&store.chunk_key(key.t, key.loc))
+        .ok()
+        .flatten();
+    let stats = with_dtype!(store.structure().dtype, T => stats::<T>(store, key));
+    ChunkReport { bytes, stats }
+}
+
+fn stats<T: Element>(store: &Store, key: TileKey) -> Result<Option<Stats>, String> {
+    let chunk = match store.read_chunk::<T>(key.t, key.loc) {
+        Ok(Some(chunk)) => chunk,
+        Ok(None) => return Ok(None),
+        Err(EngineError::Corrupt { reason, .. }) => return Err(format!("corrupt: {reason}")),
+        Err(e) => return Err(e.to_string()),
+    };
+    let nodata = store.nodata::<T>();
+    let band = chunk.index_axis(ndarray::Axis(0), 0);
+    let values: Vec<f64> = band
+        .iter()
+        .filter(|v| is_valid(**v, nodata))
+        .map(|v| v.to_f64())
+        .collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    #[allow(clippy::cast_precision_loss)]
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let span = (max - min).max(f64::EPSILON);
+    let mut counts = vec![0u64; BINS];
+    for v in &values {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let bin = (((v - min) / span) * BINS as f64) as usize;
+        counts[bin.min(BINS - 1)] += 1;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let histogram = counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (min + (i as f64 + 0.5) * span / BINS as f64, n))
+        .collect();
+    Ok(Some(Stats {
+        valid: values.len(),
+        cells: band.len(),
+        min,
+        max,
+        mean,
+        histogram,
+    }))
+}
