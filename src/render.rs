@@ -93,13 +93,20 @@ impl Stretch {
             .filter(|v| is_valid(**v, nodata))
             .map(|v| v.to_f64())
             .collect();
+        values.sort_by(f64::total_cmp);
+        Self::from_sorted(&values, lo, hi)
+    }
+
+    /// The `lo`–`hi` percentile range (0–100) of sorted values; `None` when
+    /// there are none.
+    #[must_use]
+    pub fn from_sorted(values: &[f64], lo: f64, hi: f64) -> Option<Self> {
         if values.is_empty() {
             return None;
         }
-        values.sort_by(f64::total_cmp);
         let at = |p: f64| {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let i = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
+            let i = ((p.clamp(0.0, 100.0) / 100.0) * (values.len() - 1) as f64).round() as usize;
             values[i.min(values.len() - 1)]
         };
         Some(Self {

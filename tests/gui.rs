@@ -319,10 +319,42 @@ fn clicking_a_chunk_inspects_it_and_steps_through_the_pyramid() {
     h.get_by_label("Parent").click();
     h.run_steps(2);
     assert_eq!(h.state().inspector.selected.unwrap().loc, selected.parent());
+    run_until(&mut h, "the parent's report", |app| {
+        app.inspector.report.is_some()
+    });
     h.get_by_label("NW").click();
     h.run_steps(2);
     assert_eq!(
         h.state().inspector.selected.unwrap().loc,
         selected.parent().children().unwrap()[0]
+    );
+}
+
+/// The stretch follows its controls: "min–max" spans the full value range.
+#[test]
+fn the_stretch_control_recolours_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the tiles", |app| {
+        app.opened().is_some() && app.tiles.loading() == 0 && app.tiles.ready() > 0
+    });
+    h.get_by_label("min–max").click();
+    h.run_steps(2);
+    let samples = &h.state().opened().unwrap().samples[0];
+    let (min, max) = (samples[0], samples[samples.len() - 1]);
+    let style = h.state().style_for_tests();
+    assert_eq!((style.stretch[0].min, style.stretch[0].max), (min, max));
+    // Tiles reload with the new colours while the old ones stay on screen.
+    run_until(&mut h, "recoloured tiles", |app| {
+        app.tiles.loading() == 0 && app.tiles.ready() > 0
+    });
+    assert_eq!(
+        h.state().drawn_missing(),
+        0,
+        "no tile was ever missing from the screen"
     );
 }

@@ -39,8 +39,8 @@ pub struct Opened {
     pub data: Option<Extent>,
     /// Chunks and bytes per level.
     pub levels: Vec<(u8, u64, u64)>,
-    /// The stretch of band 1 (and 2, 3 for RGB) from the master chunk.
-    pub stretch: [Stretch; 3],
+    /// Sorted valid values of bands 1–3 of the master chunk, for stretches.
+    pub samples: [Vec<f64>; 3],
 }
 
 enum StoreState {
@@ -66,6 +66,8 @@ pub struct Explorer {
     /// The tile cache.
     pub tiles: TileCache,
     color_map: ColorMap,
+    /// Low and high percentiles of the colour stretch.
+    percentiles: (f64, f64),
     drawn: Drawn,
     shot: Shot,
     bbox: Option<Extent>,
@@ -94,6 +96,7 @@ impl Explorer {
                 ..MapView::default()
             },
             color_map: ColorMap::Viridis,
+            percentiles: (2.0, 98.0),
             drawn: Drawn::default(),
             shot: options
                 .screenshot
@@ -289,6 +292,23 @@ impl Explorer {
             self.color_map = map;
             self.tiles.clear();
         }
+        let (mut lo, mut hi) = self.percentiles;
+        ui.horizontal(|ui| {
+            let low = ui.label("stretch % low");
+            ui.add(egui::DragValue::new(&mut lo).range(0.0..=hi).speed(0.5))
+                .labelled_by(low.id);
+            let high = ui.label("high");
+            ui.add(egui::DragValue::new(&mut hi).range(lo..=100.0).speed(0.5))
+                .labelled_by(high.id);
+            if ui.button("min–max").clicked() {
+                (lo, hi) = (0.0, 100.0);
+            }
+        });
+        if (lo, hi) != self.percentiles {
+            self.percentiles = (lo, hi);
+            // Recolour in place: old tiles stay until the new ones arrive.
+            self.tiles.refresh();
+        }
         ui.checkbox(&mut self.map.grid, "chunk grid");
     }
 
@@ -330,10 +350,7 @@ impl Explorer {
         {
             self.map.fit(&extent, ui.available_size());
         }
-        let style = Style {
-            map: self.color_map,
-            stretch: opened.stretch,
-        };
+        let style = self.style();
         let t = store.time_indices().first().copied().unwrap_or(0);
         let selected = self.inspector.selected.map(|k| k.loc);
         self.drawn = self
@@ -483,10 +500,27 @@ impl Explorer {
         ui.separator();
     }
 
+    /// Visible tiles drawn from neither their own nor a stale texture in the
+    /// last frame.
+    #[must_use]
+    pub fn drawn_missing(&self) -> usize {
+        self.drawn.missing
+    }
+
+    /// The current colouring (for tests and tools that inspect the view).
+    #[must_use]
+    pub fn style_for_tests(&self) -> Style {
+        self.style()
+    }
+
+    /// The colouring: the chosen ramp, stretched to the chosen percentiles
+    /// of the master chunk's values.
     fn style(&self) -> Style {
-        let stretch = self
-            .opened()
-            .map_or([Stretch { min: 0.0, max: 1.0 }; 3], |o| o.stretch);
+        let (lo, hi) = self.percentiles;
+        let fallback = Stretch { min: 0.0, max: 1.0 };
+        let stretch = self.opened().map_or([fallback; 3], |o| {
+            [0, 1, 2].map(|b| Stretch::from_sorted(&o.samples[b], lo, hi).unwrap_or(fallback))
+        });
         Style {
             map: self.color_map,
             stretch,
@@ -650,7 +684,7 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
     let store = Store::open(Arc::new(storage)).map_err(|e| e.to_string())?;
     let grid = *store.grid();
     let t = store.time_indices().first().copied().unwrap_or(0);
-    let (data, stretch) = with_dtype!(store.structure().dtype, T => {
+    let (data, samples) = with_dtype!(store.structure().dtype, T => {
         let data = store.data_window::<T>(t).map_err(|e| e.to_string())?.map(|w| grid.window_extent(0, &w));
         let master = store.master_chunk(t).map_err(|e| e.to_string())?;
         let chunk = match master {
@@ -658,15 +692,22 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
             None => None,
         };
         let nodata: T = store.nodata();
-        let fallback = Stretch { min: 0.0, max: 1.0 };
-        let stretch = [0, 1, 2].map(|b| {
-            chunk
+        let samples = [0, 1, 2].map(|b| {
+            let mut values: Vec<f64> = chunk
                 .as_ref()
                 .filter(|c| b < c.dim().0)
-                .and_then(|c| Stretch::percentiles(&c.view(), b, nodata, 2.0, 98.0))
-                .unwrap_or(fallback)
+                .map(|c| {
+                    c.index_axis(ndarray::Axis(0), b)
+                        .iter()
+                        .filter(|v| crate::engine::aggregate::is_valid(**v, nodata))
+                        .map(|v| crate::engine::Element::to_f64(*v))
+                        .collect()
+                })
+                .unwrap_or_default();
+            values.sort_by(f64::total_cmp);
+            values
         });
-        (data, stretch)
+        (data, samples)
     });
     let levels = (0..=grid.top_level())
         .map(|l| {
@@ -679,7 +720,7 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         path: path.clone(),
         data,
         levels,
-        stretch,
+        samples,
     })
 }
 

@@ -15,6 +15,7 @@ pub use app::{Explorer, GuiOptions, Opened};
 pub use inspect::{ChunkReport, Inspector, Stats};
 pub use jobs::{Job, JobState, Jobs};
 pub use map::{MapView, Readout};
+pub use tiles::Style;
 
 /// Runs the explorer window until it is closed.
 ///
