@@ -358,3 +358,61 @@ fn the_stretch_control_recolours_the_map() {
         "no tile was ever missing from the screen"
     );
 }
+
+/// Draw an export rectangle on the map, choose a level, export: the job
+/// writes a GeoTIFF of that extent.
+#[test]
+fn a_drawn_rectangle_exports_to_geotiff() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the tiles", |app| {
+        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
+    });
+    h.get_by_label("Draw extent").click();
+    h.run_steps(2);
+    assert!(h.state().map.drawing);
+    let (a, b) = (egui::pos2(560.0, 260.0), egui::pos2(700.0, 420.0));
+    h.input_mut().events.push(egui::Event::PointerMoved(a));
+    h.input_mut().events.push(egui::Event::PointerButton {
+        pos: a,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+    for i in 1..=5 {
+        let p = a + (b - a) * (i as f32 / 5.0);
+        h.input_mut().events.push(egui::Event::PointerMoved(p));
+        h.step();
+    }
+    h.input_mut().events.push(egui::Event::PointerButton {
+        pos: b,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run_steps(2);
+    let extent = h.state().export.extent.expect("a rectangle was drawn");
+    assert!(extent.width() > 0.0 && extent.height() > 0.0);
+    assert!(!h.state().map.drawing);
+    let out = dir.path().join("drawn.tif");
+    h.state_mut().export_to(out.clone());
+    run_until(&mut h, "the export job", finished);
+    let job = &h.state().jobs.jobs[0];
+    assert!(
+        matches!(job.state, gridstore::gui::JobState::Done(_)),
+        "{:?}",
+        job.state
+    );
+    let g = util::read(s(&out), None);
+    let cell = g.geotransform[1];
+    assert!(
+        (g.geotransform[0] - extent.min_x).abs() < 1e-6
+            && (g.geotransform[3] - extent.max_y).abs() < 1e-6
+    );
+    assert!(((g.cols as f64) * cell - extent.width()).abs() <= cell);
+}

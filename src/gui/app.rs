@@ -3,9 +3,10 @@
 //! Opening a store, building the demo store and rendering tiles all run off
 //! the UI thread; results come back over bounded channels.
 
+use super::export::ExportPanel;
 use super::inspect::Inspector;
 use super::jobs::{JobState, Jobs, store_beside};
-use super::map::{Drawn, MapView};
+use super::map::{Drawn, MapView, Marks};
 use super::tiles::{Style, TileCache};
 use crate::engine::{Extent, Store};
 use crate::render::{ColorMap, Stretch, short_number};
@@ -77,6 +78,8 @@ pub struct Explorer {
     pub jobs: Jobs,
     /// The chunk inspector (pyramid browser).
     pub inspector: Inspector,
+    /// The export settings.
+    pub export: ExportPanel,
     /// A reload of the open store after a write, applied when it arrives.
     reload: Option<Receiver<Result<Opened, String>>>,
     last_reload: std::time::Instant,
@@ -91,10 +94,7 @@ impl Explorer {
             tiles: TileCache::new(ctx.clone(), 512),
             ctx: ctx.clone(),
             state: StoreState::Empty,
-            map: MapView {
-                pinned: options.level,
-                ..MapView::default()
-            },
+            map: MapView::pinned(options.level),
             color_map: ColorMap::Viridis,
             percentiles: (2.0, 98.0),
             drawn: Drawn::default(),
@@ -106,6 +106,7 @@ impl Explorer {
             outcome: Arc::new(Mutex::new(None)),
             jobs: Jobs::new(ctx.clone()),
             inspector: Inspector::default(),
+            export: ExportPanel::default(),
             reload: None,
             last_reload: std::time::Instant::now(),
             picked: None,
@@ -310,6 +311,29 @@ impl Explorer {
             self.tiles.refresh();
         }
         ui.checkbox(&mut self.map.grid, "chunk grid");
+        ui.separator();
+        self.export_controls(ui, top);
+    }
+
+    fn export_controls(&mut self, ui: &mut egui::Ui, top: u8) {
+        if let Some(path) = self.export.chosen_path() {
+            self.export_to(path);
+        }
+        let view = self.drawn.view;
+        let action = self.export.ui(ui, top, self.map.drawing, view);
+        match action {
+            Some(super::export::Action::Draw) => self.map.drawing = true,
+            Some(super::export::Action::Save) => self.export.ask_path(&self.ctx),
+            None => {}
+        }
+    }
+
+    /// Queues an export of the open store to `path` with the panel's settings.
+    pub fn export_to(&mut self, path: PathBuf) {
+        let Some(store) = self.opened().map(|o| o.path.clone()) else {
+            return;
+        };
+        self.jobs.export(store, path, self.export.request());
     }
 
     fn status_bar(&self, ui: &mut egui::Ui) {
@@ -352,10 +376,15 @@ impl Explorer {
         }
         let style = self.style();
         let t = store.time_indices().first().copied().unwrap_or(0);
-        let selected = self.inspector.selected.map(|k| k.loc);
-        self.drawn = self
-            .map
-            .show(ui, &store, (t, selected), &mut self.tiles, style);
+        let marks = Marks {
+            t,
+            selected: self.inspector.selected.map(|k| k.loc),
+            export: self.export.extent,
+        };
+        self.drawn = self.map.show(ui, &store, marks, &mut self.tiles, style);
+        if self.drawn.rectangle_done {
+            self.export.extent = self.drawn.rectangle;
+        }
         if let Some(loc) = self.drawn.clicked {
             self.inspector
                 .select(&store, super::tiles::TileKey { t, loc }, &self.ctx);

@@ -7,7 +7,7 @@
 //! final result never is), and each message wakes the UI.
 
 use crate::engine::{CancelToken, JobEvent, Store};
-use crate::gdal_io::{IngestOptions, ingest, structure_like};
+use crate::gdal_io::{ExportRequest, IngestOptions, export, ingest, structure_like};
 use crate::storage::FolderStorage;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +38,8 @@ pub struct Job {
     pub store: PathBuf,
     /// Whether the job creates the store from the file first.
     pub creates: bool,
+    /// Whether the job exports the store to `file` (rather than ingesting it).
+    pub exports: bool,
     /// The current phase ("ingest", "pyramid").
     pub phase: String,
     /// Work done in the phase.
@@ -75,6 +77,8 @@ struct Request {
     file: PathBuf,
     store: PathBuf,
     creates: bool,
+    /// Set for an export of the store to `file`.
+    export: Option<ExportRequest>,
     cancel: CancelToken,
 }
 
@@ -111,12 +115,28 @@ impl Jobs {
     /// Queues an ingest of `file` into `store` (created from `file` when
     /// `creates`).
     pub fn ingest(&mut self, file: PathBuf, store: PathBuf, creates: bool) {
+        self.queue(file, store, creates, None);
+    }
+
+    /// Queues an export of `store` to `out`.
+    pub fn export(&mut self, store: PathBuf, out: PathBuf, request: ExportRequest) {
+        self.queue(out, store, false, Some(request));
+    }
+
+    fn queue(
+        &mut self,
+        file: PathBuf,
+        store: PathBuf,
+        creates: bool,
+        export: Option<ExportRequest>,
+    ) {
         let cancel = CancelToken::new();
         let index = self.jobs.len();
         self.jobs.push(Job {
             file: file.clone(),
             store: store.clone(),
             creates,
+            exports: export.is_some(),
             phase: "queued".into(),
             done: 0,
             total: 0,
@@ -133,11 +153,12 @@ impl Jobs {
                 file,
                 store,
                 creates,
+                export,
                 cancel,
             })
             .is_err()
         {
-            self.jobs[index].state = JobState::Failed("the ingest worker stopped".into());
+            self.jobs[index].state = JobState::Failed("the job worker stopped".into());
         }
     }
 
@@ -173,7 +194,9 @@ impl Jobs {
                 Message::Finished(result) => {
                     job.state = match result {
                         Ok(summary) => {
-                            changed.push(job.store.clone());
+                            if !job.exports {
+                                changed.push(job.store.clone());
+                            }
                             JobState::Done(summary)
                         }
                         Err(_) if job.cancel.is_cancelled() => JobState::Cancelled,
@@ -214,17 +237,37 @@ fn run(
     sender: &SyncSender<(usize, Message)>,
     ctx: &egui::Context,
 ) -> Result<String, String> {
-    let store = if request.creates {
-        create_like(&request.store, &request.file)?
-    } else {
-        open_writer(&request.store)?
-    };
     let index = request.index;
     let sink = |event: JobEvent| {
         // Progress may be skipped when the UI is behind; never block the pool.
         if sender.try_send((index, Message::Event(event))).is_ok() {
             ctx.request_repaint();
         }
+    };
+    if let Some(export_request) = &request.export {
+        let storage = FolderStorage::open(&request.store)
+            .map_err(|e| format!("cannot open {}: {e}", request.store.display()))?;
+        let store = Store::open(Arc::new(storage)).map_err(|e| e.to_string())?;
+        let report = export(
+            &store,
+            export_request,
+            &request.file,
+            &sink,
+            &request.cancel,
+        )
+        .map_err(|e| e.to_string())?;
+        return Ok(format!(
+            "{} × {} cells from level {} to {}",
+            report.size.0,
+            report.size.1,
+            report.level,
+            report.path.display()
+        ));
+    }
+    let store = if request.creates {
+        create_like(&request.store, &request.file)?
+    } else {
+        open_writer(&request.store)?
     };
     let report = ingest(
         &store,

@@ -23,6 +23,20 @@ pub struct MapView {
     pub grid: bool,
     /// Whether the view was fitted to the data yet.
     pub fitted: bool,
+    /// Dragging draws a rectangle (the export extent) instead of panning.
+    pub drawing: bool,
+    draw_start: Option<(f64, f64)>,
+}
+
+/// What the map marks on top of the tiles.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Marks {
+    /// Time index shown.
+    pub t: u32,
+    /// The selected chunk.
+    pub selected: Option<ChunkLoc>,
+    /// The export extent.
+    pub export: Option<Extent>,
 }
 
 impl Default for MapView {
@@ -33,6 +47,8 @@ impl Default for MapView {
             pinned: None,
             grid: false,
             fitted: false,
+            drawing: false,
+            draw_start: None,
         }
     }
 }
@@ -61,9 +77,24 @@ pub struct Drawn {
     pub readout: Option<Readout>,
     /// The chunk clicked this frame, at the shown level.
     pub clicked: Option<ChunkLoc>,
+    /// A rectangle drawn this frame (in drawing mode), or being drawn.
+    pub rectangle: Option<Extent>,
+    /// Whether `rectangle` is finished.
+    pub rectangle_done: bool,
+    /// The extent on screen.
+    pub view: Option<Extent>,
 }
 
 impl MapView {
+    /// A view with `level` pinned (or following the zoom for `None`).
+    #[must_use]
+    pub fn pinned(level: Option<u8>) -> Self {
+        Self {
+            pinned: level,
+            ..Self::default()
+        }
+    }
+
     /// Centres on `extent` so that it fills `size` points.
     pub fn fit(&mut self, extent: &Extent, size: Vec2) {
         self.center = [
@@ -108,12 +139,35 @@ impl MapView {
         &mut self,
         ui: &mut egui::Ui,
         store: &Arc<Store>,
-        (t, selected): (u32, Option<ChunkLoc>),
+        marks: Marks,
         tiles: &mut TileCache,
         style: Style,
     ) -> Drawn {
+        let Marks {
+            t,
+            selected,
+            export,
+        } = marks;
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
-        if response.dragged() {
+        let mut rectangle = None;
+        let mut rectangle_done = false;
+        if self.drawing {
+            if response.drag_started() {
+                self.draw_start = response
+                    .interact_pointer_pos()
+                    .map(|p| self.to_world(rect, p));
+            }
+            if let (Some(a), Some(p)) = (self.draw_start, response.interact_pointer_pos()) {
+                let b = self.to_world(rect, p);
+                rectangle =
+                    Extent::new(a.0.min(b.0), a.1.min(b.1), a.0.max(b.0), a.1.max(b.1)).ok();
+            }
+            if response.drag_stopped() {
+                rectangle_done = rectangle.is_some();
+                self.drawing = false;
+                self.draw_start = None;
+            }
+        } else if response.dragged() {
             let d = response.drag_delta();
             self.center[0] -= f64::from(d.x) * self.units_per_point;
             self.center[1] += f64::from(d.y) * self.units_per_point;
@@ -226,6 +280,19 @@ impl MapView {
                 let (x, y) = self.to_world(rect, p);
                 grid.locate(level, x, y).map(|f| f.0)
             });
+        if let Some(e) = rectangle.or(export) {
+            let r = Rect::from_min_max(
+                self.to_screen(rect, e.min_x, e.max_y),
+                self.to_screen(rect, e.max_x, e.min_y),
+            );
+            painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(80, 160, 255, 40));
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(2.0, Color32::from_rgb(80, 160, 255)),
+                egui::StrokeKind::Inside,
+            );
+        }
         if let Some(selected) = selected {
             let r = self.chunk_rect(rect, store, selected);
             painter.rect_stroke(
@@ -240,6 +307,9 @@ impl MapView {
             missing,
             readout,
             clicked,
+            rectangle,
+            rectangle_done,
+            view: Some(view),
         }
     }
 

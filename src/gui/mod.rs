@@ -6,12 +6,14 @@
 
 mod app;
 mod demo;
+mod export;
 mod inspect;
 mod jobs;
 mod map;
 mod tiles;
 
 pub use app::{Explorer, GuiOptions, Opened};
+pub use export::ExportPanel;
 pub use inspect::{ChunkReport, Inspector, Stats};
 pub use jobs::{Job, JobState, Jobs};
 pub use map::{MapView, Readout};

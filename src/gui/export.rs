@@ -1,0 +1,173 @@
+//! The export panel: an extent (drawn on the map, taken from the view, or
+//! typed), a level, a format, and a save dialog; the export itself runs as a
+//! job.
+
+use crate::engine::Extent;
+use crate::gdal_io::{ExportFormat, ExportRequest, Resolution};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, sync_channel};
+
+/// What the panel asks the explorer to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Let the next drag on the map draw the extent.
+    Draw,
+    /// Ask where to save, then export.
+    Save,
+}
+
+/// The export settings.
+pub struct ExportPanel {
+    /// The extent to export (store CRS); `None` exports all data.
+    pub extent: Option<Extent>,
+    /// The level whose cells are exported.
+    pub level: u8,
+    /// The output format.
+    pub format: ExportFormat,
+    dialog: Option<Receiver<Option<PathBuf>>>,
+}
+
+impl Default for ExportPanel {
+    fn default() -> Self {
+        Self {
+            extent: None,
+            level: 0,
+            format: ExportFormat::GTiff,
+            dialog: None,
+        }
+    }
+}
+
+const FORMATS: [(ExportFormat, &str, &str); 4] = [
+    (ExportFormat::GTiff, "GeoTIFF", "tif"),
+    (ExportFormat::Cog, "COG", "tif"),
+    (ExportFormat::NetCdf, "NetCDF", "nc"),
+    (ExportFormat::Png, "PNG", "png"),
+];
+
+impl ExportPanel {
+    /// The request the settings describe.
+    #[must_use]
+    pub fn request(&self) -> ExportRequest {
+        ExportRequest {
+            bbox: self.extent,
+            bbox_crs: None,
+            resolution: Resolution::Level(self.level),
+            format: self.format,
+            instant: None,
+            resampling: None,
+            crs: None,
+            snap: false,
+        }
+    }
+
+    /// Opens the save dialog off the UI thread.
+    pub fn ask_path(&mut self, ctx: &egui::Context) {
+        let (tx, rx) = sync_channel(1);
+        let ctx = ctx.clone();
+        let (name, ext) = FORMATS
+            .iter()
+            .find(|f| f.0 == self.format)
+            .map_or(("GeoTIFF", "tif"), |f| (f.1, f.2));
+        std::thread::spawn(move || {
+            let path = rfd::FileDialog::new()
+                .set_title("Export to")
+                .add_filter(name, &[ext])
+                .save_file();
+            tx.send(path).ok();
+            ctx.request_repaint();
+        });
+        self.dialog = Some(rx);
+    }
+
+    /// The path the save dialog returned, once.
+    pub fn chosen_path(&mut self) -> Option<PathBuf> {
+        let chosen = self.dialog.as_ref()?.try_recv().ok()?;
+        self.dialog = None;
+        chosen
+    }
+
+    /// The panel; returns what the user asked for.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        top: u8,
+        drawing: bool,
+        view: Option<Extent>,
+    ) -> Option<Action> {
+        ui.label(egui::RichText::new("Export").strong());
+        let mut action = None;
+        ui.horizontal(|ui| {
+            let draw = if drawing {
+                "drag on the map…"
+            } else {
+                "Draw extent"
+            };
+            if ui.add_enabled(!drawing, egui::Button::new(draw)).clicked() {
+                action = Some(Action::Draw);
+            }
+            if ui
+                .add_enabled(view.is_some(), egui::Button::new("Use view"))
+                .clicked()
+            {
+                self.extent = view;
+            }
+            if ui
+                .add_enabled(self.extent.is_some(), egui::Button::new("All data"))
+                .clicked()
+            {
+                self.extent = None;
+            }
+        });
+        match &mut self.extent {
+            Some(e) => {
+                egui::Grid::new("export extent")
+                    .num_columns(2)
+                    .show(ui, |ui| {
+                        for (name, value) in [
+                            ("min x", &mut e.min_x),
+                            ("min y", &mut e.min_y),
+                            ("max x", &mut e.max_x),
+                            ("max y", &mut e.max_y),
+                        ] {
+                            let label = ui.label(name);
+                            ui.add(egui::DragValue::new(value).speed(1.0))
+                                .labelled_by(label.id);
+                            ui.end_row();
+                        }
+                    });
+            }
+            None => {
+                ui.label("extent: all data");
+            }
+        }
+        egui::ComboBox::from_label("export level")
+            .selected_text(format!("level {}", self.level))
+            .show_ui(ui, |ui| {
+                for l in 0..=top {
+                    ui.selectable_value(&mut self.level, l, format!("level {l}"));
+                }
+            });
+        let name = FORMATS
+            .iter()
+            .find(|f| f.0 == self.format)
+            .map_or("GeoTIFF", |f| f.1);
+        egui::ComboBox::from_label("format")
+            .selected_text(name)
+            .show_ui(ui, |ui| {
+                for (format, name, _) in FORMATS {
+                    ui.selectable_value(&mut self.format, format, name);
+                }
+            });
+        let valid = self
+            .extent
+            .is_none_or(|e| e.min_x < e.max_x && e.min_y < e.max_y);
+        if ui
+            .add_enabled(valid && self.dialog.is_none(), egui::Button::new("Export…"))
+            .clicked()
+        {
+            action = Some(Action::Save);
+        }
+        action
+    }
+}
