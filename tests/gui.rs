@@ -39,7 +39,17 @@ fn store_with_data(dir: &Path) -> std::path::PathBuf {
 
 fn harness(options: &GuiOptions) -> Harness<'static, Explorer> {
     let ctx = egui::Context::default();
-    let app = Explorer::new(ctx, options);
+    // Never touch the user's own recent-stores list.
+    let mut options = options.clone();
+    if options.recent_file.is_none() {
+        let file = std::env::temp_dir().join(format!(
+            "gridstore-test-recent-{}-{:?}.json",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        options.recent_file = Some(file);
+    }
+    let app = Explorer::new(ctx, &options);
     Harness::builder()
         .with_size(egui::vec2(1000.0, 700.0))
         .build_ui_state(|ui, app: &mut Explorer| app.show(ui), app)
@@ -415,4 +425,40 @@ fn a_drawn_rectangle_exports_to_geotiff() {
             && (g.geotransform[3] - extent.max_y).abs() < 1e-6
     );
     assert!(((g.cols as f64) * cell - extent.width()).abs() <= cell);
+}
+
+/// Opened stores are remembered between runs and can be reopened from the list.
+#[test]
+fn recent_stores_are_remembered_between_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let recent = dir.path().join("config/recent.json");
+    let options = GuiOptions {
+        store: Some(store.clone()),
+        recent_file: Some(recent.clone()),
+        ..GuiOptions::default()
+    };
+    let mut h = harness(&options);
+    run_until(&mut h, "the store to open", |app| app.opened().is_some());
+    let canonical = std::fs::canonicalize(&store).unwrap();
+    assert_eq!(h.state().recent.first(), Some(&canonical));
+    let start = Instant::now();
+    while !recent.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the list was not saved"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A new run with another (bad) store lists the first one and reopens it.
+    let mut h = harness(&GuiOptions {
+        store: Some(dir.path().join("nope")),
+        recent_file: Some(recent),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the error", |app| app.error().is_some());
+    assert_eq!(h.state().recent.first(), Some(&canonical));
+    h.get_by_label(&canonical.display().to_string()).click();
+    h.run_steps(2);
+    run_until(&mut h, "the recent store", |app| app.opened().is_some());
 }

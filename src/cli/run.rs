@@ -87,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 level,
                 bbox,
                 screenshot,
+                recent_file: None,
             })?;
             Ok(ExitCode::SUCCESS)
         }

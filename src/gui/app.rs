@@ -28,6 +28,8 @@ pub struct GuiOptions {
     pub bbox: Option<Extent>,
     /// Save a screenshot here once the visible tiles are loaded, then quit.
     pub screenshot: Option<PathBuf>,
+    /// Where the recent-stores list lives (`None`: the user's config folder).
+    pub recent_file: Option<PathBuf>,
 }
 
 /// A store that finished opening.
@@ -84,6 +86,9 @@ pub struct Explorer {
     reload: Option<Receiver<Result<Opened, String>>>,
     last_reload: std::time::Instant,
     picked: Option<Receiver<Vec<PathBuf>>>,
+    /// Stores opened before, most recent first.
+    pub recent: Vec<PathBuf>,
+    recent_file: Option<PathBuf>,
 }
 
 impl Explorer {
@@ -110,12 +115,32 @@ impl Explorer {
             reload: None,
             last_reload: std::time::Instant::now(),
             picked: None,
+            recent: Vec::new(),
+            recent_file: options
+                .recent_file
+                .clone()
+                .or_else(super::recent::default_file),
         };
+        // A few hundred bytes, read once before the first frame.
+        if let Some(file) = &app.recent_file {
+            app.recent = super::recent::load(file);
+        }
         match &options.store {
             Some(path) => app.open(path.clone()),
             None => app.open_demo(),
         }
         app
+    }
+
+    /// Puts `path` first in the recent list and saves it off the UI thread.
+    fn remember(&mut self, path: &std::path::Path) {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.recent = super::recent::remember(&self.recent, &path);
+        if let Some(file) = self.recent_file.clone() {
+            let list = self.recent.clone();
+            // Losing the list only costs convenience; nothing to report.
+            std::thread::spawn(move || super::recent::save(&file, &list).ok());
+        }
     }
 
     /// Starts opening `path` in the background.
@@ -168,7 +193,10 @@ impl Explorer {
             self.tiles.clear();
             self.map.fitted = false;
             self.state = match result {
-                Ok(opened) => StoreState::Open(Box::new(opened)),
+                Ok(opened) => {
+                    self.remember(&opened.path);
+                    StoreState::Open(Box::new(opened))
+                }
                 Err(e) => StoreState::Failed(e),
             };
         }
@@ -208,6 +236,7 @@ impl Explorer {
                 self.pick_files();
             }
         });
+        self.recent_list(ui);
         ui.separator();
         let Some(opened) = self.opened() else {
             match &self.state {
@@ -265,6 +294,35 @@ impl Explorer {
                     ui.end_row();
                 }
             });
+    }
+
+    fn recent_list(&mut self, ui: &mut egui::Ui) {
+        if self.recent.is_empty() {
+            return;
+        }
+        let current = self
+            .opened()
+            .map(|o| std::fs::canonicalize(&o.path).unwrap_or_else(|_| o.path.clone()));
+        let mut chosen = None;
+        egui::CollapsingHeader::new("Recent stores")
+            .default_open(self.opened().is_none())
+            .show(ui, |ui| {
+                for path in &self.recent {
+                    let name = path.display().to_string();
+                    if ui
+                        .add_enabled(
+                            current.as_ref() != Some(path),
+                            egui::Button::new(&name).small(),
+                        )
+                        .clicked()
+                    {
+                        chosen = Some(path.clone());
+                    }
+                }
+            });
+        if let Some(path) = chosen {
+            self.open(path);
+        }
     }
 
     fn view_controls(&mut self, ui: &mut egui::Ui) {

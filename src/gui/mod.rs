@@ -10,6 +10,7 @@ mod export;
 mod inspect;
 mod jobs;
 mod map;
+mod recent;
 mod tiles;
 
 pub use app::{Explorer, GuiOptions, Opened};
