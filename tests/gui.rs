@@ -462,3 +462,48 @@ fn recent_stores_are_remembered_between_runs() {
     h.run_steps(2);
     run_until(&mut h, "the recent store", |app| app.opened().is_some());
 }
+
+/// `gui --tour --frame-log` runs the fixed tour (with an ingest halfway),
+/// logs one line per frame, and `frame-stats` reports p50 and p99.
+#[test]
+fn the_tour_logs_frame_times_under_xvfb() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let log = dir.path().join("frames.log");
+    let shifted = dir.path().join("again.tif");
+    std::fs::copy(util::data("terra_meuse.tif"), &shifted).unwrap();
+    let out = std::process::Command::new("xvfb-run")
+        .args([
+            "-a",
+            "-s",
+            "-screen 0 1280x800x24",
+            env!("CARGO_BIN_EXE_gridstore"),
+            "gui",
+            s(&store),
+            "--tour",
+            "--frame-log",
+            s(&log),
+            "--tour-ingest",
+            s(&shifted),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().count() >= 500,
+        "{} frames",
+        text.lines().count()
+    );
+    let levels: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert!(levels.len() >= 4, "the tour crosses levels: {levels:?}");
+    let stats = util::ok(&["frame-stats", s(&log)]);
+    assert!(stats.contains("p50") && stats.contains("p99"), "{stats}");
+}

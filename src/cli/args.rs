@@ -82,6 +82,20 @@ pub enum Command {
         /// Show this extent (MINX,MINY,MAXX,MAXY in the store's CRS).
         #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
         bbox: Option<Extent>,
+        /// Run a fixed pan/zoom tour across every level, then exit.
+        #[arg(long, requires = "frame_log")]
+        tour: bool,
+        /// Where the tour writes one line per frame (last field: UI time in ms).
+        #[arg(long)]
+        frame_log: Option<PathBuf>,
+        /// A raster to ingest halfway through the tour.
+        #[arg(long, requires = "tour")]
+        tour_ingest: Option<PathBuf>,
+    },
+    /// Report p50 and p99 of a frame log written by `gui --tour`.
+    FrameStats {
+        /// The frame log.
+        log: PathBuf,
     },
     /// Build a demo store from the sample rasters in assets/ and show it.
     Demo {

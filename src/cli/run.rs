@@ -76,11 +76,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { store } => demo(&store),
+        Command::FrameStats { log } => {
+            let text = std::fs::read_to_string(&log)
+                .with_context(|| format!("cannot read {}", log.display()))?;
+            println!(
+                "{}",
+                crate::gui::frame_stats(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", log.display()))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Gui {
             store,
             screenshot,
             level,
             bbox,
+            tour,
+            frame_log,
+            tour_ingest,
         } => {
             crate::gui::run(crate::gui::GuiOptions {
                 store,
@@ -88,6 +101,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bbox,
                 screenshot,
                 recent_file: None,
+                tour: if tour { frame_log } else { None },
+                tour_ingest,
             })?;
             Ok(ExitCode::SUCCESS)
         }

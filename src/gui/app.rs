@@ -30,6 +30,10 @@ pub struct GuiOptions {
     pub screenshot: Option<PathBuf>,
     /// Where the recent-stores list lives (`None`: the user's config folder).
     pub recent_file: Option<PathBuf>,
+    /// Run the pan/zoom tour, log each frame's UI time here, then quit.
+    pub tour: Option<PathBuf>,
+    /// A raster to ingest halfway through the tour.
+    pub tour_ingest: Option<PathBuf>,
 }
 
 /// A store that finished opening.
@@ -89,6 +93,7 @@ pub struct Explorer {
     /// Stores opened before, most recent first.
     pub recent: Vec<PathBuf>,
     recent_file: Option<PathBuf>,
+    tour: Option<super::tour::Tour>,
 }
 
 impl Explorer {
@@ -120,6 +125,10 @@ impl Explorer {
                 .recent_file
                 .clone()
                 .or_else(super::recent::default_file),
+            tour: options
+                .tour
+                .clone()
+                .map(|log| super::tour::Tour::new(log, options.tour_ingest.clone())),
         };
         // A few hundred bytes, read once before the first frame.
         if let Some(file) = &app.recent_file {
@@ -187,6 +196,49 @@ impl Explorer {
 
     /// One frame of the whole window.
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        let started = std::time::Instant::now();
+        self.tour_step();
+        self.frame(ui);
+        if let Some(tour) = &mut self.tour
+            && self.map.fitted
+        {
+            let ingesting = self.jobs.jobs.iter().any(|j| j.state == JobState::Running);
+            tour.record(self.drawn.level, ingesting, started.elapsed());
+        }
+    }
+
+    /// Moves the view along the tour, starts its ingest, ends it.
+    fn tour_step(&mut self) {
+        let Some(opened) = self.opened() else { return };
+        let Some(data) = opened.data else { return };
+        let base = opened.store.grid().cell_size(0)[0];
+        let store = opened.path.clone();
+        if !self.map.fitted {
+            return;
+        }
+        let Some(tour) = &mut self.tour else { return };
+        self.ctx.request_repaint();
+        match tour.next(&data, (self.map.center, self.map.units_per_point), base) {
+            super::tour::Step::View(center, scale) => {
+                self.map.center = center;
+                self.map.units_per_point = scale;
+            }
+            super::tour::Step::Ingest(file) => self.jobs.ingest(file, store, false),
+            super::tour::Step::Done => {
+                let written = tour
+                    .write()
+                    .map_err(|e| format!("{}: {e}", tour.log.display()));
+                *self
+                    .outcome
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(written);
+                self.tour = None;
+                self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+        }
+    }
+
+    fn frame(&mut self, ui: &mut egui::Ui) {
         if let StoreState::Loading(_, rx) = &self.state
             && let Ok(result) = rx.try_recv()
         {

@@ -12,6 +12,7 @@ mod jobs;
 mod map;
 mod recent;
 mod tiles;
+mod tour;
 
 pub use app::{Explorer, GuiOptions, Opened};
 pub use export::ExportPanel;
@@ -19,6 +20,7 @@ pub use inspect::{ChunkReport, Inspector, Stats};
 pub use jobs::{Job, JobState, Jobs};
 pub use map::{MapView, Readout};
 pub use tiles::Style;
+pub use tour::frame_stats;
 
 /// Runs the explorer window until it is closed.
 ///
@@ -54,7 +56,7 @@ pub fn run(options: GuiOptions) -> anyhow::Result<()> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
     }) {
-        Some(Err(e)) => anyhow::bail!("screenshot failed: {e}"),
+        Some(Err(e)) => anyhow::bail!("{e}"),
         _ => Ok(()),
     }
 }

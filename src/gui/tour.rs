@@ -1,0 +1,173 @@
+//! `--tour`: a fixed pan/zoom tour across every level, with the UI update
+//! time of each frame logged, to measure smoothness.
+//!
+//! The tour fits the data, zooms in to the base level around the data's
+//! centre, pans across, then zooms out to the root; with `--tour-ingest FILE`
+//! it also starts that ingest halfway and keeps touring while it runs. Each
+//! frame's line is `frame <n> level <l> ingest <0|1> <ms>`, the last field
+//! being the time `Explorer::show` took.
+
+use crate::engine::Extent;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Frames of each leg of the tour.
+const LEG: u32 = 120;
+
+/// The tour's progress and the frame log.
+pub struct Tour {
+    frame: u32,
+    start: Option<([f64; 2], f64)>,
+    /// One line per frame.
+    pub lines: Vec<String>,
+    /// Where the log goes when the tour ends.
+    pub log: PathBuf,
+    /// A raster to ingest halfway.
+    pub ingest: Option<PathBuf>,
+    ingest_started: bool,
+}
+
+/// What the tour wants this frame.
+pub enum Step {
+    /// Show this centre and scale.
+    View([f64; 2], f64),
+    /// Start the ingest now (and keep the view).
+    Ingest(PathBuf),
+    /// The tour is over.
+    Done,
+}
+
+impl Tour {
+    /// A tour logging to `log`.
+    #[must_use]
+    pub fn new(log: PathBuf, ingest: Option<PathBuf>) -> Self {
+        Self {
+            frame: 0,
+            start: None,
+            lines: Vec::new(),
+            log,
+            ingest,
+            ingest_started: false,
+        }
+    }
+
+    /// The next step, given the data extent and the fitted scale.
+    pub fn next(&mut self, data: &Extent, fitted: ([f64; 2], f64), base_cell: f64) -> Step {
+        let (center, fit_scale) = *self.start.get_or_insert(fitted);
+        self.frame += 1;
+        let f = self.frame;
+        if f == 2 * LEG
+            && !self.ingest_started
+            && let Some(file) = self.ingest.clone()
+        {
+            self.ingest_started = true;
+            return Step::Ingest(file);
+        }
+        // Scales from the whole data down to one base cell per point.
+        let deep = base_cell.min(fit_scale);
+        let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
+        let geo = |a: f64, b: f64, t: f64| (a.ln() + (b.ln() - a.ln()) * t).exp();
+        let t = f64::from(f % LEG) / f64::from(LEG);
+        match f / LEG {
+            // Zoom in to the base level.
+            0 => Step::View(center, geo(fit_scale, deep, t)),
+            // Pan west to east across the data at the base level.
+            1 | 2 => {
+                let x = lerp(
+                    data.min_x,
+                    data.max_x,
+                    f64::from(f - LEG) / f64::from(2 * LEG),
+                );
+                Step::View([x, center[1]], deep)
+            }
+            // Zoom out past the whole data, towards the root.
+            3 => Step::View(center, geo(deep, fit_scale * 64.0, t)),
+            // Back to the data.
+            4 => Step::View(center, geo(fit_scale * 64.0, fit_scale, t)),
+            _ => Step::Done,
+        }
+    }
+
+    /// Records one frame.
+    pub fn record(&mut self, level: u8, ingesting: bool, took: Duration) {
+        self.lines.push(format!(
+            "frame {} level {level} ingest {} {:.3}",
+            self.frame,
+            u8::from(ingesting),
+            took.as_secs_f64() * 1000.0
+        ));
+    }
+
+    /// Writes the log.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write(&self) -> std::io::Result<()> {
+        std::fs::write(&self.log, self.lines.join("\n") + "\n")
+    }
+}
+
+/// p50 and p99 (milliseconds) of the last field of each line of a frame log,
+/// overall and for the frames logged during an ingest.
+///
+/// # Errors
+/// The file cannot be read or holds no frame lines.
+pub fn frame_stats(text: &str) -> Result<String, String> {
+    let mut all = Vec::new();
+    let mut ingest = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(ms) = fields.last().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        all.push(ms);
+        if fields.windows(2).any(|w| w == ["ingest", "1"]) {
+            ingest.push(ms);
+        }
+    }
+    if all.is_empty() {
+        return Err("no frame lines".into());
+    }
+    let describe = |name: &str, v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let at = |p: f64| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let i = ((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1);
+            v[i]
+        };
+        format!(
+            "{name}: {} frames, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            v.len(),
+            at(0.5),
+            at(0.99),
+            v[v.len() - 1]
+        )
+    };
+    let mut out = describe("all frames", &mut all);
+    if !ingest.is_empty() {
+        out.push('\n');
+        out.push_str(&describe("during ingest", &mut ingest));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_read_the_last_field() {
+        let log = "frame 1 level 3 ingest 0 1.0\nframe 2 level 3 ingest 1 3.0\nframe 3 level 2 ingest 1 2.0\n";
+        let s = frame_stats(log).unwrap();
+        assert!(
+            s.contains("all frames: 3 frames, p50 2.00 ms, p99 3.00 ms"),
+            "{s}"
+        );
+        assert!(s.contains("during ingest: 2 frames"), "{s}");
+        assert!(frame_stats("nothing here").is_err());
+    }
+}
