@@ -507,3 +507,67 @@ fn the_tour_logs_frame_times_under_xvfb() {
     let stats = util::ok(&["frame-stats", s(&log)]);
     assert!(stats.contains("p50") && stats.contains("p99"), "{stats}");
 }
+
+/// A store with a time axis gets a time slider; clicking the map plots the
+/// time series at that point, in time order.
+#[test]
+fn time_slider_and_series_at_a_clicked_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.gs");
+    let src = util::data("terra_meuse.tif");
+    let doubled = dir.path().join("doubled.tif");
+    util::tool(
+        "gdal_translate",
+        &[
+            "-q",
+            "-scale",
+            "0",
+            "1000",
+            "0",
+            "2000",
+            s(&src),
+            s(&doubled),
+        ],
+    );
+    util::ok(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&src),
+        "--time",
+        "irregular",
+        "--chunk",
+        "16",
+    ]);
+    util::ok(&["ingest", s(&store), s(&src), "--time", "2024-03-01"]);
+    util::ok(&["ingest", s(&store), s(&doubled), "--time", "2024-01-15"]);
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the tiles", |app| {
+        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
+    });
+    h.get_by_label("time");
+    let pos = egui::pos2(650.0, 350.0);
+    h.input_mut().events.push(egui::Event::PointerMoved(pos));
+    h.step();
+    for pressed in [true, false] {
+        h.input_mut().events.push(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.step();
+    }
+    run_until(&mut h, "the series", |app| app.time.series.is_some());
+    let (_, series) = h.state().time.series.clone().unwrap();
+    assert_eq!(series.len(), 2);
+    assert!(series[0].0 < series[1].0, "in time order");
+    let (jan, mar) = (series[0].1.unwrap(), series[1].1.unwrap());
+    assert!(
+        (jan - 2.0 * mar).abs() <= 1.0,
+        "the January map is the doubled one: {jan} vs {mar}"
+    );
+}

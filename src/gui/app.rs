@@ -8,6 +8,7 @@ use super::inspect::Inspector;
 use super::jobs::{JobState, Jobs, store_beside};
 use super::map::{Drawn, MapView, Marks};
 use super::tiles::{Style, TileCache};
+use super::time::TimePanel;
 use crate::engine::{Extent, Store};
 use crate::render::{ColorMap, Stretch, short_number};
 use crate::storage::FolderStorage;
@@ -86,6 +87,8 @@ pub struct Explorer {
     pub inspector: Inspector,
     /// The export settings.
     pub export: ExportPanel,
+    /// The time slider and series.
+    pub time: TimePanel,
     /// A reload of the open store after a write, applied when it arrives.
     reload: Option<Receiver<Result<Opened, String>>>,
     last_reload: std::time::Instant,
@@ -117,6 +120,7 @@ impl Explorer {
             jobs: Jobs::new(ctx.clone()),
             inspector: Inspector::default(),
             export: ExportPanel::default(),
+            time: TimePanel::default(),
             reload: None,
             last_reload: std::time::Instant::now(),
             picked: None,
@@ -421,6 +425,12 @@ impl Explorer {
             self.tiles.refresh();
         }
         ui.checkbox(&mut self.map.grid, "chunk grid");
+        if let Some(store) = self.opened().map(|o| o.store.clone())
+            && self.time.ui(ui, &store)
+        {
+            // Another instant: its tiles load while the old ones stay.
+            self.tiles.refresh();
+        }
         ui.separator();
         self.export_controls(ui, top);
     }
@@ -485,7 +495,7 @@ impl Explorer {
             self.map.fit(&extent, ui.available_size());
         }
         let style = self.style();
-        let t = store.time_indices().first().copied().unwrap_or(0);
+        let t = self.time.t;
         let marks = Marks {
             t,
             selected: self.inspector.selected.map(|k| k.loc),
@@ -494,6 +504,9 @@ impl Explorer {
         self.drawn = self.map.show(ui, &store, marks, &mut self.tiles, style);
         if self.drawn.rectangle_done {
             self.export.extent = self.drawn.rectangle;
+        }
+        if let Some(point) = self.drawn.clicked_at {
+            self.time.request_series(&store, point, &self.ctx);
         }
         if let Some(loc) = self.drawn.clicked {
             self.inspector

@@ -77,6 +77,8 @@ pub struct Drawn {
     pub readout: Option<Readout>,
     /// The chunk clicked this frame, at the shown level.
     pub clicked: Option<ChunkLoc>,
+    /// Where the click was, in CRS coordinates.
+    pub clicked_at: Option<(f64, f64)>,
     /// A rectangle drawn this frame (in drawing mode), or being drawn.
     pub rectangle: Option<Extent>,
     /// Whether `rectangle` is finished.
@@ -272,14 +274,12 @@ impl MapView {
                 value,
             }
         });
-        let clicked = response
+        let clicked_at = response
             .clicked()
             .then(|| response.interact_pointer_pos())
             .flatten()
-            .and_then(|p| {
-                let (x, y) = self.to_world(rect, p);
-                grid.locate(level, x, y).map(|f| f.0)
-            });
+            .map(|p| self.to_world(rect, p));
+        let clicked = clicked_at.and_then(|(x, y)| grid.locate(level, x, y).map(|f| f.0));
         if let Some(e) = rectangle.or(export) {
             let r = Rect::from_min_max(
                 self.to_screen(rect, e.min_x, e.max_y),
@@ -307,6 +307,7 @@ impl MapView {
             missing,
             readout,
             clicked,
+            clicked_at,
             rectangle,
             rectangle_done,
             view: Some(view),

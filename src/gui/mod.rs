@@ -12,6 +12,7 @@ mod jobs;
 mod map;
 mod recent;
 mod tiles;
+mod time;
 mod tour;
 
 pub use app::{Explorer, GuiOptions, Opened};
@@ -20,6 +21,7 @@ pub use inspect::{ChunkReport, Inspector, Stats};
 pub use jobs::{Job, JobState, Jobs};
 pub use map::{MapView, Readout};
 pub use tiles::Style;
+pub use time::TimePanel;
 pub use tour::frame_stats;
 
 /// Runs the explorer window until it is closed.
