@@ -176,6 +176,21 @@ fn drop_files(h: &mut Harness<'_, Explorer>, files: &[&Path]) {
     h.step();
 }
 
+/// A primary click on the map at `pos`.
+fn click_map(h: &mut Harness<'_, Explorer>, pos: egui::Pos2) {
+    h.input_mut().events.push(egui::Event::PointerMoved(pos));
+    h.step();
+    for pressed in [true, false] {
+        h.input_mut().events.push(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.step();
+    }
+}
+
 fn finished(app: &Explorer) -> bool {
     !app.jobs.jobs.is_empty() && app.jobs.jobs.iter().all(|j| !j.is_active())
 }
@@ -298,18 +313,7 @@ fn clicking_a_chunk_inspects_it_and_steps_through_the_pyramid() {
     run_until(&mut h, "the tiles", |app| {
         app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
     });
-    let pos = egui::pos2(650.0, 350.0);
-    h.input_mut().events.push(egui::Event::PointerMoved(pos));
-    h.step();
-    for pressed in [true, false] {
-        h.input_mut().events.push(egui::Event::PointerButton {
-            pos,
-            button: egui::PointerButton::Primary,
-            pressed,
-            modifiers: egui::Modifiers::NONE,
-        });
-        h.step();
-    }
+    click_map(&mut h, egui::pos2(650.0, 350.0));
     run_until(&mut h, "the chunk report", |app| {
         app.inspector.report.is_some()
     });
@@ -549,18 +553,7 @@ fn time_slider_and_series_at_a_clicked_point() {
         app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
     });
     h.get_by_label("time");
-    let pos = egui::pos2(650.0, 350.0);
-    h.input_mut().events.push(egui::Event::PointerMoved(pos));
-    h.step();
-    for pressed in [true, false] {
-        h.input_mut().events.push(egui::Event::PointerButton {
-            pos,
-            button: egui::PointerButton::Primary,
-            pressed,
-            modifiers: egui::Modifiers::NONE,
-        });
-        h.step();
-    }
+    click_map(&mut h, egui::pos2(650.0, 350.0));
     run_until(&mut h, "the series", |app| app.time.series.is_some());
     let (_, series) = h.state().time.series.clone().unwrap();
     assert_eq!(series.len(), 2);
