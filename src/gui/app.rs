@@ -147,8 +147,7 @@ impl Explorer {
 
     /// Puts `path` first in the recent list and saves it off the UI thread.
     fn remember(&mut self, path: &std::path::Path) {
-        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        self.recent = super::recent::remember(&self.recent, &path);
+        self.recent = super::recent::remember(&self.recent, path);
         if let Some(file) = self.recent_file.clone() {
             let list = self.recent.clone();
             // Losing the list only costs convenience; nothing to report.
@@ -356,9 +355,7 @@ impl Explorer {
         if self.recent.is_empty() {
             return;
         }
-        let current = self
-            .opened()
-            .map(|o| std::fs::canonicalize(&o.path).unwrap_or_else(|_| o.path.clone()));
+        let current = self.opened().map(|o| o.path.clone());
         let mut chosen = None;
         egui::CollapsingHeader::new("Recent stores")
             .default_open(self.opened().is_none())
@@ -530,10 +527,7 @@ impl Explorer {
         }
         let target = match self.opened() {
             Some(o) => format!("Drop to ingest into {}", o.path.display()),
-            None => format!(
-                "Drop to create {}",
-                store_beside(std::path::Path::new(&hovering[0])).display()
-            ),
+            None => format!("Drop to create a store beside {}", hovering[0]),
         };
         let rect = ui.max_rect();
         let painter = ui.painter();
@@ -869,7 +863,8 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         .collect::<Result<_, String>>()?;
     Ok(Opened {
         store: Arc::new(store),
-        path: path.clone(),
+        // Canonical here, off the UI thread, so the recent list compares paths without I/O.
+        path: std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
         data,
         levels,
         samples,
