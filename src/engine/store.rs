@@ -431,9 +431,13 @@ impl Store {
     /// The instant of a time index, if the store has a time axis.
     #[must_use]
     pub fn instant_of(&self, t: u32) -> Option<i64> {
+        self.instant_in(&self.time_state(), t)
+    }
+
+    fn instant_in(&self, state: &TimeState, t: u32) -> Option<i64> {
         match self.structure.time.as_ref()? {
             TimeAxis::Regular { origin, step } => Some(origin + i64::from(t) * step),
-            TimeAxis::Irregular => self.time_state().instants.get(t as usize).copied(),
+            TimeAxis::Irregular => state.instants.get(t as usize).copied(),
         }
     }
 
@@ -442,10 +446,10 @@ impl Store {
     /// written; nothing is interpolated between them.
     #[must_use]
     pub fn instants_between(&self, from: i64, to: i64) -> Vec<(u32, i64)> {
-        let mut found: Vec<(u32, i64)> = self
-            .time_indices()
-            .into_iter()
-            .filter_map(|t| self.instant_of(t).map(|i| (t, i)))
+        // One snapshot of the axis: the explorer calls this every frame.
+        let state = self.time_state();
+        let mut found: Vec<(u32, i64)> = (0..state.length)
+            .filter_map(|t| self.instant_in(&state, t).map(|i| (t, i)))
             .filter(|(_, i)| (from..=to).contains(i))
             .collect();
         found.sort_by_key(|(_, i)| *i);

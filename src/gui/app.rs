@@ -578,7 +578,7 @@ impl Explorer {
     }
 
     /// Applies job progress: reload the store as its chunks land (at most
-    /// twice a second), open a store a job just created.
+    /// every 2 s, since it lists the chunks), open a store a job just created.
     fn follow_jobs(&mut self) {
         let changed = self.jobs.poll();
         if let Some(rx) = &self.reload
@@ -593,7 +593,7 @@ impl Explorer {
         let open_path = self.opened().map(|o| o.path.clone());
         for path in changed {
             if open_path.as_ref() == Some(&path) {
-                let due = self.last_reload.elapsed() > std::time::Duration::from_millis(500);
+                let due = self.last_reload.elapsed() > std::time::Duration::from_secs(2);
                 let finished = !self
                     .jobs
                     .jobs
