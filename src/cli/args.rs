@@ -274,31 +274,6 @@ fn parse_size(s: &str) -> Result<[usize; 2], String> {
     ])
 }
 
-/// Parses a duration like `3600`, `90s`, `15m`, `6h`, `1d`, `1w` into seconds.
-///
-/// # Errors
-/// A message naming the text.
-pub fn parse_step(s: &str) -> Result<i64, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a time step"))?;
-    let factor = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => {
-            return Err(format!(
-                "'{s}': unknown unit '{unit}' (use s, m, h, d or w)"
-            ));
-        }
-    };
-    Ok(n * factor)
-}
 
 #[cfg(test)]
 mod tests {
@@ -311,8 +286,6 @@ mod tests {
         assert!(parse_bbox("1,0,0,1").is_err());
         assert_eq!(parse_chunk("256x128").unwrap(), [256, 128]);
         assert_eq!(parse_chunk("64").unwrap(), [64, 64]);
-        assert_eq!(parse_step("1d").unwrap(), 86_400);
-        assert!(parse_step("1y").is_err());
         assert!(parse_number("nan").unwrap().is_nan());
     }
 }

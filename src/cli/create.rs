@@ -1,9 +1,9 @@
 //! `gridstore create`.
 
-use super::args::{CreateArgs, parse_step};
-use crate::engine::time::parse_instant;
-use crate::engine::{Aggregator, Codec, Resampling, Store, Structure, TimeAxis};
-use crate::gdal_io::{crs_of, default_nodata, domain_levels_for, srs_from, structure_like};
+use super::args::CreateArgs;
+use crate::engine::time::parse_time_axis;
+use crate::engine::{Aggregator, Codec, Resampling, Store, Structure};
+use crate::gdal_io::{crs_of, domain_levels_for, srs_from, structure_like};
 use crate::storage::FolderStorage;
 use anyhow::{Context as _, bail};
 use std::sync::Arc;
@@ -15,17 +15,7 @@ use std::sync::Arc;
 /// and is not empty.
 pub fn create(args: &CreateArgs) -> anyhow::Result<Store> {
     let structure = structure_from(args)?;
-    if args.store.exists()
-        && std::fs::read_dir(&args.store)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        bail!(
-            "cannot create store {}: the folder exists and is not empty",
-            args.store.display()
-        );
-    }
-    let storage = FolderStorage::create(&args.store)
+    let storage = FolderStorage::create_new(&args.store)
         .with_context(|| format!("cannot create store {}", args.store.display()))?;
     Store::create(Arc::new(storage), structure)
         .with_context(|| format!("cannot create store {}", args.store.display()))
@@ -49,7 +39,7 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
             chunk,
             domain_levels: domain_levels_for(&srs, origin, cell, chunk),
             dtype,
-            nodata: default_nodata(dtype),
+            nodata: dtype.default_nodata(),
             codec: Codec::default(),
             aggregate: Aggregator::Mean,
             resampling: Resampling::Average,
@@ -59,7 +49,7 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
     };
     if let Some(d) = args.dtype {
         if args.like.is_some() && args.nodata.is_none() && !d.holds(s.nodata) {
-            s.nodata = default_nodata(d);
+            s.nodata = d.default_nodata();
         }
         s.dtype = d;
     }
@@ -97,24 +87,8 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
         s.domain_levels = d;
     }
     if let Some(t) = &args.time {
-        s.time = Some(parse_time_axis(t)?);
+        s.time = Some(parse_time_axis(t).map_err(|e| anyhow::anyhow!("--time {e}"))?);
     }
     s.validate().context("invalid structure")?;
     Ok(s)
-}
-
-fn parse_time_axis(text: &str) -> anyhow::Result<TimeAxis> {
-    if text.eq_ignore_ascii_case("irregular") {
-        return Ok(TimeAxis::Irregular);
-    }
-    let Some(rest) = text.strip_prefix("regular:") else {
-        bail!("--time '{text}': expected 'irregular' or 'regular:ORIGIN:STEP'");
-    };
-    let Some((origin, step)) = rest.rsplit_once(':') else {
-        bail!("--time '{text}': expected 'regular:ORIGIN:STEP'");
-    };
-    Ok(TimeAxis::Regular {
-        origin: parse_instant(origin).map_err(anyhow::Error::msg)?,
-        step: parse_step(step).map_err(anyhow::Error::msg)?,
-    })
 }

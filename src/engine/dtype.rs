@@ -117,6 +117,17 @@ impl DType {
             Self::F64 => "f64",
         }
     }
+
+    /// The nodata value used when none is given: NaN for floats, the lowest
+    /// value for signed and the highest for unsigned integers.
+    #[must_use]
+    pub fn default_nodata(self) -> f64 {
+        match self {
+            Self::F32 | Self::F64 => f64::NAN,
+            Self::I8 | Self::I16 | Self::I32 => self.range().0,
+            Self::U8 | Self::U16 | Self::U32 => self.range().1,
+        }
+    }
 }
 
 impl fmt::Display for DType {

@@ -26,7 +26,8 @@ pub use journal::{PendingWrite, Phase, WriteTxn};
 pub use read::Raster;
 pub use store::{Store, TimeState};
 pub use structure::{
-    Aggregator, Codec, Crs, MAX_DOMAIN_LEVELS, Resampling, Structure, StructureError,
+    Aggregator, Codec, Crs, DEFAULT_DOMAIN_LEVELS, MAX_DOMAIN_LEVELS, Resampling, Structure,
+    StructureError, domain_levels_covering,
 };
 pub use time::TimeAxis;
 pub use verify::{Damage, VerifyReport};

@@ -255,6 +255,37 @@ pub struct Structure {
     pub time: Option<TimeAxis>,
 }
 
+/// Domain levels used when the CRS has no known area of use.
+pub const DEFAULT_DOMAIN_LEVELS: u8 = 12;
+
+/// The fewest domain levels (at least 4, at most [`MAX_DOMAIN_LEVELS`])
+/// whose domain, centred on `anchor`, covers `area` (min x, min y, max x,
+/// max y); [`DEFAULT_DOMAIN_LEVELS`] when there is no area.
+#[must_use]
+pub fn domain_levels_covering(
+    area: Option<[f64; 4]>,
+    anchor: [f64; 2],
+    cell: [f64; 2],
+    chunk: [u32; 2],
+) -> u8 {
+    let Some(b) = area else {
+        return DEFAULT_DOMAIN_LEVELS;
+    };
+    // The farthest edge of the area, in chunks, from the anchor.
+    let reach_x =
+        (anchor[0] - b[0]).abs().max((b[2] - anchor[0]).abs()) / (cell[0] * f64::from(chunk[0]));
+    let reach_y =
+        (anchor[1] - b[1]).abs().max((b[3] - anchor[1]).abs()) / (cell[1] * f64::from(chunk[1]));
+    let reach = reach_x.max(reach_y).max(1.0);
+    if !reach.is_finite() {
+        return MAX_DOMAIN_LEVELS;
+    }
+    // The domain reaches chunk * 2^(D-1) cells from the anchor.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let levels = (reach.log2().ceil() as u8).saturating_add(1);
+    levels.clamp(4, MAX_DOMAIN_LEVELS)
+}
+
 /// Why a structure is not acceptable.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StructureError {

@@ -92,6 +92,54 @@ pub fn parse_instant(text: &str) -> Result<i64, String> {
     Ok(days_from_civil(y, m, d) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
 }
 
+/// Parses a duration like `3600`, `90s`, `15m`, `6h`, `1d`, `1w` into seconds.
+///
+/// # Errors
+/// A message naming the text.
+pub fn parse_step(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a time step"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit '{unit}' (use s, m, h, d or w)"
+            ));
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("'{s}' is too long a time step"))
+}
+
+/// Parses a time axis: `irregular`, or `regular:ORIGIN:STEP` with an
+/// instant as [`parse_instant`] reads it and a step as [`parse_step`] does.
+///
+/// # Errors
+/// A message naming the text.
+pub fn parse_time_axis(text: &str) -> Result<TimeAxis, String> {
+    if text.eq_ignore_ascii_case("irregular") {
+        return Ok(TimeAxis::Irregular);
+    }
+    let expected = || format!("'{text}': expected 'irregular' or 'regular:ORIGIN:STEP'");
+    let rest = text.strip_prefix("regular:").ok_or_else(expected)?;
+    let (origin, step) = rest.rsplit_once(':').ok_or_else(expected)?;
+    let axis = TimeAxis::Regular {
+        origin: parse_instant(origin)?,
+        step: parse_step(step)?,
+    };
+    axis.validate()?;
+    Ok(axis)
+}
+
 /// Formats an instant as `YYYY-MM-DDTHH:MM:SSZ`.
 #[must_use]
 pub fn format_instant(seconds: i64) -> String {
@@ -141,6 +189,24 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_and_axes_parse() {
+        assert_eq!(parse_step("1d").unwrap(), 86_400);
+        assert_eq!(parse_step(" 15m ").unwrap(), 900);
+        assert!(parse_step("1y").is_err());
+        assert!(parse_step("99999999999999999w").is_err());
+        assert_eq!(
+            parse_time_axis("regular:2020-01-01:1h").unwrap(),
+            TimeAxis::Regular {
+                origin: 1_577_836_800,
+                step: 3600
+            }
+        );
+        assert_eq!(parse_time_axis("IRREGULAR").unwrap(), TimeAxis::Irregular);
+        assert!(parse_time_axis("regular:2020-01-01:0").is_err());
+        assert!(parse_time_axis("daily").is_err());
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -13,7 +13,9 @@ mod warp;
 pub use error::IoError;
 pub use export::{ExportFormat, ExportReport, ExportRequest, Resolution, export};
 pub use ingest::{IngestOptions, IngestReport, ingest};
-pub use source::{Source, crs_of, default_nodata, domain_levels_for, srs_from, structure_like};
+pub use source::{
+    Source, area_of_use, crs_of, domain_levels_for, resolve_crs, srs_from, structure_like,
+};
 
 use crate::engine::DType;
 use gdal::raster::GdalDataType;

@@ -1,7 +1,9 @@
 //! Opening a source raster and describing it in the store's terms.
 
 use super::{IoError, dtype_of};
-use crate::engine::{Aggregator, Codec, Crs, DType, Resampling, Structure};
+use crate::engine::{
+    Aggregator, Codec, Crs, DType, Resampling, Structure, domain_levels_covering,
+};
 use gdal::Dataset;
 use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
 use std::path::{Path, PathBuf};
@@ -53,6 +55,25 @@ pub fn crs_of(srs: &SpatialRef) -> Crs {
         epsg,
         name: srs.name().unwrap_or_default(),
     }
+}
+
+/// A CRS typed by a user — an EPSG code (`EPSG:4326`, or just `4326`), WKT
+/// or a PROJ string — with its area of use in its own units.
+///
+/// # Errors
+/// GDAL's reason when it cannot parse the text.
+pub fn resolve_crs(text: &str) -> Result<(Crs, Option<[f64; 4]>), String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("enter an EPSG code (e.g. EPSG:4326) or WKT".into());
+    }
+    let definition = if text.bytes().all(|b| b.is_ascii_digit()) {
+        format!("EPSG:{text}")
+    } else {
+        text.to_string()
+    };
+    let srs = srs_from(&definition).map_err(|e| format!("not a CRS GDAL knows ({})", gdal_reason(&e)))?;
+    Ok((crs_of(&srs), area_of_use(&srs)))
 }
 
 impl Source {
@@ -163,7 +184,7 @@ pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
     let nodata = source
         .nodata
         .filter(|v| dtype.holds(*v))
-        .unwrap_or_else(|| default_nodata(dtype));
+        .unwrap_or_else(|| dtype.default_nodata());
     let aggregate = if source.has_colors {
         Aggregator::Mode
     } else {
@@ -191,11 +212,8 @@ pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
     })
 }
 
-/// Domain levels used when the CRS has no known area of use.
-pub const DEFAULT_DOMAIN_LEVELS: u8 = 12;
-
 /// The fewest domain levels whose domain, centred on `anchor`, covers the
-/// CRS's area of use (at least 4, at most the structure's maximum).
+/// CRS's area of use (see [`domain_levels_covering`]).
 #[must_use]
 pub fn domain_levels_for(
     srs: &SpatialRef,
@@ -203,17 +221,19 @@ pub fn domain_levels_for(
     cell: [f64; 2],
     chunk: [u32; 2],
 ) -> u8 {
+    domain_levels_covering(area_of_use(srs), anchor, cell, chunk)
+}
+
+/// The CRS's area of use in its own units (min x, min y, max x, max y), if
+/// GDAL knows one.
+#[must_use]
+pub fn area_of_use(srs: &SpatialRef) -> Option<[f64; 4]> {
     // A CRS without an authority code may still match one (e.g. a GeoTIFF's
     // own UTM definition); its area of use then bounds the domain.
-    let Some(area) = srs
+    let area = srs
         .area_of_use()
-        .or_else(|| identified(srs).and_then(|s| s.area_of_use()))
-    else {
-        return DEFAULT_DOMAIN_LEVELS;
-    };
-    let Ok(mut wgs84) = SpatialRef::from_epsg(4326) else {
-        return DEFAULT_DOMAIN_LEVELS;
-    };
+        .or_else(|| identified(srs).and_then(|s| s.area_of_use()))?;
+    let mut wgs84 = SpatialRef::from_epsg(4326).ok()?;
     wgs84.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
     let bounds = [
         area.west_lon_degree,
@@ -221,22 +241,10 @@ pub fn domain_levels_for(
         area.east_lon_degree,
         area.north_lat_degree,
     ];
-    let Some(b) = gdal::spatial_ref::CoordTransform::new(&wgs84, srs)
+    gdal::spatial_ref::CoordTransform::new(&wgs84, srs)
+        .ok()?
+        .transform_bounds(&bounds, 21)
         .ok()
-        .and_then(|t| t.transform_bounds(&bounds, 21).ok())
-    else {
-        return DEFAULT_DOMAIN_LEVELS;
-    };
-    // The farthest edge of the area, in chunks, from the anchor.
-    let reach_x =
-        (anchor[0] - b[0]).abs().max((b[2] - anchor[0]).abs()) / (cell[0] * f64::from(chunk[0]));
-    let reach_y =
-        (anchor[1] - b[1]).abs().max((b[3] - anchor[1]).abs()) / (cell[1] * f64::from(chunk[1]));
-    let reach = reach_x.max(reach_y).max(1.0);
-    // The domain reaches chunk * 2^(D-1) cells from the anchor.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let levels = reach.log2().ceil() as u8 + 1;
-    levels.clamp(4, crate::engine::MAX_DOMAIN_LEVELS)
 }
 
 /// The CRS with its EPSG identity filled in, if GDAL can tell it.
@@ -244,17 +252,6 @@ fn identified(srs: &SpatialRef) -> Option<SpatialRef> {
     let mut copy = srs.clone();
     copy.auto_identify_epsg().ok()?;
     Some(copy)
-}
-
-/// The nodata value used when a raster declares none: NaN for floats, the
-/// lowest value for signed and the highest for unsigned integers.
-#[must_use]
-pub fn default_nodata(dtype: DType) -> f64 {
-    match dtype {
-        DType::F32 | DType::F64 => f64::NAN,
-        DType::I8 | DType::I16 | DType::I32 => dtype.range().0,
-        DType::U8 | DType::U16 | DType::U32 => dtype.range().1,
-    }
 }
 
 /// GDAL's own explanation of an error, or a plain one when it gave none.

@@ -5,7 +5,8 @@
 
 use super::export::ExportPanel;
 use super::inspect::Inspector;
-use super::jobs::{JobState, Jobs, store_beside};
+use super::editor::StructureEditor;
+use super::jobs::{JobState, Jobs};
 use super::map::{Drawn, MapView, Marks};
 use super::tiles::{Style, TileCache};
 use super::time::TimePanel;
@@ -89,9 +90,14 @@ pub struct Explorer {
     pub export: ExportPanel,
     /// The time slider and series.
     pub time: TimePanel,
+    /// The structure editor (new stores) and viewer (the open store).
+    pub editor: StructureEditor,
     /// A reload of the open store after a write, applied when it arrives.
     reload: Option<Receiver<Result<Opened, String>>>,
     last_reload: std::time::Instant,
+    /// A store a job changed while its summary could not be re-read (it
+    /// was opening, or a re-read was under way): re-read it next.
+    pending_reload: Option<PathBuf>,
     picked: Option<Receiver<Vec<PathBuf>>>,
     /// Stores opened before, most recent first.
     pub recent: Vec<PathBuf>,
@@ -121,8 +127,10 @@ impl Explorer {
             inspector: Inspector::default(),
             export: ExportPanel::default(),
             time: TimePanel::default(),
+            editor: StructureEditor::default(),
             reload: None,
             last_reload: std::time::Instant::now(),
+            pending_reload: None,
             picked: None,
             recent: Vec::new(),
             recent_file: options
@@ -226,7 +234,7 @@ impl Explorer {
                 self.map.center = center;
                 self.map.units_per_point = scale;
             }
-            super::tour::Step::Ingest(file) => self.jobs.ingest(file, store, false),
+            super::tour::Step::Ingest(file) => self.jobs.ingest(file, store),
             super::tour::Step::Done => {
                 let written = tour
                     .write()
@@ -250,6 +258,9 @@ impl Explorer {
             self.state = match result {
                 Ok(opened) => {
                     self.remember(&opened.path);
+                    if self.pending_reload.take().as_ref() == Some(&opened.path) {
+                        self.reload(opened.path.clone());
+                    }
                     StoreState::Open(Box::new(opened))
                 }
                 Err(e) => StoreState::Failed(e),
@@ -278,6 +289,12 @@ impl Explorer {
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+        if let Some(created) = self.editor.show(&ui.ctx().clone()) {
+            self.open(created.path.clone());
+            for file in created.ingest {
+                self.jobs.ingest(file, created.path.clone());
+            }
+        }
         self.screenshot();
     }
 
@@ -286,6 +303,9 @@ impl Explorer {
         ui.horizontal(|ui| {
             if ui.button("Open store…").clicked() {
                 self.pick_store();
+            }
+            if ui.button("New store…").clicked() {
+                self.editor.new_store();
             }
             if ui.button("Ingest files…").clicked() {
                 self.pick_files();
@@ -302,7 +322,12 @@ impl Explorer {
             return;
         };
         let s = opened.store.structure();
-        ui.label(RichText::new(opened.path.display().to_string()).strong());
+        let mut show_structure = false;
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(opened.path.display().to_string()).strong());
+            show_structure = ui.button("Structure…").clicked();
+        });
+
         egui::Grid::new("structure").num_columns(2).show(ui, |ui| {
             let crs = s.crs.epsg.map_or_else(
                 || s.crs.name.clone(),
@@ -329,6 +354,10 @@ impl Explorer {
                 ui.end_row();
             }
         });
+        if show_structure {
+            let (path, structure) = (opened.path.clone(), s.clone());
+            self.editor.show_store(&path, &structure);
+        }
         ui.separator();
         self.view_controls(ui);
         let Some(opened) = self.opened() else { return };
@@ -527,7 +556,7 @@ impl Explorer {
         }
         let target = match self.opened() {
             Some(o) => format!("Drop to ingest into {}", o.path.display()),
-            None => format!("Drop to create a store beside {}", hovering[0]),
+            None => format!("Drop to create a store like {}", hovering[0]),
         };
         let rect = ui.max_rect();
         let painter = ui.painter();
@@ -559,21 +588,19 @@ impl Explorer {
         self.ingest_files(files);
     }
 
-    /// Queues ingests of `files` into the open store, or into a new store
-    /// made from the first of them when none is open.
+    /// Queues ingests of `files` into the open store. With none open, the
+    /// structure editor offers a new store made like the first of them,
+    /// which ingests them all once created.
     pub fn ingest_files(&mut self, files: Vec<PathBuf>) {
-        let mut files = files.into_iter();
-        let target = match self.opened() {
-            Some(o) => o.path.clone(),
-            None => {
-                let Some(first) = files.next() else { return };
-                let store = store_beside(&first);
-                self.jobs.ingest(first, store.clone(), true);
-                store
-            }
+        let Some(target) = self.opened().map(|o| o.path.clone()) else {
+            let mut files = files.into_iter();
+            let Some(first) = files.next() else { return };
+            self.editor.from_file(first, true, &self.ctx);
+            self.editor.ingest_after.extend(files);
+            return;
         };
         for file in files {
-            self.jobs.ingest(file, target.clone(), false);
+            self.jobs.ingest(file, target.clone());
         }
     }
 
@@ -589,36 +616,48 @@ impl Explorer {
                 **opened = fresh;
                 self.tiles.refresh();
             }
+            let open_path = self.opened().map(|o| o.path.clone());
+            if let Some(path) = self.pending_reload.take()
+                && Some(&path) == open_path.as_ref()
+            {
+                self.reload(path);
+            }
         }
         let open_path = self.opened().map(|o| o.path.clone());
         for path in changed {
-            if open_path.as_ref() == Some(&path) {
-                let due = self.last_reload.elapsed() > std::time::Duration::from_secs(2);
-                let finished = !self
-                    .jobs
-                    .jobs
-                    .iter()
-                    .any(|j| j.store == path && j.is_active());
-                if self.reload.is_none() && (due || finished) {
-                    self.last_reload = std::time::Instant::now();
-                    let (tx, rx) = sync_channel(1);
-                    let ctx = self.ctx.clone();
-                    std::thread::spawn(move || {
-                        tx.send(load(&path)).ok();
-                        ctx.request_repaint();
-                    });
-                    self.reload = Some(rx);
+            if open_path.as_ref() != Some(&path) {
+                if matches!(self.state, StoreState::Loading(..)) {
+                    // It may be the store being opened: check once it is.
+                    self.pending_reload = Some(path);
                 }
-            } else if open_path.is_none()
-                && self
-                    .jobs
-                    .jobs
-                    .iter()
-                    .any(|j| j.creates && j.store == path && matches!(j.state, JobState::Done(_)))
-            {
-                self.open(path);
+                continue;
+            }
+            let due = self.last_reload.elapsed() > std::time::Duration::from_secs(2);
+            let finished = !self
+                .jobs
+                .jobs
+                .iter()
+                .any(|j| j.store == path && j.is_active());
+            if due || finished {
+                self.reload(path);
             }
         }
+    }
+
+    /// Re-reads the open store's summary in the background (one at a time).
+    fn reload(&mut self, path: PathBuf) {
+        if self.reload.is_some() {
+            self.pending_reload = Some(path);
+            return;
+        }
+        self.last_reload = std::time::Instant::now();
+        let (tx, rx) = sync_channel(1);
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            tx.send(load(&path)).ok();
+            ctx.request_repaint();
+        });
+        self.reload = Some(rx);
     }
 
     fn inspector_panel(&mut self, ui: &mut egui::Ui) {

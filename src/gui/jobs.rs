@@ -7,7 +7,7 @@
 //! final result never is), and each message wakes the UI.
 
 use crate::engine::{CancelToken, JobEvent, Store};
-use crate::gdal_io::{ExportRequest, IngestOptions, export, ingest, structure_like};
+use crate::gdal_io::{ExportRequest, IngestOptions, export, ingest};
 use crate::storage::FolderStorage;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,8 +36,6 @@ pub struct Job {
     pub file: PathBuf,
     /// The store it goes into.
     pub store: PathBuf,
-    /// Whether the job creates the store from the file first.
-    pub creates: bool,
     /// Whether the job exports the store to `file` (rather than ingesting it).
     pub exports: bool,
     /// The current phase ("ingest", "pyramid").
@@ -76,7 +74,6 @@ struct Request {
     index: usize,
     file: PathBuf,
     store: PathBuf,
-    creates: bool,
     /// Set for an export of the store to `file`.
     export: Option<ExportRequest>,
     cancel: CancelToken,
@@ -112,22 +109,20 @@ impl Jobs {
         }
     }
 
-    /// Queues an ingest of `file` into `store` (created from `file` when
-    /// `creates`).
-    pub fn ingest(&mut self, file: PathBuf, store: PathBuf, creates: bool) {
-        self.queue(file, store, creates, None);
+    /// Queues an ingest of `file` into `store`.
+    pub fn ingest(&mut self, file: PathBuf, store: PathBuf) {
+        self.queue(file, store, None);
     }
 
     /// Queues an export of `store` to `out`.
     pub fn export(&mut self, store: PathBuf, out: PathBuf, request: ExportRequest) {
-        self.queue(out, store, false, Some(request));
+        self.queue(out, store, Some(request));
     }
 
     fn queue(
         &mut self,
         file: PathBuf,
         store: PathBuf,
-        creates: bool,
         export: Option<ExportRequest>,
     ) {
         let cancel = CancelToken::new();
@@ -135,7 +130,6 @@ impl Jobs {
         self.jobs.push(Job {
             file: file.clone(),
             store: store.clone(),
-            creates,
             exports: export.is_some(),
             phase: "queued".into(),
             done: 0,
@@ -152,7 +146,6 @@ impl Jobs {
                 index,
                 file,
                 store,
-                creates,
                 export,
                 cancel,
             })
@@ -264,11 +257,7 @@ fn run(
             report.path.display()
         ));
     }
-    let store = if request.creates {
-        create_like(&request.store, &request.file)?
-    } else {
-        open_writer(&request.store)?
-    };
+    let store = open_writer(&request.store)?;
     let report = ingest(
         &store,
         &request.file,
@@ -291,24 +280,4 @@ fn open_writer(path: &Path) -> Result<Store, String> {
     let storage =
         FolderStorage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     Store::open_writer(Arc::new(storage)).map_err(|e| e.to_string())
-}
-
-fn create_like(path: &Path, file: &Path) -> Result<Store, String> {
-    let structure = structure_like(file).map_err(|e| e.to_string())?;
-    let storage = FolderStorage::create(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    Store::create(Arc::new(storage), structure).map_err(|e| e.to_string())
-}
-
-/// Where a store made from a dropped raster goes: beside it, named after it.
-#[must_use]
-pub fn store_beside(file: &Path) -> PathBuf {
-    let mut path = file.with_extension("gs");
-    let mut n = 2;
-    while path.exists() {
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("store");
-        path = file.with_file_name(format!("{stem}-{n}.gs"));
-        n += 1;
-    }
-    path
 }

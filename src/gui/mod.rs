@@ -6,6 +6,8 @@
 
 mod app;
 mod demo;
+mod editor;
+mod form;
 mod export;
 mod inspect;
 mod jobs;
@@ -16,7 +18,9 @@ mod time;
 mod tour;
 
 pub use app::{Explorer, GuiOptions, Opened};
+pub use editor::{Created, StructureEditor};
 pub use export::ExportPanel;
+pub use form::{Checked, CodecKind, Field, Form, ResolvedCrs, TimeKind};
 pub use inspect::{ChunkReport, Inspector, Stats};
 pub use jobs::{Job, JobState, Jobs};
 pub use map::{MapView, Readout};

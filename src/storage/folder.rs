@@ -57,6 +57,25 @@ impl FolderStorage {
         Self::open(root)
     }
 
+    /// Creates a new store folder: `root` must not exist, or be an empty
+    /// folder, so that nothing of a user's is written over.
+    ///
+    /// # Errors
+    /// [`StorageError::NotEmpty`], or when the folder cannot be created.
+    pub fn create_new(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let root = root.into();
+        match fs::read_dir(&root) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(StorageError::NotEmpty { path: root });
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&root, e)),
+        }
+        Self::create(root)
+    }
+
     /// Whether every `put` is flushed to disk (`fsync`) before its rename.
     /// Off by default: atomic renames already protect against a killed
     /// process; turn it on to survive power loss as well.

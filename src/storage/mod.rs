@@ -30,6 +30,12 @@ pub enum StorageError {
     /// A key that is not a valid store key.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A new store's folder already holds files.
+    #[error("{path}: the folder exists and is not empty")]
+    NotEmpty {
+        /// The folder.
+        path: PathBuf,
+    },
     /// Another process holds the writer lock.
     #[error("store {path} is locked by process {pid}")]
     Locked {

@@ -3,7 +3,10 @@
 //! toggle the chunk grid, and a bad folder's error in the window.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../util/mod.rs"]
 mod util;
+
+mod editor;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
@@ -278,26 +281,6 @@ fn a_queued_job_can_be_cancelled_from_its_button() {
         states.contains(&gridstore::gui::JobState::Cancelled),
         "{states:?}"
     );
-}
-
-#[test]
-fn dropping_a_raster_with_no_store_creates_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("meuse.tif");
-    std::fs::copy(util::data("terra_meuse.tif"), &src).unwrap();
-    // A folder that is not a store: nothing open.
-    let mut h = harness(&GuiOptions {
-        store: Some(dir.path().join("nothing")),
-        ..GuiOptions::default()
-    });
-    run_until(&mut h, "the error", |app| app.error().is_some());
-    drop_files(&mut h, &[&src]);
-    run_until(&mut h, "the new store", |app| app.opened().is_some());
-    assert_eq!(
-        h.state().opened().unwrap().path,
-        dir.path().join("meuse.gs")
-    );
-    assert!(h.state().opened().unwrap().levels[0].1 > 0);
 }
 
 /// Clicking the map selects the chunk under the cursor; the inspector reads
