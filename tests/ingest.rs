@@ -109,6 +109,39 @@ fn progress_reports_phases_and_reaches_the_total() {
     });
     // 1024 x 768 cells in blocks of 8x8 chunks of 32 = 256 cells: 4 x 3 blocks.
     assert_eq!(last_ingest, Some((12, 1024 * 768 * 4)));
+    // Which chunks change, and when: announced before the first block is
+    // read, the staged levels on commit, the levels above once aggregated.
+    let chunks: Vec<(usize, [u8; 2], bool)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            JobEvent::Chunks {
+                t,
+                window,
+                levels,
+                done,
+            } => {
+                assert_eq!((*t, *window), (0, report.window));
+                Some((i, *levels, *done))
+            }
+            _ => None,
+        })
+        .collect();
+    let top = store.grid().top_level();
+    let block_level = 3;
+    assert_eq!(
+        chunks.iter().map(|c| (c.1, c.2)).collect::<Vec<_>>(),
+        [
+            ([0, top], false),
+            ([0, block_level], true),
+            ([block_level + 1, top], true)
+        ]
+    );
+    let first_progress = events
+        .iter()
+        .position(|e| matches!(e, JobEvent::Progress { .. }))
+        .unwrap();
+    assert!(chunks[0].0 < first_progress);
 }
 
 #[test]
@@ -121,16 +154,21 @@ fn a_cancelled_ingest_resumes_to_the_same_bytes() {
     let store = new_store(dir.path(), "resumed.gs", &src);
     let cancel = CancelToken::new();
     let trigger = cancel.clone();
-    let sink = move |e: JobEvent| {
+    let landed = Mutex::new(Vec::new());
+    let sink = |e: JobEvent| {
         if let JobEvent::Progress { done, .. } = e
             && done >= 2
         {
             trigger.cancel();
         }
+        if let JobEvent::Chunks { done: true, .. } = e {
+            landed.lock().unwrap().push(e);
+        }
     };
     let before = chunk_files(&dir.path().join("resumed.gs"));
     let err = ingest(&store, &src, &IngestOptions::default(), &sink, &cancel).unwrap_err();
     assert!(err.is_cancelled(), "{err}");
+    assert!(landed.into_inner().unwrap().is_empty(), "nothing landed");
     assert_eq!(
         chunk_files(&dir.path().join("resumed.gs")),
         before,

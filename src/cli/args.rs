@@ -274,7 +274,6 @@ fn parse_size(s: &str) -> Result<[usize; 2], String> {
     ])
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,7 @@ impl ProgressSink for BarSink {
                     bar.set_message(format!("{} {}", self.label, indicatif::HumanBytes(bytes)));
                 }
             }
+            JobEvent::Chunks { .. } => {}
             // Warnings always reach stderr, also when no bar is drawn.
             JobEvent::Warning(text) => match slot.as_ref() {
                 Some(bar) => bar.suspend(|| eprintln!("warning: {text}")),

@@ -4,6 +4,7 @@
 //! know nothing about who listens. The command line draws a bar, the GUI
 //! forwards events over a bounded channel.
 
+use super::grid::Window;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +33,19 @@ pub enum JobEvent {
     },
     /// Something went wrong but the job goes on.
     Warning(String),
+    /// The chunks over `window` (base cells) at levels `levels[0]..=levels[1]`
+    /// of time index `t` are being rewritten (`done` false: readers still
+    /// see their old versions) or have just been replaced (`done` true).
+    Chunks {
+        /// Time index.
+        t: u32,
+        /// The base cells written.
+        window: Window,
+        /// The lowest and highest level concerned.
+        levels: [u8; 2],
+        /// Whether the new versions are in place.
+        done: bool,
+    },
 }
 
 /// Receives job events. Implementations must be cheap and never block long.

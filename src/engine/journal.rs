@@ -16,7 +16,7 @@
 
 use super::error::EngineError;
 use super::grid::{ChunkLoc, Window};
-use super::job::{CancelToken, NoProgress, ProgressSink};
+use super::job::{CancelToken, JobEvent, NoProgress, ProgressSink};
 use super::write::{ChunkCache, Schedule};
 use super::{Element, Store};
 use crate::storage::{StorageError, StoreKey};
@@ -96,6 +96,17 @@ impl WriteTxn<'_> {
         let store = self.store;
         store.journal_phase(self.record.id, Phase::Committing)?;
         store.finish_commit::<T>(&self.record, progress, cancel)
+    }
+
+    /// Tells `progress` which chunks this write will replace (every level
+    /// above its window), before any of them changes.
+    pub fn announce(&self, progress: &dyn ProgressSink) {
+        progress.event(JobEvent::Chunks {
+            t: self.record.t,
+            window: self.record.window,
+            levels: [0, self.store.grid().top_level()],
+            done: false,
+        });
     }
 
     /// Drops everything staged and ends the record: the store is as before.
@@ -251,8 +262,19 @@ impl Store {
                 self.storage().commit(&self.chunk_key(pending.t, loc))?;
             }
         }
+        let landed = |levels| JobEvent::Chunks {
+            t: pending.t,
+            window: pending.window,
+            levels,
+            done: true,
+        };
+        progress.event(landed([0, pending.staged_levels]));
         self.journal_phase(pending.id, Phase::Aggregating)?;
         let done = self.aggregate_pending::<T>(pending, progress, cancel)?;
+        let top = self.grid().top_level();
+        if pending.staged_levels < top {
+            progress.event(landed([pending.staged_levels + 1, top]));
+        }
         self.journal_end(pending.id)?;
         Ok(done)
     }

@@ -147,6 +147,7 @@ impl Store {
         }
         // Staged and committed as a whole: a failure or cancel changes nothing.
         let txn = self.begin_write(instant, window, 0)?;
+        txn.announce(progress);
         let mut cache = ChunkCache::new();
         let changed = match self.apply_base(
             txn.t(),

@@ -121,6 +121,7 @@ fn ingest_typed<T: GdalCell>(
     let txn = store
         .begin_write(options.instant, plan.window, block_level)
         .map_err(engine)?;
+    txn.announce(progress);
     let staged = stage_blocks::<T>(store, &plan, txn.t(), block_level, path, progress, cancel);
     let (base_chunks, block_aggregates) = match staged {
         Ok(counts) => counts,

@@ -1,9 +1,7 @@
 //! Opening a source raster and describing it in the store's terms.
 
 use super::{IoError, dtype_of};
-use crate::engine::{
-    Aggregator, Codec, Crs, DType, Resampling, Structure, domain_levels_covering,
-};
+use crate::engine::{Aggregator, Codec, Crs, DType, Resampling, Structure, domain_levels_covering};
 use gdal::Dataset;
 use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
 use std::path::{Path, PathBuf};
@@ -72,7 +70,8 @@ pub fn resolve_crs(text: &str) -> Result<(Crs, Option<[f64; 4]>), String> {
     } else {
         text.to_string()
     };
-    let srs = srs_from(&definition).map_err(|e| format!("not a CRS GDAL knows ({})", gdal_reason(&e)))?;
+    let srs =
+        srs_from(&definition).map_err(|e| format!("not a CRS GDAL knows ({})", gdal_reason(&e)))?;
     Ok((crs_of(&srs), area_of_use(&srs)))
 }
 

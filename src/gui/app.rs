@@ -3,10 +3,11 @@
 //! Opening a store, building the demo store and rendering tiles all run off
 //! the UI thread; results come back over bounded channels.
 
+use super::editor::StructureEditor;
 use super::export::ExportPanel;
 use super::inspect::Inspector;
-use super::editor::StructureEditor;
 use super::jobs::{JobState, Jobs};
+use super::levels::LevelBrowser;
 use super::map::{Drawn, MapView, Marks};
 use super::tiles::{Style, TileCache};
 use super::time::TimePanel;
@@ -90,6 +91,8 @@ pub struct Explorer {
     pub export: ExportPanel,
     /// The time slider and series.
     pub time: TimePanel,
+    /// The level list and a level's chunk list.
+    pub levels: LevelBrowser,
     /// The structure editor (new stores) and viewer (the open store).
     pub editor: StructureEditor,
     /// A reload of the open store after a write, applied when it arrives.
@@ -127,6 +130,7 @@ impl Explorer {
             inspector: Inspector::default(),
             export: ExportPanel::default(),
             time: TimePanel::default(),
+            levels: LevelBrowser::default(),
             editor: StructureEditor::default(),
             reload: None,
             last_reload: std::time::Instant::now(),
@@ -255,6 +259,8 @@ impl Explorer {
         {
             self.tiles.clear();
             self.map.fitted = false;
+            self.levels = LevelBrowser::default();
+            self.inspector = Inspector::default();
             self.state = match result {
                 Ok(opened) => {
                     self.remember(&opened.path);
@@ -361,23 +367,14 @@ impl Explorer {
         ui.separator();
         self.view_controls(ui);
         let Some(opened) = self.opened() else { return };
+        let (store, levels) = (opened.store.clone(), opened.levels.clone());
         ui.separator();
-        ui.label(RichText::new("Levels").strong());
-        egui::Grid::new("levels")
-            .num_columns(3)
-            .striped(true)
-            .show(ui, |ui| {
-                ui.label("level");
-                ui.label("chunks");
-                ui.label("bytes");
-                ui.end_row();
-                for (level, chunks, bytes) in &opened.levels {
-                    ui.label(level.to_string());
-                    ui.label(chunks.to_string());
-                    ui.label(human_bytes(*bytes));
-                    ui.end_row();
-                }
-            });
+        let selected = self.inspector.selected;
+        if let Some(key) = self.levels.ui(ui, &store, &levels, selected) {
+            let e = store.grid().chunk_extent(key.loc);
+            self.map.center = [(e.min_x + e.max_x) / 2.0, (e.min_y + e.max_y) / 2.0];
+            self.inspector.select(&store, key, &self.ctx);
+        }
     }
 
     fn recent_list(&mut self, ui: &mut egui::Ui) {
@@ -526,6 +523,13 @@ impl Explorer {
             t,
             selected: self.inspector.selected.map(|k| k.loc),
             export: self.export.extent,
+            changes: self
+                .jobs
+                .jobs
+                .iter()
+                .filter(|j| j.store == opened.path)
+                .flat_map(|j| j.changes.list.iter().copied())
+                .collect(),
         };
         self.drawn = self.map.show(ui, &store, marks, &mut self.tiles, style);
         if self.drawn.rectangle_done {
@@ -690,6 +694,12 @@ impl Explorer {
     #[must_use]
     pub fn drawn_missing(&self) -> usize {
         self.drawn.missing
+    }
+
+    /// Visible chunks marked stale, and just written, in the last frame.
+    #[must_use]
+    pub fn drawn_marked(&self) -> [usize; 2] {
+        self.drawn.marked
     }
 
     /// The current colouring (for tests and tools that inspect the view).
@@ -908,15 +918,4 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         levels,
         samples,
     })
-}
-
-fn human_bytes(n: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
-    let v = n as f64;
-    match n {
-        0..1_000 => format!("{n} B"),
-        1_000..1_000_000 => format!("{:.1} kB", v / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", v / 1e6),
-        _ => format!("{:.2} GB", v / 1e9),
-    }
 }

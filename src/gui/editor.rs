@@ -123,7 +123,11 @@ impl StructureEditor {
     /// `ingest`, the new store ingests `file` once created.
     pub fn from_file(&mut self, file: PathBuf, ingest: bool, ctx: &egui::Context) {
         self.new_store();
-        self.ingest_after = if ingest { vec![file.clone()] } else { Vec::new() };
+        self.ingest_after = if ingest {
+            vec![file.clone()]
+        } else {
+            Vec::new()
+        };
         self.read_raster(move || Some(file), ctx);
     }
 
@@ -142,7 +146,11 @@ impl StructureEditor {
         self.form.check(self.crs.result.as_ref())
     }
 
-    fn read_raster(&mut self, file: impl FnOnce() -> Option<PathBuf> + Send + 'static, ctx: &egui::Context) {
+    fn read_raster(
+        &mut self,
+        file: impl FnOnce() -> Option<PathBuf> + Send + 'static,
+        ctx: &egui::Context,
+    ) {
         let (tx, rx) = sync_channel(1);
         let ctx = ctx.clone();
         std::thread::spawn(move || {
@@ -372,16 +380,24 @@ impl StructureEditor {
             )
         });
         labelled(ui, "aggregate", |ui| {
-            choice(ui, "aggregate", &mut form.aggregate, &Aggregator::ALL, |a| {
-                a.to_string()
-            })
+            choice(
+                ui,
+                "aggregate",
+                &mut form.aggregate,
+                &Aggregator::ALL,
+                |a| a.to_string(),
+            )
         });
         labelled(ui, "resampling", |ui| {
             choice(
                 ui,
                 "resampling",
                 &mut form.resampling,
-                &[Resampling::Nearest, Resampling::Average, Resampling::Bilinear],
+                &[
+                    Resampling::Nearest,
+                    Resampling::Average,
+                    Resampling::Bilinear,
+                ],
                 |r| r.to_string(),
             )
         });
@@ -507,7 +523,8 @@ fn read_from_file(file: &Path) -> Result<FromFile, String> {
 /// Creates the store folder; leaves nothing behind when that fails.
 fn create_store(target: &Path, structure: Structure) -> Result<PathBuf, String> {
     let existed = target.exists();
-    let storage = FolderStorage::create_new(target).map_err(|e| format!("cannot create store {e}"))?;
+    let storage =
+        FolderStorage::create_new(target).map_err(|e| format!("cannot create store {e}"))?;
     match Store::create(Arc::new(storage), structure) {
         // The store's writer lock is released here, before it is reopened.
         Ok(_store) => Ok(std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf())),

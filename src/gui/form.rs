@@ -188,7 +188,11 @@ impl Form {
         note(&mut errors, Field::Crs, &resolved);
         let origin = pair(&self.origin, |v| v.is_finite(), "a finite number");
         note(&mut errors, Field::Origin, &origin);
-        let cell = pair(&self.cell, |v| v.is_finite() && v > 0.0, "a positive number");
+        let cell = pair(
+            &self.cell,
+            |v| v.is_finite() && v > 0.0,
+            "a positive number",
+        );
         note(&mut errors, Field::CellSize, &cell);
         let chunk = chunk_shape(&self.chunk);
         note(&mut errors, Field::Chunk, &chunk);
@@ -201,12 +205,9 @@ impl Form {
         let time = self.time_axis();
         note(&mut errors, Field::Time, &time);
         let levels = match (&origin, &cell, &chunk) {
-            (Ok(o), Ok(c), Ok(k)) => self.domain_levels(
-                resolved.as_ref().ok().and_then(|r| r.area),
-                *o,
-                *c,
-                *k,
-            ),
+            (Ok(o), Ok(c), Ok(k)) => {
+                self.domain_levels(resolved.as_ref().ok().and_then(|r| r.area), *o, *c, *k)
+            }
             _ => Err("needs a valid origin, cell size and chunk".into()),
         };
         note(&mut errors, Field::DomainLevels, &levels);
@@ -220,7 +221,9 @@ impl Form {
             Ok(bands),
             Ok(time),
             Ok(domain_levels),
-        ) = (resolved, origin, cell, chunk, nodata, codec, bands, time, levels)
+        ) = (
+            resolved, origin, cell, chunk, nodata, codec, bands, time, levels,
+        )
         else {
             return Checked {
                 errors,
@@ -259,7 +262,9 @@ impl Form {
     /// A one-line description of the pyramid and domain the form gives.
     #[must_use]
     pub fn describe(structure: &Structure) -> String {
-        let cells = |axis: usize| f64::from(structure.chunk[axis]) * 2f64.powi(structure.domain_levels.into());
+        let cells = |axis: usize| {
+            f64::from(structure.chunk[axis]) * 2f64.powi(structure.domain_levels.into())
+        };
         format!(
             "{} levels; domain {} × {} (CRS units) centred on the origin",
             u32::from(structure.domain_levels) + 1,
@@ -361,11 +366,7 @@ fn number(text: &str) -> Result<f64, String> {
         .map_err(|_| format!("'{}' is not a number", text.trim()))
 }
 
-fn pair(
-    texts: &[String; 2],
-    good: impl Fn(f64) -> bool,
-    what: &str,
-) -> Result<[f64; 2], String> {
+fn pair(texts: &[String; 2], good: impl Fn(f64) -> bool, what: &str) -> Result<[f64; 2], String> {
     let mut out = [0.0; 2];
     for (slot, text) in out.iter_mut().zip(texts) {
         let v = number(text)?;
@@ -424,7 +425,8 @@ mod tests {
             chunk: [256, 128],
             domain_levels: 10,
             dtype: DType::F32,
-            nodata: f64::NAN,
+            // NaN would never compare equal; NaN nodata is checked below.
+            nodata: -9999.0,
             codec: Codec::Zstd { level: 5 },
             aggregate: Aggregator::Max,
             resampling: Resampling::Bilinear,
@@ -502,6 +504,9 @@ mod tests {
             domain_levels_covering(utm().unwrap().area, s.anchor, s.cell_size, s.chunk)
         );
         assert!(Form::describe(&s).contains("levels"));
+        form.dtype = DType::F64;
+        form.nodata = "nan".into();
+        assert!(form.check(Some(&utm())).structure.unwrap().nodata.is_nan());
     }
 
     #[test]

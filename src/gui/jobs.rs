@@ -6,6 +6,7 @@
 //! back over a bounded channel (events may be skipped when it is full; the
 //! final result never is), and each message wakes the UI.
 
+use super::changes::Changes;
 use crate::engine::{CancelToken, JobEvent, Store};
 use crate::gdal_io::{ExportRequest, IngestOptions, export, ingest};
 use crate::storage::FolderStorage;
@@ -48,6 +49,8 @@ pub struct Job {
     pub eta: Option<Duration>,
     /// Where it stands.
     pub state: JobState,
+    /// The chunks it is rewriting or has just replaced.
+    pub changes: Changes,
     cancel: CancelToken,
 }
 
@@ -119,12 +122,7 @@ impl Jobs {
         self.queue(out, store, Some(request));
     }
 
-    fn queue(
-        &mut self,
-        file: PathBuf,
-        store: PathBuf,
-        export: Option<ExportRequest>,
-    ) {
+    fn queue(&mut self, file: PathBuf, store: PathBuf, export: Option<ExportRequest>) {
         let cancel = CancelToken::new();
         let index = self.jobs.len();
         self.jobs.push(Job {
@@ -136,6 +134,7 @@ impl Jobs {
             total: 0,
             eta: None,
             state: JobState::Queued,
+            changes: Changes::default(),
             cancel: cancel.clone(),
         });
         let requests = self
@@ -165,6 +164,7 @@ impl Jobs {
     /// Takes the messages that arrived; returns the stores that changed.
     pub fn poll(&mut self) -> Vec<PathBuf> {
         let mut changed = Vec::new();
+        let now = std::time::Instant::now();
         while let Ok((index, message)) = self.messages.try_recv() {
             let Some(job) = self.jobs.get_mut(index) else {
                 continue;
@@ -184,7 +184,19 @@ impl Jobs {
                     }
                 }
                 Message::Event(JobEvent::Warning(_)) => {}
+                Message::Event(JobEvent::Chunks {
+                    t,
+                    window,
+                    levels,
+                    done,
+                }) => {
+                    job.changes.record(t, window, levels, done, now);
+                    if done {
+                        changed.push(job.store.clone());
+                    }
+                }
                 Message::Finished(result) => {
+                    job.changes.end();
                     job.state = match result {
                         Ok(summary) => {
                             if !job.exports {
@@ -198,7 +210,11 @@ impl Jobs {
                 }
             }
         }
-        if self.jobs.iter().any(Job::is_active) {
+        let mut marked = false;
+        for job in &mut self.jobs {
+            marked |= job.changes.prune(now);
+        }
+        if marked || self.jobs.iter().any(Job::is_active) {
             self.ctx.request_repaint_after(Duration::from_millis(100));
         }
         changed.dedup();
@@ -232,8 +248,14 @@ fn run(
 ) -> Result<String, String> {
     let index = request.index;
     let sink = |event: JobEvent| {
-        // Progress may be skipped when the UI is behind; never block the pool.
-        if sender.try_send((index, Message::Event(event))).is_ok() {
+        // Progress may be skipped when the UI is behind; never block the
+        // pool for it. The rare events that change state always arrive.
+        let delivered = if matches!(event, JobEvent::Progress { .. }) {
+            sender.try_send((index, Message::Event(event))).is_ok()
+        } else {
+            sender.send((index, Message::Event(event))).is_ok()
+        };
+        if delivered {
             ctx.request_repaint();
         }
     };

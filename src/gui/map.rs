@@ -2,6 +2,7 @@
 //! one), tiles with coarser placeholders, the chunk grid, and the cursor
 //! readout.
 
+use super::changes::Change;
 use super::tiles::{Style, TileCache, TileKey};
 use crate::engine::{ChunkLoc, Extent, Store};
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
@@ -29,7 +30,7 @@ pub struct MapView {
 }
 
 /// What the map marks on top of the tiles.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Marks {
     /// Time index shown.
     pub t: u32,
@@ -37,6 +38,8 @@ pub struct Marks {
     pub selected: Option<ChunkLoc>,
     /// The export extent.
     pub export: Option<Extent>,
+    /// Chunks jobs are rewriting or have just replaced.
+    pub changes: Vec<Change>,
 }
 
 impl Default for MapView {
@@ -85,6 +88,8 @@ pub struct Drawn {
     pub rectangle_done: bool,
     /// The extent on screen.
     pub view: Option<Extent>,
+    /// Visible chunks marked stale, and marked just written.
+    pub marked: [usize; 2],
 }
 
 impl MapView {
@@ -149,6 +154,7 @@ impl MapView {
             t,
             selected,
             export,
+            changes,
         } = marks;
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
         let mut rectangle = None;
@@ -259,6 +265,7 @@ impl MapView {
                 }
             }
         }
+        let marked = self.mark_changes(&painter, rect, store, level, t, &chunks, &changes);
         let readout = response.hover_pos().map(|p| {
             let (x, y) = self.to_world(rect, p);
             let found = grid.locate(level, x, y);
@@ -311,7 +318,69 @@ impl MapView {
             rectangle,
             rectangle_done,
             view: Some(view),
+            marked,
         }
+    }
+
+    /// Shades stale chunks and outlines just-written ones (fading);
+    /// returns how many of each it drew.
+    #[allow(clippy::too_many_arguments)]
+    fn mark_changes(
+        &self,
+        painter: &egui::Painter,
+        rect: Rect,
+        store: &Store,
+        level: u8,
+        t: u32,
+        chunks: &[ChunkLoc],
+        changes: &[Change],
+    ) -> [usize; 2] {
+        let grid = store.grid();
+        let now = std::time::Instant::now();
+        let areas: Vec<(Extent, &Change)> = changes
+            .iter()
+            .filter(|c| c.at(t, level))
+            .map(|c| (c.extent(grid), c))
+            .collect();
+        let mut marked = [0; 2];
+        if areas.is_empty() {
+            return marked;
+        }
+        for loc in chunks {
+            let e = grid.chunk_extent(*loc);
+            let overlapping = areas.iter().filter(|(a, _)| {
+                a.min_x < e.max_x && e.min_x < a.max_x && a.min_y < e.max_y && e.min_y < a.max_y
+            });
+            // Stale wins over written: the chunk is about to change again.
+            let Some(change) = overlapping
+                .map(|(_, c)| *c)
+                .max_by_key(|c| c.written.is_none())
+            else {
+                continue;
+            };
+            let r = self.chunk_rect(rect, store, *loc).shrink(1.0);
+            if change.written.is_none() {
+                marked[0] += 1;
+                painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(255, 170, 0, 40));
+                painter.rect_stroke(
+                    r,
+                    0.0,
+                    Stroke::new(1.0, Color32::from_rgba_unmultiplied(255, 170, 0, 160)),
+                    egui::StrokeKind::Inside,
+                );
+            } else {
+                marked[1] += 1;
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let alpha = (change.strength(now) * 220.0) as u8;
+                painter.rect_stroke(
+                    r,
+                    0.0,
+                    Stroke::new(2.0, Color32::from_rgba_unmultiplied(80, 255, 120, alpha)),
+                    egui::StrokeKind::Inside,
+                );
+            }
+        }
+        marked
     }
 
     fn chunk_rect(&self, rect: Rect, store: &Store, loc: ChunkLoc) -> Rect {

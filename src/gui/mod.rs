@@ -5,12 +5,14 @@
 //! back over bounded channels that wake the UI.
 
 mod app;
+mod changes;
 mod demo;
 mod editor;
-mod form;
 mod export;
+mod form;
 mod inspect;
 mod jobs;
+mod levels;
 mod map;
 mod recent;
 mod tiles;
@@ -18,11 +20,13 @@ mod time;
 mod tour;
 
 pub use app::{Explorer, GuiOptions, Opened};
+pub use changes::{Change, Changes, WRITTEN_FADE};
 pub use editor::{Created, StructureEditor};
 pub use export::ExportPanel;
 pub use form::{Checked, CodecKind, Field, Form, ResolvedCrs, TimeKind};
 pub use inspect::{ChunkReport, Inspector, Stats};
 pub use jobs::{Job, JobState, Jobs};
+pub use levels::{LevelBrowser, human_bytes};
 pub use map::{MapView, Readout};
 pub use tiles::Style;
 pub use time::TimePanel;

@@ -20,7 +20,11 @@ fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
     // An empty CRS is explained inline, and nothing can be created yet.
     run_until(&mut h, "the CRS check", |app| !app.editor.busy());
     h.get_by_label("enter an EPSG code (e.g. EPSG:4326) or WKT");
-    assert!(h.get_by_label("Create store").accesskit_node().is_disabled());
+    assert!(
+        h.get_by_label("Create store")
+            .accesskit_node()
+            .is_disabled()
+    );
 
     // Typed into the CRS field: GDAL reads it and names it.
     h.get_by_label("CRS (EPSG or WKT)").focus();
@@ -28,7 +32,7 @@ fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
     h.get_by_label("CRS (EPSG or WKT)").type_text("32631");
     h.run_steps(2);
     run_until(&mut h, "GDAL's reading of the CRS", |app| {
-        !app.editor.busy() && app.editor.checked().errors.get(&Field::Crs).is_none()
+        !app.editor.busy() && !app.editor.checked().errors.contains_key(&Field::Crs)
     });
     h.get_by_label("WGS 84 / UTM zone 31N (EPSG:32631)");
 
@@ -46,7 +50,11 @@ fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
     h.get_by_label("-1 does not fit u8");
     h.get_by_label("'1y': unknown unit 'y' (use s, m, h, d or w)");
     h.get_by_label("fix the fields marked above");
-    assert!(h.get_by_label("Create store").accesskit_node().is_disabled());
+    assert!(
+        h.get_by_label("Create store")
+            .accesskit_node()
+            .is_disabled()
+    );
 
     // Fixed: the store is created where asked and opened.
     let target = dir.path().join("new.gs");
@@ -166,7 +174,11 @@ fn an_open_stores_structure_is_shown_read_only() {
     h.run_steps(3);
     h.get_by_label("Store structure");
     h.get_by_label("A store's structure is fixed when it is created; it is shown read-only.");
-    assert!(h.get_by_label("CRS (EPSG or WKT)").accesskit_node().is_disabled());
+    assert!(
+        h.get_by_label("CRS (EPSG or WKT)")
+            .accesskit_node()
+            .is_disabled()
+    );
     assert!(h.query_by_label("Create store").is_none());
     let app = h.state();
     let shown = app.editor.checked().structure.unwrap();

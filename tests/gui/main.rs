@@ -9,7 +9,7 @@ mod util;
 mod editor;
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use gridstore::gui::{Explorer, GuiOptions};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -117,6 +117,8 @@ fn the_real_window_saves_a_screenshot_under_xvfb() {
     let store = store_with_data(dir.path());
     let shot = dir.path().join("shot.png");
     let out = std::process::Command::new("xvfb-run")
+        // Never touch the user's own recent-stores list.
+        .env("XDG_CONFIG_HOME", dir.path())
         .args([
             "-a",
             "-s",
@@ -460,6 +462,8 @@ fn the_tour_logs_frame_times_under_xvfb() {
     let shifted = dir.path().join("again.tif");
     std::fs::copy(util::data("terra_meuse.tif"), &shifted).unwrap();
     let out = std::process::Command::new("xvfb-run")
+        // Never touch the user's own recent-stores list.
+        .env("XDG_CONFIG_HOME", dir.path())
         .args([
             "-a",
             "-s",
@@ -546,4 +550,120 @@ fn time_slider_and_series_at_a_clicked_point() {
         (jan - 2.0 * mar).abs() <= 1.0,
         "the January map is the doubled one: {jan} vs {mar}"
     );
+}
+
+/// The level list lists a level's chunks; picking one from the list
+/// inspects it and centres the map on it.
+#[test]
+fn a_levels_chunk_list_selects_a_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the store", |app| {
+        app.opened().is_some() && app.map.fitted
+    });
+    h.get_by_label("level 1").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("level 1").click();
+    run_until(&mut h, "the chunk list", |app| {
+        !app.levels.listing() && !app.levels.chunks.is_empty()
+    });
+    let app = h.state();
+    assert_eq!(app.levels.level, Some(1));
+    assert_eq!(
+        app.levels.chunks.len() as u64,
+        app.opened().unwrap().levels[1].1
+    );
+    assert!(
+        app.levels
+            .chunks
+            .iter()
+            .all(|(_, loc, n)| loc.level == 1 && *n > 0)
+    );
+    let grid = *app.opened().unwrap().store.grid();
+    let listed = app.levels.chunks.clone();
+    h.get_by_label("Chunks of level 1").scroll_to_me();
+    h.run_steps(3);
+    // The rows in view: click one.
+    let label = h
+        .query_all_by(|n| n.label().is_some_and(|l| l.starts_with("L1/")))
+        .find_map(|n| n.accesskit_node().label())
+        .unwrap();
+    let &(t, loc, bytes) = listed
+        .iter()
+        .find(|(_, loc, _)| label.starts_with(&format!("{loc} ")))
+        .unwrap();
+    assert_eq!(
+        label,
+        format!("{loc}  {}", gridstore::gui::human_bytes(bytes))
+    );
+    h.get_by_label(&label).click();
+    run_until(&mut h, "the chunk report", |app| {
+        app.inspector.report.is_some()
+    });
+    assert_eq!(h.state().inspector.selected.unwrap().loc, loc);
+    assert_eq!(h.state().inspector.selected.unwrap().t, t);
+    let e = grid.chunk_extent(loc);
+    let centre = h.state().map.center;
+    assert!((centre[0] - (e.min_x + e.max_x) / 2.0).abs() < 1e-6);
+    assert!((centre[1] - (e.min_y + e.max_y) / 2.0).abs() < 1e-6);
+}
+
+/// While an ingest runs, the chunks it rewrites are shaded stale on the map;
+/// once they land they are outlined as just written, fading after a while.
+#[test]
+fn an_ingest_marks_stale_then_written_chunks_on_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.tif");
+    util::tool(
+        "gdal_translate",
+        &[
+            "-q",
+            "-outsize",
+            "1600",
+            "1600",
+            "-r",
+            "bilinear",
+            s(&util::data("terra_elev.tif")),
+            s(&big),
+        ],
+    );
+    let store = dir.path().join("big.gs");
+    util::ok(&["create", s(&store), "--like", s(&big), "--chunk", "64"]);
+    util::ok(&["ingest", s(&store), s(&big)]);
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the tiles", |app| {
+        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
+    });
+    assert_eq!(h.state().drawn_marked(), [0, 0]);
+    drop_files(&mut h, &[&big]);
+    run_until(&mut h, "stale chunks", |app| app.drawn_marked()[0] > 0);
+    run_until(&mut h, "the ingest", finished);
+    let job = &h.state().jobs.jobs[0];
+    assert!(matches!(job.state, gridstore::gui::JobState::Done(_)));
+    // Every level landed; nothing is left stale.
+    let top = h.state().opened().unwrap().store.grid().top_level();
+    let mut levels: Vec<u8> = job
+        .changes
+        .list
+        .iter()
+        .inspect(|c| assert!(c.written.is_some()))
+        .flat_map(|c| c.levels[0]..=c.levels[1])
+        .collect();
+    levels.sort_unstable();
+    assert_eq!(levels, (0..=top).collect::<Vec<_>>());
+    run_until(&mut h, "written chunks", |app| {
+        app.drawn_marked() == [0, app.drawn_marked()[1]] && app.drawn_marked()[1] > 0
+    });
+    let marked_at = Instant::now();
+    run_until(&mut h, "the marks to fade", |app| {
+        app.drawn_marked() == [0, 0]
+    });
+    assert!(marked_at.elapsed() > gridstore::gui::WRITTEN_FADE / 2);
 }
