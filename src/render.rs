@@ -2,8 +2,8 @@
 //!
 //! Pure functions over ndarray views; used by PNG export and the explorer.
 
-use crate::engine::Element;
 use crate::engine::aggregate::is_valid;
+use crate::engine::{Element, Palette};
 use ndarray::ArrayView3;
 
 /// A colour ramp for single-band data.
@@ -124,15 +124,21 @@ impl Stretch {
     }
 }
 
-/// Renders cells to RGBA, row-major, 4 bytes per pixel. One band uses
-/// `map`; three or more bands make an RGB composite of bands 1–3, each with
-/// its own stretch. Nodata is transparent.
+/// The colour of a class value without an entry in the colour table.
+pub const UNLISTED_CLASS: [u8; 4] = [128, 128, 128, 255];
+
+/// Renders cells to RGBA, row-major, 4 bytes per pixel. One band takes its
+/// colours from `palette` when given (values without an entry are
+/// [`UNLISTED_CLASS`]), else from `map` over the first stretch; three or
+/// more bands make an RGB composite of bands 1–3, each with its own
+/// stretch. Nodata is transparent.
 #[must_use]
 pub fn to_rgba<T: Element>(
     data: &ArrayView3<'_, T>,
     nodata: T,
     map: ColorMap,
     stretches: &[Stretch],
+    palette: Option<&Palette>,
 ) -> Vec<u8> {
     let (bands, rows, cols) = data.dim();
     let mut out = vec![0u8; rows * cols * 4];
@@ -155,6 +161,10 @@ pub fn to_rgba<T: Element>(
             } else {
                 let v = data[[0, r, c]];
                 if !is_valid(v, nodata) {
+                    continue;
+                }
+                if let Some(palette) = palette {
+                    px.copy_from_slice(&palette.color(v.to_f64()).unwrap_or(UNLISTED_CLASS));
                     continue;
                 }
                 let stretch = stretches
@@ -203,9 +213,20 @@ mod tests {
                 max: 10.0
             }
         );
-        let px = to_rgba(&data.view(), -1.0, ColorMap::Viridis, &[s]);
+        let px = to_rgba(&data.view(), -1.0, ColorMap::Viridis, &[s], None);
         assert_eq!(&px[0..4], &[68, 1, 84, 255]);
         assert_eq!(px[7], 0);
         assert_eq!(&px[8..12], &[253, 231, 37, 255]);
+    }
+
+    #[test]
+    fn a_colour_table_colours_classes() {
+        let data = Array3::from_shape_vec((1, 1, 4), vec![0u8, 1, 255, 7]).unwrap();
+        let palette = Palette::new(vec![[1, 2, 3, 255], [4, 5, 6, 128]]).unwrap();
+        let px = to_rgba(&data.view(), 255, ColorMap::Viridis, &[], Some(&palette));
+        assert_eq!(&px[0..4], &[1, 2, 3, 255]);
+        assert_eq!(&px[4..8], &[4, 5, 6, 128]);
+        assert_eq!(px[11], 0, "nodata stays transparent");
+        assert_eq!(&px[12..16], &UNLISTED_CLASS);
     }
 }

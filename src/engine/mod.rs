@@ -10,6 +10,7 @@ mod error;
 pub mod grid;
 pub mod job;
 mod journal;
+pub mod palette;
 mod read;
 mod store;
 mod structure;
@@ -23,6 +24,7 @@ pub use error::EngineError;
 pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
 pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
 pub use journal::{PendingWrite, Phase, WriteTxn};
+pub use palette::Palette;
 pub use read::Raster;
 pub use store::{Store, TimeState};
 pub use structure::{

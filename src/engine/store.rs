@@ -7,6 +7,7 @@
 use super::codec;
 use super::error::EngineError;
 use super::grid::{ChunkLoc, Grid};
+use super::palette::{PALETTE_KEY, Palette};
 use super::time::TimeAxis;
 use super::zarr::{self, FORMAT_VERSION, ROOT_ATTRS};
 use super::{Element, Structure};
@@ -14,7 +15,7 @@ use crate::storage::{DynStorage, StoreKey, WriterLock};
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// The mutable part of the root metadata: the time axis' extent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -44,6 +45,8 @@ pub struct Store {
     lock: Option<Box<dyn WriterLock>>,
     /// Serialises writes within this process (see `journal::WriteTxn`).
     serial: std::sync::Mutex<()>,
+    /// The colour table of a categorical store, if it has one.
+    palette: RwLock<Option<Arc<Palette>>>,
 }
 
 impl Store {
@@ -70,6 +73,7 @@ impl Store {
             time: RwLock::new(TimeState::default()),
             lock: Some(lock),
             serial: std::sync::Mutex::new(()),
+            palette: RwLock::new(None),
         };
         store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
         for level in 0..=grid.top_level() {
@@ -123,6 +127,13 @@ impl Store {
             .map_err(|e| not_a_store(format!("damaged structure in .zattrs ({e})")))?;
         meta.structure.validate()?;
         let grid = Grid::new(&meta.structure);
+        let palette_key = StoreKey::new(PALETTE_KEY).map_err(crate::storage::StorageError::from)?;
+        let palette = match storage.get(&palette_key)? {
+            None => None,
+            Some(bytes) => Some(Arc::new(Palette::from_json(&bytes).map_err(|reason| {
+                not_a_store(format!("damaged colour table {PALETTE_KEY} ({reason})"))
+            })?)),
+        };
         Ok(Self {
             storage,
             structure: meta.structure,
@@ -130,6 +141,7 @@ impl Store {
             time: RwLock::new(meta.time),
             lock: None,
             serial: std::sync::Mutex::new(()),
+            palette: RwLock::new(palette),
         })
     }
 
@@ -228,6 +240,30 @@ impl Store {
         self.serial
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The colour table of a categorical store, if it has one.
+    #[must_use]
+    pub fn palette(&self) -> Option<Arc<Palette>> {
+        self.palette
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Saves the store's colour table (atomically), replacing any.
+    ///
+    /// # Errors
+    /// A read-only store, or I/O.
+    pub fn set_palette(&self, palette: Palette) -> Result<(), EngineError> {
+        self.check_writable()?;
+        let key = StoreKey::new(PALETTE_KEY).map_err(crate::storage::StorageError::from)?;
+        self.storage.put(&key, &palette.to_json())?;
+        *self
+            .palette
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(palette));
+        Ok(())
     }
 
     pub(crate) fn check_writable(&self) -> Result<(), EngineError> {

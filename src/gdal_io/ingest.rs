@@ -13,7 +13,7 @@ use super::source::{Source, gdal_reason, one_line};
 use super::{IoError, fits, warp};
 use crate::engine::aggregate::is_valid;
 use crate::engine::{
-    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, NoProgress, Patch, Progress,
+    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, JobEvent, NoProgress, Patch, Progress,
     ProgressSink, Resampling, Schedule, Store, Visibility, Window,
 };
 use crate::with_dtype;
@@ -131,6 +131,7 @@ fn ingest_typed<T: GdalCell>(
         }
     };
     let pyramid_chunks = txn.commit::<T>(progress, cancel).map_err(engine)?;
+    keep_colors(store, &source, progress).map_err(engine)?;
     Ok(IngestReport {
         path: path.into(),
         warped: plan.warped,
@@ -231,6 +232,33 @@ fn stage_blocks<T: GdalCell>(
         ));
     }
     Ok((base_chunks.into_inner(), aggregates.into_inner()))
+}
+
+/// Gives a single-band integer store the colour table of the first raster
+/// that has one; warns when a later raster's table differs.
+fn keep_colors(
+    store: &Store,
+    source: &Source,
+    progress: &dyn ProgressSink,
+) -> Result<(), EngineError> {
+    let structure = store.structure();
+    let Some(colors) = &source.colors else {
+        return Ok(());
+    };
+    if structure.band_count() != 1 || structure.dtype.is_float() {
+        return Ok(());
+    }
+    match store.palette() {
+        None => store.set_palette(colors.clone()),
+        Some(kept) if *kept != *colors => {
+            progress.event(JobEvent::Warning(format!(
+                "{}: its colour table differs from the store's; the store keeps its own",
+                source.path.display()
+            )));
+            Ok(())
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Refuses sources whose bands or cell type do not fit the store.

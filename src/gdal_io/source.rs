@@ -1,7 +1,10 @@
 //! Opening a source raster and describing it in the store's terms.
 
 use super::{IoError, dtype_of};
-use crate::engine::{Aggregator, Codec, Crs, DType, Resampling, Structure, domain_levels_covering};
+use crate::engine::palette::MAX_PALETTE_ENTRIES;
+use crate::engine::{
+    Aggregator, Codec, Crs, DType, Palette, Resampling, Structure, domain_levels_covering,
+};
 use gdal::Dataset;
 use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
 use std::path::{Path, PathBuf};
@@ -25,8 +28,8 @@ pub struct Source {
     pub gdal_type: String,
     /// Nodata of band 1.
     pub nodata: Option<f64>,
-    /// Whether band 1 has a colour table (categorical data).
-    pub has_colors: bool,
+    /// Band 1's colour table as RGBA per value (categorical data).
+    pub colors: Option<Palette>,
 }
 
 /// A spatial reference with x/y (easting, northing) axis order.
@@ -53,6 +56,19 @@ pub fn crs_of(srs: &SpatialRef) -> Crs {
         epsg,
         name: srs.name().unwrap_or_default(),
     }
+}
+
+/// A GDAL colour table as a store palette (`None` when it has no RGB form).
+fn palette_of(table: &gdal::raster::ColorTable<'_>) -> Option<Palette> {
+    let channel = |v: i16| u8::try_from(v.clamp(0, 255)).unwrap_or(u8::MAX);
+    let colors = (0..table.entry_count().min(MAX_PALETTE_ENTRIES))
+        .map(|i| {
+            table
+                .entry_as_rgb(i)
+                .map(|e| [channel(e.r), channel(e.g), channel(e.b), channel(e.a)])
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Palette::new(colors).ok()
 }
 
 /// A CRS typed by a user — an EPSG code (`EPSG:4326`, or just `4326`), WKT
@@ -122,7 +138,7 @@ impl Source {
             dtype: dtype_of(band_type),
             gdal_type: band_type.name(),
             nodata: band.no_data_value(),
-            has_colors: band.color_table().is_some(),
+            colors: band.color_table().and_then(|table| palette_of(&table)),
         };
         Ok((source, dataset))
     }
@@ -184,12 +200,12 @@ pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
         .nodata
         .filter(|v| dtype.holds(*v))
         .unwrap_or_else(|| dtype.default_nodata());
-    let aggregate = if source.has_colors {
+    let aggregate = if source.colors.is_some() {
         Aggregator::Mode
     } else {
         Aggregator::Mean
     };
-    let resampling = if source.has_colors {
+    let resampling = if source.colors.is_some() {
         Resampling::Nearest
     } else {
         Resampling::Average

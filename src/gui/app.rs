@@ -76,6 +76,8 @@ pub struct Explorer {
     /// The tile cache.
     pub tiles: TileCache,
     color_map: ColorMap,
+    /// Colour through the store's colour table (categorical stores).
+    use_palette: bool,
     /// Low and high percentiles of the colour stretch.
     percentiles: (f64, f64),
     drawn: Drawn,
@@ -118,6 +120,7 @@ impl Explorer {
             state: StoreState::Empty,
             map: MapView::pinned(options.level),
             color_map: ColorMap::Viridis,
+            use_palette: false,
             percentiles: (2.0, 98.0),
             drawn: Drawn::default(),
             shot: options
@@ -264,6 +267,8 @@ impl Explorer {
             self.state = match result {
                 Ok(opened) => {
                     self.remember(&opened.path);
+                    // A categorical store shows its own colours first.
+                    self.use_palette = opened.store.palette().is_some();
                     if self.pending_reload.take().as_ref() == Some(&opened.path) {
                         self.reload(opened.path.clone());
                     }
@@ -418,29 +423,43 @@ impl Explorer {
                 }
             });
         self.map.pinned = pinned;
-        let mut map = self.color_map;
+        let has_palette = self.opened().is_some_and(|o| o.store.palette().is_some());
+        let mut choice = (self.use_palette && has_palette, self.color_map);
         egui::ComboBox::from_label("colours")
-            .selected_text(format!("{map:?}"))
+            .selected_text(if choice.0 {
+                "colour table".to_string()
+            } else {
+                format!("{:?}", choice.1)
+            })
             .show_ui(ui, |ui| {
+                if has_palette {
+                    ui.selectable_value(&mut choice, (true, self.color_map), "colour table");
+                }
                 for m in [ColorMap::Viridis, ColorMap::Terrain, ColorMap::Greyscale] {
-                    ui.selectable_value(&mut map, m, format!("{m:?}"));
+                    ui.selectable_value(&mut choice, (false, m), format!("{m:?}"));
                 }
             });
-        if map != self.color_map {
-            self.color_map = map;
+        if choice != (self.use_palette && has_palette, self.color_map) {
+            (self.use_palette, self.color_map) = choice;
             self.tiles.clear();
         }
         let (mut lo, mut hi) = self.percentiles;
-        ui.horizontal(|ui| {
-            let low = ui.label("stretch % low");
-            ui.add(egui::DragValue::new(&mut lo).range(0.0..=hi).speed(0.5))
-                .labelled_by(low.id);
-            let high = ui.label("high");
-            ui.add(egui::DragValue::new(&mut hi).range(lo..=100.0).speed(0.5))
-                .labelled_by(high.id);
-            if ui.button("min–max").clicked() {
-                (lo, hi) = (0.0, 100.0);
+        // A colour table needs no stretch.
+        ui.scope(|ui| {
+            if self.use_palette && has_palette {
+                ui.set_invisible();
             }
+            ui.horizontal(|ui| {
+                let low = ui.label("stretch % low");
+                ui.add(egui::DragValue::new(&mut lo).range(0.0..=hi).speed(0.5))
+                    .labelled_by(low.id);
+                let high = ui.label("high");
+                ui.add(egui::DragValue::new(&mut hi).range(lo..=100.0).speed(0.5))
+                    .labelled_by(high.id);
+                if ui.button("min–max").clicked() {
+                    (lo, hi) = (0.0, 100.0);
+                }
+            })
         });
         if (lo, hi) != self.percentiles {
             self.percentiles = (lo, hi);
@@ -617,6 +636,10 @@ impl Explorer {
         {
             self.reload = None;
             if let (Ok(fresh), StoreState::Open(opened)) = (result, &mut self.state) {
+                // The first colour table arrived with this write: show it.
+                if fresh.store.palette().is_some() && opened.store.palette().is_none() {
+                    self.use_palette = true;
+                }
                 **opened = fresh;
                 self.tiles.refresh();
             }
@@ -718,6 +741,7 @@ impl Explorer {
         });
         Style {
             map: self.color_map,
+            palette: self.use_palette,
             stretch,
         }
     }

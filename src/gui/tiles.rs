@@ -26,6 +26,8 @@ pub struct TileKey {
 pub struct Style {
     /// The colour ramp.
     pub map: ColorMap,
+    /// Colour single-band tiles through the store's colour table instead.
+    pub palette: bool,
     /// Value range of the ramp (per band for RGB composites).
     pub stretch: [Stretch; 3],
 }
@@ -243,7 +245,8 @@ fn render<T: Element>(
     } else {
         &style.stretch[..1]
     };
-    let rgba = to_rgba(&chunk.view(), nodata, style.map, used);
+    let palette = style.palette.then(|| store.palette()).flatten();
+    let rgba = to_rgba(&chunk.view(), nodata, style.map, used, palette.as_deref());
     let values = chunk
         .index_axis(ndarray::Axis(0), 0)
         .iter()

@@ -667,3 +667,34 @@ fn an_ingest_marks_stale_then_written_chunks_on_the_map() {
     });
     assert!(marked_at.elapsed() > gridstore::gui::WRITTEN_FADE / 2);
 }
+
+/// A categorical store opens in its own colours; the ramps stay available.
+#[test]
+fn a_categorical_store_shows_its_colour_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lc.gs");
+    let src = util::data("stars_lc.tif");
+    util::ok(&["create", s(&store), "--like", s(&src), "--chunk", "16"]);
+    util::ok(&["ingest", s(&store), s(&src)]);
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the tiles", |app| {
+        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
+    });
+    assert!(h.state().style_for_tests().palette);
+    assert_eq!(
+        h.get_by_label("colours").value().as_deref(),
+        Some("colour table")
+    );
+    h.get_by_label("colours").click();
+    h.run_steps(2);
+    h.get_by_label("Terrain").click();
+    h.run_steps(2);
+    assert!(!h.state().style_for_tests().palette);
+    assert_eq!(
+        h.get_by_label("colours").value().as_deref(),
+        Some("Terrain")
+    );
+}

@@ -173,11 +173,7 @@ fn create<T: GdalCell>(
     ds.set_geo_transform(&output.geotransform()).map_err(err)?;
     ds.set_spatial_ref(&srs_from(&store.structure().crs.wkt).map_err(err)?)
         .map_err(err)?;
-    for b in 1..=bands {
-        let mut band = ds.rasterband(b).map_err(err)?;
-        band.set_no_data_value(Some(store.structure().nodata))
-            .map_err(err)?;
-    }
+    super::describe_bands(&ds, store).map_err(err)?;
     Ok(ds)
 }
 

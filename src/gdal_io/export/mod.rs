@@ -18,6 +18,35 @@ use crate::engine::{CancelToken, EngineError, Extent, Progress, ProgressSink, Re
 use crate::with_dtype;
 use std::path::{Path, PathBuf};
 
+/// Sets every band's nodata and, when the store has a colour table and its
+/// cells are 8 or 16-bit unsigned (what TIFF palettes hold), band 1's table.
+fn describe_bands(dataset: &gdal::Dataset, store: &Store) -> Result<(), gdal::errors::GdalError> {
+    let structure = store.structure();
+    for b in 1..=dataset.raster_count() {
+        dataset
+            .rasterband(b)?
+            .set_no_data_value(Some(structure.nodata))?;
+    }
+    let palette_fits = matches!(
+        structure.dtype,
+        crate::engine::DType::U8 | crate::engine::DType::U16
+    ) && dataset.raster_count() == 1;
+    if let Some(palette) = store.palette().filter(|_| palette_fits) {
+        let mut table = gdal::raster::ColorTable::default();
+        for (i, [r, g, b, a]) in palette.colors().iter().enumerate() {
+            let entry = gdal::raster::ColorEntry::rgba(
+                i16::from(*r),
+                i16::from(*g),
+                i16::from(*b),
+                i16::from(*a),
+            );
+            table.set_color_entry(u16::try_from(i).unwrap_or(u16::MAX), &entry);
+        }
+        dataset.rasterband(1)?.set_color_table(&table);
+    }
+    Ok(())
+}
+
 /// Largest output, in cells, for a streamed GeoTIFF (2^40).
 const MAX_CELLS: f64 = 1_099_511_627_776.0;
 
@@ -135,7 +164,14 @@ fn export_typed<T: GdalCell>(
                     output.method,
                 )
                 .map_err(|e| e.to_string())
-                .and_then(|raster| png::write_png(&raster, store.nodata::<T>(), &tmp))
+                .and_then(|raster| {
+                    png::write_png(
+                        &raster,
+                        store.nodata::<T>(),
+                        store.palette().as_deref(),
+                        &tmp,
+                    )
+                })
         }
         format => gdal_out::write::<T>(
             store,

@@ -175,10 +175,7 @@ fn create_header<T: GdalCell>(
     ds.set_geo_transform(&output.geotransform()).map_err(err)?;
     ds.set_spatial_ref(&crate::gdal_io::source::srs_from(&store.structure().crs.wkt).map_err(err)?)
         .map_err(err)?;
-    ds.rasterband(1)
-        .map_err(err)?
-        .set_no_data_value(Some(store.structure().nodata))
-        .map_err(err)?;
+    super::describe_bands(&ds, store).map_err(err)?;
     ds.close().map_err(err)
 }
 

@@ -1,17 +1,19 @@
 //! PNG quicklooks: colour-mapped through `render`, with a world file.
 
 use super::Written;
-use crate::engine::{Element, Raster};
+use crate::engine::{Element, Palette, Raster};
 use crate::render::{ColorMap, Stretch, to_rgba};
 use std::path::Path;
 
-/// Writes `raster` as an RGBA PNG (2–98 % stretch, nodata transparent).
+/// Writes `raster` as an RGBA PNG: through the colour table when given,
+/// else viridis over a 2–98 % stretch; nodata transparent.
 ///
 /// # Errors
 /// The image cannot be written.
 pub fn write_png<T: Element>(
     raster: &Raster<T>,
     nodata: T,
+    palette: Option<&Palette>,
     path: &Path,
 ) -> Result<Written, String> {
     let view = raster.data.view();
@@ -23,7 +25,7 @@ pub fn write_png<T: Element>(
                 .unwrap_or(Stretch { min: 0.0, max: 1.0 })
         })
         .collect();
-    let rgba = to_rgba(&view, nodata, ColorMap::Viridis, &stretches);
+    let rgba = to_rgba(&view, nodata, ColorMap::Viridis, &stretches, palette);
     let w = u32::try_from(cols).map_err(|e| e.to_string())?;
     let h = u32::try_from(rows).map_err(|e| e.to_string())?;
     image::save_buffer_with_format(
