@@ -114,14 +114,6 @@ impl Stretch {
             max: at(hi),
         })
     }
-
-    fn fraction(&self, v: f64) -> f64 {
-        if self.max > self.min {
-            (v - self.min) / (self.max - self.min)
-        } else {
-            0.5
-        }
-    }
 }
 
 /// The colour of a class value without an entry in the colour table.
@@ -142,41 +134,96 @@ pub fn to_rgba<T: Element>(
 ) -> Vec<u8> {
     let (bands, rows, cols) = data.dim();
     let mut out = vec![0u8; rows * cols * 4];
-    let rgb = bands >= 3 && stretches.len() >= 3;
-    for r in 0..rows {
-        for c in 0..cols {
-            let px = &mut out[(r * cols + c) * 4..(r * cols + c + 1) * 4];
-            if rgb {
-                let vs = [data[[0, r, c]], data[[1, r, c]], data[[2, r, c]]];
-                if vs.iter().all(|v| !is_valid(*v, nodata)) {
-                    continue;
-                }
-                for k in 0..3 {
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    let channel = (stretches[k].fraction(vs[k].to_f64()).clamp(0.0, 1.0) * 255.0)
-                        .round() as u8;
-                    px[k] = channel;
-                }
-                px[3] = 255;
-            } else {
-                let v = data[[0, r, c]];
-                if !is_valid(v, nodata) {
-                    continue;
-                }
-                if let Some(palette) = palette {
-                    px.copy_from_slice(&palette.color(v.to_f64()).unwrap_or(UNLISTED_CLASS));
-                    continue;
-                }
-                let stretch = stretches
-                    .first()
-                    .copied()
-                    .unwrap_or(Stretch { min: 0.0, max: 1.0 });
-                let [red, green, blue] = map.color(stretch.fraction(v.to_f64()));
-                px.copy_from_slice(&[red, green, blue, 255]);
+    if bands >= 3 && stretches.len() >= 3 {
+        let channels = [0, 1, 2].map(|b| data.index_axis(ndarray::Axis(0), b));
+        let scales = [0, 1, 2].map(|k| Scale::new(stretches[k], 255.0));
+        for (((px, r), g), b) in out
+            .chunks_exact_mut(4)
+            .zip(channels[0].iter())
+            .zip(channels[1].iter())
+            .zip(channels[2].iter())
+        {
+            let vs = [*r, *g, *b];
+            if vs.iter().all(|v| !is_valid(*v, nodata)) {
+                continue;
             }
+            for k in 0..3 {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                {
+                    px[k] = scales[k].index(vs[k].to_f64()).round() as u8;
+                }
+            }
+            px[3] = 255;
+        }
+        return out;
+    }
+    if bands == 0 {
+        return out;
+    }
+    let band = data.index_axis(ndarray::Axis(0), 0);
+    if let Some(palette) = palette {
+        for (px, v) in out.chunks_exact_mut(4).zip(band.iter()) {
+            if is_valid(*v, nodata) {
+                px.copy_from_slice(&palette.color(v.to_f64()).unwrap_or(UNLISTED_CLASS));
+            }
+        }
+        return out;
+    }
+    // The ramp in RAMP_STEPS colours: one multiply and a lookup per cell.
+    let lut: Vec<[u8; 4]> = (0..RAMP_STEPS)
+        .map(|i| {
+            let [r, g, b] = map.color(i as f64 / (RAMP_STEPS - 1) as f64);
+            [r, g, b, 255]
+        })
+        .collect();
+    let stretch = stretches
+        .first()
+        .copied()
+        .unwrap_or(Stretch { min: 0.0, max: 1.0 });
+    let scale = Scale::new(stretch, (RAMP_STEPS - 1) as f64);
+    for (px, v) in out.chunks_exact_mut(4).zip(band.iter()) {
+        if is_valid(*v, nodata) {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            px.copy_from_slice(&lut[scale.index(v.to_f64()).round() as usize]);
         }
     }
     out
+}
+
+/// Colours of a ramp as rendered: finer than the eye tells apart.
+const RAMP_STEPS: usize = 1024;
+
+/// A stretch mapped onto `0..=top`, clamped.
+#[derive(Clone, Copy)]
+struct Scale {
+    min: f64,
+    factor: f64,
+    top: f64,
+}
+
+impl Scale {
+    fn new(stretch: Stretch, top: f64) -> Self {
+        let span = stretch.max - stretch.min;
+        Self {
+            min: stretch.min,
+            // A flat stretch maps everything to the middle.
+            factor: if span > 0.0 { top / span } else { 0.0 },
+            top,
+        }
+    }
+
+    /// `0..=top`, or the middle for a flat stretch.
+    fn index(self, v: f64) -> f64 {
+        if self.factor == 0.0 {
+            return self.top / 2.0;
+        }
+        let i = (v - self.min) * self.factor;
+        if i.is_nan() {
+            0.0
+        } else {
+            i.clamp(0.0, self.top)
+        }
+    }
 }
 
 /// A number for display: at most 6 decimals, no trailing zeros.

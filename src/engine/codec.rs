@@ -91,8 +91,23 @@ fn decode_zstd(stored: &[u8], expected: usize) -> Result<Vec<u8>, DecodeError> {
         .map_err(|_| malformed("zstd", "no valid frame header"))?
         .ok_or_else(|| malformed("zstd", "frame does not declare its size"))?;
     check_size(declared, expected as u64)?;
-    let mut d = zstd::bulk::Decompressor::new().map_err(|e| malformed("zstd", e.to_string()))?;
-    let raw = d.decompress(stored, expected).map_err(|e| {
+    thread_local! {
+        // One decompression context per thread, reused: making one per
+        // chunk costs more than decoding a small chunk.
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let decoded = CONTEXT.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let context = match slot.as_mut() {
+            Some(context) => context,
+            None => slot.insert(
+                zstd::bulk::Decompressor::new().map_err(|e| malformed("zstd", e.to_string()))?,
+            ),
+        };
+        Ok::<_, DecodeError>(context.decompress(stored, expected))
+    })?;
+    let raw = decoded.map_err(|e| {
         let text = e.to_string();
         if text.to_ascii_lowercase().contains("checksum") {
             DecodeError::Checksum

@@ -49,6 +49,8 @@ pub struct Opened {
     pub data: Option<Extent>,
     /// Chunks and bytes per level.
     pub levels: Vec<(u8, u64, u64)>,
+    /// The smallest chunk holding all the data (of the first instant).
+    pub master: Option<crate::engine::ChunkLoc>,
     /// Sorted valid values of bands 1–3 of the master chunk, for stretches.
     pub samples: [Vec<f64>; 3],
 }
@@ -234,9 +236,18 @@ impl Explorer {
         if !self.map.fitted {
             return;
         }
+        let complete = (self.drawn.missing == 0).then_some(self.drawn.level);
         let Some(tour) = &mut self.tour else { return };
-        self.ctx.request_repaint();
-        match tour.next(&data, (self.map.center, self.map.units_per_point), base) {
+        // Paced like a 60 Hz display: an unpaced loop under software GL
+        // would take the CPU the tile workers need.
+        self.ctx
+            .request_repaint_after(std::time::Duration::from_millis(16));
+        match tour.next(
+            &data,
+            (self.map.center, self.map.units_per_point),
+            base,
+            complete,
+        ) {
             super::tour::Step::View(center, scale) => {
                 self.map.center = center;
                 self.map.units_per_point = scale;
@@ -359,7 +370,16 @@ impl Explorer {
                 ("aggregate", s.aggregate.to_string()),
                 ("codec", s.codec.to_string()),
                 ("bands", s.band_count().to_string()),
-            ] {
+                (
+                    "master chunk",
+                    opened
+                        .master
+                        .map_or_else(|| "none (empty store)".into(), |m| m.to_string()),
+                ),
+            ]
+            .into_iter()
+            .chain(time_range(&opened.store).map(|t| ("time range", t)))
+            {
                 ui.label(k);
                 ui.label(v);
                 ui.end_row();
@@ -719,6 +739,12 @@ impl Explorer {
         self.drawn.missing
     }
 
+    /// The level the map showed in the last frame.
+    #[must_use]
+    pub fn drawn_level(&self) -> u8 {
+        self.drawn.level
+    }
+
     /// Visible chunks marked stale, and just written, in the last frame.
     #[must_use]
     pub fn drawn_marked(&self) -> [usize; 2] {
@@ -896,6 +922,22 @@ impl eframe::App for Explorer {
     }
 }
 
+/// "N instants, FIRST – LAST" for a store with a time axis.
+fn time_range(store: &Store) -> Option<String> {
+    store.structure().time.as_ref()?;
+    let instants = store.instants_between(i64::MIN, i64::MAX);
+    let format = crate::engine::time::format_instant;
+    Some(match (instants.first(), instants.last()) {
+        (Some(first), Some(last)) => format!(
+            "{} instants, {} – {}",
+            instants.len(),
+            format(first.1),
+            format(last.1)
+        ),
+        _ => "no instants yet".into(),
+    })
+}
+
 /// Opens a store and gathers what the explorer shows about it (off the UI thread).
 fn load(path: &PathBuf) -> Result<Opened, String> {
     let storage =
@@ -903,7 +945,7 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
     let store = Store::open(Arc::new(storage)).map_err(|e| e.to_string())?;
     let grid = *store.grid();
     let t = store.time_indices().first().copied().unwrap_or(0);
-    let (data, samples) = with_dtype!(store.structure().dtype, T => {
+    let (data, samples, master) = with_dtype!(store.structure().dtype, T => {
         let data = store.data_window::<T>(t).map_err(|e| e.to_string())?.map(|w| grid.window_extent(0, &w));
         let master = store.master_chunk(t).map_err(|e| e.to_string())?;
         let chunk = match master {
@@ -926,7 +968,7 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
             values.sort_by(f64::total_cmp);
             values
         });
-        (data, samples)
+        (data, samples, master)
     });
     let levels = (0..=grid.top_level())
         .map(|l| {
@@ -940,6 +982,7 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         path: std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
         data,
         levels,
+        master,
         samples,
     })
 }

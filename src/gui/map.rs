@@ -9,7 +9,9 @@ use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
 use std::sync::Arc;
 
 /// Most tiles drawn at once; beyond it the view steps to a coarser level.
-const MAX_TILES: usize = 600;
+/// Well under the texture cache's capacity, so that the visible tiles, their
+/// parents and the prefetched ring all fit and never evict each other.
+pub const MAX_TILES: usize = 256;
 
 /// Where the map looks and how it draws.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +29,54 @@ pub struct MapView {
     /// Dragging draws a rectangle (the export extent) instead of panning.
     pub drawing: bool,
     draw_start: Option<(f64, f64)>,
+    /// The centre and scale last drawn, to notice the view moving.
+    last_view: ([f64; 2], f64),
+}
+
+/// A cached ancestor at most this many levels up is placeholder enough;
+/// a farther one (or none) has the parent requested, ahead of the tile.
+const PLACEHOLDER_LEVELS: u8 = 2;
+
+/// Most neighbouring tiles requested at once while the view is still.
+const MAX_PREFETCH: usize = 64;
+
+/// Requests the ring of chunks around the view at `level`, so that a pan
+/// finds them loaded. Only once everything visible is in.
+fn prefetch_ring(
+    store: &Arc<Store>,
+    level: u8,
+    t: u32,
+    view: &Extent,
+    visible: &[ChunkLoc],
+    tiles: &mut TileCache,
+    style: Style,
+) {
+    let grid = store.grid();
+    let size = grid.chunk_extent(ChunkLoc {
+        level,
+        row: 0,
+        col: 0,
+    });
+    let (w, h) = (size.max_x - size.min_x, size.max_y - size.min_y);
+    let Ok(around) = Extent::new(
+        view.min_x - w,
+        view.min_y - h,
+        view.max_x + w,
+        view.max_y + h,
+    ) else {
+        return;
+    };
+    let Some(window) = grid.cover_clipped(level, &around) else {
+        return;
+    };
+    let visible: std::collections::HashSet<&ChunkLoc> = visible.iter().collect();
+    for loc in grid
+        .chunks_in(level, &window)
+        .filter(|loc| !visible.contains(loc))
+        .take(MAX_PREFETCH)
+    {
+        tiles.prefetch(store, TileKey { t, loc }, style);
+    }
 }
 
 /// What the map marks on top of the tiles.
@@ -52,6 +102,7 @@ impl Default for MapView {
             fitted: false,
             drawing: false,
             draw_start: None,
+            last_view: ([0.0, 0.0], 0.0),
         }
     }
 }
@@ -192,6 +243,10 @@ impl MapView {
                 self.center[1] += before.1 - after.1;
             }
         }
+        if (self.center, self.units_per_point) != self.last_view {
+            self.last_view = (self.center, self.units_per_point);
+            tiles.view_moved();
+        }
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(24));
         let grid = store.grid();
@@ -231,6 +286,7 @@ impl MapView {
             // Placeholder: the nearest loaded ancestor's part of this chunk.
             let mut ancestor = *loc;
             let mut uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+            let mut found = false;
             while ancestor.level < grid.top_level() {
                 let (qr, qc) = ancestor.quadrant();
                 let half = uv.size() / 2.0;
@@ -240,13 +296,25 @@ impl MapView {
                 );
                 uv = Rect::from_min_size(min, half);
                 ancestor = ancestor.parent();
-                let request = ancestor.level == loc.level + 1;
-                if let Some(tile) = tiles.get(store, TileKey { t, loc: ancestor }, style, request) {
+                if let Some(tile) = tiles.get(store, TileKey { t, loc: ancestor }, style, false) {
                     if let Some(texture) = &tile.texture {
                         painter.image(texture.id(), target, uv, Color32::WHITE);
                     }
+                    found = ancestor.level <= loc.level + PLACEHOLDER_LEVELS;
                     break;
                 }
+            }
+            // No close placeholder: the parent comes first, as one.
+            if !found && loc.level < grid.top_level() {
+                tiles.get(
+                    store,
+                    TileKey {
+                        t,
+                        loc: loc.parent(),
+                    },
+                    style,
+                    true,
+                );
             }
         }
         if self.grid {
@@ -264,6 +332,9 @@ impl MapView {
                     );
                 }
             }
+        }
+        if missing == 0 && tiles.loading() == 0 {
+            prefetch_ring(store, level, t, &view, &chunks, tiles, style);
         }
         let marked = self.mark_changes(&painter, rect, store, level, t, &chunks, &changes);
         let readout = response.hover_pos().map(|p| {

@@ -28,7 +28,7 @@ pub use inspect::{ChunkReport, Inspector, Stats};
 pub use jobs::{Job, JobState, Jobs};
 pub use levels::{LevelBrowser, human_bytes};
 pub use map::{MapView, Readout};
-pub use tiles::Style;
+pub use tiles::{Style, TileCache, TileKey};
 pub use time::TimePanel;
 pub use tour::frame_stats;
 

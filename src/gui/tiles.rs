@@ -10,6 +10,7 @@ use crate::with_dtype;
 use egui::{ColorImage, TextureHandle, TextureOptions};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 /// A tile: one chunk at one instant.
@@ -45,7 +46,12 @@ enum Slot {
     Ready(Tile),
 }
 
-type Loaded = (TileKey, u64, Result<Option<(ColorImage, Vec<f32>)>, String>);
+/// A rendered tile (`Ok(None)`: no data there), or why it failed.
+type Rendered = Result<Option<(ColorImage, Vec<f32>)>, String>;
+
+/// A finished tile job: `None` for a prefetch dropped because the view
+/// moved on before it started.
+type Loaded = (TileKey, u64, Option<Rendered>);
 
 /// The bounded texture cache and its loader.
 pub struct TileCache {
@@ -58,6 +64,9 @@ pub struct TileCache {
     generation: u64,
     sender: SyncSender<Loaded>,
     receiver: Receiver<Loaded>,
+    /// Bumped when the view moves: queued prefetches of an older view are
+    /// dropped, so they never delay the tiles of the new one.
+    view_epoch: Arc<AtomicU64>,
     ctx: egui::Context,
     /// The last error a tile load hit, for the status bar.
     pub last_error: Option<String>,
@@ -76,6 +85,7 @@ impl TileCache {
             generation: 0,
             sender,
             receiver,
+            view_epoch: Arc::new(AtomicU64::new(0)),
             ctx,
             last_error: None,
         }
@@ -114,6 +124,11 @@ impl TileCache {
             if generation != self.generation {
                 continue;
             }
+            let Some(result) = result else {
+                // A dropped prefetch: requested again when it is wanted.
+                self.slots.remove(&key);
+                continue;
+            };
             let tile = match result {
                 Ok(Some((image, values))) => Tile {
                     texture: Some(self.ctx.load_texture(
@@ -139,14 +154,17 @@ impl TileCache {
             self.slots.insert(key, (Slot::Ready(tile), self.frame));
         }
         if self.slots.len() > self.capacity {
+            // Never a tile drawn in the last frame: the cache may run over
+            // rather than evict what is on screen and load it again.
+            let last_frame = self.frame - 1;
             let mut ages: Vec<(u64, TileKey)> = self
                 .slots
                 .iter()
-                .filter(|(_, (s, _))| matches!(s, Slot::Ready(_)))
+                .filter(|(_, (s, used))| matches!(s, Slot::Ready(_)) && *used < last_frame)
                 .map(|(k, (_, used))| (*used, *k))
                 .collect();
             ages.sort_unstable_by_key(|(used, _)| *used);
-            let excess = self.slots.len() - self.capacity;
+            let excess = (self.slots.len() - self.capacity).min(ages.len());
             for (_, key) in ages.into_iter().take(excess) {
                 self.slots.remove(&key);
             }
@@ -170,7 +188,7 @@ impl TileCache {
         let frame = self.frame;
         if !self.slots.contains_key(&key) {
             if request {
-                self.spawn(store, key, style);
+                self.spawn(store, key, style, false);
                 self.slots.insert(key, (Slot::Loading, frame));
             }
             return self.stale.get(&key);
@@ -181,6 +199,22 @@ impl TileCache {
             Slot::Ready(tile) => Some(tile),
             Slot::Loading => self.stale.get(&key),
         }
+    }
+
+    /// Starts loading a tile that is not on screen yet (a neighbour of the
+    /// view), unless it is cached or on its way.
+    pub fn prefetch(&mut self, store: &Arc<Store>, key: TileKey, style: Style) {
+        if !self.slots.contains_key(&key) {
+            self.spawn(store, key, style, true);
+            // Used "long ago": evicted before anything on screen.
+            self.slots.insert(key, (Slot::Loading, 0));
+        }
+    }
+
+    /// Whether the tile is loaded.
+    #[must_use]
+    pub fn is_ready(&self, key: &TileKey) -> bool {
+        matches!(self.slots.get(key), Some((Slot::Ready(_), _)))
     }
 
     /// Tiles requested and not yet loaded.
@@ -201,7 +235,14 @@ impl TileCache {
             .count()
     }
 
-    fn spawn(&self, store: &Arc<Store>, key: TileKey, style: Style) {
+    /// The view moved: prefetches queued for the old one are dropped.
+    pub fn view_moved(&self) {
+        self.view_epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn spawn(&self, store: &Arc<Store>, key: TileKey, style: Style, prefetch: bool) {
+        let epoch = self.view_epoch.clone();
+        let spawned_in = epoch.load(Ordering::Relaxed);
         let (store, sender, ctx, generation) = (
             store.clone(),
             self.sender.clone(),
@@ -209,7 +250,9 @@ impl TileCache {
             self.generation,
         );
         rayon::spawn(move || {
-            let result = with_dtype!(store.structure().dtype, T => render::<T>(&store, key, style));
+            let result = (!prefetch || epoch.load(Ordering::Relaxed) == spawned_in).then(
+                || with_dtype!(store.structure().dtype, T => render::<T>(&store, key, style)),
+            );
             let mut message = (key, generation, result);
             // Bounded: wait while the UI catches up, never drop a tile.
             loop {

@@ -5,14 +5,22 @@
 //! centre, pans across, then zooms out to the root; with `--tour-ingest FILE`
 //! it also starts that ingest halfway and keeps touring while it runs. Each
 //! frame's line is `frame <n> level <l> ingest <0|1> <ms>`, the last field
-//! being the time `Explorer::show` took.
+//! being the time `Explorer::show` took. It ends with jumps to new
+//! viewports at every scale, each held until its full-quality tiles are all
+//! drawn: `jump <n> level <l> settle <ms>`.
 
 use crate::engine::Extent;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Frames of each leg of the tour.
 const LEG: u32 = 120;
+
+/// Jumps to new viewports at the end of the tour.
+const JUMPS: u32 = 24;
+
+/// A jump that has not settled by then is logged with this time.
+const JUMP_LIMIT: Duration = Duration::from_secs(5);
 
 /// The tour's progress and the frame log.
 pub struct Tour {
@@ -25,6 +33,9 @@ pub struct Tour {
     /// A raster to ingest halfway.
     pub ingest: Option<PathBuf>,
     ingest_started: bool,
+    /// The jump under way: its number, view and start.
+    jump: Option<(u32, [f64; 2], f64, Instant)>,
+    jumps_done: u32,
 }
 
 /// What the tour wants this frame.
@@ -48,11 +59,20 @@ impl Tour {
             log,
             ingest,
             ingest_started: false,
+            jump: None,
+            jumps_done: 0,
         }
     }
 
-    /// The next step, given the data extent and the fitted scale.
-    pub fn next(&mut self, data: &Extent, fitted: ([f64; 2], f64), base_cell: f64) -> Step {
+    /// The next step, given the data extent, the fitted scale, and whether
+    /// the last frame drew every visible tile at full quality at `level`.
+    pub fn next(
+        &mut self,
+        data: &Extent,
+        fitted: ([f64; 2], f64),
+        base_cell: f64,
+        complete: Option<u8>,
+    ) -> Step {
         let (center, fit_scale) = *self.start.get_or_insert(fitted);
         self.frame += 1;
         let f = self.frame;
@@ -84,8 +104,52 @@ impl Tour {
             3 => Step::View(center, geo(deep, fit_scale * 64.0, t)),
             // Back to the data.
             4 => Step::View(center, geo(fit_scale * 64.0, fit_scale, t)),
-            _ => Step::Done,
+            _ => self.jump_step(data, deep, fit_scale, complete),
         }
+    }
+
+    /// Jumps to the next new viewport once the last one settled.
+    fn jump_step(
+        &mut self,
+        data: &Extent,
+        deep: f64,
+        fit_scale: f64,
+        complete: Option<u8>,
+    ) -> Step {
+        if let Some((n, center, scale, started)) = self.jump {
+            let waited = started.elapsed();
+            let settled = match complete {
+                Some(level) if self.frame > n => Some(level),
+                _ => None,
+            };
+            if settled.is_none() && waited < JUMP_LIMIT {
+                return Step::View(center, scale);
+            }
+            self.lines.push(format!(
+                "jump {} level {} settle {:.1}",
+                self.jumps_done + 1,
+                settled.map_or_else(|| "-".to_string(), |l| l.to_string()),
+                waited.as_secs_f64() * 1000.0
+            ));
+            self.jumps_done += 1;
+            self.jump = None;
+        }
+        if self.jumps_done >= JUMPS {
+            return Step::Done;
+        }
+        // Spread over the data (a low-discrepancy walk) and over scales from
+        // one base cell per point to four times the whole data.
+        let i = f64::from(self.jumps_done);
+        let (fx, fy) = ((i * 0.618_034).fract(), (i * 0.414_214 + 0.5).fract());
+        let center = [
+            data.min_x + fx * (data.max_x - data.min_x),
+            data.min_y + fy * (data.max_y - data.min_y),
+        ];
+        let steps = f64::from(JUMPS - 1);
+        let scale =
+            (deep.ln() + ((fit_scale * 4.0).ln() - deep.ln()) * ((i * 5.0) % steps) / steps).exp();
+        self.jump = Some((self.frame, center, scale, Instant::now()));
+        Step::View(center, scale)
     }
 
     /// Records one frame.
@@ -115,8 +179,15 @@ impl Tour {
 pub fn frame_stats(text: &str) -> Result<String, String> {
     let mut all = Vec::new();
     let mut ingest = Vec::new();
+    let mut settles = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.first() == Some(&"jump") {
+            if let Some(ms) = fields.last().and_then(|v| v.parse::<f64>().ok()) {
+                settles.push(ms);
+            }
+            continue;
+        }
         let Some(ms) = fields.last().and_then(|v| v.parse::<f64>().ok()) else {
             continue;
         };
@@ -128,7 +199,7 @@ pub fn frame_stats(text: &str) -> Result<String, String> {
     if all.is_empty() {
         return Err("no frame lines".into());
     }
-    let describe = |name: &str, v: &mut Vec<f64>| {
+    let describe = |name: &str, unit: &str, v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         let at = |p: f64| {
             #[allow(
@@ -140,17 +211,25 @@ pub fn frame_stats(text: &str) -> Result<String, String> {
             v[i]
         };
         format!(
-            "{name}: {} frames, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "{name}: {} {unit}, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             v.len(),
             at(0.5),
             at(0.99),
             v[v.len() - 1]
         )
     };
-    let mut out = describe("all frames", &mut all);
+    let mut out = describe("all frames", "frames", &mut all);
     if !ingest.is_empty() {
         out.push('\n');
-        out.push_str(&describe("during ingest", &mut ingest));
+        out.push_str(&describe("during ingest", "frames", &mut ingest));
+    }
+    if !settles.is_empty() {
+        out.push('\n');
+        out.push_str(&describe(
+            "new viewport to full quality",
+            "jumps",
+            &mut settles,
+        ));
     }
     Ok(out)
 }
@@ -161,13 +240,17 @@ mod tests {
 
     #[test]
     fn stats_read_the_last_field() {
-        let log = "frame 1 level 3 ingest 0 1.0\nframe 2 level 3 ingest 1 3.0\nframe 3 level 2 ingest 1 2.0\n";
+        let log = "frame 1 level 3 ingest 0 1.0\nframe 2 level 3 ingest 1 3.0\nframe 3 level 2 ingest 1 2.0\njump 1 level 2 settle 40.0\njump 2 level - settle 5000.0\n";
         let s = frame_stats(log).unwrap();
         assert!(
             s.contains("all frames: 3 frames, p50 2.00 ms, p99 3.00 ms"),
             "{s}"
         );
         assert!(s.contains("during ingest: 2 frames"), "{s}");
+        assert!(
+            s.contains("new viewport to full quality: 2 jumps, p50 5000.00 ms"),
+            "{s}"
+        );
         assert!(frame_stats("nothing here").is_err());
     }
 }

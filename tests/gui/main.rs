@@ -69,6 +69,11 @@ fn opens_a_store_and_loads_its_tiles() {
     run_until(&mut h, "the store to open", |app| app.opened().is_some());
     h.get_by_label("Levels");
     h.get_by_label(&store.display().to_string());
+    // The master chunk: the smallest holding all the data.
+    let master = h.state().opened().unwrap().master.unwrap();
+    h.get_by_label(&master.to_string());
+    let grid = *h.state().opened().unwrap().store.grid();
+    assert!(master.level > 0 && master.level < grid.top_level());
     run_until(&mut h, "the visible tiles", |app| {
         app.map.fitted && app.tiles.loading() == 0 && app.tiles.ready() > 0
     });
@@ -492,11 +497,24 @@ fn the_tour_logs_frame_times_under_xvfb() {
     );
     let levels: std::collections::BTreeSet<&str> = text
         .lines()
+        .filter(|l| l.starts_with("frame"))
         .filter_map(|l| l.split_whitespace().nth(3))
         .collect();
     assert!(levels.len() >= 4, "the tour crosses levels: {levels:?}");
+    // The jumps to new viewports each settle at full quality (the time is
+    // the README's figure; here only that every jump settled).
+    let jumps: Vec<&str> = text.lines().filter(|l| l.starts_with("jump")).collect();
+    assert_eq!(jumps.len(), 24, "{jumps:?}");
+    assert!(
+        jumps.iter().all(|j| !j.contains("level -")),
+        "a jump never settled: {jumps:?}"
+    );
     let stats = util::ok(&["frame-stats", s(&log)]);
     assert!(stats.contains("p50") && stats.contains("p99"), "{stats}");
+    assert!(
+        stats.contains("new viewport to full quality: 24 jumps"),
+        "{stats}"
+    );
 }
 
 /// A store with a time axis gets a time slider; clicking the map plots the
@@ -540,6 +558,8 @@ fn time_slider_and_series_at_a_clicked_point() {
         app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
     });
     h.get_by_label("time");
+    h.get_by_label("time range");
+    h.get_by_label("2 instants, 2024-01-15T00:00:00Z – 2024-03-01T00:00:00Z");
     click_map(&mut h, egui::pos2(650.0, 350.0));
     run_until(&mut h, "the series", |app| app.time.series.is_some());
     let (_, series) = h.state().time.series.clone().unwrap();
@@ -697,4 +717,94 @@ fn a_categorical_store_shows_its_colour_table() {
         h.get_by_label("colours").value().as_deref(),
         Some("Terrain")
     );
+}
+
+/// Once the view is loaded, its neighbouring tiles load too: a pan by a
+/// chunk shows no placeholder.
+#[test]
+fn neighbouring_tiles_are_prefetched_for_panning() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the view and its ring", |app| {
+        app.opened().is_some() && app.map.fitted && app.drawn_missing() == 0
+    });
+    for _ in 0..3 {
+        run_until(&mut h, "the ring", |app| app.tiles.loading() == 0);
+    }
+    let level = h.state().drawn_level();
+    let grid = *h.state().opened().unwrap().store.grid();
+    let chunk = grid.chunk_extent(gridstore::engine::ChunkLoc {
+        level,
+        row: 0,
+        col: 0,
+    });
+    for (dx, dy) in [
+        (1.0, 0.0),
+        (0.0, -1.0),
+        (-1.0, 0.0),
+        (-1.0, 0.0),
+        (0.0, 1.0),
+        (0.0, 1.0),
+    ] {
+        {
+            let map = &mut h.state_mut().map;
+            map.center[0] += dx * (chunk.max_x - chunk.min_x);
+            map.center[1] += dy * (chunk.max_y - chunk.min_y);
+        }
+        h.step();
+        assert_eq!(h.state().drawn_level(), level);
+        assert_eq!(h.state().drawn_missing(), 0, "pan by ({dx}, {dy}) chunk");
+    }
+}
+
+/// More tiles on screen than the cache holds: the cache runs over rather
+/// than evict what is drawn and load it again forever.
+#[test]
+fn a_view_larger_than_the_cache_still_loads_fully() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let store = std::sync::Arc::new(
+        gridstore::engine::Store::open(std::sync::Arc::new(
+            gridstore::storage::FolderStorage::open(&store).unwrap(),
+        ))
+        .unwrap(),
+    );
+    let ctx = egui::Context::default();
+    let mut tiles = gridstore::gui::TileCache::new(ctx.clone(), 4);
+    let level0 = store.list_chunks(0).unwrap();
+    assert!(level0.len() > 8);
+    let keys: Vec<gridstore::gui::TileKey> = level0
+        .iter()
+        .map(|(t, loc, _)| gridstore::gui::TileKey { t: *t, loc: *loc })
+        .collect();
+    let style = gridstore::gui::Style {
+        map: gridstore::render::ColorMap::Viridis,
+        palette: false,
+        stretch: [gridstore::render::Stretch { min: 0.0, max: 1.0 }; 3],
+    };
+    let start = Instant::now();
+    loop {
+        // Textures are created by the frames; nothing paints them here.
+        ctx.run_ui(egui::RawInput::default(), |_| {})
+            .textures_delta
+            .clear();
+        tiles.begin_frame();
+        let drawn = keys
+            .iter()
+            .filter(|k| tiles.get(&store, **k, style, true).is_some())
+            .count();
+        if drawn == keys.len() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{drawn} of {} tiles after 30 s",
+            keys.len()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
