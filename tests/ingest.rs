@@ -65,10 +65,13 @@ fn new_store(dir: &Path, name: &str, like: &Path) -> Store {
     Store::create(Arc::new(storage), structure).unwrap()
 }
 
+/// Every file of the store but its history (`meta/`), whose records carry
+/// times and durations.
 fn chunk_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     util::snapshot(root)
         .into_iter()
         .map(|(p, b)| (p.strip_prefix(root).unwrap().to_path_buf(), b))
+        .filter(|(p, _)| !p.starts_with("meta"))
         .collect()
 }
 
@@ -174,7 +177,14 @@ fn a_cancelled_ingest_resumes_to_the_same_bytes() {
         before,
         "a cancelled ingest leaves the store exactly as it was"
     );
+    assert!(
+        store.ingest_history().unwrap().is_empty(),
+        "nothing recorded"
+    );
     ingest_plain(&store, &src).unwrap();
+    // One ingest each: the cancelled one left no record.
+    assert_eq!(store.ingest_history().unwrap().len(), 1);
+    assert_eq!(clean.ingest_history().unwrap().len(), 1);
     drop((store, clean));
     assert_eq!(
         chunk_files(&dir.path().join("resumed.gs")),

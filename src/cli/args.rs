@@ -53,6 +53,20 @@ pub enum Command {
         #[arg(long)]
         time: Option<String>,
     },
+    /// Show the ingest history and notes, or attach a note.
+    History {
+        /// The store folder.
+        store: PathBuf,
+        /// Attach this note (to the store, or with --ingest to one ingest).
+        #[arg(long)]
+        note: Option<String>,
+        /// The ingest (its number in the history) the note is about.
+        #[arg(long, requires = "note")]
+        ingest: Option<u64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every chunk's checksum and every aggregate; exit 1 on damage.
     Verify {
         /// The store folder.

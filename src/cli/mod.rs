@@ -4,6 +4,7 @@
 
 mod args;
 mod create;
+mod history;
 mod info;
 mod progress;
 mod run;

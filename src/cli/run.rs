@@ -2,7 +2,7 @@
 
 use super::args::{Cli, Command, ExportArgs};
 use super::progress::BarSink;
-use super::{create, info, open_store, parse_time};
+use super::{create, history, info, open_store, parse_time};
 use crate::engine::{CancelToken, Store};
 use crate::gdal_io::{ExportFormat, ExportRequest, IngestOptions, Resolution, export, ingest};
 use crate::with_dtype;
@@ -68,6 +68,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "cleared {bbox}: {} base chunks, {} aggregates updated",
                 report.base_chunks, report.pyramid_chunks
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History {
+            store,
+            note,
+            ingest,
+            json,
+        } => {
+            match note {
+                Some(text) => {
+                    open_store(&store, true)?.add_note(&text, ingest)?;
+                    println!("note added");
+                }
+                None => history::print_history(&open_store(&store, false)?, json)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { store } => verify(&open_store(&store, false)?, &cancel),

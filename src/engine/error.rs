@@ -75,6 +75,12 @@ pub enum EngineError {
     /// The job was cancelled through its token.
     #[error("cancelled")]
     Cancelled,
+    /// The store's tree (history, notes) refused an operation.
+    #[error("{0}")]
+    Tree(#[from] super::tree::TreeError),
+    /// A history request that cannot be met.
+    #[error("{0}")]
+    History(String),
 }
 
 impl From<StructureError> for EngineError {

@@ -143,6 +143,19 @@ pub fn parse_time_axis(text: &str) -> Result<TimeAxis, String> {
 /// Formats an instant as `YYYY-MM-DDTHH:MM:SSZ`.
 #[must_use]
 pub fn format_instant(seconds: i64) -> String {
+    format_utc(seconds)
+}
+
+/// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
+#[must_use]
+pub fn now_utc() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    format_instant(seconds)
+}
+
+fn format_utc(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);

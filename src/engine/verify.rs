@@ -121,6 +121,13 @@ impl Store {
             .into_iter()
             .flatten()
             .collect();
+        // The history and other tree values carry their own checksums.
+        let tree = super::tree::Tree::new(self.storage().as_ref());
+        damage.extend(
+            tree.check()?
+                .into_iter()
+                .map(|(key, reason)| Damage { key, reason }),
+        );
         damage.sort_by(|a, b| a.key.cmp(&b.key));
         damage.dedup();
         Ok(VerifyReport {

@@ -13,8 +13,8 @@ use super::source::{Source, gdal_reason, one_line};
 use super::{IoError, fits, warp};
 use crate::engine::aggregate::is_valid;
 use crate::engine::{
-    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, JobEvent, NoProgress, Patch, Progress,
-    ProgressSink, Resampling, Schedule, Store, Visibility, Window,
+    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, IngestRecord, JobEvent, NoProgress,
+    Patch, Progress, ProgressSink, Resampling, Schedule, Store, Visibility, Window,
 };
 use crate::with_dtype;
 use gdal::Dataset;
@@ -132,14 +132,22 @@ fn ingest_typed<T: GdalCell>(
     };
     let pyramid_chunks = txn.commit::<T>(progress, cancel).map_err(engine)?;
     keep_colors(store, &source, progress).map_err(engine)?;
-    Ok(IngestReport {
+    let report = IngestReport {
         path: path.into(),
         warped: plan.warped,
         window: plan.window,
         base_chunks,
         pyramid_chunks: pyramid_chunks + block_aggregates,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    // The data is in: a history that cannot be written only warns.
+    if let Err(e) = store.record_ingest(&history_record(store, &report, options.instant)) {
+        progress.event(JobEvent::Warning(format!(
+            "{}: ingested, but the history was not recorded ({e})",
+            path.display()
+        )));
+    }
+    Ok(report)
 }
 
 /// Reads every block on the rayon pool (one GDAL dataset per worker) and
@@ -232,6 +240,48 @@ fn stage_blocks<T: GdalCell>(
         ));
     }
     Ok((base_chunks.into_inner(), aggregates.into_inner()))
+}
+
+/// The history entry of a finished ingest.
+fn history_record(store: &Store, report: &IngestReport, instant: Option<i64>) -> IngestRecord {
+    let e = store.grid().window_extent(0, &report.window);
+    let source = std::path::absolute(&report.path).unwrap_or_else(|_| report.path.clone());
+    let (bytes, checksum) = file_checksum(&source).map_or_else(
+        |_| (0, "unavailable".to_string()),
+        |(n, crc)| (n, format!("crc32:{crc:08x}")),
+    );
+    IngestRecord {
+        source: source.display().to_string(),
+        bytes,
+        checksum,
+        finished: crate::engine::time::now_utc(),
+        extent: [e.min_x, e.min_y, e.max_x, e.max_y],
+        instant: instant.map(crate::engine::time::format_instant),
+        cells: report.window.rows * report.window.cols,
+        base_chunks: report.base_chunks,
+        pyramid_chunks: report.pyramid_chunks,
+        seconds: report.seconds,
+        warped: report.warped,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// The size and CRC-32 of a file's bytes (for a GDAL path that is not a
+/// file, such as `/vsicurl/…`, an error).
+fn file_checksum(path: &Path) -> std::io::Result<(u64, u32)> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok((total, hasher.finalize()));
+        }
+        hasher.update(&buffer[..n]);
+        total += n as u64;
+    }
 }
 
 /// Gives a single-band integer store the colour table of the first raster

@@ -5,6 +5,7 @@
 
 use super::editor::StructureEditor;
 use super::export::ExportPanel;
+use super::history::HistoryPanel;
 use super::inspect::Inspector;
 use super::jobs::{JobState, Jobs};
 use super::levels::LevelBrowser;
@@ -51,6 +52,10 @@ pub struct Opened {
     pub levels: Vec<(u8, u64, u64)>,
     /// The smallest chunk holding all the data (of the first instant).
     pub master: Option<crate::engine::ChunkLoc>,
+    /// The ingest history, oldest first.
+    pub history: Vec<crate::engine::IngestRecord>,
+    /// Notes attached to the store and its ingests.
+    pub notes: Vec<crate::engine::Note>,
     /// Sorted valid values of bands 1–3 of the master chunk, for stretches.
     pub samples: [Vec<f64>; 3],
 }
@@ -97,6 +102,8 @@ pub struct Explorer {
     pub time: TimePanel,
     /// The level list and a level's chunk list.
     pub levels: LevelBrowser,
+    /// The ingest history section.
+    pub history: HistoryPanel,
     /// The structure editor (new stores) and viewer (the open store).
     pub editor: StructureEditor,
     /// A reload of the open store after a write, applied when it arrives.
@@ -136,6 +143,7 @@ impl Explorer {
             export: ExportPanel::default(),
             time: TimePanel::default(),
             levels: LevelBrowser::default(),
+            history: HistoryPanel::default(),
             editor: StructureEditor::default(),
             reload: None,
             last_reload: std::time::Instant::now(),
@@ -388,6 +396,14 @@ impl Explorer {
         if show_structure {
             let (path, structure) = (opened.path.clone(), s.clone());
             self.editor.show_store(&path, &structure);
+        }
+        if let StoreState::Open(opened) = &self.state
+            && self
+                .history
+                .ui(ui, &opened.path, &opened.history, &opened.notes)
+        {
+            let path = opened.path.clone();
+            self.reload(path);
         }
         ui.separator();
         self.view_controls(ui);
@@ -970,6 +986,8 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         });
         (data, samples, master)
     });
+    let history = store.ingest_history().map_err(|e| e.to_string())?;
+    let notes = store.notes().map_err(|e| e.to_string())?;
     let levels = (0..=grid.top_level())
         .map(|l| {
             let chunks = store.list_chunks(l).map_err(|e| e.to_string())?;
@@ -983,6 +1001,8 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         data,
         levels,
         master,
+        history,
+        notes,
         samples,
     })
 }

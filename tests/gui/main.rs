@@ -7,6 +7,7 @@
 mod util;
 
 mod editor;
+mod history;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
