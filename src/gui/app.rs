@@ -13,6 +13,7 @@ use super::map::{Drawn, MapView, Marks};
 use super::tiles::{Style, TileCache};
 use super::time::TimePanel;
 use crate::engine::{Extent, Store};
+use crate::gdal_io::ExportRequest;
 use crate::render::{ColorMap, Stretch, short_number};
 use crate::storage::FolderStorage;
 use crate::with_dtype;
@@ -518,7 +519,10 @@ impl Explorer {
             self.export_to(path);
         }
         let view = self.drawn.view;
-        let action = self.export.ui(ui, top, self.map.drawing, view);
+        let base_cell = self
+            .opened()
+            .map_or(1.0, |o| o.store.grid().cell_size(0)[0]);
+        let action = self.export.ui(ui, top, base_cell, self.map.drawing, view);
         match action {
             Some(super::export::Action::Draw) => self.map.drawing = true,
             Some(super::export::Action::Save) => self.export.ask_path(&self.ctx),
@@ -528,10 +532,18 @@ impl Explorer {
 
     /// Queues an export of the open store to `path` with the panel's settings.
     pub fn export_to(&mut self, path: PathBuf) {
-        let Some(store) = self.opened().map(|o| o.path.clone()) else {
+        let Some((store, instant)) = self
+            .opened()
+            .map(|o| (o.path.clone(), o.store.instant_of(self.time.t)))
+        else {
             return;
         };
-        self.jobs.export(store, path, self.export.request());
+        // A store with a time axis exports the instant on the slider.
+        let request = ExportRequest {
+            instant,
+            ..self.export.request()
+        };
+        self.jobs.export(store, path, request);
     }
 
     fn status_bar(&self, ui: &mut egui::Ui) {

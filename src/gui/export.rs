@@ -1,6 +1,6 @@
 //! The export panel: an extent (drawn on the map, taken from the view, or
-//! typed), a level, a format, and a save dialog; the export itself runs as a
-//! job.
+//! typed), a level or a cell size, a format, and a save dialog; the export
+//! itself runs as a job.
 
 use crate::engine::Extent;
 use crate::gdal_io::{ExportFormat, ExportRequest, Resolution};
@@ -22,6 +22,10 @@ pub struct ExportPanel {
     pub extent: Option<Extent>,
     /// The level whose cells are exported.
     pub level: u8,
+    /// Export at `cell` (CRS units) rather than at a level's cells.
+    pub by_cell: bool,
+    /// The output cell size when `by_cell`.
+    pub cell: f64,
     /// The output format.
     pub format: ExportFormat,
     dialog: Option<Receiver<Option<PathBuf>>>,
@@ -32,6 +36,8 @@ impl Default for ExportPanel {
         Self {
             extent: None,
             level: 0,
+            by_cell: false,
+            cell: 0.0,
             format: ExportFormat::GTiff,
             dialog: None,
         }
@@ -52,7 +58,11 @@ impl ExportPanel {
         ExportRequest {
             bbox: self.extent,
             bbox_crs: None,
-            resolution: Resolution::Level(self.level),
+            resolution: if self.by_cell && self.cell > 0.0 {
+                Resolution::Cell(self.cell)
+            } else {
+                Resolution::Level(self.level)
+            },
             format: self.format,
             instant: None,
             resampling: None,
@@ -92,6 +102,7 @@ impl ExportPanel {
         &mut self,
         ui: &mut egui::Ui,
         top: u8,
+        base_cell: f64,
         drawing: bool,
         view: Option<Extent>,
     ) -> Option<Action> {
@@ -141,13 +152,41 @@ impl ExportPanel {
                 ui.label("extent: all data");
             }
         }
-        egui::ComboBox::from_label("export level")
-            .selected_text(format!("level {}", self.level))
-            .show_ui(ui, |ui| {
-                for l in 0..=top {
-                    ui.selectable_value(&mut self.level, l, format!("level {l}"));
-                }
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut self.by_cell, false, "at a level");
+            ui.radio_value(&mut self.by_cell, true, "at a cell size");
+        });
+        if self.by_cell {
+            if self.cell <= 0.0 {
+                self.cell = base_cell;
+            }
+            ui.horizontal(|ui| {
+                let label = ui.label("cell size");
+                ui.add(
+                    egui::DragValue::new(&mut self.cell)
+                        .range(base_cell * 1e-3..=f64::MAX)
+                        .speed(base_cell / 10.0),
+                )
+                .labelled_by(label.id);
             });
+            if let Some(e) = self.extent {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let size = |span: f64| (span / self.cell).round().max(1.0) as u64;
+                ui.label(format!(
+                    "{} × {} cells",
+                    size(e.max_x - e.min_x),
+                    size(e.max_y - e.min_y)
+                ));
+            }
+        } else {
+            egui::ComboBox::from_label("export level")
+                .selected_text(format!("level {}", self.level))
+                .show_ui(ui, |ui| {
+                    for l in 0..=top {
+                        ui.selectable_value(&mut self.level, l, format!("level {l}"));
+                    }
+                });
+        }
         let name = FORMATS
             .iter()
             .find(|f| f.0 == self.format)

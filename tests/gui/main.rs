@@ -8,6 +8,7 @@ mod util;
 
 mod editor;
 mod history;
+mod panels;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
@@ -420,6 +421,27 @@ fn a_drawn_rectangle_exports_to_geotiff() {
             && (g.geotransform[3] - extent.max_y).abs() < 1e-6
     );
     assert!(((g.cols as f64) * cell - extent.width()).abs() <= cell);
+
+    // The same extent at a chosen cell size: three base cells per cell.
+    h.get_by_label("at a cell size").click();
+    h.run_steps(2);
+    let base = h.state().opened().unwrap().store.grid().cell_size(0)[0];
+    assert!(
+        (h.state().export.cell - base).abs() < 1e-9,
+        "starts at the base cell"
+    );
+    h.state_mut().export.cell = 3.0 * base;
+    let coarse = dir.path().join("coarse.tif");
+    h.state_mut().export_to(coarse.clone());
+    run_until(&mut h, "the second export", finished);
+    let g = util::read(s(&coarse), None);
+    assert!(
+        (g.geotransform[1] - 3.0 * base).abs() < 1e-9,
+        "{:?}",
+        g.geotransform
+    );
+    // Like gdal_translate -tr: the size is the extent over the cell, rounded.
+    assert_eq!(g.cols, (extent.width() / (3.0 * base)).round() as usize);
 }
 
 /// Opened stores are remembered between runs and can be reopened from the list.
@@ -552,7 +574,7 @@ fn time_slider_and_series_at_a_clicked_point() {
     util::ok(&["ingest", s(&store), s(&src), "--time", "2024-03-01"]);
     util::ok(&["ingest", s(&store), s(&doubled), "--time", "2024-01-15"]);
     let mut h = harness(&GuiOptions {
-        store: Some(store),
+        store: Some(store.clone()),
         ..GuiOptions::default()
     });
     run_until(&mut h, "the tiles", |app| {
@@ -570,6 +592,26 @@ fn time_slider_and_series_at_a_clicked_point() {
     assert!(
         (jan - 2.0 * mar).abs() <= 1.0,
         "the January map is the doubled one: {jan} vs {mar}"
+    );
+
+    // An export takes the instant on the slider.
+    let t = h.state().time.t;
+    let instant = h.state().opened().unwrap().store.instant_of(t).unwrap();
+    let from_gui = dir.path().join("gui.tif");
+    h.state_mut().export_to(from_gui.clone());
+    run_until(&mut h, "the export", finished);
+    let from_cli = dir.path().join("cli.tif");
+    util::ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&from_cli),
+        "--time",
+        &gridstore::engine::time::format_instant(instant),
+    ]);
+    assert_eq!(
+        util::read(s(&from_gui), None).bands,
+        util::read(s(&from_cli), None).bands
     );
 }
 
