@@ -104,6 +104,42 @@ fn a_pinned_level_loads_that_levels_tiles() {
 }
 
 #[test]
+fn with_no_store_the_demo_store_opens() {
+    let mut h = harness(&GuiOptions::default());
+    run_until(&mut h, "the demo store", |app| app.opened().is_some());
+    let opened = h.state().opened().unwrap();
+    assert!(
+        opened.path.ends_with("gridstore-demo.gs"),
+        "{:?}",
+        opened.path
+    );
+    assert!(opened.levels[0].1 > 0, "the demo holds data");
+}
+
+/// A store written by a newer gridstore is refused in the window, in words.
+#[test]
+fn a_newer_format_version_is_refused_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let attrs = store.join(".zattrs");
+    let text = std::fs::read_to_string(&attrs).unwrap();
+    let bumped = text.replace("\"format_version\": 1", "\"format_version\": 99");
+    assert_ne!(text, bumped);
+    std::fs::write(&attrs, bumped).unwrap();
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the error", |app| app.error().is_some());
+    let error = h.state().error().unwrap().to_string();
+    assert!(
+        error.contains("format version 99") && error.contains("upgrade gridstore"),
+        "{error}"
+    );
+    h.get_by_label(&error);
+}
+
+#[test]
 fn a_folder_that_is_not_a_store_shows_its_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(&GuiOptions {
