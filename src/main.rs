@@ -4,6 +4,7 @@ use clap::Parser as _;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match gridstore::cli::Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version go to stdout as clap prints them.
@@ -25,5 +26,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Lets a closed pipe end the process quietly (`gridstore info S | head`),
+/// as it does other command-line tools, instead of a failed print.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: called first in main, before any other thread exists; it
+    // only resets one signal's disposition to the system default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

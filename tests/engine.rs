@@ -7,7 +7,7 @@ use gridstore::engine::{
     Aggregator, CancelToken, Codec, Crs, DType, Extent, NoProgress, Resampling, Store, Structure,
     TimeAxis, Window,
 };
-use gridstore::storage::{DynStorage, FolderStorage, MemoryStorage};
+use gridstore::storage::{Backend, DynStorage, MemoryStorage};
 use ndarray::Array3;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -236,10 +236,17 @@ proptest! {
 }
 
 #[test]
-fn folder_backend_and_every_codec_keep_the_pyramid() {
-    for codec in [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None] {
+fn every_backend_and_every_codec_keep_the_pyramid() {
+    for (backend, codec) in [
+        (Backend::Folder, Codec::Zstd { level: 3 }),
+        (Backend::Folder, Codec::Lz4),
+        (Backend::Folder, Codec::None),
+        (Backend::Packed, Codec::Zstd { level: 3 }),
+        (Backend::Packed, Codec::None),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let storage: DynStorage = Arc::new(FolderStorage::open(dir.path()).unwrap());
+        let path = dir.path().join("s.gs");
+        let storage: DynStorage = gridstore::storage::create(&path, backend).unwrap();
         let store = Store::create(
             storage.clone(),
             structure(Aggregator::Mean, DType::F32, codec),
@@ -266,8 +273,9 @@ fn folder_backend_and_every_codec_keep_the_pyramid() {
             },
         );
         check_pyramid(&store);
-        drop(store);
-        let reopened = Store::open(storage).unwrap();
+        drop((store, storage));
+        // Opened afresh, as another process would.
+        let reopened = Store::open(gridstore::storage::open(&path).unwrap()).unwrap();
         check_pyramid(&reopened);
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line arguments (clap) and their parsing into engine types.
 
 use crate::engine::{Aggregator, Codec, DType, Extent, Resampling};
+use crate::storage::Backend;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -163,6 +164,10 @@ pub struct CreateArgs {
     /// The domain spans chunk * 2^N cells per axis (the pyramid has N+1 levels).
     #[arg(long)]
     pub domain_levels: Option<u8>,
+    /// How the store is kept: folder (one file per chunk, readable by Zarr
+    /// tools) or packed (pack files with an index; faster, gridstore only).
+    #[arg(long, default_value = "folder")]
+    pub backend: Backend,
 }
 
 /// Arguments of `export`.

@@ -4,9 +4,7 @@ use super::args::CreateArgs;
 use crate::engine::time::parse_time_axis;
 use crate::engine::{Aggregator, Codec, Resampling, Store, Structure};
 use crate::gdal_io::{crs_of, domain_levels_for, srs_from, structure_like};
-use crate::storage::FolderStorage;
 use anyhow::{Context as _, bail};
-use std::sync::Arc;
 
 /// Builds the structure from the arguments and creates the store.
 ///
@@ -15,9 +13,9 @@ use std::sync::Arc;
 /// and is not empty.
 pub fn create(args: &CreateArgs) -> anyhow::Result<Store> {
     let structure = structure_from(args)?;
-    let storage = FolderStorage::create_new(&args.store)
+    let storage = crate::storage::create(&args.store, args.backend)
         .with_context(|| format!("cannot create store {}", args.store.display()))?;
-    Store::create(Arc::new(storage), structure)
+    Store::create(storage, structure)
         .with_context(|| format!("cannot create store {}", args.store.display()))
 }
 

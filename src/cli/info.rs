@@ -59,6 +59,7 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         let value = json!({
             "store": store.location(),
+            "backend": store.storage().backend_name(),
             "format_version": FORMAT_VERSION,
             "structure": s,
             "domain": grid.domain(),
@@ -76,7 +77,14 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         None => s.crs.name.clone(),
     };
     println!("store       {}", store.location());
-    println!("format      gridstore {FORMAT_VERSION} (Zarr v2 group, one array per level)");
+    match store.storage().backend_name() {
+        "packed" => println!(
+            "format      gridstore {FORMAT_VERSION}, packed backend (pack files + redb index)"
+        ),
+        _ => {
+            println!("format      gridstore {FORMAT_VERSION} (Zarr v2 group, one array per level)")
+        }
+    }
     println!("crs         {crs}");
     println!(
         "cell size   {} x {}",

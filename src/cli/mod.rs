@@ -13,10 +13,8 @@ pub use args::{Cli, Command};
 pub use run::run;
 
 use crate::engine::{EngineError, Store};
-use crate::storage::FolderStorage;
 use anyhow::Context as _;
 use std::path::Path;
-use std::sync::Arc;
 
 /// Opens a store folder, read-only or as the single writer.
 ///
@@ -32,9 +30,8 @@ pub fn open_store(path: &Path, writer: bool) -> anyhow::Result<Store> {
         };
         anyhow::bail!("cannot open store {}: {what}", path.display());
     }
-    let storage = FolderStorage::open(path)
+    let storage = crate::storage::open(path)
         .with_context(|| format!("cannot open store {}", path.display()))?;
-    let storage = Arc::new(storage);
     let store = if writer {
         Store::open_writer(storage)
     } else {

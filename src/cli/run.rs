@@ -299,6 +299,7 @@ fn demo(path: &Path) -> anyhow::Result<ExitCode> {
         bands: None,
         time: None,
         domain_levels: Some(8),
+        backend: crate::storage::Backend::Folder,
     };
     let store = create::create(&args)?;
     ingest_files(

@@ -202,6 +202,8 @@ impl Store {
             &key(JOURNAL)?,
             &serde_json::to_vec_pretty(&value).unwrap_or_default(),
         )?;
+        // Each phase of a write is where other processes may look in.
+        self.storage().sync()?;
         Ok(())
     }
 

@@ -848,6 +848,7 @@ mod tests {
         suite(&MemoryStorage::new());
         let dir = tempfile::tempdir().unwrap();
         suite(&crate::storage::FolderStorage::create(dir.path().join("s")).unwrap());
+        suite(&crate::storage::PackedStorage::create(dir.path().join("p")).unwrap());
     }
 
     #[test]

@@ -15,7 +15,6 @@ use super::time::TimePanel;
 use crate::engine::{Extent, Store};
 use crate::gdal_io::ExportRequest;
 use crate::render::{ColorMap, Stretch, short_number};
-use crate::storage::FolderStorage;
 use crate::with_dtype;
 use egui::RichText;
 use std::path::PathBuf;
@@ -969,8 +968,8 @@ fn time_range(store: &Store) -> Option<String> {
 /// Opens a store and gathers what the explorer shows about it (off the UI thread).
 fn load(path: &PathBuf) -> Result<Opened, String> {
     let storage =
-        FolderStorage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let store = Store::open(Arc::new(storage)).map_err(|e| e.to_string())?;
+        crate::storage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let store = Store::open(storage).map_err(|e| e.to_string())?;
     let grid = *store.grid();
     let t = store.time_indices().first().copied().unwrap_or(0);
     let (data, samples, master) = with_dtype!(store.structure().dtype, T => {

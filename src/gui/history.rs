@@ -2,10 +2,8 @@
 //! field to attach a note (written on a background thread).
 
 use crate::engine::{IngestRecord, Note, Store};
-use crate::storage::FolderStorage;
 use egui::RichText;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
 /// The most recent ingests listed (all of them: `gridstore history`).
@@ -128,8 +126,8 @@ impl HistoryPanel {
 
 fn add_note(path: &Path, text: &str, about: Option<u64>) -> Result<(), String> {
     let storage =
-        FolderStorage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        crate::storage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     // A job holding the store makes this fail with the holder named.
-    let store = Store::open_writer(Arc::new(storage)).map_err(|e| e.to_string())?;
+    let store = Store::open_writer(storage).map_err(|e| e.to_string())?;
     store.add_note(text, about).map_err(|e| e.to_string())
 }

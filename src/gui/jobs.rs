@@ -9,9 +9,7 @@
 use super::changes::Changes;
 use crate::engine::{CancelToken, JobEvent, Store};
 use crate::gdal_io::{ExportRequest, IngestOptions, export, ingest};
-use crate::storage::FolderStorage;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
@@ -260,9 +258,9 @@ fn run(
         }
     };
     if let Some(export_request) = &request.export {
-        let storage = FolderStorage::open(&request.store)
+        let storage = crate::storage::open(&request.store)
             .map_err(|e| format!("cannot open {}: {e}", request.store.display()))?;
-        let store = Store::open(Arc::new(storage)).map_err(|e| e.to_string())?;
+        let store = Store::open(storage).map_err(|e| e.to_string())?;
         let report = export(
             &store,
             export_request,
@@ -300,6 +298,6 @@ fn run(
 
 fn open_writer(path: &Path) -> Result<Store, String> {
     let storage =
-        FolderStorage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    Store::open_writer(Arc::new(storage)).map_err(|e| e.to_string())
+        crate::storage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    Store::open_writer(storage).map_err(|e| e.to_string())
 }

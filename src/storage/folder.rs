@@ -316,6 +316,10 @@ impl Storage for FolderStorage {
     fn location(&self) -> String {
         self.root.display().to_string()
     }
+
+    fn backend_name(&self) -> &'static str {
+        "folder"
+    }
 }
 
 #[cfg(test)]

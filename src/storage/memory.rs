@@ -127,6 +127,10 @@ impl Storage for MemoryStorage {
     fn location(&self) -> String {
         "memory".into()
     }
+
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
 }
 
 /// Whether `key` lies below the folder-like `prefix` ("" holds everything).

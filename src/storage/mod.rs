@@ -7,10 +7,12 @@
 mod folder;
 mod key;
 mod memory;
+pub mod packed;
 
 pub use folder::FolderStorage;
 pub use key::{KeyError, StoreKey};
 pub use memory::MemoryStorage;
+pub use packed::PackedStorage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +32,15 @@ pub enum StorageError {
     /// A key that is not a valid store key.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// Stored bytes that fail their checks (a pack, its header or a record,
+    /// or the index).
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A new store's folder already holds files.
     #[error("{path}: the folder exists and is not empty")]
     NotEmpty {
@@ -118,12 +129,95 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// [`StorageError::Locked`] naming the holder.
     fn lock_writer(&self) -> Result<Box<dyn WriterLock>, StorageError>;
 
+    /// Makes everything written so far visible to other processes and
+    /// durable (backends that buffer their index write it out here).
+    ///
+    /// # Errors
+    /// I/O failures.
+    fn sync(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// Where the data lives, for messages (a path, or "memory").
     fn location(&self) -> String;
+
+    /// The backend's name: "memory", "folder" or "packed".
+    fn backend_name(&self) -> &'static str;
 }
 
 /// A shared backend.
 pub type DynStorage = Arc<dyn Storage>;
+
+/// The backends a store on disk can be kept in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// One file per chunk, readable by Zarr tools (the default).
+    #[default]
+    Folder,
+    /// Pack files with a redb index.
+    Packed,
+}
+
+impl Backend {
+    /// The backend's name on the command line.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Folder => "folder",
+            Self::Packed => "packed",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "folder" => Ok(Self::Folder),
+            "packed" => Ok(Self::Packed),
+            _ => Err(format!("unknown backend '{s}' (folder or packed)")),
+        }
+    }
+}
+
+/// The backend of the store at `path` (a packed store carries a marker file).
+#[must_use]
+pub fn backend_of(path: &std::path::Path) -> Backend {
+    if path.join(packed::BACKEND_FILE).exists() {
+        Backend::Packed
+    } else {
+        Backend::Folder
+    }
+}
+
+/// Opens the storage of the store at `path`, whichever backend keeps it.
+///
+/// # Errors
+/// A missing folder, or a damaged backend marker.
+pub fn open(path: &std::path::Path) -> Result<DynStorage, StorageError> {
+    Ok(match backend_of(path) {
+        Backend::Folder => Arc::new(FolderStorage::open(path)?),
+        Backend::Packed => Arc::new(PackedStorage::open(path)?),
+    })
+}
+
+/// Creates the storage of a new store at `path`, which must not exist or be
+/// an empty folder.
+///
+/// # Errors
+/// [`StorageError::NotEmpty`], or I/O.
+pub fn create(path: &std::path::Path, backend: Backend) -> Result<DynStorage, StorageError> {
+    Ok(match backend {
+        Backend::Folder => Arc::new(FolderStorage::create_new(path)?),
+        Backend::Packed => Arc::new(PackedStorage::create(path)?),
+    })
+}
 
 #[cfg(test)]
 pub(crate) mod conformance;
