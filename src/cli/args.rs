@@ -54,6 +54,12 @@ pub enum Command {
         #[arg(long)]
         time: Option<String>,
     },
+    /// Rebuild a packed store's index from its packs, finish or roll back
+    /// interrupted writes, and remove killed writers' temporary files.
+    Repair {
+        /// The store folder.
+        store: PathBuf,
+    },
     /// Show the ingest history and notes, or attach a note.
     History {
         /// The store folder.

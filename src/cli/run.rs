@@ -85,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Repair { store } => repair(&store),
         Command::Verify { store } => verify(&open_store(&store, false)?, &cancel),
         Command::Chunks { store, level, json } => {
             info::print_chunks(&open_store(&store, false)?, level, json)?;
@@ -311,4 +312,42 @@ fn demo(path: &Path) -> anyhow::Result<ExitCode> {
     drop(store);
     info::print_info(&open_store(path, false)?, false)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gridstore repair`: the index (packed), interrupted writes, leftovers.
+fn repair(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let mut damaged = Vec::new();
+    if crate::storage::backend_of(path) == crate::storage::Backend::Packed {
+        let report = crate::storage::packed::repair(path)
+            .with_context(|| format!("cannot repair {}", path.display()))?;
+        println!(
+            "index rebuilt from {} records in {} packs: {} values",
+            report.records, report.packs, report.live_keys
+        );
+        damaged = report.damaged;
+    } else {
+        let folder = crate::storage::FolderStorage::open(path)
+            .with_context(|| format!("cannot repair {}", path.display()))?;
+        // The lock first: a running writer's temporary files are not leftovers.
+        let lock = crate::storage::Storage::lock_writer(&folder)?;
+        let removed = folder.remove_leftovers()?;
+        drop(lock);
+        println!("removed {removed} leftover temporary files");
+    }
+    let pending = open_store(path, false)?.pending_writes()?.len();
+    // Opening for writing finishes or rolls back interrupted writes.
+    drop(open_store(path, true)?);
+    println!("{pending} interrupted writes finished or rolled back");
+    for d in &damaged {
+        println!("damaged {d}");
+    }
+    if damaged.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{} damaged stretches skipped; the values in them are gone",
+            damaged.len()
+        );
+        Ok(ExitCode::from(1))
+    }
 }

@@ -341,6 +341,10 @@ impl<'a> Tree<'a> {
                     match self.read_entry(&path, &header, i) {
                         Ok(_) => {}
                         Err(TreeError::Corrupt { key, reason }) => damage.push((key, reason)),
+                        // The backend's own checks (a pack's checksum).
+                        Err(TreeError::Storage(e @ StorageError::Corrupt { .. })) => {
+                            damage.push((entry_key(&path, i)?.to_string(), e.to_string()));
+                        }
                         Err(e) => return Err(e),
                     }
                 }

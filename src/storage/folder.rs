@@ -76,6 +76,38 @@ impl FolderStorage {
         Self::create(root)
     }
 
+    /// Removes the temporary files killed writers left behind
+    /// (`.<name>.<pid>-<n>.tmp`), never staged values or removals (those
+    /// belong to the write journal). Returns how many were removed. Call
+    /// it holding the writer lock.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn remove_leftovers(&self) -> Result<u64, StorageError> {
+        let mut removed = 0;
+        let mut folders = vec![self.root.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in fs::read_dir(&folder).map_err(|e| StorageError::io(&folder, e))? {
+                let entry = entry.map_err(|e| StorageError::io(&folder, e))?;
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    folders.push(path);
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let leftover = name.starts_with('.')
+                    && name.ends_with(".tmp")
+                    && !name.ends_with(".staged.tmp")
+                    && !name.ends_with(".removed.tmp");
+                if leftover {
+                    fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Whether every `put` is flushed to disk (`fsync`) before its rename.
     /// Off by default: atomic renames already protect against a killed
     /// process; turn it on to survive power loss as well.

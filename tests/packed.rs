@@ -1,0 +1,167 @@
+//! The packed backend end to end: the same values as the folder backend,
+//! damage named in one line and never read as values, and `repair`
+//! rebuilding a lost index from the packs.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A store of `backend` holding the Meuse DEM.
+fn store(dir: &Path, name: &str, backend: &str) -> std::path::PathBuf {
+    let store = dir.join(name);
+    let src = util::data("terra_meuse.tif");
+    util::ok(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&src),
+        "--chunk",
+        "16",
+        "--backend",
+        backend,
+    ]);
+    util::ok(&["ingest", s(&store), s(&src)]);
+    store
+}
+
+fn export(store: &Path, out: &Path, level: u8) -> util::Grid {
+    util::ok(&[
+        "export",
+        s(store),
+        "-o",
+        s(out),
+        "--level",
+        &level.to_string(),
+    ]);
+    util::read(s(out), None)
+}
+
+#[test]
+fn a_packed_store_holds_what_a_folder_store_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = store(dir.path(), "f.gs", "folder");
+    let packed = store(dir.path(), "p.gs", "packed");
+    assert!(util::ok(&["info", s(&packed)]).contains("packed backend"));
+    assert!(util::ok(&["verify", s(&packed)]).starts_with("ok"));
+    for level in [0, 1, 3] {
+        let a = export(&folder, &dir.path().join(format!("f{level}.tif")), level);
+        let b = export(&packed, &dir.path().join(format!("p{level}.tif")), level);
+        assert_eq!(a.bands, b.bands, "level {level}");
+    }
+    let chunks = |p: &Path| util::ok(&["chunks", s(p), "--json"]);
+    assert_eq!(chunks(&folder), chunks(&packed));
+}
+
+#[test]
+fn damage_in_a_pack_is_named_and_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = store(dir.path(), "p.gs", "packed");
+    let pack = packed.join("packs/00000001.pack");
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&pack)
+        .unwrap();
+    let mut head = [0u8; 8];
+    file.read_exact_at(&mut head, 16).unwrap();
+    let written = u64::from_le_bytes(head);
+
+    // A flipped byte in the last record of a base chunk (its live version).
+    let mut bytes = vec![0u8; written as usize];
+    file.read_exact_at(&mut bytes, 0).unwrap();
+    let (mut at, mut chunk_value) = (64usize, None);
+    while at + 32 <= bytes.len() && &bytes[at..at + 4] == b"GSRC" {
+        let key_len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let value_len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+        let key = std::str::from_utf8(&bytes[at + 32..at + 32 + key_len]).unwrap();
+        let value_at = at + 32 + key_len.div_ceil(16) * 16;
+        let chunk = key.starts_with("0/data/")
+            && key
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .bytes()
+                .all(|b| b.is_ascii_digit());
+        // Kinds 1 (put) and 3 (stage) carry values; 5 (commit) a sequence.
+        let kind = u32::from_le_bytes(bytes[at + 20..at + 24].try_into().unwrap());
+        if chunk && matches!(kind, 1 | 3) && value_len > 0 {
+            chunk_value = Some(value_at + value_len / 2);
+        }
+        at = value_at + value_len.div_ceil(16) * 16;
+    }
+    let at = chunk_value.unwrap() as u64;
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x40], at).unwrap();
+    let out = util::gridstore(&["verify", s(&packed)]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("00000001.pack") && text.contains("fails its checksum"),
+        "{text}"
+    );
+    file.write_all_at(&byte, at).unwrap();
+    util::ok(&["verify", s(&packed)]);
+
+    // A truncated pack: the index points past its end (here even the
+    // root attributes: the store cannot open, and says why in one line).
+    file.set_len(written / 2).unwrap();
+    let out = util::gridstore(&["verify", s(&packed)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("00000001.pack") && err.contains("past the end of the file"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = util::gridstore(&["export", s(&packed), "-o", s(&dir.path().join("x.tif"))]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("00000001.pack"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn repair_rebuilds_a_lost_index_and_the_store_reads_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = store(dir.path(), "p.gs", "packed");
+    let before = export(&packed, &dir.path().join("before.tif"), 0);
+    std::fs::remove_file(packed.join("index.redb")).unwrap();
+    let out = util::gridstore(&["info", s(&packed)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("index.redb") && err.contains("gridstore repair"),
+        "{err}"
+    );
+    let text = util::ok(&["repair", s(&packed)]);
+    assert!(text.contains("index rebuilt from"), "{text}");
+    util::ok(&["verify", s(&packed)]);
+    let after = export(&packed, &dir.path().join("after.tif"), 0);
+    assert_eq!(before.bands, after.bands);
+    // The history came back with everything else.
+    assert!(util::ok(&["history", s(&packed)]).contains("#1"));
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = store(dir.path(), "p.gs", "packed");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gridstore"))
+        .args(["chunks", s(&packed)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the command writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
