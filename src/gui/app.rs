@@ -109,6 +109,8 @@ pub struct Explorer {
     /// A reload of the open store after a write, applied when it arrives.
     reload: Option<Receiver<Result<Opened, String>>>,
     last_reload: std::time::Instant,
+    /// Summary re-reads that failed in a row (retried a few times).
+    reload_failures: u32,
     /// A store a job changed while its summary could not be re-read (it
     /// was opening, or a re-read was under way): re-read it next.
     pending_reload: Option<PathBuf>,
@@ -148,6 +150,7 @@ impl Explorer {
             reload: None,
             last_reload: std::time::Instant::now(),
             pending_reload: None,
+            reload_failures: 0,
             picked: None,
             recent: Vec::new(),
             recent_file: options
@@ -682,13 +685,22 @@ impl Explorer {
             && let Ok(result) = rx.try_recv()
         {
             self.reload = None;
-            if let (Ok(fresh), StoreState::Open(opened)) = (result, &mut self.state) {
-                // The first colour table arrived with this write: show it.
-                if fresh.store.palette().is_some() && opened.store.palette().is_none() {
-                    self.use_palette = true;
+            match (result, &mut self.state) {
+                (Ok(fresh), StoreState::Open(opened)) => {
+                    // The first colour table arrived with this write: show it.
+                    if fresh.store.palette().is_some() && opened.store.palette().is_none() {
+                        self.use_palette = true;
+                    }
+                    **opened = fresh;
+                    self.tiles.refresh();
+                    self.reload_failures = 0;
                 }
-                **opened = fresh;
-                self.tiles.refresh();
+                // Read while a writer moved files: try again, a few times.
+                (Err(_), StoreState::Open(opened)) if self.reload_failures < 5 => {
+                    self.reload_failures += 1;
+                    self.pending_reload = Some(opened.path.clone());
+                }
+                _ => {}
             }
             let open_path = self.opened().map(|o| o.path.clone());
             if let Some(path) = self.pending_reload.take()

@@ -24,6 +24,8 @@ pub fn run_all(make: Factory<'_>) {
 fn write_read(s: &dyn Storage) {
     s.put(&key("0/data/1/2"), b"hello").unwrap();
     assert_eq!(s.get(&key("0/data/1/2")).unwrap().unwrap(), b"hello");
+    assert_eq!(&*s.get_view(&key("0/data/1/2")).unwrap().unwrap(), b"hello");
+    assert!(s.get_view(&key("0/data/9/9")).unwrap().is_none());
     assert_eq!(s.size(&key("0/data/1/2")).unwrap(), Some(5));
     s.put(&key("empty"), b"").unwrap();
     assert_eq!(s.get(&key("empty")).unwrap().unwrap(), b"");

@@ -67,6 +67,38 @@ impl StorageError {
     }
 }
 
+/// A stored value's bytes: owned, or a view into a mapped file (no copy).
+pub struct Bytes(BytesInner);
+
+enum BytesInner {
+    Owned(Vec<u8>),
+    Mapped(Arc<dyn AsRef<[u8]> + Send + Sync>, std::ops::Range<usize>),
+}
+
+impl Bytes {
+    /// Owned bytes.
+    #[must_use]
+    pub fn owned(bytes: Vec<u8>) -> Self {
+        Self(BytesInner::Owned(bytes))
+    }
+
+    /// The bytes `range` of a shared mapping.
+    #[must_use]
+    pub fn mapped(map: Arc<dyn AsRef<[u8]> + Send + Sync>, range: std::ops::Range<usize>) -> Self {
+        Self(BytesInner::Mapped(map, range))
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            BytesInner::Owned(v) => v,
+            BytesInner::Mapped(map, range) => &(**map).as_ref()[range.clone()],
+        }
+    }
+}
+
 /// A held writer lock; dropping it releases the lock.
 pub trait WriterLock: Send + Sync + std::fmt::Debug {}
 
@@ -77,6 +109,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// I/O failures.
     fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Reads a value without copying it where the backend can (a view into
+    /// a mapped pack), and without the backend's own checksum check: for
+    /// values that carry their own (chunks, whose codecs check them).
+    ///
+    /// # Errors
+    /// I/O failures, or a value that lies past the end of its file.
+    fn get_view(&self, key: &StoreKey) -> Result<Option<Bytes>, StorageError> {
+        Ok(self.get(key)?.map(Bytes::owned))
+    }
 
     /// The stored size of a value in bytes; `Ok(None)` when absent.
     ///

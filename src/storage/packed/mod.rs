@@ -17,7 +17,7 @@ mod repair;
 pub use repair::{RepairReport, repair};
 
 use super::memory::in_prefix;
-use super::{Storage, StorageError, StoreKey, WriterLock};
+use super::{Bytes, Storage, StorageError, StoreKey, WriterLock};
 use index::{Applied, Changes, Location, Staged};
 use pack::Kind;
 use std::collections::{BTreeMap, HashMap};
@@ -59,7 +59,7 @@ impl std::fmt::Debug for PackedStorage {
 
 /// A pack opened for reading.
 #[derive(Debug)]
-struct Mapped {
+pub(crate) struct Mapped {
     file: File,
     map: memmap2::Mmap,
     path: PathBuf,
@@ -366,6 +366,24 @@ impl PackedStorage {
 
     /// The checked bytes of `key`'s value at `loc`.
     fn read_value(&self, key: &str, loc: Location) -> Result<Vec<u8>, StorageError> {
+        let (mapped, range) = self.value_range(key, loc)?;
+        let bytes = &mapped.map[range];
+        if pack::checksum(key, bytes) != loc.crc {
+            return Err(StorageError::Corrupt {
+                path: mapped.path.clone(),
+                reason: format!("{key} fails its checksum"),
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// The pack and byte range of `key`'s value at `loc`, checked against
+    /// the pack's current length.
+    fn value_range(
+        &self,
+        key: &str,
+        loc: Location,
+    ) -> Result<(Arc<Mapped>, std::ops::Range<usize>), StorageError> {
         let mapped = self.mapped(loc.pack)?;
         let size = mapped
             .file
@@ -384,14 +402,7 @@ impl PackedStorage {
                 ),
             });
         }
-        let bytes = &mapped.map[loc.value_at as usize..end as usize];
-        if pack::checksum(key, bytes) != loc.crc {
-            return Err(StorageError::Corrupt {
-                path: mapped.path.clone(),
-                reason: format!("{key} fails its checksum"),
-            });
-        }
-        Ok(bytes.to_vec())
+        Ok((mapped, loc.value_at as usize..end as usize))
     }
 
     fn staged_entry(&self, w: &Writer, key: &str) -> Result<Option<Staged>, StorageError> {
@@ -540,6 +551,12 @@ fn to_keys(found: BTreeMap<String, u64>) -> Result<Vec<(StoreKey, u64)>, Storage
 }
 
 /// The pack numbers in `dir`, ascending.
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
 fn pack_numbers(dir: &Path) -> Result<Vec<u32>, StorageError> {
     let mut numbers: Vec<u32> = fs::read_dir(dir)
         .map_err(|e| StorageError::io(dir, e))?
@@ -566,6 +583,14 @@ impl Storage for PackedStorage {
             Some(loc) => self.read_value(key.as_str(), loc).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn get_view(&self, key: &StoreKey) -> Result<Option<Bytes>, StorageError> {
+        let Some(loc) = self.locate(key.as_str())? else {
+            return Ok(None);
+        };
+        let (mapped, range) = self.value_range(key.as_str(), loc)?;
+        Ok(Some(Bytes::mapped(mapped, range)))
     }
 
     fn size(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
