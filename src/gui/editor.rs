@@ -7,10 +7,9 @@
 use super::form::{Checked, CodecKind, Field, Form, ResolvedCrs, TimeKind};
 use crate::engine::{Aggregator, DType, Resampling, Store, Structure};
 use crate::gdal_io::{resolve_crs, structure_like};
-use crate::storage::FolderStorage;
+use crate::storage::Backend;
 use egui::{Color32, RichText};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
 /// GDAL's reading of the CRS field, redone whenever the text changes.
@@ -84,6 +83,8 @@ pub struct StructureEditor {
     pub read_only: Option<PathBuf>,
     /// The folder of the new store.
     pub target: String,
+    /// How the new store is kept.
+    pub backend: Backend,
     /// Rasters to ingest once the store exists.
     pub ingest_after: Vec<PathBuf>,
     /// The last failure of "From file…" or "Create", in plain words.
@@ -230,8 +231,9 @@ impl StructureEditor {
         }
         let (tx, rx) = sync_channel(1);
         let ctx = ctx.clone();
+        let backend = self.backend;
         std::thread::spawn(move || {
-            tx.send(create_store(&target, structure)).ok();
+            tx.send(create_store(&target, structure, backend)).ok();
             ctx.request_repaint();
         });
         self.error = None;
@@ -325,6 +327,28 @@ impl StructureEditor {
                 });
                 self.picked_target = Some(rx);
             }
+        });
+        ui.horizontal(|ui| {
+            let label = ui.label("kept as");
+            egui::ComboBox::from_id_salt("backend")
+                .selected_text(match self.backend {
+                    Backend::Folder => "folder (Zarr-readable)",
+                    Backend::Packed => "packed (pack files + index)",
+                })
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(
+                        &mut self.backend,
+                        Backend::Folder,
+                        "folder (Zarr-readable)",
+                    );
+                    ui.selectable_value(
+                        &mut self.backend,
+                        Backend::Packed,
+                        "packed (pack files + index)",
+                    );
+                })
+                .response
+                .labelled_by(label.id);
         });
         let text = match self.ingest_after.len() {
             0 => "Create store".to_string(),
@@ -521,11 +545,11 @@ fn read_from_file(file: &Path) -> Result<FromFile, String> {
 }
 
 /// Creates the store folder; leaves nothing behind when that fails.
-fn create_store(target: &Path, structure: Structure) -> Result<PathBuf, String> {
+fn create_store(target: &Path, structure: Structure, backend: Backend) -> Result<PathBuf, String> {
     let existed = target.exists();
     let storage =
-        FolderStorage::create_new(target).map_err(|e| format!("cannot create store {e}"))?;
-    match Store::create(Arc::new(storage), structure) {
+        crate::storage::create(target, backend).map_err(|e| format!("cannot create store {e}"))?;
+    match Store::create(storage, structure) {
         // The store's writer lock is released here, before it is reopened.
         Ok(_store) => Ok(std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf())),
         Err(e) => {

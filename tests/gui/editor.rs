@@ -66,6 +66,7 @@ fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
         editor.form.cell = ["10".into(), "10".into()];
         editor.form.origin = ["500000".into(), "4000000".into()];
         editor.form.codec = gridstore::gui::CodecKind::Lz4;
+        editor.backend = gridstore::storage::Backend::Packed;
         editor.target = target.display().to_string();
     }
     h.run_steps(3);
@@ -88,6 +89,7 @@ fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
     // Auto domain: the UTM zone's area of use, in 128-cell chunks of 10 m.
     assert!(st.domain_levels >= 10, "{}", st.domain_levels);
     assert_eq!(opened.path, std::fs::canonicalize(&target).unwrap());
+    assert_eq!(opened.store.storage().backend_name(), "packed");
     assert!(!h.state().editor.open);
 }
 
