@@ -165,3 +165,45 @@ fn a_closed_pipe_ends_the_command_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn convert_copies_a_store_between_backends_losslessly() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = store(dir.path(), "f.gs", "folder");
+    util::ok(&["history", s(&folder), "--note", "round trip"]);
+    let packed = dir.path().join("p.gs");
+    let back = dir.path().join("back.gs");
+    let text = util::ok(&["convert", s(&folder), s(&packed), "--backend", "packed"]);
+    assert!(text.contains("all read back equal"), "{text}");
+    util::ok(&["convert", s(&packed), s(&back), "--backend", "folder"]);
+    for p in [&packed, &back] {
+        util::ok(&["verify", s(p)]);
+    }
+    // Equal info but for where and how the store is kept.
+    let info = |p: &Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&util::ok(&["info", s(p), "--json"])).unwrap();
+        v.as_object_mut().unwrap().remove("store");
+        v.as_object_mut().unwrap().remove("backend");
+        v
+    };
+    assert_eq!(info(&folder), info(&packed));
+    assert_eq!(info(&folder), info(&back));
+    assert_eq!(
+        util::ok(&["history", s(&folder), "--json"]),
+        util::ok(&["history", s(&packed), "--json"])
+    );
+    // Back in a folder, every file is the original's, byte for byte.
+    let files = |p: &Path| -> std::collections::BTreeMap<_, _> {
+        util::snapshot(p)
+            .into_iter()
+            .map(|(f, b)| (f.strip_prefix(p).unwrap().to_path_buf(), b))
+            .filter(|(f, _)| !f.starts_with("writer"))
+            .collect()
+    };
+    assert_eq!(files(&folder), files(&back));
+    // An existing destination is refused and left alone.
+    let out = util::gridstore(&["convert", s(&folder), s(&packed), "--backend", "packed"]);
+    assert_eq!(out.status.code(), Some(2));
+    util::ok(&["verify", s(&packed)]);
+}

@@ -54,6 +54,16 @@ pub enum Command {
         #[arg(long)]
         time: Option<String>,
     },
+    /// Copy a store to another backend, every value checked after the copy.
+    Convert {
+        /// The store to copy.
+        src: PathBuf,
+        /// The new store (must not exist, or be an empty folder).
+        dst: PathBuf,
+        /// How the new store is kept: folder or packed.
+        #[arg(long)]
+        backend: Backend,
+    },
     /// Rebuild a packed store's index from its packs, finish or roll back
     /// interrupted writes, and remove killed writers' temporary files.
     Repair {

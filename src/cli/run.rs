@@ -2,7 +2,7 @@
 
 use super::args::{Cli, Command, ExportArgs};
 use super::progress::BarSink;
-use super::{create, history, info, open_store, parse_time};
+use super::{convert, create, history, info, open_store, parse_time};
 use crate::engine::{CancelToken, Store};
 use crate::gdal_io::{ExportFormat, ExportRequest, IngestOptions, Resolution, export, ingest};
 use crate::with_dtype;
@@ -86,6 +86,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Repair { store } => repair(&store),
+        Command::Convert { src, dst, backend } => {
+            let (values, bytes) = convert::convert(&src, &dst, backend)?;
+            println!(
+                "converted {} to {} ({backend}): {values} values, {bytes} bytes, all read back equal",
+                src.display(),
+                dst.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify { store } => verify(&open_store(&store, false)?, &cancel),
         Command::Chunks { store, level, json } => {
             info::print_chunks(&open_store(&store, false)?, level, json)?;
