@@ -539,14 +539,7 @@ impl Node<'_> {
     /// # Errors
     /// Not found, out of range, another type; storage failure.
     pub fn write_at(&mut self, index: u64, value: &Value) -> Result<(), TreeError> {
-        let header = self.tree.read_header(&self.path)?;
-        if index >= header.len {
-            return Err(TreeError::OutOfRange {
-                path: self.path.clone(),
-                index,
-                len: header.len,
-            });
-        }
+        let header = self.header_holding(index)?;
         self.check_type(&header, value)?;
         self.tree.write_entry(&self.path, index, value)
     }
@@ -603,14 +596,7 @@ impl Node<'_> {
     /// # Errors
     /// Not found, out of range, damage; storage failure.
     pub fn read_at(&self, index: u64) -> Result<Value, TreeError> {
-        let header = self.tree.read_header(&self.path)?;
-        if index >= header.len {
-            return Err(TreeError::OutOfRange {
-                path: self.path.clone(),
-                index,
-                len: header.len,
-            });
-        }
+        let header = self.header_holding(index)?;
         self.tree.read_entry(&self.path, &header, index)
     }
 
@@ -620,6 +606,19 @@ impl Node<'_> {
     /// Not found, a group; storage failure.
     pub fn entries(&self) -> Result<u64, TreeError> {
         Ok(self.tree.read_header(&self.path)?.len)
+    }
+
+    /// The variable's header, if it holds entry `index`.
+    fn header_holding(&self, index: u64) -> Result<Header, TreeError> {
+        let header = self.tree.read_header(&self.path)?;
+        if index >= header.len {
+            return Err(TreeError::OutOfRange {
+                path: self.path.clone(),
+                index,
+                len: header.len,
+            });
+        }
+        Ok(header)
     }
 
     /// Creates the parents and takes the buffered attributes for a new

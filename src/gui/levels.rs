@@ -82,8 +82,10 @@ impl LevelBrowser {
     ) -> Option<TileKey> {
         self.poll();
         // The summary was re-read (a write landed): list the level again.
+        // (Not after a failed listing: its error stays until a click.)
         if let Some(level) = self.level
             && !self.listing()
+            && self.error.is_none()
             && levels
                 .iter()
                 .any(|(l, n, _)| *l == level && *n != self.chunks.len() as u64)
@@ -114,6 +116,7 @@ impl LevelBrowser {
                 }
             });
         if let Some(level) = chosen {
+            self.error = None;
             self.choose(store, level, ui.ctx());
         }
         self.chunk_list(ui, store, selected)

@@ -1,7 +1,7 @@
 //! The structure editor: a new store field by field with inline errors, a
 //! store made like a dropped raster, and an open store's structure read-only.
 
-use super::{drop_files, finished, harness, run_until, s, store_with_data, util};
+use super::{drop_files, explorer_on_data, finished, harness, run_until, s, util};
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use gridstore::engine::{Codec, DType, TimeAxis};
 use gridstore::gui::{Field, GuiOptions, TimeKind};
@@ -165,12 +165,7 @@ fn a_dropped_raster_with_no_store_offers_a_store_like_it() {
 
 #[test]
 fn an_open_stores_structure_is_shown_read_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let mut h = harness(&GuiOptions {
-        store: Some(store),
-        ..GuiOptions::default()
-    });
+    let (_dir, mut h) = explorer_on_data();
     run_until(&mut h, "the store", |app| app.opened().is_some());
     h.get_by_label("Structure…").click();
     h.run_steps(3);

@@ -1,17 +1,11 @@
 //! The ingest history in the side panel, and a note added from it.
 
-use super::{harness, run_until, store_with_data};
+use super::{explorer_on_data, run_until};
 use egui_kittest::kittest::Queryable as _;
-use gridstore::gui::GuiOptions;
 
 #[test]
 fn the_history_lists_ingests_and_takes_a_note() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let mut h = harness(&GuiOptions {
-        store: Some(store),
-        ..GuiOptions::default()
-    });
+    let (_dir, mut h) = explorer_on_data();
     run_until(&mut h, "the store", |app| app.opened().is_some());
     assert_eq!(h.state().opened().unwrap().history.len(), 1);
     h.get_by_label("Ingest history (1)").click();

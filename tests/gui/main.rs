@@ -42,6 +42,25 @@ fn store_with_data(dir: &Path) -> std::path::PathBuf {
     store
 }
 
+/// A store holding data, open in a harness; the folder lives as long as
+/// the returned guard.
+fn explorer_on_data() -> (tempfile::TempDir, Harness<'static, Explorer>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    (dir, h)
+}
+
+/// Steps until the store is open, the view fitted and its tiles loaded.
+fn until_tiles(h: &mut Harness<'_, Explorer>) {
+    run_until(h, "the tiles", |app| {
+        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
+    });
+}
+
 fn harness(options: &GuiOptions) -> Harness<'static, Explorer> {
     let ctx = egui::Context::default();
     // Never touch the user's own recent-stores list.
@@ -332,15 +351,8 @@ fn a_queued_job_can_be_cancelled_from_its_button() {
 /// it (checksum, statistics, histogram) and steps to its parent and children.
 #[test]
 fn clicking_a_chunk_inspects_it_and_steps_through_the_pyramid() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let mut h = harness(&GuiOptions {
-        store: Some(store),
-        ..GuiOptions::default()
-    });
-    run_until(&mut h, "the tiles", |app| {
-        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
-    });
+    let (_dir, mut h) = explorer_on_data();
+    until_tiles(&mut h);
     click_map(&mut h, egui::pos2(650.0, 350.0));
     run_until(&mut h, "the chunk report", |app| {
         app.inspector.report.is_some()
@@ -375,12 +387,7 @@ fn clicking_a_chunk_inspects_it_and_steps_through_the_pyramid() {
 /// The stretch follows its controls: "min–max" spans the full value range.
 #[test]
 fn the_stretch_control_recolours_the_map() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let mut h = harness(&GuiOptions {
-        store: Some(store),
-        ..GuiOptions::default()
-    });
+    let (_dir, mut h) = explorer_on_data();
     run_until(&mut h, "the tiles", |app| {
         app.opened().is_some() && app.tiles.loading() == 0 && app.tiles.ready() > 0
     });
@@ -405,15 +412,8 @@ fn the_stretch_control_recolours_the_map() {
 /// writes a GeoTIFF of that extent.
 #[test]
 fn a_drawn_rectangle_exports_to_geotiff() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let mut h = harness(&GuiOptions {
-        store: Some(store),
-        ..GuiOptions::default()
-    });
-    run_until(&mut h, "the tiles", |app| {
-        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
-    });
+    let (dir, mut h) = explorer_on_data();
+    until_tiles(&mut h);
     h.get_by_label("Draw extent").click();
     h.run_steps(2);
     assert!(h.state().map.drawing);
@@ -613,9 +613,7 @@ fn time_slider_and_series_at_a_clicked_point() {
         store: Some(store.clone()),
         ..GuiOptions::default()
     });
-    run_until(&mut h, "the tiles", |app| {
-        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
-    });
+    until_tiles(&mut h);
     h.get_by_label("time");
     h.get_by_label("time range");
     h.get_by_label("2 instants, 2024-01-15T00:00:00Z – 2024-03-01T00:00:00Z");
@@ -655,12 +653,7 @@ fn time_slider_and_series_at_a_clicked_point() {
 /// inspects it and centres the map on it.
 #[test]
 fn a_levels_chunk_list_selects_a_chunk() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let mut h = harness(&GuiOptions {
-        store: Some(store),
-        ..GuiOptions::default()
-    });
+    let (_dir, mut h) = explorer_on_data();
     run_until(&mut h, "the store", |app| {
         app.opened().is_some() && app.map.fitted
     });
@@ -737,9 +730,7 @@ fn an_ingest_marks_stale_then_written_chunks_on_the_map() {
         store: Some(store),
         ..GuiOptions::default()
     });
-    run_until(&mut h, "the tiles", |app| {
-        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
-    });
+    until_tiles(&mut h);
     assert_eq!(h.state().drawn_marked(), [0, 0]);
     drop_files(&mut h, &[&big]);
     run_until(&mut h, "stale chunks", |app| app.drawn_marked()[0] > 0);
@@ -779,9 +770,7 @@ fn a_categorical_store_shows_its_colour_table() {
         store: Some(store),
         ..GuiOptions::default()
     });
-    run_until(&mut h, "the tiles", |app| {
-        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
-    });
+    until_tiles(&mut h);
     assert!(h.state().style_for_tests().palette);
     assert_eq!(
         h.get_by_label("colours").value().as_deref(),
@@ -802,12 +791,7 @@ fn a_categorical_store_shows_its_colour_table() {
 /// chunk shows no placeholder.
 #[test]
 fn neighbouring_tiles_are_prefetched_for_panning() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let mut h = harness(&GuiOptions {
-        store: Some(store),
-        ..GuiOptions::default()
-    });
+    let (_dir, mut h) = explorer_on_data();
     run_until(&mut h, "the view and its ring", |app| {
         app.opened().is_some() && app.map.fitted && app.drawn_missing() == 0
     });

@@ -1,21 +1,13 @@
 //! One pass through every panel of the explorer on a real store, checking
 //! each control does what it says.
 
-use super::{harness, run_until, store_with_data};
+use super::{explorer_on_data, run_until, until_tiles};
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
-use gridstore::gui::GuiOptions;
 
 #[test]
 fn every_panel_answers_its_controls() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let mut h = harness(&GuiOptions {
-        store: Some(store),
-        ..GuiOptions::default()
-    });
-    run_until(&mut h, "the tiles", |app| {
-        app.opened().is_some() && app.map.fitted && app.tiles.loading() == 0
-    });
+    let (_dir, mut h) = explorer_on_data();
+    until_tiles(&mut h);
     let click = |h: &mut egui_kittest::Harness<'_, gridstore::gui::Explorer>, label: &str| {
         // Through accessibility: also widgets scrolled out of view.
         h.get_by_label(label).click_accesskit();

@@ -112,25 +112,13 @@ fn db_error(path: &Path, e: impl std::fmt::Display) -> StorageError {
     }
 }
 
-/// Reads from either kind of database.
+/// Where `key`'s live value lives, read from either kind of database.
 pub fn read_live(
     db: &dyn ReadableDatabase,
     path: &Path,
     key: &str,
 ) -> Result<Option<Location>, StorageError> {
-    let txn = db.begin_read().map_err(|e| db_error(path, e))?;
-    let table = match txn.open_table(LIVE) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(db_error(path, e)),
-    };
-    let found = table.get(key).map_err(|e| db_error(path, e))?;
-    match found {
-        None => Ok(None),
-        Some(v) => Location::decode(v.value())
-            .map(Some)
-            .ok_or_else(|| db_error(path, format!("entry of {key} is damaged"))),
-    }
+    read_entry(db, path, LIVE, key, Location::decode)
 }
 
 /// The staged entry of `key`, if any.
@@ -139,8 +127,19 @@ pub fn read_staged(
     path: &Path,
     key: &str,
 ) -> Result<Option<Staged>, StorageError> {
+    read_entry(db, path, STAGED, key, Staged::decode)
+}
+
+/// `key`'s entry of `table`, decoded; a missing table holds nothing.
+fn read_entry<T>(
+    db: &dyn ReadableDatabase,
+    path: &Path,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+    decode: fn(&[u8]) -> Option<T>,
+) -> Result<Option<T>, StorageError> {
     let txn = db.begin_read().map_err(|e| db_error(path, e))?;
-    let table = match txn.open_table(STAGED) {
+    let table = match txn.open_table(table) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
         Err(e) => return Err(db_error(path, e)),
@@ -148,9 +147,9 @@ pub fn read_staged(
     let found = table.get(key).map_err(|e| db_error(path, e))?;
     match found {
         None => Ok(None),
-        Some(v) => Staged::decode(v.value())
+        Some(v) => decode(v.value())
             .map(Some)
-            .ok_or_else(|| db_error(path, format!("staged entry of {key} is damaged"))),
+            .ok_or_else(|| db_error(path, format!("entry of {key} is damaged"))),
     }
 }
 

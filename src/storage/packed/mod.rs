@@ -198,32 +198,7 @@ impl PackedStorage {
     }
 
     fn open_writer(&self) -> Result<Writer, StorageError> {
-        let lock_path = self.root.join(LOCK_FILE);
-        let mut lock = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| StorageError::io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let pid = fs::read_to_string(&lock_path)
-                    .ok()
-                    .map(|t| t.trim().to_string())
-                    .filter(|t| !t.is_empty())
-                    .unwrap_or_else(|| "unknown".into());
-                return Err(StorageError::Locked {
-                    path: self.root.clone(),
-                    pid,
-                });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(StorageError::io(&lock_path, e)),
-        }
-        lock.set_len(0)
-            .map_err(|e| StorageError::io(&lock_path, e))?;
-        write!(lock, "{}", std::process::id()).map_err(|e| StorageError::io(&lock_path, e))?;
+        let lock = take_writer_lock(&self.root)?;
         let index_path = self.index_path();
         let db = index::open_writable(&index_path)?;
         let applied = index::read_applied(&db, &index_path)?;
@@ -483,6 +458,38 @@ impl Drop for PackedStorage {
             w.flush(&index_path).ok();
         }
     }
+}
+
+/// Takes the store's single-writer lock (an OS lock on `writer.lock`, which
+/// then names this process), failing at once if another process holds it.
+fn take_writer_lock(root: &Path) -> Result<File, StorageError> {
+    let lock_path = root.join(LOCK_FILE);
+    let mut lock = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| StorageError::io(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let pid = fs::read_to_string(&lock_path)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "unknown".into());
+            return Err(StorageError::Locked {
+                path: root.to_path_buf(),
+                pid,
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(StorageError::io(&lock_path, e)),
+    }
+    lock.set_len(0)
+        .map_err(|e| StorageError::io(&lock_path, e))?;
+    write!(lock, "{}", std::process::id()).map_err(|e| StorageError::io(&lock_path, e))?;
+    Ok(lock)
 }
 
 /// Applies one record to buffered changes, as the writer did when it wrote it.

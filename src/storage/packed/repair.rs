@@ -4,7 +4,7 @@
 
 use super::index::{self, Applied, Changes};
 use super::pack::{self, HEADER_LEN};
-use super::{INDEX_FILE, LOCK_FILE, PACKS_DIR, map_pack, pack_numbers, replay};
+use super::{INDEX_FILE, PACKS_DIR, map_pack, pack_numbers, replay, take_writer_lock};
 use crate::storage::StorageError;
 use std::fs::{self, File};
 use std::path::Path;
@@ -29,23 +29,7 @@ pub struct RepairReport {
 /// # Errors
 /// Another writer holds the store, or I/O.
 pub fn repair(root: &Path) -> Result<RepairReport, StorageError> {
-    let lock_path = root.join(LOCK_FILE);
-    let lock = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| StorageError::io(&lock_path, e))?;
-    if lock.try_lock().is_err() {
-        return Err(StorageError::Locked {
-            path: root.to_path_buf(),
-            pid: fs::read_to_string(&lock_path)
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-        });
-    }
+    let lock = take_writer_lock(root)?;
     let dir = root.join(PACKS_DIR);
     let mut report = RepairReport::default();
     let mut records = Vec::new();
