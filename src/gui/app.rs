@@ -109,6 +109,8 @@ pub struct Explorer {
     /// A reload of the open store after a write, applied when it arrives.
     reload: Option<Receiver<Result<Opened, String>>>,
     last_reload: std::time::Instant,
+    /// The open store changed since its summary was last re-read.
+    unread_change: Option<PathBuf>,
     /// Summary re-reads that failed in a row (retried a few times).
     reload_failures: u32,
     /// A store a job changed while its summary could not be re-read (it
@@ -151,6 +153,7 @@ impl Explorer {
             last_reload: std::time::Instant::now(),
             pending_reload: None,
             reload_failures: 0,
+            unread_change: None,
             picked: None,
             recent: Vec::new(),
             recent_file: options
@@ -718,6 +721,15 @@ impl Explorer {
                 }
                 continue;
             }
+            self.unread_change = Some(path);
+        }
+        // Checked every frame, not only when a change arrives: the last
+        // job on the store may end (even fail) after its change came in.
+        if self.unread_change.is_some() && self.unread_change != open_path {
+            // Another store is open now.
+            self.unread_change = None;
+        }
+        if let Some(path) = self.unread_change.clone() {
             let due = self.last_reload.elapsed() > std::time::Duration::from_secs(2);
             let finished = !self
                 .jobs
@@ -725,6 +737,7 @@ impl Explorer {
                 .iter()
                 .any(|j| j.store == path && j.is_active());
             if due || finished {
+                self.unread_change = None;
                 self.reload(path);
             }
         }
