@@ -207,3 +207,62 @@ fn convert_copies_a_store_between_backends_losslessly() {
     assert_eq!(out.status.code(), Some(2));
     util::ok(&["verify", s(&packed)]);
 }
+
+#[test]
+fn compact_reclaims_the_space_of_rewritten_chunks_and_changes_no_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = store(dir.path(), "p.gs", "packed");
+    // The same grid with other values rewrites every chunk it covers.
+    let other = dir.path().join("inverted.tif");
+    let src = util::data("terra_meuse.tif");
+    util::tool(
+        "gdal_translate",
+        &[
+            "-q",
+            "-scale",
+            "138",
+            "1736",
+            "1736",
+            "138",
+            s(&src),
+            s(&other),
+        ],
+    );
+    util::ok(&["ingest", s(&packed), s(&other)]);
+    let before = export(&packed, &dir.path().join("before.tif"), 0);
+    let chunks = util::ok(&["chunks", s(&packed), "--json"]);
+    let text = util::ok(&["compact", s(&packed)]);
+    assert!(text.contains("1 of 1 packs rewritten"), "{text}");
+    // "... values moved, 250 KB -> 135 KB on disk (...)"
+    let sizes: Vec<f64> = text
+        .split(" values moved, ")
+        .nth(1)
+        .unwrap()
+        .split(" on disk")
+        .next()
+        .unwrap()
+        .split(" -> ")
+        .map(|t| {
+            let (n, unit) = t.split_once(' ').unwrap();
+            let scale = match unit {
+                "B" => 1.0,
+                "KB" => 1e3,
+                "MB" => 1e6,
+                _ => panic!("{text}"),
+            };
+            n.parse::<f64>().unwrap() * scale
+        })
+        .collect();
+    assert!(
+        sizes[1] < sizes[0] * 0.75,
+        "two ingests' records down to one's: {text}"
+    );
+    assert!(util::ok(&["verify", s(&packed)]).starts_with("ok"));
+    assert_eq!(util::ok(&["chunks", s(&packed), "--json"]), chunks);
+    let after = export(&packed, &dir.path().join("after.tif"), 0);
+    assert_eq!(before.bands, after.bands);
+    assert!(util::ok(&["history", s(&packed)]).contains("#2"));
+    // A folder store has nothing to compact, and says so.
+    let folder = store(dir.path(), "f.gs", "folder");
+    assert!(util::ok(&["compact", s(&folder)]).contains("nothing to compact"));
+}

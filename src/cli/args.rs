@@ -70,6 +70,11 @@ pub enum Command {
         /// The store folder.
         store: PathBuf,
     },
+    /// Reclaim the space of rewritten and removed chunks (packed stores).
+    Compact {
+        /// The store folder.
+        store: PathBuf,
+    },
     /// Show the ingest history and notes, or attach a note.
     History {
         /// The store folder.

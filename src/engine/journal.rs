@@ -94,7 +94,24 @@ impl WriteTxn<'_> {
         cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
         let store = self.store;
-        store.journal_phase(self.record.id, Phase::Committing)?;
+        // Past the commit point there is no way back: go there only with
+        // room for the rest.
+        let ready = store
+            .check_room(&self.record)
+            .and_then(|()| store.journal_phase(self.record.id, Phase::Committing));
+        if let Err(e) = ready {
+            // Roll back only while the journal still says `staging`: a
+            // record that reached `committing` must roll forward, and the
+            // next writer does that.
+            let staging = store
+                .pending_writes()?
+                .iter()
+                .any(|p| p.id == self.record.id && p.phase == Phase::Staging);
+            if staging {
+                self.abort()?;
+            }
+            return Err(e);
+        }
         store.finish_commit::<T>(&self.record, progress, cancel)
     }
 
@@ -233,6 +250,43 @@ impl Store {
             cols: (window.col + window.cols).div_ceil(f) - window.col / f,
         };
         self.grid().chunks_in(level, &scaled).collect()
+    }
+
+    /// Fails with [`StorageError::Full`] when the disk lacks room for what
+    /// finishing `pending` writes after its commit point: a commit record
+    /// and index entry per staged chunk, every recomputed chunk above the
+    /// staged levels at its largest, and the journal, all from above.
+    fn check_room(&self, pending: &PendingWrite) -> Result<(), EngineError> {
+        let Some(available) = self.storage().available_space()? else {
+            return Ok(());
+        };
+        /// Commit record plus index entry of one staged chunk.
+        const PER_STAGED: u64 = 256;
+        /// A file system block: the least a small file takes.
+        const BLOCK: u64 = 4096;
+        let count = |levels: std::ops::RangeInclusive<u8>| -> u64 {
+            levels
+                .map(|level| self.chunks_over(level, &pending.window).len() as u64)
+                .sum()
+        };
+        let top = self.grid().top_level();
+        let staged = count(0..=pending.staged_levels);
+        let above = if pending.staged_levels < top {
+            count(pending.staged_levels + 1..=top)
+        } else {
+            0
+        };
+        let largest = (self.chunk_bytes() as u64 + 64).next_multiple_of(BLOCK);
+        let needed = staged * PER_STAGED + above * largest + 4 * BLOCK;
+        if available < needed {
+            return Err(StorageError::Full {
+                path: self.location().into(),
+                needed,
+                available,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     fn discard_staged(&self, pending: &PendingWrite) -> Result<(), EngineError> {

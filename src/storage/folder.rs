@@ -345,6 +345,10 @@ impl Storage for FolderStorage {
         }
     }
 
+    fn available_space(&self) -> Result<Option<u64>, StorageError> {
+        super::free_space(&self.root).map(Some)
+    }
+
     fn location(&self) -> String {
         self.root.display().to_string()
     }

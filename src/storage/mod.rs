@@ -12,7 +12,7 @@ pub mod packed;
 pub use folder::FolderStorage;
 pub use key::{KeyError, StoreKey};
 pub use memory::MemoryStorage;
-pub use packed::PackedStorage;
+pub use packed::{CompactReport, PackedStorage};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +47,21 @@ pub enum StorageError {
         /// The folder.
         path: PathBuf,
     },
+    /// Too little free disk space to finish a write (checked before the
+    /// write passes the point where it can no longer be rolled back).
+    #[error(
+        "not enough free disk space to finish the write: it needs up to {} more, {} are free: {path}",
+        human_bytes(*needed),
+        human_bytes(*available)
+    )]
+    Full {
+        /// The store.
+        path: PathBuf,
+        /// Bytes the rest of the write needs, estimated from above.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
     /// Another process holds the writer lock.
     #[error("store {path} is locked by process {pid}")]
     Locked {
@@ -58,6 +73,23 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether this is the disk (or the user's quota, or the file size
+    /// limit) running out of room.
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        use std::io::ErrorKind;
+        match self {
+            Self::Full { .. } => true,
+            Self::Io { error, .. } => {
+                matches!(
+                    error.kind(),
+                    ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge
+                ) || error.raw_os_error() == Some(libc::ENOSPC)
+            }
+            _ => false,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
@@ -180,6 +212,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Reclaims the space of overwritten and removed values, for backends
+    /// that keep them until told (packed). `Ok(None)`: this backend frees
+    /// that space as it writes, so there is nothing to compact.
+    ///
+    /// # Errors
+    /// I/O, or damage that needs a repair first; the store keeps every
+    /// value either way.
+    fn compact(&self) -> Result<Option<CompactReport>, StorageError> {
+        Ok(None)
+    }
+
+    /// Bytes free for this store's files on their file system; `Ok(None)`
+    /// for backends that keep nothing on disk.
+    ///
+    /// # Errors
+    /// I/O.
+    fn available_space(&self) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
+
     /// Where the data lives, for messages (a path, or "memory").
     fn location(&self) -> String;
 
@@ -263,3 +315,60 @@ pub fn create(path: &std::path::Path, backend: Backend) -> Result<DynStorage, St
 
 #[cfg(test)]
 pub(crate) mod conformance;
+
+/// Bytes free to unprivileged users on the file system holding `path`.
+///
+/// # Errors
+/// I/O (`path` missing, say).
+#[allow(unsafe_code)]
+pub(crate) fn free_space(path: &std::path::Path) -> Result<u64, StorageError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| {
+        StorageError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        )
+    })?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a NUL-terminated string that outlives the call,
+    // and `stat` points to writable memory of the struct statvfs fills.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(StorageError::io(path, std::io::Error::last_os_error()));
+    }
+    // SAFETY: statvfs returned 0, so it filled every field of `stat`.
+    let stat = unsafe { stat.assume_init() };
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// A byte count for people: `812 B`, `4.1 KB`, `107 KB`, `2.4 GB`.
+#[must_use]
+pub fn human_bytes(bytes: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else if value < 10.0 {
+        format!("{value:.1} {}", units[unit])
+    } else {
+        format!("{value:.0} {}", units[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn byte_counts_read_as_people_write_them() {
+        assert_eq!(human_bytes(812), "812 B");
+        assert_eq!(human_bytes(4096), "4.1 KB");
+        assert_eq!(human_bytes(106_752), "107 KB");
+        assert_eq!(human_bytes(2_400_000_000), "2.4 GB");
+    }
+}

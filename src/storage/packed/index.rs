@@ -105,10 +105,22 @@ impl Changes {
     }
 }
 
-fn db_error(path: &Path, e: impl std::fmt::Display) -> StorageError {
+/// A redb failure as a storage error: its I/O errors stay I/O errors (a
+/// full disk is told apart from damage), the rest name the index.
+fn redb_error(path: &Path, e: impl Into<redb::Error>) -> StorageError {
+    match e.into() {
+        redb::Error::Io(error) => StorageError::io(path, error),
+        other => StorageError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("index: {other}"),
+        },
+    }
+}
+
+fn damaged(path: &Path, key: &str) -> StorageError {
     StorageError::Corrupt {
         path: path.to_path_buf(),
-        reason: format!("index: {e}"),
+        reason: format!("index: entry of {key} is damaged"),
     }
 }
 
@@ -138,18 +150,18 @@ fn read_entry<T>(
     key: &str,
     decode: fn(&[u8]) -> Option<T>,
 ) -> Result<Option<T>, StorageError> {
-    let txn = db.begin_read().map_err(|e| db_error(path, e))?;
+    let txn = db.begin_read().map_err(|e| redb_error(path, e))?;
     let table = match txn.open_table(table) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(db_error(path, e)),
+        Err(e) => return Err(redb_error(path, e)),
     };
-    let found = table.get(key).map_err(|e| db_error(path, e))?;
+    let found = table.get(key).map_err(|e| redb_error(path, e))?;
     match found {
         None => Ok(None),
         Some(v) => decode(v.value())
             .map(Some)
-            .ok_or_else(|| db_error(path, format!("entry of {key} is damaged"))),
+            .ok_or_else(|| damaged(path, key)),
     }
 }
 
@@ -159,21 +171,20 @@ pub fn list_live(
     path: &Path,
     prefix: &str,
 ) -> Result<Vec<(String, Location)>, StorageError> {
-    let txn = db.begin_read().map_err(|e| db_error(path, e))?;
+    let txn = db.begin_read().map_err(|e| redb_error(path, e))?;
     let table = match txn.open_table(LIVE) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(db_error(path, e)),
+        Err(e) => return Err(redb_error(path, e)),
     };
     let mut out = Vec::new();
-    for entry in table.range(prefix..).map_err(|e| db_error(path, e))? {
-        let (k, v) = entry.map_err(|e| db_error(path, e))?;
+    for entry in table.range(prefix..).map_err(|e| redb_error(path, e))? {
+        let (k, v) = entry.map_err(|e| redb_error(path, e))?;
         let key = k.value();
         if !key.starts_with(prefix) {
             break;
         }
-        let loc = Location::decode(v.value())
-            .ok_or_else(|| db_error(path, format!("entry of {key} is damaged")))?;
+        let loc = Location::decode(v.value()).ok_or_else(|| damaged(path, key))?;
         out.push((key.to_string(), loc));
     }
     Ok(out)
@@ -181,16 +192,16 @@ pub fn list_live(
 
 /// How far the index has applied the packs.
 pub fn read_applied(db: &dyn ReadableDatabase, path: &Path) -> Result<Applied, StorageError> {
-    let txn = db.begin_read().map_err(|e| db_error(path, e))?;
+    let txn = db.begin_read().map_err(|e| redb_error(path, e))?;
     let table = match txn.open_table(STATE) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Applied::default()),
-        Err(e) => return Err(db_error(path, e)),
+        Err(e) => return Err(redb_error(path, e)),
     };
     let get = |name: &str| -> Result<u64, StorageError> {
         Ok(table
             .get(name)
-            .map_err(|e| db_error(path, e))?
+            .map_err(|e| redb_error(path, e))?
             .map_or(0, |v| v.value()))
     };
     Ok(Applied {
@@ -208,43 +219,53 @@ pub fn apply(
     changes: &Changes,
     applied: Applied,
 ) -> Result<(), StorageError> {
-    let txn = db.begin_write().map_err(|e| db_error(path, e))?;
+    let txn = db.begin_write().map_err(|e| redb_error(path, e))?;
     {
-        let mut live = txn.open_table(LIVE).map_err(|e| db_error(path, e))?;
+        let mut live = txn.open_table(LIVE).map_err(|e| redb_error(path, e))?;
         for (key, loc) in &changes.live {
             match loc {
                 Some(loc) => {
                     live.insert(key.as_str(), &loc.encode()[..])
-                        .map_err(|e| db_error(path, e))?;
+                        .map_err(|e| redb_error(path, e))?;
                 }
                 None => {
-                    live.remove(key.as_str()).map_err(|e| db_error(path, e))?;
+                    live.remove(key.as_str()).map_err(|e| redb_error(path, e))?;
                 }
             }
         }
-        let mut staged = txn.open_table(STAGED).map_err(|e| db_error(path, e))?;
+        let mut staged = txn.open_table(STAGED).map_err(|e| redb_error(path, e))?;
         for (key, entry) in &changes.staged {
             match entry {
                 Some(entry) => {
                     staged
                         .insert(key.as_str(), &entry.encode()[..])
-                        .map_err(|e| db_error(path, e))?;
+                        .map_err(|e| redb_error(path, e))?;
                 }
                 None => {
-                    staged.remove(key.as_str()).map_err(|e| db_error(path, e))?;
+                    staged
+                        .remove(key.as_str())
+                        .map_err(|e| redb_error(path, e))?;
                 }
             }
         }
-        let mut state = txn.open_table(STATE).map_err(|e| db_error(path, e))?;
+        let mut state = txn.open_table(STATE).map_err(|e| redb_error(path, e))?;
         for (name, value) in [
             ("sequence", applied.sequence),
             ("pack", u64::from(applied.pack)),
             ("offset", applied.offset),
         ] {
-            state.insert(name, value).map_err(|e| db_error(path, e))?;
+            state.insert(name, value).map_err(|e| redb_error(path, e))?;
         }
     }
-    txn.commit().map_err(|e| db_error(path, e))
+    txn.commit().map_err(|e| redb_error(path, e))
+}
+
+/// An empty in-memory database, to stand in while the index file is closed
+/// and opened again.
+pub fn placeholder() -> Result<redb::Database, StorageError> {
+    redb::Database::builder()
+        .create_with_backend(redb::backends::InMemoryBackend::new())
+        .map_err(|e| redb_error(Path::new("memory"), e))
 }
 
 /// Opens the index for writing (one writing process; readers may share it).
@@ -252,7 +273,7 @@ pub fn open_writable(path: &Path) -> Result<redb::Database, StorageError> {
     redb::Database::builder()
         .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
         .create(path)
-        .map_err(|e| db_error(path, e))
+        .map_err(|e| redb_error(path, e))
 }
 
 /// Opens the index for reading, beside any writer. `Ok(None)` when the
@@ -264,6 +285,6 @@ pub fn open_read_only(path: &Path) -> Result<Option<redb::ReadOnlyDatabase>, Sto
     {
         Ok(db) => Ok(Some(db)),
         Err(redb::DatabaseError::RepairAborted) => Ok(None),
-        Err(e) => Err(db_error(path, e)),
+        Err(e) => Err(redb_error(path, e)),
     }
 }

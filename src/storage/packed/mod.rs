@@ -10,10 +10,12 @@
 //! when the storage is dropped; readers in other processes see the store as
 //! of the last such transaction. docs/FORMAT.md gives the layout.
 
+mod compact;
 mod index;
 pub mod pack;
 mod repair;
 
+pub use compact::CompactReport;
 pub use repair::{RepairReport, repair};
 
 use super::memory::in_prefix;
@@ -33,6 +35,12 @@ const BACKEND_JSON: &str = r#"{"backend": "packed", "version": 1}"#;
 const INDEX_FILE: &str = "index.redb";
 const PACKS_DIR: &str = "packs";
 const LOCK_FILE: &str = "writer.lock";
+/// Disk space the store holds in reserve, so that a write failing on a full
+/// disk can still record its own rollback (see [`reserve`]).
+const RESERVE_FILE: &str = "reserve";
+/// Bytes of the reserve: the rollback records of about 100,000 staged
+/// chunks, and the index transaction that writes them down.
+const RESERVE_BYTES: usize = 8 << 20;
 /// Capacity of a new pack (a sparse file: only written bytes use disk).
 pub const PACK_CAPACITY: u64 = 1 << 30;
 /// Buffered index changes beyond which they are written out.
@@ -77,6 +85,10 @@ struct Writer {
     next_sequence: u64,
     changes: Changes,
     last_flush: Instant,
+    /// Set while `db` is a stand-in because the index file could not be
+    /// opened again after a failed transaction: every use fails until the
+    /// index opens again.
+    index_lost: Option<String>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -188,11 +200,13 @@ impl PackedStorage {
             path: self.root.clone(),
             reason: "no writer".into(),
         })?;
+        let index_path = self.index_path();
+        writer.recover_index(&index_path)?;
         let result = f(writer)?;
         if writer.changes.live.len() + writer.changes.staged.len() >= FLUSH_CHANGES
             || writer.last_flush.elapsed() > FLUSH_AGE
         {
-            writer.flush(&self.index_path())?;
+            writer.flush(&index_path)?;
         }
         Ok(result)
     }
@@ -255,9 +269,12 @@ impl PackedStorage {
             next_sequence: last_sequence + 1,
             changes,
             last_flush: Instant::now(),
+            index_lost: None,
         };
         // Durable at once, so readers see what the replay recovered.
         writer.flush_always(&index_path)?;
+        // Best effort: on a disk too full for it, writes go on without.
+        reserve(&self.root.join(RESERVE_FILE)).ok();
         Ok(writer)
     }
 
@@ -275,11 +292,44 @@ impl PackedStorage {
         let file = File::open(&path).map_err(|e| StorageError::io(&path, e))?;
         let map = map_pack(&file, &path)?;
         let mapped = Arc::new(Mapped { file, map, path });
+        let mut maps = self.maps.write().unwrap_or_else(PoisonError::into_inner);
+        // Packs a compaction deleted keep their disk space while mapped.
+        maps.retain(|_, m| {
+            use std::os::unix::fs::MetadataExt as _;
+            m.file.metadata().is_ok_and(|meta| meta.nlink() > 0)
+        });
+        maps.insert(number, mapped.clone());
+        Ok(mapped)
+    }
+
+    /// Drops the map of pack `number` (it was deleted).
+    fn forget_map(&self, number: u32) {
         self.maps
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(number, mapped.clone());
-        Ok(mapped)
+            .remove(&number);
+    }
+
+    /// Runs `read` on where `key` lives; when its pack has vanished (a
+    /// compaction in another process moved the value and deleted the
+    /// pack between the lookup and the read), looks the key up again.
+    fn read_located<R>(
+        &self,
+        key: &str,
+        read: impl Fn(Location) -> Result<R, StorageError>,
+    ) -> Result<Option<R>, StorageError> {
+        let Some(loc) = self.locate(key)? else {
+            return Ok(None);
+        };
+        match read(loc) {
+            Err(StorageError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+                match self.locate(key)? {
+                    Some(moved) => read(moved).map(Some),
+                    None => Ok(None),
+                }
+            }
+            other => other.map(Some),
+        }
     }
 
     /// Where `key`'s value lives, as this process sees it.
@@ -291,6 +341,7 @@ impl PackedStorage {
                 if let Some(change) = w.changes.live.get(key) {
                     return Ok(*change);
                 }
+                w.check_index(&index_path)?;
                 return index::read_live(&w.db, &index_path, key);
             }
         }
@@ -387,6 +438,19 @@ impl PackedStorage {
         }
     }
 
+    /// Makes a new pack, with room for a record of `need` bytes at least,
+    /// the one the writer appends to. Returns its number.
+    fn start_pack(&self, w: &mut Writer, need: u64) -> Result<u32, StorageError> {
+        let number = w.pack + 1;
+        let capacity = self.capacity.max(need + pack::HEADER_LEN);
+        let path = pack::pack_path(&self.packs_dir(), number);
+        w.file = pack::create(&path, number, capacity)?;
+        w.pack = number;
+        w.head = pack::HEADER_LEN;
+        w.capacity = capacity;
+        Ok(number)
+    }
+
     fn append(
         &self,
         w: &mut Writer,
@@ -396,13 +460,7 @@ impl PackedStorage {
     ) -> Result<(u64, Location), StorageError> {
         let need = pack::record_len(key.len(), value.len());
         if w.head + need > w.capacity {
-            let number = w.pack + 1;
-            let capacity = self.capacity.max(need + pack::HEADER_LEN);
-            let path = pack::pack_path(&self.packs_dir(), number);
-            w.file = pack::create(&path, number, capacity)?;
-            w.pack = number;
-            w.head = pack::HEADER_LEN;
-            w.capacity = capacity;
+            self.start_pack(w, need)?;
         }
         let sequence = w.next_sequence;
         let crc = pack::checksum(key, value);
@@ -432,16 +490,80 @@ impl Writer {
     }
 
     fn flush_always(&mut self, index_path: &Path) -> Result<(), StorageError> {
+        self.recover_index(index_path)?;
         let applied = Applied {
             sequence: self.next_sequence - 1,
             pack: self.pack,
             offset: self.head,
         };
-        index::apply(&self.db, index_path, &self.changes, applied)?;
+        if let Err(e) = index::apply(&self.db, index_path, &self.changes, applied) {
+            // A failed transaction leaves redb refusing all further work.
+            // Its last durable state is intact and the changes are still
+            // buffered here: open it again and the next flush writes them.
+            self.index_lost = Some(e.to_string());
+            self.recover_index(index_path).ok();
+            return Err(e);
+        }
         self.changes = Changes::default();
         self.last_flush = Instant::now();
         Ok(())
     }
+
+    /// Fails while the index is a stand-in (reads would find nothing).
+    fn check_index(&self, index_path: &Path) -> Result<(), StorageError> {
+        match &self.index_lost {
+            None => Ok(()),
+            Some(reason) => Err(StorageError::Corrupt {
+                path: index_path.to_path_buf(),
+                reason: format!("unusable after a failed write ({reason})"),
+            }),
+        }
+    }
+
+    /// Opens the index again after a failed transaction.
+    fn recover_index(&mut self, index_path: &Path) -> Result<(), StorageError> {
+        let Some(reason) = &self.index_lost else {
+            return Ok(());
+        };
+        let reason = reason.clone();
+        // Closed before it is opened again.
+        drop(std::mem::replace(&mut self.db, index::placeholder()?));
+        match index::open_writable(index_path) {
+            Ok(db) => {
+                self.db = db;
+                self.index_lost = None;
+                Ok(())
+            }
+            // A full disk stays a full disk: a rollback frees the reserve
+            // and tries again.
+            Err(e) if e.is_disk_full() => Err(e),
+            Err(e) => Err(StorageError::Corrupt {
+                path: index_path.to_path_buf(),
+                reason: format!("cannot be opened again after a failed write ({reason}): {e}"),
+            }),
+        }
+    }
+}
+
+/// Fills `path` with `RESERVE_BYTES` of incompressible bytes (so that even a
+/// compressing file system allocates them), unless it is there already.
+fn reserve(path: &Path) -> std::io::Result<()> {
+    if fs::metadata(path).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+        return Ok(());
+    }
+    let mut bytes = vec![0u8; RESERVE_BYTES];
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    for word in bytes.chunks_exact_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        word.copy_from_slice(&state.to_le_bytes());
+    }
+    let result = fs::write(path, &bytes);
+    if result.is_err() {
+        fs::remove_file(path).ok();
+    }
+    result
 }
 
 impl Drop for PackedStorage {
@@ -557,13 +679,13 @@ fn to_keys(found: BTreeMap<String, u64>) -> Result<Vec<(StoreKey, u64)>, Storage
         .collect()
 }
 
-/// The pack numbers in `dir`, ascending.
 impl AsRef<[u8]> for Mapped {
     fn as_ref(&self) -> &[u8] {
         &self.map
     }
 }
 
+/// The pack numbers in `dir`, ascending.
 fn pack_numbers(dir: &Path) -> Result<Vec<u32>, StorageError> {
     let mut numbers: Vec<u32> = fs::read_dir(dir)
         .map_err(|e| StorageError::io(dir, e))?
@@ -586,18 +708,14 @@ fn map_pack(file: &File, path: &Path) -> Result<memmap2::Mmap, StorageError> {
 
 impl Storage for PackedStorage {
     fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError> {
-        match self.locate(key.as_str())? {
-            Some(loc) => self.read_value(key.as_str(), loc).map(Some),
-            None => Ok(None),
-        }
+        self.read_located(key.as_str(), |loc| self.read_value(key.as_str(), loc))
     }
 
     fn get_view(&self, key: &StoreKey) -> Result<Option<Bytes>, StorageError> {
-        let Some(loc) = self.locate(key.as_str())? else {
-            return Ok(None);
-        };
-        let (mapped, range) = self.value_range(key.as_str(), loc)?;
-        Ok(Some(Bytes::mapped(mapped, range)))
+        self.read_located(key.as_str(), |loc| {
+            let (mapped, range) = self.value_range(key.as_str(), loc)?;
+            Ok(Bytes::mapped(mapped, range))
+        })
     }
 
     fn size(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
@@ -639,6 +757,7 @@ impl Storage for PackedStorage {
             }
             return to_keys(found);
         };
+        w.check_index(&index_path)?;
         for (key, loc) in index::list_live(&w.db, &index_path, scan)? {
             if in_prefix(&key, prefix) {
                 found.insert(key, loc.len);
@@ -697,19 +816,31 @@ impl Storage for PackedStorage {
     }
 
     fn discard(&self, key: &StoreKey) -> Result<(), StorageError> {
-        self.with_writer(|w| {
-            let Some(staged) = self.staged_entry(w, key.as_str())? else {
-                return Ok(());
-            };
-            self.append(
-                w,
-                Kind::Discard,
-                key.as_str(),
-                &staged.sequence.to_le_bytes(),
-            )?;
-            w.changes.staged.insert(key.as_str().into(), None);
-            Ok(())
-        })
+        let discard = || {
+            self.with_writer(|w| {
+                let Some(staged) = self.staged_entry(w, key.as_str())? else {
+                    return Ok(());
+                };
+                self.append(
+                    w,
+                    Kind::Discard,
+                    key.as_str(),
+                    &staged.sequence.to_le_bytes(),
+                )?;
+                w.changes.staged.insert(key.as_str().into(), None);
+                Ok(())
+            })
+        };
+        match discard() {
+            // A rollback on a full disk: what the reserve is kept for.
+            // (Trying again is safe: a discard already recorded finds
+            // nothing staged.)
+            Err(e) if e.is_disk_full() => {
+                fs::remove_file(self.root.join(RESERVE_FILE)).ok();
+                discard()
+            }
+            other => other,
+        }
     }
 
     fn lock_writer(&self) -> Result<Box<dyn WriterLock>, StorageError> {
@@ -724,6 +855,14 @@ impl Storage for PackedStorage {
             Some(w) => w.flush(&index_path),
             None => Ok(()),
         }
+    }
+
+    fn compact(&self) -> Result<Option<CompactReport>, StorageError> {
+        PackedStorage::compact(self).map(Some)
+    }
+
+    fn available_space(&self) -> Result<Option<u64>, StorageError> {
+        crate::storage::free_space(&self.root).map(Some)
     }
 
     fn location(&self) -> String {

@@ -56,9 +56,15 @@ pub fn repair(root: &Path) -> Result<RepairReport, StorageError> {
                     if let Some(reason) = skipping.take() {
                         report.damaged.push(format!("{}: {reason}", path.display()));
                     }
-                    let value = bytes
-                        [record.value_at as usize..(record.value_at + record.value_len) as usize]
-                        .to_vec();
+                    // Only commits and discards need their value (a
+                    // sequence) to be replayed: never hold the data.
+                    let value = if matches!(record.kind, pack::Kind::Commit | pack::Kind::Discard) {
+                        bytes[record.value_at as usize
+                            ..(record.value_at + record.value_len) as usize]
+                            .to_vec()
+                    } else {
+                        Vec::new()
+                    };
                     at = record.next;
                     last = Applied {
                         sequence: last.sequence.max(record.sequence),
