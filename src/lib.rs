@@ -40,5 +40,6 @@ pub mod cli;
 pub mod engine;
 pub mod gdal_io;
 pub mod gui;
+pub mod quicklook;
 pub mod render;
 pub mod storage;

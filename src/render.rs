@@ -119,6 +119,25 @@ impl Stretch {
 /// The colour of a class value without an entry in the colour table.
 pub const UNLISTED_CLASS: [u8; 4] = [128, 128, 128, 255];
 
+/// The quicklook rendering of cells (PNG exports, store quicklooks): the
+/// colour table when there is one, else viridis for one band or an RGB
+/// composite of bands 1–3, stretched from the 2nd to the 98th percentile.
+#[must_use]
+pub fn quicklook_rgba<T: Element>(
+    data: &ArrayView3<'_, T>,
+    nodata: T,
+    palette: Option<&Palette>,
+) -> Vec<u8> {
+    let used = if data.dim().0 >= 3 { 3 } else { 1 };
+    let stretches: Vec<Stretch> = (0..used)
+        .map(|b| {
+            Stretch::percentiles(data, b, nodata, 2.0, 98.0)
+                .unwrap_or(Stretch { min: 0.0, max: 1.0 })
+        })
+        .collect();
+    to_rgba(data, nodata, ColorMap::Viridis, &stretches, palette)
+}
+
 /// Renders cells to RGBA, row-major, 4 bytes per pixel. One band takes its
 /// colours from `palette` when given (values without an entry are
 /// [`UNLISTED_CLASS`]), else from `map` over the first stretch; three or

@@ -76,6 +76,10 @@ fn chunk_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .into_iter()
         .map(|(p, b)| (p.strip_prefix(root).unwrap().to_path_buf(), b))
         .filter(|(p, _)| !p.starts_with("meta"))
+        .map(|(p, b)| {
+            let b = util::comparable(p.to_str().unwrap(), b);
+            (p, b)
+        })
         .collect()
 }
 
@@ -254,7 +258,7 @@ fn readers_in_another_process_never_see_torn_chunks() {
     let store = new_store(dir.path(), "r.gs", &src);
     let path = dir.path().join("r.gs");
     drop(store);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gridstore"))
+    let mut child = util::command()
         .args(["ingest", path.to_str().unwrap(), src.to_str().unwrap()])
         .spawn()
         .unwrap();
@@ -311,7 +315,7 @@ fn stored(path: &Path) -> BTreeMap<String, Vec<u8>> {
         .filter(|(k, _)| !k.as_str().starts_with("meta/") && !k.as_str().starts_with("writer/"))
         .map(|(k, _)| {
             let bytes = storage.get(&k).unwrap().unwrap();
-            (k.to_string(), bytes)
+            (k.to_string(), util::comparable(k.as_str(), bytes))
         })
         .collect()
 }

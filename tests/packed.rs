@@ -153,7 +153,7 @@ fn repair_rebuilds_a_lost_index_and_the_store_reads_as_before() {
 fn a_closed_pipe_ends_the_command_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let packed = store(dir.path(), "p.gs", "packed");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gridstore"))
+    let mut child = util::command()
         .args(["chunks", s(&packed)])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -233,7 +233,7 @@ fn compact_reclaims_the_space_of_rewritten_chunks_and_changes_no_value() {
     let chunks = util::ok(&["chunks", s(&packed), "--json"]);
     let text = util::ok(&["compact", s(&packed)]);
     assert!(text.contains("1 of 1 packs rewritten"), "{text}");
-    // "... values moved, 250 KB -> 135 KB on disk (...)"
+    // "... values moved, 250 kB -> 135 kB on disk (...)"
     let sizes: Vec<f64> = text
         .split(" values moved, ")
         .nth(1)
@@ -246,7 +246,7 @@ fn compact_reclaims_the_space_of_rewritten_chunks_and_changes_no_value() {
             let (n, unit) = t.split_once(' ').unwrap();
             let scale = match unit {
                 "B" => 1.0,
-                "KB" => 1e3,
+                "kB" => 1e3,
                 "MB" => 1e6,
                 _ => panic!("{text}"),
             };

@@ -75,6 +75,13 @@ pub enum Command {
         /// The store folder.
         store: PathBuf,
     },
+    /// Show or clear the function cache (exports and quicklooks kept for
+    /// reuse, in $GRIDSTORE_CACHE_DIR or ~/.cache/gridstore).
+    Cache {
+        /// What to do.
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Show the ingest history and notes, or attach a note.
     History {
         /// The store folder.
@@ -231,6 +238,37 @@ pub struct ExportArgs {
     /// -tap), so cells are copied rather than resampled.
     #[arg(long)]
     pub snap: bool,
+    /// At a --time between stored instants, blend the two around it
+    /// linearly (each read kept in the function cache).
+    #[arg(long, requires = "time")]
+    pub interpolate: bool,
+    /// Neither answer from nor keep in the function cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// What `gridstore cache` does.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// List the cached results: function, age, size, arguments.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached results: all, or those matching every option given.
+    Clear {
+        /// Only those computed longer ago than this (90s, 15m, 6h, 7d, 2w).
+        #[arg(long)]
+        older_than: Option<String>,
+        /// Only this function's (export, extent, quicklook).
+        #[arg(long)]
+        function: Option<String>,
+        /// Only those whose arguments hold this JSON object's members,
+        /// e.g. '{"format": "png"}'.
+        #[arg(long)]
+        args: Option<String>,
+    },
 }
 
 fn parse_number(s: &str) -> Result<f64, String> {

@@ -3,6 +3,7 @@
 //! Exit codes: 0 on success, 1 when `verify` finds damage, 2 for errors.
 
 mod args;
+mod cache;
 mod convert;
 mod create;
 mod history;

@@ -2,9 +2,9 @@
 
 use super::args::{Cli, Command, ExportArgs};
 use super::progress::BarSink;
-use super::{convert, create, history, info, open_store, parse_time};
+use super::{cache, convert, create, history, info, open_store, parse_time};
 use crate::engine::{CancelToken, Store};
-use crate::gdal_io::{ExportFormat, ExportRequest, IngestOptions, Resolution, export, ingest};
+use crate::gdal_io::{ExportFormat, ExportRequest, IngestOptions, Resolution, export_with, ingest};
 use crate::with_dtype;
 use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
@@ -87,6 +87,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Repair { store } => repair(&store),
         Command::Compact { store } => compact(&store),
+        Command::Cache { action } => {
+            cache::run(&action)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Convert { src, dst, backend } => {
             let (values, bytes) = convert::convert(&src, &dst, backend)?;
             println!(
@@ -129,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 recent_file: None,
                 tour: if tour { frame_log } else { None },
                 tour_ingest,
+                cache_dir: None,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -233,16 +238,46 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         resampling: args.resampling,
         crs: args.crs.clone(),
         snap: args.snap,
+        interpolate: args.interpolate,
+    };
+    let cache = if args.no_cache {
+        None
+    } else {
+        cache::open_or_warn()
     };
     let sink = BarSink::new("export");
-    let report = export(&store, &request, &args.output, &sink, cancel);
+    let result = export_with(
+        &store,
+        &request,
+        &args.output,
+        cache.as_ref(),
+        &sink,
+        cancel,
+    );
     sink.finish();
-    let report = report?;
+    let (report, cache_warning) = result?;
+    if let Some(w) = cache_warning {
+        eprintln!("warning: {w}");
+    }
     if !report.has_data {
         eprintln!("warning: the exported extent holds no data");
     }
+    let how = match (report.from_cache, report.between) {
+        (true, _) => " (from the cache)".to_string(),
+        (false, Some(b)) => {
+            let w = (b.instant - b.below) as f64 / (b.above - b.below) as f64;
+            format!(
+                " ({:.0} % of {} blended with {:.0} % of {})",
+                (1.0 - w) * 100.0,
+                crate::engine::time::format_instant(b.below),
+                w * 100.0,
+                crate::engine::time::format_instant(b.above)
+            )
+        }
+        (false, None) => String::new(),
+    };
     println!(
-        "exported {} x {} cells from level {} to {}",
+        "exported {} x {} cells from level {} to {}{how}",
         report.size.0,
         report.size.1,
         report.level,

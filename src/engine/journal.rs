@@ -60,6 +60,31 @@ pub struct PendingWrite {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Journal {
     pending: Vec<PendingWrite>,
+    /// A random token of the store's contents, new with every write that
+    /// changes them (kept by a write that rolls back): cached results of
+    /// the store are keyed by it. Absent in stores not written since it
+    /// was introduced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+}
+
+/// A new random contents token: 128 bits from the standard library's
+/// per-process random hash keys, the clock and a counter.
+fn new_state() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u64(n ^ salt);
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
 }
 
 fn key(text: &str) -> Result<StoreKey, EngineError> {
@@ -132,7 +157,7 @@ impl WriteTxn<'_> {
     /// I/O.
     pub fn abort(self) -> Result<(), EngineError> {
         self.store.discard_staged(&self.record)?;
-        self.store.journal_end(self.record.id)
+        self.store.journal_end(self.record.id, false)
     }
 }
 
@@ -206,7 +231,30 @@ impl Store {
     /// Writes the empty journal of a new store, so that a write that rolls
     /// back leaves every file exactly as it was.
     pub(crate) fn init_journal(&self) -> Result<(), EngineError> {
-        self.write_journal(&Journal::default())
+        self.write_journal(&Journal {
+            pending: Vec::new(),
+            state: Some(new_state()),
+        })
+    }
+
+    /// A token of the store's contents, for keying results computed from
+    /// them (see [`crate::engine::FunctionCache`]): it changes with every
+    /// write. `None` while a write is under way, or in a store not written
+    /// since tokens were introduced.
+    ///
+    /// # Errors
+    /// I/O, or a damaged journal.
+    pub fn state_token(&self) -> Result<Option<String>, EngineError> {
+        let journal = self.read_journal()?;
+        Ok(journal.state.filter(|_| journal.pending.is_empty()))
+    }
+
+    /// Records that the contents changed outside a write transaction (the
+    /// colour table).
+    pub(crate) fn contents_changed(&self) -> Result<(), EngineError> {
+        let mut journal = self.read_journal()?;
+        journal.state = Some(new_state());
+        self.write_journal(&journal)
     }
 
     fn write_journal(&self, journal: &Journal) -> Result<(), EngineError> {
@@ -234,9 +282,14 @@ impl Store {
         self.write_journal(&journal)
     }
 
-    fn journal_end(&self, id: u64) -> Result<(), EngineError> {
+    /// Ends the record `id`; `changed`: the write went through (the
+    /// contents get a new token), rather than being rolled back.
+    fn journal_end(&self, id: u64, changed: bool) -> Result<(), EngineError> {
         let mut journal = self.read_journal()?;
         journal.pending.retain(|p| p.id != id);
+        if changed {
+            journal.state = Some(new_state());
+        }
         self.write_journal(&journal)
     }
 
@@ -331,7 +384,7 @@ impl Store {
         if pending.staged_levels < top {
             progress.event(landed([pending.staged_levels + 1, top]));
         }
-        self.journal_end(pending.id)?;
+        self.journal_end(pending.id, true)?;
         Ok(done)
     }
 
@@ -376,11 +429,11 @@ impl Store {
             let result = match p.phase {
                 Phase::Staging => self
                     .discard_staged(&p)
-                    .and_then(|()| self.journal_end(p.id)),
+                    .and_then(|()| self.journal_end(p.id, false)),
                 Phase::Committing => self.finish_commit::<T>(&p, progress, cancel).map(drop),
                 Phase::Aggregating => self
                     .aggregate_pending::<T>(&p, progress, cancel)
-                    .and_then(|_| self.journal_end(p.id)),
+                    .and_then(|_| self.journal_end(p.id, true)),
             };
             match result {
                 Ok(()) => repaired += 1,

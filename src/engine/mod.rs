@@ -4,15 +4,18 @@
 
 pub mod aggregate;
 mod bounds;
+pub mod cache;
 pub mod codec;
 mod dtype;
 mod error;
 pub mod grid;
 mod history;
+pub mod interpolate;
 pub mod job;
 mod journal;
 pub mod palette;
 mod read;
+mod storable;
 mod store;
 mod structure;
 pub mod time;
@@ -21,14 +24,17 @@ mod verify;
 mod write;
 pub mod zarr;
 
+pub use cache::{CacheError, Cached, ClearFilter, EntryInfo, FunctionCache};
 pub use dtype::{DType, Element};
 pub use error::EngineError;
 pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
 pub use history::{IngestRecord, Note};
+pub use interpolate::{InterpolateError, Interpolated, Interpolating};
 pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
 pub use journal::{PendingWrite, Phase, WriteTxn};
 pub use palette::Palette;
 pub use read::Raster;
+pub use storable::Storable;
 pub use store::{Store, TimeState};
 pub use structure::{
     Aggregator, Codec, Crs, DEFAULT_DOMAIN_LEVELS, MAX_DOMAIN_LEVELS, Resampling, Structure,

@@ -263,7 +263,7 @@ impl Store {
             .palette
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(palette));
-        Ok(())
+        self.contents_changed()
     }
 
     pub(crate) fn check_writable(&self) -> Result<(), EngineError> {

@@ -108,6 +108,35 @@ impl Array {
         }
     }
 
+    /// An array of `dtype` and `shape` over little-endian, row-major
+    /// `bytes`.
+    ///
+    /// # Errors
+    /// When `bytes` does not hold exactly `shape`'s cells.
+    pub fn from_le_bytes(dtype: DType, shape: Vec<usize>, bytes: Vec<u8>) -> Result<Self, String> {
+        let cells = shape
+            .iter()
+            .try_fold(1usize, |n, d| n.checked_mul(*d))
+            .ok_or("the shape overflows")?;
+        if cells.checked_mul(dtype.size()) != Some(bytes.len()) {
+            return Err(format!(
+                "{} bytes do not hold {cells} cells of {dtype}",
+                bytes.len()
+            ));
+        }
+        Ok(Self {
+            dtype,
+            shape,
+            bytes,
+        })
+    }
+
+    /// The cells' little-endian bytes, row-major.
+    #[must_use]
+    pub fn le_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The element type.
     #[must_use]
     pub fn dtype(&self) -> DType {

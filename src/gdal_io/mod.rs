@@ -11,7 +11,9 @@ mod source;
 mod warp;
 
 pub use error::IoError;
-pub use export::{ExportFormat, ExportReport, ExportRequest, Resolution, export};
+pub use export::{
+    Between, ExportFormat, ExportReport, ExportRequest, Resolution, export, export_with,
+};
 pub use ingest::{IngestOptions, IngestReport, ingest};
 pub use source::{
     Source, area_of_use, crs_of, domain_levels_for, resolve_crs, srs_from, structure_like,

@@ -10,6 +10,7 @@ use super::inspect::Inspector;
 use super::jobs::{JobState, Jobs};
 use super::levels::LevelBrowser;
 use super::map::{Drawn, MapView, Marks};
+use super::quicklooks::Quicklooks;
 use super::tiles::{Style, TileCache};
 use super::time::TimePanel;
 use crate::engine::{Extent, Store};
@@ -38,6 +39,9 @@ pub struct GuiOptions {
     pub tour: Option<PathBuf>,
     /// A raster to ingest halfway through the tour.
     pub tour_ingest: Option<PathBuf>,
+    /// Where the function cache lives (`None`: the user's, see
+    /// [`crate::engine::FunctionCache::open_default`]).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A store that finished opening.
@@ -106,6 +110,8 @@ pub struct Explorer {
     pub history: HistoryPanel,
     /// The structure editor (new stores) and viewer (the open store).
     pub editor: StructureEditor,
+    /// Quicklooks of the open and recent stores.
+    pub quicklooks: Quicklooks,
     /// A reload of the open store after a write, applied when it arrives.
     reload: Option<Receiver<Result<Opened, String>>>,
     last_reload: std::time::Instant,
@@ -127,7 +133,16 @@ impl Explorer {
     /// The explorer, starting to open the store of `options` (or the demo).
     #[must_use]
     pub fn new(ctx: egui::Context, options: &GuiOptions) -> Self {
+        // Creating the cache's folder is the only I/O: done before the
+        // first frame. Without a cache, everything works, only slower.
+        let cache = match &options.cache_dir {
+            Some(dir) => crate::storage::FolderStorage::create(dir.clone())
+                .map(|s| crate::engine::FunctionCache::new(Arc::new(s)))
+                .ok(),
+            None => crate::engine::FunctionCache::open_default().ok(),
+        };
         let mut app = Self {
+            quicklooks: Quicklooks::new(ctx.clone(), cache.clone()),
             tiles: TileCache::new(ctx.clone(), 512),
             ctx: ctx.clone(),
             state: StoreState::Empty,
@@ -142,7 +157,7 @@ impl Explorer {
                 .map_or(Shot::None, |path| Shot::Waiting { path, settled: 0 }),
             bbox: options.bbox,
             outcome: Arc::new(Mutex::new(None)),
-            jobs: Jobs::new(ctx.clone()),
+            jobs: Jobs::new(ctx.clone(), cache),
             inspector: Inspector::default(),
             export: ExportPanel::default(),
             time: TimePanel::default(),
@@ -292,6 +307,7 @@ impl Explorer {
             self.state = match result {
                 Ok(opened) => {
                     self.remember(&opened.path);
+                    self.quicklooks.request(&opened.path);
                     // A categorical store shows its own colours first.
                     self.use_palette = opened.store.palette().is_some();
                     if self.pending_reload.take().as_ref() == Some(&opened.path) {
@@ -303,6 +319,7 @@ impl Explorer {
             };
         }
         self.tiles.begin_frame();
+        self.quicklooks.poll();
         self.take_files(ui);
         self.follow_jobs();
         egui::Panel::left("store")
@@ -363,6 +380,7 @@ impl Explorer {
             ui.label(RichText::new(opened.path.display().to_string()).strong());
             show_structure = ui.button("Structure…").clicked();
         });
+        self.quicklooks.show(ui, &opened.path, 64.0);
 
         egui::Grid::new("structure").num_columns(2).show(ui, |ui| {
             let crs = s.crs.epsg.map_or_else(
@@ -430,20 +448,26 @@ impl Explorer {
         }
         let current = self.opened().map(|o| o.path.clone());
         let mut chosen = None;
+        let open_first = self.opened().is_none();
+        let quicklooks = &mut self.quicklooks;
         egui::CollapsingHeader::new("Recent stores")
-            .default_open(self.opened().is_none())
+            .default_open(open_first)
             .show(ui, |ui| {
                 for path in &self.recent {
+                    quicklooks.request(path);
                     let name = path.display().to_string();
-                    if ui
-                        .add_enabled(
-                            current.as_ref() != Some(path),
-                            egui::Button::new(&name).small(),
-                        )
-                        .clicked()
-                    {
-                        chosen = Some(path.clone());
-                    }
+                    ui.horizontal(|ui| {
+                        quicklooks.show(ui, path, 24.0);
+                        if ui
+                            .add_enabled(
+                                current.as_ref() != Some(path),
+                                egui::Button::new(&name).small(),
+                            )
+                            .clicked()
+                        {
+                            chosen = Some(path.clone());
+                        }
+                    });
                 }
             });
         if let Some(path) = chosen {
@@ -696,6 +720,7 @@ impl Explorer {
                     }
                     **opened = fresh;
                     self.tiles.refresh();
+                    self.quicklooks.refresh(&opened.path);
                     self.reload_failures = 0;
                 }
                 // Read while a writer moved files: try again, a few times.

@@ -68,6 +68,7 @@ impl ExportPanel {
             resampling: None,
             crs: None,
             snap: false,
+            interpolate: false,
         }
     }
 

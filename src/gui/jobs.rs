@@ -7,8 +7,8 @@
 //! final result never is), and each message wakes the UI.
 
 use super::changes::Changes;
-use crate::engine::{CancelToken, JobEvent, Store};
-use crate::gdal_io::{ExportRequest, IngestOptions, export, ingest};
+use crate::engine::{CancelToken, FunctionCache, JobEvent, Store};
+use crate::gdal_io::{ExportRequest, IngestOptions, export_with, ingest};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
@@ -77,6 +77,8 @@ struct Request {
     store: PathBuf,
     /// Set for an export of the store to `file`.
     export: Option<ExportRequest>,
+    /// The function cache exports are served from and kept in.
+    cache: Option<FunctionCache>,
     cancel: CancelToken,
 }
 
@@ -94,12 +96,14 @@ pub struct Jobs {
     messages: Receiver<(usize, Message)>,
     sender: SyncSender<(usize, Message)>,
     ctx: egui::Context,
+    cache: Option<FunctionCache>,
 }
 
 impl Jobs {
-    /// No jobs yet; the worker starts with the first.
+    /// No jobs yet; the worker starts with the first. Exports go through
+    /// `cache` when given.
     #[must_use]
-    pub fn new(ctx: egui::Context) -> Self {
+    pub fn new(ctx: egui::Context, cache: Option<FunctionCache>) -> Self {
         let (sender, messages) = sync_channel(256);
         Self {
             jobs: Vec::new(),
@@ -107,6 +111,7 @@ impl Jobs {
             messages,
             sender,
             ctx,
+            cache,
         }
     }
 
@@ -144,6 +149,7 @@ impl Jobs {
                 file,
                 store,
                 export,
+                cache: self.cache.clone(),
                 cancel,
             })
             .is_err()
@@ -261,20 +267,29 @@ fn run(
         let storage = crate::storage::open(&request.store)
             .map_err(|e| format!("cannot open {}: {e}", request.store.display()))?;
         let store = Store::open(storage).map_err(|e| e.to_string())?;
-        let report = export(
+        let (report, warning) = export_with(
             &store,
             export_request,
             &request.file,
+            request.cache.as_ref(),
             &sink,
             &request.cancel,
         )
         .map_err(|e| e.to_string())?;
+        if let Some(w) = warning {
+            sink(JobEvent::Warning(w));
+        }
         return Ok(format!(
-            "{} × {} cells from level {} to {}",
+            "{} × {} cells from level {} to {}{}",
             report.size.0,
             report.size.1,
             report.level,
-            report.path.display()
+            report.path.display(),
+            if report.from_cache {
+                " (from the cache)"
+            } else {
+                ""
+            }
         ));
     }
     let store = open_writer(&request.store)?;

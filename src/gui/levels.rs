@@ -6,6 +6,7 @@
 
 use super::tiles::TileKey;
 use crate::engine::{ChunkLoc, Store};
+use crate::storage::human_bytes;
 use egui::RichText;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -161,18 +162,5 @@ impl LevelBrowser {
                 }
             });
         picked
-    }
-}
-
-/// Bytes in B, kB, MB or GB.
-#[must_use]
-pub fn human_bytes(n: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
-    let v = n as f64;
-    match n {
-        0..1_000 => format!("{n} B"),
-        1_000..1_000_000 => format!("{:.1} kB", v / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", v / 1e6),
-        _ => format!("{:.2} GB", v / 1e9),
     }
 }

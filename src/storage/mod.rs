@@ -341,10 +341,10 @@ pub(crate) fn free_space(path: &std::path::Path) -> Result<u64, StorageError> {
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
-/// A byte count for people: `812 B`, `4.1 KB`, `107 KB`, `2.4 GB`.
+/// A byte count for people (SI units): `812 B`, `4.1 kB`, `107 kB`, `2.4 GB`.
 #[must_use]
 pub fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1000.0 && unit + 1 < units.len() {
@@ -367,8 +367,8 @@ mod tests {
     #[test]
     fn byte_counts_read_as_people_write_them() {
         assert_eq!(human_bytes(812), "812 B");
-        assert_eq!(human_bytes(4096), "4.1 KB");
-        assert_eq!(human_bytes(106_752), "107 KB");
+        assert_eq!(human_bytes(4096), "4.1 kB");
+        assert_eq!(human_bytes(106_752), "107 kB");
         assert_eq!(human_bytes(2_400_000_000), "2.4 GB");
     }
 }

@@ -9,6 +9,7 @@ mod util;
 mod editor;
 mod history;
 mod panels;
+mod quicklooks;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
@@ -72,6 +73,14 @@ fn harness(options: &GuiOptions) -> Harness<'static, Explorer> {
             std::thread::current().id()
         ));
         options.recent_file = Some(file);
+    }
+    // Nor the user's function cache.
+    if options.cache_dir.is_none() {
+        options.cache_dir = Some(std::env::temp_dir().join(format!(
+            "gridstore-test-cache-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )));
     }
     let app = Explorer::new(ctx, &options);
     Harness::builder()
@@ -179,8 +188,9 @@ fn the_real_window_saves_a_screenshot_under_xvfb() {
     let store = store_with_data(dir.path());
     let shot = dir.path().join("shot.png");
     let out = std::process::Command::new("xvfb-run")
-        // Never touch the user's own recent-stores list.
+        // Never touch the user's own recent-stores list or cache.
         .env("XDG_CONFIG_HOME", dir.path())
+        .env("GRIDSTORE_CACHE_DIR", dir.path().join("cache"))
         .args([
             "-a",
             "-s",
@@ -526,8 +536,9 @@ fn the_tour_logs_frame_times_under_xvfb() {
     let shifted = dir.path().join("again.tif");
     std::fs::copy(util::data("terra_meuse.tif"), &shifted).unwrap();
     let out = std::process::Command::new("xvfb-run")
-        // Never touch the user's own recent-stores list.
+        // Never touch the user's own recent-stores list or cache.
         .env("XDG_CONFIG_HOME", dir.path())
+        .env("GRIDSTORE_CACHE_DIR", dir.path().join("cache"))
         .args([
             "-a",
             "-s",
@@ -690,7 +701,7 @@ fn a_levels_chunk_list_selects_a_chunk() {
         .unwrap();
     assert_eq!(
         label,
-        format!("{loc}  {}", gridstore::gui::human_bytes(bytes))
+        format!("{loc}  {}", gridstore::storage::human_bytes(bytes))
     );
     h.get_by_label(&label).click();
     run_until(&mut h, "the chunk report", |app| {

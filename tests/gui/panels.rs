@@ -35,7 +35,7 @@ fn every_panel_answers_its_controls() {
     // Pyramid browser: a level's chunks, one chunk, its parent.
     // (The status bar's "level 0" is a label; the list's is a button.)
     h.get_by_role_and_label(egui::accesskit::Role::Button, "level 0")
-        .click();
+        .click_accesskit();
     h.run_steps(3);
     run_until(&mut h, "the chunk list", |app| {
         !app.levels.chunks.is_empty()

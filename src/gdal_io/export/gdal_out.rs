@@ -39,28 +39,8 @@ pub fn write<T: GdalCell>(
     cancel: &CancelToken,
 ) -> Result<Written, String> {
     let path = path.to_str().ok_or("output path is not UTF-8")?;
-    // Outputs compress like the store: zstd at the store's level (3 when the
-    // store uses another codec), on every core.
-    let level = match store.structure().codec {
-        crate::engine::Codec::Zstd { level } => level,
-        _ => 3,
-    };
-    let zstd = format!("ZSTD_LEVEL={level}");
-    let common = [
-        "COMPRESS=ZSTD",
-        zstd.as_str(),
-        "BIGTIFF=IF_SAFER",
-        "NUM_THREADS=ALL_CPUS",
-    ];
-    let (driver, options): (&str, Vec<&str>) = match format {
-        ExportFormat::GTiff => ("GTiff", [&common[..], &["TILED=YES"]].concat()),
-        ExportFormat::Cog => (
-            "COG",
-            [&common[..], &["OVERVIEWS=FORCE_USE_EXISTING"]].concat(),
-        ),
-        ExportFormat::NetCdf => ("netCDF", vec!["FORMAT=NC4", "COMPRESS=DEFLATE"]),
-        ExportFormat::Png => return Err("PNG is written without GDAL".into()),
-    };
+    let (driver, options) = driver_options(store, format)?;
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
     let overviews = if format == ExportFormat::Cog {
         overview_count(output)
     } else {
@@ -101,43 +81,129 @@ pub fn write<T: GdalCell>(
                 fill::<T>(store, output, &staging, k, &phase, cancel)?;
             }
         }
-        match crs {
-            Some(crs) => {
-                let method = match output.method {
-                    Resampling::Nearest => "near",
-                    Resampling::Average => "average",
-                    Resampling::Bilinear => "bilinear",
-                };
-                let mut args: Vec<String> = ["-of", driver, "-t_srs", crs, "-r", method]
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                args.extend(output.warp.iter().cloned());
-                for o in options.iter().filter(|o| !o.starts_with("OVERVIEWS")) {
-                    args.extend(["-co".to_string(), (*o).to_string()]);
-                }
-                let warped = warp::warp(&staging, path, &args)?;
-                let size = warped.raster_size();
-                warped.close().map_err(err)?;
-                Ok(Written { size, has_data })
-            }
-            None => {
-                let driver = DriverManager::get_driver_by_name(driver).map_err(err)?;
-                let options = RasterCreationOptions::from_iter(options.iter().copied());
-                staging
-                    .create_copy(&driver, path, &options)
-                    .map_err(err)?
-                    .close()
-                    .map_err(err)?;
-                Ok(Written {
-                    size: (output.cols, output.rows),
-                    has_data,
-                })
-            }
-        }
+        finish(&staging, output, driver, &options, crs, path, has_data)
     })();
     gdal::vsi::unlink_mem_file(&staging_path).ok();
     result
+}
+
+/// Writes `raster` (cells already on the output grid, such as a blend of
+/// two instants) to `path` in `format`, reprojected to `crs` when given. A
+/// COG's overviews are GDAL's, from these cells, by the store's resampling.
+///
+/// # Errors
+/// GDAL failures, as one line.
+pub fn write_raster<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    raster: &crate::engine::Raster<T>,
+    format: ExportFormat,
+    crs: Option<&str>,
+    path: &Path,
+) -> Result<Written, String> {
+    let path = path.to_str().ok_or("output path is not UTF-8")?;
+    let (driver, mut options) = driver_options(store, format)?;
+    options.retain(|o| !o.starts_with("OVERVIEWS"));
+    let resampling = match output.method {
+        Resampling::Nearest => "OVERVIEW_RESAMPLING=NEAREST",
+        _ => "OVERVIEW_RESAMPLING=AVERAGE",
+    };
+    if format == ExportFormat::Cog {
+        options.push(resampling.to_string());
+    }
+    let staging = create::<T>(store, output, "MEM", "", &[])?;
+    let nodata = store.nodata::<T>();
+    let has_data = raster.data.iter().any(|v| is_valid(*v, nodata));
+    for (b, plane) in raster.data.outer_iter().enumerate() {
+        let values: Vec<T::Io> = plane.iter().map(|v| v.to_io()).collect();
+        staging
+            .rasterband(b + 1)
+            .map_err(err)?
+            .write(
+                (0, 0),
+                (output.cols, output.rows),
+                &mut Buffer::new((output.cols, output.rows), values),
+            )
+            .map_err(err)?;
+    }
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    finish(&staging, output, driver, &options, crs, path, has_data)
+}
+
+/// The GDAL driver and creation options of `format`: outputs compress like
+/// the store (zstd at the store's level, 3 when it uses another codec), on
+/// every core.
+fn driver_options(
+    store: &Store,
+    format: ExportFormat,
+) -> Result<(&'static str, Vec<String>), String> {
+    let level = match store.structure().codec {
+        crate::engine::Codec::Zstd { level } => level,
+        _ => 3,
+    };
+    let common = [
+        "COMPRESS=ZSTD".to_string(),
+        format!("ZSTD_LEVEL={level}"),
+        "BIGTIFF=IF_SAFER".to_string(),
+        "NUM_THREADS=ALL_CPUS".to_string(),
+    ];
+    let with = |extra: &str| [&common[..], &[extra.to_string()]].concat();
+    Ok(match format {
+        ExportFormat::GTiff => ("GTiff", with("TILED=YES")),
+        ExportFormat::Cog => ("COG", with("OVERVIEWS=FORCE_USE_EXISTING")),
+        ExportFormat::NetCdf => (
+            "netCDF",
+            vec!["FORMAT=NC4".to_string(), "COMPRESS=DEFLATE".to_string()],
+        ),
+        ExportFormat::Png => return Err("PNG is written without GDAL".into()),
+    })
+}
+
+/// Copies a filled staging dataset to `path` through `driver`, or warps it
+/// there when `crs` is given.
+fn finish(
+    staging: &Dataset,
+    output: &OutputGrid,
+    driver: &str,
+    options: &[&str],
+    crs: Option<&str>,
+    path: &str,
+    has_data: bool,
+) -> Result<Written, String> {
+    match crs {
+        Some(crs) => {
+            let method = match output.method {
+                Resampling::Nearest => "near",
+                Resampling::Average => "average",
+                Resampling::Bilinear => "bilinear",
+            };
+            let mut args: Vec<String> = ["-of", driver, "-t_srs", crs, "-r", method]
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            args.extend(output.warp.iter().cloned());
+            for o in options.iter().filter(|o| !o.starts_with("OVERVIEWS")) {
+                args.extend(["-co".to_string(), (*o).to_string()]);
+            }
+            let warped = warp::warp(staging, path, &args)?;
+            let size = warped.raster_size();
+            warped.close().map_err(err)?;
+            Ok(Written { size, has_data })
+        }
+        None => {
+            let driver = DriverManager::get_driver_by_name(driver).map_err(err)?;
+            let options = RasterCreationOptions::from_iter(options.iter().copied());
+            staging
+                .create_copy(&driver, path, &options)
+                .map_err(err)?
+                .close()
+                .map_err(err)?;
+            Ok(Written {
+                size: (output.cols, output.rows),
+                has_data,
+            })
+        }
+    }
 }
 
 /// Overviews until the smaller side drops under 256 cells.

@@ -6,15 +6,21 @@
 //! GDAL. Every output is written to a temporary name beside the target and
 //! renamed into place, so a failed export leaves no partial file.
 
+mod between;
+mod cached;
 mod gdal_out;
 pub(super) use gdal_out::Written;
 mod passthrough;
 mod png;
 
+pub use between::Between;
+
 use super::IoError;
 use super::cell::GdalCell;
 use super::source::{one_line, srs_from};
-use crate::engine::{CancelToken, EngineError, Extent, Progress, ProgressSink, Resampling, Store};
+use crate::engine::{
+    CancelToken, EngineError, Extent, FunctionCache, Progress, ProgressSink, Resampling, Store,
+};
 use crate::with_dtype;
 use std::path::{Path, PathBuf};
 
@@ -110,6 +116,9 @@ pub struct ExportRequest {
     /// Snap the extent outward to the cells of the level read, so cells are
     /// copied rather than resampled.
     pub snap: bool,
+    /// At an instant the store does not hold, blend the stored instants
+    /// around it (linearly in time) instead of failing.
+    pub interpolate: bool,
 }
 
 /// What an export wrote.
@@ -125,6 +134,10 @@ pub struct ExportReport {
     pub level: u8,
     /// The output geotransform (before any reprojection).
     pub geotransform: [f64; 6],
+    /// Whether the files came from the function cache.
+    pub from_cache: bool,
+    /// The stored instants blended, for an interpolated instant.
+    pub between: Option<Between>,
 }
 
 /// Exports an extent of `store` to `out`.
@@ -139,21 +152,104 @@ pub fn export(
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<ExportReport, IoError> {
-    with_dtype!(store.structure().dtype, T => export_typed::<T>(store, request, out, progress, cancel))
+    export_with(store, request, out, None, progress, cancel).map(|(report, _)| report)
+}
+
+/// [`export`], served from `cache` when it holds the same request on the
+/// store's current contents, and kept there otherwise (up to 256 MB of
+/// files). A failure of the cache itself never fails the export: it is
+/// reported in the returned warning.
+///
+/// # Errors
+/// As [`export`].
+pub fn export_with(
+    store: &Store,
+    request: &ExportRequest,
+    out: &Path,
+    cache: Option<&FunctionCache>,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<(ExportReport, Option<String>), IoError> {
+    let location = PathBuf::from(store.location());
+    let token = match cache {
+        Some(_) => store
+            .state_token()
+            .map_err(|e| IoError::engine(&location, e))?,
+        None => None,
+    };
+    let (Some(cache), Some(token)) = (cache, token) else {
+        let report = with_dtype!(store.structure().dtype, T => export_typed::<T>(store, request, out, None, progress, cancel))?;
+        return Ok((report, None));
+    };
+    let args = cached::args(&token, request);
+    let mut warning = None;
+    match cache.get::<cached::ExportedFiles>(cached::FUNCTION, &args) {
+        Ok(Some(files)) => {
+            Progress::phase(progress, "export (from the cache)", 1).add(1, 0);
+            let report = cached::restore(&files, out).map_err(|reason| IoError::Write {
+                path: out.into(),
+                reason,
+            })?;
+            return Ok((report, None));
+        }
+        Ok(None) => {}
+        Err(e) => warning = Some(format!("cache: {e}")),
+    }
+    let report = with_dtype!(store.structure().dtype, T => export_typed::<T>(store, request, out, Some(cache), progress, cancel))?;
+    let kept = cached::collect(&report, request.format).and_then(|files| match files {
+        Some(files) => cache
+            .put(cached::FUNCTION, &args, &files)
+            .map_err(|e| e.to_string()),
+        None => Ok(()),
+    });
+    if let Err(e) = kept {
+        warning.get_or_insert(format!("cache: {e}"));
+    }
+    Ok((report, warning))
 }
 
 fn export_typed<T: GdalCell>(
     store: &Store,
     request: &ExportRequest,
     out: &Path,
+    cache: Option<&FunctionCache>,
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<ExportReport, IoError> {
-    let output = plan_output::<T>(store, request, out)?;
+    let between = between::bracket(store, request)?;
+    // An interpolated export is planned on the stored instant before it.
+    let planned = match between {
+        Some(b) => ExportRequest {
+            instant: Some(b.below),
+            ..request.clone()
+        },
+        None => request.clone(),
+    };
+    let output = plan_output::<T>(store, &planned, out)?;
     let location = PathBuf::from(store.location());
     let tmp = temporary_path(out)?;
-    let written = match request.format {
-        ExportFormat::Png => {
+    let written = match (between, request.format) {
+        (Some(b), format) => {
+            Progress::phase(progress, "export", 1);
+            let raster = between::blend::<T>(store, &output, request, b, cache)?;
+            match format {
+                ExportFormat::Png => png::write_png(
+                    &raster,
+                    store.nodata::<T>(),
+                    store.palette().as_deref(),
+                    &tmp,
+                ),
+                format => gdal_out::write_raster::<T>(
+                    store,
+                    &output,
+                    &raster,
+                    format,
+                    request.crs.as_deref(),
+                    &tmp,
+                ),
+            }
+        }
+        (None, ExportFormat::Png) => {
             Progress::phase(progress, "export", 1);
             store
                 .read_extent_at::<T>(
@@ -173,7 +269,7 @@ fn export_typed<T: GdalCell>(
                     )
                 })
         }
-        format => gdal_out::write::<T>(
+        (None, format) => gdal_out::write::<T>(
             store,
             &output,
             format,
@@ -209,6 +305,8 @@ fn export_typed<T: GdalCell>(
         has_data: written.has_data,
         level: output.level,
         geotransform: output.geotransform(),
+        from_cache: false,
+        between,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use super::Written;
 use crate::engine::{Element, Palette, Raster};
-use crate::render::{ColorMap, Stretch, to_rgba};
+use crate::render::quicklook_rgba;
 use std::path::Path;
 
 /// Writes `raster` as an RGBA PNG: through the colour table when given,
@@ -17,15 +17,8 @@ pub fn write_png<T: Element>(
     path: &Path,
 ) -> Result<Written, String> {
     let view = raster.data.view();
-    let (bands, rows, cols) = raster.data.dim();
-    let used = if bands >= 3 { 3 } else { 1 };
-    let stretches: Vec<Stretch> = (0..used)
-        .map(|b| {
-            Stretch::percentiles(&view, b, nodata, 2.0, 98.0)
-                .unwrap_or(Stretch { min: 0.0, max: 1.0 })
-        })
-        .collect();
-    let rgba = to_rgba(&view, nodata, ColorMap::Viridis, &stretches, palette);
+    let (_, rows, cols) = raster.data.dim();
+    let rgba = quicklook_rgba(&view, nodata, palette);
     let w = u32::try_from(cols).map_err(|e| e.to_string())?;
     let h = u32::try_from(rows).map_err(|e| e.to_string())?;
     image::save_buffer_with_format(

@@ -1,0 +1,305 @@
+//! The function cache end to end: repeated exports served from it until
+//! the store changes, exports between two instants blended from cached
+//! reads, and `gridstore cache list | clear`.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs gridstore with its own function cache in `cache`; stdout on
+/// success, else the panic names stderr.
+fn gs(cache: &Path, args: &[&str]) -> String {
+    let out = util::command()
+        .env("GRIDSTORE_CACHE_DIR", cache)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gridstore {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The one-line error of a failing run.
+fn gs_fails(cache: &Path, args: &[&str]) -> String {
+    let out = util::command()
+        .env("GRIDSTORE_CACHE_DIR", cache)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "gridstore {args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    err
+}
+
+fn entries(cache: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&gs(cache, &["cache", "list", "--json"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// terra_elev with its values turned upside down: the same grid, other values.
+fn inverted(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("inverted.tif");
+    util::tool(
+        "gdal_translate",
+        &[
+            "-q",
+            "-scale",
+            "141",
+            "547",
+            "547",
+            "141",
+            s(&util::data("terra_elev.tif")),
+            s(&out),
+        ],
+    );
+    out
+}
+
+#[test]
+fn a_repeated_export_is_served_from_the_cache_until_the_store_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let store = dir.path().join("s.gs");
+    let src = util::data("terra_elev.tif");
+    gs(
+        &cache,
+        &["create", s(&store), "--like", s(&src), "--chunk", "16"],
+    );
+    gs(&cache, &["ingest", s(&store), s(&src)]);
+    for out in ["a.tif", "a.png", "a.nc"] {
+        let out = dir.path().join(out);
+        let first = gs(
+            &cache,
+            &["export", s(&store), "-o", s(&out), "--level", "1"],
+        );
+        assert!(!first.contains("from the cache"), "{first}");
+        let bytes = std::fs::read(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        let world = out.with_extension("pgw");
+        std::fs::remove_file(&world).ok();
+        let again = gs(
+            &cache,
+            &["export", s(&store), "-o", s(&out), "--level", "1"],
+        );
+        assert!(again.contains("(from the cache)"), "{again}");
+        assert_eq!(std::fs::read(&out).unwrap(), bytes, "{}", out.display());
+        if out.extension().unwrap() == "png" {
+            assert!(world.exists(), "the world file comes back too");
+        }
+    }
+    assert_eq!(entries(&cache).len(), 3);
+    // --no-cache never answers from it.
+    let out = dir.path().join("a.tif");
+    let plain = gs(
+        &cache,
+        &[
+            "export",
+            s(&store),
+            "-o",
+            s(&out),
+            "--level",
+            "1",
+            "--no-cache",
+        ],
+    );
+    assert!(!plain.contains("from the cache"), "{plain}");
+    // Any write gives the store a new state: the next export reads it.
+    let before = util::read(s(&out), None).bands;
+    gs(&cache, &["ingest", s(&store), s(&inverted(dir.path()))]);
+    let after = gs(
+        &cache,
+        &["export", s(&store), "-o", s(&out), "--level", "1"],
+    );
+    assert!(!after.contains("from the cache"), "{after}");
+    assert_ne!(util::read(s(&out), None).bands, before);
+    // A failed write changes nothing, so the cached result still holds.
+    let bad = dir.path().join("bad.tif");
+    std::fs::write(&bad, b"not a raster").unwrap();
+    gs_fails(&cache, &["ingest", s(&store), s(&bad)]);
+    let kept = gs(
+        &cache,
+        &["export", s(&store), "-o", s(&out), "--level", "1"],
+    );
+    assert!(kept.contains("(from the cache)"), "{kept}");
+}
+
+#[test]
+fn an_export_between_two_instants_blends_them_from_cached_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let store = dir.path().join("t.gs");
+    let src = util::data("terra_elev.tif");
+    gs(
+        &cache,
+        &[
+            "create",
+            s(&store),
+            "--like",
+            s(&src),
+            "--chunk",
+            "16",
+            "--time",
+            "irregular",
+        ],
+    );
+    gs(
+        &cache,
+        &["ingest", s(&store), s(&src), "--time", "2024-01-01T00:00"],
+    );
+    let other = inverted(dir.path());
+    gs(
+        &cache,
+        &["ingest", s(&store), s(&other), "--time", "2024-01-01T12:00"],
+    );
+    let export = |time: &str, out: &str, interpolate: bool| {
+        let out = dir.path().join(out);
+        let mut args = vec!["export", s(&store), "-o", s(&out), "--time", time];
+        if interpolate {
+            args.push("--interpolate");
+        }
+        let text = gs(&cache, &args);
+        (util::read(s(&out), None), text)
+    };
+    let (a, _) = export("2024-01-01T00:00", "a.tif", false);
+    let (b, _) = export("2024-01-01T12:00", "b.tif", false);
+    let (q, text) = export("2024-01-01T03:00", "q.tif", true);
+    assert!(
+        text.contains("75 % of 2024-01-01T00:00:00Z blended with 25 % of 2024-01-01T12:00:00Z"),
+        "{text}"
+    );
+    let nodata = a.nodata.unwrap();
+    let mut blended = 0;
+    for ((va, vb), vq) in a.bands[0].iter().zip(&b.bands[0]).zip(&q.bands[0]) {
+        if *va == nodata || *vb == nodata {
+            assert_eq!(*vq, nodata);
+        } else {
+            assert_eq!(*vq, (0.75 * va + 0.25 * vb).round(), "{va} {vb}");
+            blended += 1;
+        }
+    }
+    assert!(blended > 1000, "{blended} cells blended");
+    let reads = |cache: &Path| {
+        entries(cache)
+            .iter()
+            .filter(|e| e["function"] == "extent")
+            .count()
+    };
+    assert_eq!(reads(&cache), 2, "the two instants' reads are kept");
+    // Another instant between the same two: blended from the kept reads.
+    let (h, _) = export("2024-01-01T06:00", "h.tif", true);
+    assert_eq!(reads(&cache), 2, "no new read");
+    let (va, vb, vh) = (a.bands[0][4000], b.bands[0][4000], h.bands[0][4000]);
+    assert!(va != nodata && vb != nodata);
+    assert_eq!(vh, (0.5 * va + 0.5 * vb).round());
+
+    // Bad requests, each one line naming the store.
+    let out = dir.path().join("x.tif");
+    let err = gs_fails(
+        &cache,
+        &[
+            "export",
+            s(&store),
+            "-o",
+            s(&out),
+            "--time",
+            "2024-01-02T00:00",
+            "--interpolate",
+        ],
+    );
+    assert!(err.contains("outside the stored instants"), "{err}");
+    let err = gs_fails(
+        &cache,
+        &[
+            "export",
+            s(&store),
+            "-o",
+            s(&out),
+            "--time",
+            "2024-01-01T03:00",
+        ],
+    );
+    assert!(err.contains("no data at 2024-01-01T03:00"), "{err}");
+    let classes = dir.path().join("c.gs");
+    gs(
+        &cache,
+        &[
+            "create",
+            s(&classes),
+            "--like",
+            s(&src),
+            "--time",
+            "irregular",
+            "--aggregate",
+            "mode",
+        ],
+    );
+    gs(
+        &cache,
+        &["ingest", s(&classes), s(&src), "--time", "2024-01-01"],
+    );
+    gs(
+        &cache,
+        &["ingest", s(&classes), s(&src), "--time", "2024-01-03"],
+    );
+    let err = gs_fails(
+        &cache,
+        &[
+            "export",
+            s(&classes),
+            "-o",
+            s(&out),
+            "--time",
+            "2024-01-02",
+            "--interpolate",
+        ],
+    );
+    assert!(err.contains("categories") && err.contains("c.gs"), "{err}");
+}
+
+#[test]
+fn cached_results_are_listed_and_cleared_by_function_arguments_and_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let store = dir.path().join("s.gs");
+    let src = util::data("terra_meuse.tif");
+    gs(&cache, &["create", s(&store), "--like", s(&src)]);
+    gs(&cache, &["ingest", s(&store), s(&src)]);
+    for (out, level) in [("a.tif", "0"), ("b.tif", "1"), ("c.png", "1")] {
+        let out = dir.path().join(out);
+        gs(
+            &cache,
+            &["export", s(&store), "-o", s(&out), "--level", level],
+        );
+    }
+    let listing = gs(&cache, &["cache", "list"]);
+    assert!(listing.contains("3 entries"), "{listing}");
+    let cleared = |args: &[&str]| -> String {
+        let mut all = vec!["cache", "clear"];
+        all.extend(args);
+        gs(&cache, &all)
+    };
+    assert!(cleared(&["--older-than", "1d"]).contains("removed 0"));
+    assert!(cleared(&["--args", r#"{"format": "png"}"#]).contains("removed 1"));
+    assert!(cleared(&["--function", "quicklook"]).contains("removed 0"));
+    assert!(cleared(&["--args", r#"{"resolution": {"level": 1}}"#]).contains("removed 1"));
+    assert_eq!(entries(&cache).len(), 1);
+    assert!(cleared(&[]).contains("removed 1"));
+    assert!(entries(&cache).is_empty());
+    // Bad options: one line each.
+    let err = gs_fails(&cache, &["cache", "clear", "--args", "[1]"]);
+    assert!(err.contains("not a JSON object"), "{err}");
+    let err = gs_fails(&cache, &["cache", "clear", "--older-than", "3 parsecs"]);
+    assert!(err.contains("3 parsecs"), "{err}");
+}
