@@ -70,17 +70,25 @@ pub fn quicklook(
             problem: None,
         }));
     };
-    let args = json!({"store": token, "size": size, "colours": "viridis 2-98 %"});
+    let args = json!({
+        "store": token,
+        "size": size,
+        "colours": "viridis 2-98 %",
+        "gridstore": env!("CARGO_PKG_VERSION"),
+    });
+    // Kept only if no write changed the store while it was read.
+    let unchanged = || store.state_token().ok().flatten().as_deref() == Some(token.as_str());
     // A store without data has no picture: nothing to keep.
     let mut empty = false;
-    let cached = cache.call(FUNCTION, &args, || match render() {
+    let render_some = || match render() {
         Ok(Some(q)) => Ok(q),
         Ok(None) => {
             empty = true;
             Err(String::new())
         }
         Err(e) => Err(e),
-    });
+    };
+    let cached = cache.call_if(FUNCTION, &args, render_some, unchanged);
     match cached {
         Ok(c) => Ok(Some(c)),
         Err(_) if empty => Ok(None),

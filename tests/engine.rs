@@ -243,6 +243,8 @@ fn every_backend_and_every_codec_keep_the_pyramid() {
         (Backend::Folder, Codec::None),
         (Backend::Packed, Codec::Zstd { level: 3 }),
         (Backend::Packed, Codec::None),
+        (Backend::Hdf5, Codec::Zstd { level: 3 }),
+        (Backend::Hdf5, Codec::Lz4),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.gs");
@@ -514,4 +516,60 @@ fn a_cancelled_clear_changes_nothing_and_writes_serialise() {
     });
     check_pyramid(&store);
     assert!(store.pending_writes().unwrap().is_empty());
+}
+
+/// The contents token (what cached results are keyed by) changes with
+/// every write that goes through, not with one that rolls back, and a
+/// `Store` whose view another writer made stale has none until reopened.
+#[test]
+fn the_state_token_follows_the_contents_and_goes_when_a_view_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.gs");
+    let storage = gridstore::storage::create(&path, Backend::Folder).unwrap();
+    let writer = Store::create(
+        storage,
+        structure(Aggregator::Mean, DType::F32, Codec::default()),
+    )
+    .unwrap();
+    let first = writer
+        .state_token()
+        .unwrap()
+        .expect("a new store has a token");
+    let reader = Store::open(gridstore::storage::open(&path).unwrap()).unwrap();
+    assert_eq!(
+        reader.state_token().unwrap().as_deref(),
+        Some(first.as_str())
+    );
+    let write = Op::Write {
+        row: 1,
+        col: 2,
+        rows: 6,
+        cols: 5,
+        seed: 3,
+        holes: false,
+    };
+    apply(&writer, &write);
+    let second = writer.state_token().unwrap().unwrap();
+    assert_ne!(second, first);
+    // The reader read its metadata before the write: no token to key by.
+    assert_eq!(reader.state_token().unwrap(), None);
+    let fresh = Store::open(gridstore::storage::open(&path).unwrap()).unwrap();
+    assert_eq!(fresh.state_token().unwrap(), Some(second.clone()));
+    // A write that rolls back leaves the token as it was.
+    let txn = writer
+        .begin_write(
+            None,
+            gridstore::engine::Window {
+                row: 0,
+                col: 0,
+                rows: 4,
+                cols: 4,
+            },
+            0,
+        )
+        .unwrap();
+    assert_eq!(fresh.state_token().unwrap(), None, "a write is under way");
+    txn.abort().unwrap();
+    assert_eq!(writer.state_token().unwrap(), Some(second.clone()));
+    assert_eq!(fresh.state_token().unwrap(), Some(second));
 }

@@ -151,7 +151,7 @@ fn full_disk(backend: &str) {
     ]);
     util::ok(&["ingest", s(&store), s(&src)]);
     let before = seen(&store, dir.path());
-    let before_files = files(&store);
+    let before_files = (backend == "folder").then(|| files(&store));
     // What the ingest makes of the store when the disk has room.
     let reference = dir.path().join("ref.gs");
     util::ok(&["convert", s(&store), s(&reference), "--backend", backend]);
@@ -198,8 +198,8 @@ fn full_disk(backend: &str) {
             assert!(line.contains("/s.gs"), "names the store's file: {line}");
             causes.push(line.rsplit(": ").next().unwrap().to_string());
             assert_eq!(seen(&after, dir.path()), before, "{kb} KB free: {line}");
-            if backend == "folder" {
-                assert_eq!(files(&after), before_files, "{kb} KB free: {line}");
+            if let Some(before_files) = &before_files {
+                assert_eq!(&files(&after), before_files, "{kb} KB free: {line}");
             }
         }
         // With room again, the same ingest completes.
@@ -220,9 +220,12 @@ fn full_disk(backend: &str) {
         "the sweep spans failure and success: {failed} failed, {succeeded} succeeded"
     );
     causes.dedup();
+    // An hdf5 store buffers its records until the commit point, where the
+    // room check catches every shortage; the others write as they stage.
+    let steps = if backend == "hdf5" { 1 } else { 2 };
     assert!(
-        causes.len() >= 2,
-        "failures at more than one step of the write: {causes:?}"
+        causes.len() >= steps,
+        "failures at {steps} or more steps of the write: {causes:?}"
     );
 }
 
@@ -234,4 +237,9 @@ fn a_full_disk_fails_a_folder_ingest_cleanly() {
 #[test]
 fn a_full_disk_fails_a_packed_ingest_cleanly() {
     full_disk("packed");
+}
+
+#[test]
+fn a_full_disk_fails_an_hdf5_ingest_cleanly() {
+    full_disk("hdf5");
 }

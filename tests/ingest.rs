@@ -320,6 +320,14 @@ fn stored(path: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// SIGKILLs per backend: 50, or `GRIDSTORE_KILLS` for longer runs.
+fn kills() -> u64 {
+    std::env::var("GRIDSTORE_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
 /// SIGKILLs `kills` ingests at moments spread over their run; after each
 /// the store opens and verifies (every chunk old or new, never torn, the
 /// index never pointing past its bytes), and a last ingest leaves exactly
@@ -374,10 +382,15 @@ fn killed_ingests_verify_and_resume(backend: Backend, kills: u64) {
 
 #[test]
 fn killed_ingests_leave_a_folder_store_that_verifies_and_resumes() {
-    killed_ingests_verify_and_resume(Backend::Folder, 50);
+    killed_ingests_verify_and_resume(Backend::Folder, kills());
 }
 
 #[test]
 fn killed_ingests_leave_a_packed_store_that_verifies_and_resumes() {
-    killed_ingests_verify_and_resume(Backend::Packed, 50);
+    killed_ingests_verify_and_resume(Backend::Packed, kills());
+}
+
+#[test]
+fn killed_ingests_leave_an_hdf5_store_that_verifies_and_resumes() {
+    killed_ingests_verify_and_resume(Backend::Hdf5, kills());
 }

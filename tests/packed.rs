@@ -172,13 +172,16 @@ fn convert_copies_a_store_between_backends_losslessly() {
     let folder = store(dir.path(), "f.gs", "folder");
     util::ok(&["history", s(&folder), "--note", "round trip"]);
     let packed = dir.path().join("p.gs");
+    let hdf5 = dir.path().join("h.h5");
     let back = dir.path().join("back.gs");
     let text = util::ok(&["convert", s(&folder), s(&packed), "--backend", "packed"]);
     assert!(text.contains("all read back equal"), "{text}");
-    util::ok(&["convert", s(&packed), s(&back), "--backend", "folder"]);
-    for p in [&packed, &back] {
+    util::ok(&["convert", s(&packed), s(&hdf5), "--backend", "hdf5"]);
+    util::ok(&["convert", s(&hdf5), s(&back), "--backend", "folder"]);
+    for p in [&packed, &hdf5, &back] {
         util::ok(&["verify", s(p)]);
     }
+    assert!(util::ok(&["info", s(&hdf5)]).contains("hdf5 backend"));
     // Equal info but for where and how the store is kept.
     let info = |p: &Path| {
         let mut v: serde_json::Value =
@@ -188,11 +191,14 @@ fn convert_copies_a_store_between_backends_losslessly() {
         v
     };
     assert_eq!(info(&folder), info(&packed));
+    assert_eq!(info(&folder), info(&hdf5));
     assert_eq!(info(&folder), info(&back));
-    assert_eq!(
-        util::ok(&["history", s(&folder), "--json"]),
-        util::ok(&["history", s(&packed), "--json"])
-    );
+    for p in [&packed, &hdf5] {
+        assert_eq!(
+            util::ok(&["history", s(&folder), "--json"]),
+            util::ok(&["history", s(p), "--json"])
+        );
+    }
     // Back in a folder, every file is the original's, byte for byte.
     let files = |p: &Path| -> std::collections::BTreeMap<_, _> {
         util::snapshot(p)

@@ -60,7 +60,7 @@ pub enum Command {
         src: PathBuf,
         /// The new store (must not exist, or be an empty folder).
         dst: PathBuf,
-        /// How the new store is kept: folder or packed.
+        /// How the new store is kept: folder, packed or hdf5.
         #[arg(long)]
         backend: Backend,
     },
@@ -151,7 +151,8 @@ pub enum Command {
 /// Arguments of `create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The new store folder (must not exist, or be empty).
+    /// The new store: a folder (must not exist, or be empty), or with
+    /// --backend hdf5 a file (must not exist).
     pub store: PathBuf,
     /// Take CRS, cell size, origin (top-left corner), dtype, nodata and bands from this raster.
     #[arg(long, conflicts_with_all = ["crs", "cell_size", "origin"])]
@@ -193,7 +194,8 @@ pub struct CreateArgs {
     #[arg(long)]
     pub domain_levels: Option<u8>,
     /// How the store is kept: folder (one file per chunk, readable by Zarr
-    /// tools) or packed (pack files with an index; faster, gridstore only).
+    /// tools), packed (pack files with an index; faster, gridstore only) or
+    /// hdf5 (the whole store in one HDF5 file).
     #[arg(long, default_value = "folder")]
     pub backend: Backend,
 }

@@ -52,7 +52,11 @@ pub fn convert(src: &Path, dst: &Path, backend: Backend) -> anyhow::Result<(u64,
     if copied.is_err() {
         // Leave nothing half-made behind.
         drop(to);
-        std::fs::remove_dir_all(dst).ok();
+        if dst.is_file() {
+            std::fs::remove_file(dst).ok();
+        } else {
+            std::fs::remove_dir_all(dst).ok();
+        }
     }
     copied
 }

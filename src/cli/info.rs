@@ -81,6 +81,9 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         "packed" => println!(
             "format      gridstore {FORMAT_VERSION}, packed backend (pack files + redb index)"
         ),
+        "hdf5" => println!(
+            "format      gridstore {FORMAT_VERSION}, hdf5 backend (one HDF5 file: record log + index)"
+        ),
         _ => {
             println!("format      gridstore {FORMAT_VERSION} (Zarr v2 group, one array per level)")
         }

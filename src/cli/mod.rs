@@ -24,11 +24,12 @@ use std::path::Path;
 /// A missing or unreadable folder, a folder that is not a store, or a lock
 /// held by another process.
 pub fn open_store(path: &Path, writer: bool) -> anyhow::Result<Store> {
-    if !path.is_dir() {
+    let hdf5 = path.is_file() && crate::storage::hdf5::is_hdf5(path);
+    if !path.is_dir() && !hdf5 {
         let what = if path.exists() {
-            "not a folder"
+            "not a folder or an HDF5 file"
         } else {
-            "no such folder"
+            "no such folder or file"
         };
         anyhow::bail!("cannot open store {}: {what}", path.display());
     }

@@ -368,11 +368,17 @@ fn compact(path: &Path) -> anyhow::Result<ExitCode> {
         .compact()
         .with_context(|| format!("cannot compact {}", path.display()))?;
     let Some(r) = report else {
-        println!(
-            "{}: a {} store frees a rewritten chunk's space at once; nothing to compact",
-            path.display(),
-            store.storage().backend_name()
-        );
+        match store.storage().backend_name() {
+            "hdf5" => println!(
+                "{}: an hdf5 store keeps rewritten chunks' space in its file; `gridstore convert {} NEW.h5 --backend hdf5` writes a compact copy",
+                path.display(),
+                path.display()
+            ),
+            backend => println!(
+                "{}: a {backend} store frees a rewritten chunk's space at once; nothing to compact",
+                path.display()
+            ),
+        }
         return Ok(ExitCode::SUCCESS);
     };
     let human = crate::storage::human_bytes;

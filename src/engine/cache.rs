@@ -168,6 +168,22 @@ impl FunctionCache {
         args: &Json,
         compute: impl FnOnce() -> Result<T, E>,
     ) -> Result<Cached<T>, E> {
+        self.call_if(function, args, compute, || true)
+    }
+
+    /// [`FunctionCache::call`], keeping a computed result only if `keep`
+    /// still holds once it is computed (the inputs it was computed from
+    /// are still those `args` name).
+    ///
+    /// # Errors
+    /// Only `compute`'s.
+    pub fn call_if<T: Storable, E>(
+        &self,
+        function: &str,
+        args: &Json,
+        compute: impl FnOnce() -> Result<T, E>,
+        keep: impl FnOnce() -> bool,
+    ) -> Result<Cached<T>, E> {
         let mut problem = None;
         match self.get::<T>(function, args) {
             Ok(Some(value)) => {
@@ -181,7 +197,9 @@ impl FunctionCache {
             Err(e) => problem = Some(e),
         }
         let value = compute()?;
-        if let Err(e) = self.put(function, args, &value) {
+        if keep()
+            && let Err(e) = self.put(function, args, &value)
+        {
             problem.get_or_insert(e);
         }
         Ok(Cached {

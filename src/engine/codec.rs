@@ -127,8 +127,10 @@ fn with_crc(raw: &[u8]) -> Vec<u8> {
 }
 
 fn strip_crc(bytes: &[u8], expected: usize) -> Result<Vec<u8>, DecodeError> {
-    check_size(bytes.len().saturating_sub(4) as u64, expected as u64)?;
-    let (crc, data) = bytes.split_at(4);
+    let Some((crc, data)) = bytes.split_at_checked(4) else {
+        return Err(malformed("crc32", "shorter than its checksum"));
+    };
+    check_size(data.len() as u64, expected as u64)?;
     if crc32fast::hash(data).to_le_bytes() != crc {
         return Err(DecodeError::Checksum);
     }
@@ -156,6 +158,21 @@ mod tests {
     use proptest::prelude::*;
 
     const CODECS: [Codec; 3] = [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None];
+
+    #[test]
+    fn bytes_shorter_than_a_checksum_are_malformed_not_a_panic() {
+        // Found by the chunk_decoder fuzz target: an empty input.
+        for codec in CODECS {
+            for stored in [&[][..], &[1, 2, 3][..]] {
+                for expected in [0, 3, 64] {
+                    assert!(
+                        decode(codec, stored, expected).is_err(),
+                        "{codec:?} {stored:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_flipped_byte_is_caught() {

@@ -74,6 +74,9 @@ impl<'a> Interpolating<'a> {
     /// the cache or, on a miss, from `compute` (and then kept). Cells that
     /// are `nodata` (or NaN) in either result are `nodata`.
     ///
+    /// A sample computed on a miss is kept only if `keep` still holds once
+    /// it is computed (its inputs are still those `args` name).
+    ///
     /// # Errors
     /// `compute`'s errors, or [`InterpolateError`] (turned into `E`) for a
     /// point outside the samples or results of different shapes.
@@ -84,6 +87,7 @@ impl<'a> Interpolating<'a> {
         x: f64,
         nodata: T,
         compute: impl Fn(f64) -> Result<ArrayD<T>, E>,
+        keep: &dyn Fn() -> bool,
     ) -> Result<Interpolated<T>, E> {
         let (below, above) = bracket(samples, x)?;
         let mut out = Interpolated {
@@ -93,9 +97,12 @@ impl<'a> Interpolating<'a> {
             problems: Vec::new(),
         };
         let mut sample = |at: f64| -> Result<ArrayD<T>, E> {
-            let cached = self
-                .cache
-                .call(&self.function, &self.sample_args(args, at), || compute(at))?;
+            let cached = self.cache.call_if(
+                &self.function,
+                &self.sample_args(args, at),
+                || compute(at),
+                keep,
+            )?;
             out.hits += usize::from(cached.hit);
             out.problems.extend(cached.problem);
             Ok(cached.value)
@@ -199,20 +206,26 @@ mod tests {
         };
         let samples = [10.0, 20.0, 40.0];
         let args = json!({"store": "s"});
-        let v = provider.at(&args, &samples, 25.0, -1i16, compute).unwrap();
+        let v = provider
+            .at(&args, &samples, 25.0, -1i16, compute, &|| true)
+            .unwrap();
         assert_eq!(v.between, Some((20.0, 40.0, 0.25)));
         assert_eq!(v.value[[0, 0]], 25);
         assert_eq!(v.value[[1, 1]], -1, "nodata in either stays nodata");
         assert_eq!((v.hits, computed.get()), (0, 2));
         // Another point between the same samples: answered from the cache.
-        let v = provider.at(&args, &samples, 35.0, -1i16, compute).unwrap();
+        let v = provider
+            .at(&args, &samples, 35.0, -1i16, compute, &|| true)
+            .unwrap();
         assert_eq!(v.value[[0, 0]], 35);
         assert_eq!((v.hits, computed.get()), (2, 2));
         // At a sample, its own value; outside, an error.
-        let v = provider.at(&args, &samples, 10.0, -1i16, compute).unwrap();
+        let v = provider
+            .at(&args, &samples, 10.0, -1i16, compute, &|| true)
+            .unwrap();
         assert_eq!((v.value[[1, 1]], v.between), (10, None));
         let err = provider
-            .at(&args, &samples, 41.0, -1i16, compute)
+            .at(&args, &samples, 41.0, -1i16, compute, &|| true)
             .unwrap_err();
         assert!(matches!(
             err,

@@ -68,6 +68,21 @@ struct Journal {
     state: Option<String>,
 }
 
+/// The contents token in `storage`'s journal, if any.
+///
+/// # Errors
+/// I/O. (A damaged journal has no token; opening names the damage.)
+pub(crate) fn contents_state(
+    storage: &dyn crate::storage::Storage,
+) -> Result<Option<String>, EngineError> {
+    let Some(bytes) = storage.get(&key(JOURNAL)?)? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["gridstore_journal"]["state"].as_str().map(String::from)))
+}
+
 /// A new random contents token: 128 bits from the standard library's
 /// per-process random hash keys, the clock and a counter.
 fn new_state() -> String {
@@ -237,21 +252,33 @@ impl Store {
         })
     }
 
-    /// A token of the store's contents, for keying results computed from
-    /// them (see [`crate::engine::FunctionCache`]): it changes with every
-    /// write. `None` while a write is under way, or in a store not written
-    /// since tokens were introduced.
+    /// A token of the store's contents as this `Store` sees them, for
+    /// keying results computed through it (see
+    /// [`crate::engine::FunctionCache`]): it changes with every write.
+    /// `None` while a write is under way, in a store not written since
+    /// tokens were introduced, and when another writer changed the store
+    /// since this `Store` read its metadata (its view is then out of date:
+    /// open the store again). Read it before computing a result and again
+    /// before keeping it: keep it only if the two agree.
     ///
     /// # Errors
     /// I/O, or a damaged journal.
     pub fn state_token(&self) -> Result<Option<String>, EngineError> {
         let journal = self.read_journal()?;
-        Ok(journal.state.filter(|_| journal.pending.is_empty()))
+        let known = self
+            .known_state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Ok(journal
+            .state
+            .filter(|s| journal.pending.is_empty() && known.as_ref() == Some(s)))
     }
 
     /// Records that the contents changed outside a write transaction (the
-    /// colour table).
+    /// colour table), under the store's write mutex.
     pub(crate) fn contents_changed(&self) -> Result<(), EngineError> {
+        let _serial = self.write_serial();
         let mut journal = self.read_journal()?;
         journal.state = Some(new_state());
         self.write_journal(&journal)
@@ -267,6 +294,11 @@ impl Store {
             &key(JOURNAL)?,
             &serde_json::to_vec_pretty(&value).unwrap_or_default(),
         )?;
+        // This store's own writes keep its view current.
+        self.known_state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone_from(&journal.state);
         // Each phase of a write is where other processes may look in.
         self.storage().sync()?;
         Ok(())
@@ -329,7 +361,10 @@ impl Store {
         } else {
             0
         };
-        let largest = (self.chunk_bytes() as u64 + 64).next_multiple_of(BLOCK);
+        // A chunk's codec may grow incompressible cells a little (zstd by
+        // up to 1/128, lz4 by 1/255, plus its framing).
+        let raw = self.chunk_bytes() as u64;
+        let largest = (raw + raw / 64 + 64).next_multiple_of(BLOCK);
         let needed = staged * PER_STAGED + above * largest + 4 * BLOCK;
         if available < needed {
             return Err(StorageError::Full {

@@ -47,6 +47,10 @@ pub struct Store {
     serial: std::sync::Mutex<()>,
     /// The colour table of a categorical store, if it has one.
     palette: RwLock<Option<Arc<Palette>>>,
+    /// The contents token this store's view of the metadata reflects: read
+    /// at open, before anything else, and moved on by this store's own
+    /// writes (see `Store::state_token`).
+    pub(crate) known_state: RwLock<Option<String>>,
 }
 
 impl Store {
@@ -74,6 +78,7 @@ impl Store {
             lock: Some(lock),
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(None),
+            known_state: RwLock::new(None),
         };
         store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
         for level in 0..=grid.top_level() {
@@ -96,6 +101,9 @@ impl Store {
             location: storage.location(),
             reason,
         };
+        // Before anything else is read: what is read next is at least as
+        // new as this token (see `Store::state_token`).
+        let known_state = super::journal::contents_state(storage.as_ref())?;
         let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
         let bytes = storage
             .get(&key)?
@@ -142,6 +150,7 @@ impl Store {
             lock: None,
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(palette),
+            known_state: RwLock::new(known_state),
         })
     }
 

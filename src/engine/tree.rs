@@ -881,6 +881,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         suite(&crate::storage::FolderStorage::create(dir.path().join("s")).unwrap());
         suite(&crate::storage::PackedStorage::create(dir.path().join("p")).unwrap());
+        suite(&crate::storage::Hdf5Storage::create(dir.path().join("h.h5")).unwrap());
     }
 
     #[test]

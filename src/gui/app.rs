@@ -355,7 +355,14 @@ impl Explorer {
         ui.heading("gridstore");
         ui.horizontal(|ui| {
             if ui.button("Open store…").clicked() {
-                self.pick_store();
+                self.pick_store(false);
+            }
+            if ui
+                .button("Open .h5…")
+                .on_hover_text("an hdf5 store (one file)")
+                .clicked()
+            {
+                self.pick_store(true);
             }
             if ui.button("New store…").clicked() {
                 self.editor.new_store();
@@ -906,22 +913,30 @@ impl Explorer {
         self.picked = Some(rx);
     }
 
-    fn pick_store(&mut self) {
+    /// Asks for a store: a folder (folder and packed stores) or, with
+    /// `file`, an .h5 file (hdf5 stores).
+    fn pick_store(&mut self, file: bool) {
         let (tx, rx) = sync_channel(1);
         let ctx = self.ctx.clone();
         // rfd dialogs block: run one off the UI thread.
         std::thread::spawn(move || {
-            let picked = rfd::FileDialog::new()
-                .set_title("Open a gridstore folder")
-                .pick_folder();
+            let dialog = rfd::FileDialog::new();
+            let picked = if file {
+                dialog
+                    .set_title("Open a gridstore .h5 file")
+                    .add_filter("HDF5 store", &["h5", "hdf5"])
+                    .pick_file()
+            } else {
+                dialog.set_title("Open a gridstore folder").pick_folder()
+            };
             let result = match picked {
                 Some(path) => load(&path),
-                None => Err("no folder chosen".into()),
+                None => Err("no store chosen".into()),
             };
             tx.send(result).ok();
             ctx.request_repaint();
         });
-        self.state = StoreState::Loading("chosen folder".into(), rx);
+        self.state = StoreState::Loading("chosen store".into(), rx);
     }
 
     fn screenshot(&mut self) {

@@ -311,16 +311,22 @@ impl StructureEditor {
 
     fn create_row(&mut self, ui: &mut egui::Ui, ctx: &egui::Context, valid: bool) {
         ui.horizontal(|ui| {
-            let label = ui.label("new store folder");
+            let label = ui.label("new store");
             ui.text_edit_singleline(&mut self.target)
                 .labelled_by(label.id);
             if ui.button("Choose…").clicked() {
                 let (tx, rx) = sync_channel(1);
                 let ctx = ctx.clone();
+                // An hdf5 store is one file; the others are folders.
+                let name = if self.backend == Backend::Hdf5 {
+                    "new.h5"
+                } else {
+                    "new.gs"
+                };
                 std::thread::spawn(move || {
                     let picked = rfd::FileDialog::new()
                         .set_title("Where the new store goes")
-                        .set_file_name("new.gs")
+                        .set_file_name(name)
                         .save_file();
                     tx.send(picked).ok();
                     ctx.request_repaint();
@@ -331,21 +337,11 @@ impl StructureEditor {
         ui.horizontal(|ui| {
             let label = ui.label("kept as");
             egui::ComboBox::from_id_salt("backend")
-                .selected_text(match self.backend {
-                    Backend::Folder => "folder (Zarr-readable)",
-                    Backend::Packed => "packed (pack files + index)",
-                })
+                .selected_text(backend_label(self.backend))
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(
-                        &mut self.backend,
-                        Backend::Folder,
-                        "folder (Zarr-readable)",
-                    );
-                    ui.selectable_value(
-                        &mut self.backend,
-                        Backend::Packed,
-                        "packed (pack files + index)",
-                    );
+                    for backend in [Backend::Folder, Backend::Packed, Backend::Hdf5] {
+                        ui.selectable_value(&mut self.backend, backend, backend_label(backend));
+                    }
                 })
                 .response
                 .labelled_by(label.id);
@@ -574,4 +570,13 @@ pub fn store_beside(file: &Path) -> PathBuf {
         n += 1;
     }
     path
+}
+
+/// How the editor names a backend.
+fn backend_label(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Folder => "folder (Zarr-readable)",
+        Backend::Packed => "packed (pack files + index)",
+        Backend::Hdf5 => "hdf5 (one .h5 file)",
+    }
 }

@@ -5,11 +5,13 @@
 //! value, never a mix) and that an absent key reads as `Ok(None)`.
 
 mod folder;
+pub mod hdf5;
 mod key;
 mod memory;
 pub mod packed;
 
 pub use folder::FolderStorage;
+pub use hdf5::Hdf5Storage;
 pub use key::{KeyError, StoreKey};
 pub use memory::MemoryStorage;
 pub use packed::{CompactReport, PackedStorage};
@@ -213,8 +215,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     }
 
     /// Reclaims the space of overwritten and removed values, for backends
-    /// that keep them until told (packed). `Ok(None)`: this backend frees
-    /// that space as it writes, so there is nothing to compact.
+    /// that keep them until told (packed). `Ok(None)`: this backend does
+    /// not compact in place (folder stores free that space as they write;
+    /// an hdf5 store's file keeps it until copied by `convert`).
     ///
     /// # Errors
     /// I/O, or damage that needs a repair first; the store keeps every
@@ -235,7 +238,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Where the data lives, for messages (a path, or "memory").
     fn location(&self) -> String;
 
-    /// The backend's name: "memory", "folder" or "packed".
+    /// The backend's name: "memory", "folder", "packed" or "hdf5".
     fn backend_name(&self) -> &'static str;
 }
 
@@ -250,6 +253,8 @@ pub enum Backend {
     Folder,
     /// Pack files with a redb index.
     Packed,
+    /// One HDF5 file.
+    Hdf5,
 }
 
 impl Backend {
@@ -259,6 +264,7 @@ impl Backend {
         match self {
             Self::Folder => "folder",
             Self::Packed => "packed",
+            Self::Hdf5 => "hdf5",
         }
     }
 }
@@ -275,15 +281,19 @@ impl std::str::FromStr for Backend {
         match s {
             "folder" => Ok(Self::Folder),
             "packed" => Ok(Self::Packed),
-            _ => Err(format!("unknown backend '{s}' (folder or packed)")),
+            "hdf5" => Ok(Self::Hdf5),
+            _ => Err(format!("unknown backend '{s}' (folder, packed or hdf5)")),
         }
     }
 }
 
-/// The backend of the store at `path` (a packed store carries a marker file).
+/// The backend of the store at `path`: an HDF5 file is an `hdf5` store, a
+/// folder with the packed marker file a packed one, any other a folder.
 #[must_use]
 pub fn backend_of(path: &std::path::Path) -> Backend {
-    if path.join(packed::BACKEND_FILE).exists() {
+    if path.is_file() && hdf5::is_hdf5(path) {
+        Backend::Hdf5
+    } else if path.join(packed::BACKEND_FILE).exists() {
         Backend::Packed
     } else {
         Backend::Folder
@@ -298,11 +308,12 @@ pub fn open(path: &std::path::Path) -> Result<DynStorage, StorageError> {
     Ok(match backend_of(path) {
         Backend::Folder => Arc::new(FolderStorage::open(path)?),
         Backend::Packed => Arc::new(PackedStorage::open(path)?),
+        Backend::Hdf5 => Arc::new(Hdf5Storage::open(path)?),
     })
 }
 
 /// Creates the storage of a new store at `path`, which must not exist or be
-/// an empty folder.
+/// an empty folder (an `hdf5` store is a file: it must not exist).
 ///
 /// # Errors
 /// [`StorageError::NotEmpty`], or I/O.
@@ -310,6 +321,7 @@ pub fn create(path: &std::path::Path, backend: Backend) -> Result<DynStorage, St
     Ok(match backend {
         Backend::Folder => Arc::new(FolderStorage::create_new(path)?),
         Backend::Packed => Arc::new(PackedStorage::create(path)?),
+        Backend::Hdf5 => Arc::new(Hdf5Storage::create(path)?),
     })
 }
 

@@ -1,6 +1,8 @@
-//! Folder against packed storage: writing and reading 10,000 random
-//! 256×256 f32 chunks (zstd-compressed as the store keeps them), and
-//! opening a store of many chunks. `cargo bench --bench backends`.
+//! Folder against packed and hdf5 storage: writing and reading 10,000
+//! random 256×256 f32 chunks (zstd-compressed as the store keeps them),
+//! then the same with 64×64 chunks (where the cost per chunk, not per
+//! byte, shows), and opening a store of many chunks and of a tenth as many.
+//! `cargo bench --bench backends`.
 #![allow(clippy::unwrap_used)]
 
 use gridstore::engine::Codec;
@@ -10,18 +12,17 @@ use std::path::Path;
 use std::time::Instant;
 
 const CHUNKS: usize = 10_000;
-const SIDE: usize = 256;
 
 /// A smooth surface with noise, like a DEM chunk, encoded as stored.
-fn chunk(seed: usize) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(SIDE * SIDE * 4);
+fn chunk(seed: usize, side: usize) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(side * side * 4);
     let mut state = seed as u64 * 6_364_136_223_846_793_005 + 1;
-    for i in 0..SIDE * SIDE {
+    for i in 0..side * side {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         let noise = (state >> 40) as f32 / (1u64 << 24) as f32;
-        let (x, y) = ((i % SIDE) as f32, (i / SIDE) as f32);
+        let (x, y) = ((i % side) as f32, (i / side) as f32);
         let v = (x * 0.05 + seed as f32).sin() * 50.0 + y * 0.3 + noise;
         raw.extend_from_slice(&v.to_le_bytes());
     }
@@ -58,15 +59,41 @@ fn read(storage: &DynStorage, order: &[usize]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// Median milliseconds to open the store at `path` (nothing of it open in
+/// this process) and read chunk `i`.
+fn open_ms(path: &Path, i: usize) -> f64 {
+    let mut times: Vec<f64> = (0..11)
+        .map(|_| {
+            let start = Instant::now();
+            let storage = gridstore::storage::open(path).unwrap();
+            storage.get(&key(i)).unwrap().unwrap();
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            drop(storage);
+            ms
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[5]
+}
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/backends");
     std::fs::remove_dir_all(&dir).ok();
     std::fs::create_dir_all(&dir).unwrap();
-    let distinct: Vec<Vec<u8>> = (0..64).map(chunk).collect();
+    for side in [256, 64] {
+        scenario(&dir.join(side.to_string()), side);
+    }
+}
+
+/// Every backend writing, reading and opening `CHUNKS` chunks of
+/// `side`×`side` f32, with the ratios against the folder backend.
+fn scenario(dir: &Path, side: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let distinct: Vec<Vec<u8>> = (0..64).map(|i| chunk(i, side)).collect();
     let chunks: Vec<Vec<u8>> = (0..CHUNKS).map(|i| distinct[i % 64].clone()).collect();
     let total: usize = chunks.iter().map(Vec::len).sum();
     println!(
-        "{CHUNKS} chunks of {SIDE}x{SIDE} f32, zstd: {:.0} MB stored",
+        "{CHUNKS} chunks of {side}x{side} f32, zstd: {:.0} MB stored",
         total as f64 / 1e6
     );
     let mut order: Vec<usize> = (0..CHUNKS).collect();
@@ -78,7 +105,7 @@ fn main() {
         order.swap(i, (state >> 33) as usize % (i + 1));
     }
     let mut figures = Vec::new();
-    for backend in [Backend::Folder, Backend::Packed] {
+    for backend in [Backend::Folder, Backend::Packed, Backend::Hdf5] {
         let path = dir.join(format!("{backend}.gs"));
         let storage = gridstore::storage::create(&path, backend).unwrap();
         let w = write(&storage, &chunks);
@@ -87,23 +114,28 @@ fn main() {
         // Warm the OS cache, then time.
         read(&storage, &order);
         let r = read(&storage, &order);
-        let start = Instant::now();
-        let reopened = gridstore::storage::open(&path).unwrap();
-        reopened.get(&key(CHUNKS / 2)).unwrap().unwrap();
-        let open = start.elapsed().as_secs_f64();
+        drop(storage);
+        // Opening does not depend on the number of chunks: a store of a
+        // tenth as many opens as fast.
+        let small = dir.join(format!("{backend}-small.gs"));
+        let few = gridstore::storage::create(&small, backend).unwrap();
+        write(&few, &chunks[..CHUNKS / 10]);
+        drop(few);
+        let (open_small, open_all) = (open_ms(&small, CHUNKS / 20), open_ms(&path, CHUNKS / 2));
         println!(
-            "{backend:>6}: write {w:.2} s ({:.0} chunks/s), read {r:.3} s ({:.0} chunks/s), open + first read {:.2} ms",
+            "{backend:>6}: write {w:.2} s ({:.0} chunks/s), read {r:.3} s ({:.0} chunks/s), open + first read {open_all:.2} ms ({open_small:.2} ms at {} chunks)",
             CHUNKS as f64 / w,
             CHUNKS as f64 / r,
-            open * 1e3
+            CHUNKS / 10
         );
         figures.push((w, r));
     }
     let (fw, fr) = figures[0];
-    let (pw, pr) = figures[1];
-    println!(
-        "packed vs folder: write {:.1}x faster, read {:.1}x faster",
-        fw / pw,
-        fr / pr
-    );
+    for (name, (w, r)) in [("packed", figures[1]), ("hdf5", figures[2])] {
+        println!(
+            "{side}x{side}: {name} vs folder: write {:.1}x faster, read {:.1}x faster",
+            fw / w,
+            fr / r
+        );
+    }
 }

@@ -62,8 +62,12 @@ impl Storable for ExportedFiles {
         let mut at = 0usize;
         let mut files = Vec::new();
         for file in extra["files"].as_array().ok_or("no file list")? {
-            let n = file["bytes"].as_u64().ok_or("a file without its length")? as usize;
-            let part = bytes.get(at..at + n).ok_or("file lengths past the bytes")?;
+            let n = usize::try_from(file["bytes"].as_u64().ok_or("a file without its length")?)
+                .map_err(|e| e.to_string())?;
+            let part = at
+                .checked_add(n)
+                .and_then(|end| bytes.get(at..end))
+                .ok_or("file lengths past the bytes")?;
             let ext = file["extension"].as_str().map(String::from);
             files.push((ext, part.to_vec()));
             at += n;

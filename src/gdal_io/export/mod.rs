@@ -196,6 +196,14 @@ pub fn export_with(
         Err(e) => warning = Some(format!("cache: {e}")),
     }
     let report = with_dtype!(store.structure().dtype, T => export_typed::<T>(store, request, out, Some(cache), progress, cancel))?;
+    // Kept only if no write changed the store while it was read.
+    let unchanged = store
+        .state_token()
+        .map_err(|e| IoError::engine(&location, e))?
+        .is_some_and(|t| t == token);
+    if !unchanged {
+        return Ok((report, warning));
+    }
     let kept = cached::collect(&report, request.format).and_then(|files| match files {
         Some(files) => cache
             .put(cached::FUNCTION, &args, &files)

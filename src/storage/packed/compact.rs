@@ -52,8 +52,9 @@ struct Keep {
 impl PackedStorage {
     /// Copies the live values out of every pack holding dead records, then
     /// deletes those packs, so the store uses only the space its current
-    /// values need. Holds the writer lock throughout; readers go on
-    /// reading (a reader that finds a pack gone looks its key up again).
+    /// values need. Holds the writer lock throughout; readers in other
+    /// processes go on reading (one that finds a pack gone looks its key up
+    /// again); those in this process wait until it ends.
     ///
     /// # Errors
     /// Another writer holds the store, I/O (the disk may need room for one
@@ -76,7 +77,10 @@ impl PackedStorage {
                     continue;
                 }
                 report.values_moved += self.carry_over(w, number, &scan.live)?;
-                // Durable before the old copies go.
+                // The copies on disk, then the index pointing at them, and
+                // only then the old pack goes: even a power cut between
+                // any two steps loses nothing.
+                self.sync_packs(first_new..=w.pack)?;
                 w.flush_always(&self.index_path())?;
                 self.delete_pack(number)?;
                 report.packs_rewritten += 1;
@@ -170,6 +174,20 @@ impl PackedStorage {
             Some(change) => Ok(*change),
             None => super::index::read_live(&w.db, &self.index_path(), key),
         }
+    }
+
+    /// Flushes packs `numbers` and the packs folder to the disk.
+    fn sync_packs(&self, numbers: std::ops::RangeInclusive<u32>) -> Result<(), StorageError> {
+        let dir = self.packs_dir();
+        for number in numbers {
+            let path = pack::pack_path(&dir, number);
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StorageError::io(&path, e))?;
+        }
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StorageError::io(&dir, e))
     }
 
     /// Removes pack `number` and forgets its map.

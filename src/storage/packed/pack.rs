@@ -128,15 +128,20 @@ pub fn create(path: &Path, number: u32, capacity: u64) -> Result<File, StorageEr
         .create_new(true)
         .open(path)
         .map_err(|e| StorageError::io(path, e))?;
-    file.set_len(capacity)
-        .map_err(|e| StorageError::io(path, e))?;
     let mut header = [0u8; HEADER_LEN as usize];
     header[..8].copy_from_slice(PACK_MAGIC);
     header[8..16].copy_from_slice(&capacity.to_le_bytes());
     header[16..24].copy_from_slice(&HEADER_LEN.to_le_bytes());
     header[32..36].copy_from_slice(&number.to_le_bytes());
-    file.write_all_at(&header, 0)
-        .map_err(|e| StorageError::io(path, e))?;
+    let made = file
+        .set_len(capacity)
+        .and_then(|()| file.write_all_at(&header, 0));
+    if let Err(e) = made {
+        // A pack without its header would stop every later writer.
+        drop(file);
+        std::fs::remove_file(path).ok();
+        return Err(StorageError::io(path, e));
+    }
     Ok(file)
 }
 
@@ -189,16 +194,7 @@ pub fn append(
     value: &[u8],
     crc: u32,
 ) -> Result<u64, StorageError> {
-    let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
-    let mut head = Vec::with_capacity((RECORD_HEADER_LEN + align(key.len() as u64)) as usize);
-    head.extend_from_slice(RECORD_MAGIC);
-    head.extend_from_slice(&key_len.to_le_bytes());
-    head.extend_from_slice(&(value.len() as u64).to_le_bytes());
-    head.extend_from_slice(&crc.to_le_bytes());
-    head.extend_from_slice(&kind.code().to_le_bytes());
-    head.extend_from_slice(&sequence.to_le_bytes());
-    head.extend_from_slice(key.as_bytes());
-    head.resize((RECORD_HEADER_LEN + align(key.len() as u64)) as usize, 0);
+    let head = encode_head(kind, sequence, key, value.len(), crc);
     let value_at = at + head.len() as u64;
     let io = |e| StorageError::io(path, e);
     file.write_all_at(&head, at).map_err(io)?;
@@ -211,26 +207,107 @@ pub fn append(
     Ok(value_at)
 }
 
-/// Parses the record at `at` of `bytes` (a pack's contents up to its head).
+/// A record's header and key, zero-padded to 16 bytes: what precedes its
+/// value.
+#[must_use]
+pub fn encode_head(kind: Kind, sequence: u64, key: &str, value_len: usize, crc: u32) -> Vec<u8> {
+    let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+    let mut head = Vec::with_capacity((RECORD_HEADER_LEN + align(key.len() as u64)) as usize);
+    head.extend_from_slice(RECORD_MAGIC);
+    head.extend_from_slice(&key_len.to_le_bytes());
+    head.extend_from_slice(&(value_len as u64).to_le_bytes());
+    head.extend_from_slice(&crc.to_le_bytes());
+    head.extend_from_slice(&kind.code().to_le_bytes());
+    head.extend_from_slice(&sequence.to_le_bytes());
+    head.extend_from_slice(key.as_bytes());
+    head.resize((RECORD_HEADER_LEN + align(key.len() as u64)) as usize, 0);
+    head
+}
+
+/// A whole record: [`encode_head`], the value, zero padding to 16 bytes.
+#[must_use]
+pub fn encode(kind: Kind, sequence: u64, key: &str, value: &[u8], crc: u32) -> Vec<u8> {
+    let mut out = encode_head(kind, sequence, key, value.len(), crc);
+    out.extend_from_slice(value);
+    out.resize(
+        out.len() + (align(value.len() as u64) as usize - value.len()),
+        0,
+    );
+    out
+}
+
+/// The fixed header of a record, as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHead {
+    /// What the record does.
+    pub kind: Kind,
+    /// Its sequence.
+    pub sequence: u64,
+    /// Key bytes.
+    pub key_len: u32,
+    /// Value bytes.
+    pub value_len: u64,
+    /// CRC-32 of key ‖ value.
+    pub crc: u32,
+}
+
+impl RecordHead {
+    /// Where the value starts, from the record's start.
+    #[must_use]
+    pub fn value_offset(&self) -> u64 {
+        RECORD_HEADER_LEN + align(u64::from(self.key_len))
+    }
+
+    /// The whole record's length in bytes.
+    #[must_use]
+    pub fn record_len(&self) -> u64 {
+        self.value_offset() + align(self.value_len)
+    }
+}
+
+/// Checks and reads a record's fixed header (its first
+/// [`RECORD_HEADER_LEN`] bytes).
 ///
 /// # Errors
-/// A reason when there is no whole, valid record there.
-pub fn parse(bytes: &[u8], at: u64) -> Result<Record, String> {
-    let start = usize::try_from(at).map_err(|e| e.to_string())?;
-    let header = bytes
-        .get(start..start + RECORD_HEADER_LEN as usize)
-        .ok_or_else(|| format!("record at {at} is cut short"))?;
+/// A reason: too short, bad magic, a bad key length or kind.
+pub fn parse_head(header: &[u8]) -> Result<RecordHead, String> {
+    let header = header
+        .get(..RECORD_HEADER_LEN as usize)
+        .ok_or("the record is cut short")?;
     if &header[..4] != RECORD_MAGIC {
-        return Err(format!("no record at {at} (bad magic)"));
+        return Err("no record there (bad magic)".into());
     }
     let u32_at = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().unwrap_or([0; 4]));
     let u64_at = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().unwrap_or([0; 8]));
     let (key_len, value_len, crc, code, sequence) =
         (u32_at(4), u64_at(8), u32_at(16), u32_at(20), u64_at(24));
     if key_len == 0 || key_len > MAX_KEY_LEN {
-        return Err(format!("record at {at} declares a key of {key_len} bytes"));
+        return Err(format!("the record declares a key of {key_len} bytes"));
     }
-    let kind = Kind::from_code(code).ok_or_else(|| format!("record at {at} has kind {code}"))?;
+    let kind = Kind::from_code(code).ok_or_else(|| format!("the record has kind {code}"))?;
+    Ok(RecordHead {
+        kind,
+        sequence,
+        key_len,
+        value_len,
+        crc,
+    })
+}
+
+/// Parses the record at `at` of `bytes` (a pack's contents up to its head).
+///
+/// # Errors
+/// A reason when there is no whole, valid record there.
+pub fn parse(bytes: &[u8], at: u64) -> Result<Record, String> {
+    let start = usize::try_from(at).map_err(|e| e.to_string())?;
+    let RecordHead {
+        kind,
+        sequence,
+        key_len,
+        value_len,
+        crc,
+    } = parse_head(bytes.get(start..).unwrap_or(&[]))
+        .map_err(|reason| format!("record at {at}: {reason}"))?;
     let key_at = start + RECORD_HEADER_LEN as usize;
     let value_at = key_at as u64 + align(u64::from(key_len));
     let end = value_at

@@ -1,0 +1,236 @@
+//! Reading an hdf5 store's records, as its writer or a reader sees them.
+
+use super::super::StorageError;
+use super::file::{Handles, h5_error};
+use super::state::State;
+use super::table::{Side, Table, hash};
+use super::writer::{Changes, Writer, replay};
+use crate::storage::packed::pack;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A reader's handles, with the state they were last refreshed at and the
+/// effect of the records the writer has made durable but not yet applied
+/// to the index (between "applied" and "head"), so that a reader sees the
+/// store exactly as of the head, never a half-applied index.
+pub struct Reader {
+    pub h: Handles,
+    pub seen: State,
+    pub overlay: Changes,
+}
+
+impl Reader {
+    /// Opens read handles on the store file at `path`.
+    ///
+    /// # Errors
+    /// A file that is not a store, or HDF5 failures.
+    pub fn open(h: Handles, path: &Path) -> Result<Self, StorageError> {
+        let mut reader = Self {
+            seen: State::read(&h, path)?,
+            h,
+            overlay: Changes::default(),
+        };
+        reader.replay_tail(path)?;
+        Ok(reader)
+    }
+
+    /// Brings the handles up to what the writer last wrote (`always`: even
+    /// when `/state` did not change).
+    ///
+    /// # Errors
+    /// HDF5 failures, or damaged records.
+    pub fn refresh(&mut self, path: &Path, always: bool) -> Result<(), StorageError> {
+        let err = |e: hdf5::Error| h5_error(path, &e);
+        self.h.state.refresh().map_err(err)?;
+        let now = State::read(&self.h, path)?;
+        if now != self.seen || always {
+            for ds in [&self.h.log, &self.h.tables[0], &self.h.tables[1]] {
+                ds.refresh().map_err(err)?;
+            }
+            self.seen = now;
+            self.replay_tail(path)?;
+        }
+        Ok(())
+    }
+
+    fn replay_tail(&mut self, path: &Path) -> Result<(), StorageError> {
+        self.overlay = Changes::default();
+        let mut at = self.seen.applied;
+        while at < self.seen.head {
+            let record = read_record(&self.h, &[], self.seen.head, at, true, path)?;
+            replay(&mut self.overlay, at, &record);
+            at += record.head.record_len();
+        }
+        Ok(())
+    }
+}
+
+/// A record read back.
+pub struct Read {
+    pub head: pack::RecordHead,
+    pub key: String,
+    /// The value, when asked for.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Reads the record at `offset` from the log of `h`, or from `buffer` at
+/// offsets from `log_len` on.
+pub fn read_record(
+    h: &Handles,
+    buffer: &[u8],
+    log_len: u64,
+    offset: u64,
+    with_value: bool,
+    path: &Path,
+) -> Result<Read, StorageError> {
+    let damaged = |reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("record at {offset} of /log: {reason}"),
+    };
+    let bytes = |from: u64, len: u64| -> Result<Vec<u8>, StorageError> {
+        if from >= log_len {
+            let start = usize::try_from(from - log_len).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+            return buffer
+                .get(start..end)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| damaged("past the end of the log".into()));
+        }
+        let end = from.saturating_add(len);
+        if end > log_len {
+            return Err(damaged(format!(
+                "bytes {from}..{end} lie past the end of the log ({log_len} bytes)"
+            )));
+        }
+        let (from, end) = (
+            usize::try_from(from).unwrap_or(usize::MAX),
+            usize::try_from(end).unwrap_or(usize::MAX),
+        );
+        h.log
+            .read_slice_1d::<u8, _>(from..end)
+            .map(|a| a.to_vec())
+            .map_err(|e| h5_error(path, &e))
+    };
+    let head = pack::parse_head(&bytes(offset, pack::RECORD_HEADER_LEN)?).map_err(damaged)?;
+    let key_len = u64::from(head.key_len);
+    // The key, padded, then the value: lengths from a damaged header may be
+    // anything, so every sum is checked before it sizes a read.
+    let value_at = head.value_offset() - pack::RECORD_HEADER_LEN;
+    let wanted = if with_value {
+        value_at.checked_add(head.value_len)
+    } else {
+        Some(key_len)
+    };
+    let wanted = wanted
+        .filter(|w| {
+            offset
+                .saturating_add(pack::RECORD_HEADER_LEN)
+                .saturating_add(*w)
+                <= log_len + buffer.len() as u64
+        })
+        .ok_or_else(|| {
+            damaged(format!(
+                "declares {} value bytes, past the end of the log",
+                head.value_len
+            ))
+        })?;
+    let rest = bytes(offset + pack::RECORD_HEADER_LEN, wanted)?;
+    let key = rest
+        .get(..head.key_len as usize)
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .ok_or_else(|| damaged("a key that is not UTF-8".into()))?
+        .to_string();
+    let value = match with_value {
+        true => Some(
+            rest.get(value_at as usize..)
+                .ok_or_else(|| damaged("cut short".into()))?
+                .to_vec(),
+        ),
+        false => None,
+    };
+    if let Some(v) = &value
+        && pack::checksum(&key, v) != head.crc
+    {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{key} fails its checksum (record at {offset} of /log)"),
+        });
+    }
+    Ok(Read { head, key, value })
+}
+
+/// Finding and reading records, as a writer or a reader sees them.
+pub enum Lookup<'a> {
+    Writer(&'a Writer, &'a Path),
+    Reader(&'a Reader, &'a Path),
+}
+
+impl Lookup<'_> {
+    /// Where `key`'s `side` entry is.
+    pub fn locate(&self, side: Side, key: &str) -> Result<Option<u64>, StorageError> {
+        match self {
+            Self::Writer(w, path) => w.locate(side, key, path),
+            Self::Reader(r, path) => {
+                let overlay = match side {
+                    Side::Live => r.overlay.live.get(key),
+                    Side::Staged => r.overlay.staged.get(key),
+                };
+                if let Some(change) = overlay {
+                    return Ok(*change);
+                }
+                let table = Table {
+                    dataset: &r.h.tables[usize::from(r.seen.active == 1)],
+                    capacity: r.seen.capacity,
+                    path,
+                };
+                let key_of = |offset| self.read(offset, false).map(|r| r.key);
+                Ok(table.find(hash(side, key), key, &key_of)?.map(|(_, o)| o))
+            }
+        }
+    }
+
+    /// The record at `offset`, with its value when asked.
+    pub fn read(&self, offset: u64, with_value: bool) -> Result<Read, StorageError> {
+        match self {
+            Self::Writer(w, path) => w.read(offset, with_value, path),
+            Self::Reader(r, path) => read_record(&r.h, &[], r.seen.head, offset, with_value, path),
+        }
+    }
+
+    /// Every live key starting with `prefix` (as [`Storage::list`]) and its
+    /// value's length.
+    pub fn list(&self, prefix: &str) -> Result<BTreeMap<String, u64>, StorageError> {
+        let (h, state, path) = match self {
+            Self::Writer(w, path) => (&w.h, &w.state, *path),
+            Self::Reader(r, path) => (&r.h, &r.seen, *path),
+        };
+        let in_prefix = |key: &str| crate::storage::memory::in_prefix(key, prefix);
+        let table = Table {
+            dataset: &h.tables[usize::from(state.active == 1)],
+            capacity: state.capacity,
+            path,
+        };
+        let mut found = BTreeMap::new();
+        for (slot_hash, offset) in table.entries()? {
+            let record = self.read(offset, false)?;
+            if slot_hash == hash(Side::Live, &record.key) && in_prefix(&record.key) {
+                found.insert(record.key, record.head.value_len);
+            }
+        }
+        let changes = match self {
+            Self::Writer(w, _) => &w.changes,
+            Self::Reader(r, _) => &r.overlay,
+        };
+        {
+            for (key, change) in changes.live.iter().filter(|(k, _)| in_prefix(k)) {
+                match change {
+                    Some(offset) => {
+                        found.insert(key.clone(), self.read(*offset, false)?.head.value_len)
+                    }
+                    None => found.remove(key),
+                };
+            }
+        }
+        Ok(found)
+    }
+}
