@@ -48,25 +48,6 @@ fn entries(cache: &Path) -> Vec<serde_json::Value> {
         .clone()
 }
 
-/// terra_elev with its values turned upside down: the same grid, other values.
-fn inverted(dir: &Path) -> std::path::PathBuf {
-    let out = dir.join("inverted.tif");
-    util::tool(
-        "gdal_translate",
-        &[
-            "-q",
-            "-scale",
-            "141",
-            "547",
-            "547",
-            "141",
-            s(&util::data("terra_elev.tif")),
-            s(&out),
-        ],
-    );
-    out
-}
-
 #[test]
 fn a_repeated_export_is_served_from_the_cache_until_the_store_changes() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,7 +98,14 @@ fn a_repeated_export_is_served_from_the_cache_until_the_store_changes() {
     assert!(!plain.contains("from the cache"), "{plain}");
     // Any write gives the store a new state: the next export reads it.
     let before = util::read(s(&out), None).bands;
-    gs(&cache, &["ingest", s(&store), s(&inverted(dir.path()))]);
+    gs(
+        &cache,
+        &[
+            "ingest",
+            s(&store),
+            s(&util::inverted("terra_elev.tif", dir.path())),
+        ],
+    );
     let after = gs(
         &cache,
         &["export", s(&store), "-o", s(&out), "--level", "1"],
@@ -158,7 +146,7 @@ fn an_export_between_two_instants_blends_them_from_cached_reads() {
         &cache,
         &["ingest", s(&store), s(&src), "--time", "2024-01-01T00:00"],
     );
-    let other = inverted(dir.path());
+    let other = util::inverted("terra_elev.tif", dir.path());
     gs(
         &cache,
         &["ingest", s(&store), s(&other), "--time", "2024-01-01T12:00"],

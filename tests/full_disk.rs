@@ -124,20 +124,7 @@ fn full_disk(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let src = util::data("terra_elev.tif");
     // The same grid with other values: a partial write would show.
-    let other = dir.path().join("inverted.tif");
-    util::tool(
-        "gdal_translate",
-        &[
-            "-q",
-            "-scale",
-            "141",
-            "547",
-            "547",
-            "141",
-            s(&src),
-            s(&other),
-        ],
-    );
+    let other = util::inverted("terra_elev.tif", dir.path());
     let store = dir.path().join("s.gs");
     util::ok(&[
         "create",

@@ -219,21 +219,7 @@ fn compact_reclaims_the_space_of_rewritten_chunks_and_changes_no_value() {
     let dir = tempfile::tempdir().unwrap();
     let packed = store(dir.path(), "p.gs", "packed");
     // The same grid with other values rewrites every chunk it covers.
-    let other = dir.path().join("inverted.tif");
-    let src = util::data("terra_meuse.tif");
-    util::tool(
-        "gdal_translate",
-        &[
-            "-q",
-            "-scale",
-            "138",
-            "1736",
-            "1736",
-            "138",
-            s(&src),
-            s(&other),
-        ],
-    );
+    let other = util::inverted("terra_meuse.tif", dir.path());
     util::ok(&["ingest", s(&packed), s(&other)]);
     let before = export(&packed, &dir.path().join("before.tif"), 0);
     let chunks = util::ok(&["chunks", s(&packed), "--json"]);

@@ -5,7 +5,7 @@
 use super::{harness, run_until, store_with_data};
 use gridstore::gui::GuiOptions;
 use gridstore::gui::quicklooks::Entry;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Whether `path`'s quicklook is shown, and whether it came from the cache.
 fn shown(app: &gridstore::gui::Explorer, path: &Path) -> Option<bool> {
@@ -50,9 +50,10 @@ fn quicklooks_come_from_the_cache_until_the_store_changes() {
     assert_eq!(shown(h.state(), &canonical), Some(true), "from the cache");
 
     // A write gives the store a new state, and a new quicklook.
-    h.state_mut()
-        .jobs
-        .ingest(inverted(dir.path()), store.clone());
+    h.state_mut().jobs.ingest(
+        super::util::inverted("terra_meuse.tif", dir.path()),
+        store.clone(),
+    );
     run_until(&mut h, "the new quicklook", |app| {
         !app.jobs.jobs.iter().any(gridstore::gui::Job::is_active)
             && shown(app, &canonical) == Some(false)
@@ -71,23 +72,4 @@ fn quicklooks_come_from_the_cache_until_the_store_changes() {
         app.opened().is_some() && shown(app, &canonical).is_some()
     });
     assert_eq!(shown(h.state(), &canonical), Some(true));
-}
-
-/// terra_meuse with other values on the same grid.
-fn inverted(dir: &Path) -> PathBuf {
-    let out = dir.join("inverted.tif");
-    super::util::tool(
-        "gdal_translate",
-        &[
-            "-q",
-            "-scale",
-            "138",
-            "1736",
-            "1736",
-            "138",
-            super::util::data("terra_meuse.tif").to_str().unwrap(),
-            out.to_str().unwrap(),
-        ],
-    );
-    out
 }

@@ -12,6 +12,32 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A copy of test raster `name` in `dir` with its values turned upside
+/// down (the lowest becomes the highest): the same grid, other values, so
+/// a partial or missing write shows.
+pub fn inverted(name: &str, dir: &Path) -> PathBuf {
+    let (lo, hi) = match name {
+        "terra_elev.tif" => ("141", "547"),
+        "terra_meuse.tif" => ("138", "1736"),
+        other => panic!("no value range known for {other}"),
+    };
+    let out = dir.join(format!("inverted-{name}"));
+    tool(
+        "gdal_translate",
+        &[
+            "-q",
+            "-scale",
+            lo,
+            hi,
+            hi,
+            lo,
+            data(name).to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+    );
+    out
+}
+
 /// A stored value as two stores with equal contents hold it: the journal's
 /// contents token (random per state of a store) is left out.
 pub fn comparable(key: &str, bytes: Vec<u8>) -> Vec<u8> {
