@@ -120,6 +120,15 @@ impl Hdf5Storage {
         }
     }
 
+    /// The error for the file found closed just after it was opened (not
+    /// expected to happen: every caller opens it first).
+    fn not_open(&self) -> StorageError {
+        StorageError::Corrupt {
+            path: self.path.clone(),
+            reason: "the file is not open".into(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -145,7 +154,7 @@ impl Hdf5Storage {
             }
         }
         let Open::Writing(writer, _) = &mut *open else {
-            unreachable!("the writer was just opened")
+            return Err(self.not_open());
         };
         let result = f(writer, &self.path)?;
         if writer.due() {
@@ -239,7 +248,7 @@ impl Hdf5Storage {
                     other => other,
                 }
             }
-            Open::Closed => unreachable!("opened above"),
+            Open::Closed => Err(self.not_open()),
         }
     }
 }
