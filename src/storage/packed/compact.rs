@@ -322,20 +322,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_reader_of_another_instance_reads_every_value_during_a_compaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("p");
-        let s = PackedStorage::create_with_capacity(&root, 256 * 1024).unwrap();
+    /// Eight rounds of 16 keys of 30 kB, the last holding 7s, and k/0
+    /// written once more: the pack of k/0..k/7's last values then holds a
+    /// dead record too, so compaction moves them.
+    fn rewrite_sixteen_keys(s: &PackedStorage) {
         for round in 0..8u8 {
             for i in 0..16 {
                 s.put(&key(&format!("k/{i}")), &vec![round; 30_000])
                     .unwrap();
             }
         }
-        // The pack of k/0..k/7's last values now holds a dead record too.
         s.put(&key("k/0"), &[7u8; 30_000]).unwrap();
         s.sync().unwrap();
+    }
+
+    #[test]
+    fn a_reader_of_another_instance_reads_every_value_during_a_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("p");
+        let s = PackedStorage::create_with_capacity(&root, 256 * 1024).unwrap();
+        rewrite_sixteen_keys(&s);
         // As another process would: its own index handle and maps.
         let reader = PackedStorage::open(&root).unwrap();
         // The race made certain: the value is looked up, then its pack is
@@ -351,14 +357,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(value, vec![7u8; 30_000]);
-        for round in 0..8u8 {
-            for i in 0..16 {
-                s.put(&key(&format!("k/{i}")), &vec![round; 30_000])
-                    .unwrap();
-            }
-        }
-        s.put(&key("k/0"), &[7u8; 30_000]).unwrap();
-        s.sync().unwrap();
+        rewrite_sixteen_keys(&s);
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
             scope.spawn(|| {
