@@ -5,20 +5,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    let cli = match gridstore::cli::Cli::try_parse() {
-        Ok(cli) => cli,
-        // Help and version go to stdout as clap prints them.
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            // One line: clap's first, without its usage block.
-            let text = e.to_string();
-            eprintln!(
-                "{}",
-                text.lines().next().unwrap_or("error: invalid arguments")
-            );
-            return ExitCode::from(2);
-        }
-    };
+    // Help, version and usage errors are clap's, whole: what is missing or
+    // misspelt ("did you mean"), the usage line, exit code 2.
+    let cli =
+        gridstore::cli::Cli::parse_from(gridstore::cli::with_store_shorthand(std::env::args_os()));
     gridstore::gdal_io::silence_gdal_messages();
     match gridstore::cli::run(cli) {
         Ok(code) => code,

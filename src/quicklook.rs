@@ -72,12 +72,11 @@ pub fn quicklook(
     };
     let args = json!({
         "store": token,
+        "at": store.place(),
         "size": size,
         "colours": "viridis 2-98 %",
         "gridstore": env!("CARGO_PKG_VERSION"),
     });
-    // Kept only if no write changed the store while it was read.
-    let unchanged = || store.state_token().ok().flatten().as_deref() == Some(token.as_str());
     // A store without data has no picture: nothing to keep.
     let mut empty = false;
     let render_some = || match render() {
@@ -88,7 +87,8 @@ pub fn quicklook(
         }
         Err(e) => Err(e),
     };
-    let cached = cache.call_if(FUNCTION, &args, render_some, unchanged);
+    // Served while every chunk it was drawn from holds (see `engine::sources`).
+    let cached = cache.call_from(FUNCTION, &args, render_some, store);
     match cached {
         Ok(c) => Ok(Some(c)),
         Err(_) if empty => Ok(None),

@@ -2,7 +2,6 @@
 //!
 //! Pure functions over ndarray views; used by PNG export and the explorer.
 
-use crate::engine::aggregate::is_valid;
 use crate::engine::{Element, Palette};
 use ndarray::ArrayView3;
 
@@ -90,7 +89,7 @@ impl Stretch {
         let mut values: Vec<f64> = data
             .index_axis(ndarray::Axis(0), band)
             .iter()
-            .filter(|v| is_valid(**v, nodata))
+            .filter(|v| v.is_valid(nodata))
             .map(|v| v.to_f64())
             .collect();
         values.sort_by(f64::total_cmp);
@@ -163,7 +162,7 @@ pub fn to_rgba<T: Element>(
             .zip(channels[2].iter())
         {
             let vs = [*r, *g, *b];
-            if vs.iter().all(|v| !is_valid(*v, nodata)) {
+            if vs.iter().all(|v| !v.is_valid(nodata)) {
                 continue;
             }
             for k in 0..3 {
@@ -182,7 +181,7 @@ pub fn to_rgba<T: Element>(
     let band = data.index_axis(ndarray::Axis(0), 0);
     if let Some(palette) = palette {
         for (px, v) in out.chunks_exact_mut(4).zip(band.iter()) {
-            if is_valid(*v, nodata) {
+            if v.is_valid(nodata) {
                 px.copy_from_slice(&palette.color(v.to_f64()).unwrap_or(UNLISTED_CLASS));
             }
         }
@@ -201,7 +200,7 @@ pub fn to_rgba<T: Element>(
         .unwrap_or(Stretch { min: 0.0, max: 1.0 });
     let scale = Scale::new(stretch, (RAMP_STEPS - 1) as f64);
     for (px, v) in out.chunks_exact_mut(4).zip(band.iter()) {
-        if is_valid(*v, nodata) {
+        if v.is_valid(nodata) {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             px.copy_from_slice(&lut[scale.index(v.to_f64()).round() as usize]);
         }

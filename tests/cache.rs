@@ -291,3 +291,215 @@ fn cached_results_are_listed_and_cleared_by_function_arguments_and_age() {
     let err = gs_fails(&cache, &["cache", "clear", "--older-than", "3 parsecs"]);
     assert!(err.contains("3 parsecs"), "{err}");
 }
+
+/// The first base chunk file of a folder store (one that holds data).
+fn a_base_chunk(store: &Path) -> std::path::PathBuf {
+    let mut stack = vec![store.join("0/data")];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                return path;
+            }
+        }
+    }
+    panic!("no base chunk in {}", store.display());
+}
+
+/// Flips one byte in the middle of a file, in place.
+fn flip_a_byte(file: &Path) {
+    use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .unwrap();
+    let middle = f.metadata().unwrap().len() / 2;
+    let mut byte = [0u8];
+    f.seek(SeekFrom::Start(middle)).unwrap();
+    f.read_exact(&mut byte).unwrap();
+    f.seek(SeekFrom::Start(middle)).unwrap();
+    f.write_all(&[byte[0] ^ 0x10]).unwrap();
+}
+
+fn cp_a(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp")
+        .args(["-a", s(from), s(to)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A store with data, its cache, and a cached whole-store export.
+fn cached_store(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cache = dir.join("cache");
+    let store = dir.join("s.gs");
+    let src = util::data("terra_elev.tif");
+    gs(
+        &cache,
+        &["create", s(&store), "--like", s(&src), "--chunk", "16"],
+    );
+    gs(&cache, &["ingest", s(&store), s(&src)]);
+    let first = gs(
+        &cache,
+        &["export", s(&store), "-o", s(&dir.join("first.tif"))],
+    );
+    assert!(!first.contains("from the cache"), "{first}");
+    (store, cache)
+}
+
+/// The chunk named in an error, relative to its store.
+fn names_the_chunk(err: &str, chunk: &Path, store: &Path) {
+    let key = chunk
+        .strip_prefix(store)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        err.contains(&key) && err.contains("corrupt"),
+        "names chunk {key}: {err}"
+    );
+}
+
+/// Issue 9, point 2: a copy with a damaged chunk is not its original.
+#[test]
+fn a_damaged_copy_is_never_served_its_originals_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, cache) = cached_store(dir.path());
+    let copy = dir.path().join("copy.gs");
+    cp_a(&store, &copy);
+    let chunk = a_base_chunk(&copy);
+    flip_a_byte(&chunk);
+    let err = gs_fails(
+        &cache,
+        &["export", s(&copy), "-o", s(&dir.path().join("c.tif"))],
+    );
+    names_the_chunk(&err, &chunk, &copy);
+    // The original still answers from the cache.
+    let again = gs(
+        &cache,
+        &["export", s(&store), "-o", s(&dir.path().join("o.tif"))],
+    );
+    assert!(again.contains("(from the cache)"), "{again}");
+}
+
+/// Another Zarr writer's change is seen: the cached export is not served,
+/// and the export says what the store holds now (here, a chunk gridstore
+/// cannot check, named), as it does without the cache.
+#[test]
+fn a_chunk_changed_by_another_zarr_writer_is_not_served_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, cache) = cached_store(dir.path());
+    // Write one chunk of level 0 where the data is, through zarr-python.
+    let chunk = a_base_chunk(&store);
+    let rel: Vec<String> = chunk
+        .strip_prefix(store.join("0/data"))
+        .unwrap()
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let (row, col) = (&rel[rel.len() - 2], &rel[rel.len() - 1]);
+    let python = format!(
+        "import zarr, numpy as np\n\
+         a = zarr.open_array('{}', mode='r+')\n\
+         r, c = {row} * 16, {col} * 16\n\
+         a[r:r + 16, c:c + 16] = np.full((16, 16), 123, dtype=a.dtype)\n",
+        store.join("0/data").display()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &python])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = dir.path().join("after.tif");
+    let uncached = util::command()
+        .env("GRIDSTORE_CACHE_DIR", &cache)
+        .args(["export", s(&store), "-o", s(&target), "--no-cache"])
+        .output()
+        .unwrap();
+    let cached = util::command()
+        .env("GRIDSTORE_CACHE_DIR", &cache)
+        .args(["export", s(&store), "-o", s(&target)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&cached.stdout);
+    assert!(!stdout.contains("from the cache"), "{stdout}");
+    assert_eq!(cached.status.code(), uncached.status.code());
+    assert_eq!(
+        String::from_utf8_lossy(&cached.stderr),
+        String::from_utf8_lossy(&uncached.stderr),
+        "the cache changes nothing the export says"
+    );
+}
+
+/// A backup restored over a store, in place (same files, older bytes): its
+/// damage is found, not hidden behind results cached before.
+#[test]
+fn a_backup_restored_over_a_store_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, cache) = cached_store(dir.path());
+    let backup = dir.path().join("backup.gs");
+    cp_a(&store, &backup);
+    let chunk = a_base_chunk(&backup);
+    flip_a_byte(&chunk);
+    // Restore over the store's own files (cp overwrites them in place).
+    let status = std::process::Command::new("cp")
+        .args(["-a", &format!("{}/.", s(&backup)), s(&store)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let err = gs_fails(
+        &cache,
+        &["export", s(&store), "-o", s(&dir.path().join("r.tif"))],
+    );
+    let restored = store.join(chunk.strip_prefix(&backup).unwrap());
+    names_the_chunk(&err, &restored, &store);
+}
+
+/// Two copies of one store that diverge (one changed by another Zarr
+/// writer) answer each for itself, and both stay cached.
+#[test]
+fn two_copies_that_diverge_answer_each_for_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, cache) = cached_store(dir.path());
+    let twin = dir.path().join("twin.gs");
+    cp_a(&store, &twin);
+    // The twin, untouched, holds the same bytes: its own export is
+    // computed (other files), then served from the cache.
+    let export = |from: &Path, name: &str| {
+        gs(
+            &cache,
+            &["export", s(from), "-o", s(&dir.path().join(name))],
+        )
+    };
+    assert!(!export(&twin, "t1.tif").contains("from the cache"));
+    assert!(export(&twin, "t2.tif").contains("(from the cache)"));
+    assert_eq!(
+        std::fs::read(dir.path().join("t1.tif")).unwrap(),
+        std::fs::read(dir.path().join("first.tif")).unwrap()
+    );
+    // The twin diverges: its next export reads again and fails on the
+    // damage; the original is still served.
+    let chunk = a_base_chunk(&twin);
+    flip_a_byte(&chunk);
+    let err = gs_fails(
+        &cache,
+        &["export", s(&twin), "-o", s(&dir.path().join("t3.tif"))],
+    );
+    names_the_chunk(&err, &chunk, &twin);
+    assert!(export(&store, "s2.tif").contains("(from the cache)"));
+}

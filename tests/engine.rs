@@ -555,21 +555,36 @@ fn the_state_token_follows_the_contents_and_goes_when_a_view_is_stale() {
     assert_eq!(reader.state_token().unwrap(), None);
     let fresh = Store::open(gridstore::storage::open(&path).unwrap()).unwrap();
     assert_eq!(fresh.state_token().unwrap(), Some(second.clone()));
-    // A write that rolls back leaves the token as it was.
-    let txn = writer
-        .begin_write(
-            None,
-            gridstore::engine::Window {
-                row: 0,
-                col: 0,
-                rows: 4,
-                cols: 4,
-            },
-            0,
-        )
-        .unwrap();
-    assert_eq!(fresh.state_token().unwrap(), None, "a write is under way");
-    txn.abort().unwrap();
+    // A write that rolls back (its reader fails, after looking at the
+    // token mid-write) leaves the token as it was.
+    let seen_mid_write = std::sync::Mutex::new(Vec::new());
+    let failing = |_: Window| -> Result<Array3<f32>, &'static str> {
+        seen_mid_write
+            .lock()
+            .unwrap()
+            .push(fresh.state_token().unwrap());
+        Err("the source broke")
+    };
+    let write = gridstore::engine::BaseWrite {
+        instant: None,
+        window: Window {
+            row: 0,
+            col: 0,
+            rows: 4,
+            cols: 4,
+        },
+        cells: gridstore::engine::Cells::Read(failing),
+    };
+    let result = writer.write_base(write, &NoProgress, &CancelToken::new());
+    assert!(matches!(
+        result,
+        Err(gridstore::engine::WriteError::Source("the source broke"))
+    ));
+    assert_eq!(
+        *seen_mid_write.lock().unwrap(),
+        vec![None],
+        "a write is under way"
+    );
     assert_eq!(writer.state_token().unwrap(), Some(second.clone()));
     assert_eq!(fresh.state_token().unwrap(), Some(second));
 }

@@ -4,7 +4,7 @@
 mod util;
 
 use gridstore::engine::{CancelToken, JobEvent, NoProgress, Store};
-use gridstore::gdal_io::{IngestOptions, ingest, structure_like};
+use gridstore::gdal_io::{IngestOptions, LikeOverrides, ingest, structure_like};
 use gridstore::storage::{Backend, FolderStorage};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,7 +62,9 @@ fn new_store(dir: &Path, name: &str, like: &Path) -> Store {
 }
 
 fn new_store_on(dir: &Path, name: &str, like: &Path, backend: Backend) -> Store {
-    let mut structure = structure_like(like).unwrap();
+    let mut structure = structure_like(like, &LikeOverrides::default())
+        .unwrap()
+        .structure;
     structure.chunk = [32, 32];
     structure.domain_levels = 8;
     let storage = gridstore::storage::create(&dir.join(name), backend).unwrap();

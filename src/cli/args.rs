@@ -6,12 +6,38 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// gridstore: chunked, multi-resolution raster stores with a self-maintaining pyramid.
+///
+/// `gridstore STORE` opens the explorer on STORE; with no arguments it
+/// opens on a demo store.
 #[derive(Debug, Parser)]
 #[command(name = "gridstore", version, about, propagate_version = true)]
 pub struct Cli {
     /// What to do; without a command the explorer opens.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The command line with `gridstore STORE` read as `gridstore gui STORE`:
+/// a first argument that is neither an option nor a command, and names an
+/// existing file or folder. (Anything else is left for clap, which names a
+/// misspelt command and suggests the right one.)
+pub fn with_store_shorthand(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory as _;
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let Some(first) = args.get(1) else {
+        return args;
+    };
+    let text = first.to_string_lossy();
+    let is_command = Cli::command()
+        .get_subcommands()
+        .any(|c| c.get_name() == text || c.get_all_aliases().any(|a| a == text))
+        || text == "help";
+    if !text.starts_with('-') && !is_command && std::path::Path::new(first).exists() {
+        args.insert(1, "gui".into());
+    }
+    args
 }
 
 /// The subcommands.
@@ -40,6 +66,11 @@ pub enum Command {
         /// Allow lossy conversion of the cell type (e.g. float into u8).
         #[arg(long)]
         cast: bool,
+        /// Ingest even when source cells hold the store's nodata value
+        /// (they then read as nodata); without it such an ingest fails and
+        /// changes nothing.
+        #[arg(long)]
+        allow_nodata_loss: bool,
     },
     /// Export an extent to GeoTIFF, COG, NetCDF or PNG.
     Export(ExportArgs),
@@ -154,8 +185,11 @@ pub struct CreateArgs {
     /// The new store: a folder (must not exist, or be empty), or with
     /// --backend hdf5 a file (must not exist).
     pub store: PathBuf,
-    /// Take CRS, cell size, origin (top-left corner), dtype, nodata and bands from this raster.
-    #[arg(long, conflicts_with_all = ["crs", "cell_size", "origin"])]
+    /// Take CRS, cell size, origin (top-left corner), dtype, nodata and
+    /// bands from this raster; the options below override what it gives
+    /// (--crs only for a raster that has no CRS). A raster without a nodata
+    /// value gets one that none of its cells holds.
+    #[arg(long)]
     pub like: Option<PathBuf>,
     /// CRS as EPSG:code, WKT or PROJ string.
     #[arg(long, required_unless_present = "like")]
@@ -169,7 +203,8 @@ pub struct CreateArgs {
     /// Cell type: u8, i8, u16, i16, u32, i32, f32, f64.
     #[arg(long)]
     pub dtype: Option<DType>,
-    /// Nodata value (default: the raster's, else NaN for floats, the type's max for unsigned, min for signed).
+    /// Nodata value (default: the --like raster's, or a value it does not
+    /// hold; else NaN for floats, the type's max for unsigned, min for signed).
     #[arg(long, allow_hyphen_values = true, value_parser = parse_number)]
     pub nodata: Option<f64>,
     /// Chunk size WxH (or one number for square chunks).
@@ -220,7 +255,8 @@ pub struct ExportArgs {
     /// Output cell size in CRS units.
     #[arg(long, conflicts_with = "size")]
     pub resolution: Option<f64>,
-    /// Output size WxH in pixels.
+    /// Output size WxH in pixels; one side alone (W, Wx or xH) keeps the
+    /// cells square.
     #[arg(long, value_parser = parse_size)]
     pub size: Option<[usize; 2]>,
     /// gtiff, cog, netcdf or png (default: from the extension, else gtiff).
@@ -247,6 +283,10 @@ pub struct ExportArgs {
     /// Neither answer from nor keep in the function cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Write the file even when --bbox holds no data (otherwise that is an
+    /// error naming the data's extent).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// What `gridstore cache` does.
@@ -346,17 +386,50 @@ fn parse_chunk(s: &str) -> Result<[u32; 2], String> {
     ])
 }
 
+/// Parses `WxH`, or one side (`W`, `Wx` or `xH`) with 0 for the other:
+/// square cells.
 fn parse_size(s: &str) -> Result<[usize; 2], String> {
-    let [w, h] = parse_wxh(s)?;
-    Ok([
-        usize::try_from(w).map_err(|e| e.to_string())?,
-        usize::try_from(h).map_err(|e| e.to_string())?,
-    ])
+    let lower = s.trim().to_ascii_lowercase();
+    let side = |p: &str| match p.trim().parse::<usize>() {
+        Ok(0) => Err(format!("'{s}': width and height must be positive")),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!("'{s}' is not WxH, W or xH")),
+    };
+    match lower.split_once('x') {
+        None => Ok([side(&lower)?, 0]),
+        Some((w, "")) => Ok([side(w)?, 0]),
+        Some(("", h)) => Ok([0, side(h)?]),
+        Some((w, h)) => Ok([side(w)?, side(h)?]),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_alone_opens_the_explorer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("dem.gs");
+        std::fs::create_dir(&store).unwrap();
+        let args = |v: &[&str]| -> Vec<std::ffi::OsString> {
+            std::iter::once("gridstore")
+                .chain(v.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        let path = store.to_str().unwrap();
+        assert_eq!(with_store_shorthand(args(&[path])), args(&["gui", path]));
+        // Commands, options and misspelt commands are left for clap.
+        for kept in [&["info", path][..], &["--version"], &["ingset", path], &[]] {
+            assert_eq!(with_store_shorthand(args(kept)), args(kept));
+        }
+        let cli = Cli::try_parse_from(with_store_shorthand(args(&[path]))).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Gui { store: Some(_), .. })
+        ));
+    }
 
     #[test]
     fn values_parse() {
@@ -366,5 +439,11 @@ mod tests {
         assert_eq!(parse_chunk("256x128").unwrap(), [256, 128]);
         assert_eq!(parse_chunk("64").unwrap(), [64, 64]);
         assert!(parse_number("nan").unwrap().is_nan());
+        assert_eq!(parse_size("1024x512").unwrap(), [1024, 512]);
+        assert_eq!(parse_size("1024").unwrap(), [1024, 0]);
+        assert_eq!(parse_size("1024x").unwrap(), [1024, 0]);
+        assert_eq!(parse_size("x300").unwrap(), [0, 300]);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("0x5").is_err());
     }
 }

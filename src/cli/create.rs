@@ -3,10 +3,11 @@
 use super::args::CreateArgs;
 use crate::engine::time::parse_time_axis;
 use crate::engine::{Aggregator, Codec, Resampling, Store, Structure};
-use crate::gdal_io::{crs_of, domain_levels_for, srs_from, structure_like};
+use crate::gdal_io::{Like, LikeOverrides, crs_of, domain_levels_for, parse_crs, structure_like};
 use anyhow::{Context as _, bail};
 
-/// Builds the structure from the arguments and creates the store.
+/// Builds the structure from the arguments and creates the store; with
+/// `--like`, says how a nodata value was chosen for a raster without one.
 ///
 /// # Errors
 /// Bad arguments, an unreadable `--like` raster, or a folder that exists
@@ -21,13 +22,28 @@ pub fn create(args: &CreateArgs) -> anyhow::Result<Store> {
 
 fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
     let mut s = if let Some(like) = &args.like {
-        structure_like(like)?
+        let overrides = LikeOverrides {
+            crs: args.crs.clone(),
+            dtype: args.dtype,
+            nodata: args.nodata,
+        };
+        let Like {
+            structure,
+            nodata_note,
+        } = structure_like(like, &overrides)?;
+        if let Some(note) = nodata_note {
+            eprintln!("nodata: {note}");
+        }
+        if let Some(cell) = args.cell_size {
+            structure_with_cell_size(structure, cell)
+        } else {
+            structure
+        }
     } else {
         let (Some(crs), Some(cell), Some(origin)) = (&args.crs, args.cell_size, args.origin) else {
             bail!("give --like FILE, or all of --crs, --cell-size and --origin");
         };
-        let srs = srs_from(crs)
-            .map_err(|e| anyhow::anyhow!("--crs '{crs}' is not a CRS GDAL knows ({e})"))?;
+        let srs = parse_crs(crs).map_err(|e| anyhow::anyhow!("--crs: {e}"))?;
         let dtype = args.dtype.unwrap_or(crate::engine::DType::F32);
         let chunk = args.chunk.unwrap_or([256, 256]);
         Structure {
@@ -37,7 +53,7 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
             chunk,
             domain_levels: domain_levels_for(&srs, origin, cell, chunk),
             dtype,
-            nodata: dtype.default_nodata(),
+            nodata: args.nodata.unwrap_or_else(|| dtype.default_nodata()),
             codec: Codec::default(),
             aggregate: Aggregator::Mean,
             resampling: Resampling::Average,
@@ -45,25 +61,15 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
             time: None,
         }
     };
-    if let Some(d) = args.dtype {
-        if args.like.is_some() && args.nodata.is_none() && !d.holds(s.nodata) {
-            s.nodata = d.default_nodata();
-        }
-        s.dtype = d;
-    }
-    if let Some(v) = args.nodata {
-        s.nodata = v;
+    if let Some(origin) = args.origin {
+        s.anchor = origin;
     }
     if let Some(c) = args.chunk
         && c != s.chunk
     {
         // The domain is counted in chunks: keep its reach in cells.
         let reach = f64::from(s.chunk[0].max(s.chunk[1])) / f64::from(c[0].max(c[1]));
-        #[allow(clippy::cast_possible_truncation)]
-        let shift = reach.log2().round() as i32;
-        let levels = (i32::from(s.domain_levels) + shift)
-            .clamp(4, i32::from(crate::engine::MAX_DOMAIN_LEVELS));
-        s.domain_levels = u8::try_from(levels).unwrap_or(s.domain_levels);
+        s.domain_levels = levels_keeping_reach(s.domain_levels, reach);
         s.chunk = c;
     }
     if let Some(a) = args.aggregate {
@@ -89,4 +95,22 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
     }
     s.validate().context("invalid structure")?;
     Ok(s)
+}
+
+/// `structure` with another base cell size: the domain keeps its reach in
+/// CRS units as nearly as whole levels allow.
+fn structure_with_cell_size(mut structure: Structure, cell: [f64; 2]) -> Structure {
+    let reach = structure.cell_size[0].max(structure.cell_size[1]) / cell[0].max(cell[1]);
+    structure.domain_levels = levels_keeping_reach(structure.domain_levels, reach);
+    structure.cell_size = cell;
+    structure
+}
+
+/// The domain levels that keep a domain's reach when each level's cells
+/// (or chunks) become `1 / factor` as wide: whole levels, nearest.
+fn levels_keeping_reach(levels: u8, factor: f64) -> u8 {
+    #[allow(clippy::cast_possible_truncation)]
+    let shift = factor.log2().round() as i32;
+    let levels = (i32::from(levels) + shift).clamp(4, i32::from(crate::engine::MAX_DOMAIN_LEVELS));
+    u8::try_from(levels).unwrap_or(crate::engine::DEFAULT_DOMAIN_LEVELS)
 }

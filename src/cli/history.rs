@@ -1,6 +1,6 @@
 //! `gridstore history`: the ingest history and notes, and adding a note.
 
-use crate::engine::{IngestRecord, Note, Store};
+use crate::engine::{IngestRecord, Note, Store, WriteKind};
 use crate::render::short_number;
 
 /// Prints the ingest history with the notes under the ingests they are
@@ -33,7 +33,10 @@ pub fn print_history(store: &Store, json: bool) -> anyhow::Result<()> {
 }
 
 fn print_ingest(number: u64, r: &IngestRecord) {
-    println!("#{number}  {}  {}", r.finished, r.source);
+    match r.kind {
+        WriteKind::Ingest => println!("#{number}  {}  {}", r.finished, r.source),
+        WriteKind::Clear => println!("#{number}  {}  cleared", r.finished),
+    }
     let [x0, y0, x1, y1] = r.extent.map(short_number);
     let instant = r
         .instant

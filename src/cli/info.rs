@@ -1,7 +1,7 @@
 //! `gridstore info` and `gridstore chunks`: what a store holds.
 
 use crate::engine::time::format_instant;
-use crate::engine::{ChunkLoc, EngineError, Store, TimeAxis, zarr::FORMAT_VERSION};
+use crate::engine::{ChunkLoc, EngineError, Extent, Store, TimeAxis, zarr::FORMAT_VERSION};
 use crate::render::short_number;
 use crate::with_dtype;
 use serde::Serialize;
@@ -56,13 +56,15 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         .filter_map(|t| store.instant_of(*t))
         .map(format_instant)
         .collect();
+    let valid_area = geographic_valid_area(store);
     if as_json {
         let value = json!({
             "store": store.location(),
             "backend": store.storage().backend_name(),
             "format_version": FORMAT_VERSION,
             "structure": s,
-            "domain": grid.domain(),
+            "domain": valid_area.unwrap_or_else(|| grid.domain()),
+            "grid_extent": grid.domain(),
             "data_extent": data_extent,
             "data_size": data.map(|w| [w.cols, w.rows]),
             "master_chunk": master.map(|m| json!({ "level": m.level, "row": m.row, "col": m.col, "extent": grid.chunk_extent(m) })),
@@ -95,11 +97,22 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         short_number(s.cell_size[1])
     );
     println!("anchor      {}, {}", s.anchor[0], s.anchor[1]);
-    println!(
-        "domain      {} (levels 0..{})",
-        grid.domain(),
-        grid.top_level()
-    );
+    match valid_area {
+        Some(area) => {
+            println!("domain      {area}, the CRS's valid area");
+            println!(
+                "grid        {} (levels 0..{}): 2^{} chunks a side, centred on the anchor, reaching past the valid area",
+                grid.domain(),
+                grid.top_level(),
+                grid.top_level()
+            );
+        }
+        None => println!(
+            "domain      {} (levels 0..{})",
+            grid.domain(),
+            grid.top_level()
+        ),
+    }
     println!("chunk       {} x {}", s.chunk[0], s.chunk[1]);
     println!("dtype       {}  nodata {}", s.dtype, s.nodata);
     println!("codec       {}", s.codec);
@@ -202,4 +215,24 @@ pub fn print_chunks(store: &Store, level: Option<u8>, as_json: bool) -> anyhow::
         );
     }
     Ok(())
+}
+
+/// For a geographic CRS, the part of the grid's domain inside the CRS's
+/// valid area (the grid itself is a power-of-two number of chunks wide,
+/// centred on the anchor, so it reaches past ±180° and ±90°).
+fn geographic_valid_area(store: &Store) -> Option<Extent> {
+    let srs = crate::gdal_io::srs_from(&store.structure().crs.wkt).ok()?;
+    if !srs.is_geographic() {
+        return None;
+    }
+    let [x0, y0, x1, y1] =
+        crate::gdal_io::area_of_use(&srs).unwrap_or([-180.0, -90.0, 180.0, 90.0]);
+    let d = store.grid().domain();
+    Extent::new(
+        d.min_x.max(x0),
+        d.min_y.max(y0),
+        d.max_x.min(x1),
+        d.max_y.min(y1),
+    )
+    .ok()
 }

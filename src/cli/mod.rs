@@ -11,7 +11,7 @@ mod info;
 mod progress;
 mod run;
 
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, with_store_shorthand};
 pub use run::run;
 
 use crate::engine::{EngineError, Store};

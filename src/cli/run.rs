@@ -41,11 +41,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             files,
             time,
             cast,
+            allow_nodata_loss,
         } => {
             let store = open_store(&store, true)?;
             let options = IngestOptions {
                 instant: parse_time(time.as_deref())?,
                 cast,
+                allow_nodata_loss,
             };
             ingest_files(&store, &files, &options, &cancel)
         }
@@ -239,6 +241,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         crs: args.crs.clone(),
         snap: args.snap,
         interpolate: args.interpolate,
+        allow_empty: args.allow_empty,
     };
     let cache = if args.no_cache {
         None

@@ -10,15 +10,6 @@
 use super::{Aggregator, Element};
 use ndarray::{Array3, ArrayView3, ArrayViewMut3, s};
 
-/// Whether `v` is a data value (not nodata, not NaN).
-#[inline]
-pub fn is_valid<T: Element>(v: T, nodata: T) -> bool {
-    // `v == v` is false only for NaN.
-    #[allow(clippy::eq_op)]
-    let not_nan = v == v;
-    not_nan && v != nodata
-}
-
 /// Narrows a computed value, never returning the nodata value.
 #[inline]
 pub fn computed<T: Element>(value: f64, nodata: T) -> T {
@@ -33,12 +24,6 @@ pub fn computed<T: Element>(value: f64, nodata: T) -> T {
     } else {
         stepped
     }
-}
-
-/// Whether every cell is nodata.
-#[must_use]
-pub fn all_nodata<T: Element>(chunk: &ArrayView3<'_, T>, nodata: T) -> bool {
-    chunk.iter().all(|v| !is_valid(*v, nodata))
 }
 
 /// Whether two optional chunks hold the same cells, treating NaN as equal
@@ -79,7 +64,7 @@ pub fn parent_chunk<T: Element>(
         let target = parent.slice_mut(s![.., r0..r0 + rows / 2, c0..c0 + cols / 2]);
         downsample(child.view(), target, aggregator, nodata, child_level);
     }
-    (!all_nodata(&parent.view(), nodata)).then_some(parent)
+    (!super::dtype::all_nodata(&parent.view(), nodata)).then_some(parent)
 }
 
 /// Halves `child` into `target` with `aggregator`.
@@ -109,16 +94,16 @@ pub fn downsample<T: Element>(
         }),
         Aggregator::Min => reduce(child, target, nodata, |v| {
             v.into_iter()
-                .filter(|x| is_valid(*x, nodata))
+                .filter(|x| x.is_valid(nodata))
                 .reduce(|a, b| if b < a { b } else { a })
         }),
         Aggregator::Max => reduce(child, target, nodata, |v| {
             v.into_iter()
-                .filter(|x| is_valid(*x, nodata))
+                .filter(|x| x.is_valid(nodata))
                 .reduce(|a, b| if b > a { b } else { a })
         }),
         Aggregator::Nearest => reduce(child, target, nodata, |v| {
-            v.into_iter().find(|x| is_valid(*x, nodata))
+            v.into_iter().find(|x| x.is_valid(nodata))
         }),
         Aggregator::Mode => reduce(child, target, nodata, |v| mode4(v, nodata)),
     }
@@ -132,7 +117,7 @@ fn defined<T: Element>(value: f64, children: [T; 4], nodata: T) -> T {
     if value.is_nan() {
         children
             .into_iter()
-            .find(|x| is_valid(*x, nodata))
+            .find(|x| x.is_valid(nodata))
             .unwrap_or(nodata)
     } else {
         computed(value, nodata)
@@ -144,7 +129,7 @@ fn fold_valid<T: Element>(values: [T; 4], nodata: T) -> (f64, u32) {
     let mut sum = 0.0;
     let mut n = 0;
     for v in values {
-        if is_valid(v, nodata) {
+        if v.is_valid(nodata) {
             sum += v.to_f64();
             n += 1;
         }
@@ -158,7 +143,7 @@ fn fold_valid<T: Element>(values: [T; 4], nodata: T) -> (f64, u32) {
 fn mode4<T: Element>(values: [T; 4], nodata: T) -> Option<T> {
     let mut best: Option<(T, usize)> = None;
     for (i, v) in values.iter().enumerate() {
-        if !is_valid(*v, nodata) || values[..i].contains(v) {
+        if !v.is_valid(nodata) || values[..i].contains(v) {
             continue;
         }
         let count = values[i..].iter().filter(|x| *x == v).count();

@@ -1,6 +1,5 @@
 //! The extent of the data actually stored.
 
-use super::aggregate::is_valid;
 use super::error::EngineError;
 use super::grid::Window;
 use super::{Element, Store};
@@ -43,7 +42,7 @@ impl Store {
                     chunk
                         .slice(s![.., *r, ..])
                         .iter()
-                        .any(|v| is_valid(*v, nodata))
+                        .any(|v| v.is_valid(nodata))
                 })
                 .collect();
             let valid_cols: Vec<usize> = (0..cols)
@@ -51,7 +50,7 @@ impl Store {
                     chunk
                         .slice(s![.., .., *c])
                         .iter()
-                        .any(|v| is_valid(*v, nodata))
+                        .any(|v| v.is_valid(nodata))
                 })
                 .collect();
             let (Some(fr), Some(lr), Some(fc), Some(lc)) = (

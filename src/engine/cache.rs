@@ -3,9 +3,11 @@
 //! A result is kept under the function's name and the canonical JSON of its
 //! arguments (object keys sorted, no spaces), so the same call answers from
 //! storage — also after a restart, when the backend is on disk. Callers
-//! put in the arguments everything the result depends on; for a store's
-//! data that is the store's state token ([`super::Store::state_token`]),
-//! which changes with every write, so a cached result is never stale.
+//! put in the arguments everything the result depends on. A result
+//! computed from stored data also keeps its *sources*: what it read, as its
+//! [`Provenance`] (a [`super::Store`]) recorded it, with the version of
+//! each stored value. It is served only while the provenance says they all
+//! still hold, so no result is ever stale, whoever changed the data.
 //!
 //! Each entry is two values: `cache/<function>/<hash>.bin`, the result's
 //! array bytes, then `cache/<function>/<hash>.json`, a header with the
@@ -48,11 +50,55 @@ pub enum CacheError {
     },
 }
 
+/// Where a cached result's inputs come from: it records what a
+/// computation reads and later tells whether all of that still holds.
+pub trait Provenance: Sync {
+    /// Starts recording what is read, until the recording ends.
+    fn begin(&self) -> Box<dyn Recording + '_>;
+
+    /// Whether the inputs that `sources` (from [`Recording::end`])
+    /// describes are still what they were.
+    fn holds(&self, sources: &Json) -> bool;
+}
+
+/// A recording started by [`Provenance::begin`]; dropped without
+/// [`Recording::end`], it just stops.
+pub trait Recording {
+    /// Stops recording and describes what was read, or `None` when the
+    /// result must not be kept (its inputs changed while it was computed).
+    fn end(self: Box<Self>) -> Option<Json>;
+}
+
+/// Inputs that never change (everything is in the arguments): results are
+/// kept and served unconditionally.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unconditional;
+
+impl Provenance for Unconditional {
+    fn begin(&self) -> Box<dyn Recording + '_> {
+        Box::new(Unconditional)
+    }
+
+    fn holds(&self, _sources: &Json) -> bool {
+        true
+    }
+}
+
+impl Recording for Unconditional {
+    fn end(self: Box<Self>) -> Option<Json> {
+        Some(Json::Null)
+    }
+}
+
 /// A cache entry's header.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Header {
     function: String,
     args: Json,
+    /// What the result was computed from (see [`Provenance`]); `null` for
+    /// results that depend on their arguments alone.
+    #[serde(default)]
+    sources: Json,
     /// Seconds since 1970.
     created: f64,
     dtype: DType,
@@ -157,7 +203,8 @@ impl FunctionCache {
     }
 
     /// The result of `function` for `args`: from the cache when it holds
-    /// it, else from `compute`, which is then kept.
+    /// it, else from `compute`, which is then kept. For results that depend
+    /// on their arguments alone.
     ///
     /// # Errors
     /// Only `compute`'s: the cache's own failures are in
@@ -168,24 +215,24 @@ impl FunctionCache {
         args: &Json,
         compute: impl FnOnce() -> Result<T, E>,
     ) -> Result<Cached<T>, E> {
-        self.call_if(function, args, compute, || true)
+        self.call_from(function, args, compute, &Unconditional)
     }
 
-    /// [`FunctionCache::call`], keeping a computed result only if `keep`
-    /// still holds once it is computed (the inputs it was computed from
-    /// are still those `args` name).
+    /// [`FunctionCache::call`] for a result computed from data that
+    /// `provenance` watches: served only while what it was computed from
+    /// holds, and kept with its sources when computed.
     ///
     /// # Errors
     /// Only `compute`'s.
-    pub fn call_if<T: Storable, E>(
+    pub fn call_from<T: Storable, E>(
         &self,
         function: &str,
         args: &Json,
         compute: impl FnOnce() -> Result<T, E>,
-        keep: impl FnOnce() -> bool,
+        provenance: &dyn Provenance,
     ) -> Result<Cached<T>, E> {
         let mut problem = None;
-        match self.get::<T>(function, args) {
+        match self.get_from::<T>(function, args, provenance) {
             Ok(Some(value)) => {
                 return Ok(Cached {
                     value,
@@ -196,9 +243,10 @@ impl FunctionCache {
             Ok(None) => {}
             Err(e) => problem = Some(e),
         }
+        let recording = provenance.begin();
         let value = compute()?;
-        if keep()
-            && let Err(e) = self.put(function, args, &value)
+        if let Some(sources) = recording.end()
+            && let Err(e) = self.put_from(function, args, &value, &sources)
         {
             problem.get_or_insert(e);
         }
@@ -209,11 +257,26 @@ impl FunctionCache {
         })
     }
 
-    /// The cached result of `function` for `args`, if any.
+    /// The cached result of `function` for `args`, if any, for results
+    /// that depend on their arguments alone.
     ///
     /// # Errors
     /// Storage failures, a damaged entry, or one that is not a `T`.
     pub fn get<T: Storable>(&self, function: &str, args: &Json) -> Result<Option<T>, CacheError> {
+        self.get_from(function, args, &Unconditional)
+    }
+
+    /// The cached result of `function` for `args`, if any and if what it
+    /// was computed from still holds (see [`Provenance::holds`]).
+    ///
+    /// # Errors
+    /// Storage failures, a damaged entry, or one that is not a `T`.
+    pub fn get_from<T: Storable>(
+        &self,
+        function: &str,
+        args: &Json,
+        provenance: &dyn Provenance,
+    ) -> Result<Option<T>, CacheError> {
         let (head_key, bin_key) = keys(function, args)?;
         let Some(head) = self.storage.get(&head_key)? else {
             return Ok(None);
@@ -229,10 +292,14 @@ impl FunctionCache {
             // Another call whose arguments hash alike: not this one's.
             return Ok(None);
         }
+        if !provenance.holds(&header.sources) {
+            // Computed from data that has changed since: stale.
+            return Ok(None);
+        }
         let Some(bytes) = self.storage.get(&bin_key)? else {
             return Err(damaged("its data is missing".into()));
         };
-        if checksum(&wanted, &bytes) != header.crc32 {
+        if checksum(&wanted, &header.sources, &bytes) != header.crc32 {
             return Err(damaged("fails its checksum".into()));
         }
         let array = Array::from_le_bytes(header.dtype, header.shape, bytes).map_err(damaged)?;
@@ -241,7 +308,8 @@ impl FunctionCache {
             .map_err(damaged)
     }
 
-    /// Keeps `value` as the result of `function` for `args`.
+    /// Keeps `value` as the result of `function` for `args`, for results
+    /// that depend on their arguments alone.
     ///
     /// # Errors
     /// A bad function name, or storage failures.
@@ -251,7 +319,22 @@ impl FunctionCache {
         args: &Json,
         value: &T,
     ) -> Result<(), CacheError> {
-        self.put_created(function, args, value, now())
+        self.put_created(function, args, value, &Json::Null, now())
+    }
+
+    /// Keeps `value` as the result of `function` for `args`, computed from
+    /// `sources` (as a [`Recording`] described them).
+    ///
+    /// # Errors
+    /// A bad function name, or storage failures.
+    pub fn put_from<T: Storable>(
+        &self,
+        function: &str,
+        args: &Json,
+        value: &T,
+        sources: &Json,
+    ) -> Result<(), CacheError> {
+        self.put_created(function, args, value, sources, now())
     }
 
     fn put_created<T: Storable>(
@@ -259,6 +342,7 @@ impl FunctionCache {
         function: &str,
         args: &Json,
         value: &T,
+        sources: &Json,
         created: f64,
     ) -> Result<(), CacheError> {
         let (head_key, bin_key) = keys(function, args)?;
@@ -266,11 +350,12 @@ impl FunctionCache {
         let header = Header {
             function: function.into(),
             args: args.clone(),
+            sources: sources.clone(),
             created,
             dtype: array.dtype(),
             shape: array.shape().to_vec(),
             extra,
-            crc32: checksum(&canonical(args), array.le_bytes()),
+            crc32: checksum(&canonical(args), sources, array.le_bytes()),
         };
         // Data first, header last: the header makes the entry.
         self.storage.put(&bin_key, array.le_bytes())?;
@@ -478,9 +563,14 @@ fn fnv1a(text: &str) -> u64 {
     })
 }
 
-fn checksum(args: &str, bytes: &[u8]) -> u32 {
+/// CRC-32 of an entry's canonical arguments, its sources (left out when
+/// `null`, as in entries written before sources were kept) and its bytes.
+fn checksum(args: &str, sources: &Json, bytes: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(args.as_bytes());
+    if !sources.is_null() {
+        hasher.update(canonical(sources).as_bytes());
+    }
     hasher.update(bytes);
     hasher.finalize()
 }

@@ -178,6 +178,21 @@ pub trait Element:
     /// saturating at the type's range.
     #[must_use]
     fn step(self, up: bool) -> Self;
+
+    /// Whether this is a data value: neither `nodata` nor NaN.
+    #[inline]
+    fn is_valid(self, nodata: Self) -> bool {
+        // `v == v` is false only for NaN.
+        #[allow(clippy::eq_op)]
+        let not_nan = self == self;
+        not_nan && self != nodata
+    }
+}
+
+/// Whether every cell is nodata (or NaN).
+#[must_use]
+pub fn all_nodata<T: Element>(cells: &ndarray::ArrayView3<'_, T>, nodata: T) -> bool {
+    cells.iter().all(|v| !v.is_valid(nodata))
 }
 
 macro_rules! int_element {

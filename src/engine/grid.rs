@@ -114,6 +114,34 @@ impl Window {
         })
     }
 
+    /// The cells `levels` levels coarser that this window touches: each
+    /// coarser cell covers `2^levels` cells per side, so the edges round
+    /// outward.
+    #[must_use]
+    pub fn coarsened(&self, levels: u8) -> Self {
+        let f = 1u64 << levels;
+        let row = self.row / f;
+        let col = self.col / f;
+        Self {
+            row,
+            col,
+            rows: (self.row + self.rows).div_ceil(f) - row,
+            cols: (self.col + self.cols).div_ceil(f) - col,
+        }
+    }
+
+    /// The cells `levels` levels finer that this window covers exactly.
+    #[must_use]
+    pub fn refined(&self, levels: u8) -> Self {
+        let f = 1u64 << levels;
+        Self {
+            row: self.row * f,
+            col: self.col * f,
+            rows: self.rows * f,
+            cols: self.cols * f,
+        }
+    }
+
     /// Whether the window holds no cells.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -529,6 +557,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn coarsening_covers_the_window_and_no_more(row in 0u64..500, col in 0u64..500, rows in 1u64..300, cols in 1u64..300, levels in 0u8..6) {
+            let w = Window { row, col, rows, cols };
+            let coarse = w.coarsened(levels);
+            let back = coarse.refined(levels);
+            // The coarser cells cover the window...
+            prop_assert_eq!(back.intersect(&w), Some(w));
+            // ...and each edge is less than one coarser cell beyond it.
+            let f = 1u64 << levels;
+            prop_assert!(w.row - back.row < f && w.col - back.col < f);
+            prop_assert!(back.row + back.rows - (w.row + w.rows) < f);
+            prop_assert!(back.col + back.cols - (w.col + w.cols) < f);
+            // A window of whole coarser cells goes there and back unchanged.
+            prop_assert_eq!(back.coarsened(levels), coarse);
+        }
+
         #[test]
         fn location_extent_round_trip(loc in loc_strategy()) {
             let g = grid();

@@ -8,10 +8,31 @@ use serde::{Deserialize, Serialize};
 const INGESTS: &str = "history/ingests";
 const NOTES: &str = "history/notes";
 
-/// One ingest, as recorded once its data committed.
+/// What a recorded write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteKind {
+    /// Cells of a source raster were written.
+    #[default]
+    Ingest,
+    /// Cells were set to nodata (`gridstore clear`).
+    Clear,
+}
+
+impl WriteKind {
+    fn is_ingest(&self) -> bool {
+        *self == Self::Ingest
+    }
+}
+
+/// One ingest or clear, as recorded once its data committed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestRecord {
-    /// The source raster, as given (made absolute).
+    /// An ingest or a clear (absent in the records of ingests, as in
+    /// stores written before clears were recorded).
+    #[serde(default, skip_serializing_if = "WriteKind::is_ingest")]
+    pub kind: WriteKind,
+    /// The source raster, as given (made absolute); empty for a clear.
     pub source: String,
     /// Its size in bytes.
     pub bytes: u64,

@@ -8,7 +8,7 @@
 //! blended half and half, nodata wherever either is nodata.
 
 use super::Element;
-use super::cache::{CacheError, FunctionCache};
+use super::cache::{CacheError, FunctionCache, Provenance};
 use ndarray::{ArrayD, Zip};
 use serde_json::Value as Json;
 
@@ -74,8 +74,9 @@ impl<'a> Interpolating<'a> {
     /// the cache or, on a miss, from `compute` (and then kept). Cells that
     /// are `nodata` (or NaN) in either result are `nodata`.
     ///
-    /// A sample computed on a miss is kept only if `keep` still holds once
-    /// it is computed (its inputs are still those `args` name).
+    /// Samples are served and kept through `provenance` (see
+    /// [`FunctionCache::call_from`]): a kept sample is served only while
+    /// what it was computed from holds.
     ///
     /// # Errors
     /// `compute`'s errors, or [`InterpolateError`] (turned into `E`) for a
@@ -87,7 +88,7 @@ impl<'a> Interpolating<'a> {
         x: f64,
         nodata: T,
         compute: impl Fn(f64) -> Result<ArrayD<T>, E>,
-        keep: &dyn Fn() -> bool,
+        provenance: &dyn Provenance,
     ) -> Result<Interpolated<T>, E> {
         let (below, above) = bracket(samples, x)?;
         let mut out = Interpolated {
@@ -97,11 +98,11 @@ impl<'a> Interpolating<'a> {
             problems: Vec::new(),
         };
         let mut sample = |at: f64| -> Result<ArrayD<T>, E> {
-            let cached = self.cache.call_if(
+            let cached = self.cache.call_from(
                 &self.function,
                 &self.sample_args(args, at),
                 || compute(at),
-                keep,
+                provenance,
             )?;
             out.hits += usize::from(cached.hit);
             out.problems.extend(cached.problem);
@@ -174,6 +175,7 @@ fn blend<T: Element>(a: &ArrayD<T>, b: &ArrayD<T>, weight: f64, nodata: T) -> Ar
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::cache::Unconditional;
     use crate::storage::MemoryStorage;
     use ndarray::IxDyn;
     use serde_json::json;
@@ -207,7 +209,7 @@ mod tests {
         let samples = [10.0, 20.0, 40.0];
         let args = json!({"store": "s"});
         let v = provider
-            .at(&args, &samples, 25.0, -1i16, compute, &|| true)
+            .at(&args, &samples, 25.0, -1i16, compute, &Unconditional)
             .unwrap();
         assert_eq!(v.between, Some((20.0, 40.0, 0.25)));
         assert_eq!(v.value[[0, 0]], 25);
@@ -215,17 +217,17 @@ mod tests {
         assert_eq!((v.hits, computed.get()), (0, 2));
         // Another point between the same samples: answered from the cache.
         let v = provider
-            .at(&args, &samples, 35.0, -1i16, compute, &|| true)
+            .at(&args, &samples, 35.0, -1i16, compute, &Unconditional)
             .unwrap();
         assert_eq!(v.value[[0, 0]], 35);
         assert_eq!((v.hits, computed.get()), (2, 2));
         // At a sample, its own value; outside, an error.
         let v = provider
-            .at(&args, &samples, 10.0, -1i16, compute, &|| true)
+            .at(&args, &samples, 10.0, -1i16, compute, &Unconditional)
             .unwrap();
         assert_eq!((v.value[[1, 1]], v.between), (10, None));
         let err = provider
-            .at(&args, &samples, 41.0, -1i16, compute, &|| true)
+            .at(&args, &samples, 41.0, -1i16, compute, &Unconditional)
             .unwrap_err();
         assert!(matches!(
             err,

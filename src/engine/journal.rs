@@ -17,11 +17,10 @@
 use super::error::EngineError;
 use super::grid::{ChunkLoc, Window};
 use super::job::{CancelToken, JobEvent, NoProgress, ProgressSink};
-use super::write::{ChunkCache, Schedule};
+use super::write::{ChunkCache, Schedule, Staged};
 use super::{Element, Store};
 use crate::storage::{StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::sync::MutexGuard;
 
 const JOURNAL_GROUP: &str = "journal/.zgroup";
@@ -109,7 +108,7 @@ fn key(text: &str) -> Result<StoreKey, EngineError> {
 /// A write in progress. Finish it with [`WriteTxn::commit`] or
 /// [`WriteTxn::abort`]; dropped otherwise (a crash, a panic), its record
 /// stays and the next writer recovers it.
-pub struct WriteTxn<'a> {
+pub(crate) struct WriteTxn<'a> {
     store: &'a Store,
     record: PendingWrite,
     _serial: MutexGuard<'a, ()>,
@@ -118,7 +117,7 @@ pub struct WriteTxn<'a> {
 impl WriteTxn<'_> {
     /// The time index the write goes to.
     #[must_use]
-    pub fn t(&self) -> u32 {
+    pub(crate) fn t(&self) -> u32 {
         self.record.t
     }
 
@@ -128,8 +127,9 @@ impl WriteTxn<'_> {
     /// # Errors
     /// I/O, corrupt chunks or cancellation; the record then stays and the
     /// next writer completes the commit.
-    pub fn commit<T: Element>(
+    pub(crate) fn commit<T: Element>(
         self,
+        staged: Staged<T>,
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
@@ -152,12 +152,12 @@ impl WriteTxn<'_> {
             }
             return Err(e);
         }
-        store.finish_commit::<T>(&self.record, progress, cancel)
+        store.finish_commit::<T>(&self.record, Some(staged), progress, cancel)
     }
 
     /// Tells `progress` which chunks this write will replace (every level
     /// above its window), before any of them changes.
-    pub fn announce(&self, progress: &dyn ProgressSink) {
+    pub(crate) fn announce(&self, progress: &dyn ProgressSink) {
         progress.event(JobEvent::Chunks {
             t: self.record.t,
             window: self.record.window,
@@ -170,7 +170,7 @@ impl WriteTxn<'_> {
     ///
     /// # Errors
     /// I/O.
-    pub fn abort(self) -> Result<(), EngineError> {
+    pub(crate) fn abort(self) -> Result<(), EngineError> {
         self.store.discard_staged(&self.record)?;
         self.store.journal_end(self.record.id, false)
     }
@@ -183,7 +183,7 @@ impl Store {
     ///
     /// # Errors
     /// Read-only store, a time error, I/O, or a failed recovery.
-    pub fn begin_write(
+    pub(crate) fn begin_write(
         &self,
         instant: Option<i64>,
         window: Window,
@@ -326,15 +326,10 @@ impl Store {
     }
 
     /// The chunks of `level` that a base window touches.
-    fn chunks_over(&self, level: u8, window: &Window) -> Vec<ChunkLoc> {
-        let f = 1u64 << level;
-        let scaled = Window {
-            row: window.row / f,
-            col: window.col / f,
-            rows: (window.row + window.rows).div_ceil(f) - window.row / f,
-            cols: (window.col + window.cols).div_ceil(f) - window.col / f,
-        };
-        self.grid().chunks_in(level, &scaled).collect()
+    pub(crate) fn chunks_over(&self, level: u8, window: &Window) -> Vec<ChunkLoc> {
+        self.grid()
+            .chunks_in(level, &window.coarsened(level))
+            .collect()
     }
 
     /// Fails with [`StorageError::Full`] when the disk lacks room for what
@@ -388,9 +383,15 @@ impl Store {
 
     /// From `committing` on: register the instant, commit what is staged,
     /// recompute the levels above, end the record.
+    ///
+    /// `staged` is what this process staged, when it did (not when it
+    /// recovers another's write): the levels above start from the blocks
+    /// that changed, from their top chunks in memory where kept, and a
+    /// write that changed nothing keeps the contents token.
     fn finish_commit<T: Element>(
         &self,
         pending: &PendingWrite,
+        staged: Option<Staged<T>>,
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
@@ -414,36 +415,38 @@ impl Store {
         };
         progress.event(landed([0, pending.staged_levels]));
         self.journal_phase(pending.id, Phase::Aggregating)?;
-        let done = self.aggregate_pending::<T>(pending, progress, cancel)?;
+        let changed = staged.as_ref().is_none_or(|s| s.base_chunks > 0);
+        let done = self.aggregate_pending::<T>(pending, staged, progress, cancel)?;
         let top = self.grid().top_level();
         if pending.staged_levels < top {
             progress.event(landed([pending.staged_levels + 1, top]));
         }
-        self.journal_end(pending.id, true)?;
+        self.journal_end(pending.id, changed)?;
         Ok(done)
     }
 
-    /// Recomputes the levels above `pending`'s committed levels.
+    /// Recomputes the levels above `pending`'s committed levels: above
+    /// the blocks `staged` names as changed (their top chunks taken from
+    /// it where kept), or without it above every block of the window.
     fn aggregate_pending<T: Element>(
         &self,
         pending: &PendingWrite,
+        staged: Option<Staged<T>>,
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
-        let from: BTreeSet<ChunkLoc> = self
-            .chunks_over(pending.staged_levels, &pending.window)
-            .into_iter()
-            .collect();
+        let (from, tops) = match staged {
+            Some(staged) => (staged.changed_tops, staged.tops),
+            None => (
+                self.chunks_over(pending.staged_levels, &pending.window)
+                    .into_iter()
+                    .collect(),
+                ChunkCache::new(),
+            ),
+        };
         let top = self.grid().top_level();
-        self.aggregate_up::<T>(
-            pending.t,
-            from,
-            ChunkCache::new(),
-            top,
-            Schedule::LIVE,
-            progress,
-            cancel,
-        )
+        self.aggregate_up::<T>(pending.t, from, tops, top, Schedule::LIVE, progress, cancel)
+            .map(|(done, _)| done)
     }
 
     /// Rolls every unfinished write back (staging) or forward (committing,
@@ -465,9 +468,11 @@ impl Store {
                 Phase::Staging => self
                     .discard_staged(&p)
                     .and_then(|()| self.journal_end(p.id, false)),
-                Phase::Committing => self.finish_commit::<T>(&p, progress, cancel).map(drop),
+                Phase::Committing => self
+                    .finish_commit::<T>(&p, None, progress, cancel)
+                    .map(drop),
                 Phase::Aggregating => self
-                    .aggregate_pending::<T>(&p, progress, cancel)
+                    .aggregate_pending::<T>(&p, None, progress, cancel)
                     .and_then(|_| self.journal_end(p.id, true)),
             };
             match result {

@@ -4,7 +4,6 @@
 //! resamples from it onto the requested grid. When the requested grid is the
 //! level's own grid, cells are copied unchanged.
 
-use super::aggregate::is_valid;
 use super::error::EngineError;
 use super::grid::{ChunkLoc, Window};
 use super::{Element, Extent, Resampling, Store};
@@ -264,7 +263,7 @@ fn cell<T: Element>(plane: &Plane<'_, T>, r: i64, c: i64, nodata: T) -> Option<f
     }
     #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
     let v = plane[[r as usize, c as usize]];
-    is_valid(v, nodata).then(|| v.to_f64())
+    v.is_valid(nodata).then(|| v.to_f64())
 }
 
 #[allow(clippy::cast_possible_truncation)]

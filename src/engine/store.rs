@@ -8,6 +8,7 @@ use super::codec;
 use super::error::EngineError;
 use super::grid::{ChunkLoc, Grid};
 use super::palette::{PALETTE_KEY, Palette};
+use super::sources::Read;
 use super::time::TimeAxis;
 use super::zarr::{self, FORMAT_VERSION, ROOT_ATTRS};
 use super::{Element, Structure};
@@ -51,6 +52,8 @@ pub struct Store {
     /// at open, before anything else, and moved on by this store's own
     /// writes (see `Store::state_token`).
     pub(crate) known_state: RwLock<Option<String>>,
+    /// What running recordings read (see `engine::sources`).
+    pub(crate) reads: super::sources::ReadLog,
 }
 
 impl Store {
@@ -79,6 +82,7 @@ impl Store {
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(None),
             known_state: RwLock::new(None),
+            reads: super::sources::ReadLog::default(),
         };
         store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
         for level in 0..=grid.top_level() {
@@ -151,6 +155,7 @@ impl Store {
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(palette),
             known_state: RwLock::new(known_state),
+            reads: super::sources::ReadLog::default(),
         })
     }
 
@@ -288,7 +293,20 @@ impl Store {
     /// # Errors
     /// I/O.
     pub fn chunk_exists(&self, t: u32, loc: ChunkLoc) -> Result<bool, EngineError> {
-        Ok(self.storage.size(&self.chunk_key(t, loc))?.is_some())
+        let key = self.chunk_key(t, loc);
+        self.reads.note(|| Read::Value(key.to_string()));
+        Ok(self.storage.size(&key)?.is_some())
+    }
+
+    /// A chunk's stored bytes, encoded and checksummed as they are kept;
+    /// `None` when absent.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn stored_chunk(&self, t: u32, loc: ChunkLoc) -> Result<Option<Vec<u8>>, EngineError> {
+        let key = self.chunk_key(t, loc);
+        self.reads.note(|| Read::Value(key.to_string()));
+        Ok(self.storage.get(&key)?)
     }
 
     /// Reads and decodes a chunk; `None` when absent (all nodata).
@@ -302,6 +320,7 @@ impl Store {
     ) -> Result<Option<Array3<T>>, EngineError> {
         self.check_dtype::<T>()?;
         let key = self.chunk_key(t, loc);
+        self.reads.note(|| Read::Value(key.to_string()));
         // A view where the backend can: the codec checks the bytes.
         let Some(stored) = self.storage.get_view(&key)? else {
             return Ok(None);
@@ -328,26 +347,11 @@ impl Store {
         Ok(Some(array))
     }
 
-    /// Stores a chunk, or removes it when `data` is `None` or all nodata.
-    /// Returns the stored size in bytes (0 when removed).
-    ///
-    /// # Errors
-    /// Read-only store, wrong shape, or I/O.
-    pub fn write_chunk<T: Element>(
-        &self,
-        t: u32,
-        loc: ChunkLoc,
-        data: Option<&Array3<T>>,
-    ) -> Result<u64, EngineError> {
-        self.put_chunk(t, loc, data, super::Visibility::Live)
-    }
-
-    /// Like [`Store::write_chunk`], but `Staged` writes stay invisible until
-    /// committed (see [`crate::storage::Storage::stage`]).
-    ///
-    /// # Errors
-    /// Read-only store, wrong shape, or I/O.
-    pub fn put_chunk<T: Element>(
+    /// Stores a chunk, or removes it when `data` is `None` or all nodata;
+    /// `Staged` writes stay invisible until committed (see
+    /// [`crate::storage::Storage::stage`]). Returns the stored size in bytes
+    /// (0 when removed). Only the write protocol calls this.
+    pub(crate) fn put_chunk<T: Element>(
         &self,
         t: u32,
         loc: ChunkLoc,
@@ -358,7 +362,7 @@ impl Store {
         self.check_dtype::<T>()?;
         let key = self.chunk_key(t, loc);
         let nodata = self.nodata::<T>();
-        let data = data.filter(|d| !super::aggregate::all_nodata(&d.view(), nodata));
+        let data = data.filter(|d| !super::dtype::all_nodata(&d.view(), nodata));
         let staged = visibility == super::Visibility::Staged;
         let Some(data) = data else {
             if staged {
@@ -539,7 +543,9 @@ impl Store {
     /// I/O.
     pub fn list_chunks(&self, level: u8) -> Result<Vec<(u32, ChunkLoc, u64)>, EngineError> {
         self.grid.check_level(level)?;
-        let listed = self.storage.list(&zarr::level_prefix(level))?;
+        let prefix = zarr::level_prefix(level);
+        self.reads.note(|| Read::Listing(prefix.clone()));
+        let listed = self.storage.list(&prefix)?;
         Ok(listed
             .into_iter()
             .filter_map(|(k, n)| {

@@ -67,14 +67,7 @@ impl Store {
         let pending = self.pending_writes()?;
         let grid = self.grid();
         let is_pending = |t: u32, loc: ChunkLoc| {
-            let f = 1u64 << loc.level;
-            let w = grid.chunk_window(loc);
-            let base = super::Window {
-                row: w.row * f,
-                col: w.col * f,
-                rows: w.rows * f,
-                cols: w.cols * f,
-            };
+            let base = grid.chunk_window(loc).refined(loc.level);
             pending
                 .iter()
                 .any(|p| p.t == t && p.window.intersect(&base).is_some())

@@ -1,12 +1,22 @@
-//! Writes at the base level and the re-aggregation of their ancestors.
+//! The engine's one write protocol: blocks of base cells in, an exact
+//! pyramid out.
 //!
-//! Every write touches level 0 only. The chunks it changed are then
-//! re-aggregated level by level up to the root, each parent from its four
-//! children, so after any sequence of writes and clears every level equals
-//! the aggregation of the level below it. No two threads ever write the same
-//! chunk: work is grouped by target chunk.
+//! Every write goes through [`Store::write_base`]: an instant, a window of
+//! base cells, and where its cells come from (a block reader supplied by the
+//! caller, or "clear"). The engine cuts the window into *blocks*, one per
+//! chunk of level [`BLOCK_LEVELS`] (8×8 base chunks), and runs them on the
+//! rayon pool. Each block asks the reader for its cells, overlays them on the
+//! stored base chunks, and re-aggregates its own subtree up to the block
+//! level in memory, *staging* every chunk (invisible to readers). Blocks
+//! never share a chunk, so no chunk is written by two workers. Once every
+//! block is staged the write commits through the journal and the levels
+//! above the blocks are recomputed, starting from the blocks' top chunks
+//! kept in memory. A failure or cancel before the commit changes nothing.
+//!
+//! After any sequence of writes and clears every level equals the
+//! aggregation of the level below it.
 
-use super::aggregate::{is_valid, parent_chunk};
+use super::aggregate::parent_chunk;
 use super::error::EngineError;
 use super::grid::{ChunkLoc, Window};
 use super::job::{CancelToken, NoProgress, Progress, ProgressSink};
@@ -14,14 +24,24 @@ use super::{Element, Extent, Store};
 use ndarray::{Array3, ArrayView3, s};
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Levels of the pyramid computed inside one block: a block is
+/// `2^BLOCK_LEVELS` base chunks on a side, and its subtree is aggregated in
+/// memory by the worker that wrote it.
+pub const BLOCK_LEVELS: u8 = 3;
+
+/// The most bytes of block top chunks a write keeps in memory for the
+/// levels above the blocks (beyond it, they are read back from storage).
+const KEPT_TOPS_BYTES: u64 = 256 << 20;
 
 /// Decoded chunks kept between levels of one write; `None` is a chunk known
 /// to be absent.
-pub type ChunkCache<T> = HashMap<ChunkLoc, Option<Array3<T>>>;
+pub(crate) type ChunkCache<T> = HashMap<ChunkLoc, Option<Array3<T>>>;
 
 /// Whether chunk writes are visible at once or staged until committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Visibility {
+pub(crate) enum Visibility {
     /// Replace the stored chunk at once (atomically).
     Live,
     /// Stage the chunk; readers see the old one until it is committed.
@@ -30,7 +50,7 @@ pub enum Visibility {
 
 /// How [`Store::aggregate_up`] writes its chunks and schedules its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// Whether chunks go live at once or are staged.
     pub visibility: Visibility,
     /// Whether the parents of a level are computed in parallel.
@@ -53,14 +73,86 @@ impl Schedule {
     };
 }
 
-/// What a write does to the base cells of a window.
-#[derive(Debug, Clone, Copy)]
-pub enum Patch<'a, T> {
-    /// Overlay: cells with data replace the stored cells; nodata cells in the
-    /// patch leave the stored cells alone.
-    Data(ArrayView3<'a, T>),
-    /// Set every cell of the window to nodata.
+/// Reads the cells of a write block by block. Any
+/// `Fn(Window) -> Result<Array3<T>, E> + Sync` is one.
+pub trait BlockReader<T>: Sync {
+    /// Why a read failed.
+    type Error: Send;
+
+    /// The cells of `window` (base cells inside the write's window) as
+    /// (bands, rows, cols). Cells with data replace the stored cells;
+    /// nodata cells leave them alone. Called from several threads at once,
+    /// once per block, never twice for one cell.
+    ///
+    /// # Errors
+    /// Whatever the source gives; the write is then rolled back.
+    fn read(&self, window: Window) -> Result<Array3<T>, Self::Error>;
+
+    /// Called once every block was read and staged, before the write
+    /// commits: a last chance to refuse it, for example after looking at
+    /// everything that was read.
+    ///
+    /// # Errors
+    /// The reason to refuse; the write is then rolled back.
+    fn finish(&self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl<T, E: Send, F> BlockReader<T> for F
+where
+    F: Fn(Window) -> Result<Array3<T>, E> + Sync,
+{
+    type Error = E;
+
+    fn read(&self, window: Window) -> Result<Array3<T>, E> {
+        self(window)
+    }
+}
+
+/// Where the cells of a write come from.
+pub enum Cells<R> {
+    /// Each block's cells from the caller's reader.
+    Read(R),
+    /// Every cell of the window becomes nodata.
     Clear,
+}
+
+/// One write of base cells: when, where, and what.
+pub struct BaseWrite<R> {
+    /// The instant written, for stores with a time axis (a new instant is
+    /// added to the axis when the write commits).
+    pub instant: Option<i64>,
+    /// The base cells written; inside the domain.
+    pub window: Window,
+    /// Where the cells come from.
+    pub cells: Cells<R>,
+}
+
+/// The reader of a write that reads nothing ([`Cells::Clear`]).
+pub type NoReader<T> = fn(Window) -> Result<Array3<T>, std::convert::Infallible>;
+
+/// Why a write failed: its block reader, or the engine. Either way the
+/// store is as it was before the write.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError<E> {
+    /// The caller's block reader failed.
+    #[error(transparent)]
+    Source(E),
+    /// The engine failed (storage, corrupt chunks, cancellation, …).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl WriteError<std::convert::Infallible> {
+    /// The engine error of a write whose reader cannot fail.
+    #[must_use]
+    pub fn into_engine(self) -> EngineError {
+        match self {
+            Self::Engine(e) => e,
+            Self::Source(never) => match never {},
+        }
+    }
 }
 
 /// What a write did.
@@ -70,6 +162,40 @@ pub struct WriteReport {
     pub base_chunks: u64,
     /// Aggregated chunks recomputed.
     pub pyramid_chunks: u64,
+}
+
+/// What a write does to the base cells of a window.
+#[derive(Debug, Clone, Copy)]
+enum Patch<'a, T> {
+    /// Overlay: cells with data replace the stored cells; nodata cells in the
+    /// patch leave the stored cells alone.
+    Data(ArrayView3<'a, T>),
+    /// Set every cell of the window to nodata.
+    Clear,
+}
+
+/// What one block, or every block of a write, staged.
+pub(crate) struct Staged<T> {
+    /// Base chunks written or removed.
+    pub base_chunks: u64,
+    /// Aggregates recomputed inside the blocks.
+    pub aggregates: u64,
+    /// The blocks' top chunks (at the block level) that changed: where the
+    /// levels above start.
+    pub changed_tops: BTreeSet<ChunkLoc>,
+    /// Those of them kept in memory.
+    pub tops: ChunkCache<T>,
+}
+
+impl<T> Staged<T> {
+    fn nothing() -> Self {
+        Self {
+            base_chunks: 0,
+            aggregates: 0,
+            changed_tops: BTreeSet::new(),
+            tops: ChunkCache::new(),
+        }
+    }
 }
 
 impl Store {
@@ -97,17 +223,28 @@ impl Store {
                 got: data.dim(),
             });
         }
-        self.patch(
+        let block = |w: Window| {
+            Ok::<_, std::convert::Infallible>(
+                data.slice(s![
+                    ..,
+                    (w.row - window.row) as usize..(w.row - window.row + w.rows) as usize,
+                    (w.col - window.col) as usize..(w.col - window.col + w.cols) as usize
+                ])
+                .to_owned(),
+            )
+        };
+        let write = BaseWrite {
             instant,
             window,
-            Patch::Data(data),
-            &NoProgress,
-            &CancelToken::new(),
-        )
+            cells: Cells::Read(block),
+        };
+        self.write_base(write, &NoProgress, &CancelToken::new())
+            .map_err(WriteError::into_engine)
     }
 
     /// Sets every base cell in `extent` to nodata at time index `t` and
-    /// re-aggregates. Chunks that become all nodata are removed.
+    /// re-aggregates, and records the clear in the history. Chunks that
+    /// become all nodata are removed.
     ///
     /// # Errors
     /// As [`Store::write`].
@@ -124,68 +261,213 @@ impl Store {
         if t >= self.time_state().length.max(1) {
             return Err(EngineError::Time(format!("time index {t} holds no data")));
         }
-        self.patch::<T>(self.instant_of(t), window, Patch::Clear, progress, cancel)
+        let started = std::time::Instant::now();
+        let instant = self.instant_of(t);
+        let write = BaseWrite {
+            instant,
+            window,
+            cells: Cells::<NoReader<T>>::Clear,
+        };
+        let report = self
+            .write_base(write, progress, cancel)
+            .map_err(WriteError::into_engine)?;
+        let e = self.grid().window_extent(0, &window);
+        let record = super::IngestRecord {
+            kind: super::WriteKind::Clear,
+            source: String::new(),
+            bytes: 0,
+            checksum: String::new(),
+            finished: super::time::now_utc(),
+            extent: [e.min_x, e.min_y, e.max_x, e.max_y],
+            instant: instant.map(super::time::format_instant),
+            cells: window.rows * window.cols,
+            base_chunks: report.base_chunks,
+            pyramid_chunks: report.pyramid_chunks,
+            seconds: started.elapsed().as_secs_f64(),
+            warped: false,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        // The cells are cleared: a history that cannot be written only warns.
+        if let Err(e) = self.record_ingest(&record) {
+            progress.event(super::JobEvent::Warning(format!(
+                "cleared, but the history was not recorded ({e})"
+            )));
+        }
+        Ok(report)
     }
 
-    fn patch<T: Element>(
+    /// The one way to write: puts the cells of `write` into the base level
+    /// and recomputes every ancestor, staged and committed as a whole. A
+    /// failure of the reader or the engine, or a cancel, before the commit
+    /// point leaves the store as it was; after it (a crash), the journal
+    /// lets the next writer finish the write.
+    ///
+    /// # Errors
+    /// [`WriteError::Source`] with the reader's error, or
+    /// [`WriteError::Engine`]: read-only store, a window outside the domain,
+    /// a block of the wrong shape, time errors, corrupt chunks, I/O,
+    /// cancellation.
+    pub fn write_base<T: Element, R: BlockReader<T>>(
         &self,
-        instant: Option<i64>,
-        window: Window,
-        patch: Patch<'_, T>,
+        write: BaseWrite<R>,
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
-    ) -> Result<WriteReport, EngineError> {
+    ) -> Result<WriteReport, WriteError<R::Error>> {
         self.check_writable()?;
+        self.check_dtype::<T>()?;
+        let BaseWrite {
+            instant,
+            window,
+            cells,
+        } = write;
         let domain = self.grid().full_window(0);
-        if window.intersect(&domain) != Some(window) {
+        if window.is_empty() || window.intersect(&domain) != Some(window) {
             let extent = self.grid().window_extent(0, &window);
-            return Err(super::grid::GridError::OutsideDomain {
+            return Err(EngineError::from(super::grid::GridError::OutsideDomain {
                 extent,
                 domain: self.grid().domain(),
-            }
+            })
             .into());
         }
-        // Staged and committed as a whole: a failure or cancel changes nothing.
-        let txn = self.begin_write(instant, window, 0)?;
+        let block_level = BLOCK_LEVELS.min(self.grid().top_level());
+        let txn = self.begin_write(instant, window, block_level)?;
         txn.announce(progress);
-        let mut cache = ChunkCache::new();
-        let changed = match self.apply_base(
-            txn.t(),
-            window,
-            patch,
-            &mut cache,
-            Visibility::Staged,
-            cancel,
-        ) {
-            Ok(changed) => changed,
+        let staged = self
+            .stage_blocks(txn.t(), window, block_level, &cells, progress, cancel)
+            .and_then(|staged| match &cells {
+                Cells::Read(reader) => reader.finish().map(|()| staged).map_err(WriteError::Source),
+                Cells::Clear => Ok(staged),
+            });
+        let staged = match staged {
+            Ok(staged) => staged,
             Err(e) => {
                 txn.abort()?;
                 return Err(e);
             }
         };
-        let base_chunks = changed.len() as u64;
-        let pyramid_chunks = txn.commit::<T>(progress, cancel)?;
+        let (base_chunks, aggregates) = (staged.base_chunks, staged.aggregates);
+        let above = txn.commit::<T>(staged, progress, cancel)?;
         Ok(WriteReport {
             base_chunks,
-            pyramid_chunks,
+            pyramid_chunks: aggregates + above,
+        })
+    }
+
+    /// Stages every block of `window` on the rayon pool: its base chunks
+    /// and their aggregates up to `block_level`.
+    fn stage_blocks<T: Element, R: BlockReader<T>>(
+        &self,
+        t: u32,
+        window: Window,
+        block_level: u8,
+        cells: &Cells<R>,
+        progress: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<Staged<T>, WriteError<R::Error>> {
+        let blocks: Vec<ChunkLoc> = self
+            .grid()
+            .chunks_in(block_level, &window.coarsened(block_level))
+            .collect();
+        let phase = match cells {
+            Cells::Read(_) => "ingest",
+            Cells::Clear => "clear",
+        };
+        let progress = Progress::phase(progress, phase, blocks.len() as u64);
+        let kept_bytes = AtomicU64::new(0);
+        let staged: Vec<Staged<T>> = blocks
+            .par_iter()
+            .map(|&block| {
+                cancel.check()?;
+                let block_window = self.grid().chunk_window(block).refined(block_level);
+                let Some(part) = block_window.intersect(&window) else {
+                    return Ok(Staged::nothing());
+                };
+                let staged = self.stage_block(t, part, block_level, cells, &kept_bytes, cancel)?;
+                let bytes = part.rows * part.cols * self.chunk_dim().0 as u64;
+                progress.add(1, bytes * T::DTYPE.size() as u64);
+                Ok(staged)
+            })
+            .collect::<Result<_, WriteError<R::Error>>>()?;
+        let mut all = Staged::nothing();
+        for block in staged {
+            all.base_chunks += block.base_chunks;
+            all.aggregates += block.aggregates;
+            all.changed_tops.extend(block.changed_tops);
+            all.tops.extend(block.tops);
+        }
+        Ok(all)
+    }
+
+    /// Stages one block: reads its cells (`part`, base cells), overlays
+    /// them, and aggregates its subtree up to `block_level`.
+    fn stage_block<T: Element, R: BlockReader<T>>(
+        &self,
+        t: u32,
+        part: Window,
+        block_level: u8,
+        cells: &Cells<R>,
+        kept_bytes: &AtomicU64,
+        cancel: &CancelToken,
+    ) -> Result<Staged<T>, WriteError<R::Error>> {
+        let mut cache = ChunkCache::new();
+        let touched = match cells {
+            Cells::Read(reader) => {
+                let data = reader.read(part).map_err(WriteError::Source)?;
+                let want = (self.chunk_dim().0, part.rows as usize, part.cols as usize);
+                if data.dim() != want {
+                    return Err(EngineError::Shape {
+                        expected: want,
+                        got: data.dim(),
+                    }
+                    .into());
+                }
+                // The cells live on in `cache` as chunks; `data` goes here.
+                self.apply_base(t, part, Patch::Data(data.view()), &mut cache, cancel)?
+            }
+            Cells::Clear => self.apply_base(t, part, Patch::<T>::Clear, &mut cache, cancel)?,
+        };
+        let base_chunks = touched.len() as u64;
+        if touched.is_empty() {
+            return Ok(Staged::nothing());
+        }
+        let (aggregates, top) = self.aggregate_up(
+            t,
+            touched,
+            cache,
+            block_level,
+            Schedule::STAGED_IN_BLOCK,
+            &NoProgress,
+            cancel,
+        )?;
+        let top_bytes: u64 = top
+            .values()
+            .flatten()
+            .map(|c| (c.len() * T::DTYPE.size()) as u64)
+            .sum();
+        let within =
+            kept_bytes.fetch_add(top_bytes, Ordering::Relaxed) + top_bytes <= KEPT_TOPS_BYTES;
+        Ok(Staged {
+            base_chunks,
+            aggregates,
+            changed_tops: top.keys().copied().collect(),
+            tops: if within { top } else { ChunkCache::new() },
         })
     }
 
     /// Applies a patch to the base chunks under `window` (a level-0 window),
-    /// writing each changed chunk and leaving its new contents in `cache`.
+    /// staging each changed chunk and leaving its new contents in `cache`.
     /// Returns the base chunks that hold data before or after the patch
     /// (their ancestors need recomputing; an interrupted write is repaired
     /// through the journal, not by re-touching chunks).
     ///
     /// # Errors
     /// Corrupt chunks or I/O.
-    pub fn apply_base<T: Element>(
+    fn apply_base<T: Element>(
         &self,
         t: u32,
         window: Window,
         patch: Patch<'_, T>,
         cache: &mut ChunkCache<T>,
-        visibility: Visibility,
         cancel: &CancelToken,
     ) -> Result<BTreeSet<ChunkLoc>, EngineError> {
         let nodata = self.nodata::<T>();
@@ -228,16 +510,16 @@ impl Store {
                             ..(overlap.col - window.col + overlap.cols) as usize
                     ]);
                     local(&mut c, &chunk_window, &overlap).zip_mut_with(&src, |dst, v| {
-                        if is_valid(*v, nodata) {
+                        if v.is_valid(nodata) {
                             *dst = *v;
                         }
                     });
                     Some(c)
                 }
             };
-            let new = new.filter(|c| !super::aggregate::all_nodata(&c.view(), nodata));
+            let new = new.filter(|c| !super::dtype::all_nodata(&c.view(), nodata));
             if !super::aggregate::same_chunk(new.as_ref(), old.as_ref()) {
-                self.put_chunk(t, loc, new.as_ref(), visibility)?;
+                self.put_chunk(t, loc, new.as_ref(), Visibility::Staged)?;
             }
             if old.is_some() || new.is_some() {
                 touched.insert(loc);
@@ -250,14 +532,12 @@ impl Store {
     /// Re-aggregates the ancestors of `changed` (chunks of one level) up to
     /// level `up_to`, reading children from `cache` when there and from
     /// storage otherwise. Parents of a level are computed in parallel.
-    /// Returns the number of chunks recomputed.
-    ///
-    /// # Errors
-    /// Corrupt chunks, I/O, or cancellation.
+    /// Returns the number of chunks recomputed, and the chunks of the last
+    /// level reached (`cache` itself when there was nothing to do).
     // The job context (progress, cancel) rides along with the operation's own
     // parameters; bundling them would only move the count elsewhere.
     #[allow(clippy::too_many_arguments)]
-    pub fn aggregate_up<T: Element>(
+    pub(crate) fn aggregate_up<T: Element>(
         &self,
         t: u32,
         changed: BTreeSet<ChunkLoc>,
@@ -266,9 +546,9 @@ impl Store {
         schedule: Schedule,
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<(u64, ChunkCache<T>), EngineError> {
         let Some(first) = changed.first().map(|c| c.level) else {
-            return Ok(0);
+            return Ok((0, cache));
         };
         let mut current = changed;
         let total: u64 = (first + 1..=up_to)
@@ -305,14 +585,11 @@ impl Store {
             cache.extend(results);
             current = parents.into_iter().collect();
         }
-        Ok(done)
+        Ok((done, cache))
     }
 
     /// Computes a parent chunk from its children (cache first, then storage).
-    ///
-    /// # Errors
-    /// Corrupt children or I/O.
-    pub fn compute_parent<T: Element>(
+    pub(crate) fn compute_parent<T: Element>(
         &self,
         t: u32,
         parent: ChunkLoc,

@@ -1,26 +1,24 @@
 //! Ingesting any GDAL raster into the base level of a store.
 //!
-//! The source is cut into *blocks*, one per chunk of level `m` (8×8 base
-//! chunks), processed in parallel on the rayon pool with one GDAL dataset per
-//! worker. Each block reads its window of the source, overlays it on the
-//! stored base chunks, and re-aggregates its own chunks up to level `m` in
-//! memory. Blocks never share a chunk, so no two workers touch the same one.
-//! The levels above `m` are then re-aggregated from storage. Memory stays
-//! bounded by the block size, whatever the size of the source.
+//! This module knows the source: it opens and checks it, plans how its
+//! cells land on the store's grid (read directly, or through a warped VRT),
+//! and reads any window of them. The write itself, blocks on the rayon pool,
+//! the pyramid and the commit, is the engine's ([`Store::write_base`]),
+//! which calls [`SourceReader`] once per block. Memory stays bounded by the
+//! block size, whatever the size of the source.
 
 use super::cell::{GdalCell, read_window};
 use super::source::{Source, gdal_reason, one_line};
 use super::{IoError, fits, warp};
-use crate::engine::aggregate::is_valid;
 use crate::engine::{
-    CancelToken, ChunkCache, ChunkLoc, EngineError, Extent, IngestRecord, JobEvent, NoProgress,
-    Patch, Progress, ProgressSink, Resampling, Schedule, Store, Visibility, Window,
+    BaseWrite, BlockReader, CancelToken, Cells, EngineError, Extent, IngestRecord, JobEvent,
+    ProgressSink, Resampling, Store, Window, WriteError, WriteKind,
 };
 use crate::with_dtype;
 use gdal::Dataset;
 use ndarray::Array3;
-use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -29,10 +27,6 @@ use std::time::Instant;
 /// stays bounded whatever the source's size.
 const INGEST_CACHE_MB: &str = "64";
 
-/// Levels of the pyramid computed inside one block (a block is
-/// `2^BLOCK_LEVELS` base chunks on a side).
-const BLOCK_LEVELS: u8 = 3;
-
 /// Options of one ingest.
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
@@ -40,6 +34,9 @@ pub struct IngestOptions {
     pub instant: Option<i64>,
     /// Allow lossy conversion of the cell type (e.g. float into u8).
     pub cast: bool,
+    /// Let source cells that hold the store's nodata value become nodata
+    /// (otherwise such an ingest fails and changes nothing).
+    pub allow_nodata_loss: bool,
 }
 
 /// What an ingest did.
@@ -104,9 +101,22 @@ fn ingest_typed<T: GdalCell>(
     if std::env::var_os("GDAL_CACHEMAX").is_none() {
         gdal::config::set_config_option("GDAL_CACHEMAX", INGEST_CACHE_MB).ok();
     }
-    let (source, dataset) = Source::open(path)?;
+    let store_srs =
+        super::source::srs_from(&store.structure().crs.wkt).map_err(|e| IoError::Mismatch {
+            path: path.into(),
+            reason: format!("store CRS unusable: {e}"),
+        })?;
+    // A raster without a CRS is taken to be in the store's.
+    let (source, dataset) = Source::open(path, Some(&store_srs))?;
+    if source.crs_assumed {
+        progress.event(JobEvent::Warning(format!(
+            "{}: has no CRS; taken to be the store's ({})",
+            path.display(),
+            store.structure().crs.name
+        )));
+    }
     check_fit(store, &source, options.cast)?;
-    let Some(plan) = plan(store, &source, &dataset)? else {
+    let Some(plan) = plan(store, &store_srs, &source, &dataset)? else {
         return Err(IoError::Mismatch {
             path: path.into(),
             reason: "covers no cell of the store's grid".into(),
@@ -114,30 +124,28 @@ fn ingest_typed<T: GdalCell>(
     };
     drop(dataset);
     let engine = |e: EngineError| IoError::engine(path, e);
-    let grid = store.grid();
-    let block_level = BLOCK_LEVELS.min(grid.top_level());
-    // Chunks up to the block level are staged (invisible) and committed only
-    // once every block is read, so a failure leaves the store as it was.
-    let txn = store
-        .begin_write(options.instant, plan.window, block_level)
-        .map_err(engine)?;
-    txn.announce(progress);
-    let staged = stage_blocks::<T>(store, &plan, txn.t(), block_level, path, progress, cancel);
-    let (base_chunks, block_aggregates) = match staged {
-        Ok(counts) => counts,
-        Err(e) => {
-            txn.abort().map_err(engine)?;
-            return Err(e);
-        }
+    let reader = SourceReader::<T>::new(&plan, store, path, options.allow_nodata_loss)?;
+    let write = BaseWrite {
+        instant: options.instant,
+        window: plan.window,
+        cells: Cells::Read(&reader),
     };
-    let pyramid_chunks = txn.commit::<T>(progress, cancel).map_err(engine)?;
+    let written = store
+        .write_base(write, progress, cancel)
+        .map_err(|e| match e {
+            WriteError::Source(e) => e,
+            WriteError::Engine(e) => engine(e),
+        })?;
+    if let Some(warning) = reader.loss_warning() {
+        progress.event(JobEvent::Warning(warning));
+    }
     keep_colors(store, &source, progress).map_err(engine)?;
     let report = IngestReport {
         path: path.into(),
         warped: plan.warped,
         window: plan.window,
-        base_chunks,
-        pyramid_chunks: pyramid_chunks + block_aggregates,
+        base_chunks: written.base_chunks,
+        pyramid_chunks: written.pyramid_chunks,
         seconds: started.elapsed().as_secs_f64(),
     };
     // The data is in: a history that cannot be written only warns.
@@ -150,96 +158,129 @@ fn ingest_typed<T: GdalCell>(
     Ok(report)
 }
 
-/// Reads every block on the rayon pool (one GDAL dataset per worker) and
-/// stages its base chunks and their aggregates up to `block_level`.
-/// Returns the base chunks and aggregates staged.
-fn stage_blocks<T: GdalCell>(
-    store: &Store,
-    plan: &Plan,
-    t: u32,
-    block_level: u8,
-    path: &Path,
-    progress: &dyn ProgressSink,
-    cancel: &CancelToken,
-) -> Result<(u64, u64), IoError> {
-    let engine = |e: EngineError| IoError::engine(path, e);
-    let grid = store.grid();
-    let blocks: Vec<ChunkLoc> = grid
-        .chunks_in(block_level, &scale_down(plan.window, block_level))
-        .collect();
-    let progress = Progress::phase(progress, "ingest", blocks.len() as u64);
-    let validity = Dataset::open(&plan.dataset_path)
-        .and_then(|ds| Validity::of(&ds))
-        .map_err(|e| IoError::Read {
+/// GDAL datasets of one source, one per block being read: `Dataset` is
+/// `Send` but not `Sync`, so a block takes one (opening it the first
+/// time) and gives it back for the next block.
+struct DatasetPool {
+    path: String,
+    idle: Mutex<Vec<Dataset>>,
+}
+
+impl DatasetPool {
+    fn new(path: &str) -> Self {
+        Self {
+            path: path.to_string(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&Dataset) -> R) -> gdal::errors::Result<R> {
+        let lock = || {
+            self.idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let taken = lock().pop();
+        let dataset = match taken {
+            Some(dataset) => dataset,
+            None => Dataset::open(&self.path)?,
+        };
+        let result = f(&dataset);
+        lock().push(dataset);
+        Ok(result)
+    }
+}
+
+/// The engine's block reader for one source: reads any window of the
+/// planned base cells, with source nodata turned into the store's, and
+/// counts the data cells that hold the store's nodata value (they would
+/// read as nodata). Unless the loss is allowed, such cells refuse the
+/// write once every block was read, naming how many there are.
+struct SourceReader<'a, T> {
+    datasets: DatasetPool,
+    plan: &'a Plan,
+    validity: Validity,
+    nodata: T,
+    nodata_text: String,
+    path: &'a Path,
+    allow_loss: bool,
+    collisions: AtomicU64,
+}
+
+impl<'a, T: GdalCell> SourceReader<'a, T> {
+    fn new(
+        plan: &'a Plan,
+        store: &Store,
+        path: &'a Path,
+        allow_loss: bool,
+    ) -> Result<Self, IoError> {
+        let datasets = DatasetPool::new(&plan.dataset_path);
+        let read_error = |e: gdal::errors::GdalError| IoError::Read {
             path: path.into(),
             reason: gdal_reason(&e),
-        })?;
-    let base_chunks = AtomicU64::new(0);
-    let aggregates = AtomicU64::new(0);
-    let collisions = AtomicU64::new(0);
-    blocks
-        .par_iter()
-        .map_init(
-            || Dataset::open(&plan.dataset_path),
-            |dataset, &block| {
-                cancel.check().map_err(engine)?;
-                let dataset = dataset.as_ref().map_err(|e| IoError::Read {
-                    path: path.into(),
-                    reason: one_line(&e.to_string()),
-                })?;
-                let block_window = scale_up(grid.chunk_window(block), block_level);
-                let Some(window) = block_window.intersect(&plan.window) else {
-                    return Ok(());
-                };
-                let (data, hits) =
-                    read_block::<T>(dataset, plan, &window, &validity, store.nodata()).map_err(
-                        |reason| IoError::Read {
-                            path: path.into(),
-                            reason,
-                        },
-                    )?;
-                let mut cache = ChunkCache::new();
-                let touched = store
-                    .apply_base(
-                        t,
-                        window,
-                        Patch::Data(data.view()),
-                        &mut cache,
-                        Visibility::Staged,
-                        cancel,
-                    )
-                    .map_err(engine)?;
-                base_chunks.fetch_add(touched.len() as u64, Ordering::Relaxed);
-                collisions.fetch_add(hits, Ordering::Relaxed);
-                // The source cells now live in the cache; free them before aggregating.
-                let bytes = (data.len() * T::DTYPE.size()) as u64;
-                drop(data);
-                let aggregated = store
-                    .aggregate_up(
-                        t,
-                        touched,
-                        cache,
-                        block_level,
-                        Schedule::STAGED_IN_BLOCK,
-                        &NoProgress,
-                        cancel,
-                    )
-                    .map_err(engine)?;
-                aggregates.fetch_add(aggregated, Ordering::Relaxed);
-                progress.add(1, bytes);
-                Ok(())
-            },
-        )
-        .collect::<Result<(), IoError>>()?;
-    let collisions = collisions.into_inner();
-    if collisions > 0 {
-        progress.warn(format!(
-            "{}: {collisions} data cells hold the store's nodata value ({}) and read as nodata",
-            path.display(),
-            store.structure().nodata
-        ));
+        };
+        let validity = datasets
+            .with(Validity::of)
+            .map_err(read_error)?
+            .map_err(read_error)?;
+        Ok(Self {
+            datasets,
+            plan,
+            validity,
+            nodata: store.nodata(),
+            nodata_text: store.structure().nodata.to_string(),
+            path,
+            allow_loss,
+            collisions: AtomicU64::new(0),
+        })
     }
-    Ok((base_chunks.into_inner(), aggregates.into_inner()))
+
+    /// The warning of an ingest that was allowed to lose cells to nodata.
+    fn loss_warning(&self) -> Option<String> {
+        let n = self.collisions.load(Ordering::Relaxed);
+        (n > 0).then(|| {
+            format!(
+                "{}: {n} data cells hold the store's nodata value ({}) and read as nodata",
+                self.path.display(),
+                self.nodata_text
+            )
+        })
+    }
+}
+
+impl<T: GdalCell> BlockReader<T> for &SourceReader<'_, T> {
+    type Error = IoError;
+
+    fn read(&self, window: Window) -> Result<Array3<T>, IoError> {
+        let read_error = |reason| IoError::Read {
+            path: self.path.into(),
+            reason,
+        };
+        let (data, collisions) = self
+            .datasets
+            .with(|dataset| {
+                read_block::<T>(dataset, self.plan, &window, &self.validity, self.nodata)
+            })
+            .map_err(|e| read_error(one_line(&e.to_string())))?
+            .map_err(read_error)?;
+        self.collisions.fetch_add(collisions, Ordering::Relaxed);
+        Ok(data)
+    }
+
+    fn finish(&self) -> Result<(), IoError> {
+        let cells = self.collisions.load(Ordering::Relaxed);
+        if cells == 0 || self.allow_loss {
+            return Ok(());
+        }
+        Err(IoError::Mismatch {
+            path: self.path.into(),
+            reason: format!(
+                "{cells} data cells hold {}, the store's nodata value, and would read as nodata; \
+                 nothing was written (add --allow-nodata-loss to ingest anyway)",
+                self.nodata_text
+            ),
+        })
+    }
 }
 
 /// The history entry of a finished ingest.
@@ -251,6 +292,7 @@ fn history_record(store: &Store, report: &IngestReport, instant: Option<i64>) ->
         |(n, crc)| (n, format!("crc32:{crc:08x}")),
     );
     IngestRecord {
+        kind: WriteKind::Ingest,
         source: source.display().to_string(),
         bytes,
         checksum,
@@ -341,16 +383,17 @@ fn check_fit(store: &Store, source: &Source, cast: bool) -> Result<(), IoError> 
 
 /// Decides whether the source lines up with the grid (read directly) or
 /// must be warped by GDAL, and which base cells it covers.
-fn plan(store: &Store, source: &Source, dataset: &Dataset) -> Result<Option<Plan>, IoError> {
+fn plan(
+    store: &Store,
+    store_srs: &gdal::spatial_ref::SpatialRef,
+    source: &Source,
+    dataset: &Dataset,
+) -> Result<Option<Plan>, IoError> {
     let grid = store.grid();
     let structure = store.structure();
     let path = &source.path;
-    let store_srs = super::source::srs_from(&structure.crs.wkt).map_err(|e| IoError::Mismatch {
-        path: path.clone(),
-        reason: format!("store CRS unusable: {e}"),
-    })?;
     let gt = source.geotransform;
-    let same_crs = source.srs == store_srs;
+    let same_crs = source.srs == *store_srs;
     let [cx, cy] = grid.cell_size(0);
     let same_cells = (gt[1] - cx).abs() <= cx * 1e-9 && (-gt[5] - cy).abs() <= cy * 1e-9;
     let (col, row) = grid.fractional_cell(0, gt[0], gt[3]);
@@ -397,7 +440,7 @@ fn plan(store: &Store, source: &Source, dataset: &Dataset) -> Result<Option<Plan
     }
     // Warp: the source's footprint in the store CRS, snapped out to the grid.
     let transform =
-        gdal::spatial_ref::CoordTransform::new(&source.srs, &store_srs).map_err(|e| {
+        gdal::spatial_ref::CoordTransform::new(&source.srs, store_srs).map_err(|e| {
             IoError::Mismatch {
                 path: path.clone(),
                 reason: format!("cannot transform to the store CRS: {e}"),
@@ -521,7 +564,9 @@ fn read_block<T: GdalCell>(
     // Source data cells that hold the store's nodata value (or that a cast
     // clamped onto it): they read as nodata, so the user is told.
     let mut collisions = 0;
-    let collides = |x: &T| !is_valid(*x, store_nodata);
+    // NaN is no value: it never counts.
+    #[allow(clippy::eq_op)]
+    let collides = |x: &T| !x.is_valid(store_nodata) && x == x;
     for b in 1..=bands {
         let band = dataset.rasterband(b).map_err(|e| gdal_reason(&e))?;
         let mut values = read_window::<T>(&band, at, (cols, rows)).map_err(|e| gdal_reason(&e))?;
@@ -568,69 +613,4 @@ fn read_block<T: GdalCell>(
     }
     let data = Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())?;
     Ok((data, collisions))
-}
-
-/// A base window expressed in cells of `level` (outward).
-fn scale_down(w: Window, level: u8) -> Window {
-    let f = 1u64 << level;
-    let row = w.row / f;
-    let col = w.col / f;
-    Window {
-        row,
-        col,
-        rows: (w.row + w.rows).div_ceil(f) - row,
-        cols: (w.col + w.cols).div_ceil(f) - col,
-    }
-}
-
-/// A window of `level` cells expressed in base cells.
-fn scale_up(w: Window, level: u8) -> Window {
-    let f = 1u64 << level;
-    Window {
-        row: w.row * f,
-        col: w.col * f,
-        rows: w.rows * f,
-        cols: w.cols * f,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scaling_windows_covers_them() {
-        let w = Window {
-            row: 5,
-            col: 9,
-            rows: 10,
-            cols: 3,
-        };
-        assert_eq!(
-            scale_down(w, 2),
-            Window {
-                row: 1,
-                col: 2,
-                rows: 3,
-                cols: 1
-            }
-        );
-        assert_eq!(
-            scale_up(
-                Window {
-                    row: 1,
-                    col: 2,
-                    rows: 3,
-                    cols: 2
-                },
-                2
-            ),
-            Window {
-                row: 4,
-                col: 8,
-                rows: 12,
-                cols: 8
-            }
-        );
-    }
 }

@@ -7,6 +7,7 @@ mod cell;
 mod error;
 mod export;
 mod ingest;
+mod nodata;
 mod source;
 mod warp;
 
@@ -15,8 +16,10 @@ pub use export::{
     Between, ExportFormat, ExportReport, ExportRequest, Resolution, export, export_with,
 };
 pub use ingest::{IngestOptions, IngestReport, ingest};
+pub use nodata::{NodataChoice, choose_nodata};
 pub use source::{
-    Source, area_of_use, crs_of, domain_levels_for, resolve_crs, srs_from, structure_like,
+    Like, LikeOverrides, Source, area_of_use, crs_of, domain_levels_for, parse_crs, resolve_crs,
+    srs_from, structure_like,
 };
 
 use crate::engine::DType;

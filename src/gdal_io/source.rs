@@ -1,5 +1,6 @@
 //! Opening a source raster and describing it in the store's terms.
 
+use super::nodata::choose_nodata;
 use super::{IoError, dtype_of};
 use crate::engine::palette::MAX_PALETTE_ENTRIES;
 use crate::engine::{
@@ -30,6 +31,9 @@ pub struct Source {
     pub nodata: Option<f64>,
     /// Band 1's colour table as RGBA per value (categorical data).
     pub colors: Option<Palette>,
+    /// Whether the raster has no CRS of its own and `srs` is the one
+    /// assumed for it.
+    pub crs_assumed: bool,
 }
 
 /// A spatial reference with x/y (easting, northing) axis order.
@@ -77,26 +81,20 @@ fn palette_of(table: &gdal::raster::ColorTable<'_>) -> Option<Palette> {
 /// # Errors
 /// GDAL's reason when it cannot parse the text.
 pub fn resolve_crs(text: &str) -> Result<(Crs, Option<[f64; 4]>), String> {
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return Err("enter an EPSG code (e.g. EPSG:4326) or WKT".into());
     }
-    let definition = if text.bytes().all(|b| b.is_ascii_digit()) {
-        format!("EPSG:{text}")
-    } else {
-        text.to_string()
-    };
-    let srs =
-        srs_from(&definition).map_err(|e| format!("not a CRS GDAL knows ({})", gdal_reason(&e)))?;
+    let srs = parse_crs(text)?;
     Ok((crs_of(&srs), area_of_use(&srs)))
 }
 
 impl Source {
-    /// Opens and checks a source.
+    /// Opens and checks a source. A raster without a CRS is taken to be in
+    /// `assumed` when one is given (the source's own CRS always wins).
     ///
     /// # Errors
     /// [`IoError::NotARaster`] or [`IoError::NoGeoreference`].
-    pub fn open(path: &Path) -> Result<(Self, Dataset), IoError> {
+    pub fn open(path: &Path, assumed: Option<&SpatialRef>) -> Result<(Self, Dataset), IoError> {
         if let Err(e) = std::fs::metadata(path) {
             return Err(IoError::NotARaster {
                 path: path.into(),
@@ -119,10 +117,18 @@ impl Source {
                 path: path.into(),
                 what: "no geotransform",
             })?;
-        let mut srs = dataset.spatial_ref().map_err(|_| IoError::NoGeoreference {
-            path: path.into(),
-            what: "no coordinate reference system",
-        })?;
+        let own = dataset.spatial_ref();
+        let crs_assumed = own.is_err();
+        let mut srs = match (own, assumed) {
+            (Ok(srs), _) => srs,
+            (Err(_), Some(assumed)) => assumed.clone(),
+            (Err(_), None) => {
+                return Err(IoError::NoGeoreference {
+                    path: path.into(),
+                    what: "no coordinate reference system",
+                });
+            }
+        };
         srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
         let band = dataset.rasterband(1).map_err(|e| IoError::Read {
             path: path.into(),
@@ -139,6 +145,7 @@ impl Source {
             gdal_type: band_type.name(),
             nodata: band.no_data_value(),
             colors: band.color_table().and_then(|table| palette_of(&table)),
+            crs_assumed,
         };
         Ok((source, dataset))
     }
@@ -173,14 +180,58 @@ impl Source {
     }
 }
 
+/// What `create --like` takes from the user over the raster's own.
+#[derive(Debug, Clone, Default)]
+pub struct LikeOverrides {
+    /// The CRS of a raster that has none (EPSG code, WKT or PROJ).
+    pub crs: Option<String>,
+    /// The store's cell type.
+    pub dtype: Option<DType>,
+    /// The store's nodata value, instead of the raster's or a chosen one.
+    pub nodata: Option<f64>,
+}
+
+/// A structure modelled on a raster, and what was decided for it.
+#[derive(Debug, Clone)]
+pub struct Like {
+    /// The structure.
+    pub structure: Structure,
+    /// How the nodata value was chosen, when the raster declares none.
+    pub nodata_note: Option<String>,
+}
+
 /// A structure modelled on a raster: its CRS, cell size, dtype and nodata,
 /// anchored at its top-left corner, so that it ingests without resampling.
+/// A raster without a nodata value gets one that none of its cells holds
+/// (see [`choose_nodata`]), so that no value is lost.
 ///
 /// # Errors
-/// The raster cannot be opened, is not north-up, or has a cell type the
-/// store cannot hold.
-pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
-    let (source, _dataset) = Source::open(path)?;
+/// The raster cannot be opened, is not north-up, has a cell type the store
+/// cannot hold, has no CRS and none is given, or has a CRS other than the
+/// one given.
+pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, IoError> {
+    let assumed = overrides
+        .crs
+        .as_deref()
+        .map(|text| {
+            parse_crs(text).map_err(|reason| IoError::Mismatch {
+                path: path.into(),
+                reason,
+            })
+        })
+        .transpose()?;
+    let (source, dataset) = Source::open(path, assumed.as_ref())?;
+    if let Some(assumed) = &assumed
+        && source.srs != *assumed
+    {
+        return Err(IoError::Mismatch {
+            path: path.into(),
+            reason: format!(
+                "has its own CRS ({}); --crs names the CRS of a raster that has none",
+                crs_of(&source.srs).name
+            ),
+        });
+    }
     if !source.is_north_up() {
         return Err(IoError::Mismatch {
             path: path.into(),
@@ -189,29 +240,33 @@ pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
                     .into(),
         });
     }
-    let dtype = source.dtype.ok_or_else(|| IoError::Mismatch {
-        path: path.into(),
-        reason: format!(
-            "cell type {} is not supported; give --dtype",
-            source.gdal_type
-        ),
-    })?;
-    let nodata = source
-        .nodata
-        .filter(|v| dtype.holds(*v))
-        .unwrap_or_else(|| dtype.default_nodata());
-    let aggregate = if source.colors.is_some() {
-        Aggregator::Mode
-    } else {
-        Aggregator::Mean
+    let dtype = match overrides.dtype.or(source.dtype) {
+        Some(dtype) => dtype,
+        None => {
+            return Err(IoError::Mismatch {
+                path: path.into(),
+                reason: format!(
+                    "cell type {} is not supported; give --dtype",
+                    source.gdal_type
+                ),
+            });
+        }
     };
-    let resampling = if source.colors.is_some() {
-        Resampling::Nearest
-    } else {
-        Resampling::Average
+    let declared = source.nodata.filter(|v| dtype.holds(*v));
+    let (dtype, nodata, nodata_note) = match (overrides.nodata, declared) {
+        (Some(nodata), _) => (dtype, nodata, None),
+        (None, Some(nodata)) => (dtype, nodata, None),
+        (None, None) => {
+            let choice = choose_nodata(&dataset, dtype).map_err(|e| IoError::Read {
+                path: path.into(),
+                reason: gdal_reason(&e),
+            })?;
+            (choice.dtype, choice.nodata, Some(choice.note))
+        }
     };
+    let categorical = source.colors.is_some();
     let gt = source.geotransform;
-    Ok(Structure {
+    let structure = Structure {
         crs: crs_of(&source.srs),
         anchor: [gt[0], gt[3]],
         cell_size: [gt[1], -gt[5]],
@@ -220,11 +275,37 @@ pub fn structure_like(path: &Path) -> Result<Structure, IoError> {
         dtype,
         nodata,
         codec: Codec::default(),
-        aggregate,
-        resampling,
+        aggregate: if categorical {
+            Aggregator::Mode
+        } else {
+            Aggregator::Mean
+        },
+        resampling: if categorical {
+            Resampling::Nearest
+        } else {
+            Resampling::Average
+        },
         bands: (source.bands > 1).then(|| u32::try_from(source.bands).unwrap_or(u32::MAX)),
         time: None,
+    };
+    Ok(Like {
+        structure,
+        nodata_note,
     })
+}
+
+/// A CRS typed by a user, as a spatial reference.
+///
+/// # Errors
+/// "unknown CRS 'TEXT'" when GDAL does not know it.
+pub fn parse_crs(text: &str) -> Result<SpatialRef, String> {
+    let text = text.trim();
+    let definition = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        format!("EPSG:{text}")
+    } else {
+        text.to_string()
+    };
+    srs_from(&definition).map_err(|_| format!("unknown CRS '{text}'"))
 }
 
 /// The fewest domain levels whose domain, centred on `anchor`, covers the

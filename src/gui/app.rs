@@ -1052,7 +1052,7 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
                 .map(|c| {
                     c.index_axis(ndarray::Axis(0), b)
                         .iter()
-                        .filter(|v| crate::engine::aggregate::is_valid(**v, nodata))
+                        .filter(|v| crate::engine::Element::is_valid(**v, nodata))
                         .map(|v| crate::engine::Element::to_f64(*v))
                         .collect()
                 })

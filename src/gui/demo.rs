@@ -1,7 +1,7 @@
 //! The demo store the explorer opens when no store is given.
 
 use crate::engine::{CancelToken, NoProgress, Store};
-use crate::gdal_io::{IngestOptions, ingest, structure_like};
+use crate::gdal_io::{IngestOptions, LikeOverrides, ingest, structure_like};
 use crate::storage::FolderStorage;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +42,9 @@ pub fn demo_store() -> Result<PathBuf, String> {
 
 fn build(path: &Path) -> Result<(), String> {
     let sample = sample();
-    let mut structure = structure_like(&sample).map_err(|e| e.to_string())?;
+    let mut structure = structure_like(&sample, &LikeOverrides::default())
+        .map_err(|e| e.to_string())?
+        .structure;
     structure.chunk = [32, 32];
     structure.domain_levels = 8;
     let storage = FolderStorage::create(path).map_err(|e| e.to_string())?;

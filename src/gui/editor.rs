@@ -6,7 +6,7 @@
 
 use super::form::{Checked, CodecKind, Field, Form, ResolvedCrs, TimeKind};
 use crate::engine::{Aggregator, DType, Resampling, Store, Structure};
-use crate::gdal_io::{resolve_crs, structure_like};
+use crate::gdal_io::{Like, LikeOverrides, resolve_crs, structure_like};
 use crate::storage::Backend;
 use egui::{Color32, RichText};
 use std::path::{Path, PathBuf};
@@ -59,6 +59,7 @@ impl CrsLookup {
 /// A raster's structure, read for "From file…" or a dropped raster.
 struct FromFile {
     structure: Structure,
+    nodata_note: Option<String>,
     area: Option<[f64; 4]>,
     target: PathBuf,
 }
@@ -89,6 +90,8 @@ pub struct StructureEditor {
     pub ingest_after: Vec<PathBuf>,
     /// The last failure of "From file…" or "Create", in plain words.
     pub error: Option<String>,
+    /// How "From file…" chose the nodata value of a raster without one.
+    pub nodata_note: Option<String>,
     crs: CrsLookup,
     from_file: Option<Receiver<Result<FromFile, String>>>,
     picked_target: Option<Receiver<Option<PathBuf>>>,
@@ -187,6 +190,7 @@ impl StructureEditor {
                     };
                     self.crs = CrsLookup::known(&form.crs, resolved);
                     self.form = form;
+                    self.nodata_note = read.nodata_note;
                     self.target = read.target.display().to_string();
                 }
                 Err(e) if e == "no file chosen" => {}
@@ -279,6 +283,9 @@ impl StructureEditor {
                     ui.spinner();
                 }
             });
+            if let Some(note) = &self.nodata_note {
+                ui.label(format!("nodata: {note}"));
+            }
         }
         // The fields scroll; the summary and the create button stay in view.
         egui::ScrollArea::vertical()
@@ -527,7 +534,10 @@ fn choice<T: Copy + PartialEq>(
 /// Reads a raster's structure, its CRS's area of use, and where a store made
 /// from it goes by default.
 fn read_from_file(file: &Path) -> Result<FromFile, String> {
-    let structure = structure_like(file).map_err(|e| e.to_string())?;
+    let Like {
+        structure,
+        nodata_note,
+    } = structure_like(file, &LikeOverrides::default()).map_err(|e| e.to_string())?;
     let text = structure
         .crs
         .epsg
@@ -535,6 +545,7 @@ fn read_from_file(file: &Path) -> Result<FromFile, String> {
     let area = resolve_crs(&text).ok().and_then(|(_, area)| area);
     Ok(FromFile {
         structure,
+        nodata_note,
         area,
         target: store_beside(file),
     })

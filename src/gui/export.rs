@@ -69,6 +69,7 @@ impl ExportPanel {
             crs: None,
             snap: false,
             interpolate: false,
+            allow_empty: false,
         }
     }
 

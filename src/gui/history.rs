@@ -1,7 +1,7 @@
 //! The store's ingest history in the side panel, with its notes, and a
 //! field to attach a note (written on a background thread).
 
-use crate::engine::{IngestRecord, Note, Store};
+use crate::engine::{IngestRecord, Note, Store, WriteKind};
 use egui::RichText;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -60,9 +60,12 @@ impl HistoryPanel {
                 let earlier = ingests.len().saturating_sub(SHOWN);
                 for (i, record) in ingests.iter().enumerate().skip(earlier).rev() {
                     let number = i as u64 + 1;
-                    let name = Path::new(&record.source)
-                        .file_name()
-                        .map_or_else(|| record.source.clone(), |n| n.to_string_lossy().into());
+                    let name = match record.kind {
+                        WriteKind::Clear => "cleared".to_string(),
+                        WriteKind::Ingest => Path::new(&record.source)
+                            .file_name()
+                            .map_or_else(|| record.source.clone(), |n| n.to_string_lossy().into()),
+                    };
                     ui.label(RichText::new(format!("#{number} {name}")).strong())
                         .on_hover_text(&record.source);
                     ui.label(format!(

@@ -6,7 +6,6 @@
 //! the result when it arrives.
 
 use super::tiles::TileKey;
-use crate::engine::aggregate::is_valid;
 use crate::engine::{ChunkLoc, Element, EngineError, Store};
 use crate::with_dtype;
 use egui::RichText;
@@ -202,7 +201,7 @@ fn stats<T: Element>(store: &Store, key: TileKey) -> Result<Option<Stats>, Strin
     let band = chunk.index_axis(ndarray::Axis(0), 0);
     let values: Vec<f64> = band
         .iter()
-        .filter(|v| is_valid(**v, nodata))
+        .filter(|v| v.is_valid(nodata))
         .map(|v| v.to_f64())
         .collect();
     if values.is_empty() {

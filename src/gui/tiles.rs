@@ -294,7 +294,7 @@ fn render<T: Element>(
         .index_axis(ndarray::Axis(0), 0)
         .iter()
         .map(|v| {
-            if crate::engine::aggregate::is_valid(*v, nodata) {
+            if v.is_valid(nodata) {
                 v.to_f64() as f32
             } else {
                 f32::NAN

@@ -19,6 +19,38 @@ pub fn run_all(make: Factory<'_>) {
     writer_lock_is_exclusive(make().as_ref());
     staged_values_stay_invisible_until_committed(make().as_ref());
     concurrent_readers_never_see_torn_values(Arc::from(make()));
+    versions_follow_the_value(make().as_ref());
+}
+
+/// A value's version changes with every write of it (also one of the same
+/// bytes) and is gone with the value; other keys keep theirs.
+fn versions_follow_the_value(s: &dyn Storage) {
+    let (a, b) = (key("0/data/0/0"), key("0/data/0/1"));
+    assert_eq!(s.version(&a).unwrap(), None);
+    s.put(&a, b"first").unwrap();
+    s.put(&b, b"other").unwrap();
+    s.sync().unwrap();
+    let first = s
+        .version(&a)
+        .unwrap()
+        .expect("a stored value has a version");
+    assert_eq!(
+        s.version(&a).unwrap().as_ref(),
+        Some(&first),
+        "stable while unchanged"
+    );
+    let other = s.version(&b).unwrap();
+    assert_ne!(other.as_ref(), Some(&first), "each value its own");
+    // File times tick in nanoseconds, but coarse clocks exist: a moment
+    // apart, a rewrite is told apart on every file system.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    s.put(&a, b"other").unwrap();
+    s.sync().unwrap();
+    let second = s.version(&a).unwrap().expect("still stored");
+    assert_ne!(second, first, "a rewrite changes the version");
+    s.delete(&a).unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.version(&a).unwrap(), None);
 }
 
 fn write_read(s: &dyn Storage) {

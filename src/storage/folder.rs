@@ -241,6 +241,10 @@ impl Storage for FolderStorage {
         }
     }
 
+    fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError> {
+        super::file_version(&self.path(key))
+    }
+
     fn size(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
         let path = self.path(key);
         match fs::metadata(&path) {

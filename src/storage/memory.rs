@@ -55,6 +55,15 @@ impl Storage for MemoryStorage {
         Ok(self.read().get(key).map(|v| v.to_vec()))
     }
 
+    fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError> {
+        // This storage (its map's address) and the value's own bytes.
+        let map = Arc::as_ptr(&self.map) as usize;
+        Ok(self
+            .read()
+            .get(key)
+            .map(|v| format!("m{map:x}:{}:{:08x}", v.len(), crc32fast::hash(v))))
+    }
+
     fn size(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
         Ok(self.read().get(key).map(|v| v.len() as u64))
     }

@@ -235,6 +235,17 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// A version of the value under `key` (`Ok(None)` when absent): it
+    /// changes whenever other bytes are stored there, whoever stores them
+    /// (this process, another Zarr writer, a byte flipped on disk, a backup
+    /// restored over it), and differs between copies of the store. Cached
+    /// results are served only while the versions of what they were
+    /// computed from hold. Cheap: for files, one `stat`.
+    ///
+    /// # Errors
+    /// I/O failures.
+    fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError>;
+
     /// Where the data lives, for messages (a path, or "memory").
     fn location(&self) -> String;
 
@@ -244,6 +255,31 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
 /// A shared backend.
 pub type DynStorage = Arc<dyn Storage>;
+
+/// A file's version (see [`Storage::version`]): its identity (device,
+/// inode) and its last change (size, modification and status-change times
+/// in nanoseconds). Any write moves the status-change time, which no user
+/// can set back, and a copy is another inode. `Ok(None)` when absent.
+///
+/// # Errors
+/// I/O failures other than absence.
+pub fn file_version(path: &std::path::Path) -> Result<Option<String>, StorageError> {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some(format!(
+            "{:x}:{:x}:{}:{}.{}:{}.{}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io(path, e)),
+    }
+}
 
 /// The backends a store on disk can be kept in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -76,6 +76,7 @@ fn clearing_by_age_function_and_arguments(cache: &FunctionCache) {
             "old",
             &json!({"store": "s1", "level": 3}),
             &1.0f64,
+            &Json::Null,
             now - 10.0 * day,
         )
         .unwrap();
@@ -84,11 +85,18 @@ fn clearing_by_age_function_and_arguments(cache: &FunctionCache) {
             "old",
             &json!({"store": "s2", "level": 3}),
             &2.0f64,
+            &Json::Null,
             now - 2.0 * day,
         )
         .unwrap();
     cache
-        .put_created("new", &json!({"store": "s1", "level": 4}), &3.0f64, now)
+        .put_created(
+            "new",
+            &json!({"store": "s1", "level": 4}),
+            &3.0f64,
+            &Json::Null,
+            now,
+        )
         .unwrap();
     let older = |days: f64| ClearFilter {
         older_than: Some(Duration::from_secs_f64(days * day)),
@@ -165,6 +173,7 @@ fn the_oldest_go_first_beyond_the_limit(cache: FunctionCache) {
                 "big",
                 &json!({"i": i}),
                 &vec![7u8; 900],
+                &Json::Null,
                 1000.0 + f64::from(i),
             )
             .unwrap();

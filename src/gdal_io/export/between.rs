@@ -140,6 +140,7 @@ pub fn blend<T: GdalCell>(
     };
     let args = json!({
         "store": token,
+        "at": store.place(),
         "gridstore": env!("CARGO_PKG_VERSION"),
         "level": output.level,
         "extent": output.extent,
@@ -165,8 +166,6 @@ pub fn blend<T: GdalCell>(
         )?;
         Ok(raster.data.into_dyn())
     };
-    // A read is kept only if no write changed the store while it ran.
-    let unchanged = || store.state_token().ok().flatten().as_deref() == Some(token.as_str());
     let provider = Interpolating::new(cache, "extent", "instant");
     let blended = provider
         .at(
@@ -175,7 +174,7 @@ pub fn blend<T: GdalCell>(
             between.instant as f64,
             store.nodata::<T>(),
             read,
-            &unchanged,
+            store,
         )
         .map_err(|e| match e {
             Failure::Engine(e) => IoError::engine(&location, e),

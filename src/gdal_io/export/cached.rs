@@ -97,11 +97,11 @@ impl Storable for ExportedFiles {
     }
 }
 
-/// The cache arguments of `request` on a store in state `token`: every
-/// input the files depend on, including the gridstore and GDAL versions
-/// that wrote them.
+/// The cache arguments of `request` on the store at `place` in state
+/// `token`: every input the files depend on, including the gridstore and
+/// GDAL versions that wrote them.
 #[must_use]
-pub fn args(token: &str, request: &ExportRequest) -> Json {
+pub fn args(token: &str, place: &str, request: &ExportRequest) -> Json {
     let ExportRequest {
         bbox,
         bbox_crs,
@@ -112,9 +112,11 @@ pub fn args(token: &str, request: &ExportRequest) -> Json {
         crs,
         snap,
         interpolate,
+        allow_empty,
     } = request;
     json!({
         "store": token,
+        "at": place,
         "bbox": bbox,
         "bbox_crs": bbox_crs,
         "resolution": match resolution {
@@ -132,8 +134,11 @@ pub fn args(token: &str, request: &ExportRequest) -> Json {
         "resampling": resampling,
         "crs": crs,
         "snap": snap,
+        "allow_empty": allow_empty,
         "interpolate": interpolate,
         "gridstore": env!("CARGO_PKG_VERSION"),
+        // 2: a PNG's files include its .aux.xml.
+        "outputs": 2,
         "gdal": gdal::version::version_info("RELEASE_NAME"),
     })
 }
@@ -142,9 +147,26 @@ pub fn args(token: &str, request: &ExportRequest) -> Json {
 fn file_paths(out: &Path, format: ExportFormat) -> Vec<(Option<String>, PathBuf)> {
     let mut paths = vec![(None, out.to_path_buf())];
     if format == ExportFormat::Png {
-        paths.push((Some("pgw".into()), out.with_extension("pgw")));
+        for ext in [WORLD_FILE, AUX_XML] {
+            paths.push((Some(ext.into()), sidecar(out, ext)));
+        }
     }
     paths
+}
+
+/// The world file beside a PNG: its extension replaces the PNG's.
+const WORLD_FILE: &str = "pgw";
+
+/// GDAL's auxiliary file: its name is the output's with this appended.
+const AUX_XML: &str = "aux.xml";
+
+/// The file beside `out` that `ext` names.
+fn sidecar(out: &Path, ext: &str) -> PathBuf {
+    if ext == AUX_XML {
+        super::png::aux_xml_path(out)
+    } else {
+        out.with_extension(ext)
+    }
 }
 
 /// Reads back the files of an export to `out`, for the cache; `None` when
@@ -191,7 +213,7 @@ pub fn restore(files: &ExportedFiles, out: &Path) -> Result<ExportReport, String
     for (ext, bytes) in &files.files {
         let target = match ext {
             None => out.to_path_buf(),
-            Some(ext) => out.with_extension(ext),
+            Some(ext) => sidecar(out, ext),
         };
         let tmp = super::temporary_path(&target).map_err(|e| e.to_string())?;
         let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &target));

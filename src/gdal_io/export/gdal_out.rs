@@ -8,7 +8,6 @@
 //! are filled from the store's own coarser levels.
 
 use super::{ExportFormat, OutputGrid};
-use crate::engine::aggregate::is_valid;
 use crate::engine::{CancelToken, Progress, ProgressSink, Resampling, Store};
 use crate::gdal_io::cell::GdalCell;
 use crate::gdal_io::source::{gdal_reason, srs_from};
@@ -111,9 +110,20 @@ pub fn write_raster<T: GdalCell>(
     if format == ExportFormat::Cog {
         options.push(resampling.to_string());
     }
-    let staging = create::<T>(store, output, "MEM", "", &[])?;
+    let staging = in_memory(store, output, raster)?;
     let nodata = store.nodata::<T>();
-    let has_data = raster.data.iter().any(|v| is_valid(*v, nodata));
+    let has_data = raster.data.iter().any(|v| v.is_valid(nodata));
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    finish(&staging, output, driver, &options, crs, path, has_data)
+}
+
+/// `raster` (cells on the output grid) as an in-memory GDAL dataset.
+fn in_memory<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    raster: &crate::engine::Raster<T>,
+) -> Result<Dataset, String> {
+    let staging = create::<T>(store, output, "MEM", "", &[])?;
     for (b, plane) in raster.data.outer_iter().enumerate() {
         let values: Vec<T::Io> = plane.iter().map(|v| v.to_io()).collect();
         staging
@@ -126,8 +136,58 @@ pub fn write_raster<T: GdalCell>(
             )
             .map_err(err)?;
     }
-    let options: Vec<&str> = options.iter().map(String::as_str).collect();
-    finish(&staging, output, driver, &options, crs, path, has_data)
+    Ok(staging)
+}
+
+/// `raster` (cells on the output grid, in the store's CRS) warped to
+/// `crs` with the output's resampling and size (`-tr`, `-ts`), in memory.
+///
+/// # Errors
+/// GDAL failures, as one line.
+pub fn warp_raster<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    raster: &crate::engine::Raster<T>,
+    crs: &str,
+) -> Result<crate::engine::Raster<T>, String> {
+    let staging = in_memory(store, output, raster)?;
+    let mut args: Vec<String> = [
+        "-of",
+        "MEM",
+        "-t_srs",
+        crs,
+        "-r",
+        warp_method(output.method),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    args.extend(output.warp.iter().cloned());
+    let warped = warp::warp(&staging, "", &args)?;
+    let (cols, rows) = warped.raster_size();
+    let mut cells = Vec::with_capacity(warped.raster_count() * cols * rows);
+    for b in 1..=warped.raster_count() {
+        let band = warped.rasterband(b).map_err(err)?;
+        cells.extend(
+            crate::gdal_io::cell::read_window::<T>(&band, (0, 0), (cols, rows)).map_err(err)?,
+        );
+    }
+    let data = ndarray::Array3::from_shape_vec((warped.raster_count(), rows, cols), cells)
+        .map_err(|e| e.to_string())?;
+    Ok(crate::engine::Raster {
+        data,
+        geotransform: warped.geo_transform().map_err(err)?,
+        level: raster.level,
+    })
+}
+
+/// gdalwarp's name of a resampling.
+fn warp_method(method: Resampling) -> &'static str {
+    match method {
+        Resampling::Nearest => "near",
+        Resampling::Average => "average",
+        Resampling::Bilinear => "bilinear",
+    }
 }
 
 /// The GDAL driver and creation options of `format`: outputs compress like
@@ -172,11 +232,7 @@ fn finish(
 ) -> Result<Written, String> {
     match crs {
         Some(crs) => {
-            let method = match output.method {
-                Resampling::Nearest => "near",
-                Resampling::Average => "average",
-                Resampling::Bilinear => "bilinear",
-            };
+            let method = warp_method(output.method);
             let mut args: Vec<String> = ["-of", driver, "-t_srs", crs, "-r", method]
                 .iter()
                 .map(ToString::to_string)
@@ -277,7 +333,7 @@ fn fill<T: GdalCell>(
         let raster = store
             .read_extent_at::<T>(output.t, level, &strip, cell, output.method)
             .map_err(|e| e.to_string())?;
-        has_data = has_data || raster.data.iter().any(|v| is_valid(*v, nodata));
+        has_data = has_data || raster.data.iter().any(|v| v.is_valid(nodata));
         for (b, plane) in raster.data.outer_iter().enumerate() {
             let band = dataset.rasterband(b + 1).map_err(err)?;
             let mut band: RasterBand<'_> = if k == 0 {

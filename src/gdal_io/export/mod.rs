@@ -17,7 +17,8 @@ pub use between::Between;
 
 use super::IoError;
 use super::cell::GdalCell;
-use super::source::{one_line, srs_from};
+use super::source::{parse_crs, srs_from};
+use crate::engine::cache::Provenance as _;
 use crate::engine::{
     CancelToken, EngineError, Extent, FunctionCache, Progress, ProgressSink, Resampling, Store,
 };
@@ -92,7 +93,8 @@ pub enum Resolution {
     Level(u8),
     /// Square cells of this size, in CRS units.
     Cell(f64),
-    /// An output of this many columns and rows.
+    /// An output of this many columns and rows; one of them 0: square
+    /// cells, the other side following from the extent.
     Size(usize, usize),
 }
 
@@ -119,6 +121,9 @@ pub struct ExportRequest {
     /// At an instant the store does not hold, blend the stored instants
     /// around it (linearly in time) instead of failing.
     pub interpolate: bool,
+    /// Write the file even when `bbox` holds no data (otherwise that fails,
+    /// naming the data's extent).
+    pub allow_empty: bool,
 }
 
 /// What an export wrote.
@@ -181,9 +186,10 @@ pub fn export_with(
         let report = with_dtype!(store.structure().dtype, T => export_typed::<T>(store, request, out, None, progress, cancel))?;
         return Ok((report, None));
     };
-    let args = cached::args(&token, request);
+    let args = cached::args(&token, &store.place(), request);
     let mut warning = None;
-    match cache.get::<cached::ExportedFiles>(cached::FUNCTION, &args) {
+    // Served while every chunk the export read holds (see `engine::sources`).
+    match cache.get_from::<cached::ExportedFiles>(cached::FUNCTION, &args, store) {
         Ok(Some(files)) => {
             Progress::phase(progress, "export (from the cache)", 1).add(1, 0);
             let report = cached::restore(&files, out).map_err(|reason| IoError::Write {
@@ -195,18 +201,15 @@ pub fn export_with(
         Ok(None) => {}
         Err(e) => warning = Some(format!("cache: {e}")),
     }
+    let recording = store.begin();
     let report = with_dtype!(store.structure().dtype, T => export_typed::<T>(store, request, out, Some(cache), progress, cancel))?;
-    // Kept only if no write changed the store while it was read.
-    let unchanged = store
-        .state_token()
-        .map_err(|e| IoError::engine(&location, e))?
-        .is_some_and(|t| t == token);
-    if !unchanged {
+    // Kept with what it read, unless a write changed the store meanwhile.
+    let Some(sources) = recording.end() else {
         return Ok((report, warning));
-    }
+    };
     let kept = cached::collect(&report, request.format).and_then(|files| match files {
         Some(files) => cache
-            .put(cached::FUNCTION, &args, &files)
+            .put_from(cached::FUNCTION, &args, &files, &sources)
             .map_err(|e| e.to_string()),
         None => Ok(()),
     });
@@ -236,17 +239,18 @@ fn export_typed<T: GdalCell>(
     let output = plan_output::<T>(store, &planned, out)?;
     let location = PathBuf::from(store.location());
     let tmp = temporary_path(out)?;
+    // A PNG's georeferencing goes beside it once it is in place.
+    let mut png_geotransform = output.geotransform();
     let written = match (between, request.format) {
         (Some(b), format) => {
             Progress::phase(progress, "export", 1);
             let raster = between::blend::<T>(store, &output, request, b, cache)?;
             match format {
-                ExportFormat::Png => png::write_png(
-                    &raster,
-                    store.nodata::<T>(),
-                    store.palette().as_deref(),
-                    &tmp,
-                ),
+                ExportFormat::Png => png_of(store, &output, &raster, request.crs.as_deref(), &tmp)
+                    .map(|(w, gt)| {
+                        png_geotransform = gt;
+                        w
+                    }),
                 format => gdal_out::write_raster::<T>(
                     store,
                     &output,
@@ -268,13 +272,10 @@ fn export_typed<T: GdalCell>(
                     output.method,
                 )
                 .map_err(|e| e.to_string())
-                .and_then(|raster| {
-                    png::write_png(
-                        &raster,
-                        store.nodata::<T>(),
-                        store.palette().as_deref(),
-                        &tmp,
-                    )
+                .and_then(|raster| png_of(store, &output, &raster, request.crs.as_deref(), &tmp))
+                .map(|(w, gt)| {
+                    png_geotransform = gt;
+                    w
                 })
         }
         (None, format) => gdal_out::write::<T>(
@@ -287,10 +288,20 @@ fn export_typed<T: GdalCell>(
             cancel,
         ),
     };
+    if let Ok(w) = &written
+        && !w.has_data
+        && !request.allow_empty
+        && let Some(bbox) = request.bbox
+    {
+        std::fs::remove_file(&tmp).ok();
+        return Err(no_data_in(store, bbox, output.t));
+    }
     let result = written.and_then(|w| {
         std::fs::rename(&tmp, out).map_err(|e| e.to_string())?;
         if request.format == ExportFormat::Png {
-            png::write_world_file(&output.geotransform(), out)?;
+            let crs = request.crs.as_deref().unwrap_or(&store.structure().crs.wkt);
+            let srs = parse_crs(crs)?;
+            png::write_georeference(&png_geotransform, &srs, out)?;
         }
         Ok(w)
     });
@@ -316,6 +327,45 @@ fn export_typed<T: GdalCell>(
         from_cache: false,
         between,
     })
+}
+
+/// Writes `raster` (cells on the output grid) as a PNG at `tmp`, warped to
+/// `crs` first when given. Returns what was written and its geotransform.
+fn png_of<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    raster: &crate::engine::Raster<T>,
+    crs: Option<&str>,
+    tmp: &Path,
+) -> Result<(Written, [f64; 6]), String> {
+    let warped;
+    let raster = match crs {
+        Some(crs) => {
+            warped = gdal_out::warp_raster(store, output, raster, crs)?;
+            &warped
+        }
+        None => raster,
+    };
+    let written = png::write_png(raster, store.nodata::<T>(), store.palette().as_deref(), tmp)?;
+    Ok((written, raster.geotransform))
+}
+
+/// The error of an export whose `bbox` holds no data at time index `t`:
+/// it names the data's extent (listing the stored chunks, only now).
+fn no_data_in(store: &Store, bbox: Extent, t: u32) -> IoError {
+    let data = with_dtype!(store.structure().dtype, T => store.data_window::<T>(t));
+    let reason = match data {
+        Ok(Some(window)) => format!(
+            "--bbox {bbox} holds no data; the data covers {} (add --allow-empty to write an empty file)",
+            store.grid().window_extent(0, &window)
+        ),
+        Ok(None) => "the store holds no data to export".to_string(),
+        Err(e) => return IoError::engine(store.location(), e),
+    };
+    IoError::Mismatch {
+        path: store.location().into(),
+        reason,
+    }
 }
 
 /// The grid an export writes: where, how fine, from which level.
@@ -416,8 +466,8 @@ fn plan_output<T: GdalCell>(
                     [r * ratio[0], r * ratio[1]],
                     vec!["-tr".to_string(), r.to_string(), r.to_string()],
                 ),
-                Resolution::Size(w, h) if w > 0 && h > 0 => (
-                    [extent.width() / w as f64, extent.height() / h as f64],
+                Resolution::Size(w, h) if w > 0 || h > 0 => (
+                    size_cell(&extent, w, h),
                     vec!["-ts".to_string(), w.to_string(), h.to_string()],
                 ),
                 other => (output_cell(store, other, &extent, out)?, Vec::new()),
@@ -503,13 +553,22 @@ fn output_cell(
             Ok(grid.cell_size(level))
         }
         Resolution::Cell(r) if r.is_finite() && r > 0.0 => Ok([r, r]),
-        Resolution::Size(w, h) if w > 0 && h > 0 => {
-            Ok([extent.width() / w as f64, extent.height() / h as f64])
-        }
+        Resolution::Size(w, h) if w > 0 || h > 0 => Ok(size_cell(extent, w, h)),
         _ => Err(IoError::Mismatch {
             path: out.into(),
             reason: "resolution and size must be positive".into(),
         }),
+    }
+}
+
+/// The cell size that gives `extent` `w` columns and `h` rows; square
+/// when one of them is 0.
+fn size_cell(extent: &Extent, w: usize, h: usize) -> [f64; 2] {
+    let (x, y) = (extent.width() / w as f64, extent.height() / h as f64);
+    match (w, h) {
+        (0, _) => [y, y],
+        (_, 0) => [x, x],
+        _ => [x, y],
     }
 }
 
@@ -527,8 +586,8 @@ fn temporary_path(out: &Path) -> Result<PathBuf, IoError> {
         .unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return Err(IoError::Write {
-            path: out.into(),
-            reason: format!("folder {} does not exist", dir.display()),
+            path: dir.into(),
+            reason: "no such folder".into(),
         });
     }
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("tmp");
@@ -542,8 +601,7 @@ fn to_crs(store: &Store, extent: Extent, crs: &str, location: &Path) -> Result<E
         reason,
     };
     let from = srs_from(&store.structure().crs.wkt).map_err(|e| bad(e.to_string()))?;
-    let to =
-        srs_from(crs).map_err(|e| bad(format!("--crs '{crs}': {}", one_line(&e.to_string()))))?;
+    let to = parse_crs(crs).map_err(|e| bad(format!("--crs: {e}")))?;
     let transform =
         gdal::spatial_ref::CoordTransform::new(&from, &to).map_err(|e| bad(e.to_string()))?;
     let b = transform
@@ -566,8 +624,7 @@ fn to_store_crs(
         path: location.into(),
         reason,
     };
-    let from = srs_from(crs)
-        .map_err(|e| bad(format!("--bbox-crs '{crs}': {}", one_line(&e.to_string()))))?;
+    let from = parse_crs(crs).map_err(|e| bad(format!("--bbox-crs: {e}")))?;
     let to = srs_from(&store.structure().crs.wkt).map_err(|e| bad(e.to_string()))?;
     let transform =
         gdal::spatial_ref::CoordTransform::new(&from, &to).map_err(|e| bad(e.to_string()))?;

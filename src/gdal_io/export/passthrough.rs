@@ -100,10 +100,12 @@ pub fn try_write<T: GdalCell>(
         let fetched: Vec<Option<Vec<u8>>> = row
             .par_iter()
             .map(|loc| {
-                let key = store.chunk_key(output.t, *loc);
-                let stored = store.storage().get(&key).map_err(|e| e.to_string())?;
+                let stored = store
+                    .stored_chunk(output.t, *loc)
+                    .map_err(|e| e.to_string())?;
                 if let Some(bytes) = &stored {
                     codec::decode(s.codec, bytes, store.chunk_bytes()).map_err(|reason| {
+                        let key = store.chunk_key(output.t, *loc);
                         format!("corrupt chunk {key} in {}: {reason}", store.location())
                     })?;
                 }

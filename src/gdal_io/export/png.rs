@@ -1,4 +1,6 @@
-//! PNG quicklooks: colour-mapped through `render`, with a world file.
+//! PNG quicklooks: colour-mapped through `render`, with a world file and,
+//! as GDAL keeps the CRS of a format that has no place for one, a
+//! `.aux.xml` beside it.
 
 use super::Written;
 use crate::engine::{Element, Palette, Raster};
@@ -30,20 +32,52 @@ pub fn write_png<T: Element>(
         image::ImageFormat::Png,
     )
     .map_err(|e| e.to_string())?;
-    let has_data = view
-        .iter()
-        .any(|v| crate::engine::aggregate::is_valid(*v, nodata));
+    let has_data = view.iter().any(|v| v.is_valid(nodata));
     Ok(Written {
         size: (cols, rows),
         has_data,
     })
 }
 
+/// Writes the georeferencing of the PNG at `png`: its `.pgw` world file
+/// (cell-centre origin) and, through GDAL, the `.aux.xml` that holds its
+/// CRS (and geotransform), so that GDAL tools see both.
+///
+/// # Errors
+/// A file cannot be written.
+pub fn write_georeference(
+    gt: &[f64; 6],
+    srs: &gdal::spatial_ref::SpatialRef,
+    png: &Path,
+) -> Result<(), String> {
+    write_world_file(gt, png)?;
+    let reason = |e: gdal::errors::GdalError| crate::gdal_io::source::gdal_reason(&e);
+    // GDAL keeps what a PNG cannot hold in its auxiliary file, written as
+    // the dataset closes.
+    let mut dataset = gdal::Dataset::open(png).map_err(reason)?;
+    dataset.set_spatial_ref(srs).map_err(reason)?;
+    dataset.set_geo_transform(gt).map_err(reason)?;
+    dataset.close().map_err(reason)?;
+    let aux = aux_xml_path(png);
+    if !aux.exists() {
+        return Err(format!("GDAL wrote no {}", aux.display()));
+    }
+    Ok(())
+}
+
+/// Where GDAL keeps the auxiliary metadata of the file at `path`.
+#[must_use]
+pub fn aux_xml_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".aux.xml");
+    name.into()
+}
+
 /// Writes the `.pgw` world file of a PNG at `png` (cell-centre origin).
 ///
 /// # Errors
 /// The file cannot be written.
-pub fn write_world_file(gt: &[f64; 6], png: &Path) -> Result<(), String> {
+fn write_world_file(gt: &[f64; 6], png: &Path) -> Result<(), String> {
     let world = format!(
         "{}\n0\n0\n{}\n{}\n{}\n",
         gt[1],

@@ -297,6 +297,15 @@ impl Storage for Hdf5Storage {
         })
     }
 
+    fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError> {
+        // Where the record lies in the log, and the file's version.
+        let Some(offset) = self.read_side(|look| look.locate(Side::Live, key.as_str()))? else {
+            return Ok(None);
+        };
+        let file = super::file_version(&self.path)?.unwrap_or_default();
+        Ok(Some(format!("{file}@{offset}")))
+    }
+
     fn size(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
         self.read_side(|look| match look.locate(Side::Live, key.as_str())? {
             Some(offset) => Ok(Some(look.read(offset, false)?.head.value_len)),

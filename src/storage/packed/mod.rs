@@ -722,6 +722,20 @@ impl Storage for PackedStorage {
         Ok(self.locate(key.as_str())?.map(|loc| loc.len))
     }
 
+    fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError> {
+        // Where the record lies, and the version of the pack file holding it
+        // (a flipped byte moves the pack's change time; a copy has others).
+        let Some(loc) = self.locate(key.as_str())? else {
+            return Ok(None);
+        };
+        let pack = pack::pack_path(&self.packs_dir(), loc.pack);
+        let file = super::file_version(&pack)?.unwrap_or_default();
+        Ok(Some(format!(
+            "{file}@{}:{}+{}#{:08x}",
+            loc.pack, loc.value_at, loc.len, loc.crc
+        )))
+    }
+
     fn put(&self, key: &StoreKey, value: &[u8]) -> Result<(), StorageError> {
         self.with_writer(|w| {
             let (_, loc) = self.append(w, Kind::Put, key.as_str(), value)?;

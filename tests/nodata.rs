@@ -1,0 +1,145 @@
+//! No valid source value turns into nodata unless the user asks (issue 9,
+//! point 3): `create --like` picks a nodata value the raster does not hold,
+//! and an ingest whose cells would collide with the store's nodata fails
+//! and changes nothing, unless `--allow-nodata-loss` is given.
+
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use std::path::Path;
+use util::{data, gridstore, ok, read, snapshot};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn info(store: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(&["info", s(store), "--json"])).unwrap()
+}
+
+/// How many cells of every band hold `value`.
+fn count(grid: &util::Grid, value: f64) -> usize {
+    grid.bands
+        .iter()
+        .map(|b| b.iter().filter(|v| **v == value).count())
+        .sum()
+}
+
+#[test]
+fn create_like_picks_a_nodata_value_the_raster_does_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("l7.gs");
+    let src = data("stars_L7_ETMs.tif");
+    let source = read(s(&src), None);
+    assert_eq!(source.nodata, None, "the fixture declares no nodata");
+    assert_eq!(count(&source, 255.0), 61, "the fixture saturates 61 cells");
+    let out = gridstore(&["create", s(&store), "--like", s(&src)]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nodata:") && stderr.contains("255 occurs in the data"),
+        "the choice is explained: {stderr}"
+    );
+    let structure = &info(&store)["structure"];
+    assert_eq!(structure["dtype"], "u8");
+    let nodata = structure["nodata"].as_f64().unwrap();
+    assert_eq!(count(&source, nodata), 0, "{nodata} occurs in no band");
+
+    // The ingest loses nothing: every saturated cell is still 255.
+    let out = gridstore(&["ingest", s(&store), s(&src)]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("read as nodata"),
+        "no cell is lost"
+    );
+    let exported = dir.path().join("all.tif");
+    ok(&["export", s(&store), "-o", s(&exported)]);
+    let back = read(s(&exported), None);
+    assert_eq!(back.bands, source.bands, "every value comes back");
+}
+
+#[test]
+fn a_raster_that_holds_every_value_gets_the_next_wider_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("every-byte.tif");
+    {
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let mut ds = driver
+            .create_with_band_type::<u8, _>(&src, 16, 16, 1)
+            .unwrap();
+        ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 6_000_000.0, 0.0, -10.0])
+            .unwrap();
+        ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(32631).unwrap())
+            .unwrap();
+        let values: Vec<u8> = (0..=255).collect();
+        ds.rasterband(1)
+            .unwrap()
+            .write(
+                (0, 0),
+                (16, 16),
+                &mut gdal::raster::Buffer::new((16, 16), values),
+            )
+            .unwrap();
+    }
+    let store = dir.path().join("wide.gs");
+    let out = gridstore(&["create", s(&store), "--like", s(&src)]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("every u8 value occurs") && stderr.contains("u16"),
+        "{stderr}"
+    );
+    let structure = &info(&store)["structure"];
+    assert_eq!(structure["dtype"], "u16");
+    assert_eq!(structure["nodata"], 65535.0);
+    ok(&["ingest", s(&store), s(&src)]);
+    let exported = dir.path().join("back.tif");
+    ok(&["export", s(&store), "-o", s(&exported)]);
+    let back = read(s(&exported), None);
+    let expected: Vec<f64> = (0..=255).map(f64::from).collect();
+    assert_eq!(back.bands[0], expected, "all 256 values are data");
+}
+
+#[test]
+fn an_ingest_that_would_lose_cells_fails_and_changes_nothing_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("n.gs");
+    let src = data("stars_L7_ETMs.tif");
+    ok(&["create", s(&store), "--like", s(&src), "--nodata", "255"]);
+    let before = snapshot(&store);
+    let out = gridstore(&["ingest", s(&store), s(&src)]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("stars_L7_ETMs.tif")
+            && stderr.contains("61 data cells hold 255")
+            && stderr.contains("--allow-nodata-loss"),
+        "names the file, the count and the value: {stderr}"
+    );
+    let after = snapshot(&store);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "no file added or removed"
+    );
+    for (path, bytes) in &before {
+        let key = path.strip_prefix(&store).unwrap().to_str().unwrap();
+        assert_eq!(
+            util::comparable(key, bytes.clone()),
+            util::comparable(key, after[path].clone()),
+            "{key} unchanged"
+        );
+    }
+    assert!(ok(&["history", s(&store)]).contains("no ingests recorded"));
+
+    let out = gridstore(&["ingest", s(&store), s(&src), "--allow-nodata-loss"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("61 data cells hold the store's nodata value (255)"),
+        "the allowed loss is still reported"
+    );
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+}
