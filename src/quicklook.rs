@@ -3,7 +3,7 @@
 //! kept in the function cache under the store's state token, so it is
 //! computed once per state of the store, also across restarts.
 
-use crate::engine::tree::Array;
+use crate::engine::Array;
 use crate::engine::{Cached, DType, Element, FunctionCache, Resampling, Storable, Store};
 use crate::with_dtype;
 use serde_json::{Value as Json, json};

@@ -244,28 +244,10 @@ impl Scale {
     }
 }
 
-/// A number for display: at most 6 decimals, no trailing zeros.
-#[must_use]
-pub fn short_number(v: f64) -> String {
-    let text = format!("{v:.6}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::Array3;
-
-    #[test]
-    fn short_numbers_drop_noise() {
-        assert_eq!(short_number(89.994_067_349_451_16), "89.994067");
-        assert_eq!(short_number(100.0), "100");
-        assert_eq!(short_number(0.5), "0.5");
-    }
 
     #[test]
     fn nodata_is_transparent_and_ramp_ends_match() {

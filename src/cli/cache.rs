@@ -39,7 +39,7 @@ pub fn run(action: &CacheAction) -> anyhow::Result<()> {
                     "{:<10} {:>8} ago  {:>9}  {}",
                     e.function,
                     age((now - e.created).max(0.0)),
-                    crate::storage::human_bytes(e.bytes),
+                    crate::format::human_bytes(e.bytes),
                     crate::engine::cache::canonical(&e.args)
                 );
             }
@@ -47,7 +47,7 @@ pub fn run(action: &CacheAction) -> anyhow::Result<()> {
             println!(
                 "{} entries, {} in {location}",
                 entries.len(),
-                crate::storage::human_bytes(total)
+                crate::format::human_bytes(total)
             );
         }
         CacheAction::Clear {

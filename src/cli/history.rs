@@ -1,7 +1,7 @@
 //! `gridstore history`: the ingest history and notes, and adding a note.
 
 use crate::engine::{IngestRecord, Note, Store, WriteKind};
-use crate::render::short_number;
+use crate::format::short_number;
 
 /// Prints the ingest history with the notes under the ingests they are
 /// about (or as JSON).

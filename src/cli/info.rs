@@ -2,7 +2,7 @@
 
 use crate::engine::time::format_instant;
 use crate::engine::{ChunkLoc, EngineError, Extent, Store, TimeAxis, zarr::FORMAT_VERSION};
-use crate::render::short_number;
+use crate::format::short_number;
 use crate::with_dtype;
 use serde::Serialize;
 use serde_json::json;

@@ -384,7 +384,7 @@ fn compact(path: &Path) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let human = crate::storage::human_bytes;
+    let human = crate::format::human_bytes;
     println!(
         "compacted {}: {} of {} packs rewritten, {} values moved, {} -> {} on disk ({} reclaimed)",
         path.display(),

@@ -1,4 +1,4 @@
-//! A function cache over any storage backend (after 002's `cached`).
+//! A function cache over any storage backend.
 //!
 //! A result is kept under the function's name and the canonical JSON of its
 //! arguments (object keys sorted, no spaces), so the same call answers from
@@ -17,9 +17,9 @@
 //! entry is a miss. Entries are cleared by age, function or arguments, and
 //! the oldest go first when the cache outgrows its limit.
 
+use super::Array;
 use super::DType;
 use super::storable::Storable;
-use super::tree::Array;
 use crate::storage::{DynStorage, StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;

@@ -81,6 +81,13 @@ pub enum EngineError {
     /// A history request that cannot be met.
     #[error("{0}")]
     History(String),
+    /// The function cache failed (results are still right; callers that
+    /// can go on without the cache report it as a warning).
+    #[error(transparent)]
+    Cache(#[from] super::cache::CacheError),
+    /// A value between two samples cannot be interpolated.
+    #[error(transparent)]
+    Interpolate(#[from] super::interpolate::InterpolateError),
 }
 
 impl From<StructureError> for EngineError {

@@ -1,7 +1,7 @@
-//! An interpolating provider (after 002's data providers): the value of a
-//! function at a point between the points it was computed at, blended
-//! linearly from the two results around it, which come from the function
-//! cache (computed and kept on a miss).
+//! An interpolating provider: the value of a function at a point between
+//! the points it was computed at, blended linearly from the two results
+//! around it, which come from the function cache (computed and kept on a
+//! miss).
 //!
 //! gridstore uses it for instants between a store's stored instants: an
 //! export at 12:30 of a store holding 12:00 and 13:00 is the two rasters

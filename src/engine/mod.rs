@@ -3,6 +3,7 @@
 //! Nothing here knows about GDAL, the GUI or the command line.
 
 pub mod aggregate;
+mod array;
 mod bounds;
 pub mod cache;
 pub mod codec;
@@ -25,6 +26,7 @@ mod verify;
 mod write;
 pub mod zarr;
 
+pub use array::Array;
 pub use cache::{CacheError, Cached, ClearFilter, EntryInfo, FunctionCache};
 pub use dtype::{DType, Element, all_nodata};
 pub use error::EngineError;

@@ -1,11 +1,11 @@
-//! The storage protocol (after 002): a value that can be kept is an array
+//! The storage protocol: a value that can be kept is an array
 //! plus a JSON document of everything else, and comes back from the two.
 //!
 //! Numbers, n-dimensional arrays and byte strings implement it here; other
 //! types (an export's files, a rendered quicklook) implement it where they
 //! are defined, so the function cache keeps any of them.
 
-use super::tree::Array;
+use super::Array;
 use super::{DType, Element};
 use ndarray::{ArrayD, IxDyn};
 use serde_json::Value as Json;

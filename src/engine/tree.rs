@@ -1,6 +1,5 @@
 //! The store's hierarchical interface: groups and typed variables at
-//! slash-separated paths (after 001's StorageInterface), kept under `meta/`
-//! in any storage backend.
+//! slash-separated paths, kept under `meta/` in any storage backend.
 //!
 //! A path's first use decides whether it is a group or a variable: writing
 //! `history/ingests` makes `history` a group and `ingests` a variable. A
@@ -12,9 +11,8 @@
 //!
 //! Not synchronised: callers serialise writes (the store's writer does).
 
-use super::{DType, Element};
+use super::{Array, DType};
 use crate::storage::{Storage, StorageError, StoreKey};
-use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
@@ -84,86 +82,6 @@ pub enum TreeError {
     Storage(#[from] StorageError),
 }
 
-/// An n-dimensional array of one element type.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Array {
-    dtype: DType,
-    shape: Vec<usize>,
-    /// Little-endian cells, row-major.
-    bytes: Vec<u8>,
-}
-
-impl Array {
-    /// The array of `data`.
-    #[must_use]
-    pub fn new<T: Element>(data: &ArrayD<T>) -> Self {
-        let mut bytes = Vec::with_capacity(data.len() * T::DTYPE.size());
-        for v in data {
-            v.write_le(&mut bytes);
-        }
-        Self {
-            dtype: T::DTYPE,
-            shape: data.shape().to_vec(),
-            bytes,
-        }
-    }
-
-    /// An array of `dtype` and `shape` over little-endian, row-major
-    /// `bytes`.
-    ///
-    /// # Errors
-    /// When `bytes` does not hold exactly `shape`'s cells.
-    pub fn from_le_bytes(dtype: DType, shape: Vec<usize>, bytes: Vec<u8>) -> Result<Self, String> {
-        let cells = shape
-            .iter()
-            .try_fold(1usize, |n, d| n.checked_mul(*d))
-            .ok_or("the shape overflows")?;
-        if cells.checked_mul(dtype.size()) != Some(bytes.len()) {
-            return Err(format!(
-                "{} bytes do not hold {cells} cells of {dtype}",
-                bytes.len()
-            ));
-        }
-        Ok(Self {
-            dtype,
-            shape,
-            bytes,
-        })
-    }
-
-    /// The cells' little-endian bytes, row-major.
-    #[must_use]
-    pub fn le_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// The element type.
-    #[must_use]
-    pub fn dtype(&self) -> DType {
-        self.dtype
-    }
-
-    /// The shape.
-    #[must_use]
-    pub fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-
-    /// The cells as `T`; `None` when the array holds another type.
-    #[must_use]
-    pub fn to_nd<T: Element>(&self) -> Option<ArrayD<T>> {
-        if self.dtype != T::DTYPE {
-            return None;
-        }
-        let cells = self
-            .bytes
-            .chunks_exact(T::DTYPE.size())
-            .map(T::read_le)
-            .collect();
-        ArrayD::from_shape_vec(IxDyn(&self.shape), cells).ok()
-    }
-}
-
 /// A stored value with its type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -190,7 +108,7 @@ impl Value {
             Self::Float(_) => "float".into(),
             Self::Text(_) => "text".into(),
             Self::Json(_) => "json".into(),
-            Self::Array(a) => format!("array {} {:?}", a.dtype, a.shape),
+            Self::Array(a) => format!("array {} {:?}", a.dtype(), a.shape()),
             Self::List(_) => "list".into(),
         }
     }
@@ -202,7 +120,7 @@ impl Value {
             Self::Float(v) => serde_json::to_vec(&float_json(*v)).unwrap_or_default(),
             Self::Text(v) => v.as_bytes().to_vec(),
             Self::Json(v) => serde_json::to_vec(v).unwrap_or_default(),
-            Self::Array(a) => a.bytes.clone(),
+            Self::Array(a) => a.le_bytes().to_vec(),
             Self::List(_) => Vec::new(),
         }
     }
@@ -697,15 +615,7 @@ fn decode(ty: &str, payload: &[u8]) -> Result<Value, String> {
         _ => {
             let array = parse_array_type(ty).ok_or_else(|| format!("unknown type '{ty}'"))?;
             let (dtype, shape) = array;
-            let cells: usize = shape.iter().product();
-            if payload.len() != cells * dtype.size() {
-                return Err(format!("{} bytes for {cells} {dtype} cells", payload.len()));
-            }
-            Ok(Value::Array(Array {
-                dtype,
-                shape,
-                bytes: payload.to_vec(),
-            }))
+            Array::from_le_bytes(dtype, shape, payload.to_vec()).map(Value::Array)
         }
     }
 }

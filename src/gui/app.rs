@@ -14,8 +14,9 @@ use super::quicklooks::Quicklooks;
 use super::tiles::{Style, TileCache};
 use super::time::TimePanel;
 use crate::engine::{Extent, Store};
+use crate::format::short_number;
 use crate::gdal_io::ExportRequest;
-use crate::render::{ColorMap, Stretch, short_number};
+use crate::render::{ColorMap, Stretch};
 use crate::with_dtype;
 use egui::RichText;
 use std::path::PathBuf;
@@ -890,6 +891,9 @@ impl Explorer {
                     JobState::Cancelled => {
                         ui.label("cancelled; the store is as it was");
                     }
+                }
+                for warning in &job.warnings {
+                    ui.colored_label(egui::Color32::from_rgb(230, 170, 60), warning);
                 }
                 ui.separator();
             }

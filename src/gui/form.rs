@@ -9,7 +9,7 @@ use crate::engine::{
     Aggregator, Codec, Crs, DType, MAX_DOMAIN_LEVELS, Resampling, Structure, StructureError,
     TimeAxis, domain_levels_covering,
 };
-use crate::render::short_number;
+use crate::format::short_number;
 use std::collections::BTreeMap;
 
 /// A field of the form, as errors name it.

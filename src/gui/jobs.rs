@@ -49,6 +49,9 @@ pub struct Job {
     pub state: JobState,
     /// The chunks it is rewriting or has just replaced.
     pub changes: Changes,
+    /// What went wrong without stopping it (cells that read as nodata, a
+    /// history not recorded, a raster without a CRS), in plain words.
+    pub warnings: Vec<String>,
     cancel: CancelToken,
 }
 
@@ -138,6 +141,7 @@ impl Jobs {
             eta: None,
             state: JobState::Queued,
             changes: Changes::default(),
+            warnings: Vec::new(),
             cancel: cancel.clone(),
         });
         let requests = self
@@ -187,7 +191,7 @@ impl Jobs {
                         changed.push(job.store.clone());
                     }
                 }
-                Message::Event(JobEvent::Warning(_)) => {}
+                Message::Event(JobEvent::Warning(text)) => job.warnings.push(text),
                 Message::Event(JobEvent::Chunks {
                     t,
                     window,

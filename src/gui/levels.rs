@@ -6,7 +6,7 @@
 
 use super::tiles::TileKey;
 use crate::engine::{ChunkLoc, Store};
-use crate::storage::human_bytes;
+use crate::format::human_bytes;
 use egui::RichText;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};

@@ -311,42 +311,25 @@ impl Storage for FolderStorage {
         let dir = self.root.join(LOCK_GROUP);
         fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
         let path = dir.join(".zgroup");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| StorageError::io(&path, e))?;
         let pid_key = StoreKey::new(format!("{LOCK_GROUP}/.zattrs"))?;
-        match file.try_lock() {
-            Ok(()) => {
-                if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
-                    file.write_all(br#"{"zarr_format": 2}"#)
-                        .map_err(|e| StorageError::io(&path, e))?;
-                }
-                let pid = format!(r#"{{"pid": {}}}"#, std::process::id());
-                self.put(&pid_key, pid.as_bytes())?;
-                Ok(Box::new(FolderLock {
-                    _file: file,
-                    pid_file: self.path(&pid_key),
-                }))
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                let pid = self
-                    .get(&pid_key)
-                    .ok()
-                    .flatten()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                    .and_then(|v| v.get("pid").and_then(serde_json::Value::as_u64))
-                    .map_or_else(|| "unknown".to_string(), |p| p.to_string());
-                Err(StorageError::Locked {
-                    path: self.root.clone(),
-                    pid,
-                })
-            }
-            Err(fs::TryLockError::Error(e)) => Err(StorageError::io(path, e)),
+        let holder = || {
+            let bytes = self.get(&pid_key).ok().flatten()?;
+            let v = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
+            v.get("pid")
+                .and_then(serde_json::Value::as_u64)
+                .map(|p| p.to_string())
+        };
+        let mut file = super::lock::take_at(&path, &self.root, holder)?;
+        if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+            file.write_all(br#"{"zarr_format": 2}"#)
+                .map_err(|e| StorageError::io(&path, e))?;
         }
+        let pid = format!(r#"{{"pid": {}}}"#, std::process::id());
+        self.put(&pid_key, pid.as_bytes())?;
+        Ok(Box::new(FolderLock {
+            _file: file,
+            pid_file: self.path(&pid_key),
+        }))
     }
 
     fn available_space(&self) -> Result<Option<u64>, StorageError> {

@@ -7,8 +7,10 @@
 mod folder;
 pub mod hdf5;
 mod key;
+pub(crate) mod lock;
 mod memory;
 pub mod packed;
+pub mod record;
 
 pub use folder::FolderStorage;
 pub use hdf5::Hdf5Storage;
@@ -53,8 +55,8 @@ pub enum StorageError {
     /// write passes the point where it can no longer be rolled back).
     #[error(
         "not enough free disk space to finish the write: it needs up to {} more, {} are free: {path}",
-        human_bytes(*needed),
-        human_bytes(*available)
+        crate::format::human_bytes(*needed),
+        crate::format::human_bytes(*available)
     )]
     Full {
         /// The store.
@@ -387,36 +389,4 @@ pub(crate) fn free_space(path: &std::path::Path) -> Result<u64, StorageError> {
     // SAFETY: statvfs returned 0, so it filled every field of `stat`.
     let stat = unsafe { stat.assume_init() };
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
-}
-
-/// A byte count for people (SI units): `812 B`, `4.1 kB`, `107 kB`, `2.4 GB`.
-#[must_use]
-pub fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else if value < 10.0 {
-        format!("{value:.1} {}", units[unit])
-    } else {
-        format!("{value:.0} {}", units[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_bytes;
-
-    #[test]
-    fn byte_counts_read_as_people_write_them() {
-        assert_eq!(human_bytes(812), "812 B");
-        assert_eq!(human_bytes(4096), "4.1 kB");
-        assert_eq!(human_bytes(106_752), "107 kB");
-        assert_eq!(human_bytes(2_400_000_000), "2.4 GB");
-    }
 }

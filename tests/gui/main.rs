@@ -326,6 +326,50 @@ fn dropped_rasters_are_ingested_and_bad_ones_explained() {
     });
 }
 
+/// A job's warnings (here, a raster without a CRS, taken to be the
+/// store's) are shown with it, not dropped.
+#[test]
+fn a_jobs_warnings_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    // The raster's cells and grid, without its CRS.
+    let g = util::read(s(&util::data("terra_meuse.tif")), None);
+    let grid = dir.path().join("nocrs.tif");
+    {
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let mut ds = driver
+            .create_with_band_type::<i16, _>(&grid, g.cols, g.rows, 1)
+            .unwrap();
+        ds.set_geo_transform(&g.geotransform).unwrap();
+        let mut band = ds.rasterband(1).unwrap();
+        band.set_no_data_value(g.nodata).unwrap();
+        #[allow(clippy::cast_possible_truncation)]
+        let cells: Vec<i16> = g.bands[0].iter().map(|v| *v as i16).collect();
+        let mut buffer = gdal::raster::Buffer::new((g.cols, g.rows), cells);
+        band.write((0, 0), (g.cols, g.rows), &mut buffer).unwrap();
+    }
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the store to open", |app| app.opened().is_some());
+    drop_files(&mut h, &[&grid]);
+    run_until(&mut h, "the job", finished);
+    let job = &h.state().jobs.jobs[0];
+    assert!(
+        matches!(job.state, gridstore::gui::JobState::Done(_)),
+        "{:?}",
+        job.state
+    );
+    let warning = job
+        .warnings
+        .iter()
+        .find(|w| w.contains("has no CRS; taken to be the store's"))
+        .unwrap_or_else(|| panic!("{:?}", job.warnings))
+        .clone();
+    h.get_by_label(&warning);
+}
+
 #[test]
 fn a_queued_job_can_be_cancelled_from_its_button() {
     let dir = tempfile::tempdir().unwrap();
@@ -701,7 +745,7 @@ fn a_levels_chunk_list_selects_a_chunk() {
         .unwrap();
     assert_eq!(
         label,
-        format!("{loc}  {}", gridstore::storage::human_bytes(bytes))
+        format!("{loc}  {}", gridstore::format::human_bytes(bytes))
     );
     h.get_by_label(&label).click();
     run_until(&mut h, "the chunk report", |app| {

@@ -6,9 +6,7 @@
 //! reads the store twice, then answers from the cache.
 
 use super::{ExportRequest, OutputGrid, Resolution};
-use crate::engine::{
-    Aggregator, EngineError, FunctionCache, InterpolateError, Interpolating, Raster, Store,
-};
+use crate::engine::{Aggregator, EngineError, FunctionCache, Interpolating, Raster, Store};
 use crate::gdal_io::IoError;
 use crate::gdal_io::cell::GdalCell;
 use crate::storage::MemoryStorage;
@@ -154,7 +152,7 @@ pub fn blend<T: GdalCell>(
         },
     });
     let samples = [between.below as f64, between.above as f64];
-    let read = |at: f64| -> Result<ndarray::ArrayD<T>, Failure> {
+    let read = |at: f64| -> Result<ndarray::ArrayD<T>, EngineError> {
         #[allow(clippy::cast_possible_truncation)]
         let t = store.time_index(Some(at as i64), false)?;
         let raster = store.read_extent_at::<T>(
@@ -177,11 +175,11 @@ pub fn blend<T: GdalCell>(
             store,
         )
         .map_err(|e| match e {
-            Failure::Engine(e) => IoError::engine(&location, e),
-            Failure::Interpolate(e) => IoError::Mismatch {
+            EngineError::Interpolate(e) => IoError::Mismatch {
                 path: location.clone(),
                 reason: e.to_string(),
             },
+            e => IoError::engine(&location, e),
         })?;
     let data = blended
         .value
@@ -195,22 +193,4 @@ pub fn blend<T: GdalCell>(
         geotransform: output.geotransform(),
         level: output.level,
     })
-}
-
-/// Why a blend failed.
-enum Failure {
-    Engine(EngineError),
-    Interpolate(InterpolateError),
-}
-
-impl From<EngineError> for Failure {
-    fn from(e: EngineError) -> Self {
-        Self::Engine(e)
-    }
-}
-
-impl From<InterpolateError> for Failure {
-    fn from(e: InterpolateError) -> Self {
-        Self::Interpolate(e)
-    }
 }

@@ -4,7 +4,7 @@
 //! running GDAL again.
 
 use super::{ExportFormat, ExportReport, ExportRequest, Resolution};
-use crate::engine::tree::Array;
+use crate::engine::Array;
 use crate::engine::{DType, Storable};
 use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The `hdf5` backend (after 002's StorageHDF5): the whole store in one
+//! The `hdf5` backend: the whole store in one
 //! HDF5 file, through the hdf5 crate on the system's libhdf5.
 //!
 //! Why HDF5 rather than NetCDF-4: NetCDF-4 is HDF5 underneath and its
@@ -20,13 +20,15 @@
 //! processes read (SWMR read) what was last flushed.
 
 mod file;
+mod log;
 mod read;
 mod state;
 mod table;
 mod writer;
 
 use super::{Storage, StorageError, StoreKey, WriterLock};
-use crate::storage::packed::pack::Kind;
+use crate::storage::record::Kind;
+use log::{Changes, Target};
 use read::{Lookup, Reader};
 use state::State;
 use std::collections::BTreeMap;
@@ -36,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Instant;
 use table::Side;
-use writer::{Changes, Target, Writer};
+use writer::Writer;
 
 pub use file::{SIGNATURE, is_hdf5};
 
@@ -260,19 +262,13 @@ fn take_lock(path: &Path) -> Result<fs::File, StorageError> {
         .read(true)
         .open(path)
         .map_err(|e| StorageError::io(path, e))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(fs::TryLockError::WouldBlock) => {
-            let pid = file::open_read(path)
-                .and_then(|h| State::read(&h, path))
-                .map_or_else(|_| "unknown".to_string(), |s| s.pid.to_string());
-            Err(StorageError::Locked {
-                path: path.to_path_buf(),
-                pid,
-            })
-        }
-        Err(fs::TryLockError::Error(e)) => Err(StorageError::io(path, e)),
-    }
+    let holder = || {
+        file::open_read(path)
+            .and_then(|h| State::read(&h, path))
+            .ok()
+            .map(|s| s.pid.to_string())
+    };
+    super::lock::take(lock, path, path, holder)
 }
 
 impl Drop for Hdf5Storage {

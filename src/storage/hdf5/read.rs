@@ -2,10 +2,10 @@
 
 use super::super::StorageError;
 use super::file::{Handles, h5_error};
+use super::log::{Changes, Read, read_record, replay};
 use super::state::State;
 use super::table::{Side, Table, hash};
-use super::writer::{Changes, Writer, replay};
-use crate::storage::packed::pack;
+use super::writer::Writer;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -63,100 +63,6 @@ impl Reader {
         }
         Ok(())
     }
-}
-
-/// A record read back.
-pub struct Read {
-    pub head: pack::RecordHead,
-    pub key: String,
-    /// The value, when asked for.
-    pub value: Option<Vec<u8>>,
-}
-
-/// Reads the record at `offset` from the log of `h`, or from `buffer` at
-/// offsets from `log_len` on.
-pub fn read_record(
-    h: &Handles,
-    buffer: &[u8],
-    log_len: u64,
-    offset: u64,
-    with_value: bool,
-    path: &Path,
-) -> Result<Read, StorageError> {
-    let damaged = |reason: String| StorageError::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("record at {offset} of /log: {reason}"),
-    };
-    let bytes = |from: u64, len: u64| -> Result<Vec<u8>, StorageError> {
-        if from >= log_len {
-            let start = usize::try_from(from - log_len).unwrap_or(usize::MAX);
-            let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
-            return buffer
-                .get(start..end)
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| damaged("past the end of the log".into()));
-        }
-        let end = from.saturating_add(len);
-        if end > log_len {
-            return Err(damaged(format!(
-                "bytes {from}..{end} lie past the end of the log ({log_len} bytes)"
-            )));
-        }
-        let (from, end) = (
-            usize::try_from(from).unwrap_or(usize::MAX),
-            usize::try_from(end).unwrap_or(usize::MAX),
-        );
-        h.log
-            .read_slice_1d::<u8, _>(from..end)
-            .map(|a| a.to_vec())
-            .map_err(|e| h5_error(path, &e))
-    };
-    let head = pack::parse_head(&bytes(offset, pack::RECORD_HEADER_LEN)?).map_err(damaged)?;
-    let key_len = u64::from(head.key_len);
-    // The key, padded, then the value: lengths from a damaged header may be
-    // anything, so every sum is checked before it sizes a read.
-    let value_at = head.value_offset() - pack::RECORD_HEADER_LEN;
-    let wanted = if with_value {
-        value_at.checked_add(head.value_len)
-    } else {
-        Some(key_len)
-    };
-    let wanted = wanted
-        .filter(|w| {
-            offset
-                .saturating_add(pack::RECORD_HEADER_LEN)
-                .saturating_add(*w)
-                <= log_len + buffer.len() as u64
-        })
-        .ok_or_else(|| {
-            damaged(format!(
-                "declares {} value bytes, past the end of the log",
-                head.value_len
-            ))
-        })?;
-    let rest = bytes(offset + pack::RECORD_HEADER_LEN, wanted)?;
-    let key = rest
-        .get(..head.key_len as usize)
-        .and_then(|k| std::str::from_utf8(k).ok())
-        .ok_or_else(|| damaged("a key that is not UTF-8".into()))?
-        .to_string();
-    let value = match with_value {
-        true => Some(
-            rest.get(value_at as usize..)
-                .ok_or_else(|| damaged("cut short".into()))?
-                .to_vec(),
-        ),
-        false => None,
-    };
-    if let Some(v) = &value
-        && pack::checksum(&key, v) != head.crc
-    {
-        return Err(StorageError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("{key} fails its checksum (record at {offset} of /log)"),
-        });
-    }
-    Ok(Read { head, key, value })
 }
 
 /// Finding and reading records, as a writer or a reader sees them.

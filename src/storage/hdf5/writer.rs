@@ -5,13 +5,11 @@
 
 use super::super::StorageError;
 use super::file::{Handles, h5_error};
-use super::read::{Read, read_record};
+use super::log::{Changes, Read, read_record, replay};
 use super::state::State;
 use super::table::{Side, Table, hash};
-use crate::storage::packed::pack::{self, Kind};
-use std::collections::BTreeMap;
+use crate::storage::record::{self, Kind};
 use std::fs;
-use std::ops::Not as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,13 +19,6 @@ const FLUSH_CHANGES: usize = 8192;
 const FLUSH_BYTES: usize = 16 << 20;
 /// Age of buffered changes beyond which they are written out.
 const FLUSH_AGE: Duration = Duration::from_secs(2);
-
-/// Changes not yet in the index: record offsets, `None` removing the entry.
-#[derive(Debug, Default)]
-pub struct Changes {
-    pub live: BTreeMap<String, Option<u64>>,
-    pub staged: BTreeMap<String, Option<u64>>,
-}
 
 /// The one writer of this store in this process.
 pub struct Writer {
@@ -76,9 +67,9 @@ impl Writer {
 
     pub fn append(&mut self, kind: Kind, key: &str, value: &[u8]) -> u64 {
         let offset = self.log_len + self.buffer.len() as u64;
-        let crc = pack::checksum(key, value);
+        let crc = record::checksum(key, value);
         self.buffer
-            .extend_from_slice(&pack::encode(kind, self.next_sequence, key, value, crc));
+            .extend_from_slice(&record::encode(kind, self.next_sequence, key, value, crc));
         self.next_sequence += 1;
         offset
     }
@@ -223,68 +214,5 @@ impl Writer {
     /// its writer did.
     pub fn replay(&mut self, offset: u64, record: &Read) {
         replay(&mut self.changes, offset, record);
-    }
-}
-
-/// Applies the record at `offset` to `changes`, as its writer did. Records
-/// are replayed in log order, and a commit or discard record names the
-/// stage record it acts on (its sequence and offset), so nothing here
-/// depends on the index, whose slots may be written in any order.
-pub fn replay(changes: &mut Changes, offset: u64, record: &Read) {
-    let key = record.key.clone();
-    match record.head.kind {
-        Kind::Put => {
-            changes.live.insert(key, Some(offset));
-        }
-        Kind::Delete => {
-            changes.live.insert(key, None);
-        }
-        Kind::Stage | Kind::StageRemoval => {
-            changes.staged.insert(key, Some(offset));
-        }
-        Kind::Commit => {
-            if let Some(target) = record.value.as_deref().and_then(Target::decode) {
-                let live = target.removal.not().then_some(target.offset);
-                changes.live.insert(key.clone(), live);
-            }
-            changes.staged.insert(key, None);
-        }
-        Kind::Discard => {
-            changes.staged.insert(key, None);
-        }
-    }
-}
-
-/// The stage record a commit or discard acts on: the value of those
-/// records in an hdf5 store's log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target {
-    /// Its sequence.
-    pub sequence: u64,
-    /// Its offset in the log.
-    pub offset: u64,
-    /// Whether it stages a removal.
-    pub removal: bool,
-}
-
-impl Target {
-    /// 17 bytes: sequence, offset (little-endian u64s), removal (0 or 1).
-    #[must_use]
-    pub fn encode(self) -> Vec<u8> {
-        let mut out = self.sequence.to_le_bytes().to_vec();
-        out.extend_from_slice(&self.offset.to_le_bytes());
-        out.push(u8::from(self.removal));
-        out
-    }
-
-    /// The target, from a record's value.
-    #[must_use]
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let bytes: &[u8; 17] = bytes.try_into().ok()?;
-        Some(Self {
-            sequence: u64::from_le_bytes(bytes[..8].try_into().ok()?),
-            offset: u64::from_le_bytes(bytes[8..16].try_into().ok()?),
-            removal: bytes[16] == 1,
-        })
     }
 }

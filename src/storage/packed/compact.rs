@@ -13,9 +13,10 @@
 //! one, whenever the process stops. A pack holding only live values is kept
 //! as it is.
 
-use super::pack::{self, Kind};
+use super::pack;
 use super::{PackedStorage, Writer, pack_numbers};
 use crate::storage::StorageError;
+use crate::storage::record::{self, Kind, Walk};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
@@ -46,7 +47,7 @@ struct Scan {
 /// A record to carry over, with what it is.
 struct Keep {
     kind: Kind,
-    record: pack::Record,
+    record: record::Record,
 }
 
 impl PackedStorage {
@@ -105,10 +106,8 @@ impl PackedStorage {
             live: Vec::new(),
             clean: head.head > pack::HEADER_LEN,
         };
-        let mut at = pack::HEADER_LEN;
-        while at < head.head {
-            let record = pack::parse(bytes, at).map_err(damaged)?;
-            at = record.next;
+        for record in Walk::new(bytes, pack::HEADER_LEN, head.head) {
+            let record = record.map_err(damaged)?;
             let live = match record.kind {
                 Kind::Put | Kind::Stage => self
                     .live_location(w, &record.key)?

@@ -6,6 +6,7 @@ use super::index::{self, Applied, Changes};
 use super::pack::{self, HEADER_LEN};
 use super::{INDEX_FILE, PACKS_DIR, map_pack, pack_numbers, replay, take_writer_lock};
 use crate::storage::StorageError;
+use crate::storage::record::{Kind, Walk};
 use std::fs::{self, File};
 use std::path::Path;
 
@@ -48,37 +49,33 @@ pub fn repair(root: &Path) -> Result<RepairReport, StorageError> {
             }
         };
         let bytes = map.get(..limit as usize).unwrap_or(&map[..]);
-        let mut at = HEADER_LEN;
         let mut skipping: Option<String> = None;
-        while at + pack::RECORD_HEADER_LEN <= limit {
-            match pack::parse(bytes, at) {
-                Ok(record) => {
-                    if let Some(reason) = skipping.take() {
-                        report.damaged.push(format!("{}: {reason}", path.display()));
-                    }
-                    // Only commits and discards need their value (a
-                    // sequence) to be replayed: never hold the data.
-                    let value = if matches!(record.kind, pack::Kind::Commit | pack::Kind::Discard) {
-                        bytes[record.value_at as usize
-                            ..(record.value_at + record.value_len) as usize]
-                            .to_vec()
-                    } else {
-                        Vec::new()
-                    };
-                    at = record.next;
-                    last = Applied {
-                        sequence: last.sequence.max(record.sequence),
-                        pack: number,
-                        offset: at,
-                    };
-                    records.push((number, record, value));
-                }
+        // Damaged places are skipped, 16 bytes at a time, to the next record.
+        for found in Walk::new(bytes, HEADER_LEN, limit) {
+            let record = match found {
+                Ok(record) => record,
                 Err(reason) => {
-                    // Resynchronise on the next 16-byte boundary.
                     skipping.get_or_insert(reason);
-                    at += 16;
+                    continue;
                 }
+            };
+            if let Some(reason) = skipping.take() {
+                report.damaged.push(format!("{}: {reason}", path.display()));
             }
+            // Only commits and discards need their value (a sequence) to be
+            // replayed: never hold the data.
+            let value = if matches!(record.kind, Kind::Commit | Kind::Discard) {
+                bytes[record.value_at as usize..(record.value_at + record.value_len) as usize]
+                    .to_vec()
+            } else {
+                Vec::new()
+            };
+            last = Applied {
+                sequence: last.sequence.max(record.sequence),
+                pack: number,
+                offset: record.next,
+            };
+            records.push((number, record, value));
         }
         // Without a header the scan runs into the file's unwritten (zero)
         // tail, which is not damage; below a valid head everything is.
