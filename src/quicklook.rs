@@ -87,7 +87,7 @@ pub fn quicklook(
         }
         Err(e) => Err(e),
     };
-    // Served while every chunk it was drawn from holds (see `engine::sources`).
+    // Served while every chunk it was drawn from holds (see `engine::catalogue::sources`).
     let cached = cache.call_from(FUNCTION, &args, render_some, store);
     match cached {
         Ok(c) => Ok(Some(c)),

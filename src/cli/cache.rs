@@ -40,7 +40,7 @@ pub fn run(action: &CacheAction) -> anyhow::Result<()> {
                     e.function,
                     age((now - e.created).max(0.0)),
                     crate::format::human_bytes(e.bytes),
-                    crate::engine::cache::canonical(&e.args)
+                    crate::engine::catalogue::cache::canonical(&e.args)
                 );
             }
             let total: u64 = entries.iter().map(|e| e.bytes).sum();
@@ -58,7 +58,7 @@ pub fn run(action: &CacheAction) -> anyhow::Result<()> {
             let older_than = older_than
                 .as_deref()
                 .map(|t| {
-                    crate::engine::time::parse_step(t)
+                    crate::engine::grid::time::parse_step(t)
                         .and_then(|s| u64::try_from(s).map_err(|e| e.to_string()))
                         .map(Duration::from_secs)
                         .map_err(anyhow::Error::msg)

@@ -1,7 +1,7 @@
 //! `gridstore create`.
 
 use super::args::CreateArgs;
-use crate::engine::time::parse_time_axis;
+use crate::engine::grid::time::parse_time_axis;
 use crate::engine::{Aggregator, Codec, Resampling, Store, Structure};
 use crate::gdal_io::{Like, LikeOverrides, crs_of, domain_levels_for, parse_crs, structure_like};
 use anyhow::{Context as _, bail};

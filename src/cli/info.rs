@@ -1,7 +1,8 @@
 //! `gridstore info` and `gridstore chunks`: what a store holds.
 
-use crate::engine::time::format_instant;
-use crate::engine::{ChunkLoc, EngineError, Extent, Store, TimeAxis, zarr::FORMAT_VERSION};
+use crate::engine::grid::time::format_instant;
+use crate::engine::persistence::zarr::FORMAT_VERSION;
+use crate::engine::{ChunkLoc, EngineError, Extent, Store, TimeAxis};
 use crate::format::short_number;
 use crate::with_dtype;
 use serde::Serialize;

@@ -51,6 +51,6 @@ pub fn open_store(path: &Path, writer: bool) -> anyhow::Result<Store> {
 /// # Errors
 /// A message naming the text.
 pub fn parse_time(text: Option<&str>) -> anyhow::Result<Option<i64>> {
-    text.map(|t| crate::engine::time::parse_instant(t).map_err(anyhow::Error::msg))
+    text.map(|t| crate::engine::grid::time::parse_instant(t).map_err(anyhow::Error::msg))
         .transpose()
 }

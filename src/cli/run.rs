@@ -272,9 +272,9 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
             format!(
                 " ({:.0} % of {} blended with {:.0} % of {})",
                 (1.0 - w) * 100.0,
-                crate::engine::time::format_instant(b.below),
+                crate::engine::grid::time::format_instant(b.below),
                 w * 100.0,
-                crate::engine::time::format_instant(b.above)
+                crate::engine::grid::time::format_instant(b.above)
             )
         }
         (false, None) => String::new(),

@@ -1,9 +1,9 @@
 //! The engine's error type.
 
-use super::DType;
-use super::codec::DecodeError;
-use super::grid::GridError;
-use super::structure::StructureError;
+use crate::engine::DType;
+use crate::engine::grid::GridError;
+use crate::engine::grid::structure::StructureError;
+use crate::engine::persistence::codec::DecodeError;
 use crate::storage::StorageError;
 
 /// Everything that can go wrong in the engine.
@@ -77,17 +77,17 @@ pub enum EngineError {
     Cancelled,
     /// The store's tree (history, notes) refused an operation.
     #[error("{0}")]
-    Tree(#[from] super::tree::TreeError),
+    Tree(#[from] crate::engine::catalogue::tree::TreeError),
     /// A history request that cannot be met.
     #[error("{0}")]
     History(String),
     /// The function cache failed (results are still right; callers that
     /// can go on without the cache report it as a warning).
     #[error(transparent)]
-    Cache(#[from] super::cache::CacheError),
+    Cache(#[from] crate::engine::catalogue::cache::CacheError),
     /// A value between two samples cannot be interpolated.
     #[error(transparent)]
-    Interpolate(#[from] super::interpolate::InterpolateError),
+    Interpolate(#[from] crate::engine::catalogue::interpolate::InterpolateError),
 }
 
 impl From<StructureError> for EngineError {

@@ -4,7 +4,7 @@
 //! know nothing about who listens. The command line draws a bar, the GUI
 //! forwards events over a bounded channel.
 
-use super::grid::Window;
+use crate::engine::grid::Window;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -93,10 +93,10 @@ impl CancelToken {
     /// `Err(Cancelled)` once cancellation was asked for.
     ///
     /// # Errors
-    /// [`super::EngineError::Cancelled`].
-    pub fn check(&self) -> Result<(), super::EngineError> {
+    /// [`crate::engine::EngineError::Cancelled`].
+    pub fn check(&self) -> Result<(), crate::engine::EngineError> {
         if self.is_cancelled() {
-            Err(super::EngineError::Cancelled)
+            Err(crate::engine::EngineError::Cancelled)
         } else {
             Ok(())
         }

@@ -1,49 +1,41 @@
-//! The engine: structure, grid math, aggregation, and the store.
+//! The engine: the grid, the pyramid, persistence and the catalogue, and
+//! the store that brings them together.
+//!
+//! - [`grid`]: cell types, structure, grid math, time axis (pure math);
+//! - [`pyramid`]: aggregation, the write protocol, reads, verification;
+//! - [`persistence`]: the on-disk layout, codecs, journal, colour table;
+//! - [`catalogue`]: the tree, history, function cache and its sources.
 //!
 //! Nothing here knows about GDAL, the GUI or the command line.
 
-pub mod aggregate;
-mod array;
-mod bounds;
-pub mod cache;
-pub mod codec;
-mod dtype;
+pub mod catalogue;
 mod error;
 pub mod grid;
-mod history;
-pub mod interpolate;
 pub mod job;
-mod journal;
-pub mod palette;
-mod read;
-mod sources;
-mod storable;
+pub mod persistence;
+pub mod pyramid;
 mod store;
-mod structure;
-pub mod time;
-pub mod tree;
-mod verify;
-mod write;
-pub mod zarr;
 
-pub use array::Array;
-pub use cache::{CacheError, Cached, ClearFilter, EntryInfo, FunctionCache};
-pub use dtype::{DType, Element, all_nodata};
+pub use catalogue::array::Array;
+pub use catalogue::cache::{CacheError, Cached, ClearFilter, EntryInfo, FunctionCache};
+pub use catalogue::history::{IngestRecord, Note, WriteKind};
+pub use catalogue::interpolate::{InterpolateError, Interpolated, Interpolating};
+pub use catalogue::storable::Storable;
 pub use error::EngineError;
-pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
-pub use history::{IngestRecord, Note, WriteKind};
-pub use interpolate::{InterpolateError, Interpolated, Interpolating};
-pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
-pub use journal::{PendingWrite, Phase};
-pub use palette::Palette;
-pub use read::Raster;
-pub use storable::Storable;
-pub use store::{Store, TimeState};
-pub use structure::{
+pub use grid::dtype::{DType, Element, all_nodata};
+pub use grid::structure::{
     Aggregator, Codec, Crs, DEFAULT_DOMAIN_LEVELS, MAX_DOMAIN_LEVELS, Resampling, Structure,
     StructureError, domain_levels_covering,
 };
-pub use time::TimeAxis;
-pub use verify::{Damage, VerifyReport};
-pub(crate) use write::Visibility;
-pub use write::{BLOCK_LEVELS, BaseWrite, BlockReader, Cells, NoReader, WriteError, WriteReport};
+pub use grid::time::TimeAxis;
+pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
+pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
+pub use persistence::journal::{PendingWrite, Phase};
+pub use persistence::palette::Palette;
+pub use pyramid::read::Raster;
+pub use pyramid::verify::{Damage, VerifyReport};
+pub(crate) use pyramid::write::Visibility;
+pub use pyramid::write::{
+    BLOCK_LEVELS, BaseWrite, BlockReader, Cells, NoReader, WriteError, WriteReport,
+};
+pub use store::{Store, TimeState};

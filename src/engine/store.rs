@@ -4,14 +4,14 @@
 //! chunks. Writes need the single-writer lock, taken by
 //! [`Store::open_writer`] or [`Store::create`].
 
-use super::codec;
-use super::error::EngineError;
-use super::grid::{ChunkLoc, Grid};
-use super::palette::{PALETTE_KEY, Palette};
-use super::sources::Read;
-use super::time::TimeAxis;
-use super::zarr::{self, FORMAT_VERSION, ROOT_ATTRS};
-use super::{Element, Structure};
+use crate::engine::catalogue::sources::Read;
+use crate::engine::error::EngineError;
+use crate::engine::grid::time::TimeAxis;
+use crate::engine::grid::{ChunkLoc, Grid};
+use crate::engine::persistence::codec;
+use crate::engine::persistence::palette::{PALETTE_KEY, Palette};
+use crate::engine::persistence::zarr::{self, FORMAT_VERSION, ROOT_ATTRS};
+use crate::engine::{Element, Structure};
 use crate::storage::{DynStorage, StoreKey, WriterLock};
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ pub struct Store {
     /// writes (see `Store::state_token`).
     pub(crate) known_state: RwLock<Option<String>>,
     /// What running recordings read (see `engine::sources`).
-    pub(crate) reads: super::sources::ReadLog,
+    pub(crate) reads: crate::engine::catalogue::sources::ReadLog,
 }
 
 impl Store {
@@ -82,7 +82,7 @@ impl Store {
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(None),
             known_state: RwLock::new(None),
-            reads: super::sources::ReadLog::default(),
+            reads: crate::engine::catalogue::sources::ReadLog::default(),
         };
         store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
         for level in 0..=grid.top_level() {
@@ -107,7 +107,7 @@ impl Store {
         };
         // Before anything else is read: what is read next is at least as
         // new as this token (see `Store::state_token`).
-        let known_state = super::journal::contents_state(storage.as_ref())?;
+        let known_state = crate::engine::persistence::journal::contents_state(storage.as_ref())?;
         let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
         let bytes = storage
             .get(&key)?
@@ -155,7 +155,7 @@ impl Store {
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(palette),
             known_state: RwLock::new(known_state),
-            reads: super::sources::ReadLog::default(),
+            reads: crate::engine::catalogue::sources::ReadLog::default(),
         })
     }
 
@@ -171,7 +171,7 @@ impl Store {
         let mut store = Self::open(storage)?;
         store.lock = Some(lock);
         let dtype = store.structure.dtype;
-        crate::with_dtype!(dtype, T => store.repair_pending::<T>(&super::NoProgress, &super::CancelToken::new()))?;
+        crate::with_dtype!(dtype, T => store.repair_pending::<T>(&crate::engine::NoProgress, &crate::engine::CancelToken::new()))?;
         Ok(store)
     }
 
@@ -356,14 +356,14 @@ impl Store {
         t: u32,
         loc: ChunkLoc,
         data: Option<&Array3<T>>,
-        visibility: super::Visibility,
+        visibility: crate::engine::Visibility,
     ) -> Result<u64, EngineError> {
         self.check_writable()?;
         self.check_dtype::<T>()?;
         let key = self.chunk_key(t, loc);
         let nodata = self.nodata::<T>();
-        let data = data.filter(|d| !super::dtype::all_nodata(&d.view(), nodata));
-        let staged = visibility == super::Visibility::Staged;
+        let data = data.filter(|d| !crate::engine::grid::dtype::all_nodata(&d.view(), nodata));
+        let staged = visibility == crate::engine::Visibility::Staged;
         let Some(data) = data else {
             if staged {
                 self.storage.stage(&key, None)?;
@@ -443,7 +443,7 @@ impl Store {
                 None => {
                     return Err(EngineError::Time(format!(
                         "no data at {}",
-                        super::time::format_instant(instant)
+                        crate::engine::grid::time::format_instant(instant)
                     )));
                 }
             },
@@ -452,7 +452,7 @@ impl Store {
             if !create {
                 return Err(EngineError::Time(format!(
                     "no data at {}",
-                    super::time::format_instant(instant)
+                    crate::engine::grid::time::format_instant(instant)
                 )));
             }
             self.check_writable()?;

@@ -2,7 +2,7 @@
 
 use super::nodata::choose_nodata;
 use super::{IoError, dtype_of};
-use crate::engine::palette::MAX_PALETTE_ENTRIES;
+use crate::engine::persistence::palette::MAX_PALETTE_ENTRIES;
 use crate::engine::{
     Aggregator, Codec, Crs, DType, Palette, Resampling, Structure, domain_levels_covering,
 };

@@ -1022,7 +1022,7 @@ impl eframe::App for Explorer {
 fn time_range(store: &Store) -> Option<String> {
     store.structure().time.as_ref()?;
     let instants = store.instants_between(i64::MIN, i64::MAX);
-    let format = crate::engine::time::format_instant;
+    let format = crate::engine::grid::time::format_instant;
     Some(match (instants.first(), instants.last()) {
         (Some(first), Some(last)) => format!(
             "{} instants, {} – {}",

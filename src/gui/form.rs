@@ -4,7 +4,7 @@
 //! Pure: the CRS arrives already resolved by GDAL (see `editor`), so the
 //! form checks on every frame without I/O.
 
-use crate::engine::time::{format_instant, parse_instant, parse_step};
+use crate::engine::grid::time::{format_instant, parse_instant, parse_step};
 use crate::engine::{
     Aggregator, Codec, Crs, DType, MAX_DOMAIN_LEVELS, Resampling, Structure, StructureError,
     TimeAxis, domain_levels_covering,

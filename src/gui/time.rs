@@ -1,7 +1,7 @@
 //! The time axis in the explorer: a slider over the stored instants, and the
 //! time series at a clicked point (read on a background thread).
 
-use crate::engine::time::format_instant;
+use crate::engine::grid::time::format_instant;
 use crate::engine::{Resampling, Store};
 use crate::with_dtype;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use gridstore::engine::Codec;
-use gridstore::engine::codec::encode;
+use gridstore::engine::persistence::codec::encode;
 use gridstore::storage::{Backend, DynStorage, StoreKey};
 use std::path::Path;
 use std::time::Instant;

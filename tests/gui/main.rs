@@ -696,7 +696,7 @@ fn time_slider_and_series_at_a_clicked_point() {
         "-o",
         s(&from_cli),
         "--time",
-        &gridstore::engine::time::format_instant(instant),
+        &gridstore::engine::grid::time::format_instant(instant),
     ]);
     assert_eq!(
         util::read(s(&from_gui), None).bands,

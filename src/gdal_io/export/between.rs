@@ -81,12 +81,12 @@ pub fn bracket(store: &Store, request: &ExportRequest) -> Result<Option<Between>
         })),
         _ => Err(refuse(format!(
             "{} lies outside the stored instants ({})",
-            crate::engine::time::format_instant(instant),
+            crate::engine::grid::time::format_instant(instant),
             match (stored.first(), stored.last()) {
                 (Some(a), Some(b)) => format!(
                     "{} to {}",
-                    crate::engine::time::format_instant(*a),
-                    crate::engine::time::format_instant(*b)
+                    crate::engine::grid::time::format_instant(*a),
+                    crate::engine::grid::time::format_instant(*b)
                 ),
                 _ => "there are none".into(),
             }

@@ -18,7 +18,7 @@ pub use between::Between;
 use super::IoError;
 use super::cell::GdalCell;
 use super::source::{parse_crs, srs_from};
-use crate::engine::cache::Provenance as _;
+use crate::engine::catalogue::cache::Provenance as _;
 use crate::engine::{
     CancelToken, EngineError, Extent, FunctionCache, Progress, ProgressSink, Resampling, Store,
 };
@@ -188,7 +188,7 @@ pub fn export_with(
     };
     let args = cached::args(&token, &store.place(), request);
     let mut warning = None;
-    // Served while every chunk the export read holds (see `engine::sources`).
+    // Served while every chunk the export read holds (see `engine::catalogue::sources`).
     match cache.get_from::<cached::ExportedFiles>(cached::FUNCTION, &args, store) {
         Ok(Some(files)) => {
             Progress::phase(progress, "export (from the cache)", 1).add(1, 0);

@@ -12,7 +12,8 @@
 //! export.
 
 use super::OutputGrid;
-use crate::engine::{ChunkLoc, Codec, DType, Store, Window, codec};
+use crate::engine::persistence::codec;
+use crate::engine::{ChunkLoc, Codec, DType, Store, Window};
 use crate::gdal_io::cell::GdalCell;
 use gdal::DriverManager;
 use gdal::raster::RasterCreationOptions;

@@ -5,7 +5,7 @@
 #![no_main]
 
 use gridstore::engine::Codec;
-use gridstore::engine::codec::{decode, encode};
+use gridstore::engine::persistence::codec::{decode, encode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

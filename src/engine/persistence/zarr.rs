@@ -2,8 +2,8 @@
 //! xarray and GDAL. docs/FORMAT.md is the specification; this module writes
 //! it.
 
-use super::grid::{ChunkLoc, Grid};
-use super::{Codec, DType, Structure};
+use crate::engine::grid::{ChunkLoc, Grid};
+use crate::engine::{Codec, DType, Structure};
 use serde_json::{Value, json};
 
 /// The on-disk format version this build writes and reads.
@@ -162,7 +162,7 @@ pub fn multiscales(structure: &Structure, grid: &Grid) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::structure::tests::sample;
+    use crate::engine::grid::structure::tests::sample;
 
     #[test]
     fn chunk_keys_round_trip() {

@@ -4,9 +4,9 @@
 //! resamples from it onto the requested grid. When the requested grid is the
 //! level's own grid, cells are copied unchanged.
 
-use super::error::EngineError;
-use super::grid::{ChunkLoc, Window};
-use super::{Element, Extent, Resampling, Store};
+use crate::engine::error::EngineError;
+use crate::engine::grid::{ChunkLoc, Window};
+use crate::engine::{Element, Extent, Resampling, Store};
 use ndarray::{Array3, s};
 use rayon::prelude::*;
 
@@ -190,7 +190,9 @@ impl Store {
                             average(&plane, (xs[c], xs[c + 1]), (ys[r], ys[r + 1]), nodata)
                         }
                     };
-                    out[[r, c]] = v.map_or(nodata, |v| super::aggregate::computed(v, nodata));
+                    out[[r, c]] = v.map_or(nodata, |v| {
+                        crate::engine::pyramid::aggregate::computed(v, nodata)
+                    });
                 }
             }
         }

@@ -6,7 +6,7 @@
 //! `chunk · 2^D` base cells per axis centred on the structure's anchor, where
 //! `D` is `domain_levels`. Level `D` has exactly one chunk, the root.
 
-use super::Structure;
+use crate::engine::Structure;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -495,7 +495,7 @@ fn snap(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::structure::tests::sample;
+    use crate::engine::grid::structure::tests::sample;
     use proptest::prelude::*;
 
     fn grid() -> Grid {

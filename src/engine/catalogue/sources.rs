@@ -17,11 +17,11 @@
 //! made while it runs, so its sources may hold more than it read, never
 //! less.
 
-use super::Store;
-use super::cache::{Provenance, Recording};
-use super::error::EngineError;
-use super::palette::PALETTE_KEY;
-use super::zarr::ROOT_ATTRS;
+use crate::engine::Store;
+use crate::engine::catalogue::cache::{Provenance, Recording};
+use crate::engine::error::EngineError;
+use crate::engine::persistence::palette::PALETTE_KEY;
+use crate::engine::persistence::zarr::ROOT_ATTRS;
 use crate::storage::{StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -197,7 +197,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::structure::tests::sample;
+    use crate::engine::grid::structure::tests::sample;
     use crate::engine::{ChunkLoc, Window};
     use crate::storage::MemoryStorage;
     use ndarray::Array3;

@@ -9,7 +9,7 @@
 //!   decompressed size, then one LZ4 block).
 //! - `none`: the CRC-32 filter alone.
 
-use super::Codec;
+use crate::engine::Codec;
 
 /// Why stored bytes do not decode to a chunk.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,8 +7,8 @@
 //! export at 12:30 of a store holding 12:00 and 13:00 is the two rasters
 //! blended half and half, nodata wherever either is nodata.
 
-use super::Element;
-use super::cache::{CacheError, FunctionCache, Provenance};
+use crate::engine::Element;
+use crate::engine::catalogue::cache::{CacheError, FunctionCache, Provenance};
 use ndarray::{ArrayD, Zip};
 use serde_json::Value as Json;
 
@@ -175,7 +175,7 @@ fn blend<T: Element>(a: &ArrayD<T>, b: &ArrayD<T>, weight: f64, nodata: T) -> Ar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::cache::Unconditional;
+    use crate::engine::catalogue::cache::Unconditional;
     use crate::storage::MemoryStorage;
     use ndarray::IxDyn;
     use serde_json::json;

@@ -1,12 +1,12 @@
 //! Whole-store checks: every chunk's checksum, and every aggregate against
 //! a recomputation from its children.
 
-use super::aggregate::same_chunk;
-use super::error::EngineError;
-use super::grid::ChunkLoc;
-use super::job::{CancelToken, Progress, ProgressSink};
-use super::write::ChunkCache;
-use super::{Element, Store};
+use crate::engine::error::EngineError;
+use crate::engine::grid::ChunkLoc;
+use crate::engine::job::{CancelToken, Progress, ProgressSink};
+use crate::engine::pyramid::aggregate::same_chunk;
+use crate::engine::pyramid::write::ChunkCache;
+use crate::engine::{Element, Store};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 
@@ -28,7 +28,7 @@ pub struct VerifyReport {
     pub damage: Vec<Damage>,
     /// Interrupted writes whose aggregates were not compared (the next
     /// writer recomputes them).
-    pub pending: Vec<super::PendingWrite>,
+    pub pending: Vec<crate::engine::PendingWrite>,
 }
 
 impl Store {
@@ -115,7 +115,7 @@ impl Store {
             .flatten()
             .collect();
         // The history and other tree values carry their own checksums.
-        let tree = super::tree::Tree::new(self.storage().as_ref());
+        let tree = crate::engine::catalogue::tree::Tree::new(self.storage().as_ref());
         damage.extend(
             tree.check()?
                 .into_iter()

@@ -7,7 +7,7 @@
 //! computed value that would equal the nodata value is moved one step (one
 //! integer, or one float ulp) towards the true result.
 
-use super::{Aggregator, Element};
+use crate::engine::{Aggregator, Element};
 use ndarray::{Array3, ArrayView3, ArrayViewMut3, s};
 
 /// Narrows a computed value, never returning the nodata value.
@@ -64,7 +64,7 @@ pub fn parent_chunk<T: Element>(
         let target = parent.slice_mut(s![.., r0..r0 + rows / 2, c0..c0 + cols / 2]);
         downsample(child.view(), target, aggregator, nodata, child_level);
     }
-    (!super::dtype::all_nodata(&parent.view(), nodata)).then_some(parent)
+    (!crate::engine::grid::dtype::all_nodata(&parent.view(), nodata)).then_some(parent)
 }
 
 /// Halves `child` into `target` with `aggregator`.

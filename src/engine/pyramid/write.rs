@@ -16,11 +16,11 @@
 //! After any sequence of writes and clears every level equals the
 //! aggregation of the level below it.
 
-use super::aggregate::parent_chunk;
-use super::error::EngineError;
-use super::grid::{ChunkLoc, Window};
-use super::job::{CancelToken, NoProgress, Progress, ProgressSink};
-use super::{Element, Extent, Store};
+use crate::engine::error::EngineError;
+use crate::engine::grid::{ChunkLoc, Window};
+use crate::engine::job::{CancelToken, NoProgress, Progress, ProgressSink};
+use crate::engine::pyramid::aggregate::parent_chunk;
+use crate::engine::{Element, Extent, Store};
 use ndarray::{Array3, ArrayView3, s};
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -272,14 +272,14 @@ impl Store {
             .write_base(write, progress, cancel)
             .map_err(WriteError::into_engine)?;
         let e = self.grid().window_extent(0, &window);
-        let record = super::IngestRecord {
-            kind: super::WriteKind::Clear,
+        let record = crate::engine::IngestRecord {
+            kind: crate::engine::WriteKind::Clear,
             source: String::new(),
             bytes: 0,
             checksum: String::new(),
-            finished: super::time::now_utc(),
+            finished: crate::engine::grid::time::now_utc(),
             extent: [e.min_x, e.min_y, e.max_x, e.max_y],
-            instant: instant.map(super::time::format_instant),
+            instant: instant.map(crate::engine::grid::time::format_instant),
             cells: window.rows * window.cols,
             base_chunks: report.base_chunks,
             pyramid_chunks: report.pyramid_chunks,
@@ -289,7 +289,7 @@ impl Store {
         };
         // The cells are cleared: a history that cannot be written only warns.
         if let Err(e) = self.record_ingest(&record) {
-            progress.event(super::JobEvent::Warning(format!(
+            progress.event(crate::engine::JobEvent::Warning(format!(
                 "cleared, but the history was not recorded ({e})"
             )));
         }
@@ -323,11 +323,13 @@ impl Store {
         let domain = self.grid().full_window(0);
         if window.is_empty() || window.intersect(&domain) != Some(window) {
             let extent = self.grid().window_extent(0, &window);
-            return Err(EngineError::from(super::grid::GridError::OutsideDomain {
-                extent,
-                domain: self.grid().domain(),
-            })
-            .into());
+            return Err(
+                EngineError::from(crate::engine::grid::GridError::OutsideDomain {
+                    extent,
+                    domain: self.grid().domain(),
+                })
+                .into(),
+            );
         }
         let block_level = BLOCK_LEVELS.min(self.grid().top_level());
         let txn = self.begin_write(instant, window, block_level)?;
@@ -517,8 +519,8 @@ impl Store {
                     Some(c)
                 }
             };
-            let new = new.filter(|c| !super::dtype::all_nodata(&c.view(), nodata));
-            if !super::aggregate::same_chunk(new.as_ref(), old.as_ref()) {
+            let new = new.filter(|c| !crate::engine::grid::dtype::all_nodata(&c.view(), nodata));
+            if !crate::engine::pyramid::aggregate::same_chunk(new.as_ref(), old.as_ref()) {
                 self.put_chunk(t, loc, new.as_ref(), Visibility::Staged)?;
             }
             if old.is_some() || new.is_some() {

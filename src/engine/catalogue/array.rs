@@ -2,7 +2,7 @@
 //! the function cache and what they keep (exports, reads, quicklooks) hold
 //! arrays, whatever their element type.
 
-use super::{DType, Element};
+use crate::engine::{DType, Element};
 use ndarray::{ArrayD, IxDyn};
 
 /// An n-dimensional array of one element type.

@@ -1,8 +1,8 @@
 //! The store's ingest history and the notes users attach to it, kept as
 //! list variables of the store's tree (`history/ingests`, `history/notes`).
 
-use super::tree::{Tree, TreeError, Value};
-use super::{EngineError, Store};
+use crate::engine::catalogue::tree::{Tree, TreeError, Value};
+use crate::engine::{EngineError, Store};
 use serde::{Deserialize, Serialize};
 
 const INGESTS: &str = "history/ingests";
@@ -106,7 +106,7 @@ impl Store {
             }
         }
         let note = Note {
-            written: super::time::now_utc(),
+            written: crate::engine::grid::time::now_utc(),
             ingest,
             text: text.to_string(),
         };

@@ -11,7 +11,7 @@
 //!
 //! Not synchronised: callers serialise writes (the store's writer does).
 
-use super::{Array, DType};
+use crate::engine::{Array, DType};
 use crate::storage::{Storage, StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};

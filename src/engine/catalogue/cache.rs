@@ -5,7 +5,7 @@
 //! storage — also after a restart, when the backend is on disk. Callers
 //! put in the arguments everything the result depends on. A result
 //! computed from stored data also keeps its *sources*: what it read, as its
-//! [`Provenance`] (a [`super::Store`]) recorded it, with the version of
+//! [`Provenance`] (a [`crate::engine::Store`]) recorded it, with the version of
 //! each stored value. It is served only while the provenance says they all
 //! still hold, so no result is ever stale, whoever changed the data.
 //!
@@ -17,9 +17,9 @@
 //! entry is a miss. Entries are cleared by age, function or arguments, and
 //! the oldest go first when the cache outgrows its limit.
 
-use super::Array;
-use super::DType;
-use super::storable::Storable;
+use crate::engine::Array;
+use crate::engine::DType;
+use crate::engine::catalogue::storable::Storable;
 use crate::storage::{DynStorage, StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;

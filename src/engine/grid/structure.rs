@@ -5,8 +5,8 @@
 //! is validated by [`Structure::validate`] before anything is written, so an
 //! opened store can trust it.
 
-use super::DType;
-use super::time::TimeAxis;
+use crate::engine::DType;
+use crate::engine::grid::time::TimeAxis;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

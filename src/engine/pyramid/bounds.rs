@@ -1,8 +1,8 @@
 //! The extent of the data actually stored.
 
-use super::error::EngineError;
-use super::grid::Window;
-use super::{Element, Store};
+use crate::engine::error::EngineError;
+use crate::engine::grid::Window;
+use crate::engine::{Element, Store};
 use ndarray::s;
 
 impl Store {

@@ -5,8 +5,8 @@
 //! types (an export's files, a rendered quicklook) implement it where they
 //! are defined, so the function cache keeps any of them.
 
-use super::Array;
-use super::{DType, Element};
+use crate::engine::Array;
+use crate::engine::{DType, Element};
 use ndarray::{ArrayD, IxDyn};
 use serde_json::Value as Json;
 

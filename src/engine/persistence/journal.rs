@@ -14,11 +14,11 @@
 //! One write runs at a time per store: a transaction holds the store's write
 //! mutex (other processes are kept out by the storage's writer lock).
 
-use super::error::EngineError;
-use super::grid::{ChunkLoc, Window};
-use super::job::{CancelToken, JobEvent, NoProgress, ProgressSink};
-use super::write::{ChunkCache, Schedule, Staged};
-use super::{Element, Store};
+use crate::engine::error::EngineError;
+use crate::engine::grid::{ChunkLoc, Window};
+use crate::engine::job::{CancelToken, JobEvent, NoProgress, ProgressSink};
+use crate::engine::pyramid::write::{ChunkCache, Schedule, Staged};
+use crate::engine::{Element, Store};
 use crate::storage::{StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
 use std::sync::MutexGuard;

@@ -1,0 +1,9 @@
+//! The grid in space and time: cell types, a store's structure, where every
+//! cell and chunk of every level lies, and the time axis. Pure math, no I/O.
+
+pub(crate) mod dtype;
+mod geometry;
+pub mod structure;
+pub mod time;
+
+pub use geometry::{ChunkLoc, Extent, Grid, GridError, Window};
