@@ -11,6 +11,7 @@ use super::jobs::{JobState, Jobs};
 use super::levels::LevelBrowser;
 use super::map::{Drawn, MapView, Marks};
 use super::quicklooks::Quicklooks;
+use super::task::Task;
 use super::tiles::{Style, TileCache};
 use super::time::TimePanel;
 use crate::engine::{Extent, Store};
@@ -20,7 +21,6 @@ use crate::render::{ColorMap, Stretch};
 use crate::with_dtype;
 use egui::RichText;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 
 /// How the explorer starts.
@@ -67,7 +67,7 @@ pub struct Opened {
 
 enum StoreState {
     Empty,
-    Loading(String, Receiver<Result<Opened, String>>),
+    Loading(String, Task<Result<Opened, String>>),
     Open(Box<Opened>),
     Failed(String),
 }
@@ -114,7 +114,7 @@ pub struct Explorer {
     /// Quicklooks of the open and recent stores.
     pub quicklooks: Quicklooks,
     /// A reload of the open store after a write, applied when it arrives.
-    reload: Option<Receiver<Result<Opened, String>>>,
+    reload: Option<Task<Result<Opened, String>>>,
     last_reload: std::time::Instant,
     /// The open store changed since its summary was last re-read.
     unread_change: Option<PathBuf>,
@@ -123,7 +123,7 @@ pub struct Explorer {
     /// A store a job changed while its summary could not be re-read (it
     /// was opening, or a re-read was under way): re-read it next.
     pending_reload: Option<PathBuf>,
-    picked: Option<Receiver<Vec<PathBuf>>>,
+    picked: Option<Task<Vec<PathBuf>>>,
     /// Stores opened before, most recent first.
     pub recent: Vec<PathBuf>,
     recent_file: Option<PathBuf>,
@@ -204,26 +204,17 @@ impl Explorer {
 
     /// Starts opening `path` in the background.
     pub fn open(&mut self, path: PathBuf) {
-        let (tx, rx) = sync_channel(1);
-        let ctx = self.ctx.clone();
         let label = path.display().to_string();
-        std::thread::spawn(move || {
-            tx.send(load(&path)).ok();
-            ctx.request_repaint();
-        });
-        self.state = StoreState::Loading(label, rx);
+        let task = Task::spawn(&self.ctx, move || load(&path));
+        self.state = StoreState::Loading(label, task);
     }
 
     /// Builds (once) and opens the demo store from the sample data.
     pub fn open_demo(&mut self) {
-        let (tx, rx) = sync_channel(1);
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
-            let result = super::demo::demo_store().and_then(|path| load(&path));
-            tx.send(result).ok();
-            ctx.request_repaint();
+        let task = Task::spawn(&self.ctx, || {
+            super::demo::demo_store().and_then(|path| load(&path))
         });
-        self.state = StoreState::Loading("demo store".into(), rx);
+        self.state = StoreState::Loading("demo store".into(), task);
     }
 
     /// The open store, if any.
@@ -298,8 +289,8 @@ impl Explorer {
     }
 
     fn frame(&mut self, ui: &mut egui::Ui) {
-        if let StoreState::Loading(_, rx) = &self.state
-            && let Ok(result) = rx.try_recv()
+        if let StoreState::Loading(_, task) = &self.state
+            && let Some(result) = task.poll()
         {
             self.tiles.clear();
             self.map.fitted = false;
@@ -687,8 +678,8 @@ impl Explorer {
                 .map(|f| f.path().to_path_buf())
                 .collect()
         });
-        if let Some(rx) = &self.picked
-            && let Ok(picked) = rx.try_recv()
+        if let Some(task) = &self.picked
+            && let Some(picked) = task.poll()
         {
             files.extend(picked);
             self.picked = None;
@@ -716,8 +707,8 @@ impl Explorer {
     /// every 2 s, since it lists the chunks), open a store a job just created.
     fn follow_jobs(&mut self) {
         let changed = self.jobs.poll();
-        if let Some(rx) = &self.reload
-            && let Ok(result) = rx.try_recv()
+        if let Some(task) = &self.reload
+            && let Some(result) = task.poll()
         {
             self.reload = None;
             match (result, &mut self.state) {
@@ -783,13 +774,7 @@ impl Explorer {
             return;
         }
         self.last_reload = std::time::Instant::now();
-        let (tx, rx) = sync_channel(1);
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
-            tx.send(load(&path)).ok();
-            ctx.request_repaint();
-        });
-        self.reload = Some(rx);
+        self.reload = Some(Task::spawn(&self.ctx, move || load(&path)));
     }
 
     fn inspector_panel(&mut self, ui: &mut egui::Ui) {
@@ -904,26 +889,19 @@ impl Explorer {
     }
 
     fn pick_files(&mut self) {
-        let (tx, rx) = sync_channel(1);
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
-            let picked = rfd::FileDialog::new()
+        self.picked = Some(Task::spawn(&self.ctx, || {
+            rfd::FileDialog::new()
                 .set_title("Rasters to ingest")
                 .pick_files()
-                .unwrap_or_default();
-            tx.send(picked).ok();
-            ctx.request_repaint();
-        });
-        self.picked = Some(rx);
+                .unwrap_or_default()
+        }));
     }
 
     /// Asks for a store: a folder (folder and packed stores) or, with
     /// `file`, an .h5 file (hdf5 stores).
     fn pick_store(&mut self, file: bool) {
-        let (tx, rx) = sync_channel(1);
-        let ctx = self.ctx.clone();
         // rfd dialogs block: run one off the UI thread.
-        std::thread::spawn(move || {
+        let task = Task::spawn(&self.ctx, move || {
             let dialog = rfd::FileDialog::new();
             let picked = if file {
                 dialog
@@ -933,14 +911,12 @@ impl Explorer {
             } else {
                 dialog.set_title("Open a gridstore folder").pick_folder()
             };
-            let result = match picked {
+            match picked {
                 Some(path) => load(&path),
                 None => Err("no store chosen".into()),
-            };
-            tx.send(result).ok();
-            ctx.request_repaint();
+            }
         });
-        self.state = StoreState::Loading("chosen store".into(), rx);
+        self.state = StoreState::Loading("chosen store".into(), task);
     }
 
     fn screenshot(&mut self) {

@@ -5,12 +5,12 @@
 //! writes the store, each on a background thread that wakes the UI.
 
 use super::form::{Checked, CodecKind, Field, Form, ResolvedCrs, TimeKind};
+use super::task::Task;
 use crate::engine::{Aggregator, DType, Resampling, Store, Structure};
 use crate::gdal_io::{Like, LikeOverrides, resolve_crs, structure_like};
 use crate::storage::Backend;
 use egui::{Color32, RichText};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, sync_channel};
 
 /// GDAL's reading of the CRS field, redone whenever the text changes.
 #[derive(Default)]
@@ -18,7 +18,7 @@ struct CrsLookup {
     /// The text the result (or the pending lookup) is for.
     text: Option<String>,
     result: Option<Result<ResolvedCrs, String>>,
-    pending: Option<Receiver<Result<ResolvedCrs, String>>>,
+    pending: Option<Task<Result<ResolvedCrs, String>>>,
 }
 
 impl CrsLookup {
@@ -33,7 +33,7 @@ impl CrsLookup {
     /// Takes a finished lookup; starts one when the text changed.
     fn update(&mut self, text: &str, ctx: &egui::Context) {
         if let Some(rx) = &self.pending
-            && let Ok(result) = rx.try_recv()
+            && let Some(result) = rx.poll()
         {
             self.result = Some(result);
             self.pending = None;
@@ -41,18 +41,14 @@ impl CrsLookup {
         if self.text.as_deref() == Some(text) {
             return;
         }
-        let (tx, rx) = sync_channel(1);
         let owned = text.to_string();
-        let ctx = ctx.clone();
-        std::thread::spawn(move || {
-            let resolved = resolve_crs(&owned).map(|(crs, area)| ResolvedCrs { crs, area });
-            // A lookup for text since replaced has no receiver: dropped.
-            tx.send(resolved).ok();
-            ctx.request_repaint();
+        // A lookup for text since replaced is dropped with its task.
+        let task = Task::spawn(ctx, move || {
+            resolve_crs(&owned).map(|(crs, area)| ResolvedCrs { crs, area })
         });
         self.text = Some(text.to_string());
         self.result = None;
-        self.pending = Some(rx);
+        self.pending = Some(task);
     }
 }
 
@@ -93,9 +89,9 @@ pub struct StructureEditor {
     /// How "From file…" chose the nodata value of a raster without one.
     pub nodata_note: Option<String>,
     crs: CrsLookup,
-    from_file: Option<Receiver<Result<FromFile, String>>>,
-    picked_target: Option<Receiver<Option<PathBuf>>>,
-    creating: Option<Receiver<Result<PathBuf, String>>>,
+    from_file: Option<Task<Result<FromFile, String>>>,
+    picked_target: Option<Task<Option<PathBuf>>>,
+    creating: Option<Task<Result<PathBuf, String>>>,
 }
 
 impl StructureEditor {
@@ -155,18 +151,14 @@ impl StructureEditor {
         file: impl FnOnce() -> Option<PathBuf> + Send + 'static,
         ctx: &egui::Context,
     ) {
-        let (tx, rx) = sync_channel(1);
-        let ctx = ctx.clone();
-        std::thread::spawn(move || {
-            // `file` may run a blocking dialog; it is on this thread.
-            let result = file()
+        // `file` may run a blocking dialog; it runs on the task's thread.
+        let task = Task::spawn(ctx, move || {
+            file()
                 .ok_or_else(|| "no file chosen".to_string())
-                .and_then(|file| read_from_file(&file));
-            tx.send(result).ok();
-            ctx.request_repaint();
+                .and_then(|file| read_from_file(&file))
         });
         self.error = None;
-        self.from_file = Some(rx);
+        self.from_file = Some(task);
     }
 
     /// Applies finished background work: a raster read, a chosen folder,
@@ -176,7 +168,7 @@ impl StructureEditor {
             self.crs.update(&self.form.crs, ctx);
         }
         if let Some(rx) = &self.from_file
-            && let Ok(result) = rx.try_recv()
+            && let Some(result) = rx.poll()
         {
             self.from_file = None;
             match result {
@@ -198,7 +190,7 @@ impl StructureEditor {
             }
         }
         if let Some(rx) = &self.picked_target
-            && let Ok(picked) = rx.try_recv()
+            && let Some(picked) = rx.poll()
         {
             self.picked_target = None;
             if let Some(path) = picked {
@@ -206,7 +198,7 @@ impl StructureEditor {
             }
         }
         if let Some(rx) = &self.creating
-            && let Ok(result) = rx.try_recv()
+            && let Some(result) = rx.poll()
         {
             self.creating = None;
             match result {
@@ -233,15 +225,10 @@ impl StructureEditor {
             self.error = Some("choose where the new store goes".into());
             return;
         }
-        let (tx, rx) = sync_channel(1);
-        let ctx = ctx.clone();
         let backend = self.backend;
-        std::thread::spawn(move || {
-            tx.send(create_store(&target, structure, backend)).ok();
-            ctx.request_repaint();
-        });
+        let task = Task::spawn(ctx, move || create_store(&target, structure, backend));
         self.error = None;
-        self.creating = Some(rx);
+        self.creating = Some(task);
     }
 
     /// Shows the window; returns a store once it has been created.
@@ -322,23 +309,18 @@ impl StructureEditor {
             ui.text_edit_singleline(&mut self.target)
                 .labelled_by(label.id);
             if ui.button("Choose…").clicked() {
-                let (tx, rx) = sync_channel(1);
-                let ctx = ctx.clone();
                 // An hdf5 store is one file; the others are folders.
                 let name = if self.backend == Backend::Hdf5 {
                     "new.h5"
                 } else {
                     "new.gs"
                 };
-                std::thread::spawn(move || {
-                    let picked = rfd::FileDialog::new()
+                self.picked_target = Some(Task::spawn(ctx, move || {
+                    rfd::FileDialog::new()
                         .set_title("Where the new store goes")
                         .set_file_name(name)
-                        .save_file();
-                    tx.send(picked).ok();
-                    ctx.request_repaint();
-                });
-                self.picked_target = Some(rx);
+                        .save_file()
+                }));
             }
         });
         ui.horizontal(|ui| {

@@ -2,10 +2,10 @@
 //! typed), a level or a cell size, a format, and a save dialog; the export
 //! itself runs as a job.
 
+use super::task::Task;
 use crate::engine::Extent;
 use crate::gdal_io::{ExportFormat, ExportRequest, Resolution};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, sync_channel};
 
 /// What the panel asks the explorer to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct ExportPanel {
     pub cell: f64,
     /// The output format.
     pub format: ExportFormat,
-    dialog: Option<Receiver<Option<PathBuf>>>,
+    dialog: Option<Task<Option<PathBuf>>>,
 }
 
 impl Default for ExportPanel {
@@ -75,26 +75,21 @@ impl ExportPanel {
 
     /// Opens the save dialog off the UI thread.
     pub fn ask_path(&mut self, ctx: &egui::Context) {
-        let (tx, rx) = sync_channel(1);
-        let ctx = ctx.clone();
         let (name, ext) = FORMATS
             .iter()
             .find(|f| f.0 == self.format)
             .map_or(("GeoTIFF", "tif"), |f| (f.1, f.2));
-        std::thread::spawn(move || {
-            let path = rfd::FileDialog::new()
+        self.dialog = Some(Task::spawn(ctx, move || {
+            rfd::FileDialog::new()
                 .set_title("Export to")
                 .add_filter(name, &[ext])
-                .save_file();
-            tx.send(path).ok();
-            ctx.request_repaint();
-        });
-        self.dialog = Some(rx);
+                .save_file()
+        }));
     }
 
     /// The path the save dialog returned, once.
     pub fn chosen_path(&mut self) -> Option<PathBuf> {
-        let chosen = self.dialog.as_ref()?.try_recv().ok()?;
+        let chosen = self.dialog.as_ref()?.poll()?;
         self.dialog = None;
         chosen
     }

@@ -1,10 +1,10 @@
 //! The store's ingest history in the side panel, with its notes, and a
 //! field to attach a note (written on a background thread).
 
+use super::task::Task;
 use crate::engine::{IngestRecord, Note, Store, WriteKind};
 use egui::RichText;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, sync_channel};
 
 /// The most recent ingests listed (all of them: `gridstore history`).
 const SHOWN: usize = 50;
@@ -18,7 +18,7 @@ pub struct HistoryPanel {
     pub about: Option<u64>,
     /// Why the last note could not be added.
     pub error: Option<String>,
-    adding: Option<Receiver<Result<(), String>>>,
+    adding: Option<Task<Result<(), String>>>,
 }
 
 impl HistoryPanel {
@@ -39,7 +39,7 @@ impl HistoryPanel {
     ) -> bool {
         let mut added = false;
         if let Some(rx) = &self.adding
-            && let Ok(result) = rx.try_recv()
+            && let Some(result) = rx.poll()
         {
             self.adding = None;
             match result {
@@ -117,13 +117,7 @@ impl HistoryPanel {
 
     fn add(&mut self, path: PathBuf, ctx: &egui::Context) {
         let (text, about) = (self.note.trim().to_string(), self.about);
-        let (tx, rx) = sync_channel(1);
-        let ctx = ctx.clone();
-        std::thread::spawn(move || {
-            tx.send(add_note(&path, &text, about)).ok();
-            ctx.request_repaint();
-        });
-        self.adding = Some(rx);
+        self.adding = Some(Task::spawn(ctx, move || add_note(&path, &text, about)));
     }
 }
 

@@ -5,12 +5,12 @@
 //! The chunk is read and decoded on a background thread; the panel shows
 //! the result when it arrives.
 
+use super::task::Task;
 use super::tiles::TileKey;
 use crate::engine::{ChunkLoc, Element, EngineError, Store};
 use crate::with_dtype;
 use egui::RichText;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, sync_channel};
 
 /// Bins of the histogram.
 const BINS: usize = 48;
@@ -48,7 +48,7 @@ pub struct Inspector {
     pub selected: Option<TileKey>,
     /// Its report, once read.
     pub report: Option<ChunkReport>,
-    pending: Option<Receiver<(TileKey, ChunkReport)>>,
+    pending: Option<Task<(TileKey, ChunkReport)>>,
 }
 
 impl Inspector {
@@ -56,19 +56,14 @@ impl Inspector {
     pub fn select(&mut self, store: &Arc<Store>, key: TileKey, ctx: &egui::Context) {
         self.selected = Some(key);
         self.report = None;
-        let (tx, rx) = sync_channel(1);
-        let (store, ctx) = (store.clone(), ctx.clone());
-        std::thread::spawn(move || {
-            tx.send((key, report(&store, key))).ok();
-            ctx.request_repaint();
-        });
-        self.pending = Some(rx);
+        let store = store.clone();
+        self.pending = Some(Task::spawn(ctx, move || (key, report(&store, key))));
     }
 
     /// Takes a finished report, if it belongs to the selection.
     pub fn poll(&mut self) {
         if let Some(rx) = &self.pending
-            && let Ok((key, report)) = rx.try_recv()
+            && let Some((key, report)) = rx.poll()
         {
             self.pending = None;
             if Some(key) == self.selected {

@@ -4,12 +4,12 @@
 //! A level's chunks are listed on a background thread; the list shows only
 //! the rows in view, so a level of a hundred thousand chunks scrolls freely.
 
+use super::task::Task;
 use super::tiles::TileKey;
 use crate::engine::{ChunkLoc, Store};
 use crate::format::human_bytes;
 use egui::RichText;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, sync_channel};
 
 /// One level's stored chunks: `(t, loc, bytes)`, in row, column, time order.
 type Listing = Vec<(u32, ChunkLoc, u64)>;
@@ -23,7 +23,7 @@ pub struct LevelBrowser {
     pub chunks: Listing,
     /// Why the last listing failed.
     pub error: Option<String>,
-    pending: Option<Receiver<(u8, Result<Listing, String>)>>,
+    pending: Option<Task<(u8, Result<Listing, String>)>>,
 }
 
 impl LevelBrowser {
@@ -33,9 +33,8 @@ impl LevelBrowser {
             self.chunks.clear();
         }
         self.level = Some(level);
-        let (tx, rx) = sync_channel(1);
-        let (store, ctx) = (store.clone(), ctx.clone());
-        std::thread::spawn(move || {
+        let store = store.clone();
+        self.pending = Some(Task::spawn(ctx, move || {
             let listed = store
                 .list_chunks(level)
                 .map(|mut chunks| {
@@ -43,10 +42,8 @@ impl LevelBrowser {
                     chunks
                 })
                 .map_err(|e| e.to_string());
-            tx.send((level, listed)).ok();
-            ctx.request_repaint();
-        });
-        self.pending = Some(rx);
+            (level, listed)
+        }));
     }
 
     /// Whether a listing is under way.
@@ -57,7 +54,7 @@ impl LevelBrowser {
 
     fn poll(&mut self) {
         if let Some(rx) = &self.pending
-            && let Ok((level, listed)) = rx.try_recv()
+            && let Some((level, listed)) = rx.poll()
         {
             self.pending = None;
             if Some(level) == self.level {

@@ -17,6 +17,7 @@ mod levels;
 mod map;
 pub mod quicklooks;
 mod recent;
+mod task;
 mod tiles;
 mod time;
 mod tour;

@@ -1,11 +1,11 @@
 //! The time axis in the explorer: a slider over the stored instants, and the
 //! time series at a clicked point (read on a background thread).
 
+use super::task::Task;
 use crate::engine::grid::time::format_instant;
 use crate::engine::{Resampling, Store};
 use crate::with_dtype;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, sync_channel};
 
 /// A time series: the point it was read at, and `(instant, value)` in time order.
 pub type Series = ((f64, f64), Vec<(i64, Option<f64>)>);
@@ -17,7 +17,7 @@ pub struct TimePanel {
     pub t: u32,
     /// `(instant, value)` at the clicked point, in time order.
     pub series: Option<Series>,
-    pending: Option<Receiver<Series>>,
+    pending: Option<Task<Series>>,
 }
 
 impl TimePanel {
@@ -26,9 +26,8 @@ impl TimePanel {
         if store.structure().time.is_none() {
             return;
         }
-        let (tx, rx) = sync_channel(1);
-        let (store, ctx) = (store.clone(), ctx.clone());
-        std::thread::spawn(move || {
+        let store = store.clone();
+        self.pending = Some(Task::spawn(ctx, move || {
             let series: Vec<(i64, Option<f64>)> = store
                 .instants_between(i64::MIN, i64::MAX)
                 .into_iter()
@@ -37,16 +36,14 @@ impl TimePanel {
                     (instant, value.ok().flatten())
                 })
                 .collect();
-            tx.send((point, series)).ok();
-            ctx.request_repaint();
-        });
-        self.pending = Some(rx);
+            (point, series)
+        }));
     }
 
     /// The slider and the series plot; returns whether the instant changed.
     pub fn ui(&mut self, ui: &mut egui::Ui, store: &Store) -> bool {
         if let Some(rx) = &self.pending
-            && let Ok(series) = rx.try_recv()
+            && let Some(series) = rx.poll()
         {
             self.series = Some(series);
             self.pending = None;
