@@ -189,6 +189,14 @@ impl DatasetPool {
         lock().push(dataset);
         Ok(result)
     }
+
+    /// Closes every dataset, which frees their blocks in GDAL's cache.
+    fn close_all(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
 }
 
 /// The engine's block reader for one source: reads any window of the
@@ -268,6 +276,9 @@ impl<T: GdalCell> BlockReader<T> for &SourceReader<'_, T> {
     }
 
     fn finish(&self) -> Result<(), IoError> {
+        // Every block is read: the source's cached blocks need not outlive
+        // the reads (the pyramid above the blocks needs the memory).
+        self.datasets.close_all();
         let cells = self.collisions.load(Ordering::Relaxed);
         if cells == 0 || self.allow_loss {
             return Ok(());

@@ -3,6 +3,7 @@
 //! Opening a store, building the demo store and rendering tiles all run off
 //! the UI thread; results come back over bounded channels.
 
+use super::command::Command;
 use super::editor::StructureEditor;
 use super::export::ExportPanel;
 use super::history::HistoryPanel;
@@ -15,7 +16,6 @@ use super::task::Task;
 use super::tiles::{Style, TileCache};
 use super::time::TimePanel;
 use crate::engine::{Extent, Store};
-use crate::format::short_number;
 use crate::gdal_io::ExportRequest;
 use crate::render::{ColorMap, Stretch};
 use crate::with_dtype;
@@ -65,7 +65,7 @@ pub struct Opened {
     pub samples: [Vec<f64>; 3],
 }
 
-enum StoreState {
+pub(super) enum StoreState {
     Empty,
     Loading(String, Task<Result<Opened, String>>),
     Open(Box<Opened>),
@@ -81,18 +81,18 @@ enum Shot {
 
 /// The explorer application.
 pub struct Explorer {
-    ctx: egui::Context,
-    state: StoreState,
+    pub(super) ctx: egui::Context,
+    pub(super) state: StoreState,
     /// The map view.
     pub map: MapView,
     /// The tile cache.
     pub tiles: TileCache,
-    color_map: ColorMap,
+    pub(super) color_map: ColorMap,
     /// Colour through the store's colour table (categorical stores).
-    use_palette: bool,
+    pub(super) use_palette: bool,
     /// Low and high percentiles of the colour stretch.
-    percentiles: (f64, f64),
-    drawn: Drawn,
+    pub(super) percentiles: (f64, f64),
+    pub(super) drawn: Drawn,
     shot: Shot,
     bbox: Option<Extent>,
     /// Set when a screenshot run finished: its outcome.
@@ -123,7 +123,8 @@ pub struct Explorer {
     /// A store a job changed while its summary could not be re-read (it
     /// was opening, or a re-read was under way): re-read it next.
     pending_reload: Option<PathBuf>,
-    picked: Option<Task<Vec<PathBuf>>>,
+    /// The file dialog open, if any (see `command`).
+    pub(super) dialog: Option<Task<super::command::Answer>>,
     /// Stores opened before, most recent first.
     pub recent: Vec<PathBuf>,
     recent_file: Option<PathBuf>,
@@ -170,7 +171,7 @@ impl Explorer {
             pending_reload: None,
             reload_failures: 0,
             unread_change: None,
-            picked: None,
+            dialog: None,
             recent: Vec::new(),
             recent_file: options
                 .recent_file
@@ -314,10 +315,12 @@ impl Explorer {
         self.quicklooks.poll();
         self.take_files(ui);
         self.follow_jobs();
+        self.take_answer();
+        let mut commands = Vec::new();
         egui::Panel::left("store")
             .default_size(300.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
+                egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui, &mut commands));
             });
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         self.inspector.poll();
@@ -326,236 +329,22 @@ impl Explorer {
                 .default_size(300.0)
                 .show(ui, |ui| {
                     egui::ScrollArea::vertical().show(ui, |ui| {
-                        self.inspector_panel(ui);
+                        self.inspector_panel(ui, &mut commands);
                         if !self.jobs.jobs.is_empty() {
-                            self.jobs_panel(ui);
+                            self.jobs_panel(ui, &mut commands);
                         }
                     });
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
-        if let Some(created) = self.editor.show(&ui.ctx().clone()) {
+        if let Some(created) = self.editor.show(&ui.ctx().clone(), &mut commands) {
             self.open(created.path.clone());
             for file in created.ingest {
                 self.jobs.ingest(file, created.path.clone());
             }
         }
+        self.carry_out(commands);
         self.screenshot();
-    }
-
-    fn side_panel(&mut self, ui: &mut egui::Ui) {
-        ui.heading("gridstore");
-        ui.horizontal(|ui| {
-            if ui.button("Open store…").clicked() {
-                self.pick_store(false);
-            }
-            if ui
-                .button("Open .h5…")
-                .on_hover_text("an hdf5 store (one file)")
-                .clicked()
-            {
-                self.pick_store(true);
-            }
-            if ui.button("New store…").clicked() {
-                self.editor.new_store();
-            }
-            if ui.button("Ingest files…").clicked() {
-                self.pick_files();
-            }
-        });
-        self.recent_list(ui);
-        ui.separator();
-        let Some(opened) = self.opened() else {
-            match &self.state {
-                StoreState::Loading(what, _) => ui.label(format!("opening {what}…")),
-                StoreState::Failed(e) => ui.colored_label(egui::Color32::LIGHT_RED, e.clone()),
-                _ => ui.label("no store"),
-            };
-            return;
-        };
-        let s = opened.store.structure();
-        let mut show_structure = false;
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(opened.path.display().to_string()).strong());
-            show_structure = ui.button("Structure…").clicked();
-        });
-        self.quicklooks.show(ui, &opened.path, 64.0);
-
-        egui::Grid::new("structure").num_columns(2).show(ui, |ui| {
-            let crs = s.crs.epsg.map_or_else(
-                || s.crs.name.clone(),
-                |c| format!("EPSG:{c} {}", s.crs.name),
-            );
-            for (k, v) in [
-                ("CRS", crs),
-                (
-                    "cell size",
-                    format!(
-                        "{} × {}",
-                        short_number(s.cell_size[0]),
-                        short_number(s.cell_size[1])
-                    ),
-                ),
-                ("chunk", format!("{} × {}", s.chunk[0], s.chunk[1])),
-                ("type", format!("{}  nodata {}", s.dtype, s.nodata)),
-                ("aggregate", s.aggregate.to_string()),
-                ("codec", s.codec.to_string()),
-                ("bands", s.band_count().to_string()),
-                (
-                    "master chunk",
-                    opened
-                        .master
-                        .map_or_else(|| "none (empty store)".into(), |m| m.to_string()),
-                ),
-            ]
-            .into_iter()
-            .chain(time_range(&opened.store).map(|t| ("time range", t)))
-            {
-                ui.label(k);
-                ui.label(v);
-                ui.end_row();
-            }
-        });
-        if show_structure {
-            let (path, structure) = (opened.path.clone(), s.clone());
-            self.editor.show_store(&path, &structure);
-        }
-        if let StoreState::Open(opened) = &self.state
-            && self
-                .history
-                .ui(ui, &opened.path, &opened.history, &opened.notes)
-        {
-            let path = opened.path.clone();
-            self.reload(path);
-        }
-        ui.separator();
-        self.view_controls(ui);
-        let Some(opened) = self.opened() else { return };
-        let (store, levels) = (opened.store.clone(), opened.levels.clone());
-        ui.separator();
-        let selected = self.inspector.selected;
-        if let Some(key) = self.levels.ui(ui, &store, &levels, selected) {
-            let e = store.grid().chunk_extent(key.loc);
-            self.map.center = [(e.min_x + e.max_x) / 2.0, (e.min_y + e.max_y) / 2.0];
-            self.inspector.select(&store, key, &self.ctx);
-        }
-    }
-
-    fn recent_list(&mut self, ui: &mut egui::Ui) {
-        if self.recent.is_empty() {
-            return;
-        }
-        let current = self.opened().map(|o| o.path.clone());
-        let mut chosen = None;
-        let open_first = self.opened().is_none();
-        let quicklooks = &mut self.quicklooks;
-        egui::CollapsingHeader::new("Recent stores")
-            .default_open(open_first)
-            .show(ui, |ui| {
-                for path in &self.recent {
-                    quicklooks.request(path);
-                    let name = path.display().to_string();
-                    ui.horizontal(|ui| {
-                        quicklooks.show(ui, path, 24.0);
-                        if ui
-                            .add_enabled(
-                                current.as_ref() != Some(path),
-                                egui::Button::new(&name).small(),
-                            )
-                            .clicked()
-                        {
-                            chosen = Some(path.clone());
-                        }
-                    });
-                }
-            });
-        if let Some(path) = chosen {
-            self.open(path);
-        }
-    }
-
-    fn view_controls(&mut self, ui: &mut egui::Ui) {
-        let Some(top) = self.opened().map(|o| o.store.grid().top_level()) else {
-            return;
-        };
-        let mut pinned = self.map.pinned;
-        egui::ComboBox::from_label("level")
-            .selected_text(pinned.map_or_else(|| "follow zoom".into(), |l| format!("pinned {l}")))
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut pinned, None, "follow zoom");
-                for l in 0..=top {
-                    ui.selectable_value(&mut pinned, Some(l), format!("level {l}"));
-                }
-            });
-        self.map.pinned = pinned;
-        let has_palette = self.opened().is_some_and(|o| o.store.palette().is_some());
-        let mut choice = (self.use_palette && has_palette, self.color_map);
-        egui::ComboBox::from_label("colours")
-            .selected_text(if choice.0 {
-                "colour table".to_string()
-            } else {
-                format!("{:?}", choice.1)
-            })
-            .show_ui(ui, |ui| {
-                if has_palette {
-                    ui.selectable_value(&mut choice, (true, self.color_map), "colour table");
-                }
-                for m in [ColorMap::Viridis, ColorMap::Terrain, ColorMap::Greyscale] {
-                    ui.selectable_value(&mut choice, (false, m), format!("{m:?}"));
-                }
-            });
-        if choice != (self.use_palette && has_palette, self.color_map) {
-            (self.use_palette, self.color_map) = choice;
-            self.tiles.clear();
-        }
-        let (mut lo, mut hi) = self.percentiles;
-        // A colour table needs no stretch.
-        ui.scope(|ui| {
-            if self.use_palette && has_palette {
-                ui.set_invisible();
-            }
-            ui.horizontal(|ui| {
-                let low = ui.label("stretch % low");
-                ui.add(egui::DragValue::new(&mut lo).range(0.0..=hi).speed(0.5))
-                    .labelled_by(low.id);
-                let high = ui.label("high");
-                ui.add(egui::DragValue::new(&mut hi).range(lo..=100.0).speed(0.5))
-                    .labelled_by(high.id);
-                if ui.button("min–max").clicked() {
-                    (lo, hi) = (0.0, 100.0);
-                }
-            })
-        });
-        if (lo, hi) != self.percentiles {
-            self.percentiles = (lo, hi);
-            // Recolour in place: old tiles stay until the new ones arrive.
-            self.tiles.refresh();
-        }
-        ui.checkbox(&mut self.map.grid, "chunk grid");
-        if let Some(store) = self.opened().map(|o| o.store.clone())
-            && self.time.ui(ui, &store)
-        {
-            // Another instant: its tiles load while the old ones stay.
-            self.tiles.refresh();
-        }
-        ui.separator();
-        self.export_controls(ui, top);
-    }
-
-    fn export_controls(&mut self, ui: &mut egui::Ui, top: u8) {
-        if let Some(path) = self.export.chosen_path() {
-            self.export_to(path);
-        }
-        let view = self.drawn.view;
-        let base_cell = self
-            .opened()
-            .map_or(1.0, |o| o.store.grid().cell_size(0)[0]);
-        let action = self.export.ui(ui, top, base_cell, self.map.drawing, view);
-        match action {
-            Some(super::export::Action::Draw) => self.map.drawing = true,
-            Some(super::export::Action::Save) => self.export.ask_path(&self.ctx),
-            None => {}
-        }
     }
 
     /// Queues an export of the open store to `path` with the panel's settings.
@@ -669,21 +458,15 @@ impl Explorer {
         );
     }
 
-    /// Files dropped on the window or picked: queue their ingest.
+    /// Files dropped on the window: queue their ingest.
     fn take_files(&mut self, ui: &egui::Ui) {
-        let mut files: Vec<PathBuf> = ui.input(|i| {
+        let files: Vec<PathBuf> = ui.input(|i| {
             i.raw
                 .dropped_files
                 .iter()
                 .map(|f| f.path().to_path_buf())
                 .collect()
         });
-        if let Some(task) = &self.picked
-            && let Some(picked) = task.poll()
-        {
-            files.extend(picked);
-            self.picked = None;
-        }
         self.ingest_files(files);
     }
 
@@ -768,7 +551,7 @@ impl Explorer {
     }
 
     /// Re-reads the open store's summary in the background (one at a time).
-    fn reload(&mut self, path: PathBuf) {
+    pub(super) fn reload(&mut self, path: PathBuf) {
         if self.reload.is_some() {
             self.pending_reload = Some(path);
             return;
@@ -777,7 +560,7 @@ impl Explorer {
         self.reload = Some(Task::spawn(&self.ctx, move || load(&path)));
     }
 
-    fn inspector_panel(&mut self, ui: &mut egui::Ui) {
+    fn inspector_panel(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         let Some(store) = self.opened().map(|o| o.store.clone()) else {
             return;
         };
@@ -790,16 +573,25 @@ impl Explorer {
             ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(200.0, 200.0)));
         }
         if let Some(step) = self.inspector.ui(ui, &store) {
-            self.inspector.select(
-                &store,
-                super::tiles::TileKey {
-                    t: key.t,
-                    loc: step,
-                },
-                &self.ctx,
-            );
+            commands.push(Command::Select(super::tiles::TileKey {
+                t: key.t,
+                loc: step,
+            }));
         }
         ui.separator();
+    }
+
+    /// Selects a chunk in the inspector, and with `centre` centres the map
+    /// on it.
+    pub(super) fn inspect(&mut self, key: super::tiles::TileKey, centre: bool) {
+        let Some(store) = self.opened().map(|o| o.store.clone()) else {
+            return;
+        };
+        if centre {
+            let e = store.grid().chunk_extent(key.loc);
+            self.map.center = [(e.min_x + e.max_x) / 2.0, (e.min_y + e.max_y) / 2.0];
+        }
+        self.inspector.select(&store, key, &self.ctx);
     }
 
     /// Visible tiles drawn from neither their own nor a stale texture in the
@@ -842,9 +634,8 @@ impl Explorer {
         }
     }
 
-    fn jobs_panel(&mut self, ui: &mut egui::Ui) {
+    fn jobs_panel(&self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         ui.label(RichText::new("Jobs").strong());
-        let mut cancel = None;
         {
             for (i, job) in self.jobs.jobs.iter().enumerate().rev() {
                 let name = job.file.file_name().map_or_else(
@@ -864,7 +655,7 @@ impl Explorer {
                         };
                         ui.add(egui::ProgressBar::new(job.fraction()).text(text));
                         if ui.button(format!("Cancel {name}")).clicked() {
-                            cancel = Some(i);
+                            commands.push(Command::CancelJob(i));
                         }
                     }
                     JobState::Done(summary) => {
@@ -883,40 +674,6 @@ impl Explorer {
                 ui.separator();
             }
         }
-        if let Some(i) = cancel {
-            self.jobs.cancel(i);
-        }
-    }
-
-    fn pick_files(&mut self) {
-        self.picked = Some(Task::spawn(&self.ctx, || {
-            rfd::FileDialog::new()
-                .set_title("Rasters to ingest")
-                .pick_files()
-                .unwrap_or_default()
-        }));
-    }
-
-    /// Asks for a store: a folder (folder and packed stores) or, with
-    /// `file`, an .h5 file (hdf5 stores).
-    fn pick_store(&mut self, file: bool) {
-        // rfd dialogs block: run one off the UI thread.
-        let task = Task::spawn(&self.ctx, move || {
-            let dialog = rfd::FileDialog::new();
-            let picked = if file {
-                dialog
-                    .set_title("Open a gridstore .h5 file")
-                    .add_filter("HDF5 store", &["h5", "hdf5"])
-                    .pick_file()
-            } else {
-                dialog.set_title("Open a gridstore folder").pick_folder()
-            };
-            match picked {
-                Some(path) => load(&path),
-                None => Err("no store chosen".into()),
-            }
-        });
-        self.state = StoreState::Loading("chosen store".into(), task);
     }
 
     fn screenshot(&mut self) {
@@ -995,7 +752,7 @@ impl eframe::App for Explorer {
 }
 
 /// "N instants, FIRST – LAST" for a store with a time axis.
-fn time_range(store: &Store) -> Option<String> {
+pub(super) fn time_range(store: &Store) -> Option<String> {
     store.structure().time.as_ref()?;
     let instants = store.instants_between(i64::MIN, i64::MAX);
     let format = crate::engine::grid::time::format_instant;

@@ -4,6 +4,7 @@
 //! GDAL reads the CRS text, "From file…" reads a raster, and "Create"
 //! writes the store, each on a background thread that wakes the UI.
 
+use super::command::Command;
 use super::form::{Checked, CodecKind, Field, Form, ResolvedCrs, TimeKind};
 use super::task::Task;
 use crate::engine::{Aggregator, DType, Resampling, Store, Structure};
@@ -90,7 +91,6 @@ pub struct StructureEditor {
     pub nodata_note: Option<String>,
     crs: CrsLookup,
     from_file: Option<Task<Result<FromFile, String>>>,
-    picked_target: Option<Task<Option<PathBuf>>>,
     creating: Option<Task<Result<PathBuf, String>>>,
 }
 
@@ -128,16 +128,13 @@ impl StructureEditor {
         } else {
             Vec::new()
         };
-        self.read_raster(move || Some(file), ctx);
+        self.read_structure_of(file, ctx);
     }
 
     /// Whether the editor waits for a background task.
     #[must_use]
     pub fn busy(&self) -> bool {
-        self.crs.pending.is_some()
-            || self.from_file.is_some()
-            || self.picked_target.is_some()
-            || self.creating.is_some()
+        self.crs.pending.is_some() || self.from_file.is_some() || self.creating.is_some()
     }
 
     /// The form checked against GDAL's reading of its CRS.
@@ -146,19 +143,10 @@ impl StructureEditor {
         self.form.check(self.crs.result.as_ref())
     }
 
-    fn read_raster(
-        &mut self,
-        file: impl FnOnce() -> Option<PathBuf> + Send + 'static,
-        ctx: &egui::Context,
-    ) {
-        // `file` may run a blocking dialog; it runs on the task's thread.
-        let task = Task::spawn(ctx, move || {
-            file()
-                .ok_or_else(|| "no file chosen".to_string())
-                .and_then(|file| read_from_file(&file))
-        });
+    /// Fills the fields from `file`'s structure (read in the background).
+    pub fn read_structure_of(&mut self, file: PathBuf, ctx: &egui::Context) {
         self.error = None;
-        self.from_file = Some(task);
+        self.from_file = Some(Task::spawn(ctx, move || read_from_file(&file)));
     }
 
     /// Applies finished background work: a raster read, a chosen folder,
@@ -185,16 +173,7 @@ impl StructureEditor {
                     self.nodata_note = read.nodata_note;
                     self.target = read.target.display().to_string();
                 }
-                Err(e) if e == "no file chosen" => {}
                 Err(e) => self.error = Some(e),
-            }
-        }
-        if let Some(rx) = &self.picked_target
-            && let Some(picked) = rx.poll()
-        {
-            self.picked_target = None;
-            if let Some(path) = picked {
-                self.target = path.display().to_string();
             }
         }
         if let Some(rx) = &self.creating
@@ -232,7 +211,7 @@ impl StructureEditor {
     }
 
     /// Shows the window; returns a store once it has been created.
-    pub fn show(&mut self, ctx: &egui::Context) -> Option<Created> {
+    pub fn show(&mut self, ctx: &egui::Context, commands: &mut Vec<Command>) -> Option<Created> {
         let created = self.poll(ctx);
         if !self.open {
             return created;
@@ -246,12 +225,12 @@ impl StructureEditor {
         egui::Window::new(title)
             .open(&mut open)
             .default_width(460.0)
-            .show(ctx, |ui| self.contents(ui, ctx));
+            .show(ctx, |ui| self.contents(ui, ctx, commands));
         self.open &= open;
         created
     }
 
-    fn contents(&mut self, ui: &mut egui::Ui, ctx: &egui::Context) {
+    fn contents(&mut self, ui: &mut egui::Ui, ctx: &egui::Context, commands: &mut Vec<Command>) {
         let checked = self.checked();
         if let Some(path) = &self.read_only {
             ui.label(RichText::new(path.display().to_string()).strong());
@@ -259,12 +238,7 @@ impl StructureEditor {
         } else {
             ui.horizontal(|ui| {
                 if ui.button("From file…").clicked() {
-                    let pick = || {
-                        rfd::FileDialog::new()
-                            .set_title("A raster to take the structure from")
-                            .pick_file()
-                    };
-                    self.read_raster(pick, ctx);
+                    commands.push(Command::PickStructureSource);
                 }
                 if self.from_file.is_some() {
                     ui.spinner();
@@ -296,31 +270,32 @@ impl StructureEditor {
         }
         if self.read_only.is_none() {
             ui.separator();
-            self.create_row(ui, ctx, checked.structure.is_some());
+            self.create_row(ui, ctx, checked.structure.is_some(), commands);
         }
         if let Some(e) = &self.error {
             ui.colored_label(Color32::LIGHT_RED, e);
         }
     }
 
-    fn create_row(&mut self, ui: &mut egui::Ui, ctx: &egui::Context, valid: bool) {
+    fn create_row(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &egui::Context,
+        valid: bool,
+        commands: &mut Vec<Command>,
+    ) {
         ui.horizontal(|ui| {
             let label = ui.label("new store");
             ui.text_edit_singleline(&mut self.target)
                 .labelled_by(label.id);
             if ui.button("Choose…").clicked() {
                 // An hdf5 store is one file; the others are folders.
-                let name = if self.backend == Backend::Hdf5 {
+                let file_name = if self.backend == Backend::Hdf5 {
                     "new.h5"
                 } else {
                     "new.gs"
                 };
-                self.picked_target = Some(Task::spawn(ctx, move || {
-                    rfd::FileDialog::new()
-                        .set_title("Where the new store goes")
-                        .set_file_name(name)
-                        .save_file()
-                }));
+                commands.push(Command::PickNewStoreTarget { file_name });
             }
         });
         ui.horizontal(|ui| {

@@ -1,11 +1,9 @@
 //! The export panel: an extent (drawn on the map, taken from the view, or
-//! typed), a level or a cell size, a format, and a save dialog; the export
-//! itself runs as a job.
+//! typed), a level or a cell size, a format; the explorer asks where to
+//! save it, and the export runs as a job.
 
-use super::task::Task;
 use crate::engine::Extent;
 use crate::gdal_io::{ExportFormat, ExportRequest, Resolution};
-use std::path::PathBuf;
 
 /// What the panel asks the explorer to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +26,6 @@ pub struct ExportPanel {
     pub cell: f64,
     /// The output format.
     pub format: ExportFormat,
-    dialog: Option<Task<Option<PathBuf>>>,
 }
 
 impl Default for ExportPanel {
@@ -39,7 +36,6 @@ impl Default for ExportPanel {
             by_cell: false,
             cell: 0.0,
             format: ExportFormat::GTiff,
-            dialog: None,
         }
     }
 }
@@ -73,25 +69,13 @@ impl ExportPanel {
         }
     }
 
-    /// Opens the save dialog off the UI thread.
-    pub fn ask_path(&mut self, ctx: &egui::Context) {
-        let (name, ext) = FORMATS
+    /// The chosen format's name and file extension, for the save dialog.
+    #[must_use]
+    pub fn file_type(&self) -> (&'static str, &'static str) {
+        FORMATS
             .iter()
             .find(|f| f.0 == self.format)
-            .map_or(("GeoTIFF", "tif"), |f| (f.1, f.2));
-        self.dialog = Some(Task::spawn(ctx, move || {
-            rfd::FileDialog::new()
-                .set_title("Export to")
-                .add_filter(name, &[ext])
-                .save_file()
-        }));
-    }
-
-    /// The path the save dialog returned, once.
-    pub fn chosen_path(&mut self) -> Option<PathBuf> {
-        let chosen = self.dialog.as_ref()?.poll()?;
-        self.dialog = None;
-        chosen
+            .map_or(("GeoTIFF", "tif"), |f| (f.1, f.2))
     }
 
     /// The panel; returns what the user asked for.
@@ -102,6 +86,7 @@ impl ExportPanel {
         base_cell: f64,
         drawing: bool,
         view: Option<Extent>,
+        asking: bool,
     ) -> Option<Action> {
         ui.label(egui::RichText::new("Export").strong());
         let mut action = None;
@@ -199,7 +184,7 @@ impl ExportPanel {
             .extent
             .is_none_or(|e| e.min_x < e.max_x && e.min_y < e.max_y);
         if ui
-            .add_enabled(valid && self.dialog.is_none(), egui::Button::new("Export…"))
+            .add_enabled(valid && !asking, egui::Button::new("Export…"))
             .clicked()
         {
             action = Some(Action::Save);

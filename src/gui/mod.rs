@@ -6,6 +6,7 @@
 
 mod app;
 mod changes;
+mod command;
 mod demo;
 mod editor;
 mod export;
@@ -17,6 +18,7 @@ mod levels;
 mod map;
 pub mod quicklooks;
 mod recent;
+mod side_panel;
 mod task;
 mod tiles;
 mod time;

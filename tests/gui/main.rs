@@ -370,6 +370,21 @@ fn a_jobs_warnings_are_shown() {
     h.get_by_label(&warning);
 }
 
+/// "Open store…" is a command the explorer carries out with a dialog off
+/// the UI thread; a dismissed (or absent) dialog leaves the open store
+/// open, with no error.
+#[test]
+fn a_dismissed_open_dialog_keeps_the_open_store() {
+    let (_dir, mut h) = explorer_on_data();
+    run_until(&mut h, "the store to open", |app| app.opened().is_some());
+    h.get_by_label("Open store…").click();
+    h.step();
+    assert!(h.state().dialog_open(), "the click asked for a dialog");
+    run_until(&mut h, "the dialog's answer", |app| !app.dialog_open());
+    assert!(h.state().opened().is_some(), "the store stays open");
+    assert_eq!(h.state().error(), None);
+}
+
 #[test]
 fn a_queued_job_can_be_cancelled_from_its_button() {
     let dir = tempfile::tempdir().unwrap();

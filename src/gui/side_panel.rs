@@ -1,0 +1,223 @@
+//! The explorer's left panel: opening and creating stores, the open
+//! store's summary, quicklook and history, the view's controls (level,
+//! colours, stretch, grid, time) and export settings, and the level
+//! browser. It changes view settings in place and asks for everything else
+//! with [`Command`]s.
+
+use super::app::{Explorer, StoreState, time_range};
+use super::command::Command;
+use crate::format::short_number;
+use crate::render::ColorMap;
+use egui::RichText;
+
+impl Explorer {
+    pub(super) fn side_panel(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        ui.heading("gridstore");
+        ui.horizontal(|ui| {
+            if ui.button("Open store…").clicked() {
+                commands.push(Command::PickStore { file: false });
+            }
+            if ui
+                .button("Open .h5…")
+                .on_hover_text("an hdf5 store (one file)")
+                .clicked()
+            {
+                commands.push(Command::PickStore { file: true });
+            }
+            if ui.button("New store…").clicked() {
+                commands.push(Command::NewStore);
+            }
+            if ui.button("Ingest files…").clicked() {
+                commands.push(Command::PickRasters);
+            }
+        });
+        self.recent_list(ui, commands);
+        ui.separator();
+        let Some(opened) = self.opened() else {
+            match &self.state {
+                StoreState::Loading(what, _) => ui.label(format!("opening {what}…")),
+                StoreState::Failed(e) => ui.colored_label(egui::Color32::LIGHT_RED, e.clone()),
+                _ => ui.label("no store"),
+            };
+            return;
+        };
+        let s = opened.store.structure();
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(opened.path.display().to_string()).strong());
+            if ui.button("Structure…").clicked() {
+                commands.push(Command::ShowStructure);
+            }
+        });
+        self.quicklooks.show(ui, &opened.path, 64.0);
+
+        egui::Grid::new("structure").num_columns(2).show(ui, |ui| {
+            let crs = s.crs.epsg.map_or_else(
+                || s.crs.name.clone(),
+                |c| format!("EPSG:{c} {}", s.crs.name),
+            );
+            for (k, v) in [
+                ("CRS", crs),
+                (
+                    "cell size",
+                    format!(
+                        "{} × {}",
+                        short_number(s.cell_size[0]),
+                        short_number(s.cell_size[1])
+                    ),
+                ),
+                ("chunk", format!("{} × {}", s.chunk[0], s.chunk[1])),
+                ("type", format!("{}  nodata {}", s.dtype, s.nodata)),
+                ("aggregate", s.aggregate.to_string()),
+                ("codec", s.codec.to_string()),
+                ("bands", s.band_count().to_string()),
+                (
+                    "master chunk",
+                    opened
+                        .master
+                        .map_or_else(|| "none (empty store)".into(), |m| m.to_string()),
+                ),
+            ]
+            .into_iter()
+            .chain(time_range(&opened.store).map(|t| ("time range", t)))
+            {
+                ui.label(k);
+                ui.label(v);
+                ui.end_row();
+            }
+        });
+        if let StoreState::Open(opened) = &self.state
+            && self
+                .history
+                .ui(ui, &opened.path, &opened.history, &opened.notes)
+        {
+            commands.push(Command::Reload);
+        }
+        ui.separator();
+        self.view_controls(ui, commands);
+        let Some(opened) = self.opened() else { return };
+        let (store, levels) = (opened.store.clone(), opened.levels.clone());
+        ui.separator();
+        let selected = self.inspector.selected;
+        if let Some(key) = self.levels.ui(ui, &store, &levels, selected) {
+            commands.push(Command::Inspect(key));
+        }
+    }
+
+    fn recent_list(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        if self.recent.is_empty() {
+            return;
+        }
+        let current = self.opened().map(|o| o.path.clone());
+        let mut chosen = None;
+        let open_first = self.opened().is_none();
+        let quicklooks = &mut self.quicklooks;
+        egui::CollapsingHeader::new("Recent stores")
+            .default_open(open_first)
+            .show(ui, |ui| {
+                for path in &self.recent {
+                    quicklooks.request(path);
+                    let name = path.display().to_string();
+                    ui.horizontal(|ui| {
+                        quicklooks.show(ui, path, 24.0);
+                        if ui
+                            .add_enabled(
+                                current.as_ref() != Some(path),
+                                egui::Button::new(&name).small(),
+                            )
+                            .clicked()
+                        {
+                            chosen = Some(path.clone());
+                        }
+                    });
+                }
+            });
+        commands.extend(chosen.map(Command::Open));
+    }
+
+    fn view_controls(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        let Some(top) = self.opened().map(|o| o.store.grid().top_level()) else {
+            return;
+        };
+        let mut pinned = self.map.pinned;
+        egui::ComboBox::from_label("level")
+            .selected_text(pinned.map_or_else(|| "follow zoom".into(), |l| format!("pinned {l}")))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut pinned, None, "follow zoom");
+                for l in 0..=top {
+                    ui.selectable_value(&mut pinned, Some(l), format!("level {l}"));
+                }
+            });
+        self.map.pinned = pinned;
+        let has_palette = self.opened().is_some_and(|o| o.store.palette().is_some());
+        let mut choice = (self.use_palette && has_palette, self.color_map);
+        egui::ComboBox::from_label("colours")
+            .selected_text(if choice.0 {
+                "colour table".to_string()
+            } else {
+                format!("{:?}", choice.1)
+            })
+            .show_ui(ui, |ui| {
+                if has_palette {
+                    ui.selectable_value(&mut choice, (true, self.color_map), "colour table");
+                }
+                for m in [ColorMap::Viridis, ColorMap::Terrain, ColorMap::Greyscale] {
+                    ui.selectable_value(&mut choice, (false, m), format!("{m:?}"));
+                }
+            });
+        if choice != (self.use_palette && has_palette, self.color_map) {
+            (self.use_palette, self.color_map) = choice;
+            self.tiles.clear();
+        }
+        let (mut lo, mut hi) = self.percentiles;
+        // A colour table needs no stretch.
+        ui.scope(|ui| {
+            if self.use_palette && has_palette {
+                ui.set_invisible();
+            }
+            ui.horizontal(|ui| {
+                let low = ui.label("stretch % low");
+                ui.add(egui::DragValue::new(&mut lo).range(0.0..=hi).speed(0.5))
+                    .labelled_by(low.id);
+                let high = ui.label("high");
+                ui.add(egui::DragValue::new(&mut hi).range(lo..=100.0).speed(0.5))
+                    .labelled_by(high.id);
+                if ui.button("min–max").clicked() {
+                    (lo, hi) = (0.0, 100.0);
+                }
+            })
+        });
+        if (lo, hi) != self.percentiles {
+            self.percentiles = (lo, hi);
+            // Recolour in place: old tiles stay until the new ones arrive.
+            self.tiles.refresh();
+        }
+        ui.checkbox(&mut self.map.grid, "chunk grid");
+        if let Some(store) = self.opened().map(|o| o.store.clone())
+            && self.time.ui(ui, &store)
+        {
+            // Another instant: its tiles load while the old ones stay.
+            self.tiles.refresh();
+        }
+        ui.separator();
+        self.export_controls(ui, top, commands);
+    }
+
+    fn export_controls(&mut self, ui: &mut egui::Ui, top: u8, commands: &mut Vec<Command>) {
+        let view = self.drawn.view;
+        let base_cell = self
+            .opened()
+            .map_or(1.0, |o| o.store.grid().cell_size(0)[0]);
+        let asking = self.dialog_open();
+        let action = self
+            .export
+            .ui(ui, top, base_cell, self.map.drawing, view, asking);
+        match action {
+            Some(super::export::Action::Draw) => commands.push(Command::DrawExportExtent),
+            Some(super::export::Action::Save) => {
+                let (name, extension) = self.export.file_type();
+                commands.push(Command::PickExportPath { name, extension });
+            }
+            None => {}
+        }
+    }
+}
