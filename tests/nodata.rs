@@ -30,7 +30,9 @@ fn count(grid: &util::Grid, value: f64) -> usize {
 fn create_like_picks_a_nodata_value_the_raster_does_not_hold() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("l7.gs");
-    let src = data("stars_L7_ETMs.tif");
+    // A copy: nothing may be written beside the user's file.
+    let src = dir.path().join("stars_L7_ETMs.tif");
+    std::fs::copy(data("stars_L7_ETMs.tif"), &src).unwrap();
     let source = read(s(&src), None);
     assert_eq!(source.nodata, None, "the fixture declares no nodata");
     assert_eq!(count(&source, 255.0), 61, "the fixture saturates 61 cells");
@@ -40,6 +42,16 @@ fn create_like_picks_a_nodata_value_the_raster_does_not_hold() {
     assert!(
         stderr.contains("nodata:") && stderr.contains("255 occurs in the data"),
         "the choice is explained: {stderr}"
+    );
+    let beside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("stars_L7_ETMs"))
+        .collect();
+    assert_eq!(
+        beside,
+        ["stars_L7_ETMs.tif"],
+        "no .aux.xml beside the source"
     );
     let structure = &info(&store)["structure"];
     assert_eq!(structure["dtype"], "u8");
@@ -142,4 +154,36 @@ fn an_ingest_that_would_lose_cells_fails_and_changes_nothing_unless_allowed() {
         "the allowed loss is still reported"
     );
     assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+}
+
+/// A warped ingest counts source cells holding the store's nodata value as
+/// a direct one does (the warp marks coverage in an alpha band, not with
+/// that value), and refuses to lose them.
+#[test]
+fn a_warped_ingest_refuses_to_lose_cells_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lc.gs");
+    let src = data("stars_lc.tif");
+    // Other cells than the raster's: the ingest warps.
+    ok(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&src),
+        "--cell-size",
+        "2000",
+        "--nodata",
+        "0",
+        "--aggregate",
+        "mode",
+    ]);
+    let out = gridstore(&["ingest", s(&store), s(&src)]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("data cells hold 0") && stderr.contains("--allow-nodata-loss"),
+        "{stderr}"
+    );
+    let out = ok(&["ingest", s(&store), s(&src), "--allow-nodata-loss"]);
+    assert!(out.contains("(warped)"), "{out}");
 }

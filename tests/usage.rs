@@ -232,6 +232,19 @@ fn png_exports_carry_their_crs_and_one_side_keeps_cells_square() {
         "longitudes near Olinda: {gt:?}"
     );
     assert!((gt[1] + gt[5]).abs() < 1e-6 * gt[1], "square cells: {gt:?}");
+    // A warped output is bounded by what it asks for in its own CRS.
+    let (code, err) = stderr_of(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&dir.path().join("huge.png")),
+        "--crs",
+        "EPSG:3857",
+        "--resolution",
+        "0.001",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("too large"), "{err}");
     // The picture holds the data, not an empty frame.
     let rgba = image::open(&wgs).unwrap().to_rgba8();
     let opaque = rgba.pixels().filter(|p| p.0[3] > 0).count();

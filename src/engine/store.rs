@@ -171,7 +171,7 @@ impl Store {
         let mut store = Self::open(storage)?;
         store.lock = Some(lock);
         let dtype = store.structure.dtype;
-        crate::with_dtype!(dtype, T => store.repair_pending::<T>(&crate::engine::NoProgress, &crate::engine::CancelToken::new()))?;
+        crate::with_dtype!(dtype, T => store.repair_pending::<T>(&crate::engine::NoProgress))?;
         Ok(store)
     }
 
@@ -294,7 +294,7 @@ impl Store {
     /// I/O.
     pub fn chunk_exists(&self, t: u32, loc: ChunkLoc) -> Result<bool, EngineError> {
         let key = self.chunk_key(t, loc);
-        self.reads.note(|| Read::Value(key.to_string()));
+        self.note_read(|| Read::Value(key.to_string()));
         Ok(self.storage.size(&key)?.is_some())
     }
 
@@ -305,7 +305,7 @@ impl Store {
     /// I/O.
     pub fn stored_chunk(&self, t: u32, loc: ChunkLoc) -> Result<Option<Vec<u8>>, EngineError> {
         let key = self.chunk_key(t, loc);
-        self.reads.note(|| Read::Value(key.to_string()));
+        self.note_read(|| Read::Value(key.to_string()));
         Ok(self.storage.get(&key)?)
     }
 
@@ -320,7 +320,7 @@ impl Store {
     ) -> Result<Option<Array3<T>>, EngineError> {
         self.check_dtype::<T>()?;
         let key = self.chunk_key(t, loc);
-        self.reads.note(|| Read::Value(key.to_string()));
+        self.note_read(|| Read::Value(key.to_string()));
         // A view where the backend can: the codec checks the bytes.
         let Some(stored) = self.storage.get_view(&key)? else {
             return Ok(None);
@@ -544,7 +544,7 @@ impl Store {
     pub fn list_chunks(&self, level: u8) -> Result<Vec<(u32, ChunkLoc, u64)>, EngineError> {
         self.grid.check_level(level)?;
         let prefix = zarr::level_prefix(level);
-        self.reads.note(|| Read::Listing(prefix.clone()));
+        self.note_read(|| Read::Listing(prefix.clone()));
         let listed = self.storage.list(&prefix)?;
         Ok(listed
             .into_iter()

@@ -38,13 +38,21 @@ pub enum IoError {
         /// GDAL's message.
         reason: String,
     },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
     /// Writing an output failed.
     #[error("{path}: cannot write ({reason})")]
     Write {
         /// The output.
         path: PathBuf,
         /// Why.
-        reason: String,
+        reason: OutputError,
     },
     /// The engine refused or failed. (Not a `#[source]`: the message already
     /// includes it, and a chain would print it twice.)
@@ -55,6 +63,34 @@ pub enum IoError {
         /// The engine's error.
         error: EngineError,
     },
+}
+
+/// Why writing an export's files failed (the export names the output).
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// GDAL failed.
+    #[error("{}", super::source::gdal_reason(.0))]
+    Gdal(#[from] gdal::errors::GdalError),
+    /// GDAL's warp failed, with GDAL's message.
+    #[error("{0}")]
+    Warp(String),
+    /// The file system failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Reading the store failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The PNG encoder failed.
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    /// Cells of another shape than the output's.
+    #[error(transparent)]
+    Shape(#[from] ndarray::ShapeError),
+    /// What was written or asked for does not fit the format: a TIFF laid
+    /// out otherwise than the tile copy needs, a classic TIFF past 4 GB, a
+    /// cut-off name, a missing folder.
+    #[error("{0}")]
+    Format(String),
 }
 
 impl IoError {

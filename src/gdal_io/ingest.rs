@@ -228,7 +228,7 @@ impl<'a, T: GdalCell> SourceReader<'a, T> {
             reason: gdal_reason(&e),
         };
         let validity = datasets
-            .with(Validity::of)
+            .with(|dataset| Validity::of(dataset, plan))
             .map_err(read_error)?
             .map_err(read_error)?;
         Ok(Self {
@@ -480,11 +480,9 @@ fn plan(
         std::process::id(),
         std::ptr::from_ref(source)
     );
-    let nodata = if structure.nodata.is_nan() {
-        "nan".to_string()
-    } else {
-        structure.nodata.to_string()
-    };
+    // Coverage goes to an alpha band, not to the store's nodata value: a
+    // source cell holding that value stays a data cell, which the reader
+    // then counts (and refuses) rather than losing it unseen.
     let args: Vec<String> = [
         "-of",
         "VRT",
@@ -501,16 +499,17 @@ fn plan(
         "-r",
         method,
         "-dstnodata",
-        &nodata,
+        "None",
+        "-dstalpha",
         "-ot",
         gdal_type_name(structure.dtype),
     ]
     .into_iter()
     .map(String::from)
     .collect();
-    let warped = warp::warp(dataset, &vrt, &args).map_err(|reason| IoError::Read {
+    let warped = warp::warp(dataset, &vrt, &args).map_err(|e| IoError::Read {
         path: path.clone(),
-        reason,
+        reason: e.to_string(),
     })?;
     drop(warped);
     Ok(Some(Plan {
@@ -542,10 +541,15 @@ enum Validity {
     /// GDAL's mask band says (per-dataset masks, or a nodata value that the
     /// store's type cannot hold).
     MaskBand,
+    /// A warp's alpha band (after the data bands) says: 0 is no coverage.
+    Alpha,
 }
 
 impl Validity {
-    fn of(dataset: &Dataset) -> gdal::errors::Result<Self> {
+    fn of(dataset: &Dataset, plan: &Plan) -> gdal::errors::Result<Self> {
+        if plan.warped {
+            return Ok(Self::Alpha);
+        }
         let band = dataset.rasterband(1)?;
         Ok(match band.no_data_value() {
             Some(v) => Self::Value(v),
@@ -570,7 +574,12 @@ fn read_block<T: GdalCell>(
         (window.col - plan.window.col) as usize,
         (window.row - plan.window.row) as usize,
     );
-    let bands = dataset.raster_count();
+    // A warp's alpha band comes after the data bands.
+    let bands = if plan.warped {
+        dataset.raster_count() - 1
+    } else {
+        dataset.raster_count()
+    };
     let mut out = Vec::with_capacity(if bands == 1 { 0 } else { bands * rows * cols });
     // Source data cells that hold the store's nodata value (or that a cast
     // clamped onto it): they read as nodata, so the user is told.
@@ -596,8 +605,14 @@ fn read_block<T: GdalCell>(
                     }
                 }
             }
-            Validity::Value(_) | Validity::MaskBand => {
-                let mask = band.open_mask_band().map_err(|e| gdal_reason(&e))?;
+            Validity::Value(_) | Validity::MaskBand | Validity::Alpha => {
+                // A warp's alpha band has the data's type (GDAL then does
+                // not take it as the mask itself): read it directly.
+                let mask = match validity {
+                    Validity::Alpha => dataset.rasterband(bands + 1),
+                    _ => band.open_mask_band(),
+                }
+                .map_err(|e| gdal_reason(&e))?;
                 #[allow(clippy::cast_possible_wrap)]
                 let flags = mask
                     .read_as::<u8>(

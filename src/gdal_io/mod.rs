@@ -11,7 +11,7 @@ mod nodata;
 mod source;
 mod warp;
 
-pub use error::IoError;
+pub use error::{IoError, OutputError};
 pub use export::{
     Between, ExportFormat, ExportReport, ExportRequest, Resolution, export, export_with,
 };

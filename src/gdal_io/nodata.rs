@@ -12,6 +12,7 @@
 
 use crate::engine::DType;
 use gdal::Dataset;
+use std::path::Path;
 
 /// The values counted at each end of a 32-bit range (the whole range of
 /// an 8- or 16-bit type is counted).
@@ -28,12 +29,16 @@ pub struct NodataChoice {
     pub note: String,
 }
 
-/// Chooses the nodata value of a store of `dtype` cells for `dataset`,
-/// which declares none: a value no band holds.
+/// Chooses the nodata value of a store of `dtype` cells for the raster at
+/// `path`, which declares none: a value no band holds.
+///
+/// The raster is opened apart, without GDAL's auxiliary files: a histogram
+/// would otherwise be written beside the user's file (`.aux.xml`), and one
+/// left there from an older file of the same name would be trusted.
 ///
 /// # Errors
 /// GDAL fails to read the raster.
-pub fn choose_nodata(dataset: &Dataset, dtype: DType) -> gdal::errors::Result<NodataChoice> {
+pub fn choose_nodata(path: &Path, dtype: DType) -> gdal::errors::Result<NodataChoice> {
     if dtype.is_float() {
         return Ok(NodataChoice {
             dtype,
@@ -41,19 +46,10 @@ pub fn choose_nodata(dataset: &Dataset, dtype: DType) -> gdal::errors::Result<No
             note: "no nodata value declared; NaN (never a value) marks empty cells".into(),
         });
     }
-    let candidates = candidates(dtype);
-    let mut used = vec![false; candidates.len()];
-    for (lo, hi, offset) in ranges(&candidates) {
-        for b in 1..=dataset.raster_count() {
-            let band = dataset.rasterband(b)?;
-            // Buckets one value wide, centred on the values; exact, not sampled.
-            let histogram =
-                band.histogram(lo - 0.5, hi + 0.5, (hi - lo) as usize + 1, false, false)?;
-            for (i, count) in histogram.counts().iter().enumerate() {
-                used[offset + i] |= *count > 0;
-            }
-        }
-    }
+    gdal::config::set_thread_local_config_option("GDAL_PAM_ENABLED", "NO")?;
+    let counted = Dataset::open(path).and_then(|dataset| used_candidates(&dataset, dtype));
+    gdal::config::clear_thread_local_config_option("GDAL_PAM_ENABLED")?;
+    let (candidates, used) = counted?;
     let by_value = |v: f64| candidates.binary_search_by(|c| c.total_cmp(&v)).ok();
     let unused = preference(dtype)
         .into_iter()
@@ -87,6 +83,25 @@ pub fn choose_nodata(dataset: &Dataset, dtype: DType) -> gdal::errors::Result<No
             }
         }
     })
+}
+
+/// The candidate values of `dtype`, ascending, and whether any band of
+/// `dataset` holds each: exact GDAL histograms, one bucket per value.
+fn used_candidates(dataset: &Dataset, dtype: DType) -> gdal::errors::Result<(Vec<f64>, Vec<bool>)> {
+    let candidates = candidates(dtype);
+    let mut used = vec![false; candidates.len()];
+    for (lo, hi, offset) in ranges(&candidates) {
+        for b in 1..=dataset.raster_count() {
+            let band = dataset.rasterband(b)?;
+            // Buckets one value wide, centred on the values; exact, not sampled.
+            let histogram =
+                band.histogram(lo - 0.5, hi + 0.5, (hi - lo) as usize + 1, false, false)?;
+            for (i, count) in histogram.counts().iter().enumerate() {
+                used[offset + i] |= *count > 0;
+            }
+        }
+    }
+    Ok((candidates, used))
 }
 
 /// The values counted, ascending.

@@ -220,7 +220,7 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
             })
         })
         .transpose()?;
-    let (source, dataset) = Source::open(path, assumed.as_ref())?;
+    let (source, _dataset) = Source::open(path, assumed.as_ref())?;
     if let Some(assumed) = &assumed
         && source.srs != *assumed
     {
@@ -257,7 +257,7 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
         (Some(nodata), _) => (dtype, nodata, None),
         (None, Some(nodata)) => (dtype, nodata, None),
         (None, None) => {
-            let choice = choose_nodata(&dataset, dtype).map_err(|e| IoError::Read {
+            let choice = choose_nodata(path, dtype).map_err(|e| IoError::Read {
                 path: path.into(),
                 reason: gdal_reason(&e),
             })?;

@@ -1,6 +1,7 @@
 //! `gdalwarp` as a library call (`GDALWarp`), which the gdal crate does not
 //! wrap with a choice of resampling.
 
+use super::OutputError;
 use gdal::Dataset;
 use std::ffi::{CStr, CString, c_char};
 
@@ -10,16 +11,18 @@ use std::ffi::{CStr, CString, c_char};
 /// # Errors
 /// GDAL's message when the options are invalid or the warp fails.
 #[allow(unsafe_code)]
-pub fn warp(source: &Dataset, dest: &str, args: &[String]) -> Result<Dataset, String> {
+pub fn warp(source: &Dataset, dest: &str, args: &[String]) -> Result<Dataset, OutputError> {
     let owned: Vec<CString> = args
         .iter()
         .map(|a| {
-            CString::new(a.as_str()).map_err(|_| format!("argument '{a}' contains a NUL byte"))
+            CString::new(a.as_str())
+                .map_err(|_| OutputError::Warp(format!("argument '{a}' contains a NUL byte")))
         })
         .collect::<Result<_, _>>()?;
     let mut argv: Vec<*mut c_char> = owned.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(std::ptr::null_mut());
-    let dest = CString::new(dest).map_err(|_| "destination contains a NUL byte".to_string())?;
+    let dest = CString::new(dest)
+        .map_err(|_| OutputError::Warp("the destination contains a NUL byte".into()))?;
     // SAFETY: `argv` is a NULL-terminated array of valid C strings that
     // outlive the call (`owned`); GDAL copies them into the options. The
     // source handle is valid for the borrow of `source`. A non-null result
@@ -27,7 +30,7 @@ pub fn warp(source: &Dataset, dest: &str, args: &[String]) -> Result<Dataset, St
     unsafe {
         let options = gdal_sys::GDALWarpAppOptionsNew(argv.as_mut_ptr(), std::ptr::null_mut());
         if options.is_null() {
-            return Err(last_error("invalid warp options"));
+            return Err(OutputError::Warp(last_error("invalid warp options")));
         }
         let mut sources = [source.c_dataset()];
         let mut usage_error = 0;
@@ -41,7 +44,7 @@ pub fn warp(source: &Dataset, dest: &str, args: &[String]) -> Result<Dataset, St
         );
         gdal_sys::GDALWarpAppOptionsFree(options);
         if handle.is_null() {
-            return Err(last_error("warp failed"));
+            return Err(OutputError::Warp(last_error("warp failed")));
         }
         Ok(Dataset::from_c_dataset(handle))
     }

@@ -347,20 +347,22 @@ impl Explorer {
         self.screenshot();
     }
 
-    /// Queues an export of the open store to `path` with the panel's settings.
-    pub fn export_to(&mut self, path: PathBuf) {
-        let Some((store, instant)) = self
-            .opened()
-            .map(|o| (o.path.clone(), o.store.instant_of(self.time.t)))
-        else {
-            return;
-        };
-        // A store with a time axis exports the instant on the slider.
+    /// The open store and the export the panel's settings describe (a
+    /// store with a time axis exports the instant on the slider).
+    pub(super) fn export_request(&self) -> Option<(PathBuf, ExportRequest)> {
+        let opened = self.opened()?;
         let request = ExportRequest {
-            instant,
+            instant: opened.store.instant_of(self.time.t),
             ..self.export.request()
         };
-        self.jobs.export(store, path, request);
+        Some((opened.path.clone(), request))
+    }
+
+    /// Queues an export of the open store to `path` with the panel's settings.
+    pub fn export_to(&mut self, path: PathBuf) {
+        if let Some((store, request)) = self.export_request() {
+            self.jobs.export(store, path, request);
+        }
     }
 
     fn status_bar(&self, ui: &mut egui::Ui) {

@@ -8,6 +8,7 @@
 use super::app::Explorer;
 use super::task::Task;
 use super::tiles::TileKey;
+use crate::gdal_io::ExportRequest;
 use std::path::PathBuf;
 
 /// A request from a panel.
@@ -57,10 +58,11 @@ pub enum Command {
 pub enum Answer {
     /// A store to open (none: the dialog was dismissed).
     Store(Option<PathBuf>),
-    /// Rasters to ingest.
-    Rasters(Vec<PathBuf>),
-    /// Where to export.
-    ExportPath(Option<PathBuf>),
+    /// Rasters to ingest, into the store open when they were asked for
+    /// (none: a new store made like the first).
+    Rasters(Option<PathBuf>, Vec<PathBuf>),
+    /// Where to export the store and request of when it was asked.
+    ExportPath(Option<(PathBuf, ExportRequest)>, Option<PathBuf>),
     /// A raster for the structure editor.
     StructureSource(Option<PathBuf>),
     /// Where the editor's new store goes.
@@ -73,22 +75,30 @@ impl Explorer {
         for command in commands {
             match command {
                 Command::PickStore { file } => self.ask(move || Answer::Store(pick_store(file))),
-                Command::PickRasters => self.ask(|| {
-                    Answer::Rasters(
-                        rfd::FileDialog::new()
-                            .set_title("Rasters to ingest")
-                            .pick_files()
-                            .unwrap_or_default(),
-                    )
-                }),
-                Command::PickExportPath { name, extension } => self.ask(move || {
-                    Answer::ExportPath(
-                        rfd::FileDialog::new()
-                            .set_title("Export to")
-                            .add_filter(name, &[extension])
-                            .save_file(),
-                    )
-                }),
+                Command::PickRasters => {
+                    let target = self.opened().map(|o| o.path.clone());
+                    self.ask(move || {
+                        Answer::Rasters(
+                            target,
+                            rfd::FileDialog::new()
+                                .set_title("Rasters to ingest")
+                                .pick_files()
+                                .unwrap_or_default(),
+                        )
+                    });
+                }
+                Command::PickExportPath { name, extension } => {
+                    let export = self.export_request();
+                    self.ask(move || {
+                        Answer::ExportPath(
+                            export,
+                            rfd::FileDialog::new()
+                                .set_title("Export to")
+                                .add_filter(name, &[extension])
+                                .save_file(),
+                        )
+                    });
+                }
                 Command::PickStructureSource => self.ask(|| {
                     Answer::StructureSource(
                         rfd::FileDialog::new()
@@ -128,14 +138,28 @@ impl Explorer {
 
     /// Applies a dialog's answer once it is there.
     pub(super) fn take_answer(&mut self) {
-        let Some(answer) = self.dialog.as_ref().and_then(Task::poll) else {
+        let Some(task) = &self.dialog else {
+            return;
+        };
+        let Some(answer) = task.poll() else {
+            if task.lost() {
+                // The dialog's thread died: let the buttons ask again.
+                self.dialog = None;
+            }
             return;
         };
         self.dialog = None;
         match answer {
             Answer::Store(Some(path)) => self.open(path),
-            Answer::Rasters(files) if !files.is_empty() => self.ingest_files(files),
-            Answer::ExportPath(Some(path)) => self.export_to(path),
+            Answer::Rasters(Some(store), files) => {
+                for file in files {
+                    self.jobs.ingest(file, store.clone());
+                }
+            }
+            Answer::Rasters(None, files) => self.ingest_files(files),
+            Answer::ExportPath(Some((store, request)), Some(path)) => {
+                self.jobs.export(store, path, request);
+            }
             Answer::StructureSource(Some(file)) => self.editor.read_structure_of(file, &self.ctx),
             Answer::NewStoreTarget(Some(path)) => self.editor.target = path.display().to_string(),
             // Dismissed: nothing changes (an open store stays open).

@@ -65,7 +65,8 @@ impl ExportPanel {
             crs: None,
             snap: false,
             interpolate: false,
-            allow_empty: false,
+            // A drawn rectangle is what the user sees: written as drawn.
+            allow_empty: true,
         }
     }
 

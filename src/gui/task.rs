@@ -3,12 +3,15 @@
 //! over a bounded channel, with the UI woken when it is there. The UI
 //! polls it each frame and never waits.
 
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::cell::Cell;
+use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 
 /// A result on its way from a background thread.
 #[derive(Debug)]
 pub struct Task<T> {
     result: Receiver<T>,
+    /// The thread ended without a result (it panicked).
+    lost: Cell<bool>,
 }
 
 impl<T: Send + 'static> Task<T> {
@@ -22,11 +25,27 @@ impl<T: Send + 'static> Task<T> {
             sender.send(work()).ok();
             ctx.request_repaint();
         });
-        Self { result }
+        Self {
+            result,
+            lost: Cell::new(false),
+        }
     }
 
     /// The result, once it is there (handed out once).
     pub fn poll(&self) -> Option<T> {
-        self.result.try_recv().ok()
+        match self.result.try_recv() {
+            Ok(result) => Some(result),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.lost.set(true);
+                None
+            }
+        }
+    }
+
+    /// Whether the thread ended without a result (a bug: it panicked), as
+    /// the last [`Task::poll`] found.
+    pub fn lost(&self) -> bool {
+        self.lost.get()
     }
 }

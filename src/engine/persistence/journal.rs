@@ -125,13 +125,13 @@ impl WriteTxn<'_> {
     /// ends the record. Returns the number of aggregates recomputed.
     ///
     /// # Errors
-    /// I/O, corrupt chunks or cancellation; the record then stays and the
+    /// I/O or corrupt chunks (a cancel no longer stops a write past its
+    /// commit point); the record then stays and the
     /// next writer completes the commit.
     pub(crate) fn commit<T: Element>(
         self,
         staged: Staged<T>,
         progress: &dyn ProgressSink,
-        cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
         let store = self.store;
         // Past the commit point there is no way back: go there only with
@@ -152,7 +152,7 @@ impl WriteTxn<'_> {
             }
             return Err(e);
         }
-        store.finish_commit::<T>(&self.record, Some(staged), progress, cancel)
+        store.finish_commit::<T>(&self.record, Some(staged), progress)
     }
 
     /// Tells `progress` which chunks this write will replace (every level
@@ -191,7 +191,7 @@ impl Store {
     ) -> Result<WriteTxn<'_>, EngineError> {
         self.check_writable()?;
         let serial = self.write_serial();
-        crate::with_dtype!(self.structure().dtype, T => self.repair_pending::<T>(&NoProgress, &CancelToken::new()))?;
+        crate::with_dtype!(self.structure().dtype, T => self.repair_pending::<T>(&NoProgress))?;
         let t = self.planned_time_index(instant)?;
         let mut journal = self.read_journal()?;
         let id = journal.pending.iter().map(|p| p.id + 1).max().unwrap_or(1);
@@ -393,9 +393,11 @@ impl Store {
         pending: &PendingWrite,
         staged: Option<Staged<T>>,
         progress: &dyn ProgressSink,
-        cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
+        let instants = self.time_state().length;
         let t = self.time_index(pending.instant, true)?;
+        // A new instant changes the contents even when no chunk does.
+        let registered = self.time_state().length != instants;
         if t != pending.t {
             return Err(EngineError::Time(format!(
                 "the write was planned for time index {} but got {t}",
@@ -415,8 +417,8 @@ impl Store {
         };
         progress.event(landed([0, pending.staged_levels]));
         self.journal_phase(pending.id, Phase::Aggregating)?;
-        let changed = staged.as_ref().is_none_or(|s| s.base_chunks > 0);
-        let done = self.aggregate_pending::<T>(pending, staged, progress, cancel)?;
+        let changed = registered || staged.as_ref().is_none_or(|s| s.base_chunks > 0);
+        let done = self.aggregate_pending::<T>(pending, staged, progress)?;
         let top = self.grid().top_level();
         if pending.staged_levels < top {
             progress.event(landed([pending.staged_levels + 1, top]));
@@ -433,7 +435,6 @@ impl Store {
         pending: &PendingWrite,
         staged: Option<Staged<T>>,
         progress: &dyn ProgressSink,
-        cancel: &CancelToken,
     ) -> Result<u64, EngineError> {
         let (from, tops) = match staged {
             Some(staged) => (staged.changed_tops, staged.tops),
@@ -445,8 +446,17 @@ impl Store {
             ),
         };
         let top = self.grid().top_level();
-        self.aggregate_up::<T>(pending.t, from, tops, top, Schedule::LIVE, progress, cancel)
-            .map(|(done, _)| done)
+        // Past the commit point a write is finished, not cancelled.
+        self.aggregate_up::<T>(
+            pending.t,
+            from,
+            tops,
+            top,
+            Schedule::LIVE,
+            progress,
+            &CancelToken::new(),
+        )
+        .map(|(done, _)| done)
     }
 
     /// Rolls every unfinished write back (staging) or forward (committing,
@@ -455,11 +465,10 @@ impl Store {
     /// not block the others. Returns how many were repaired.
     ///
     /// # Errors
-    /// Read-only store, I/O or cancellation.
+    /// Read-only store, or I/O.
     pub fn repair_pending<T: Element>(
         &self,
         progress: &dyn ProgressSink,
-        cancel: &CancelToken,
     ) -> Result<usize, EngineError> {
         self.check_writable()?;
         let mut repaired = 0;
@@ -468,11 +477,9 @@ impl Store {
                 Phase::Staging => self
                     .discard_staged(&p)
                     .and_then(|()| self.journal_end(p.id, false)),
-                Phase::Committing => self
-                    .finish_commit::<T>(&p, None, progress, cancel)
-                    .map(drop),
+                Phase::Committing => self.finish_commit::<T>(&p, None, progress).map(drop),
                 Phase::Aggregating => self
-                    .aggregate_pending::<T>(&p, None, progress, cancel)
+                    .aggregate_pending::<T>(&p, None, progress)
                     .and_then(|_| self.journal_end(p.id, true)),
             };
             match result {

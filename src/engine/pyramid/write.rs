@@ -343,12 +343,14 @@ impl Store {
         let staged = match staged {
             Ok(staged) => staged,
             Err(e) => {
-                txn.abort()?;
+                // The cause is what to report: an abort that fails leaves
+                // the journal's record, and the next writer rolls it back.
+                txn.abort().ok();
                 return Err(e);
             }
         };
         let (base_chunks, aggregates) = (staged.base_chunks, staged.aggregates);
-        let above = txn.commit::<T>(staged, progress, cancel)?;
+        let above = txn.commit::<T>(staged, progress)?;
         Ok(WriteReport {
             base_chunks,
             pyramid_chunks: aggregates + above,

@@ -6,6 +6,7 @@
 use super::{ExportFormat, ExportReport, ExportRequest, Resolution};
 use crate::engine::Array;
 use crate::engine::{DType, Storable};
+use crate::gdal_io::IoError;
 use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};
 
@@ -173,27 +174,26 @@ fn sidecar(out: &Path, ext: &str) -> PathBuf {
 /// they are too large to keep.
 ///
 /// # Errors
-/// I/O, as a reason.
+/// I/O, naming the file.
 pub fn collect(
     report: &ExportReport,
     format: ExportFormat,
-) -> Result<Option<ExportedFiles>, String> {
+) -> Result<Option<ExportedFiles>, IoError> {
+    let file_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| IoError::File { path, source }
+    };
     let paths = file_paths(&report.path, format);
     let mut total = 0;
     for (_, p) in &paths {
-        total += std::fs::metadata(p)
-            .map_err(|e| format!("{e}: {}", p.display()))?
-            .len();
+        total += std::fs::metadata(p).map_err(file_error(p))?.len();
     }
     if total > MAX_BYTES {
         return Ok(None);
     }
     let mut files = Vec::new();
     for (ext, p) in paths {
-        files.push((
-            ext,
-            std::fs::read(&p).map_err(|e| format!("{e}: {}", p.display()))?,
-        ));
+        files.push((ext, std::fs::read(&p).map_err(file_error(&p))?));
     }
     Ok(Some(ExportedFiles {
         files,
@@ -208,18 +208,21 @@ pub fn collect(
 /// place. Returns the report the first export gave.
 ///
 /// # Errors
-/// I/O, as a reason.
-pub fn restore(files: &ExportedFiles, out: &Path) -> Result<ExportReport, String> {
+/// I/O, naming the file.
+pub fn restore(files: &ExportedFiles, out: &Path) -> Result<ExportReport, IoError> {
     for (ext, bytes) in &files.files {
         let target = match ext {
             None => out.to_path_buf(),
             Some(ext) => sidecar(out, ext),
         };
-        let tmp = super::temporary_path(&target).map_err(|e| e.to_string())?;
+        let tmp = super::temporary_path(&target)?;
         let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &target));
-        if let Err(e) = written {
+        if let Err(source) = written {
             std::fs::remove_file(&tmp).ok();
-            return Err(format!("{e}: {}", target.display()));
+            return Err(IoError::File {
+                path: target,
+                source,
+            });
         }
     }
     Ok(ExportReport {

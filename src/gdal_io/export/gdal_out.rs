@@ -9,8 +9,9 @@
 
 use super::{ExportFormat, OutputGrid};
 use crate::engine::{CancelToken, Progress, ProgressSink, Resampling, Store};
+use crate::gdal_io::OutputError;
 use crate::gdal_io::cell::GdalCell;
-use crate::gdal_io::source::{gdal_reason, srs_from};
+use crate::gdal_io::source::srs_from;
 use crate::gdal_io::warp;
 use gdal::raster::{Buffer, RasterBand, RasterCreationOptions};
 use gdal::{Dataset, DriverManager};
@@ -18,10 +19,6 @@ use std::path::Path;
 
 /// Output rows per strip.
 const STRIP_ROWS: usize = 256;
-
-fn err(e: gdal::errors::GdalError) -> String {
-    gdal_reason(&e)
-}
 
 /// Writes the output grid to `path` in `format`, reprojected to `crs` when
 /// given.
@@ -36,8 +33,10 @@ pub fn write<T: GdalCell>(
     path: &Path,
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
-) -> Result<Written, String> {
-    let path = path.to_str().ok_or("output path is not UTF-8")?;
+) -> Result<Written, OutputError> {
+    let path = path
+        .to_str()
+        .ok_or_else(|| OutputError::Format("the output path is not UTF-8".into()))?;
     let (driver, options) = driver_options(store, format)?;
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
     let overviews = if format == ExportFormat::Cog {
@@ -55,7 +54,7 @@ pub fn write<T: GdalCell>(
         }
         let dataset = create::<T>(store, output, driver, path, &options)?;
         let has_data = fill::<T>(store, output, &dataset, 0, &phase, cancel)?;
-        dataset.close().map_err(err)?;
+        dataset.close()?;
         return Ok(Written { size, has_data });
     }
     let staging_path = format!(
@@ -73,9 +72,7 @@ pub fn write<T: GdalCell>(
         let has_data = fill::<T>(store, output, &staging, 0, &phase, cancel)?;
         if overviews > 0 {
             let factors: Vec<i32> = (1..=overviews).map(|k| 1 << k).collect();
-            staging
-                .build_overviews("NONE", &factors, &[])
-                .map_err(err)?;
+            staging.build_overviews("NONE", &factors, &[])?;
             for k in 1..=overviews {
                 fill::<T>(store, output, &staging, k, &phase, cancel)?;
             }
@@ -99,8 +96,10 @@ pub fn write_raster<T: GdalCell>(
     format: ExportFormat,
     crs: Option<&str>,
     path: &Path,
-) -> Result<Written, String> {
-    let path = path.to_str().ok_or("output path is not UTF-8")?;
+) -> Result<Written, OutputError> {
+    let path = path
+        .to_str()
+        .ok_or_else(|| OutputError::Format("the output path is not UTF-8".into()))?;
     let (driver, mut options) = driver_options(store, format)?;
     options.retain(|o| !o.starts_with("OVERVIEWS"));
     let resampling = match output.method {
@@ -122,19 +121,15 @@ fn in_memory<T: GdalCell>(
     store: &Store,
     output: &OutputGrid,
     raster: &crate::engine::Raster<T>,
-) -> Result<Dataset, String> {
+) -> Result<Dataset, OutputError> {
     let staging = create::<T>(store, output, "MEM", "", &[])?;
     for (b, plane) in raster.data.outer_iter().enumerate() {
         let values: Vec<T::Io> = plane.iter().map(|v| v.to_io()).collect();
-        staging
-            .rasterband(b + 1)
-            .map_err(err)?
-            .write(
-                (0, 0),
-                (output.cols, output.rows),
-                &mut Buffer::new((output.cols, output.rows), values),
-            )
-            .map_err(err)?;
+        staging.rasterband(b + 1)?.write(
+            (0, 0),
+            (output.cols, output.rows),
+            &mut Buffer::new((output.cols, output.rows), values),
+        )?;
     }
     Ok(staging)
 }
@@ -149,7 +144,7 @@ pub fn warp_raster<T: GdalCell>(
     output: &OutputGrid,
     raster: &crate::engine::Raster<T>,
     crs: &str,
-) -> Result<crate::engine::Raster<T>, String> {
+) -> Result<crate::engine::Raster<T>, OutputError> {
     let staging = in_memory(store, output, raster)?;
     let mut args: Vec<String> = [
         "-of",
@@ -167,16 +162,17 @@ pub fn warp_raster<T: GdalCell>(
     let (cols, rows) = warped.raster_size();
     let mut cells = Vec::with_capacity(warped.raster_count() * cols * rows);
     for b in 1..=warped.raster_count() {
-        let band = warped.rasterband(b).map_err(err)?;
-        cells.extend(
-            crate::gdal_io::cell::read_window::<T>(&band, (0, 0), (cols, rows)).map_err(err)?,
-        );
+        let band = warped.rasterband(b)?;
+        cells.extend(crate::gdal_io::cell::read_window::<T>(
+            &band,
+            (0, 0),
+            (cols, rows),
+        )?);
     }
-    let data = ndarray::Array3::from_shape_vec((warped.raster_count(), rows, cols), cells)
-        .map_err(|e| e.to_string())?;
+    let data = ndarray::Array3::from_shape_vec((warped.raster_count(), rows, cols), cells)?;
     Ok(crate::engine::Raster {
         data,
-        geotransform: warped.geo_transform().map_err(err)?,
+        geotransform: warped.geo_transform()?,
         level: raster.level,
     })
 }
@@ -196,7 +192,7 @@ fn warp_method(method: Resampling) -> &'static str {
 fn driver_options(
     store: &Store,
     format: ExportFormat,
-) -> Result<(&'static str, Vec<String>), String> {
+) -> Result<(&'static str, Vec<String>), OutputError> {
     let level = match store.structure().codec {
         crate::engine::Codec::Zstd { level } => level,
         _ => 3,
@@ -215,7 +211,9 @@ fn driver_options(
             "netCDF",
             vec!["FORMAT=NC4".to_string(), "COMPRESS=DEFLATE".to_string()],
         ),
-        ExportFormat::Png => return Err("PNG is written without GDAL".into()),
+        ExportFormat::Png => {
+            return Err(OutputError::Format("PNG is written without GDAL".into()));
+        }
     })
 }
 
@@ -229,7 +227,7 @@ fn finish(
     crs: Option<&str>,
     path: &str,
     has_data: bool,
-) -> Result<Written, String> {
+) -> Result<Written, OutputError> {
     match crs {
         Some(crs) => {
             let method = warp_method(output.method);
@@ -243,17 +241,13 @@ fn finish(
             }
             let warped = warp::warp(staging, path, &args)?;
             let size = warped.raster_size();
-            warped.close().map_err(err)?;
+            warped.close()?;
             Ok(Written { size, has_data })
         }
         None => {
-            let driver = DriverManager::get_driver_by_name(driver).map_err(err)?;
+            let driver = DriverManager::get_driver_by_name(driver)?;
             let options = RasterCreationOptions::from_iter(options.iter().copied());
-            staging
-                .create_copy(&driver, path, &options)
-                .map_err(err)?
-                .close()
-                .map_err(err)?;
+            staging.create_copy(&driver, path, &options)?.close()?;
             Ok(Written {
                 size: (output.cols, output.rows),
                 has_data,
@@ -279,23 +273,20 @@ fn create<T: GdalCell>(
     driver: &str,
     path: &str,
     options: &[&str],
-) -> Result<Dataset, String> {
-    let driver = DriverManager::get_driver_by_name(driver).map_err(err)?;
+) -> Result<Dataset, OutputError> {
+    let driver = DriverManager::get_driver_by_name(driver)?;
     let options = RasterCreationOptions::from_iter(options.iter().copied());
     let bands = store.structure().band_count();
-    let mut ds = driver
-        .create_with_band_type_with_options::<T::Io, _>(
-            path,
-            output.cols,
-            output.rows,
-            bands,
-            &options,
-        )
-        .map_err(err)?;
-    ds.set_geo_transform(&output.geotransform()).map_err(err)?;
-    ds.set_spatial_ref(&srs_from(&store.structure().crs.wkt).map_err(err)?)
-        .map_err(err)?;
-    super::describe_bands(&ds, store).map_err(err)?;
+    let mut ds = driver.create_with_band_type_with_options::<T::Io, _>(
+        path,
+        output.cols,
+        output.rows,
+        bands,
+        &options,
+    )?;
+    ds.set_geo_transform(&output.geotransform())?;
+    ds.set_spatial_ref(&srs_from(&store.structure().crs.wkt)?)?;
+    super::describe_bands(&ds, store)?;
     Ok(ds)
 }
 
@@ -316,7 +307,7 @@ fn fill<T: GdalCell>(
     k: u8,
     phase: &Progress<'_>,
     cancel: &CancelToken,
-) -> Result<bool, String> {
+) -> Result<bool, OutputError> {
     let factor = 1usize << k;
     let nodata = store.nodata::<T>();
     let mut has_data = false;
@@ -327,19 +318,17 @@ fn fill<T: GdalCell>(
     ];
     let level = store.level_for(cell);
     for r0 in (0..rows).step_by(STRIP_ROWS) {
-        cancel.check().map_err(|e| e.to_string())?;
+        cancel.check()?;
         let n = STRIP_ROWS.min(rows - r0);
         let strip = output.strip(factor, r0, n);
-        let raster = store
-            .read_extent_at::<T>(output.t, level, &strip, cell, output.method)
-            .map_err(|e| e.to_string())?;
+        let raster = store.read_extent_at::<T>(output.t, level, &strip, cell, output.method)?;
         has_data = has_data || raster.data.iter().any(|v| v.is_valid(nodata));
         for (b, plane) in raster.data.outer_iter().enumerate() {
-            let band = dataset.rasterband(b + 1).map_err(err)?;
+            let band = dataset.rasterband(b + 1)?;
             let mut band: RasterBand<'_> = if k == 0 {
                 band
             } else {
-                band.overview(usize::from(k) - 1).map_err(err)?
+                band.overview(usize::from(k) - 1)?
             };
             let values: Vec<T::Io> = plane.iter().map(|v| v.to_io()).collect();
             #[allow(clippy::cast_possible_wrap)]
@@ -347,8 +336,7 @@ fn fill<T: GdalCell>(
                 (0, r0 as isize),
                 (cols, n),
                 &mut Buffer::new((cols, n), values),
-            )
-            .map_err(err)?;
+            )?;
         }
         phase.add(n as u64, (n * cols * T::DTYPE.size()) as u64);
     }

@@ -15,9 +15,9 @@ mod png;
 
 pub use between::Between;
 
-use super::IoError;
 use super::cell::GdalCell;
 use super::source::{parse_crs, srs_from};
+use super::{IoError, OutputError};
 use crate::engine::catalogue::cache::Provenance as _;
 use crate::engine::{
     CancelToken, EngineError, Extent, FunctionCache, Progress, ProgressSink, Resampling, Store,
@@ -192,10 +192,7 @@ pub fn export_with(
     match cache.get_from::<cached::ExportedFiles>(cached::FUNCTION, &args, store) {
         Ok(Some(files)) => {
             Progress::phase(progress, "export (from the cache)", 1).add(1, 0);
-            let report = cached::restore(&files, out).map_err(|reason| IoError::Write {
-                path: out.into(),
-                reason,
-            })?;
+            let report = cached::restore(&files, out)?;
             return Ok((report, None));
         }
         Ok(None) => {}
@@ -207,12 +204,13 @@ pub fn export_with(
     let Some(sources) = recording.end() else {
         return Ok((report, warning));
     };
-    let kept = cached::collect(&report, request.format).and_then(|files| match files {
-        Some(files) => cache
+    let kept = match cached::collect(&report, request.format) {
+        Ok(Some(files)) => cache
             .put_from(cached::FUNCTION, &args, &files, &sources)
             .map_err(|e| e.to_string()),
-        None => Ok(()),
-    });
+        Ok(None) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
     if let Err(e) = kept {
         warning.get_or_insert(format!("cache: {e}"));
     }
@@ -271,7 +269,7 @@ fn export_typed<T: GdalCell>(
                     output.cell,
                     output.method,
                 )
-                .map_err(|e| e.to_string())
+                .map_err(OutputError::from)
                 .and_then(|raster| png_of(store, &output, &raster, request.crs.as_deref(), &tmp))
                 .map(|(w, gt)| {
                     png_geotransform = gt;
@@ -297,10 +295,10 @@ fn export_typed<T: GdalCell>(
         return Err(no_data_in(store, bbox, output.t));
     }
     let result = written.and_then(|w| {
-        std::fs::rename(&tmp, out).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, out)?;
         if request.format == ExportFormat::Png {
             let crs = request.crs.as_deref().unwrap_or(&store.structure().crs.wkt);
-            let srs = parse_crs(crs)?;
+            let srs = parse_crs(crs).map_err(|e| OutputError::Format(e.to_string()))?;
             png::write_georeference(&png_geotransform, &srs, out)?;
         }
         Ok(w)
@@ -337,7 +335,7 @@ fn png_of<T: GdalCell>(
     raster: &crate::engine::Raster<T>,
     crs: Option<&str>,
     tmp: &Path,
-) -> Result<(Written, [f64; 6]), String> {
+) -> Result<(Written, [f64; 6]), OutputError> {
     let warped;
     let raster = match crs {
         Some(crs) => {
@@ -448,6 +446,8 @@ fn plan_output<T: GdalCell>(
                 }
             }
         };
+    // The size of a warped output, in its own CRS, when it is set there.
+    let mut warped_size = None;
     let (cell, warp) = match &request.crs {
         None => (
             output_cell(store, request.resolution, &extent, out)?,
@@ -462,14 +462,21 @@ fn plan_output<T: GdalCell>(
                 extent.height() / target.height(),
             ];
             let (cell, warp) = match request.resolution {
-                Resolution::Cell(r) if r.is_finite() && r > 0.0 => (
-                    [r * ratio[0], r * ratio[1]],
-                    vec!["-tr".to_string(), r.to_string(), r.to_string()],
-                ),
-                Resolution::Size(w, h) if w > 0 || h > 0 => (
-                    size_cell(&extent, w, h),
-                    vec!["-ts".to_string(), w.to_string(), h.to_string()],
-                ),
+                Resolution::Cell(r) if r.is_finite() && r > 0.0 => {
+                    warped_size = Some((target.width() / r, target.height() / r));
+                    (
+                        [r * ratio[0], r * ratio[1]],
+                        vec!["-tr".to_string(), r.to_string(), r.to_string()],
+                    )
+                }
+                Resolution::Size(w, h) if w > 0 || h > 0 => {
+                    let c = size_cell(&target, w, h);
+                    warped_size = Some((target.width() / c[0], target.height() / c[1]));
+                    (
+                        size_cell(&extent, w, h),
+                        vec!["-ts".to_string(), w.to_string(), h.to_string()],
+                    )
+                }
                 other => (output_cell(store, other, &extent, out)?, Vec::new()),
             };
             // Read the level's own cells; GDAL does all the resampling.
@@ -508,11 +515,14 @@ fn plan_output<T: GdalCell>(
     } else {
         MAX_STAGED_CELLS
     };
-    if cols.round() * rows.round() > limit {
+    // A warped output is as large as asked for in its CRS.
+    let (big_cols, big_rows) =
+        warped_size.map_or((cols, rows), |(c, r)| (cols.max(c), rows.max(r)));
+    if big_cols.round() * big_rows.round() > limit {
         return Err(IoError::Mismatch {
             path: out.into(),
             reason: format!(
-                "an output of {cols:.0} x {rows:.0} cells is too large (at most {limit:.0} cells{}); choose a coarser --resolution or --level",
+                "an output of {big_cols:.0} x {big_rows:.0} cells is too large (at most {limit:.0} cells{}); choose a coarser --resolution or --level",
                 if limit < MAX_CELLS {
                     " for this format; GeoTIFF allows more"
                 } else {
@@ -578,7 +588,7 @@ fn temporary_path(out: &Path) -> Result<PathBuf, IoError> {
         .and_then(|n| n.to_str())
         .ok_or_else(|| IoError::Write {
             path: out.into(),
-            reason: "not a file name".into(),
+            reason: OutputError::Format("not a file name".into()),
         })?;
     let dir = out
         .parent()
@@ -587,7 +597,7 @@ fn temporary_path(out: &Path) -> Result<PathBuf, IoError> {
     if !dir.is_dir() {
         return Err(IoError::Write {
             path: dir.into(),
-            reason: "no such folder".into(),
+            reason: OutputError::Format("no such folder".into()),
         });
     }
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("tmp");

@@ -13,7 +13,8 @@
 
 use super::OutputGrid;
 use crate::engine::persistence::codec;
-use crate::engine::{ChunkLoc, Codec, DType, Store, Window};
+use crate::engine::{ChunkLoc, Codec, DType, EngineError, Store, Window};
+use crate::gdal_io::OutputError;
 use crate::gdal_io::cell::GdalCell;
 use gdal::DriverManager;
 use gdal::raster::RasterCreationOptions;
@@ -60,7 +61,7 @@ pub fn try_write<T: GdalCell>(
     output: &OutputGrid,
     path: &str,
     creation: &[&str],
-) -> Result<Option<bool>, String> {
+) -> Result<Option<bool>, OutputError> {
     let Some(window) = aligned_window(store, output) else {
         return Ok(None);
     };
@@ -80,20 +81,16 @@ pub fn try_write<T: GdalCell>(
         let across = output.cols.div_ceil(w as usize);
         locs.chunks(across).map(<[ChunkLoc]>::to_vec).collect()
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| e.to_string())?;
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
     let (arrays, big) = tile_arrays(&mut file)?;
     let tiles = chunk_rows.iter().map(Vec::len).sum::<usize>();
     if arrays.iter().any(|a| a.count != tiles as u64) {
-        return Err(format!(
+        return Err(OutputError::Format(format!(
             "GDAL wrote {} tile slots, expected {tiles}",
             arrays[0].count
-        ));
+        )));
     }
-    let mut end = file.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
+    let mut end = file.seek(SeekFrom::End(0))?;
     let mut offsets = Vec::with_capacity(tiles);
     let mut counts = Vec::with_capacity(tiles);
     let mut empty_tile: Option<(u64, u64)> = None;
@@ -101,22 +98,23 @@ pub fn try_write<T: GdalCell>(
         let fetched: Vec<Option<Vec<u8>>> = row
             .par_iter()
             .map(|loc| {
-                let stored = store
-                    .stored_chunk(output.t, *loc)
-                    .map_err(|e| e.to_string())?;
+                let stored = store.stored_chunk(output.t, *loc)?;
                 if let Some(bytes) = &stored {
                     codec::decode(s.codec, bytes, store.chunk_bytes()).map_err(|reason| {
-                        let key = store.chunk_key(output.t, *loc);
-                        format!("corrupt chunk {key} in {}: {reason}", store.location())
+                        EngineError::Corrupt {
+                            key: store.chunk_key(output.t, *loc).to_string(),
+                            store: store.location(),
+                            reason,
+                        }
                     })?;
                 }
                 Ok(stored)
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, OutputError>>()?;
         for bytes in fetched {
             let (offset, len) = match bytes {
                 Some(bytes) => {
-                    file.write_all(&bytes).map_err(|e| e.to_string())?;
+                    file.write_all(&bytes)?;
                     let placed = (end, bytes.len() as u64);
                     end += bytes.len() as u64;
                     placed
@@ -125,7 +123,7 @@ pub fn try_write<T: GdalCell>(
                     Some(placed) => placed,
                     None => {
                         let bytes = nodata_tile(store)?;
-                        file.write_all(&bytes).map_err(|e| e.to_string())?;
+                        file.write_all(&bytes)?;
                         let placed = (end, bytes.len() as u64);
                         end += bytes.len() as u64;
                         empty_tile = Some(placed);
@@ -138,7 +136,9 @@ pub fn try_write<T: GdalCell>(
         }
     }
     if !big && end > u64::from(u32::MAX) {
-        return Err("output exceeds 4 GB in a classic TIFF".into());
+        return Err(OutputError::Format(
+            "the output exceeds 4 GB in a classic TIFF".into(),
+        ));
     }
     for (array, values) in arrays.iter().zip([&offsets, &counts]) {
         array.write(&mut file, values)?;
@@ -149,7 +149,7 @@ pub fn try_write<T: GdalCell>(
 }
 
 /// One encoded chunk of nodata cells.
-fn nodata_tile(store: &Store) -> Result<Vec<u8>, String> {
+fn nodata_tile(store: &Store) -> Result<Vec<u8>, OutputError> {
     let s = store.structure();
     let raw: Vec<u8> = crate::with_dtype!(s.dtype, T => {
         let nodata: T = store.nodata();
@@ -159,7 +159,7 @@ fn nodata_tile(store: &Store) -> Result<Vec<u8>, String> {
         }
         raw
     });
-    codec::encode(s.codec, &raw).map_err(|e| e.to_string())
+    Ok(codec::encode(s.codec, &raw)?)
 }
 
 /// A sparse tiled GeoTIFF of the output's size, georeferencing and nodata.
@@ -168,18 +168,22 @@ fn create_header<T: GdalCell>(
     output: &OutputGrid,
     path: &str,
     options: &[&str],
-) -> Result<(), String> {
-    let err = |e: gdal::errors::GdalError| crate::gdal_io::source::gdal_reason(&e);
-    let driver = DriverManager::get_driver_by_name("GTiff").map_err(err)?;
+) -> Result<(), OutputError> {
+    let driver = DriverManager::get_driver_by_name("GTiff")?;
     let options = RasterCreationOptions::from_iter(options.iter().copied());
-    let mut ds = driver
-        .create_with_band_type_with_options::<T::Io, _>(path, output.cols, output.rows, 1, &options)
-        .map_err(err)?;
-    ds.set_geo_transform(&output.geotransform()).map_err(err)?;
-    ds.set_spatial_ref(&crate::gdal_io::source::srs_from(&store.structure().crs.wkt).map_err(err)?)
-        .map_err(err)?;
-    super::describe_bands(&ds, store).map_err(err)?;
-    ds.close().map_err(err)
+    let mut ds = driver.create_with_band_type_with_options::<T::Io, _>(
+        path,
+        output.cols,
+        output.rows,
+        1,
+        &options,
+    )?;
+    ds.set_geo_transform(&output.geotransform())?;
+    ds.set_spatial_ref(&crate::gdal_io::source::srs_from(
+        &store.structure().crs.wkt,
+    )?)?;
+    super::describe_bands(&ds, store)?;
+    Ok(ds.close()?)
 }
 
 /// A TileOffsets or TileByteCounts entry of the first IFD.
@@ -197,15 +201,15 @@ impl TagArray {
     /// entry when they fit, else appended at the end of the file, with the
     /// entry's type and pointer rewritten (GDAL may have chosen SHORT for a
     /// sparse file's zero byte counts).
-    fn write(&self, file: &mut std::fs::File, values: &[u64]) -> Result<(), String> {
-        let io = |e: std::io::Error| e.to_string();
+    fn write(&self, file: &mut std::fs::File, values: &[u64]) -> Result<(), OutputError> {
         let mut bytes = Vec::with_capacity(values.len() * 8);
         for v in values {
             if self.big {
                 bytes.extend_from_slice(&v.to_le_bytes());
             } else {
-                let v = u32::try_from(*v)
-                    .map_err(|_| "tile offset beyond 4 GB in a classic TIFF".to_string())?;
+                let v = u32::try_from(*v).map_err(|_| {
+                    OutputError::Format("a tile offset beyond 4 GB in a classic TIFF".into())
+                })?;
                 bytes.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -215,39 +219,39 @@ impl TagArray {
             bytes.resize(inline, 0);
             bytes
         } else {
-            let mut at = file.seek(SeekFrom::End(0)).map_err(io)?;
+            let mut at = file.seek(SeekFrom::End(0))?;
             if at % 2 == 1 {
                 // TIFF wants arrays on word boundaries.
-                file.write_all(&[0]).map_err(io)?;
+                file.write_all(&[0])?;
                 at += 1;
             }
-            file.write_all(&bytes).map_err(io)?;
+            file.write_all(&bytes)?;
             if self.big {
                 at.to_le_bytes().to_vec()
             } else {
                 u32::try_from(at)
-                    .map_err(|e| e.to_string())?
+                    .map_err(|_| {
+                        OutputError::Format("tile data beyond 4 GB in a classic TIFF".into())
+                    })?
                     .to_le_bytes()
                     .to_vec()
             }
         };
-        file.seek(SeekFrom::Start(self.entry_at + 2)).map_err(io)?;
-        file.write_all(&kind.to_le_bytes()).map_err(io)?;
-        file.seek(SeekFrom::Start(self.entry_at + value_at))
-            .map_err(io)?;
-        file.write_all(&value).map_err(io)
+        file.seek(SeekFrom::Start(self.entry_at + 2))?;
+        file.write_all(&kind.to_le_bytes())?;
+        file.seek(SeekFrom::Start(self.entry_at + value_at))?;
+        Ok(file.write_all(&value)?)
     }
 }
 
 /// Finds TileOffsets and TileByteCounts in the first IFD of a little-endian
 /// classic or BigTIFF file. Returns them and whether the file is BigTIFF.
-fn tile_arrays(file: &mut std::fs::File) -> Result<([TagArray; 2], bool), String> {
-    let io = |e: std::io::Error| e.to_string();
+fn tile_arrays(file: &mut std::fs::File) -> Result<([TagArray; 2], bool), OutputError> {
     let mut head = [0u8; 16];
-    file.seek(SeekFrom::Start(0)).map_err(io)?;
-    file.read_exact(&mut head).map_err(io)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.read_exact(&mut head)?;
     if &head[..2] != b"II" {
-        return Err("GDAL wrote a big-endian TIFF".into());
+        return Err(OutputError::Format("GDAL wrote a big-endian TIFF".into()));
     }
     let le16 = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]);
     let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -255,7 +259,7 @@ fn tile_arrays(file: &mut std::fs::File) -> Result<([TagArray; 2], bool), String
     let big = match le16(&head[2..4]) {
         42 => false,
         43 => true,
-        v => return Err(format!("not a TIFF (version {v})")),
+        v => return Err(OutputError::Format(format!("not a TIFF (version {v})"))),
     };
     let ifd = if big {
         le64(&head[8..16])
@@ -264,15 +268,17 @@ fn tile_arrays(file: &mut std::fs::File) -> Result<([TagArray; 2], bool), String
     };
     let (count_len, entry_len) = if big { (8, 20) } else { (2, 12) };
     let mut count_bytes = vec![0u8; count_len];
-    file.seek(SeekFrom::Start(ifd)).map_err(io)?;
-    file.read_exact(&mut count_bytes).map_err(io)?;
+    file.seek(SeekFrom::Start(ifd))?;
+    file.read_exact(&mut count_bytes)?;
     let entries = if big {
         le64(&count_bytes)
     } else {
         u64::from(le16(&count_bytes))
     };
-    let mut table = vec![0u8; usize::try_from(entries).map_err(|e| e.to_string())? * entry_len];
-    file.read_exact(&mut table).map_err(io)?;
+    let entries = usize::try_from(entries)
+        .map_err(|_| OutputError::Format(format!("a TIFF directory of {entries} entries")))?;
+    let mut table = vec![0u8; entries * entry_len];
+    file.read_exact(&mut table)?;
     let mut found: [Option<TagArray>; 2] = [None, None];
     for (i, entry) in table.chunks_exact(entry_len).enumerate() {
         let tag = le16(&entry[0..2]);
@@ -295,6 +301,6 @@ fn tile_arrays(file: &mut std::fs::File) -> Result<([TagArray; 2], bool), String
     }
     match found {
         [Some(a), Some(b)] => Ok(([a, b], big)),
-        _ => Err("GDAL wrote no tile arrays".into()),
+        _ => Err(OutputError::Format("GDAL wrote no tile arrays".into())),
     }
 }

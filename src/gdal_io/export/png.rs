@@ -4,6 +4,7 @@
 
 use super::Written;
 use crate::engine::{Element, Palette, Raster};
+use crate::gdal_io::OutputError;
 use crate::render::quicklook_rgba;
 use std::path::Path;
 
@@ -17,12 +18,13 @@ pub fn write_png<T: Element>(
     nodata: T,
     palette: Option<&Palette>,
     path: &Path,
-) -> Result<Written, String> {
+) -> Result<Written, OutputError> {
     let view = raster.data.view();
     let (_, rows, cols) = raster.data.dim();
     let rgba = quicklook_rgba(&view, nodata, palette);
-    let w = u32::try_from(cols).map_err(|e| e.to_string())?;
-    let h = u32::try_from(rows).map_err(|e| e.to_string())?;
+    let too_large = |_| OutputError::Format(format!("a {cols} x {rows} PNG is too large"));
+    let w = u32::try_from(cols).map_err(too_large)?;
+    let h = u32::try_from(rows).map_err(too_large)?;
     image::save_buffer_with_format(
         path,
         &rgba,
@@ -30,8 +32,7 @@ pub fn write_png<T: Element>(
         h,
         image::ExtendedColorType::Rgba8,
         image::ImageFormat::Png,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let has_data = view.iter().any(|v| v.is_valid(nodata));
     Ok(Written {
         size: (cols, rows),
@@ -49,18 +50,20 @@ pub fn write_georeference(
     gt: &[f64; 6],
     srs: &gdal::spatial_ref::SpatialRef,
     png: &Path,
-) -> Result<(), String> {
+) -> Result<(), OutputError> {
     write_world_file(gt, png)?;
-    let reason = |e: gdal::errors::GdalError| crate::gdal_io::source::gdal_reason(&e);
     // GDAL keeps what a PNG cannot hold in its auxiliary file, written as
     // the dataset closes.
-    let mut dataset = gdal::Dataset::open(png).map_err(reason)?;
-    dataset.set_spatial_ref(srs).map_err(reason)?;
-    dataset.set_geo_transform(gt).map_err(reason)?;
-    dataset.close().map_err(reason)?;
+    let mut dataset = gdal::Dataset::open(png)?;
+    dataset.set_spatial_ref(srs)?;
+    dataset.set_geo_transform(gt)?;
+    dataset.close()?;
     let aux = aux_xml_path(png);
     if !aux.exists() {
-        return Err(format!("GDAL wrote no {}", aux.display()));
+        return Err(OutputError::Format(format!(
+            "GDAL wrote no {}",
+            aux.display()
+        )));
     }
     Ok(())
 }
@@ -77,7 +80,7 @@ pub fn aux_xml_path(path: &Path) -> std::path::PathBuf {
 ///
 /// # Errors
 /// The file cannot be written.
-fn write_world_file(gt: &[f64; 6], png: &Path) -> Result<(), String> {
+fn write_world_file(gt: &[f64; 6], png: &Path) -> Result<(), OutputError> {
     let world = format!(
         "{}\n0\n0\n{}\n{}\n{}\n",
         gt[1],
@@ -85,5 +88,5 @@ fn write_world_file(gt: &[f64; 6], png: &Path) -> Result<(), String> {
         gt[0] + gt[1] / 2.0,
         gt[3] + gt[5] / 2.0
     );
-    std::fs::write(png.with_extension("pgw"), world).map_err(|e| e.to_string())
+    Ok(std::fs::write(png.with_extension("pgw"), world)?)
 }
