@@ -3,7 +3,7 @@
 //! kept in the function cache under the store's state token, so it is
 //! computed once per state of the store, also across restarts.
 
-use crate::engine::Array;
+use crate::engine::{Array, NotStored};
 use crate::engine::{Cached, DType, Element, FunctionCache, Resampling, Storable, Store};
 use crate::with_dtype;
 use serde_json::{Value as Json, json};
@@ -34,14 +34,14 @@ impl Storable for Quicklook {
         (array.unwrap_or(fallback), Json::Null)
     }
 
-    fn from_stored(array: Array, _extra: Json) -> Result<Self, String> {
+    fn from_stored(array: Array, _extra: Json) -> Result<Self, NotStored> {
         match array.shape() {
             [h, w, 4] if array.dtype() == DType::U8 => Ok(Self {
                 width: *w,
                 height: *h,
                 rgba: array.le_bytes().to_vec(),
             }),
-            other => Err(format!("not a picture: {} {other:?}", array.dtype())),
+            other => Err(format!("not a picture: {} {other:?}", array.dtype()).into()),
         }
     }
 }

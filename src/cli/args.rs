@@ -364,7 +364,7 @@ fn parse_pair_or_one(s: &str) -> Result<[f64; 2], String> {
 /// A message naming the text.
 pub fn parse_bbox(s: &str) -> Result<Extent, String> {
     let v = parse_list(s, 4)?;
-    Extent::new(v[0], v[1], v[2], v[3])
+    Extent::new(v[0], v[1], v[2], v[3]).map_err(|e| e.to_string())
 }
 
 fn parse_wxh(s: &str) -> Result<[u64; 2], String> {

@@ -58,10 +58,10 @@ pub fn run(action: &CacheAction) -> anyhow::Result<()> {
             let older_than = older_than
                 .as_deref()
                 .map(|t| {
-                    crate::engine::grid::time::parse_step(t)
-                        .and_then(|s| u64::try_from(s).map_err(|e| e.to_string()))
-                        .map(Duration::from_secs)
-                        .map_err(anyhow::Error::msg)
+                    let seconds = crate::engine::grid::time::parse_step(t)?;
+                    let seconds = u64::try_from(seconds)
+                        .map_err(|_| anyhow::anyhow!("--older-than '{t}' is negative"))?;
+                    anyhow::Ok(Duration::from_secs(seconds))
                 })
                 .transpose()?;
             let args = args

@@ -20,7 +20,7 @@ pub use catalogue::array::Array;
 pub use catalogue::cache::{CacheError, Cached, ClearFilter, EntryInfo, FunctionCache};
 pub use catalogue::history::{IngestRecord, Note, WriteKind};
 pub use catalogue::interpolate::{InterpolateError, Interpolated, Interpolating};
-pub use catalogue::storable::Storable;
+pub use catalogue::storable::{NotStored, Storable};
 pub use error::EngineError;
 pub use grid::dtype::{DType, Element, all_nodata};
 pub use grid::structure::{

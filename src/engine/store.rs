@@ -405,7 +405,8 @@ impl Store {
                 Ok(known.map_or(state.length, |k| u32::try_from(k).unwrap_or(u32::MAX)))
             }
             (Some(TimeAxis::Regular { origin, step }), Some(i)) => {
-                TimeAxis::regular_index(*origin, *step, i).map_err(EngineError::Time)
+                TimeAxis::regular_index(*origin, *step, i)
+                    .map_err(|e| EngineError::Time(e.to_string()))
             }
             _ => self.time_index(instant, false),
         }
@@ -432,9 +433,8 @@ impl Store {
         };
         let state = self.time_state();
         let index = match axis {
-            TimeAxis::Regular { origin, step } => {
-                TimeAxis::regular_index(*origin, *step, instant).map_err(EngineError::Time)?
-            }
+            TimeAxis::Regular { origin, step } => TimeAxis::regular_index(*origin, *step, instant)
+                .map_err(|e| EngineError::Time(e.to_string()))?,
             TimeAxis::Irregular => match state.instants.iter().position(|t| *t == instant) {
                 Some(i) => {
                     u32::try_from(i).map_err(|_| EngineError::Time("too many instants".into()))?

@@ -463,10 +463,7 @@ fn plan(
             path: path.clone(),
             reason: format!("cannot transform to the store CRS: {e}"),
         })?;
-    let extent = Extent::new(b[0], b[1], b[2], b[3]).map_err(|reason| IoError::Mismatch {
-        path: path.clone(),
-        reason,
-    })?;
+    let extent = Extent::new(b[0], b[1], b[2], b[3]).map_err(outside)?;
     let window = grid.cover(0, &extent).map_err(outside)?;
     let snapped = grid.window_extent(0, &window);
     let method = match structure.resampling {

@@ -18,8 +18,8 @@ pub use export::{
 pub use ingest::{IngestOptions, IngestReport, ingest};
 pub use nodata::{NodataChoice, choose_nodata};
 pub use source::{
-    Like, LikeOverrides, Source, area_of_use, crs_of, domain_levels_for, parse_crs, resolve_crs,
-    srs_from, structure_like,
+    CrsError, Like, LikeOverrides, Source, area_of_use, crs_of, domain_levels_for, parse_crs,
+    resolve_crs, srs_from, structure_like,
 };
 
 use crate::engine::DType;

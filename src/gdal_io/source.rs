@@ -75,14 +75,25 @@ fn palette_of(table: &gdal::raster::ColorTable<'_>) -> Option<Palette> {
     Palette::new(colors).ok()
 }
 
+/// Why text names no CRS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrsError {
+    /// Nothing was given.
+    #[error("enter an EPSG code (e.g. EPSG:4326) or WKT")]
+    Empty,
+    /// GDAL does not know it.
+    #[error("unknown CRS '{0}'")]
+    Unknown(String),
+}
+
 /// A CRS typed by a user — an EPSG code (`EPSG:4326`, or just `4326`), WKT
 /// or a PROJ string — with its area of use in its own units.
 ///
 /// # Errors
-/// GDAL's reason when it cannot parse the text.
-pub fn resolve_crs(text: &str) -> Result<(Crs, Option<[f64; 4]>), String> {
+/// [`CrsError`] when the text names none.
+pub fn resolve_crs(text: &str) -> Result<(Crs, Option<[f64; 4]>), CrsError> {
     if text.trim().is_empty() {
-        return Err("enter an EPSG code (e.g. EPSG:4326) or WKT".into());
+        return Err(CrsError::Empty);
     }
     let srs = parse_crs(text)?;
     Ok((crs_of(&srs), area_of_use(&srs)))
@@ -214,9 +225,9 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
         .crs
         .as_deref()
         .map(|text| {
-            parse_crs(text).map_err(|reason| IoError::Mismatch {
+            parse_crs(text).map_err(|e| IoError::Mismatch {
                 path: path.into(),
-                reason,
+                reason: e.to_string(),
             })
         })
         .transpose()?;
@@ -297,15 +308,15 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
 /// A CRS typed by a user, as a spatial reference.
 ///
 /// # Errors
-/// "unknown CRS 'TEXT'" when GDAL does not know it.
-pub fn parse_crs(text: &str) -> Result<SpatialRef, String> {
+/// [`CrsError::Unknown`] when GDAL does not know it.
+pub fn parse_crs(text: &str) -> Result<SpatialRef, CrsError> {
     let text = text.trim();
     let definition = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         format!("EPSG:{text}")
     } else {
         text.to_string()
     };
-    srs_from(&definition).map_err(|_| format!("unknown CRS '{text}'"))
+    srs_from(&definition).map_err(|_| CrsError::Unknown(text.to_string()))
 }
 
 /// The fewest domain levels whose domain, centred on `anchor`, covers the

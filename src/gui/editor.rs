@@ -45,7 +45,9 @@ impl CrsLookup {
         let owned = text.to_string();
         // A lookup for text since replaced is dropped with its task.
         let task = Task::spawn(ctx, move || {
-            resolve_crs(&owned).map(|(crs, area)| ResolvedCrs { crs, area })
+            resolve_crs(&owned)
+                .map(|(crs, area)| ResolvedCrs { crs, area })
+                .map_err(|e| e.to_string())
         });
         self.text = Some(text.to_string());
         self.result = None;

@@ -324,10 +324,10 @@ impl Form {
             TimeKind::Irregular => Ok(Some(TimeAxis::Irregular)),
             TimeKind::Regular => {
                 let axis = TimeAxis::Regular {
-                    origin: parse_instant(self.time_origin.trim())?,
-                    step: parse_step(&self.time_step)?,
+                    origin: parse_instant(self.time_origin.trim()).map_err(|e| e.to_string())?,
+                    step: parse_step(&self.time_step).map_err(|e| e.to_string())?,
                 };
-                axis.validate()?;
+                axis.validate().map_err(|e| e.to_string())?;
                 Ok(Some(axis))
             }
         }

@@ -150,26 +150,70 @@ impl RecordHead {
     }
 }
 
+/// Why there is no whole, valid record at a place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Fewer bytes than a record header.
+    #[error("the record is cut short")]
+    CutShort,
+    /// The bytes do not start with a record's magic.
+    #[error("no record there (bad magic)")]
+    BadMagic,
+    /// A key length of 0 or beyond [`MAX_KEY_LEN`].
+    #[error("the record declares a key of {0} bytes")]
+    KeyLength(u32),
+    /// A kind code that is not known.
+    #[error("the record has kind {0}")]
+    Kind(u32),
+    /// A record whose header is bad, at an offset.
+    #[error("record at {at}: {reason}")]
+    At {
+        /// The record's offset.
+        at: u64,
+        /// What is wrong with its header.
+        reason: Box<RecordError>,
+    },
+    /// A value that reaches past the bytes.
+    #[error("record at {at} declares {len} value bytes, past the end of the pack")]
+    PastEnd {
+        /// The record's offset.
+        at: u64,
+        /// Its value's length.
+        len: u64,
+    },
+    /// A key that is not UTF-8.
+    #[error("record at {0} has a key that is not UTF-8")]
+    KeyNotUtf8(u64),
+    /// A record whose CRC-32 does not match its key and value.
+    #[error("record at {at} ({key}) fails its checksum")]
+    Checksum {
+        /// The record's offset.
+        at: u64,
+        /// Its key.
+        key: String,
+    },
+}
+
 /// Checks and reads a record's fixed header (its first
 /// [`RECORD_HEADER_LEN`] bytes).
 ///
 /// # Errors
-/// A reason: too short, bad magic, a bad key length or kind.
-pub fn parse_head(header: &[u8]) -> Result<RecordHead, String> {
+/// Too short, bad magic, a bad key length or kind.
+pub fn parse_head(header: &[u8]) -> Result<RecordHead, RecordError> {
     let header = header
         .get(..RECORD_HEADER_LEN as usize)
-        .ok_or("the record is cut short")?;
+        .ok_or(RecordError::CutShort)?;
     if &header[..4] != RECORD_MAGIC {
-        return Err("no record there (bad magic)".into());
+        return Err(RecordError::BadMagic);
     }
     let u32_at = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().unwrap_or([0; 4]));
     let u64_at = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().unwrap_or([0; 8]));
     let (key_len, value_len, crc, code, sequence) =
         (u32_at(4), u64_at(8), u32_at(16), u32_at(20), u64_at(24));
     if key_len == 0 || key_len > MAX_KEY_LEN {
-        return Err(format!("the record declares a key of {key_len} bytes"));
+        return Err(RecordError::KeyLength(key_len));
     }
-    let kind = Kind::from_code(code).ok_or_else(|| format!("the record has kind {code}"))?;
+    let kind = Kind::from_code(code).ok_or(RecordError::Kind(code))?;
     Ok(RecordHead {
         kind,
         sequence,
@@ -182,34 +226,34 @@ pub fn parse_head(header: &[u8]) -> Result<RecordHead, String> {
 /// Parses the record at `at` of `bytes` (a pack's contents up to its head).
 ///
 /// # Errors
-/// A reason when there is no whole, valid record there.
-pub fn parse(bytes: &[u8], at: u64) -> Result<Record, String> {
-    let start = usize::try_from(at).map_err(|e| e.to_string())?;
+/// Why there is no whole, valid record there.
+pub fn parse(bytes: &[u8], at: u64) -> Result<Record, RecordError> {
+    let start = usize::try_from(at).map_err(|_| RecordError::PastEnd { at, len: 0 })?;
     let RecordHead {
         kind,
         sequence,
         key_len,
         value_len,
         crc,
-    } = parse_head(bytes.get(start..).unwrap_or(&[]))
-        .map_err(|reason| format!("record at {at}: {reason}"))?;
+    } = parse_head(bytes.get(start..).unwrap_or(&[])).map_err(|reason| RecordError::At {
+        at,
+        reason: Box::new(reason),
+    })?;
     let key_at = start + RECORD_HEADER_LEN as usize;
     let value_at = key_at as u64 + align(u64::from(key_len));
     let end = value_at
         .checked_add(value_len)
         .filter(|end| *end <= bytes.len() as u64)
-        .ok_or_else(|| {
-            format!("record at {at} declares {value_len} value bytes, past the end of the pack")
-        })?;
+        .ok_or(RecordError::PastEnd { at, len: value_len })?;
     let key = std::str::from_utf8(&bytes[key_at..key_at + key_len as usize])
-        .map_err(|_| format!("record at {at} has a key that is not UTF-8"))?
+        .map_err(|_| RecordError::KeyNotUtf8(at))?
         .to_string();
     let value = &bytes[value_at as usize..end as usize];
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(key.as_bytes());
     hasher.update(value);
     if hasher.finalize() != crc {
-        return Err(format!("record at {at} ({key}) fails its checksum"));
+        return Err(RecordError::Checksum { at, key });
     }
     Ok(Record {
         kind,
@@ -262,7 +306,7 @@ impl<'a> Walk<'a> {
 }
 
 impl Iterator for Walk<'_> {
-    type Item = Result<Record, String>;
+    type Item = Result<Record, RecordError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.at >= self.end {
@@ -313,7 +357,13 @@ mod tests {
         bytes[second as usize] ^= 0xff;
         let mut walk = Walk::new(&bytes, 0, bytes.len() as u64);
         assert!(walk.next().unwrap().is_ok());
-        assert!(walk.next().unwrap().unwrap_err().contains("bad magic"));
+        assert!(
+            walk.next()
+                .unwrap()
+                .unwrap_err()
+                .to_string()
+                .contains("bad magic")
+        );
         let found: Vec<String> = walk.filter_map(Result::ok).map(|r| r.key).collect();
         assert_eq!(found, ["ccc"]);
     }

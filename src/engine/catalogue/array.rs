@@ -5,6 +5,24 @@
 use crate::engine::{DType, Element};
 use ndarray::{ArrayD, IxDyn};
 
+/// Why bytes are not an array of a type and shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArrayError {
+    /// A shape with more cells than memory can count.
+    #[error("the shape overflows")]
+    Overflow,
+    /// Bytes that are not the shape's cells.
+    #[error("{bytes} bytes do not hold {cells} cells of {dtype}")]
+    Size {
+        /// The bytes given.
+        bytes: usize,
+        /// The cells of the shape.
+        cells: usize,
+        /// The element type.
+        dtype: DType,
+    },
+}
+
 /// An n-dimensional array of one element type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {
@@ -33,17 +51,22 @@ impl Array {
     /// `bytes`.
     ///
     /// # Errors
-    /// When `bytes` does not hold exactly `shape`'s cells.
-    pub fn from_le_bytes(dtype: DType, shape: Vec<usize>, bytes: Vec<u8>) -> Result<Self, String> {
+    /// [`ArrayError`] when `bytes` does not hold exactly `shape`'s cells.
+    pub fn from_le_bytes(
+        dtype: DType,
+        shape: Vec<usize>,
+        bytes: Vec<u8>,
+    ) -> Result<Self, ArrayError> {
         let cells = shape
             .iter()
             .try_fold(1usize, |n, d| n.checked_mul(*d))
-            .ok_or("the shape overflows")?;
+            .ok_or(ArrayError::Overflow)?;
         if cells.checked_mul(dtype.size()) != Some(bytes.len()) {
-            return Err(format!(
-                "{} bytes do not hold {cells} cells of {dtype}",
-                bytes.len()
-            ));
+            return Err(ArrayError::Size {
+                bytes: bytes.len(),
+                cells,
+                dtype,
+            });
         }
         Ok(Self {
             dtype,

@@ -302,10 +302,11 @@ impl FunctionCache {
         if checksum(&wanted, &header.sources, &bytes) != header.crc32 {
             return Err(damaged("fails its checksum".into()));
         }
-        let array = Array::from_le_bytes(header.dtype, header.shape, bytes).map_err(damaged)?;
+        let array = Array::from_le_bytes(header.dtype, header.shape, bytes)
+            .map_err(|e| damaged(e.to_string()))?;
         T::from_stored(array, header.extra)
             .map(Some)
-            .map_err(damaged)
+            .map_err(|e| damaged(e.to_string()))
     }
 
     /// Keeps `value` as the result of `function` for `args`, for results

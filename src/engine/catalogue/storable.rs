@@ -27,8 +27,26 @@ pub trait Storable: Sized {
     /// The value back from what [`Storable::to_stored`] gave.
     ///
     /// # Errors
-    /// A reason, when the array or the document is not one of this type's.
-    fn from_stored(array: Array, extra: Json) -> Result<Self, String>;
+    /// [`NotStored`], when the array or the document is not one of this
+    /// type's.
+    fn from_stored(array: Array, extra: Json) -> Result<Self, NotStored>;
+}
+
+/// Why an array and document are not a value of the type asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotStored(pub String);
+
+impl From<&str> for NotStored {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_string())
+    }
+}
+
+impl From<String> for NotStored {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
 }
 
 impl Storable for f64 {
@@ -39,12 +57,12 @@ impl Storable for f64 {
         )
     }
 
-    fn from_stored(array: Array, _extra: Json) -> Result<Self, String> {
+    fn from_stored(array: Array, _extra: Json) -> Result<Self, NotStored> {
         array
             .to_nd::<f64>()
             .filter(|a| a.ndim() == 0)
             .and_then(|a| a.first().copied())
-            .ok_or_else(|| format!("not a number: {} {:?}", array.dtype(), array.shape()))
+            .ok_or_else(|| format!("not a number: {} {:?}", array.dtype(), array.shape()).into())
     }
 }
 
@@ -53,7 +71,7 @@ impl<T: Element> Storable for ArrayD<T> {
         (Array::new(self), Json::Null)
     }
 
-    fn from_stored(array: Array, _extra: Json) -> Result<Self, String> {
+    fn from_stored(array: Array, _extra: Json) -> Result<Self, NotStored> {
         array.to_nd::<T>().ok_or_else(|| {
             format!(
                 "holds {} {:?}, not {}",
@@ -61,6 +79,7 @@ impl<T: Element> Storable for ArrayD<T> {
                 array.shape(),
                 T::DTYPE
             )
+            .into()
         })
     }
 }
@@ -75,9 +94,9 @@ impl Storable for Vec<u8> {
         )
     }
 
-    fn from_stored(array: Array, _extra: Json) -> Result<Self, String> {
+    fn from_stored(array: Array, _extra: Json) -> Result<Self, NotStored> {
         if array.dtype() != DType::U8 || array.shape().len() != 1 {
-            return Err(format!("not bytes: {} {:?}", array.dtype(), array.shape()));
+            return Err(format!("not bytes: {} {:?}", array.dtype(), array.shape()).into());
         }
         Ok(array.le_bytes().to_vec())
     }

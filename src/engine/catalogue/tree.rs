@@ -615,7 +615,9 @@ fn decode(ty: &str, payload: &[u8]) -> Result<Value, String> {
         _ => {
             let array = parse_array_type(ty).ok_or_else(|| format!("unknown type '{ty}'"))?;
             let (dtype, shape) = array;
-            Array::from_le_bytes(dtype, shape, payload.to_vec()).map(Value::Array)
+            Array::from_le_bytes(dtype, shape, payload.to_vec())
+                .map(Value::Array)
+                .map_err(|e| e.to_string())
         }
     }
 }

@@ -182,14 +182,13 @@ impl Extent {
     ///
     /// # Errors
     /// A reason when an edge is not finite or the extent is empty.
-    pub fn new(min_x: f64, min_y: f64, max_x: f64, max_y: f64) -> Result<Self, String> {
-        if ![min_x, min_y, max_x, max_y].iter().all(|v| v.is_finite()) {
-            return Err("extent edges must be finite".into());
+    pub fn new(min_x: f64, min_y: f64, max_x: f64, max_y: f64) -> Result<Self, GridError> {
+        let edges = [min_x, min_y, max_x, max_y];
+        if !edges.iter().all(|v| v.is_finite()) {
+            return Err(GridError::NotFinite);
         }
         if min_x >= max_x || min_y >= max_y {
-            return Err(format!(
-                "extent {min_x},{min_y},{max_x},{max_y} is empty (need MINX<MAXX and MINY<MAXY)"
-            ));
+            return Err(GridError::EmptyExtent { edges });
         }
         Ok(Self {
             min_x,
@@ -232,6 +231,18 @@ pub enum GridError {
         extent: Extent,
         /// The domain.
         domain: Extent,
+    },
+    /// An extent with an edge that is not a finite number.
+    #[error("extent edges must be finite")]
+    NotFinite,
+    /// An extent with no area.
+    #[error(
+        "extent {},{},{},{} is empty (need MINX<MAXX and MINY<MAXY)",
+        edges[0], edges[1], edges[2], edges[3]
+    )]
+    EmptyExtent {
+        /// Its edges: min x, min y, max x, max y.
+        edges: [f64; 4],
     },
     /// A level above the root.
     #[error("level {level} does not exist (the store has levels 0 to {top})")]

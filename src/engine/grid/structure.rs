@@ -364,7 +364,7 @@ impl Structure {
             return Err(invalid("bands", "must be 1 to 4096"));
         }
         if let Some(t) = &self.time {
-            t.validate().map_err(|r| invalid("time", r))?;
+            t.validate().map_err(|e| invalid("time", e.to_string()))?;
         }
         Ok(())
     }

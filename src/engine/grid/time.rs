@@ -22,14 +22,55 @@ pub enum TimeAxis {
     Irregular,
 }
 
+/// Why a time, step or time axis is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// Text that is not an instant.
+    #[error("'{0}' is not a time (expected YYYY-MM-DD[THH:MM[:SS]][Z] or epoch seconds)")]
+    NotAnInstant(String),
+    /// Text that is not a time step.
+    #[error("'{0}' is not a time step")]
+    NotAStep(String),
+    /// A step in a unit that is not known.
+    #[error("'{text}': unknown unit '{unit}' (use s, m, h, d or w)")]
+    UnknownUnit {
+        /// The step as given.
+        text: String,
+        /// Its unit.
+        unit: String,
+    },
+    /// A step beyond the range of seconds kept.
+    #[error("'{0}' is too long a time step")]
+    StepTooLong(String),
+    /// A regular axis whose step is not positive.
+    #[error("step must be positive")]
+    StepNotPositive,
+    /// Text that is not a time axis.
+    #[error("'{0}': expected 'irregular' or 'regular:ORIGIN:STEP'")]
+    NotAnAxis(String),
+    /// An instant that is not on a regular axis.
+    #[error("{instant} is not on the time axis (origin {origin}, step {step} s)")]
+    OffTheAxis {
+        /// The instant.
+        instant: String,
+        /// The axis' origin.
+        origin: String,
+        /// Its step in seconds.
+        step: i64,
+    },
+    /// An instant whose index would not fit.
+    #[error("instant too far from the time origin")]
+    TooFar,
+}
+
 impl TimeAxis {
     /// Checks the axis parameters.
     ///
     /// # Errors
-    /// A reason when the step is not positive.
-    pub fn validate(&self) -> Result<(), String> {
+    /// [`TimeError::StepNotPositive`].
+    pub fn validate(&self) -> Result<(), TimeError> {
         match self {
-            Self::Regular { step, .. } if *step <= 0 => Err("step must be positive".into()),
+            Self::Regular { step, .. } if *step <= 0 => Err(TimeError::StepNotPositive),
             _ => Ok(()),
         }
     }
@@ -37,17 +78,17 @@ impl TimeAxis {
     /// The index of `instant` on a regular axis.
     ///
     /// # Errors
-    /// A reason when the instant is before the origin or between steps.
-    pub fn regular_index(origin: i64, step: i64, instant: i64) -> Result<u32, String> {
+    /// When the instant is before the origin, between steps, or too far.
+    pub fn regular_index(origin: i64, step: i64, instant: i64) -> Result<u32, TimeError> {
         let offset = instant.checked_sub(origin).unwrap_or(-1);
         if offset < 0 || offset % step != 0 {
-            return Err(format!(
-                "{} is not on the time axis (origin {}, step {step} s)",
-                format_instant(instant),
-                format_instant(origin)
-            ));
+            return Err(TimeError::OffTheAxis {
+                instant: format_instant(instant),
+                origin: format_instant(origin),
+                step,
+            });
         }
-        u32::try_from(offset / step).map_err(|_| "instant too far from the time origin".into())
+        u32::try_from(offset / step).map_err(|_| TimeError::TooFar)
     }
 }
 
@@ -55,10 +96,9 @@ impl TimeAxis {
 /// trailing `Z`) as UTC, or a plain integer of seconds since the epoch.
 ///
 /// # Errors
-/// A reason naming the text when it is not such an instant.
-pub fn parse_instant(text: &str) -> Result<i64, String> {
-    let bad =
-        || format!("'{text}' is not a time (expected YYYY-MM-DD[THH:MM[:SS]][Z] or epoch seconds)");
+/// [`TimeError::NotAnInstant`] naming the text.
+pub fn parse_instant(text: &str) -> Result<i64, TimeError> {
+    let bad = || TimeError::NotAnInstant(text.to_string());
     if let Ok(seconds) = text.parse::<i64>() {
         return Ok(seconds);
     }
@@ -95,15 +135,15 @@ pub fn parse_instant(text: &str) -> Result<i64, String> {
 /// Parses a duration like `3600`, `90s`, `15m`, `6h`, `1d`, `1w` into seconds.
 ///
 /// # Errors
-/// A message naming the text.
-pub fn parse_step(s: &str) -> Result<i64, String> {
+/// A [`TimeError`] naming the text.
+pub fn parse_step(s: &str) -> Result<i64, TimeError> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map_or((s, ""), |i| s.split_at(i));
     let n: i64 = num
         .parse()
-        .map_err(|_| format!("'{s}' is not a time step"))?;
+        .map_err(|_| TimeError::NotAStep(s.to_string()))?;
     let factor = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -111,25 +151,26 @@ pub fn parse_step(s: &str) -> Result<i64, String> {
         "d" => 86_400,
         "w" => 604_800,
         _ => {
-            return Err(format!(
-                "'{s}': unknown unit '{unit}' (use s, m, h, d or w)"
-            ));
+            return Err(TimeError::UnknownUnit {
+                text: s.to_string(),
+                unit: unit.to_string(),
+            });
         }
     };
     n.checked_mul(factor)
-        .ok_or_else(|| format!("'{s}' is too long a time step"))
+        .ok_or_else(|| TimeError::StepTooLong(s.to_string()))
 }
 
 /// Parses a time axis: `irregular`, or `regular:ORIGIN:STEP` with an
 /// instant as [`parse_instant`] reads it and a step as [`parse_step`] does.
 ///
 /// # Errors
-/// A message naming the text.
-pub fn parse_time_axis(text: &str) -> Result<TimeAxis, String> {
+/// A [`TimeError`] naming the text.
+pub fn parse_time_axis(text: &str) -> Result<TimeAxis, TimeError> {
     if text.eq_ignore_ascii_case("irregular") {
         return Ok(TimeAxis::Irregular);
     }
-    let expected = || format!("'{text}': expected 'irregular' or 'regular:ORIGIN:STEP'");
+    let expected = || TimeError::NotAnAxis(text.to_string());
     let rest = text.strip_prefix("regular:").ok_or_else(expected)?;
     let (origin, step) = rest.rsplit_once(':').ok_or_else(expected)?;
     let axis = TimeAxis::Regular {

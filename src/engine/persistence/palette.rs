@@ -19,18 +19,29 @@ pub struct Palette {
     colors: Vec<[u8; 4]>,
 }
 
+/// Why bytes or entries are not a colour table.
+#[derive(Debug, thiserror::Error)]
+pub enum PaletteError {
+    /// No entries, or too many.
+    #[error("a colour table holds 1 to {MAX_PALETTE_ENTRIES} entries, not {0}")]
+    Entries(usize),
+    /// Not the JSON of a colour table.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A table of a version this gridstore does not read.
+    #[error("colour table version {0} (this gridstore reads 1)")]
+    Version(u32),
+}
+
 impl Palette {
     /// A colour table of `colors` (entry `i` for value `i`).
     ///
     /// # Errors
-    /// A reason when there are no entries or more than
+    /// [`PaletteError::Entries`] when there are no entries or more than
     /// [`MAX_PALETTE_ENTRIES`].
-    pub fn new(colors: Vec<[u8; 4]>) -> Result<Self, String> {
+    pub fn new(colors: Vec<[u8; 4]>) -> Result<Self, PaletteError> {
         if colors.is_empty() || colors.len() > MAX_PALETTE_ENTRIES {
-            return Err(format!(
-                "a colour table holds 1 to {MAX_PALETTE_ENTRIES} entries, not {}",
-                colors.len()
-            ));
+            return Err(PaletteError::Entries(colors.len()));
         }
         Ok(Self { colors })
     }
@@ -62,19 +73,16 @@ impl Palette {
     /// Reads a saved table.
     ///
     /// # Errors
-    /// A reason when the bytes are not a colour table of version 1.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+    /// When the bytes are not a colour table of version 1.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, PaletteError> {
         #[derive(Deserialize)]
         struct Saved {
             gridstore_palette: u32,
             colors: Vec<[u8; 4]>,
         }
-        let saved: Saved = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let saved: Saved = serde_json::from_slice(bytes)?;
         if saved.gridstore_palette != 1 {
-            return Err(format!(
-                "colour table version {} (this gridstore reads 1)",
-                saved.gridstore_palette
-            ));
+            return Err(PaletteError::Version(saved.gridstore_palette));
         }
         Self::new(saved.colors)
     }

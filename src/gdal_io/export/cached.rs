@@ -4,7 +4,7 @@
 //! running GDAL again.
 
 use super::{ExportFormat, ExportReport, ExportRequest, Resolution};
-use crate::engine::Array;
+use crate::engine::{Array, NotStored};
 use crate::engine::{DType, Storable};
 use crate::gdal_io::IoError;
 use serde_json::{Value as Json, json};
@@ -55,7 +55,7 @@ impl Storable for ExportedFiles {
         (array, extra)
     }
 
-    fn from_stored(array: Array, extra: Json) -> Result<Self, String> {
+    fn from_stored(array: Array, extra: Json) -> Result<Self, NotStored> {
         if array.dtype() != DType::U8 {
             return Err("not an export's bytes".into());
         }

@@ -620,7 +620,7 @@ fn to_crs(store: &Store, extent: Extent, crs: &str, location: &Path) -> Result<E
             21,
         )
         .map_err(|e| bad(format!("cannot transform the extent to {crs}: {e}")))?;
-    Extent::new(b[0], b[1], b[2], b[3]).map_err(bad)
+    Extent::new(b[0], b[1], b[2], b[3]).map_err(|e| bad(e.to_string()))
 }
 
 fn to_store_crs(
@@ -641,5 +641,5 @@ fn to_store_crs(
     let b = transform
         .transform_bounds(&[bbox.min_x, bbox.min_y, bbox.max_x, bbox.max_y], 21)
         .map_err(|e| bad(format!("cannot transform the bbox: {e}")))?;
-    Extent::new(b[0], b[1], b[2], b[3]).map_err(bad)
+    Extent::new(b[0], b[1], b[2], b[3]).map_err(|e| bad(e.to_string()))
 }

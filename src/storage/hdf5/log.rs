@@ -62,7 +62,8 @@ pub fn read_record(
             .map(|a| a.to_vec())
             .map_err(|e| h5_error(path, &e))
     };
-    let head = record::parse_head(&bytes(offset, record::RECORD_HEADER_LEN)?).map_err(damaged)?;
+    let head = record::parse_head(&bytes(offset, record::RECORD_HEADER_LEN)?)
+        .map_err(|e| damaged(e.to_string()))?;
     let key_len = u64::from(head.key_len);
     // The key, padded, then the value: lengths from a damaged header may be
     // anything, so every sum is checked before it sizes a read.

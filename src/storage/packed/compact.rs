@@ -107,7 +107,7 @@ impl PackedStorage {
             clean: head.head > pack::HEADER_LEN,
         };
         for record in Walk::new(bytes, pack::HEADER_LEN, head.head) {
-            let record = record.map_err(damaged)?;
+            let record = record.map_err(|e| damaged(e.to_string()))?;
             let live = match record.kind {
                 Kind::Put | Kind::Stage => self
                     .live_location(w, &record.key)?

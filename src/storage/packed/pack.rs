@@ -175,13 +175,20 @@ mod tests {
         assert!(
             parse(&damaged, first.next)
                 .unwrap_err()
+                .to_string()
                 .contains("checksum")
         );
         assert!(
             parse(&bytes[..(at - 16) as usize], first.next)
                 .unwrap_err()
+                .to_string()
                 .contains("past the end")
         );
-        assert!(parse(&bytes, at).unwrap_err().contains("bad magic"));
+        assert!(
+            parse(&bytes, at)
+                .unwrap_err()
+                .to_string()
+                .contains("bad magic")
+        );
     }
 }

@@ -55,7 +55,7 @@ pub fn repair(root: &Path) -> Result<RepairReport, StorageError> {
             let record = match found {
                 Ok(record) => record,
                 Err(reason) => {
-                    skipping.get_or_insert(reason);
+                    skipping.get_or_insert(reason.to_string());
                     continue;
                 }
             };
