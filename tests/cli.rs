@@ -190,14 +190,7 @@ fn mode_and_nearest_match_a_brute_force_reference() {
     let dir = tempfile::tempdir().unwrap();
     let src = data("stars_lc.tif");
     let g = read(s(&src), None);
-    let gt = g.geotransform;
-    let bbox = format!(
-        "{},{},{},{}",
-        gt[0],
-        gt[3] + g.rows as f64 * gt[5],
-        gt[0] + g.cols as f64 * gt[1],
-        gt[3]
-    );
+    let bbox = g.bbox();
     for aggregate in ["mode", "nearest"] {
         let store = dir.path().join(format!("{aggregate}.gs"));
         ok(&[
@@ -907,14 +900,7 @@ fn time_axis_from_the_command_line() {
     for (time, file) in [("2024-03-01", &src), ("2024-01-15T06:00:00Z", &doubled)] {
         let out = dir.path().join("x.tif");
         let g = read(s(file), None);
-        let gt = g.geotransform;
-        let bbox = format!(
-            "{},{},{},{}",
-            gt[0],
-            gt[3] + g.rows as f64 * gt[5],
-            gt[0] + g.cols as f64 * gt[1],
-            gt[3]
-        );
+        let bbox = g.bbox();
         ok(&[
             "export",
             s(&store),

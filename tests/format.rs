@@ -41,13 +41,7 @@ fn a_format_1_store_opens_verifies_and_exports_the_same_values() {
     // cell.
     let source = read(s(&data("terra_elev.tif")), None);
     let gt = source.geotransform;
-    let bounds = format!(
-        "{},{},{},{}",
-        gt[0],
-        gt[3] + source.rows as f64 * gt[5],
-        gt[0] + source.cols as f64 * gt[1],
-        gt[3]
-    );
+    let bounds = source.bbox();
     let out = dir.path().join("base.tif");
     ok(&[
         "export",

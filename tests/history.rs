@@ -60,14 +60,8 @@ fn each_ingest_is_recorded_with_its_source_and_notes_attach() {
     assert!(first["seconds"].as_f64().unwrap() >= 0.0);
     // The extent is the raster's, in the store's CRS.
     let g = util::read(s(&src), None);
-    let gt = g.geotransform;
     let extent: Vec<f64> = serde_json::from_value(first["extent"].clone()).unwrap();
-    let expected = [
-        gt[0],
-        gt[3] + g.rows as f64 * gt[5],
-        gt[0] + g.cols as f64 * gt[1],
-        gt[3],
-    ];
+    let expected = g.bounds();
     for (a, b) in extent.iter().zip(expected) {
         assert!((a - b).abs() < 1e-6, "{extent:?} vs {expected:?}");
     }

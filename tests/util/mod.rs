@@ -132,6 +132,25 @@ pub fn read(path: &str, overview: Option<usize>) -> Grid {
     }
 }
 
+impl Grid {
+    /// The raster's extent: min x, min y, max x, max y (north-up).
+    pub fn bounds(&self) -> [f64; 4] {
+        let gt = self.geotransform;
+        [
+            gt[0],
+            gt[3] + self.rows as f64 * gt[5],
+            gt[0] + self.cols as f64 * gt[1],
+            gt[3],
+        ]
+    }
+
+    /// [`Grid::bounds`] as a `--bbox` argument.
+    pub fn bbox(&self) -> String {
+        let [x0, y0, x1, y1] = self.bounds();
+        format!("{x0},{y0},{x1},{y1}")
+    }
+}
+
 /// Every file under `dir` with its bytes.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
