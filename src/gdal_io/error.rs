@@ -54,6 +54,19 @@ pub enum IoError {
         /// Why.
         reason: OutputError,
     },
+    /// Source cells with data hold the store's nodata value: ingested, they
+    /// would read as nodata. Nothing was written.
+    #[error(
+        "{path}: {cells} data cells hold {nodata}, the store's nodata value, and would read as nodata; nothing was written (add --allow-nodata-loss to ingest anyway)"
+    )]
+    NodataCollision {
+        /// The source.
+        path: PathBuf,
+        /// How many cells.
+        cells: u64,
+        /// The store's nodata value, as written.
+        nodata: String,
+    },
     /// The engine refused or failed. (Not a `#[source]`: the message already
     /// includes it, and a chain would print it twice.)
     #[error("{path}: {error}")]

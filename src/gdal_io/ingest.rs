@@ -283,13 +283,10 @@ impl<T: GdalCell> BlockReader<T> for &SourceReader<'_, T> {
         if cells == 0 || self.allow_loss {
             return Ok(());
         }
-        Err(IoError::Mismatch {
+        Err(IoError::NodataCollision {
             path: self.path.into(),
-            reason: format!(
-                "{cells} data cells hold {}, the store's nodata value, and would read as nodata; \
-                 nothing was written (add --allow-nodata-loss to ingest anyway)",
-                self.nodata_text
-            ),
+            cells,
+            nodata: self.nodata_text.clone(),
         })
     }
 }

@@ -665,6 +665,13 @@ impl Explorer {
                     }
                     JobState::Failed(e) => {
                         ui.colored_label(egui::Color32::LIGHT_RED, e);
+                        if let Some(cells) = job.losing
+                            && ui
+                                .button(format!("Ingest anyway: {cells} cells become nodata"))
+                                .clicked()
+                        {
+                            commands.push(Command::IngestAnyway(i));
+                        }
                     }
                     JobState::Cancelled => {
                         ui.label("cancelled; the store is as it was");

@@ -51,6 +51,9 @@ pub enum Command {
     DrawExportExtent,
     /// Cancel the job at this index of the jobs list.
     CancelJob(usize),
+    /// Run the refused ingest at this index again, letting the source cells
+    /// that hold the store's nodata value become nodata.
+    IngestAnyway(usize),
 }
 
 /// A file dialog's answer, with what it was asked for.
@@ -132,6 +135,7 @@ impl Explorer {
                 Command::Select(key) => self.inspect(key, false),
                 Command::DrawExportExtent => self.map.drawing = true,
                 Command::CancelJob(index) => self.jobs.cancel(index),
+                Command::IngestAnyway(index) => self.jobs.ingest_anyway(index),
             }
         }
     }

@@ -52,6 +52,11 @@ pub struct Job {
     /// What went wrong without stopping it (cells that read as nodata, a
     /// history not recorded, a raster without a CRS), in plain words.
     pub warnings: Vec<String>,
+    /// For an ingest refused because source cells hold the store's nodata
+    /// value: how many would become nodata if it went ahead.
+    pub losing: Option<u64>,
+    /// Whether the job ingests even when cells become nodata.
+    pub allow_nodata_loss: bool,
     cancel: CancelToken,
 }
 
@@ -80,6 +85,8 @@ struct Request {
     store: PathBuf,
     /// Set for an export of the store to `file`.
     export: Option<ExportRequest>,
+    /// Ingest even when source cells become nodata.
+    allow_nodata_loss: bool,
     /// The function cache exports are served from and kept in.
     cache: Option<FunctionCache>,
     cancel: CancelToken,
@@ -88,7 +95,20 @@ struct Request {
 enum Message {
     Started,
     Event(JobEvent),
-    Finished(Result<String, String>),
+    Finished(Result<String, Failure>),
+}
+
+/// Why a job failed, in plain words, and whether ingesting anyway would
+/// lose cells to nodata (how many).
+struct Failure {
+    text: String,
+    losing: Option<u64>,
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Self {
+        Self { text, losing: None }
+    }
 }
 
 /// The job list and its worker.
@@ -120,15 +140,30 @@ impl Jobs {
 
     /// Queues an ingest of `file` into `store`.
     pub fn ingest(&mut self, file: PathBuf, store: PathBuf) {
-        self.queue(file, store, None);
+        self.queue(file, store, None, false);
+    }
+
+    /// Queues job `index`'s ingest again, letting the cells that hold the
+    /// store's nodata value become nodata.
+    pub fn ingest_anyway(&mut self, index: usize) {
+        if let Some(job) = self.jobs.get(index) {
+            let (file, store) = (job.file.clone(), job.store.clone());
+            self.queue(file, store, None, true);
+        }
     }
 
     /// Queues an export of `store` to `out`.
     pub fn export(&mut self, store: PathBuf, out: PathBuf, request: ExportRequest) {
-        self.queue(out, store, Some(request));
+        self.queue(out, store, Some(request), false);
     }
 
-    fn queue(&mut self, file: PathBuf, store: PathBuf, export: Option<ExportRequest>) {
+    fn queue(
+        &mut self,
+        file: PathBuf,
+        store: PathBuf,
+        export: Option<ExportRequest>,
+        allow_nodata_loss: bool,
+    ) {
         let cancel = CancelToken::new();
         let index = self.jobs.len();
         self.jobs.push(Job {
@@ -142,6 +177,8 @@ impl Jobs {
             state: JobState::Queued,
             changes: Changes::default(),
             warnings: Vec::new(),
+            losing: None,
+            allow_nodata_loss,
             cancel: cancel.clone(),
         });
         let requests = self
@@ -153,6 +190,7 @@ impl Jobs {
                 file,
                 store,
                 export,
+                allow_nodata_loss,
                 cache: self.cache.clone(),
                 cancel,
             })
@@ -213,7 +251,10 @@ impl Jobs {
                             JobState::Done(summary)
                         }
                         Err(_) if job.cancel.is_cancelled() => JobState::Cancelled,
-                        Err(e) => JobState::Failed(e),
+                        Err(failure) => {
+                            job.losing = failure.losing;
+                            JobState::Failed(failure.text)
+                        }
                     };
                 }
             }
@@ -236,7 +277,7 @@ fn spawn_worker(sender: SyncSender<(usize, Message)>, ctx: egui::Context) -> Syn
         for request in incoming {
             let index = request.index;
             let result = if request.cancel.is_cancelled() {
-                Err("cancelled".to_string())
+                Err(Failure::from("cancelled".to_string()))
             } else {
                 sender.send((index, Message::Started)).ok();
                 ctx.request_repaint();
@@ -253,7 +294,7 @@ fn run(
     request: &Request,
     sender: &SyncSender<(usize, Message)>,
     ctx: &egui::Context,
-) -> Result<String, String> {
+) -> Result<String, Failure> {
     let index = request.index;
     let sink = |event: JobEvent| {
         // Progress may be skipped when the UI is behind; never block the
@@ -297,14 +338,18 @@ fn run(
         ));
     }
     let store = open_writer(&request.store)?;
-    let report = ingest(
-        &store,
-        &request.file,
-        &IngestOptions::default(),
-        &sink,
-        &request.cancel,
-    )
-    .map_err(|e| e.to_string())?;
+    let options = IngestOptions {
+        allow_nodata_loss: request.allow_nodata_loss,
+        ..IngestOptions::default()
+    };
+    let report =
+        ingest(&store, &request.file, &options, &sink, &request.cancel).map_err(|e| Failure {
+            losing: match &e {
+                crate::gdal_io::IoError::NodataCollision { cells, .. } => Some(*cells),
+                _ => None,
+            },
+            text: e.to_string(),
+        })?;
     Ok(format!(
         "{} × {} cells{}, {} chunks, {:.1} s",
         report.window.cols,

@@ -370,6 +370,42 @@ fn a_jobs_warnings_are_shown() {
     h.get_by_label(&warning);
 }
 
+/// An ingest that would turn source cells into nodata is refused with the
+/// count, and the jobs panel offers to ingest it anyway.
+#[test]
+fn a_refused_ingest_can_be_run_anyway_from_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("l7.tif");
+    std::fs::copy(util::data("stars_L7_ETMs.tif"), &src).unwrap();
+    let store = dir.path().join("l7.gs");
+    util::ok(&["create", s(&store), "--like", s(&src), "--nodata", "255"]);
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the store to open", |app| app.opened().is_some());
+    drop_files(&mut h, &[&src]);
+    run_until(&mut h, "the refused job", finished);
+    assert_eq!(h.state().jobs.jobs[0].losing, Some(61));
+    h.get_by_label("Ingest anyway: 61 cells become nodata")
+        .click();
+    h.step();
+    assert_eq!(h.state().jobs.jobs.len(), 2, "queued again");
+    assert!(h.state().jobs.jobs[1].allow_nodata_loss);
+    run_until(&mut h, "the second job", finished);
+    let job = &h.state().jobs.jobs[1];
+    assert!(
+        matches!(job.state, gridstore::gui::JobState::Done(_)),
+        "{:?}",
+        job.state
+    );
+    assert!(
+        job.warnings.iter().any(|w| w.contains("61 data cells")),
+        "{:?}",
+        job.warnings
+    );
+}
+
 /// "Open store…" is a command the explorer carries out with a dialog off
 /// the UI thread; a dismissed (or absent) dialog leaves the open store
 /// open, with no error.
