@@ -36,6 +36,19 @@ fn usage_errors_are_claps_whole_message() {
         err.contains("--cell-size") && err.contains("--origin") && err.contains("Usage:"),
         "names what is missing and shows the usage line: {err}"
     );
+    let (code, err) = stderr_of(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&data("terra_meuse.tif")),
+        "--cell-size",
+        "0",
+    ]);
+    assert_eq!(code, Some(2), "no panic on a zero cell size: {err}");
+    assert!(
+        err.contains("cell sizes must be positive") && err.contains("--help"),
+        "{err}"
+    );
     let (code, err) = stderr_of(&["ingset", s(&store)]);
     assert_eq!(code, Some(2));
     assert!(
@@ -294,17 +307,27 @@ fn clears_are_recorded_and_an_empty_clear_changes_nothing() {
     assert!(out.contains(": 0 base chunks, 0 aggregates"), "{out}");
     let g = read(s(&src), None);
     let gt = g.geotransform;
-    // The middle of the raster, where it holds data.
+    // The middle of the raster, where it holds data: 10 x 10 cells, the
+    // box reaching a fifth of a cell into the next column (whose centres
+    // it misses: that column keeps its values).
     let (c0, r0) = ((g.cols / 2) as f64, (g.rows / 2) as f64);
     let bbox = format!(
         "{},{},{},{}",
         gt[0] + c0 * gt[1],
         gt[3] + (r0 + 10.0) * gt[5],
-        gt[0] + (c0 + 10.0) * gt[1],
+        gt[0] + (c0 + 10.2) * gt[1],
         gt[3] + r0 * gt[5]
     );
     let out = ok(&["clear", s(&store), "--bbox", &bbox]);
     assert!(!out.contains(": 0 base chunks"), "{out}");
+    let cleared = format!(
+        "cleared {},{},{},{} ",
+        gt[0] + c0 * gt[1],
+        gt[3] + (r0 + 10.0) * gt[5],
+        gt[0] + (c0 + 10.0) * gt[1],
+        gt[3] + r0 * gt[5]
+    );
+    assert!(out.starts_with(&cleared), "{out} (expected {cleared})");
     let history: serde_json::Value =
         serde_json::from_str(&ok(&["history", s(&store), "--json"])).unwrap();
     let kinds: Vec<&str> = history["ingests"]

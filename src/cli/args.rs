@@ -195,7 +195,7 @@ pub struct CreateArgs {
     #[arg(long, required_unless_present = "like")]
     pub crs: Option<String>,
     /// Base cell size (square), or X,Y.
-    #[arg(long, required_unless_present = "like", value_parser = parse_pair_or_one)]
+    #[arg(long, required_unless_present = "like", value_parser = parse_cell_size)]
     pub cell_size: Option<[f64; 2]>,
     /// A point on the cell grid (X,Y); the domain is centred on it.
     #[arg(long, required_unless_present = "like", value_parser = parse_pair, allow_hyphen_values = true)]
@@ -350,12 +350,17 @@ pub fn parse_pair(s: &str) -> Result<[f64; 2], String> {
     Ok([v[0], v[1]])
 }
 
-fn parse_pair_or_one(s: &str) -> Result<[f64; 2], String> {
-    if s.contains(',') {
-        parse_pair(s)
+/// Parses a cell size: one number (square cells) or `X,Y`, both positive.
+fn parse_cell_size(s: &str) -> Result<[f64; 2], String> {
+    let size = if s.contains(',') {
+        parse_pair(s)?
     } else {
-        parse_list(s, 1).map(|v| [v[0], v[0]])
+        parse_list(s, 1).map(|v| [v[0], v[0]])?
+    };
+    if size.iter().any(|v| *v <= 0.0) {
+        return Err(format!("'{s}': cell sizes must be positive"));
     }
+    Ok(size)
 }
 
 /// Parses `MINX,MINY,MAXX,MAXY`.
@@ -439,6 +444,9 @@ mod tests {
         assert_eq!(parse_chunk("256x128").unwrap(), [256, 128]);
         assert_eq!(parse_chunk("64").unwrap(), [64, 64]);
         assert!(parse_number("nan").unwrap().is_nan());
+        assert_eq!(parse_cell_size("30").unwrap(), [30.0, 30.0]);
+        assert!(parse_cell_size("0").is_err(), "a zero cell size is refused");
+        assert!(parse_cell_size("10,-5").is_err());
         assert_eq!(parse_size("1024x512").unwrap(), [1024, 512]);
         assert_eq!(parse_size("1024").unwrap(), [1024, 0]);
         assert_eq!(parse_size("1024x").unwrap(), [1024, 0]);

@@ -111,6 +111,8 @@ fn structure_with_cell_size(mut structure: Structure, cell: [f64; 2]) -> Structu
 fn levels_keeping_reach(levels: u8, factor: f64) -> u8 {
     #[allow(clippy::cast_possible_truncation)]
     let shift = factor.log2().round() as i32;
-    let levels = (i32::from(levels) + shift).clamp(4, i32::from(crate::engine::MAX_DOMAIN_LEVELS));
+    let levels = i32::from(levels)
+        .saturating_add(shift)
+        .clamp(4, i32::from(crate::engine::MAX_DOMAIN_LEVELS));
     u8::try_from(levels).unwrap_or(crate::engine::DEFAULT_DOMAIN_LEVELS)
 }

@@ -66,8 +66,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.pyramid_chunks += r.pyramid_chunks;
             }
             sink.finish();
+            let cleared = store.grid().cells_centred_in(0, &bbox).map_or_else(
+                || "no cell".to_string(),
+                |w| store.grid().window_extent(0, &w).to_string(),
+            );
             println!(
-                "cleared {bbox}: {} base chunks, {} aggregates updated",
+                "cleared {cleared} (the cells whose centres lie in {bbox}): {} base chunks, {} aggregates updated",
                 report.base_chunks, report.pyramid_chunks
             );
             Ok(ExitCode::SUCCESS)

@@ -464,6 +464,26 @@ impl Grid {
         self.cover(level, &clipped).ok()
     }
 
+    /// The cells of `level` whose centres lie in `extent` (west and north
+    /// edges in, east and south edges out, as GDAL rasterizes), clipped to
+    /// the domain; `None` when there are none.
+    #[must_use]
+    pub fn cells_centred_in(&self, level: u8, extent: &Extent) -> Option<Window> {
+        let (c0, r0) = self.fractional_cell(level, extent.min_x, extent.max_y);
+        let (c1, r1) = self.fractional_cell(level, extent.max_x, extent.min_y);
+        let cells = self.cells(level);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let first = |v: f64, n: u64| ((v - 0.5).ceil().max(0.0) as u64).min(n);
+        let (col, col_end) = (first(c0, cells[0]), first(c1, cells[0]));
+        let (row, row_end) = (first(r0, cells[1]), first(r1, cells[1]));
+        (col < col_end && row < row_end).then(|| Window {
+            row,
+            col,
+            rows: row_end - row,
+            cols: col_end - col,
+        })
+    }
+
     /// The chunks of `level` that hold any cell of `window`, row by row.
     pub fn chunks_in(&self, level: u8, window: &Window) -> impl Iterator<Item = ChunkLoc> + use<> {
         let (w, h) = (u64::from(self.chunk[0]), u64::from(self.chunk[1]));
@@ -568,6 +588,28 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_cells_centred_in_an_extent_are_exactly_those(level in 0u8..=2, x0 in 0.0f64..600.0, y0 in 0.0f64..600.0, w in 0.5f64..60.0, h in 0.5f64..60.0) {
+            let g = grid();
+            let d = g.domain();
+            let e = Extent::new(d.min_x + x0, d.min_y + y0, d.min_x + x0 + w, d.min_y + y0 + h).unwrap();
+            let inside = |col: u64, row: u64| {
+                let c = g.window_extent(level, &Window { row, col, rows: 1, cols: 1 });
+                let (cx, cy) = ((c.min_x + c.max_x) / 2.0, (c.min_y + c.max_y) / 2.0);
+                cx >= e.min_x && cx < e.max_x && cy > e.min_y && cy <= e.max_y
+            };
+            let [cols, rows] = g.cells(level);
+            let picked = g.cells_centred_in(level, &e);
+            for row in 0..rows {
+                for col in 0..cols {
+                    let in_window = picked.is_some_and(|p| {
+                        (p.row..p.row + p.rows).contains(&row) && (p.col..p.col + p.cols).contains(&col)
+                    });
+                    prop_assert_eq!(in_window, inside(col, row), "cell {},{}", col, row);
+                }
+            }
+        }
+
         #[test]
         fn coarsening_covers_the_window_and_no_more(row in 0u64..500, col in 0u64..500, rows in 1u64..300, cols in 1u64..300, levels in 0u8..6) {
             let w = Window { row, col, rows, cols };

@@ -242,9 +242,9 @@ impl Store {
             .map_err(WriteError::into_engine)
     }
 
-    /// Sets every base cell in `extent` to nodata at time index `t` and
-    /// re-aggregates, and records the clear in the history. Chunks that
-    /// become all nodata are removed.
+    /// Sets every base cell whose centre lies in `extent` to nodata at time
+    /// index `t` and re-aggregates, and records the clear in the history.
+    /// Chunks that become all nodata are removed.
     ///
     /// # Errors
     /// As [`Store::write`].
@@ -255,7 +255,9 @@ impl Store {
         progress: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<WriteReport, EngineError> {
-        let Some(window) = self.grid().cover_clipped(0, extent) else {
+        // The cells whose centres lie in the extent, as GDAL rasterizes:
+        // a cell the extent only grazes keeps its value.
+        let Some(window) = self.grid().cells_centred_in(0, extent) else {
             return Ok(WriteReport::default());
         };
         if t >= self.time_state().length.max(1) {
