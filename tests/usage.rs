@@ -167,6 +167,49 @@ fn errors_name_things_once_and_plainly() {
     ]);
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown CRS 'EPSG:999999'"), "{err}");
+    // A folder is not an output file.
+    let (code, err) = stderr_of(&["export", s(&store), "-o", s(dir.path())]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("a folder; give the name of the file"), "{err}");
+    // Degrees asked for as metres: said plainly, not GDAL's 0 x 0.
+    let (code, err) = stderr_of(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&dir.path().join("deg.tif")),
+        "--crs",
+        "EPSG:4326",
+        "--resolution",
+        "30",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("coarser than the extent"), "{err}");
+    // A box in the output's CRS, given without --bbox-crs.
+    let (code, err) = stderr_of(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&dir.path().join("box.tif")),
+        "--crs",
+        "EPSG:4326",
+        "--bbox",
+        "5.7,50.9,5.8,51.0",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("add --bbox-crs"), "{err}");
+    // No display: the explorer says so in one line.
+    let out = util::command()
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .arg(s(&store))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no display") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]

@@ -68,8 +68,9 @@ pub enum IoError {
         nodata: String,
     },
     /// The engine refused or failed. (Not a `#[source]`: the message already
-    /// includes it, and a chain would print it twice.)
-    #[error("{path}: {error}")]
+    /// includes it, and a chain would print it twice; nor is the path, when
+    /// the engine's message names it already.)
+    #[error("{}", naming_once(path, error))]
     Engine {
         /// The file being processed.
         path: PathBuf,
@@ -104,6 +105,16 @@ pub enum OutputError {
     /// cut-off name, a missing folder.
     #[error("{0}")]
     Format(String),
+}
+
+/// `path: error`, or just the error when it names `path` already.
+fn naming_once(path: &std::path::Path, error: &EngineError) -> String {
+    let (path, text) = (path.display().to_string(), error.to_string());
+    if text.contains(&path) {
+        text
+    } else {
+        format!("{path}: {text}")
+    }
 }
 
 impl IoError {

@@ -43,6 +43,17 @@ pub use tour::frame_stats;
 /// # Errors
 /// The window cannot be created, or a `--screenshot` run failed.
 pub fn run(options: GuiOptions) -> anyhow::Result<()> {
+    // Without a display there is no window to open: say so plainly, with
+    // what still works, rather than the windowing library's own text.
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    if !display {
+        anyhow::bail!(
+            "cannot open the explorer: no display (DISPLAY or WAYLAND_DISPLAY is not set); \
+             the command line works without one (gridstore --help), or run under xvfb-run"
+        );
+    }
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1280.0, 800.0])

@@ -292,7 +292,7 @@ fn export_typed<T: GdalCell>(
         && let Some(bbox) = request.bbox
     {
         std::fs::remove_file(&tmp).ok();
-        return Err(no_data_in(store, bbox, output.t));
+        return Err(no_data_in(store, bbox, output.t, bbox_crs_hint(request)));
     }
     let result = written.and_then(|w| {
         std::fs::rename(&tmp, out)?;
@@ -309,6 +309,11 @@ fn export_typed<T: GdalCell>(
             std::fs::remove_file(&tmp).ok();
             if cancel.is_cancelled() {
                 return Err(IoError::engine(location, EngineError::Cancelled));
+            }
+            // A store that cannot be read is the store's fault, not the
+            // output's.
+            if let OutputError::Engine(e) = reason {
+                return Err(IoError::engine(location, e));
             }
             return Err(IoError::Write {
                 path: out.into(),
@@ -348,13 +353,23 @@ fn png_of<T: GdalCell>(
     Ok((written, raster.geotransform))
 }
 
+/// A hint for a `--bbox` given with `--crs` but without `--bbox-crs`: the
+/// box is read in the store's CRS, which the user may not have meant.
+fn bbox_crs_hint(request: &ExportRequest) -> &'static str {
+    if request.crs.is_some() && request.bbox_crs.is_none() {
+        " (--bbox is in the store's CRS; add --bbox-crs for another)"
+    } else {
+        ""
+    }
+}
+
 /// The error of an export whose `bbox` holds no data at time index `t`:
 /// it names the data's extent (listing the stored chunks, only now).
-fn no_data_in(store: &Store, bbox: Extent, t: u32) -> IoError {
+fn no_data_in(store: &Store, bbox: Extent, t: u32, hint: &str) -> IoError {
     let data = with_dtype!(store.structure().dtype, T => store.data_window::<T>(t));
     let reason = match data {
         Ok(Some(window)) => format!(
-            "--bbox {bbox} holds no data; the data covers {} (add --allow-empty to write an empty file)",
+            "--bbox {bbox} holds no data; the data covers {} (add --allow-empty to write an empty file){hint}",
             store.grid().window_extent(0, &window)
         ),
         Ok(None) => "the store holds no data to export".to_string(),
@@ -463,6 +478,16 @@ fn plan_output<T: GdalCell>(
             ];
             let (cell, warp) = match request.resolution {
                 Resolution::Cell(r) if r.is_finite() && r > 0.0 => {
+                    if r > target.width() || r > target.height() {
+                        return Err(IoError::Mismatch {
+                            path: out.into(),
+                            reason: format!(
+                                "--resolution {r} is coarser than the extent, {} x {} in {crs}",
+                                crate::format::short_number(target.width()),
+                                crate::format::short_number(target.height())
+                            ),
+                        });
+                    }
                     warped_size = Some((target.width() / r, target.height() / r));
                     (
                         [r * ratio[0], r * ratio[1]],
@@ -503,8 +528,9 @@ fn plan_output<T: GdalCell>(
         return Err(IoError::Mismatch {
             path: location,
             reason: format!(
-                "the extent {extent} lies outside the store's domain {}",
-                grid.domain()
+                "the extent {extent} lies outside the store's domain {}{}",
+                grid.domain(),
+                bbox_crs_hint(request)
             ),
         });
     }
@@ -583,6 +609,12 @@ fn size_cell(extent: &Extent, w: usize, h: usize) -> [f64; 2] {
 }
 
 fn temporary_path(out: &Path) -> Result<PathBuf, IoError> {
+    if out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/') {
+        return Err(IoError::Write {
+            path: out.into(),
+            reason: OutputError::Format("a folder; give the name of the file to write".into()),
+        });
+    }
     let name = out
         .file_name()
         .and_then(|n| n.to_str())
