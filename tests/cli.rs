@@ -518,9 +518,29 @@ fn corrupted_chunk_is_named_and_never_read_as_values() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&key), "{stdout}");
+    assert!(
+        stdout.contains("to repair:"),
+        "says how to recover: {stdout}"
+    );
+    // info still summarises the store, naming the damage it met.
+    let info = ok(&["info", s(&store)]);
+    assert!(
+        info.contains("extent unknown") && info.contains(&key),
+        "{info}"
+    );
     let out = gridstore(&["export", s(&store), "-o", s(&dir.path().join("x.tif"))]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&key));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&key), "{err}");
+    assert!(
+        !err.contains("cannot write"),
+        "the store is at fault, not the output: {err}"
+    );
+    assert_eq!(
+        err.matches(&*store.display().to_string()).count(),
+        1,
+        "the store named once: {err}"
+    );
     assert!(!dir.path().join("x.tif").exists(), "no partial output");
     assert_eq!(snapshot(&store), before);
 }

@@ -47,10 +47,28 @@ fn print_ingest(number: u64, r: &IngestRecord) {
         r.cells,
         if r.warped { " (warped)" } else { "" },
     );
+    let source = match r.kind {
+        WriteKind::Ingest => format!("; source {} bytes, {}", r.bytes, r.checksum),
+        WriteKind::Clear => String::new(),
+    };
     println!(
-        "    {} base chunks, {} pyramid chunks, {:.1} s; source {} bytes, {}; gridstore {}",
-        r.base_chunks, r.pyramid_chunks, r.seconds, r.bytes, r.checksum, r.version
+        "    {} base {}, {} pyramid {}, {:.1} s{source}; gridstore {}",
+        r.base_chunks,
+        plural(r.base_chunks, "chunk"),
+        r.pyramid_chunks,
+        plural(r.pyramid_chunks, "chunk"),
+        r.seconds,
+        r.version
     );
+}
+
+/// `word` for one, `words` for any other count.
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
 }
 
 fn print_note(note: &Note) {

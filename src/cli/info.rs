@@ -49,7 +49,13 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     let levels = levels(store)?;
     let t0 = store.time_indices().first().copied().unwrap_or(0);
     let master = store.master_chunk(t0)?;
-    let data = with_dtype!(s.dtype, T => store.data_window::<T>(t0))?;
+    // A damaged chunk on the data's edge hides the exact extent; the rest
+    // of the summary still helps (verify lists the damage).
+    let (data, damage) = match with_dtype!(s.dtype, T => store.data_window::<T>(t0)) {
+        Ok(data) => (data, None),
+        Err(e @ EngineError::Corrupt { .. }) => (None, Some(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
     let data_extent = data.map(|w| grid.window_extent(0, &w));
     let instants: Vec<String> = store
         .time_indices()
@@ -68,6 +74,7 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
             "grid_extent": grid.domain(),
             "data_extent": data_extent,
             "data_size": data.map(|w| [w.cols, w.rows]),
+            "damage": damage,
             "master_chunk": master.map(|m| json!({ "level": m.level, "row": m.row, "col": m.col, "extent": grid.chunk_extent(m) })),
             "instants": instants,
             "levels": levels,
@@ -135,8 +142,11 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     if let (Some(first), Some(last)) = (instants.first(), instants.last()) {
         println!("time range  {first} .. {last}");
     }
-    match (data_extent, data) {
-        (Some(e), Some(w)) => println!("data        {e} ({} x {} base cells)", w.cols, w.rows),
+    match (data_extent, data, &damage) {
+        (Some(e), Some(w), _) => println!("data        {e} ({} x {} base cells)", w.cols, w.rows),
+        (_, _, Some(damage)) => {
+            println!("data        extent unknown: {damage} (gridstore verify lists the damage)");
+        }
         _ => println!("data        none"),
     }
     match master {

@@ -320,6 +320,9 @@ fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
         report.chunks,
         store.location()
     );
+    println!(
+        "to repair: ingest again the sources that cover the damaged chunks (gridstore history lists them), or clear those areas; the pyramid above them follows"
+    );
     Ok(ExitCode::from(1))
 }
 

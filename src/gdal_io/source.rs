@@ -238,8 +238,8 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
         return Err(IoError::Mismatch {
             path: path.into(),
             reason: format!(
-                "has its own CRS ({}); --crs names the CRS of a raster that has none",
-                crs_of(&source.srs).name
+                "has its own CRS ({}), which --crs would contradict; leave out --crs to use it (--crs names the CRS of a raster that has none)",
+                describe(&source.srs)
             ),
         });
     }
@@ -303,6 +303,14 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
         structure,
         nodata_note,
     })
+}
+
+/// A CRS for people: its name, or its PROJ definition when it has no name.
+fn describe(srs: &SpatialRef) -> String {
+    srs.name()
+        .filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case("unknown"))
+        .or_else(|| srs.to_proj4().ok())
+        .unwrap_or_else(|| "unnamed".into())
 }
 
 /// A CRS typed by a user, as a spatial reference.
