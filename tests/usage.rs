@@ -167,6 +167,21 @@ fn errors_name_things_once_and_plainly() {
     ]);
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown CRS 'EPSG:999999'"), "{err}");
+    // A file named for one format does not hold another.
+    let (code, err) = stderr_of(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&dir.path().join("x.tif")),
+        "--format",
+        "png",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("its extension says GTiff"), "{err}");
+    // Errors of a store's own request name the store.
+    let (code, err) = stderr_of(&["chunks", s(&store), "--level", "40"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains(s(&store)) && err.contains("level 40"), "{err}");
     // A folder is not an output file.
     let (code, err) = stderr_of(&["export", s(&store), "-o", s(dir.path())]);
     assert_eq!(code, Some(2));
@@ -383,4 +398,34 @@ fn clears_are_recorded_and_an_empty_clear_changes_nothing() {
     let text = ok(&["history", s(&store)]);
     assert_eq!(text.matches("cleared").count(), 2, "{text}");
     assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+}
+
+/// An ingest says what the user may not have meant: class data into a
+/// store that averages, and a source the warp puts far outside the area
+/// where the store's CRS is used.
+#[test]
+fn an_ingest_notices_classes_averaged_and_sources_far_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("utm25s.gs");
+    ok(&[
+        "create",
+        s(&store),
+        "--crs",
+        "EPSG:32725",
+        "--cell-size",
+        "500",
+        "--origin",
+        "290000,9115000",
+    ]);
+    let out = gridstore(&["ingest", s(&store), s(&data("terra_elev.tif"))]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lands outside the area where the store's CRS"),
+        "{err}"
+    );
+    let out = gridstore(&["ingest", s(&store), s(&data("stars_lc.tif"))]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has a colour table (classes)"), "{err}");
 }

@@ -84,7 +84,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             match note {
                 Some(text) => {
-                    open_store(&store, true)?.add_note(&text, ingest)?;
+                    open_store(&store, true)?
+                        .add_note(&text, ingest)
+                        .with_context(|| store.display().to_string())?;
                     println!("note added");
                 }
                 None => history::print_history(&open_store(&store, false)?, json)?,
@@ -108,7 +110,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify { store } => verify(&open_store(&store, false)?, &cancel),
         Command::Chunks { store, level, json } => {
-            info::print_chunks(&open_store(&store, false)?, level, json)?;
+            info::print_chunks(&open_store(&store, false)?, level, json)
+                .with_context(|| store.display().to_string())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { store } => demo(&store),
@@ -229,6 +232,17 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
             ),
         },
     };
+    // A file named for one format holding another would mislead every tool.
+    let named = ExportFormat::from_extension(&args.output);
+    let fits = |named: ExportFormat| {
+        named == format || (named == ExportFormat::GTiff && format == ExportFormat::Cog)
+    };
+    if let Some(named) = named.filter(|n| !fits(*n)) {
+        bail!(
+            "{}: its extension says {named:?}, --format says {format:?}; give the output the format's extension",
+            args.output.display()
+        );
+    }
     let resolution = match (args.level, args.resolution, args.size) {
         (Some(l), _, _) => Resolution::Level(l),
         (_, Some(r), _) => Resolution::Cell(r),

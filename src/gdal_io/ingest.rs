@@ -123,6 +123,9 @@ fn ingest_typed<T: GdalCell>(
         });
     };
     drop(dataset);
+    for notice in notices(store, &store_srs, &source, &plan) {
+        progress.event(JobEvent::Warning(notice));
+    }
     let engine = |e: EngineError| IoError::engine(path, e);
     let reader = SourceReader::<T>::new(&plan, store, path, options.allow_nodata_loss)?;
     let write = BaseWrite {
@@ -289,6 +292,38 @@ impl<T: GdalCell> BlockReader<T> for &SourceReader<'_, T> {
             nodata: self.nodata_text.clone(),
         })
     }
+}
+
+/// What a user may not have meant, said before the ingest: class data
+/// (a colour table) into a store that averages, or a source that the warp
+/// puts outside the area where the store's CRS is used.
+fn notices(
+    store: &Store,
+    store_srs: &gdal::spatial_ref::SpatialRef,
+    source: &Source,
+    plan: &Plan,
+) -> Vec<String> {
+    let structure = store.structure();
+    let path = source.path.display();
+    let mut notices = Vec::new();
+    if source.colors.is_some() && !structure.aggregate.is_categorical() {
+        notices.push(format!(
+            "{path}: has a colour table (classes), but the store aggregates by {}: its levels mix the classes (a store with --aggregate mode keeps them)",
+            structure.aggregate
+        ));
+    }
+    if plan.warped
+        && let Some([x0, y0, x1, y1]) = super::source::area_of_use(store_srs)
+    {
+        let e = store.grid().window_extent(0, &plan.window);
+        if e.max_x < x0 || e.min_x > x1 || e.max_y < y0 || e.min_y > y1 {
+            notices.push(format!(
+                "{path}: lands outside the area where the store's CRS ({}) is used; check that the store is the one meant",
+                structure.crs.name
+            ));
+        }
+    }
+    notices
 }
 
 /// The history entry of a finished ingest.

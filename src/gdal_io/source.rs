@@ -345,9 +345,21 @@ pub fn domain_levels_for(
 pub fn area_of_use(srs: &SpatialRef) -> Option<[f64; 4]> {
     // A CRS without an authority code may still match one (e.g. a GeoTIFF's
     // own UTM definition); its area of use then bounds the domain.
-    let area = srs
-        .area_of_use()
-        .or_else(|| identified(srs).and_then(|s| s.area_of_use()))?;
+    let area = srs.area_of_use().or_else(|| {
+        // Built from WKT, a CRS may carry its code but not its usage: ask
+        // PROJ's database for the CRS of that code.
+        let code = srs
+            .auth_code()
+            .ok()
+            .filter(|_| {
+                srs.auth_name()
+                    .is_some_and(|a| a.eq_ignore_ascii_case("EPSG"))
+            })
+            .or_else(|| identified(srs).and_then(|s| s.auth_code().ok()))?;
+        SpatialRef::from_epsg(u32::try_from(code).ok()?)
+            .ok()?
+            .area_of_use()
+    })?;
     let mut wgs84 = SpatialRef::from_epsg(4326).ok()?;
     wgs84.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
     let bounds = [
