@@ -114,6 +114,17 @@ fn create_like_takes_overrides() {
         String::from_utf8_lossy(&out.stderr).contains("has no CRS; taken to be the store's"),
         "the assumption is said"
     );
+    // A store like a raster holds its bands.
+    let (code, err) = stderr_of(&[
+        "create",
+        s(&dir.path().join("bands.gs")),
+        "--like",
+        s(&data("stars_L7_ETMs.tif")),
+        "--bands",
+        "3",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("has 6 bands"), "{err}");
     // --crs is for rasters without one, not a way to relabel one.
     let (code, err) = stderr_of(&[
         "create",
@@ -246,6 +257,9 @@ fn an_export_that_misses_the_data_fails_unless_allowed() {
         "{err}"
     );
     assert!(!out.exists(), "nothing was written");
+    // What a killed export left (a process long gone) goes with the next.
+    let leftover = dir.path().join(".e.tif.4194303.partial.tif");
+    std::fs::write(&leftover, b"partial").unwrap();
     let done = gridstore(&[
         "export",
         s(&store),
@@ -258,6 +272,10 @@ fn an_export_that_misses_the_data_fails_unless_allowed() {
     assert!(done.status.success());
     assert!(String::from_utf8_lossy(&done.stderr).contains("holds no data"));
     assert!(out.exists());
+    assert!(
+        !leftover.exists(),
+        "a dead export's partial file is removed"
+    );
 }
 
 #[test]

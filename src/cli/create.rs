@@ -85,6 +85,16 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
         s.codec = c;
     }
     if let Some(b) = args.bands {
+        // A store made like a raster holds that raster's bands.
+        if let Some(like) = &args.like
+            && s.band_count() != b as usize
+        {
+            bail!(
+                "--bands {b}: {} has {} bands, and its ingest would be refused",
+                like.display(),
+                s.band_count()
+            );
+        }
         s.bands = Some(b);
     }
     if let Some(d) = args.domain_levels {

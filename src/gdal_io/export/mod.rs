@@ -632,8 +632,34 @@ fn temporary_path(out: &Path) -> Result<PathBuf, IoError> {
             reason: OutputError::Format("no such folder".into()),
         });
     }
+    remove_dead_partials(dir, name);
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("tmp");
     Ok(dir.join(format!(".{name}.{}.partial.{ext}", std::process::id())))
+}
+
+/// Removes what killed exports to `name` in `dir` left behind: temporary
+/// files `.{name}.{pid}.partial.*` of processes no longer running.
+fn remove_dead_partials(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some((pid, _)) = rest.split_once(".partial.") else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().map_or(true, |pid| {
+            pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+        });
+        if !alive {
+            // Best effort: a leftover that cannot be removed costs only space.
+            std::fs::remove_file(entry.path()).ok();
+        }
+    }
 }
 
 /// `extent` (in the store's CRS) as bounds in `crs`.
