@@ -237,6 +237,9 @@ fn export_typed<T: GdalCell>(
     let output = plan_output::<T>(store, &planned, out)?;
     let location = PathBuf::from(store.location());
     let tmp = temporary_path(out)?;
+    if let Some(warning) = size_warning::<T>(store, &output, &tmp) {
+        progress.event(crate::engine::JobEvent::Warning(warning));
+    }
     // A PNG's georeferencing goes beside it once it is in place.
     let mut png_geotransform = output.geotransform();
     let written = match (between, request.format) {
@@ -351,6 +354,29 @@ fn png_of<T: GdalCell>(
     };
     let written = png::write_png(raster, store.nodata::<T>(), store.palette().as_deref(), tmp)?;
     Ok((written, raster.geotransform))
+}
+
+/// A warning for an output that may not fit: more cells, before
+/// compression, than the free space beside `tmp` holds (outputs compress,
+/// so it may still fit; the user is told before the work, not after).
+fn size_warning<T: GdalCell>(store: &Store, output: &OutputGrid, tmp: &Path) -> Option<String> {
+    let bands = store.structure().band_count() as u64;
+    let raw = (output.cols as u64)
+        .saturating_mul(output.rows as u64)
+        .saturating_mul(bands)
+        .saturating_mul(T::DTYPE.size() as u64);
+    let dir = tmp.parent().filter(|p| !p.as_os_str().is_empty())?;
+    let free = crate::storage::free_space(dir).ok()?;
+    (raw > free).then(|| {
+        format!(
+            "{} x {} cells take up to {} before compression, and {} are free in {}",
+            output.cols,
+            output.rows,
+            crate::format::human_bytes(raw),
+            crate::format::human_bytes(free),
+            dir.display()
+        )
+    })
 }
 
 /// A hint for a `--bbox` given with `--crs` but without `--bbox-crs`: the
