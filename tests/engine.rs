@@ -445,7 +445,7 @@ fn a_newer_format_is_refused_with_a_clear_error() {
     storage
         .put(
             &key,
-            text.replace("\"format_version\": 1", "\"format_version\": 99")
+            text.replace("\"format_version\": 2", "\"format_version\": 99")
                 .as_bytes(),
         )
         .unwrap();

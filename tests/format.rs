@@ -72,3 +72,66 @@ fn a_format_1_store_opens_verifies_and_exports_the_same_values() {
     ok(&["clear", s(&store), "--bbox", &bbox]);
     assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
 }
+
+/// `convert` upgrades a format-1 store to the current format: the same
+/// values, arrays sized to the data, coordinates that xarray reads, and the
+/// history and contents token carried over.
+#[test]
+fn convert_upgrades_a_format_1_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = copy_of("format-v1.gs", dir.path());
+    let new = dir.path().join("upgraded.gs");
+    ok(&["convert", s(&old), s(&new)]);
+    let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&new), "--json"])).unwrap();
+    assert_eq!(info["format_version"], 2);
+    assert_eq!(info["data_size"], serde_json::json!([93, 88]));
+    assert!(ok(&["verify", s(&new)]).starts_with("ok:"));
+    assert!(ok(&["history", s(&new)]).contains("terra_elev.tif"));
+    let export = |store: &Path, name: &str| {
+        let out = dir.path().join(name);
+        ok(&[
+            "export",
+            s(store),
+            "-o",
+            s(&out),
+            "--level",
+            "1",
+            "--no-cache",
+        ]);
+        read(s(&out), None)
+    };
+    let (a, b) = (export(&old, "old.tif"), export(&new, "new.tif"));
+    assert_eq!(a.geotransform, b.geotransform);
+    assert!(
+        a.bands[0]
+            .iter()
+            .zip(&b.bands[0])
+            .all(|(x, y)| same(*x, *y))
+    );
+    // The level arrays span the data, not the domain.
+    let zarray: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(new.join("0/data/.zarray")).unwrap()).unwrap();
+    let shape: Vec<u64> = serde_json::from_value(zarray["shape"].clone()).unwrap();
+    assert!(shape[0] >= 88 && shape[0] < 88 + 2 * 16, "{shape:?}");
+    assert!(shape[1] >= 93 && shape[1] < 93 + 2 * 16, "{shape:?}");
+    let xarray = "import sys, xarray as xr\nds = xr.open_zarr(sys.argv[1], group='0')\nprint(ds.data.rio.crs if hasattr(ds.data, 'rio') else '', float(ds.x[1] - ds.x[0]))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", &format!("import rioxarray\n{xarray}"), s(&new)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (crs, step) = text.trim_end().split_once(' ').unwrap();
+    assert_eq!(crs, "EPSG:4326", "rioxarray reads the CRS");
+    // Level 0's cells are half as wide as level 1's.
+    let step: f64 = step.parse().unwrap();
+    assert!(
+        (step - b.geotransform[1] / 2.0).abs() < 1e-12,
+        "{text} {:?}",
+        b.geotransform
+    );
+}

@@ -85,15 +85,17 @@ pub enum Command {
         #[arg(long)]
         time: Option<String>,
     },
-    /// Copy a store to another backend, every value checked after the copy.
+    /// Copy a store to another backend, or upgrade a store of an older
+    /// format version, every value checked after the copy.
     Convert {
         /// The store to copy.
         src: PathBuf,
         /// The new store (must not exist, or be an empty folder).
         dst: PathBuf,
-        /// How the new store is kept: folder, packed or hdf5.
+        /// How the new store is kept: folder, packed or hdf5 (default: as
+        /// the store to copy).
         #[arg(long)]
-        backend: Backend,
+        backend: Option<Backend>,
     },
     /// Rebuild a packed store's index from its packs, finish or roll back
     /// interrupted writes, and remove killed writers' temporary files.

@@ -1,6 +1,8 @@
-//! `gridstore convert`: copy a store to another backend, value for value.
+//! `gridstore convert`: copy a store to another backend, value for value,
+//! upgrading a store of an older format version to the current one.
 
 use super::open_store;
+use crate::engine::persistence::zarr::FORMAT_VERSION;
 use crate::storage::Backend;
 use anyhow::{Context as _, bail};
 use std::path::Path;
@@ -25,6 +27,9 @@ pub fn convert(src: &Path, dst: &Path, backend: Backend) -> anyhow::Result<(u64,
     let to = crate::storage::create(dst, backend)
         .with_context(|| format!("cannot create store {}", dst.display()))?;
     let copied = (|| -> anyhow::Result<(u64, u64)> {
+        if store.format_version() < FORMAT_VERSION {
+            return Ok(store.upgrade_into(to.clone())?);
+        }
         let keys = from.list("")?;
         let mut bytes = 0;
         for (key, _) in &keys {

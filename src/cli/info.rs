@@ -68,7 +68,7 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         let value = json!({
             "store": store.location(),
             "backend": store.storage().backend_name(),
-            "format_version": FORMAT_VERSION,
+            "format_version": store.format_version(),
             "structure": s,
             "domain": valid_area.unwrap_or_else(|| grid.domain()),
             "grid_extent": grid.domain(),
@@ -87,15 +87,23 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         None => s.crs.name.clone(),
     };
     println!("store       {}", store.location());
+    let version = store.format_version();
+    let upgrade = if version < FORMAT_VERSION {
+        format!("; `gridstore convert` upgrades it to version {FORMAT_VERSION}")
+    } else {
+        String::new()
+    };
     match store.storage().backend_name() {
         "packed" => println!(
-            "format      gridstore {FORMAT_VERSION}, packed backend (pack files + redb index)"
+            "format      gridstore {version}, packed backend (pack files + redb index){upgrade}"
         ),
         "hdf5" => println!(
-            "format      gridstore {FORMAT_VERSION}, hdf5 backend (one HDF5 file: record log + index)"
+            "format      gridstore {version}, hdf5 backend (one HDF5 file: record log + index){upgrade}"
         ),
         _ => {
-            println!("format      gridstore {FORMAT_VERSION} (Zarr v2 group, one array per level)")
+            println!(
+                "format      gridstore {version} (Zarr v2 group, one array per level){upgrade}"
+            )
         }
     }
     println!("crs         {crs}");
@@ -206,7 +214,7 @@ pub fn print_chunks(store: &Store, level: Option<u8>, as_json: bool) -> anyhow::
             .iter()
             .map(|(t, loc, bytes)| {
                 json!({ "t": t, "level": loc.level, "row": loc.row, "col": loc.col, "bytes": bytes,
-                        "key": store.chunk_key(*t, *loc).to_string(), "extent": grid.chunk_extent(*loc) })
+                        "key": store.chunk_name(*t, *loc), "extent": grid.chunk_extent(*loc) })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);

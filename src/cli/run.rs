@@ -3,6 +3,7 @@
 use super::args::{Cli, Command, ExportArgs};
 use super::progress::BarSink;
 use super::{cache, convert, create, history, info, open_store, parse_time};
+use crate::engine::persistence::zarr::FORMAT_VERSION;
 use crate::engine::{CancelToken, Store};
 use crate::gdal_io::{ExportFormat, ExportRequest, IngestOptions, Resolution, export_with, ingest};
 use crate::with_dtype;
@@ -100,9 +101,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Convert { src, dst, backend } => {
+            let backend = backend.unwrap_or_else(|| crate::storage::backend_of(&src));
             let (values, bytes) = convert::convert(&src, &dst, backend)?;
             println!(
-                "converted {} to {} ({backend}): {values} values, {bytes} bytes, all read back equal",
+                "converted {} to {} ({backend}, format version {FORMAT_VERSION}): {values} values, {bytes} bytes, all read back equal",
                 src.display(),
                 dst.display()
             );

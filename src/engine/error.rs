@@ -28,6 +28,17 @@ pub enum EngineError {
         /// What is wrong.
         reason: DecodeError,
     },
+    /// A chunk is not where, or not what, the store's protocol expects
+    /// (it vanished during a copy, or lies outside its level's array).
+    #[error("chunk {key} in {store}: {reason}")]
+    Misplaced {
+        /// The chunk's key, or its place when it has none.
+        key: String,
+        /// The store.
+        store: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The location holds no store, or a damaged root.
     #[error("{location} is not a gridstore store: {reason}")]
     NotAStore {
@@ -38,7 +49,7 @@ pub enum EngineError {
     },
     /// The store was written by an incompatible format version.
     #[error(
-        "{location} has store format version {found}; this gridstore reads version {supported}{hint}"
+        "{location} has store format version {found}; this gridstore reads versions 1 to {supported}{hint}"
     )]
     Version {
         /// The store.

@@ -7,10 +7,13 @@
 use crate::engine::catalogue::sources::Read;
 use crate::engine::error::EngineError;
 use crate::engine::grid::time::TimeAxis;
-use crate::engine::grid::{ChunkLoc, Grid};
+use crate::engine::grid::{ChunkLoc, Grid, Window};
 use crate::engine::persistence::codec;
+use crate::engine::persistence::footprint::Footprint;
 use crate::engine::persistence::palette::{PALETTE_KEY, Palette};
-use crate::engine::persistence::zarr::{self, FORMAT_VERSION, ROOT_ATTRS};
+use crate::engine::persistence::zarr::{
+    self, CONSOLIDATED, FORMAT_VERSION, LevelView, OLDEST_FORMAT_VERSION, ROOT_ATTRS,
+};
 use crate::engine::{Element, Structure};
 use crate::storage::{DynStorage, StoreKey, WriterLock};
 use ndarray::Array3;
@@ -28,12 +31,107 @@ pub struct TimeState {
     pub instants: Vec<i64>,
 }
 
+/// The layouts a store's chunks can lie in (`gridstore.layout`).
+pub const LAYOUTS: [&str; 1] = ["zarr2"];
+
 #[derive(Debug, Serialize, Deserialize)]
 struct RootMeta {
     format_version: u32,
+    /// From version 2: how the chunks lie (one of [`LAYOUTS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    layout: Option<String>,
     structure: Structure,
     #[serde(default)]
     time: TimeState,
+    /// From version 2: the base chunks the data ever reached (see
+    /// [`Footprint`]); absent before the first write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extent: Option<Window>,
+}
+
+/// The root attributes, checked.
+struct Root {
+    version: u32,
+    meta: RootMeta,
+    footprint: Footprint,
+}
+
+impl Root {
+    /// Parses and checks the root attributes of the store in `storage`.
+    fn parse(storage: &dyn crate::storage::Storage, bytes: &[u8]) -> Result<Self, EngineError> {
+        let not_a_store = |reason: String| EngineError::NotAStore {
+            location: storage.location(),
+            reason,
+        };
+        let attrs: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| not_a_store(format!(".zattrs is not JSON ({e})")))?;
+        let meta = attrs
+            .get("gridstore")
+            .ok_or_else(|| not_a_store(".zattrs has no 'gridstore' entry".into()))?;
+        let found = meta
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let found = u32::try_from(found).unwrap_or(u32::MAX);
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&found) {
+            let hint = if found > FORMAT_VERSION {
+                "; upgrade gridstore to open it"
+            } else {
+                ""
+            };
+            return Err(EngineError::Version {
+                location: storage.location(),
+                found,
+                supported: FORMAT_VERSION,
+                hint,
+            });
+        }
+        let meta: RootMeta = serde_json::from_value(meta.clone())
+            .map_err(|e| not_a_store(format!("damaged structure in .zattrs ({e})")))?;
+        meta.structure.validate()?;
+        let grid = Grid::new(&meta.structure);
+        let footprint = if found == 1 {
+            Footprint::Domain
+        } else {
+            match meta.layout.as_deref() {
+                Some(layout) if LAYOUTS.contains(&layout) => {}
+                Some(layout) => {
+                    return Err(not_a_store(format!(
+                        "its layout '{layout}' is not one this gridstore reads ({}); upgrade gridstore to open it",
+                        LAYOUTS.join(", ")
+                    )));
+                }
+                None => return Err(not_a_store(".zattrs names no layout".into())),
+            }
+            let side = u64::from(grid.chunks_per_side(0));
+            let chunks = Window {
+                row: 0,
+                col: 0,
+                rows: side,
+                cols: side,
+            };
+            if let Some(extent) = meta.extent
+                && (extent.is_empty() || extent.intersect(&chunks) != Some(extent))
+            {
+                return Err(not_a_store(format!(
+                    "damaged extent in .zattrs (rows {}..{}, columns {}..{} are not within the domain's {side} × {side} chunks)",
+                    extent.row,
+                    extent.row + extent.rows,
+                    extent.col,
+                    extent.col + extent.cols,
+                )));
+            }
+            Footprint::Data {
+                shard: 1,
+                base: meta.extent,
+            }
+        };
+        Ok(Self {
+            version: found,
+            meta,
+            footprint,
+        })
+    }
 }
 
 /// An open store.
@@ -43,6 +141,13 @@ pub struct Store {
     structure: Structure,
     grid: Grid,
     time: RwLock<TimeState>,
+    /// The format version of the store (1 or 2); writes keep it.
+    version: u32,
+    /// Which part of each level its array spans.
+    footprint: RwLock<Footprint>,
+    /// The storage's version of the root attributes this store's view of
+    /// the time axis and footprint was read from (see [`Store::refresh`]).
+    root_version: RwLock<Option<String>>,
     lock: Option<Box<dyn WriterLock>>,
     /// Serialises writes within this process (see `journal::WriteTxn`).
     serial: std::sync::Mutex<()>,
@@ -78,6 +183,12 @@ impl Store {
             structure,
             grid,
             time: RwLock::new(TimeState::default()),
+            version: FORMAT_VERSION,
+            footprint: RwLock::new(Footprint::Data {
+                shard: 1,
+                base: None,
+            }),
+            root_version: RwLock::new(None),
             lock: Some(lock),
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(None),
@@ -85,13 +196,9 @@ impl Store {
             reads: crate::engine::catalogue::sources::ReadLog::default(),
         };
         store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
-        for level in 0..=grid.top_level() {
-            store.put_json(&format!("{level}/.zgroup"), &json!({ "zarr_format": 2 }))?;
-            store.write_level_meta(level, 0)?;
-        }
         store.init_journal()?;
         // The root attributes go last: a store without them is not a store.
-        store.write_root(&TimeState::default())?;
+        store.write_metadata(&TimeState::default(), MetadataChange::All)?;
         Ok(store)
     }
 
@@ -109,35 +216,15 @@ impl Store {
         // new as this token (see `Store::state_token`).
         let known_state = crate::engine::persistence::journal::contents_state(storage.as_ref())?;
         let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
+        let root_version = storage.version(&key)?;
         let bytes = storage
             .get(&key)?
             .ok_or_else(|| not_a_store("no .zattrs with a gridstore structure".into()))?;
-        let attrs: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| not_a_store(format!(".zattrs is not JSON ({e})")))?;
-        let meta = attrs
-            .get("gridstore")
-            .ok_or_else(|| not_a_store(".zattrs has no 'gridstore' entry".into()))?;
-        let found = meta
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        let found = u32::try_from(found).unwrap_or(u32::MAX);
-        if found != FORMAT_VERSION {
-            let hint = if found > FORMAT_VERSION {
-                "; upgrade gridstore to open it"
-            } else {
-                ""
-            };
-            return Err(EngineError::Version {
-                location: storage.location(),
-                found,
-                supported: FORMAT_VERSION,
-                hint,
-            });
-        }
-        let meta: RootMeta = serde_json::from_value(meta.clone())
-            .map_err(|e| not_a_store(format!("damaged structure in .zattrs ({e})")))?;
-        meta.structure.validate()?;
+        let Root {
+            version: found,
+            meta,
+            footprint,
+        } = Root::parse(storage.as_ref(), &bytes)?;
         let grid = Grid::new(&meta.structure);
         let palette_key = StoreKey::new(PALETTE_KEY).map_err(crate::storage::StorageError::from)?;
         let palette = match storage.get(&palette_key)? {
@@ -151,6 +238,9 @@ impl Store {
             structure: meta.structure,
             grid,
             time: RwLock::new(meta.time),
+            version: found,
+            footprint: RwLock::new(footprint),
+            root_version: RwLock::new(root_version),
             lock: None,
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(palette),
@@ -222,14 +312,111 @@ impl Store {
         b * r * c * self.structure.dtype.size()
     }
 
-    /// The storage key of a chunk.
+    /// The storage key of a chunk; `None` when its level's array does not
+    /// span it (no data ever reached it).
+    #[must_use]
+    pub fn chunk_key(&self, t: u32, loc: ChunkLoc) -> Option<StoreKey> {
+        self.chunk_key_in(&self.footprint(), t, loc)
+    }
+
+    /// The storage key of a chunk under `footprint`.
     ///
     /// # Panics
     /// Never: chunk keys are valid by construction.
-    #[must_use]
-    pub fn chunk_key(&self, t: u32, loc: ChunkLoc) -> StoreKey {
+    pub(crate) fn chunk_key_in(
+        &self,
+        footprint: &Footprint,
+        t: u32,
+        loc: ChunkLoc,
+    ) -> Option<StoreKey> {
+        let index = footprint.index_of(&self.grid, loc)?;
         #[allow(clippy::expect_used)]
-        StoreKey::new(zarr::chunk_key(&self.structure, t, loc)).expect("chunk keys are valid")
+        Some(
+            StoreKey::new(zarr::chunk_key(&self.structure, t, loc.level, index))
+                .expect("chunk keys are valid"),
+        )
+    }
+
+    /// The chunk's name for messages: its key, or where it would be.
+    #[must_use]
+    pub fn chunk_name(&self, t: u32, loc: ChunkLoc) -> String {
+        self.chunk_key(t, loc).map_or_else(
+            || format!("chunk {loc} (outside the arrays)"),
+            |k| k.to_string(),
+        )
+    }
+
+    /// Which part of each level its array spans.
+    #[must_use]
+    pub fn footprint(&self) -> Footprint {
+        *self
+            .footprint
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Brings this store's view of the time axis and the footprint up to
+    /// date when another process changed them (a new instant, arrays that
+    /// grew): the readers' entry points call it, so a store opened before
+    /// another process wrote reads what is there now. Costs one check of
+    /// the root attributes' version when nothing changed. A writer's view
+    /// is its own, and is never stale.
+    ///
+    /// # Errors
+    /// I/O, or root attributes that no longer parse.
+    pub fn refresh(&self) -> Result<(), EngineError> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
+        let version = self.storage.version(&key)?;
+        let known = self
+            .root_version
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if version.is_some() && version == known {
+            return Ok(());
+        }
+        let Some(bytes) = self.storage.get(&key)? else {
+            return Ok(());
+        };
+        let root = Root::parse(self.storage.as_ref(), &bytes)?;
+        // Compared as written: a NaN nodata is not equal to itself.
+        let same = |s: &Structure| serde_json::to_string(s).unwrap_or_default();
+        if same(&root.meta.structure) != same(&self.structure) || root.version != self.version {
+            return Err(EngineError::NotAStore {
+                location: self.location(),
+                reason: "another store was written in its place; open it again".into(),
+            });
+        }
+        self.set_time_state(root.meta.time);
+        self.set_footprint(root.footprint);
+        *self
+            .root_version
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = version;
+        Ok(())
+    }
+
+    pub(crate) fn set_time_state(&self, time: TimeState) {
+        *self
+            .time
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = time;
+    }
+
+    pub(crate) fn set_footprint(&self, footprint: Footprint) {
+        *self
+            .footprint
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = footprint;
+    }
+
+    /// The store's format version (see docs/FORMAT.md).
+    #[must_use]
+    pub fn format_version(&self) -> u32 {
+        self.version
     }
 
     /// The nodata value as `T`.
@@ -293,7 +480,9 @@ impl Store {
     /// # Errors
     /// I/O.
     pub fn chunk_exists(&self, t: u32, loc: ChunkLoc) -> Result<bool, EngineError> {
-        let key = self.chunk_key(t, loc);
+        let Some(key) = self.chunk_key(t, loc) else {
+            return Ok(false);
+        };
         self.note_read(|| Read::Value(key.to_string()));
         Ok(self.storage.size(&key)?.is_some())
     }
@@ -304,7 +493,9 @@ impl Store {
     /// # Errors
     /// I/O.
     pub fn stored_chunk(&self, t: u32, loc: ChunkLoc) -> Result<Option<Vec<u8>>, EngineError> {
-        let key = self.chunk_key(t, loc);
+        let Some(key) = self.chunk_key(t, loc) else {
+            return Ok(None);
+        };
         self.note_read(|| Read::Value(key.to_string()));
         Ok(self.storage.get(&key)?)
     }
@@ -319,7 +510,9 @@ impl Store {
         loc: ChunkLoc,
     ) -> Result<Option<Array3<T>>, EngineError> {
         self.check_dtype::<T>()?;
-        let key = self.chunk_key(t, loc);
+        let Some(key) = self.chunk_key(t, loc) else {
+            return Ok(None);
+        };
         self.note_read(|| Read::Value(key.to_string()));
         // A view where the backend can: the codec checks the bytes.
         let Some(stored) = self.storage.get_view(&key)? else {
@@ -360,10 +553,21 @@ impl Store {
     ) -> Result<u64, EngineError> {
         self.check_writable()?;
         self.check_dtype::<T>()?;
-        let key = self.chunk_key(t, loc);
         let nodata = self.nodata::<T>();
         let data = data.filter(|d| !crate::engine::grid::dtype::all_nodata(&d.view(), nodata));
         let staged = visibility == crate::engine::Visibility::Staged;
+        let Some(key) = self.chunk_key(t, loc) else {
+            // Writes grow the arrays first (`Store::begin_write`): only an
+            // empty chunk can lie outside them.
+            return match data {
+                None => Ok(0),
+                Some(_) => Err(EngineError::Misplaced {
+                    key: self.chunk_name(t, loc),
+                    store: self.location(),
+                    reason: "a write reached a chunk outside the level's array".into(),
+                }),
+            };
+        };
         let Some(data) = data else {
             if staged {
                 self.storage.stage(&key, None)?;
@@ -461,10 +665,7 @@ impl Store {
                 next.instants.push(instant);
             }
             next.length = index + 1;
-            for level in 0..=self.grid.top_level() {
-                self.write_level_meta(level, next.length)?;
-            }
-            self.write_root(&next)?;
+            self.write_metadata(&next, MetadataChange::Time)?;
             *self
                 .time
                 .write()
@@ -518,6 +719,7 @@ impl Store {
     /// # Errors
     /// I/O.
     pub fn master_chunk(&self, t: u32) -> Result<Option<ChunkLoc>, EngineError> {
+        self.refresh()?;
         let mut master = self.grid.root();
         if !self.chunk_exists(t, master)? {
             return Ok(None);
@@ -543,18 +745,18 @@ impl Store {
     /// I/O.
     pub fn list_chunks(&self, level: u8) -> Result<Vec<(u32, ChunkLoc, u64)>, EngineError> {
         self.grid.check_level(level)?;
+        self.refresh()?;
         let prefix = zarr::level_prefix(level);
         self.note_read(|| Read::Listing(prefix.clone()));
         let listed = self.storage.list(&prefix)?;
+        let footprint = self.footprint();
         Ok(listed
             .into_iter()
             .filter_map(|(k, n)| {
-                zarr::parse_chunk_key(&self.structure, k.as_str()).map(|(t, loc)| (t, loc, n))
-            })
-            // A stray file with out-of-range indices is not a chunk.
-            .filter(|(_, loc, _)| {
-                let n = self.grid.chunks_per_side(level);
-                loc.level == level && loc.row < n && loc.col < n
+                let (t, at, (row, col)) = zarr::parse_chunk_key(&self.structure, k.as_str())?;
+                // A stray file with out-of-range indices is not a chunk.
+                let loc = footprint.loc_at(&self.grid, level, row, col);
+                loc.filter(|_| at == level).map(|loc| (t, loc, n))
             })
             .collect())
     }
@@ -566,28 +768,103 @@ impl Store {
         Ok(())
     }
 
-    fn write_level_meta(&self, level: u8, time_len: u32) -> Result<(), EngineError> {
-        let prefix = zarr::level_prefix(level);
-        self.put_json(
-            &format!("{prefix}/.zarray"),
-            &zarr::zarray(&self.structure, &self.grid, level, time_len),
-        )?;
-        self.put_json(
-            &format!("{prefix}/.zattrs"),
-            &zarr::array_attrs(&self.structure, &self.grid, level),
-        )
-    }
-
-    fn write_root(&self, time: &TimeState) -> Result<(), EngineError> {
+    /// Writes the metadata that `change` touched: each level's group,
+    /// array and (from version 2) coordinates, the consolidated metadata,
+    /// and last the root attributes, which gridstore reads.
+    pub(crate) fn write_metadata(
+        &self,
+        time: &TimeState,
+        change: MetadataChange,
+    ) -> Result<(), EngineError> {
+        let instants: Vec<i64> = (0..time.length)
+            .filter_map(|t| self.instant_in(time, t))
+            .collect();
+        let footprint = self.footprint();
+        let views: Vec<LevelView<'_>> = (0..=self.grid.top_level())
+            .map(|level| LevelView {
+                level,
+                chunks: footprint.array_window(&self.grid, level),
+                instants: &instants,
+                version: self.version,
+            })
+            .collect();
         let meta = RootMeta {
-            format_version: FORMAT_VERSION,
+            format_version: self.version,
+            layout: (self.version >= 2).then(|| LAYOUTS[0].to_string()),
             structure: self.structure.clone(),
             time: time.clone(),
+            extent: match footprint {
+                Footprint::Data { base, .. } => base,
+                Footprint::Domain => None,
+            },
         };
-        let attrs = json!({
+        let root = serde_json::to_vec_pretty(&json!({
             "gridstore": meta,
-            "multiscales": zarr::multiscales(&self.structure, &self.grid),
-        });
-        self.put_json(ROOT_ATTRS, &attrs)
+            "multiscales": zarr::multiscales(&self.structure, &self.grid, &views),
+        }))
+        .unwrap_or_default();
+        let mut all = vec![(
+            ".zgroup".to_string(),
+            serde_json::to_vec_pretty(&json!({ "zarr_format": 2 })).unwrap_or_default(),
+        )];
+        for view in &views {
+            let objects = zarr::level_objects(&self.structure, &self.grid, view);
+            let level = format!("{}/", view.level);
+            for (key, bytes) in &objects {
+                if !change.touches(key) {
+                    continue;
+                }
+                match bytes {
+                    Some(bytes) => self.put_bytes(key, bytes)?,
+                    None => self
+                        .storage
+                        .delete(&StoreKey::new(key).map_err(crate::storage::StorageError::from)?)?,
+                }
+            }
+            let objects: Vec<(String, Vec<u8>)> = objects
+                .into_iter()
+                .filter_map(|(k, b)| Some((k, b?)))
+                .collect();
+            if self.version >= 2 {
+                let relative = objects
+                    .iter()
+                    .filter_map(|(k, b)| Some((k.strip_prefix(&level)?, b.as_slice())));
+                self.put_bytes(
+                    &format!("{level}{CONSOLIDATED}"),
+                    &zarr::consolidated(relative),
+                )?;
+            }
+            all.extend(objects);
+        }
+        all.push((ROOT_ATTRS.to_string(), root.clone()));
+        if self.version >= 2 {
+            let every = all.iter().map(|(k, b)| (k.as_str(), b.as_slice()));
+            self.put_bytes(CONSOLIDATED, &zarr::consolidated(every))?;
+        }
+        self.put_bytes(ROOT_ATTRS, &root)
+    }
+
+    fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), EngineError> {
+        let key = StoreKey::new(key).map_err(crate::storage::StorageError::from)?;
+        self.storage.put(&key, bytes)?;
+        Ok(())
+    }
+}
+
+/// Which metadata a change touches (see [`Store::write_metadata`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetadataChange {
+    /// A new instant: the data arrays' shape and the time coordinate.
+    Time,
+    /// The arrays' extent, or a new store: everything.
+    All,
+}
+
+impl MetadataChange {
+    fn touches(self, key: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Time => key.ends_with("/data/.zarray") || key.contains("/time/"),
+        }
     }
 }

@@ -177,10 +177,8 @@ fn histogram(ui: &mut egui::Ui, stats: &Stats) {
 
 fn report(store: &Store, key: TileKey) -> ChunkReport {
     let bytes = store
-        .storage()
-        .size(&store.chunk_key(key.t, key.loc))
-        .ok()
-        .flatten();
+        .chunk_key(key.t, key.loc)
+        .and_then(|k| store.storage().size(&k).ok().flatten());
     let stats = with_dtype!(store.structure().dtype, T => stats::<T>(store, key));
     ChunkReport { bytes, stats }
 }

@@ -290,7 +290,7 @@ mod tests {
 
     /// Flips the last byte of a chunk behind the store's back.
     fn change_behind_its_back(store: &Store, loc: ChunkLoc) {
-        let key = store.chunk_key(0, loc);
+        let key = store.chunk_key(0, loc).unwrap();
         let mut bytes = store.storage().get(&key).unwrap().unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;

@@ -57,14 +57,17 @@ pub struct PendingWrite {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Journal {
-    pending: Vec<PendingWrite>,
+pub(super) struct Journal {
+    pub(super) pending: Vec<PendingWrite>,
+    /// A move of the arrays' origins under way (see `persistence::reshape`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) reshape: Option<super::reshape::Reshape>,
     /// A random token of the store's contents, new with every write that
     /// changes them (kept by a write that rolls back): cached results of
     /// the store are keyed by it. Absent in stores not written since it
     /// was introduced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    state: Option<String>,
+    pub(super) state: Option<String>,
 }
 
 /// The contents token in `storage`'s journal, if any.
@@ -101,7 +104,7 @@ fn new_state() -> String {
     format!("{:016x}{:016x}", half(1), half(2))
 }
 
-fn key(text: &str) -> Result<StoreKey, EngineError> {
+pub(super) fn key(text: &str) -> Result<StoreKey, EngineError> {
     StoreKey::new(text).map_err(|e| EngineError::Storage(StorageError::from(e)))
 }
 
@@ -111,6 +114,8 @@ fn key(text: &str) -> Result<StoreKey, EngineError> {
 pub(crate) struct WriteTxn<'a> {
     store: &'a Store,
     record: PendingWrite,
+    /// The footprint before the write grew it, if it did.
+    grown_from: Option<crate::engine::persistence::footprint::Footprint>,
     _serial: MutexGuard<'a, ()>,
 }
 
@@ -172,7 +177,11 @@ impl WriteTxn<'_> {
     /// I/O.
     pub(crate) fn abort(self) -> Result<(), EngineError> {
         self.store.discard_staged(&self.record)?;
-        self.store.journal_end(self.record.id, false)
+        self.store.journal_end(self.record.id, false)?;
+        match self.grown_from {
+            Some(before) => self.store.reshape(before),
+            None => Ok(()),
+        }
     }
 }
 
@@ -180,6 +189,8 @@ impl Store {
     /// Starts a write of `window` at `instant`, staging levels
     /// `0..=staged_levels`. Waits for any other write of this store in this
     /// process, and first recovers writes a dead process left unfinished.
+    /// With `grow`, the arrays first grow to span the window (an abort
+    /// shrinks them back).
     ///
     /// # Errors
     /// Read-only store, a time error, I/O, or a failed recovery.
@@ -188,11 +199,20 @@ impl Store {
         instant: Option<i64>,
         window: Window,
         staged_levels: u8,
+        grow: bool,
     ) -> Result<WriteTxn<'_>, EngineError> {
         self.check_writable()?;
         let serial = self.write_serial();
         crate::with_dtype!(self.structure().dtype, T => self.repair_pending::<T>(&NoProgress))?;
         let t = self.planned_time_index(instant)?;
+        let before = self.footprint();
+        let grown_from = if grow {
+            let grown = before.grown(self.grid(), &window);
+            self.reshape(grown)?;
+            (grown != before).then_some(before)
+        } else {
+            None
+        };
         let mut journal = self.read_journal()?;
         let id = journal.pending.iter().map(|p| p.id + 1).max().unwrap_or(1);
         let record = PendingWrite {
@@ -208,6 +228,7 @@ impl Store {
         Ok(WriteTxn {
             store: self,
             record,
+            grown_from,
             _serial: serial,
         })
     }
@@ -221,7 +242,7 @@ impl Store {
         Ok(self.read_journal()?.pending)
     }
 
-    fn read_journal(&self) -> Result<Journal, EngineError> {
+    pub(super) fn read_journal(&self) -> Result<Journal, EngineError> {
         let damaged = |why: &str| EngineError::NotAStore {
             location: self.location(),
             reason: format!("damaged journal/.zattrs ({why})"),
@@ -248,6 +269,7 @@ impl Store {
     pub(crate) fn init_journal(&self) -> Result<(), EngineError> {
         self.write_journal(&Journal {
             pending: Vec::new(),
+            reshape: None,
             state: Some(new_state()),
         })
     }
@@ -284,7 +306,7 @@ impl Store {
         self.write_journal(&journal)
     }
 
-    fn write_journal(&self, journal: &Journal) -> Result<(), EngineError> {
+    pub(super) fn write_journal(&self, journal: &Journal) -> Result<(), EngineError> {
         let group = key(JOURNAL_GROUP)?;
         if self.storage().size(&group)?.is_none() {
             self.storage().put(&group, br#"{"zarr_format": 2}"#)?;
@@ -375,7 +397,9 @@ impl Store {
     fn discard_staged(&self, pending: &PendingWrite) -> Result<(), EngineError> {
         for level in 0..=pending.staged_levels {
             for loc in self.chunks_over(level, &pending.window) {
-                self.storage().discard(&self.chunk_key(pending.t, loc))?;
+                if let Some(key) = self.chunk_key(pending.t, loc) {
+                    self.storage().discard(&key)?;
+                }
             }
         }
         Ok(())
@@ -406,7 +430,9 @@ impl Store {
         }
         for level in 0..=pending.staged_levels {
             for loc in self.chunks_over(level, &pending.window) {
-                self.storage().commit(&self.chunk_key(pending.t, loc))?;
+                if let Some(key) = self.chunk_key(pending.t, loc) {
+                    self.storage().commit(&key)?;
+                }
             }
         }
         let landed = |levels| JobEvent::Chunks {
@@ -471,6 +497,7 @@ impl Store {
         progress: &dyn ProgressSink,
     ) -> Result<usize, EngineError> {
         self.check_writable()?;
+        self.recover_reshape()?;
         let mut repaired = 0;
         for p in self.pending_writes()? {
             let result = match p.phase {

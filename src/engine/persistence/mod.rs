@@ -4,6 +4,9 @@
 //! and the colour table.
 
 pub mod codec;
+pub mod footprint;
 pub(crate) mod journal;
 pub mod palette;
+mod reshape;
+mod upgrade;
 pub mod zarr;

@@ -2,18 +2,28 @@
 //! xarray and GDAL. docs/FORMAT.md is the specification; this module writes
 //! it.
 
-use crate::engine::grid::{ChunkLoc, Grid};
+use crate::engine::grid::{Grid, Window};
 use crate::engine::{Codec, DType, Structure};
 use serde_json::{Value, json};
 
-/// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this build still reads and writes (in its
+/// own layout; `gridstore convert` upgrades it).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// Key of the root attributes, which hold the structure.
 pub const ROOT_ATTRS: &str = ".zattrs";
 
+/// Key of the consolidated metadata, at the root and in each level group.
+pub const CONSOLIDATED: &str = ".zmetadata";
+
 /// Name of the array inside each level group.
 pub const ARRAY: &str = "data";
+
+/// Name of the CF grid-mapping variable in each level group.
+pub const GRID_MAPPING: &str = "spatial_ref";
 
 /// The key prefix of level `level`'s array, e.g. `3/data`.
 #[must_use]
@@ -21,23 +31,25 @@ pub fn level_prefix(level: u8) -> String {
     format!("{level}/{ARRAY}")
 }
 
-/// The key of a chunk: `<level>/data/[<t>/][0/]<row>/<col>`.
+/// The key of the chunk at array index `(row, col)` of `level`:
+/// `<level>/data/[<t>/][0/]<row>/<col>`.
 #[must_use]
-pub fn chunk_key(structure: &Structure, t: u32, loc: ChunkLoc) -> String {
-    let mut key = level_prefix(loc.level);
+pub fn chunk_key(structure: &Structure, t: u32, level: u8, (row, col): (u64, u64)) -> String {
+    let mut key = level_prefix(level);
     if structure.time.is_some() {
         key.push_str(&format!("/{t}"));
     }
     if structure.bands.is_some() {
         key.push_str("/0");
     }
-    key.push_str(&format!("/{}/{}", loc.row, loc.col));
+    key.push_str(&format!("/{row}/{col}"));
     key
 }
 
-/// Parses a chunk key back into `(t, loc)`; `None` for other keys.
+/// Parses a chunk key back into `(t, level, (row, col))`, the indices in
+/// the level's array; `None` for other keys.
 #[must_use]
-pub fn parse_chunk_key(structure: &Structure, key: &str) -> Option<(u32, ChunkLoc)> {
+pub fn parse_chunk_key(structure: &Structure, key: &str) -> Option<(u32, u8, (u64, u64))> {
     let mut parts = key.split('/');
     let level: u8 = parts.next()?.parse().ok()?;
     if parts.next()? != ARRAY {
@@ -54,9 +66,13 @@ pub fn parse_chunk_key(structure: &Structure, key: &str) -> Option<(u32, ChunkLo
     } else {
         0
     };
+    if structure.bands.is_some() && rest[n - 3] != "0" {
+        return None;
+    }
     Some((
         t,
-        ChunkLoc::new(level, rest[n - 2].parse().ok()?, rest[n - 1].parse().ok()?),
+        level,
+        (rest[n - 2].parse().ok()?, rest[n - 1].parse().ok()?),
     ))
 }
 
@@ -89,15 +105,54 @@ fn compressor_and_filters(codec: Codec) -> (Value, Value) {
     }
 }
 
-/// `.zarray` of one level, for a time axis of `time_len` instants.
+/// What the metadata of one level describes.
+#[derive(Debug, Clone, Copy)]
+pub struct LevelView<'a> {
+    /// The level.
+    pub level: u8,
+    /// The chunks its array spans (chunk units, domain indices).
+    pub chunks: Window,
+    /// The instant of each time index (empty without a time axis).
+    pub instants: &'a [i64],
+    /// The format version written: 1 keeps version 1's metadata exactly.
+    pub version: u32,
+}
+
+impl LevelView<'_> {
+    /// The array's cells (rows, columns).
+    fn cells(&self, structure: &Structure) -> (u64, u64) {
+        let [cw, ch] = structure.chunk;
+        (
+            self.chunks.rows * u64::from(ch),
+            self.chunks.cols * u64::from(cw),
+        )
+    }
+
+    /// The GDAL geotransform of the array's first cell.
+    #[must_use]
+    pub fn geotransform(&self, structure: &Structure, grid: &Grid) -> [f64; 6] {
+        let [cw, ch] = structure.chunk;
+        let [cx, cy] = grid.cell_size(self.level);
+        [
+            grid.x_of(self.level, self.chunks.col * u64::from(cw)),
+            cx,
+            0.0,
+            grid.y_of(self.level, self.chunks.row * u64::from(ch)),
+            0.0,
+            -cy,
+        ]
+    }
+}
+
+/// `.zarray` of one level's data array.
 #[must_use]
-pub fn zarray(structure: &Structure, grid: &Grid, level: u8, time_len: u32) -> Value {
-    let [cols, rows] = grid.cells(level);
+pub fn zarray(structure: &Structure, view: &LevelView<'_>) -> Value {
+    let (rows, cols) = view.cells(structure);
     let [cw, ch] = structure.chunk;
     let mut shape = Vec::new();
     let mut chunks = Vec::new();
     if structure.time.is_some() {
-        shape.push(u64::from(time_len));
+        shape.push(view.instants.len() as u64);
         chunks.push(1);
     }
     if let Some(b) = structure.bands {
@@ -120,10 +175,8 @@ pub fn zarray(structure: &Structure, grid: &Grid, level: u8, time_len: u32) -> V
     })
 }
 
-/// `.zattrs` of one level's array: xarray dimension names, GDAL's `_CRS`,
-/// and the geotransform.
-#[must_use]
-pub fn array_attrs(structure: &Structure, grid: &Grid, level: u8) -> Value {
+/// The dimension names of the data array, outermost first.
+fn dimensions(structure: &Structure) -> Vec<&'static str> {
     let mut dims = Vec::new();
     if structure.time.is_some() {
         dims.push("time");
@@ -132,26 +185,192 @@ pub fn array_attrs(structure: &Structure, grid: &Grid, level: u8) -> Value {
         dims.push("band");
     }
     dims.extend(["y", "x"]);
-    json!({
-        "_ARRAY_DIMENSIONS": dims,
+    dims
+}
+
+/// `.zattrs` of one level's data array: xarray dimension names, GDAL's
+/// `_CRS`, the geotransform, and from version 2 the CF grid mapping.
+#[must_use]
+pub fn array_attrs(structure: &Structure, grid: &Grid, view: &LevelView<'_>) -> Value {
+    let mut attrs = json!({
+        "_ARRAY_DIMENSIONS": dimensions(structure),
         "_CRS": { "wkt": structure.crs.wkt },
-        "geotransform": grid.geotransform(level),
-        "gridstore_level": level,
+        "geotransform": view.geotransform(structure, grid),
+        "gridstore_level": view.level,
         "nodata": fill_value(structure.dtype, structure.nodata),
+    });
+    if view.version >= 2 {
+        attrs["grid_mapping"] = json!(GRID_MAPPING);
+        attrs["coordinates"] = json!(GRID_MAPPING);
+    }
+    attrs
+}
+
+/// A one-chunk, uncompressed 1-D (or, with no `len`, 0-D) array.
+fn plain_array(dtype: &str, len: Option<usize>) -> Value {
+    let (shape, chunks) = match len {
+        Some(n) => (json!([n]), json!([n.max(1)])),
+        None => (json!([]), json!([])),
+    };
+    json!({
+        "zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": dtype,
+        "compressor": null, "filters": null, "fill_value": null, "order": "C",
     })
 }
 
-/// The `multiscales` attribute of the root group.
+fn f64_bytes(values: impl Iterator<Item = f64>) -> Vec<u8> {
+    values.flat_map(f64::to_le_bytes).collect()
+}
+
+/// Every metadata and coordinate object of one level's group, as
+/// `(key, bytes)`: the group, the data array's `.zarray` and `.zattrs`,
+/// and from version 2 the `x`, `y`, `band` and `time` coordinates and the
+/// `spatial_ref` grid mapping. `None` bytes: the object must not exist (the
+/// chunk of a coordinate of length 0).
 #[must_use]
-pub fn multiscales(structure: &Structure, grid: &Grid) -> Value {
-    let datasets: Vec<Value> = (0..=grid.top_level())
-        .map(|level| {
+pub fn level_objects(
+    structure: &Structure,
+    grid: &Grid,
+    view: &LevelView<'_>,
+) -> Vec<(String, Option<Vec<u8>>)> {
+    let level = view.level;
+    let doc = |v: &Value| Some(serde_json::to_vec_pretty(v).unwrap_or_default());
+    let prefix = level_prefix(level);
+    let mut objects = vec![
+        (
+            format!("{level}/.zgroup"),
+            doc(&json!({ "zarr_format": 2 })),
+        ),
+        (format!("{prefix}/.zarray"), doc(&zarray(structure, view))),
+        (
+            format!("{prefix}/.zattrs"),
+            doc(&array_attrs(structure, grid, view)),
+        ),
+    ];
+    if view.version < 2 {
+        return objects;
+    }
+    let gt = view.geotransform(structure, grid);
+    let (rows, cols) = view.cells(structure);
+    let geographic =
+        structure.crs.wkt.starts_with("GEOGCS") || structure.crs.wkt.starts_with("GEOGCRS");
+    let mut coordinate = |name: &str, values: Vec<u8>, dtype: &str, len: usize, attrs: Value| {
+        objects.push((
+            format!("{level}/{name}/.zarray"),
+            doc(&plain_array(dtype, Some(len))),
+        ));
+        objects.push((format!("{level}/{name}/.zattrs"), doc(&attrs)));
+        objects.push((format!("{level}/{name}/0"), (len > 0).then_some(values)));
+    };
+    let (x_name, y_name, unit) = if geographic {
+        ("longitude", "latitude", ["degrees_east", "degrees_north"])
+    } else {
+        (
+            "projection_x_coordinate",
+            "projection_y_coordinate",
+            ["m", "m"],
+        )
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let x = f64_bytes((0..cols).map(|c| gt[0] + (c as f64 + 0.5) * gt[1]));
+    #[allow(clippy::cast_precision_loss)]
+    let y = f64_bytes((0..rows).map(|r| gt[3] + (r as f64 + 0.5) * gt[5]));
+    coordinate(
+        "x",
+        x,
+        "<f8",
+        cols as usize,
+        json!({
+            "_ARRAY_DIMENSIONS": ["x"], "standard_name": x_name, "units": unit[0], "axis": "X",
+        }),
+    );
+    coordinate(
+        "y",
+        y,
+        "<f8",
+        rows as usize,
+        json!({
+            "_ARRAY_DIMENSIONS": ["y"], "standard_name": y_name, "units": unit[1], "axis": "Y",
+        }),
+    );
+    if let Some(bands) = structure.bands {
+        let numbers: Vec<u8> = (1..=bands)
+            .flat_map(|b| i64::from(b).to_le_bytes())
+            .collect();
+        coordinate(
+            "band",
+            numbers,
+            "<i8",
+            bands as usize,
             json!({
-                "path": level_prefix(level),
-                "level": level,
-                "cell_size": grid.cell_size(level),
-                "geotransform": grid.geotransform(level),
-                "matrix_size": [grid.chunks_per_side(level), grid.chunks_per_side(level)],
+                "_ARRAY_DIMENSIONS": ["band"], "long_name": "band number",
+            }),
+        );
+    }
+    if structure.time.is_some() {
+        let instants: Vec<u8> = view.instants.iter().flat_map(|t| t.to_le_bytes()).collect();
+        coordinate(
+            "time",
+            instants,
+            "<i8",
+            view.instants.len(),
+            json!({
+                "_ARRAY_DIMENSIONS": ["time"], "standard_name": "time", "axis": "T",
+                "units": "seconds since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian",
+            }),
+        );
+    }
+    let transform = gt.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
+    objects.push((
+        format!("{level}/{GRID_MAPPING}/.zarray"),
+        doc(&plain_array("<i8", None)),
+    ));
+    objects.push((
+        format!("{level}/{GRID_MAPPING}/0"),
+        Some(0i64.to_le_bytes().to_vec()),
+    ));
+    objects.push((
+        format!("{level}/{GRID_MAPPING}/.zattrs"),
+        doc(&json!({
+            "_ARRAY_DIMENSIONS": [],
+            "crs_wkt": structure.crs.wkt,
+            "spatial_ref": structure.crs.wkt,
+            "GeoTransform": transform,
+            "long_name": structure.crs.name,
+        })),
+    ));
+    objects
+}
+
+/// The consolidated metadata (`.zmetadata`) of the JSON objects `objects`
+/// (keys relative to where it is written), so that a reader opens the
+/// hierarchy in one read.
+#[must_use]
+pub fn consolidated<'a>(objects: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+    let metadata: serde_json::Map<String, Value> = objects
+        .filter(|(key, _)| {
+            let name = key.rsplit('/').next().unwrap_or(key);
+            matches!(name, ".zgroup" | ".zattrs" | ".zarray")
+        })
+        .filter_map(|(key, bytes)| Some((key.to_string(), serde_json::from_slice(bytes).ok()?)))
+        .collect();
+    serde_json::to_vec_pretty(&json!({ "zarr_consolidated_format": 1, "metadata": metadata }))
+        .unwrap_or_default()
+}
+
+/// The `multiscales` attribute of the root group: one dataset per level
+/// with its array's geotransform and size in chunks.
+#[must_use]
+pub fn multiscales(structure: &Structure, grid: &Grid, views: &[LevelView<'_>]) -> Value {
+    let datasets: Vec<Value> = views
+        .iter()
+        .map(|view| {
+            json!({
+                "path": level_prefix(view.level),
+                "level": view.level,
+                "cell_size": grid.cell_size(view.level),
+                "geotransform": view.geotransform(structure, grid),
+                "matrix_size": [view.chunks.cols, view.chunks.rows],
                 "tile_size": structure.chunk,
             })
         })
@@ -167,24 +386,65 @@ mod tests {
     #[test]
     fn chunk_keys_round_trip() {
         let mut s = sample();
-        let loc = ChunkLoc::new(2, 3, 1);
-        assert_eq!(chunk_key(&s, 0, loc), "2/data/3/1");
-        assert_eq!(parse_chunk_key(&s, "2/data/3/1"), Some((0, loc)));
+        assert_eq!(chunk_key(&s, 0, 2, (3, 1)), "2/data/3/1");
+        assert_eq!(parse_chunk_key(&s, "2/data/3/1"), Some((0, 2, (3, 1))));
         s.bands = Some(3);
         s.time = Some(crate::engine::TimeAxis::Irregular);
-        assert_eq!(chunk_key(&s, 5, loc), "2/data/5/0/3/1");
-        assert_eq!(parse_chunk_key(&s, "2/data/5/0/3/1"), Some((5, loc)));
+        assert_eq!(chunk_key(&s, 5, 2, (3, 1)), "2/data/5/0/3/1");
+        assert_eq!(parse_chunk_key(&s, "2/data/5/0/3/1"), Some((5, 2, (3, 1))));
+        assert_eq!(parse_chunk_key(&s, "2/data/5/1/3/1"), None);
         assert_eq!(parse_chunk_key(&s, "2/data/.zarray"), None);
     }
 
+    fn view(version: u32) -> LevelView<'static> {
+        LevelView {
+            level: 1,
+            chunks: Window {
+                row: 2,
+                col: 3,
+                rows: 2,
+                cols: 1,
+            },
+            instants: &[],
+            version,
+        }
+    }
+
     #[test]
-    fn zarray_describes_the_level() {
+    fn zarray_describes_the_array_not_the_domain() {
         let s = sample();
-        let g = Grid::new(&s);
-        let z = zarray(&s, &g, 1, 0);
-        assert_eq!(z["shape"], json!([32, 32]));
+        let z = zarray(&s, &view(2));
+        assert_eq!(z["shape"], json!([8, 4]));
         assert_eq!(z["chunks"], json!([4, 4]));
         assert_eq!(z["fill_value"], json!(-9999.0));
         assert_eq!(z["dtype"], json!("<f4"));
+    }
+
+    #[test]
+    fn coordinates_are_cell_centres_of_the_array() {
+        let s = sample();
+        let g = Grid::new(&s);
+        let objects = level_objects(&s, &g, &view(2));
+        let find = |k: &str| {
+            objects
+                .iter()
+                .find(|(key, _)| key == k)
+                .unwrap()
+                .1
+                .as_ref()
+                .unwrap()
+        };
+        let x: Vec<f64> = find("1/x/0")
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let gt = view(2).geotransform(&s, &g);
+        assert_eq!(x.len(), 4);
+        assert_eq!(x[0], gt[0] + 10.0, "level 1 cells are 20 wide");
+        assert_eq!(gt[0], g.x_of(1, 12));
+        let attrs: Value = serde_json::from_slice(find("1/data/.zattrs")).unwrap();
+        assert_eq!(attrs["grid_mapping"], json!("spatial_ref"));
+        // Version 1 metadata stays as it was: no coordinates.
+        assert_eq!(level_objects(&s, &g, &view(1)).len(), 3);
     }
 }

@@ -38,6 +38,7 @@ impl Store {
     ) -> Result<Array3<T>, EngineError> {
         self.grid().check_level(level)?;
         self.check_dtype::<T>()?;
+        self.refresh()?;
         let nodata = self.nodata::<T>();
         let bands = self.structure().band_count();
         let mut out =
@@ -215,6 +216,7 @@ impl Store {
         cell_size: [f64; 2],
         method: Resampling,
     ) -> Result<Vec<(i64, Raster<T>)>, EngineError> {
+        self.refresh()?;
         self.instants_between(from, to)
             .into_iter()
             .map(|(t, instant)| Ok((instant, self.read_extent(t, extent, cell_size, method)?)))

@@ -99,7 +99,7 @@ impl Store {
                 Err(_) => None,
                 Ok(expected) if same_chunk(expected.as_ref(), stored.as_ref()) => None,
                 Ok(expected) => Some(Damage {
-                    key: self.chunk_key(t, loc).to_string(),
+                    key: self.chunk_name(t, loc),
                     reason: match (expected.is_some(), stored.is_some()) {
                         (true, false) => "aggregate missing".into(),
                         (false, true) => "aggregate present over children without data".into(),
@@ -136,7 +136,7 @@ impl Store {
             other => other.to_string(),
         };
         Damage {
-            key: self.chunk_key(t, loc).to_string(),
+            key: self.chunk_name(t, loc),
             reason,
         }
     }

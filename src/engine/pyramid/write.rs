@@ -334,7 +334,9 @@ impl Store {
             );
         }
         let block_level = BLOCK_LEVELS.min(self.grid().top_level());
-        let txn = self.begin_write(instant, window, block_level)?;
+        // A clear never reaches beyond the data; cells may.
+        let grow = matches!(cells, Cells::Read(_));
+        let txn = self.begin_write(instant, window, block_level, grow)?;
         txn.announce(progress);
         let staged = self
             .stage_blocks(txn.t(), window, block_level, &cells, progress, cancel)

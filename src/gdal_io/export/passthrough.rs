@@ -102,7 +102,7 @@ pub fn try_write<T: GdalCell>(
                 if let Some(bytes) = &stored {
                     codec::decode(s.codec, bytes, store.chunk_bytes()).map_err(|reason| {
                         EngineError::Corrupt {
-                            key: store.chunk_key(output.t, *loc).to_string(),
+                            key: store.chunk_name(output.t, *loc),
                             store: store.location(),
                             reason,
                         }

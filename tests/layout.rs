@@ -1,0 +1,244 @@
+//! The level arrays as other tools see them (format version 2): sized to
+//! the data, with coordinates and a CRS that xarray, rioxarray and GDAL
+//! read with no plugin, growing in every direction.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use gridstore::engine::{Aggregator, Codec, Crs, DType, Resampling, Store, Structure, Window};
+use gridstore::storage::FolderStorage;
+use std::path::Path;
+use std::sync::Arc;
+use util::tool;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Base cells 10 m wide, chunks of 16, 64 chunks per side at level 0.
+fn structure() -> Structure {
+    let srs = gdal::spatial_ref::SpatialRef::from_epsg(32631).unwrap();
+    Structure {
+        crs: Crs {
+            wkt: srs.to_wkt().unwrap(),
+            epsg: Some(32631),
+            name: "WGS 84 / UTM zone 31N".into(),
+        },
+        anchor: [500_000.0, 5_000_000.0],
+        cell_size: [10.0, 10.0],
+        chunk: [16, 16],
+        domain_levels: 6,
+        dtype: DType::F32,
+        nodata: -9999.0,
+        codec: Codec::default(),
+        aggregate: Aggregator::Mean,
+        resampling: Resampling::Average,
+        bands: None,
+        time: None,
+    }
+}
+
+/// A value no two base cells share.
+#[allow(clippy::cast_precision_loss)]
+fn value(row: u64, col: u64) -> f32 {
+    (row * 1024 + col) as f32 / 4.0
+}
+
+fn write(store: &Store, window: Window) {
+    let data = ndarray::Array3::from_shape_fn(
+        (1, window.rows as usize, window.cols as usize),
+        |(_, r, c)| value(window.row + r as u64, window.col + c as u64),
+    );
+    store.write(None, window, data.view()).unwrap();
+}
+
+/// What xarray and rioxarray see of one level: the coordinates' first
+/// values and counts, the CRS, the transform, and every value (nodata as
+/// NaN).
+#[derive(Debug, serde::Deserialize)]
+struct Seen {
+    dims: Vec<String>,
+    x0: f64,
+    y0: f64,
+    cols: usize,
+    rows: usize,
+    epsg: Option<u32>,
+    transform: [f64; 6],
+    values: Vec<Option<f64>>,
+}
+
+const XARRAY: &str = r#"
+import sys, json, warnings, xarray as xr, rioxarray, numpy as np
+warnings.simplefilter("error")
+# rioxarray's own use of affine, not ours.
+warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+store, levels = sys.argv[1], sys.argv[2:]
+seen = []
+for level in levels:
+    da = xr.open_zarr(store, group=level)["data"]
+    t = da.rio.transform()
+    v = da.values.astype("float64").ravel()
+    seen.append({
+        "dims": list(da.dims), "x0": float(da.x[0]) if da.x.size else 0.0,
+        "y0": float(da.y[0]) if da.y.size else 0.0,
+        "cols": int(da.x.size), "rows": int(da.y.size),
+        "epsg": da.rio.crs.to_epsg() if da.rio.crs else None,
+        "transform": [t.c, t.a, t.b, t.f, t.d, t.e],
+        "values": [None if np.isnan(x) else float(x) for x in v],
+    })
+print(json.dumps(seen))
+"#;
+
+/// What xarray sees of each of `levels`, in one run of Python.
+fn xarray(store: &Path, levels: &[u8]) -> Vec<Seen> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", XARRAY, s(store)])
+        .args(levels.iter().map(u8::to_string))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xarray failed on levels {levels:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// xarray reads level `level` exactly as gridstore does: the array's
+/// coordinates are the centres of the cells gridstore reads there, and
+/// every value (and every nodata) is the same.
+fn check_level(seen: Seen, store: &Store, level: u8) {
+    assert_eq!(seen.dims, ["y", "x"]);
+    assert_eq!(seen.epsg, Some(32631), "rioxarray finds the CRS");
+    let grid = store.grid();
+    let [cx, cy] = grid.cell_size(level);
+    let (col, row) = grid.fractional_cell(level, seen.x0 - cx / 2.0, seen.y0 + cy / 2.0);
+    assert!(
+        col.fract() == 0.0 && row.fract() == 0.0,
+        "x/y are cell centres"
+    );
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let window = Window {
+        row: row as u64,
+        col: col as u64,
+        rows: seen.rows as u64,
+        cols: seen.cols as u64,
+    };
+    let gt = [seen.x0 - cx / 2.0, cx, 0.0, seen.y0 + cy / 2.0, 0.0, -cy];
+    assert_eq!(
+        seen.transform, gt,
+        "rioxarray's transform is the coordinates'"
+    );
+    let expected = store.read_window::<f32>(0, level, &window).unwrap();
+    let expected: Vec<Option<f64>> = expected
+        .iter()
+        .map(|v| (*v != -9999.0).then_some(f64::from(*v)))
+        .collect();
+    assert_eq!(
+        seen.values, expected,
+        "level {level} values differ in xarray"
+    );
+    // The array spans the data: its outer rows and columns of chunks each
+    // hold some.
+    let [w, h] = grid.chunk_shape();
+    let data = store
+        .data_window::<f32>(0)
+        .unwrap()
+        .unwrap()
+        .coarsened(level);
+    assert!(window.row <= data.row && window.row + u64::from(h) > data.row);
+    assert!(window.col <= data.col && window.col + u64::from(w) > data.col);
+    let (end_row, end_col) = (window.row + window.rows, window.col + window.cols);
+    assert!(end_row >= data.row + data.rows && end_row < data.row + data.rows + u64::from(h));
+    assert!(end_col >= data.col + data.cols && end_col < data.col + data.cols + u64::from(w));
+}
+
+/// Each ingest west, north, east and south of the data grows the arrays
+/// (moving their origins west and north), and after each xarray reads
+/// every level as gridstore does.
+#[test]
+fn a_store_grows_in_every_direction_and_xarray_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grow.gs");
+    let store =
+        Store::create(Arc::new(FolderStorage::create(&path).unwrap()), structure()).unwrap();
+    let centre: u64 = 512;
+    let at = |dr: i64, dc: i64, rows, cols| Window {
+        row: centre.checked_add_signed(dr).unwrap(),
+        col: centre.checked_add_signed(dc).unwrap(),
+        rows,
+        cols,
+    };
+    let writes = [
+        ("centre", at(3, 5, 40, 30)),
+        ("west", at(10, -70, 20, 30)),
+        ("north", at(-90, 0, 25, 17)),
+        ("east", at(0, 100, 9, 40)),
+        ("south", at(120, -20, 33, 11)),
+    ];
+    for (name, window) in writes {
+        write(&store, window);
+        let levels = [0, 1, 3];
+        for (seen, level) in xarray(&path, &levels).into_iter().zip(levels) {
+            check_level(seen, &store, level);
+        }
+        // The store reads back what was written, wherever it lies now.
+        let back = store.read_window::<f32>(0, 0, &window).unwrap();
+        assert_eq!(
+            back[[0, 0, 0]],
+            value(window.row, window.col),
+            "after {name}"
+        );
+        let report = store
+            .verify::<f32>(
+                &gridstore::engine::NoProgress,
+                &gridstore::engine::CancelToken::new(),
+            )
+            .unwrap();
+        assert!(
+            report.damage.is_empty(),
+            "after {name}: {:?}",
+            report.damage
+        );
+    }
+    // Reopened from disk, the footprint is the same.
+    let reopened = Store::open(Arc::new(FolderStorage::open(&path).unwrap())).unwrap();
+    assert_eq!(reopened.footprint(), store.footprint());
+}
+
+/// GDAL 3.6's Zarr driver opens level 0 with the right CRS and
+/// geotransform.
+#[test]
+fn gdal_opens_level_0_with_its_crs_and_geotransform() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gdal.gs");
+    let store =
+        Store::create(Arc::new(FolderStorage::create(&path).unwrap()), structure()).unwrap();
+    let window = Window {
+        row: 500,
+        col: 470,
+        rows: 37,
+        cols: 50,
+    };
+    write(&store, window);
+    let tif = dir.path().join("level0.tif");
+    let name = format!("ZARR:\"{}\":/0/data", s(&path));
+    tool("gdal_translate", &["-q", &name, s(&tif)]);
+    let read = util::read(s(&tif), None);
+    let gt = read.geotransform;
+    let grid = store.grid();
+    let (col, row) = grid.fractional_cell(0, gt[0], gt[3]);
+    assert_eq!((gt[1], gt[5]), (10.0, -10.0));
+    assert_eq!((row.fract(), col.fract()), (0.0, 0.0));
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (row, col) = (row as u64, col as u64);
+    // The first data cell is where gridstore has it.
+    let (r, c) = ((window.row - row) as usize, (window.col - col) as usize);
+    assert_eq!(
+        read.bands[0][r * read.cols + c],
+        f64::from(value(window.row, window.col))
+    );
+    let ds = gdal::Dataset::open(&tif).unwrap();
+    let srs = ds.spatial_ref().unwrap();
+    assert_eq!(srs.auth_code().unwrap(), 32631);
+}
