@@ -18,7 +18,7 @@
 //!     chunk: [4, 4],
 //!     domain_levels: 3,
 //!     dtype: DType::F32,
-//!     nodata: -9999.0,
+//!     nodata: Some(-9999.0),
 //!     codec: Codec::default(),
 //!     aggregate: Aggregator::Mean,
 //!     resampling: Resampling::Average,

@@ -2,7 +2,7 @@
 //!
 //! Pure functions over ndarray views; used by PNG export and the explorer.
 
-use crate::engine::{Element, Palette};
+use crate::engine::{Element, Nodata, Palette};
 use ndarray::ArrayView3;
 
 /// A colour ramp for single-band data.
@@ -82,7 +82,7 @@ impl Stretch {
     pub fn percentiles<T: Element>(
         data: &ArrayView3<'_, T>,
         band: usize,
-        nodata: T,
+        nodata: Nodata<T>,
         lo: f64,
         hi: f64,
     ) -> Option<Self> {
@@ -124,7 +124,7 @@ pub const UNLISTED_CLASS: [u8; 4] = [128, 128, 128, 255];
 #[must_use]
 pub fn quicklook_rgba<T: Element>(
     data: &ArrayView3<'_, T>,
-    nodata: T,
+    nodata: Nodata<T>,
     palette: Option<&Palette>,
 ) -> Vec<u8> {
     let used = if data.dim().0 >= 3 { 3 } else { 1 };
@@ -145,7 +145,7 @@ pub fn quicklook_rgba<T: Element>(
 #[must_use]
 pub fn to_rgba<T: Element>(
     data: &ArrayView3<'_, T>,
-    nodata: T,
+    nodata: Nodata<T>,
     map: ColorMap,
     stretches: &[Stretch],
     palette: Option<&Palette>,
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn nodata_is_transparent_and_ramp_ends_match() {
         let data = Array3::from_shape_vec((1, 1, 3), vec![0.0f32, -1.0, 10.0]).unwrap();
-        let s = Stretch::percentiles(&data.view(), 0, -1.0, 0.0, 100.0).unwrap();
+        let s = Stretch::percentiles(&data.view(), 0, Nodata::value(-1.0), 0.0, 100.0).unwrap();
         assert_eq!(
             s,
             Stretch {
@@ -260,7 +260,13 @@ mod tests {
                 max: 10.0
             }
         );
-        let px = to_rgba(&data.view(), -1.0, ColorMap::Viridis, &[s], None);
+        let px = to_rgba(
+            &data.view(),
+            Nodata::value(-1.0),
+            ColorMap::Viridis,
+            &[s],
+            None,
+        );
         assert_eq!(&px[0..4], &[68, 1, 84, 255]);
         assert_eq!(px[7], 0);
         assert_eq!(&px[8..12], &[253, 231, 37, 255]);
@@ -270,7 +276,13 @@ mod tests {
     fn a_colour_table_colours_classes() {
         let data = Array3::from_shape_vec((1, 1, 4), vec![0u8, 1, 255, 7]).unwrap();
         let palette = Palette::new(vec![[1, 2, 3, 255], [4, 5, 6, 128]]).unwrap();
-        let px = to_rgba(&data.view(), 255, ColorMap::Viridis, &[], Some(&palette));
+        let px = to_rgba(
+            &data.view(),
+            Nodata::value(255),
+            ColorMap::Viridis,
+            &[],
+            Some(&palette),
+        );
         assert_eq!(&px[0..4], &[1, 2, 3, 255]);
         assert_eq!(&px[4..8], &[4, 5, 6, 128]);
         assert_eq!(px[11], 0, "nodata stays transparent");

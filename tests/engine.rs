@@ -26,7 +26,7 @@ fn structure(aggregate: Aggregator, dtype: DType, codec: Codec) -> Structure {
         chunk: [4, 4],
         domain_levels: 4,
         dtype,
-        nodata: if dtype == DType::U8 { 255.0 } else { NODATA },
+        nodata: Some(if dtype == DType::U8 { 255.0 } else { NODATA }),
         codec,
         aggregate,
         resampling: Resampling::Average,
@@ -38,12 +38,12 @@ fn structure(aggregate: Aggregator, dtype: DType, codec: Codec) -> Structure {
 /// The whole level as f64, nodata as None.
 fn level(store: &Store, l: u8) -> (Vec<Option<f64>>, usize) {
     let w = store.grid().full_window(l);
-    let nodata = store.structure().nodata;
+    let s = store.structure();
     let values: Vec<Option<f64>> = gridstore::with_dtype!(store.structure().dtype, T => {
         let a = store.read_window::<T>(0, l, &w).unwrap();
         a.iter().map(|v| {
             let f = gridstore::engine::Element::to_f64(*v);
-            (!(f.is_nan() || f == nodata)).then_some(f)
+            (!s.is_nodata(f)).then_some(f)
         }).collect()
     });
     (values, w.cols as usize)
@@ -55,7 +55,7 @@ fn reference(
     a: Aggregator,
     child_level: u8,
     dtype: DType,
-    nodata: f64,
+    nodata: Option<f64>,
 ) -> Option<f64> {
     let valid: Vec<f64> = children.iter().flatten().copied().collect();
     if valid.is_empty() {
@@ -89,9 +89,9 @@ fn reference(
     } else {
         exact.clamp(lo, hi)
     };
-    if dtype.is_float() || narrowed != nodata {
+    let Some(nodata) = nodata.filter(|n| !dtype.is_float() && narrowed == *n) else {
         return Some(narrowed);
-    }
+    };
     let step = if exact > nodata || nodata == lo {
         1.0
     } else {
@@ -184,11 +184,12 @@ fn apply(store: &Store, op: &Op) {
             let cols = cols.min(domain - col);
             let n = (rows * cols) as usize;
             gridstore::with_dtype!(store.structure().dtype, T => {
-                let nodata: T = store.nodata();
+                // Holes: nodata cells, or, without nodata, cells of 0.
+                let hole = store.nodata::<T>().fill();
                 let values: Vec<T> = (0..n)
                     .map(|i| {
                         let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed);
-                        if holes && h % 5 == 0 { nodata } else { <T as gridstore::engine::Element>::from_f64(f64::from(h % 7)) }
+                        if holes && h % 5 == 0 { hole } else { <T as gridstore::engine::Element>::from_f64(f64::from(h % 7)) }
                     })
                     .collect();
                 let data = Array3::from_shape_vec((1, rows as usize, cols as usize), values).unwrap();
@@ -226,8 +227,14 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..8),
         aggregate in prop::sample::select(Aggregator::ALL.to_vec()),
         dtype in prop::sample::select(vec![DType::F32, DType::I16, DType::U8]),
+        without_nodata in any::<bool>(),
     ) {
-        let store = Store::create(memory(), structure(aggregate, dtype, Codec::default())).unwrap();
+        let mut s = structure(aggregate, dtype, Codec::default());
+        // A store where every value is data (integers; count needs nodata).
+        if without_nodata && !dtype.is_float() && aggregate != Aggregator::Count {
+            s.nodata = None;
+        }
+        let store = Store::create(memory(), s).unwrap();
         for op in &ops {
             apply(&store, op);
         }

@@ -29,7 +29,7 @@ fn structure() -> Structure {
         chunk: [16, 16],
         domain_levels: 6,
         dtype: DType::F32,
-        nodata: -9999.0,
+        nodata: Some(-9999.0),
         codec: Codec::default(),
         aggregate: Aggregator::Mean,
         resampling: Resampling::Average,
@@ -241,4 +241,93 @@ fn gdal_opens_level_0_with_its_crs_and_geotransform() {
     let ds = gdal::Dataset::open(&tif).unwrap();
     let srs = ds.spatial_ref().unwrap();
     assert_eq!(srs.auth_code().unwrap(), 32631);
+}
+
+/// The GeoZarr conventions, checked by geozarr-toolkit's models: the root
+/// names multiscales, `proj:` and `spatial:` in `zarr_conventions`, its
+/// `multiscales` layout has a level per array, each derived from the one
+/// below with the store's aggregator, and each level group carries
+/// `proj:code` and a `spatial:transform` and `spatial:shape` that match
+/// what rioxarray reads.
+#[test]
+fn the_geozarr_conventions_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("geozarr.gs");
+    let store =
+        Store::create(Arc::new(FolderStorage::create(&path).unwrap()), structure()).unwrap();
+    write(
+        &store,
+        Window {
+            row: 500,
+            col: 470,
+            rows: 37,
+            cols: 50,
+        },
+    );
+    let script = r#"
+import sys, json, zarr, xarray as xr, rioxarray, warnings
+warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+from geozarr_toolkit.helpers.validation import (
+    validate_zarr_conventions, validate_multiscales, validate_proj, validate_spatial,
+    validate_multiscales_structure)
+store = sys.argv[1]
+root = zarr.open_group(store, mode="r", zarr_format=2)
+problems = []
+for name, (ok, errors) in [
+    ("conventions", validate_zarr_conventions(dict(root.attrs))),
+    ("multiscales", validate_multiscales(dict(root.attrs))),
+    ("proj", validate_proj(dict(root.attrs))),
+    ("structure", validate_multiscales_structure(root)),
+]:
+    if not ok:
+        problems.append((name, errors))
+names = [c["name"] for c in root.attrs["zarr_conventions"]]
+layout = root.attrs["multiscales"]["layout"]
+levels = []
+for entry in layout:
+    attrs = dict(root[entry["asset"]].attrs)
+    for name, (ok, errors) in [("level spatial", validate_spatial(attrs)), ("level proj", validate_proj(attrs))]:
+        if not ok:
+            problems.append((name, entry["asset"], errors))
+    da = xr.open_zarr(store, group=entry["asset"])["data"]
+    t = da.rio.transform()
+    levels.append({
+        "asset": entry["asset"], "derived_from": entry.get("derived_from"),
+        "resampling": entry.get("resampling_method"), "scale": entry["transform"]["scale"],
+        "transform": attrs["spatial:transform"], "shape": attrs["spatial:shape"],
+        "rio": [t.a, t.b, t.c, t.d, t.e, t.f], "rio_shape": [int(da.y.size), int(da.x.size)],
+        "code": attrs.get("proj:code"),
+    })
+print(json.dumps({"problems": problems, "names": names, "levels": levels}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, s(&path)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["problems"], serde_json::json!([]), "{seen}");
+    assert_eq!(
+        seen["names"],
+        serde_json::json!(["multiscales", "proj:", "spatial:"])
+    );
+    let levels = seen["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), usize::from(store.grid().top_level()) + 1);
+    for (k, level) in levels.iter().enumerate() {
+        assert_eq!(level["asset"], k.to_string());
+        assert_eq!(level["code"], "EPSG:32631");
+        assert_eq!(level["transform"], level["rio"], "level {k}: {level}");
+        assert_eq!(level["shape"], level["rio_shape"], "level {k}");
+        if k == 0 {
+            assert!(level["derived_from"].is_null());
+        } else {
+            assert_eq!(level["derived_from"], (k - 1).to_string());
+            assert_eq!(level["resampling"], "mean");
+            assert_eq!(level["scale"], serde_json::json!([2.0, 2.0]));
+        }
+    }
 }

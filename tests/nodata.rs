@@ -187,3 +187,151 @@ fn a_warped_ingest_refuses_to_lose_cells_too() {
     let out = ok(&["ingest", s(&store), s(&src), "--allow-nodata-loss"]);
     assert!(out.contains("(warped)"), "{out}");
 }
+
+/// `--nodata none`: every value is data. The Landsat scene's 255s and 0s
+/// all come back, the export declares no nodata, and cells never written
+/// read as 0.
+#[test]
+fn with_nodata_none_every_value_is_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("none.gs");
+    let src = data("stars_L7_ETMs.tif");
+    ok(&["create", s(&store), "--like", s(&src), "--nodata", "none"]);
+    let structure = &info(&store)["structure"];
+    assert_eq!(structure["nodata"], serde_json::Value::Null);
+    assert!(ok(&["info", s(&store)]).contains("nodata none"));
+    ok(&["ingest", s(&store), s(&src)]);
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    let source = read(s(&src), None);
+    let out = dir.path().join("back.tif");
+    ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&out),
+        "--bbox",
+        &source.bbox(),
+        "--no-cache",
+    ]);
+    let back = read(s(&out), None);
+    assert_eq!(back.nodata, None, "the export declares no nodata");
+    assert_eq!(
+        back.bands, source.bands,
+        "every value, the 61 saturated 255s among them"
+    );
+    assert_eq!(count(&back, 255.0), 61);
+    // A box reaching west of the data: the cells never written read as 0.
+    let [minx, miny, maxx, maxy] = source.bounds();
+    let cell = source.geotransform[1];
+    let wider = format!("{},{miny},{maxx},{maxy}", minx - 10.0 * cell);
+    let out = dir.path().join("wider.tif");
+    ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&out),
+        "--bbox",
+        &wider,
+        "--no-cache",
+    ]);
+    let wide = read(s(&out), None);
+    assert_eq!(wide.cols, source.cols + 10);
+    assert!(wide.bands[0][..10].iter().all(|v| *v == 0.0));
+    assert_eq!(wide.bands[0][10], source.bands[0][0]);
+    // The pyramid takes every value in: level 1's first cell is the mean
+    // of the four base cells, whatever they are.
+    let out = dir.path().join("level1.tif");
+    ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&out),
+        "--level",
+        "1",
+        "--no-cache",
+    ]);
+    assert!(read(s(&out), None).bands[0].iter().all(|v| !v.is_nan()));
+}
+
+/// A store without nodata cannot mark cells that hold no data: an ingest
+/// that has some (here a warp's edges) fails, naming the file and the
+/// count, and changes nothing, unless the loss is allowed; count needs
+/// nodata, and a float store keeps NaN.
+#[test]
+fn nodata_none_refuses_what_it_cannot_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lc.gs");
+    let src = data("stars_lc.tif");
+    // Another CRS: the warped raster leaves the corners of its box empty.
+    ok(&[
+        "create",
+        s(&store),
+        "--crs",
+        "EPSG:4326",
+        "--cell-size",
+        "0.02",
+        "--origin",
+        "-67,19",
+        "--dtype",
+        "u8",
+        "--nodata",
+        "none",
+        "--aggregate",
+        "mode",
+    ]);
+    let before = snapshot(&store);
+    let out = gridstore(&["ingest", s(&store), s(&src)]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("stars_lc.tif")
+            && stderr.contains("cells hold no data")
+            && stderr.contains("read as 0")
+            && stderr.contains("--allow-nodata-loss"),
+        "{stderr}"
+    );
+    let after = snapshot(&store);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    let out = gridstore(&["ingest", s(&store), s(&src), "--allow-nodata-loss"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("written as 0"));
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+
+    let count = gridstore(&[
+        "create",
+        s(&dir.path().join("c.gs")),
+        "--like",
+        s(&src),
+        "--nodata",
+        "none",
+        "--aggregate",
+        "count",
+    ]);
+    assert_eq!(count.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&count.stderr).contains("count counts the cells that hold data")
+    );
+
+    let float = dir.path().join("f.gs");
+    let out = gridstore(&[
+        "create",
+        s(&float),
+        "--crs",
+        "EPSG:32631",
+        "--cell-size",
+        "10",
+        "--origin",
+        "500000,5000000",
+        "--dtype",
+        "f32",
+        "--nodata",
+        "none",
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keeps NaN"));
+    assert_eq!(info(&float)["structure"]["nodata"], "NaN");
+}

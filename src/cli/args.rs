@@ -206,9 +206,11 @@ pub struct CreateArgs {
     #[arg(long)]
     pub dtype: Option<DType>,
     /// Nodata value (default: the --like raster's, or a value it does not
-    /// hold; else NaN for floats, the type's max for unsigned, min for signed).
-    #[arg(long, allow_hyphen_values = true, value_parser = parse_number)]
-    pub nodata: Option<f64>,
+    /// hold; else NaN for floats, the type's max for unsigned, min for
+    /// signed), or "none": every value is data, and cells never written
+    /// read as 0 (floats keep NaN, which is never a value, as nodata).
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_nodata)]
+    pub nodata: Option<NodataArg>,
     /// Chunk size WxH (or one number for square chunks).
     #[arg(long, value_parser = parse_chunk)]
     pub chunk: Option<[u32; 2]>,
@@ -313,6 +315,35 @@ pub enum CacheAction {
         #[arg(long)]
         args: Option<String>,
     },
+}
+
+/// `--nodata`: a value, or none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NodataArg {
+    /// This value marks nodata.
+    Value(f64),
+    /// Every value is data.
+    None,
+}
+
+impl NodataArg {
+    /// The structure's nodata: the value, or `None`.
+    #[must_use]
+    pub fn value(self) -> Option<f64> {
+        match self {
+            Self::Value(v) => Some(v),
+            Self::None => None,
+        }
+    }
+}
+
+fn parse_nodata(s: &str) -> Result<NodataArg, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(NodataArg::None);
+    }
+    parse_number(s)
+        .map(NodataArg::Value)
+        .map_err(|e| format!("{e} (give a number, nan, or none)"))
 }
 
 fn parse_number(s: &str) -> Result<f64, String> {

@@ -25,7 +25,7 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
         let overrides = LikeOverrides {
             crs: args.crs.clone(),
             dtype: args.dtype,
-            nodata: args.nodata,
+            nodata: args.nodata.map(super::args::NodataArg::value),
         };
         let Like {
             structure,
@@ -53,7 +53,9 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
             chunk,
             domain_levels: domain_levels_for(&srs, origin, cell, chunk),
             dtype,
-            nodata: args.nodata.unwrap_or_else(|| dtype.default_nodata()),
+            nodata: args
+                .nodata
+                .map_or(Some(dtype.default_nodata()), super::args::NodataArg::value),
             codec: Codec::default(),
             aggregate: Aggregator::Mean,
             resampling: Resampling::Average,
@@ -102,6 +104,14 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
     }
     if let Some(t) = &args.time {
         s.time = Some(parse_time_axis(t).map_err(|e| anyhow::anyhow!("--time {e}"))?);
+    }
+    if s.nodata.is_none() && s.dtype.is_float() {
+        // NaN is never a value: it stays what marks empty cells.
+        s.nodata = Some(f64::NAN);
+        eprintln!(
+            "nodata: a {} store keeps NaN, which is never a value, for empty cells; every other value is data",
+            s.dtype
+        );
     }
     s.validate().context("invalid structure")?;
     Ok(s)

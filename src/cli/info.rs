@@ -130,7 +130,7 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         ),
     }
     println!("chunk       {} x {}", s.chunk[0], s.chunk[1]);
-    println!("dtype       {}  nodata {}", s.dtype, s.nodata);
+    println!("dtype       {}  nodata {}", s.dtype, s.nodata_text());
     println!("codec       {}", s.codec);
     println!("aggregate   {}  resampling {}", s.aggregate, s.resampling);
     if let Some(b) = s.bands {

@@ -22,7 +22,7 @@ pub use catalogue::history::{IngestRecord, Note, WriteKind};
 pub use catalogue::interpolate::{InterpolateError, Interpolated, Interpolating};
 pub use catalogue::storable::{NotStored, Storable};
 pub use error::EngineError;
-pub use grid::dtype::{DType, Element, all_nodata};
+pub use grid::dtype::{DType, Element, Nodata, all_nodata};
 pub use grid::structure::{
     Aggregator, Codec, Crs, DEFAULT_DOMAIN_LEVELS, MAX_DOMAIN_LEVELS, Resampling, Structure,
     StructureError, domain_levels_covering,

@@ -14,7 +14,7 @@ use crate::engine::persistence::palette::{PALETTE_KEY, Palette};
 use crate::engine::persistence::zarr::{
     self, CONSOLIDATED, FORMAT_VERSION, LevelView, OLDEST_FORMAT_VERSION, ROOT_ATTRS,
 };
-use crate::engine::{Element, Structure};
+use crate::engine::{Element, Nodata, Structure};
 use crate::storage::{DynStorage, StoreKey, WriterLock};
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
@@ -419,10 +419,10 @@ impl Store {
         self.version
     }
 
-    /// The nodata value as `T`.
+    /// What marks nodata in this store, as `T`.
     #[must_use]
-    pub fn nodata<T: Element>(&self) -> T {
-        T::from_f64(self.structure.nodata)
+    pub fn nodata<T: Element>(&self) -> Nodata<T> {
+        Nodata::of(self.structure.nodata)
     }
 
     pub(crate) fn check_dtype<T: Element>(&self) -> Result<(), EngineError> {
@@ -798,11 +798,17 @@ impl Store {
                 Footprint::Domain => None,
             },
         };
-        let root = serde_json::to_vec_pretty(&json!({
-            "gridstore": meta,
-            "multiscales": zarr::multiscales(&self.structure, &self.grid, &views),
-        }))
-        .unwrap_or_default();
+        let root = if self.version >= 2 {
+            let mut attrs = zarr::geozarr_root(&self.structure, &self.grid, &views);
+            attrs.insert("gridstore".into(), json!(meta));
+            serde_json::Value::Object(attrs)
+        } else {
+            json!({
+                "gridstore": meta,
+                "multiscales": zarr::multiscales(&self.structure, &self.grid, &views),
+            })
+        };
+        let root = serde_json::to_vec_pretty(&root).unwrap_or_default();
         let mut all = vec![(
             ".zgroup".to_string(),
             serde_json::to_vec_pretty(&json!({ "zarr_format": 2 })).unwrap_or_default(),

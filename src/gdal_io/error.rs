@@ -67,6 +67,18 @@ pub enum IoError {
         /// The store's nodata value, as written.
         nodata: String,
     },
+    /// Cells without data (the source's nodata value, its mask, or no
+    /// coverage after a warp) going into a store without nodata, where
+    /// they would read as 0.
+    #[error(
+        "{path}: {cells} cells hold no data (the file's nodata value, its mask, or outside its coverage), and the store has no nodata to mark them: they would read as 0; nothing was written (create the store with a nodata value, or add --allow-nodata-loss to write them as 0)"
+    )]
+    NoNodataToMark {
+        /// The source.
+        path: PathBuf,
+        /// How many cells.
+        cells: u64,
+    },
     /// The engine refused or failed. (Not a `#[source]`: the message already
     /// includes it, and a chain would print it twice; nor is the path, when
     /// the engine's message names it already.)

@@ -12,7 +12,7 @@ use super::source::{Source, gdal_reason, one_line};
 use super::{IoError, fits, warp};
 use crate::engine::{
     BaseWrite, BlockReader, CancelToken, Cells, EngineError, Extent, IngestRecord, JobEvent,
-    ProgressSink, Resampling, Store, Window, WriteError, WriteKind,
+    Nodata, ProgressSink, Resampling, Store, Window, WriteError, WriteKind,
 };
 use crate::with_dtype;
 use gdal::Dataset;
@@ -205,17 +205,19 @@ impl DatasetPool {
 /// The engine's block reader for one source: reads any window of the
 /// planned base cells, with source nodata turned into the store's, and
 /// counts the data cells that hold the store's nodata value (they would
-/// read as nodata). Unless the loss is allowed, such cells refuse the
-/// write once every block was read, naming how many there are.
+/// read as nodata), and, in a store without nodata, the cells without data
+/// (they would read as 0). Unless the loss is allowed, such cells refuse
+/// the write once every block was read, naming how many there are.
 struct SourceReader<'a, T> {
     datasets: DatasetPool,
     plan: &'a Plan,
     validity: Validity,
-    nodata: T,
+    nodata: Nodata<T>,
     nodata_text: String,
     path: &'a Path,
     allow_loss: bool,
     collisions: AtomicU64,
+    unmarked: AtomicU64,
 }
 
 impl<'a, T: GdalCell> SourceReader<'a, T> {
@@ -239,16 +241,28 @@ impl<'a, T: GdalCell> SourceReader<'a, T> {
             plan,
             validity,
             nodata: store.nodata(),
-            nodata_text: store.structure().nodata.to_string(),
+            nodata_text: store
+                .structure()
+                .nodata
+                .map_or_else(|| "none".into(), |v| v.to_string()),
             path,
             allow_loss,
             collisions: AtomicU64::new(0),
+            unmarked: AtomicU64::new(0),
         })
     }
 
-    /// The warning of an ingest that was allowed to lose cells to nodata.
+    /// The warning of an ingest that was allowed to lose cells to nodata
+    /// (or, in a store without nodata, cells without data to 0).
     fn loss_warning(&self) -> Option<String> {
         let n = self.collisions.load(Ordering::Relaxed);
+        let unmarked = self.unmarked.load(Ordering::Relaxed);
+        if unmarked > 0 {
+            return Some(format!(
+                "{}: {unmarked} cells without data were written as 0 (the store has no nodata)",
+                self.path.display()
+            ));
+        }
         (n > 0).then(|| {
             format!(
                 "{}: {n} data cells hold the store's nodata value ({}) and read as nodata",
@@ -267,14 +281,16 @@ impl<T: GdalCell> BlockReader<T> for &SourceReader<'_, T> {
             path: self.path.into(),
             reason,
         };
-        let (data, collisions) = self
+        let (data, lost) = self
             .datasets
             .with(|dataset| {
                 read_block::<T>(dataset, self.plan, &window, &self.validity, self.nodata)
             })
             .map_err(|e| read_error(one_line(&e.to_string())))?
             .map_err(read_error)?;
-        self.collisions.fetch_add(collisions, Ordering::Relaxed);
+        self.collisions
+            .fetch_add(lost.collisions, Ordering::Relaxed);
+        self.unmarked.fetch_add(lost.unmarked, Ordering::Relaxed);
         Ok(data)
     }
 
@@ -282,8 +298,18 @@ impl<T: GdalCell> BlockReader<T> for &SourceReader<'_, T> {
         // Every block is read: the source's cached blocks need not outlive
         // the reads (the pyramid above the blocks needs the memory).
         self.datasets.close_all();
+        if self.allow_loss {
+            return Ok(());
+        }
+        let unmarked = self.unmarked.load(Ordering::Relaxed);
+        if unmarked > 0 {
+            return Err(IoError::NoNodataToMark {
+                path: self.path.into(),
+                cells: unmarked,
+            });
+        }
         let cells = self.collisions.load(Ordering::Relaxed);
-        if cells == 0 || self.allow_loss {
+        if cells == 0 {
             return Ok(());
         }
         Err(IoError::NodataCollision {
@@ -588,15 +614,26 @@ impl Validity {
     }
 }
 
+/// What a block read found that the store cannot keep as it is.
+#[derive(Debug, Default, Clone, Copy)]
+struct Lost {
+    /// Data cells that hold the store's nodata value (or that a cast
+    /// clamped onto it): they read as nodata.
+    collisions: u64,
+    /// Cells without data in a store without nodata: they read as 0.
+    unmarked: u64,
+}
+
 /// Reads the source cells under `window` (base cells) as (bands, rows, cols),
-/// with source nodata turned into the store's nodata.
+/// with source nodata turned into the store's nodata (0 in a store without
+/// nodata, counted as unmarked).
 fn read_block<T: GdalCell>(
     dataset: &Dataset,
     plan: &Plan,
     window: &Window,
     validity: &Validity,
-    store_nodata: T,
-) -> Result<(Array3<T>, u64), String> {
+    store_nodata: Nodata<T>,
+) -> Result<(Array3<T>, Lost), String> {
     let (rows, cols) = (window.rows as usize, window.cols as usize);
     // The dataset's pixel (0, 0) is the plan window's top-left cell.
     let at = (
@@ -610,9 +647,10 @@ fn read_block<T: GdalCell>(
         dataset.raster_count()
     };
     let mut out = Vec::with_capacity(if bands == 1 { 0 } else { bands * rows * cols });
-    // Source data cells that hold the store's nodata value (or that a cast
-    // clamped onto it): they read as nodata, so the user is told.
-    let mut collisions = 0;
+    // What the user is told of: cells that read as nodata though they held
+    // data, or as 0 though they held none.
+    let mut lost = Lost::default();
+    let unmarkable = store_nodata.marker().is_none();
     // NaN is no value: it never counts.
     #[allow(clippy::eq_op)]
     let collides = |x: &T| !x.is_valid(store_nodata) && x == x;
@@ -620,7 +658,9 @@ fn read_block<T: GdalCell>(
         let band = dataset.rasterband(b).map_err(|e| gdal_reason(&e))?;
         let mut values = read_window::<T>(&band, at, (cols, rows)).map_err(|e| gdal_reason(&e))?;
         match validity {
-            Validity::All => collisions += values.iter().filter(|x| collides(x)).count() as u64,
+            Validity::All => {
+                lost.collisions += values.iter().filter(|x| collides(x)).count() as u64;
+            }
             // Compare in the source's type when the store's type holds it.
             Validity::Value(v) if T::DTYPE.holds(*v) => {
                 let nodata = T::from_f64(*v);
@@ -628,9 +668,10 @@ fn read_block<T: GdalCell>(
                 let is_source_nodata = |x: &T| *x == nodata || (v.is_nan() && x != x);
                 for x in &mut values {
                     if is_source_nodata(x) {
-                        *x = store_nodata;
+                        *x = store_nodata.fill();
+                        lost.unmarked += u64::from(unmarkable);
                     } else if collides(x) {
-                        collisions += 1;
+                        lost.collisions += 1;
                     }
                 }
             }
@@ -653,9 +694,10 @@ fn read_block<T: GdalCell>(
                     .map_err(|e| gdal_reason(&e))?;
                 for (x, m) in values.iter_mut().zip(flags.data()) {
                     if *m == 0 {
-                        *x = store_nodata;
+                        *x = store_nodata.fill();
+                        lost.unmarked += u64::from(unmarkable);
                     } else if collides(x) {
-                        collisions += 1;
+                        lost.collisions += 1;
                     }
                 }
             }
@@ -667,5 +709,5 @@ fn read_block<T: GdalCell>(
         }
     }
     let data = Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())?;
-    Ok((data, collisions))
+    Ok((data, lost))
 }

@@ -198,8 +198,10 @@ pub struct LikeOverrides {
     pub crs: Option<String>,
     /// The store's cell type.
     pub dtype: Option<DType>,
-    /// The store's nodata value, instead of the raster's or a chosen one.
-    pub nodata: Option<f64>,
+    /// The store's nodata, instead of the raster's or a chosen one:
+    /// `Some(None)` for none (every value is data).
+    #[allow(clippy::option_option)]
+    pub nodata: Option<Option<f64>>,
 }
 
 /// A structure modelled on a raster, and what was decided for it.
@@ -266,13 +268,13 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
     let declared = source.nodata.filter(|v| dtype.holds(*v));
     let (dtype, nodata, nodata_note) = match (overrides.nodata, declared) {
         (Some(nodata), _) => (dtype, nodata, None),
-        (None, Some(nodata)) => (dtype, nodata, None),
+        (None, Some(nodata)) => (dtype, Some(nodata), None),
         (None, None) => {
             let choice = choose_nodata(path, dtype).map_err(|e| IoError::Read {
                 path: path.into(),
                 reason: gdal_reason(&e),
             })?;
-            (choice.dtype, choice.nodata, Some(choice.note))
+            (choice.dtype, Some(choice.nodata), Some(choice.note))
         }
     };
     let categorical = source.colors.is_some();

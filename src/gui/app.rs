@@ -790,7 +790,7 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
             Some(m) => store.read_chunk::<T>(t, m).map_err(|e| e.to_string())?,
             None => None,
         };
-        let nodata: T = store.nodata();
+        let nodata = store.nodata::<T>();
         let samples = [0, 1, 2].map(|b| {
             let mut values: Vec<f64> = chunk
                 .as_ref()

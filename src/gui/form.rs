@@ -158,11 +158,7 @@ impl Form {
             cell: s.cell_size.map(|v| v.to_string()),
             chunk: s.chunk.map(|v| v.to_string()),
             dtype: s.dtype,
-            nodata: if s.nodata.is_nan() {
-                "NaN".into()
-            } else {
-                s.nodata.to_string()
-            },
+            nodata: s.nodata_text(),
             aggregate: s.aggregate,
             resampling: s.resampling,
             codec,
@@ -273,17 +269,20 @@ impl Form {
         )
     }
 
-    fn nodata(&self) -> Result<f64, String> {
+    fn nodata(&self) -> Result<Option<f64>, String> {
         let text = self.nodata.trim();
         let value = if text.is_empty() {
             self.dtype.default_nodata()
         } else if text.eq_ignore_ascii_case("nan") {
             f64::NAN
+        } else if text.eq_ignore_ascii_case("none") {
+            // Every value is data; a float store keeps NaN for empty cells.
+            return Ok(self.dtype.is_float().then_some(f64::NAN));
         } else {
             number(text)?
         };
         if self.dtype.holds(value) {
-            Ok(value)
+            Ok(Some(value))
         } else {
             Err(format!("{text} does not fit {}", self.dtype))
         }
@@ -426,7 +425,7 @@ mod tests {
             domain_levels: 10,
             dtype: DType::F32,
             // NaN would never compare equal; NaN nodata is checked below.
-            nodata: -9999.0,
+            nodata: Some(-9999.0),
             codec: Codec::Zstd { level: 5 },
             aggregate: Aggregator::Max,
             resampling: Resampling::Bilinear,
@@ -498,7 +497,7 @@ mod tests {
         form.domain_levels.clear();
         form.dtype = DType::I16;
         let s = form.check(Some(&utm())).structure.unwrap();
-        assert!((s.nodata - f64::from(i16::MIN)).abs() < f64::EPSILON);
+        assert_eq!(s.nodata, Some(f64::from(i16::MIN)));
         assert_eq!(
             s.domain_levels,
             domain_levels_covering(utm().unwrap().area, s.anchor, s.cell_size, s.chunk)
@@ -506,7 +505,14 @@ mod tests {
         assert!(Form::describe(&s).contains("levels"));
         form.dtype = DType::F64;
         form.nodata = "nan".into();
-        assert!(form.check(Some(&utm())).structure.unwrap().nodata.is_nan());
+        assert!(
+            form.check(Some(&utm()))
+                .structure
+                .unwrap()
+                .nodata
+                .unwrap()
+                .is_nan()
+        );
     }
 
     #[test]

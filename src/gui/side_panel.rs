@@ -66,7 +66,7 @@ impl Explorer {
                     ),
                 ),
                 ("chunk", format!("{} × {}", s.chunk[0], s.chunk[1])),
-                ("type", format!("{}  nodata {}", s.dtype, s.nodata)),
+                ("type", format!("{}  nodata {}", s.dtype, s.nodata_text())),
                 ("aggregate", s.aggregate.to_string()),
                 ("codec", s.codec.to_string()),
                 ("bands", s.band_count().to_string()),

@@ -279,7 +279,7 @@ fn make_store_with_chunks(path: &Path, n: u32) {
         chunk: [2, 2],
         domain_levels: 10,
         dtype: DType::U8,
-        nodata: 0.0,
+        nodata: Some(0.0),
         codec: Codec::default(),
         aggregate: Aggregator::Max,
         resampling: Resampling::Nearest,

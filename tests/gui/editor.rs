@@ -78,7 +78,7 @@ fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
     assert_eq!(st.chunk, [128, 128]);
     assert_eq!(st.dtype, DType::U8);
     assert_eq!(st.codec, Codec::Lz4);
-    assert!((st.nodata - 255.0).abs() < f64::EPSILON);
+    assert_eq!(st.nodata, Some(255.0));
     assert_eq!(
         st.time,
         Some(TimeAxis::Regular {

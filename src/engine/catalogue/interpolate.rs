@@ -7,8 +7,8 @@
 //! export at 12:30 of a store holding 12:00 and 13:00 is the two rasters
 //! blended half and half, nodata wherever either is nodata.
 
-use crate::engine::Element;
 use crate::engine::catalogue::cache::{CacheError, FunctionCache, Provenance};
+use crate::engine::{Element, Nodata};
 use ndarray::{ArrayD, Zip};
 use serde_json::Value as Json;
 
@@ -86,13 +86,13 @@ impl<'a> Interpolating<'a> {
         args: &Json,
         samples: &[f64],
         x: f64,
-        nodata: T,
+        nodata: Nodata<T>,
         compute: impl Fn(f64) -> Result<ArrayD<T>, E>,
         provenance: &dyn Provenance,
     ) -> Result<Interpolated<T>, E> {
         let (below, above) = bracket(samples, x)?;
         let mut out = Interpolated {
-            value: ArrayD::from_elem(ndarray::IxDyn(&[]), nodata),
+            value: ArrayD::from_elem(ndarray::IxDyn(&[]), nodata.fill()),
             between: None,
             hits: 0,
             problems: Vec::new(),
@@ -158,13 +158,13 @@ fn bracket(samples: &[f64], x: f64) -> Result<(f64, f64), InterpolateError> {
 }
 
 /// `(1 − w)·a + w·b`, nodata where either is.
-fn blend<T: Element>(a: &ArrayD<T>, b: &ArrayD<T>, weight: f64, nodata: T) -> ArrayD<T> {
-    let missing = |v: T| v == nodata || v.to_f64().is_nan();
+fn blend<T: Element>(a: &ArrayD<T>, b: &ArrayD<T>, weight: f64, nodata: Nodata<T>) -> ArrayD<T> {
+    let missing = |v: T| !v.is_valid(nodata);
     let mut out = a.clone();
     Zip::from(&mut out).and(b).for_each(|o, &vb| {
         let va = *o;
         *o = if missing(va) || missing(vb) {
-            nodata
+            nodata.fill()
         } else {
             T::from_f64(va.to_f64() * (1.0 - weight) + vb.to_f64() * weight)
         };
@@ -209,7 +209,14 @@ mod tests {
         let samples = [10.0, 20.0, 40.0];
         let args = json!({"store": "s"});
         let v = provider
-            .at(&args, &samples, 25.0, -1i16, compute, &Unconditional)
+            .at(
+                &args,
+                &samples,
+                25.0,
+                Nodata::value(-1i16),
+                compute,
+                &Unconditional,
+            )
             .unwrap();
         assert_eq!(v.between, Some((20.0, 40.0, 0.25)));
         assert_eq!(v.value[[0, 0]], 25);
@@ -217,17 +224,38 @@ mod tests {
         assert_eq!((v.hits, computed.get()), (0, 2));
         // Another point between the same samples: answered from the cache.
         let v = provider
-            .at(&args, &samples, 35.0, -1i16, compute, &Unconditional)
+            .at(
+                &args,
+                &samples,
+                35.0,
+                Nodata::value(-1i16),
+                compute,
+                &Unconditional,
+            )
             .unwrap();
         assert_eq!(v.value[[0, 0]], 35);
         assert_eq!((v.hits, computed.get()), (2, 2));
         // At a sample, its own value; outside, an error.
         let v = provider
-            .at(&args, &samples, 10.0, -1i16, compute, &Unconditional)
+            .at(
+                &args,
+                &samples,
+                10.0,
+                Nodata::value(-1i16),
+                compute,
+                &Unconditional,
+            )
             .unwrap();
         assert_eq!((v.value[[1, 1]], v.between), (10, None));
         let err = provider
-            .at(&args, &samples, 41.0, -1i16, compute, &Unconditional)
+            .at(
+                &args,
+                &samples,
+                41.0,
+                Nodata::value(-1i16),
+                compute,
+                &Unconditional,
+            )
             .unwrap_err();
         assert!(matches!(
             err,
@@ -239,7 +267,7 @@ mod tests {
     fn float_nan_counts_as_nodata() {
         let a = ArrayD::from_shape_vec(IxDyn(&[2]), vec![1.0f32, f32::NAN]).unwrap();
         let b = ArrayD::from_shape_vec(IxDyn(&[2]), vec![3.0f32, 5.0]).unwrap();
-        let out = blend(&a, &b, 0.5, f32::NAN);
+        let out = blend(&a, &b, 0.5, Nodata::value(f32::NAN));
         assert_eq!(out[[0]], 2.0);
         assert!(out[[1]].is_nan());
     }

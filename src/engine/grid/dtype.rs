@@ -179,20 +179,73 @@ pub trait Element:
     #[must_use]
     fn step(self, up: bool) -> Self;
 
-    /// Whether this is a data value: neither `nodata` nor NaN.
+    /// Whether this is a data value: neither `nodata`'s value nor NaN.
     #[inline]
-    fn is_valid(self, nodata: Self) -> bool {
+    fn is_valid(self, nodata: Nodata<Self>) -> bool {
         // `v == v` is false only for NaN.
         #[allow(clippy::eq_op)]
         let not_nan = self == self;
-        not_nan && self != nodata
+        not_nan && !(nodata.marks && self == nodata.fill)
     }
 }
 
-/// Whether every cell is nodata (or NaN).
+/// What marks a cell as holding no data in a store, and what cells never
+/// written read as: the nodata value, or, in a store without nodata (where
+/// every value is data), 0. NaN is never data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Nodata<T> {
+    fill: T,
+    marks: bool,
+}
+
+impl<T: Element> Nodata<T> {
+    /// The nodata of a store's structure: its value, or none.
+    #[must_use]
+    pub fn of(nodata: Option<f64>) -> Self {
+        match nodata {
+            Some(v) => Self {
+                fill: T::from_f64(v),
+                marks: true,
+            },
+            None => Self {
+                fill: T::default(),
+                marks: false,
+            },
+        }
+    }
+
+    /// A nodata value.
+    #[must_use]
+    pub fn value(value: T) -> Self {
+        Self {
+            fill: value,
+            marks: true,
+        }
+    }
+
+    /// What cells never written read as.
+    #[must_use]
+    pub fn fill(self) -> T {
+        self.fill
+    }
+
+    /// The value that marks nodata, if there is one.
+    #[must_use]
+    pub fn marker(self) -> Option<T> {
+        self.marks.then_some(self.fill)
+    }
+}
+
+/// Whether the cells read exactly as an absent chunk does: every one nodata
+/// (or NaN), or, in a store without nodata, every one 0. Such a chunk is
+/// never stored.
 #[must_use]
-pub fn all_nodata<T: Element>(cells: &ndarray::ArrayView3<'_, T>, nodata: T) -> bool {
-    cells.iter().all(|v| !v.is_valid(nodata))
+pub fn all_nodata<T: Element>(cells: &ndarray::ArrayView3<'_, T>, nodata: Nodata<T>) -> bool {
+    if nodata.marks {
+        cells.iter().all(|v| !v.is_valid(nodata))
+    } else {
+        cells.iter().all(|v| *v == nodata.fill)
+    }
 }
 
 macro_rules! int_element {

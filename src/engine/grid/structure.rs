@@ -190,7 +190,7 @@ impl FromStr for Codec {
 /// Serde for floats that may be NaN or infinite, written as the strings
 /// `"NaN"`, `"Infinity"` and `"-Infinity"` (as Zarr v2 does).
 mod float_json {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+    use serde::{Deserialize, Serializer};
 
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         match *v {
@@ -201,6 +201,26 @@ mod float_json {
         }
     }
 
+    /// The same for an optional float, `None` being `null`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        #[allow(clippy::ref_option)]
+        pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => super::serialize(v, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+            match Option::<super::Repr>::deserialize(d)? {
+                None => Ok(None),
+                Some(repr) => super::parse(repr).map(Some),
+            }
+        }
+    }
+
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Repr {
@@ -208,14 +228,14 @@ mod float_json {
         Text(String),
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        match Repr::deserialize(d)? {
+    fn parse<E: serde::de::Error>(repr: Repr) -> Result<f64, E> {
+        match repr {
             Repr::Number(v) => Ok(v),
             Repr::Text(t) => match t.as_str() {
                 "NaN" => Ok(f64::NAN),
                 "Infinity" => Ok(f64::INFINITY),
                 "-Infinity" => Ok(f64::NEG_INFINITY),
-                other => Err(D::Error::custom(format!("'{other}' is not a number"))),
+                other => Err(E::custom(format!("'{other}' is not a number"))),
             },
         }
     }
@@ -239,10 +259,12 @@ pub struct Structure {
     pub domain_levels: u8,
     /// The cell data type.
     pub dtype: DType,
-    /// The nodata value. For floats, NaN is always nodata as well.
-    /// JSON has no NaN, so it is written as the string `"NaN"`.
-    #[serde(with = "float_json")]
-    pub nodata: f64,
+    /// The nodata value; `None` (JSON `null`, integer stores only) when
+    /// every value is data and cells never written read as 0. For floats,
+    /// NaN is always nodata as well. JSON has no NaN, so it is written as
+    /// the string `"NaN"`.
+    #[serde(with = "float_json::option")]
+    pub nodata: Option<f64>,
     /// The chunk codec.
     pub codec: Codec,
     /// How the spatial pyramid aggregates.
@@ -347,11 +369,26 @@ impl Structure {
                 "domain larger than 2^40 cells per side",
             ));
         }
-        if !self.dtype.holds(self.nodata) {
-            return Err(invalid(
-                "nodata",
-                format!("{} does not fit {}", self.nodata, self.dtype),
-            ));
+        match self.nodata {
+            Some(nodata) if !self.dtype.holds(nodata) => {
+                return Err(invalid(
+                    "nodata",
+                    format!("{nodata} does not fit {}", self.dtype),
+                ));
+            }
+            None if self.dtype.is_float() => {
+                return Err(invalid(
+                    "nodata",
+                    "a float store always has nodata: NaN is never a value (give NaN)",
+                ));
+            }
+            None if self.aggregate == Aggregator::Count => {
+                return Err(invalid(
+                    "nodata",
+                    "count counts the cells that hold data; without nodata every cell does",
+                ));
+            }
+            _ => {}
         }
         if let Codec::Zstd { level } = self.codec
             && !(1..=22).contains(&level)
@@ -378,7 +415,24 @@ impl Structure {
     /// Whether `value` is nodata in this store.
     #[must_use]
     pub fn is_nodata(&self, value: f64) -> bool {
-        value.is_nan() || value == self.nodata
+        value.is_nan() || Some(value) == self.nodata
+    }
+
+    /// The nodata value as people read it: the number, `NaN`, or `none`.
+    #[must_use]
+    pub fn nodata_text(&self) -> String {
+        match self.nodata {
+            Some(v) if v.is_nan() => "NaN".into(),
+            Some(v) => v.to_string(),
+            None => "none".into(),
+        }
+    }
+
+    /// The value cells never written read as: the nodata value, or 0 in a
+    /// store without nodata.
+    #[must_use]
+    pub fn fill(&self) -> f64 {
+        self.nodata.unwrap_or(0.0)
     }
 }
 
@@ -399,7 +453,7 @@ pub(crate) mod tests {
             chunk: [4, 4],
             domain_levels: 4,
             dtype: DType::F32,
-            nodata: -9999.0,
+            nodata: Some(-9999.0),
             codec: Codec::default(),
             aggregate: Aggregator::Mean,
             resampling: Resampling::Average,
@@ -419,15 +473,34 @@ pub(crate) mod tests {
     #[test]
     fn nan_nodata_round_trips_json() {
         let mut s = sample();
-        s.nodata = f64::NAN;
+        s.nodata = Some(f64::NAN);
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"nodata\":\"NaN\""));
         assert!(
             serde_json::from_str::<Structure>(&json)
                 .unwrap()
                 .nodata
-                .is_nan()
+                .is_some_and(f64::is_nan)
         );
+    }
+
+    /// No nodata is `null`, for integer stores only, and not with `count`.
+    #[test]
+    fn no_nodata_is_null_and_only_for_integers() {
+        let mut s = sample();
+        s.dtype = DType::U8;
+        s.nodata = None;
+        s.validate().unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"nodata\":null"), "{json}");
+        assert_eq!(serde_json::from_str::<Structure>(&json).unwrap(), s);
+        assert_eq!(s.fill(), 0.0);
+        assert!(!s.is_nodata(255.0) && !s.is_nodata(0.0));
+        s.aggregate = Aggregator::Count;
+        assert!(s.validate().unwrap_err().to_string().starts_with("nodata"));
+        s.aggregate = Aggregator::Mean;
+        s.dtype = DType::F32;
+        assert!(s.validate().unwrap_err().to_string().starts_with("nodata"));
     }
 
     #[test]
@@ -437,7 +510,7 @@ pub(crate) mod tests {
         assert!(s.validate().unwrap_err().to_string().starts_with("chunk"));
         let mut s = sample();
         s.dtype = DType::U8;
-        s.nodata = -1.0;
+        s.nodata = Some(-1.0);
         assert!(s.validate().unwrap_err().to_string().starts_with("nodata"));
         let mut s = sample();
         s.cell_size = [0.0, 1.0];

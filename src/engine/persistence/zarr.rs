@@ -169,7 +169,9 @@ pub fn zarray(structure: &Structure, view: &LevelView<'_>) -> Value {
         "dtype": structure.dtype.zarr_name(),
         "compressor": compressor,
         "filters": filters,
-        "fill_value": fill_value(structure.dtype, structure.nodata),
+        // Without nodata no value is missing: null keeps xarray from
+        // masking the zeros (Zarr readers fill absent chunks with 0).
+        "fill_value": structure.nodata.map_or(Value::Null, |n| fill_value(structure.dtype, n)),
         "order": "C",
         "dimension_separator": "/",
     })
@@ -197,7 +199,7 @@ pub fn array_attrs(structure: &Structure, grid: &Grid, view: &LevelView<'_>) -> 
         "_CRS": { "wkt": structure.crs.wkt },
         "geotransform": view.geotransform(structure, grid),
         "gridstore_level": view.level,
-        "nodata": fill_value(structure.dtype, structure.nodata),
+        "nodata": structure.nodata.map_or(Value::Null, |n| fill_value(structure.dtype, n)),
     });
     if view.version >= 2 {
         attrs["grid_mapping"] = json!(GRID_MAPPING);
@@ -241,6 +243,7 @@ pub fn level_objects(
             format!("{level}/.zgroup"),
             doc(&json!({ "zarr_format": 2 })),
         ),
+
         (format!("{prefix}/.zarray"), doc(&zarray(structure, view))),
         (
             format!("{prefix}/.zattrs"),
@@ -250,6 +253,10 @@ pub fn level_objects(
     if view.version < 2 {
         return objects;
     }
+    objects.push((
+        format!("{level}/.zattrs"),
+        doc(&level_group_attrs(structure, grid, view)),
+    ));
     let gt = view.geotransform(structure, grid);
     let (rows, cols) = view.cells(structure);
     let geographic =
@@ -358,8 +365,151 @@ pub fn consolidated<'a>(objects: impl Iterator<Item = (&'a str, &'a [u8])>) -> V
         .unwrap_or_default()
 }
 
-/// The `multiscales` attribute of the root group: one dataset per level
-/// with its array's geotransform and size in chunks.
+/// The GeoZarr conventions a version-2 group follows, as its
+/// `zarr_conventions` attribute lists them: `multiscales` (root only),
+/// `proj:` and `spatial:`.
+fn conventions(root: bool) -> Value {
+    let convention = |uuid: &str, name: &str, repository: &str, description: &str| {
+        json!({
+            "uuid": uuid,
+            "name": name,
+            "schema_url": format!("https://raw.githubusercontent.com/{repository}/refs/tags/v1/schema.json"),
+            "spec_url": format!("https://github.com/{repository}/blob/v1/README.md"),
+            "description": description,
+        })
+    };
+    let mut list = Vec::new();
+    if root {
+        list.push(convention(
+            "d35379db-88df-4056-af3a-620245f8e347",
+            "multiscales",
+            "zarr-conventions/multiscales",
+            "Multiscale layout of zarr datasets",
+        ));
+    }
+    list.push(convention(
+        "f17cb550-5864-4468-aeb7-f3180cfb622f",
+        "proj:",
+        "zarr-experimental/geo-proj",
+        "Coordinate reference system information for geospatial data",
+    ));
+    list.push(convention(
+        "689b58e2-cf7b-45e0-9fff-9cfc0883d6b4",
+        "spatial:",
+        "zarr-conventions/spatial",
+        "Spatial coordinate information",
+    ));
+    Value::Array(list)
+}
+
+/// The `proj:` attributes of the store's CRS: its EPSG code and, when the
+/// WKT is WKT2, the WKT.
+fn proj(structure: &Structure) -> serde_json::Map<String, Value> {
+    let mut attrs = serde_json::Map::new();
+    if let Some(code) = structure.crs.epsg {
+        attrs.insert("proj:code".into(), json!(format!("EPSG:{code}")));
+    }
+    let wkt2 = [
+        "PROJCRS[",
+        "GEOGCRS[",
+        "GEODCRS[",
+        "BOUNDCRS[",
+        "COMPOUNDCRS[",
+        "ENGCRS[",
+    ];
+    if wkt2.iter().any(|k| structure.crs.wkt.starts_with(k)) {
+        attrs.insert("proj:wkt2".into(), json!(structure.crs.wkt));
+    }
+    attrs
+}
+
+/// The affine transform (a, b, c, d, e, f: x = a·col + b·row + c) of a
+/// GDAL geotransform.
+fn affine(gt: [f64; 6]) -> Value {
+    json!([gt[1], gt[2], gt[0], gt[4], gt[5], gt[3]])
+}
+
+/// The `.zattrs` of a version-2 level group: the GeoZarr `proj:` and
+/// `spatial:` attributes of its array.
+fn level_group_attrs(structure: &Structure, grid: &Grid, view: &LevelView<'_>) -> Value {
+    let gt = view.geotransform(structure, grid);
+    let (rows, cols) = view.cells(structure);
+    #[allow(clippy::cast_precision_loss)]
+    let (w, h) = (cols as f64 * gt[1], rows as f64 * gt[5]);
+    let mut attrs = proj(structure);
+    attrs.insert("zarr_conventions".into(), conventions(false));
+    attrs.insert("spatial:dimensions".into(), json!(["y", "x"]));
+    attrs.insert("spatial:transform".into(), affine(gt));
+    attrs.insert("spatial:shape".into(), json!([rows, cols]));
+    attrs.insert(
+        "spatial:bbox".into(),
+        json!([gt[0], gt[3] + h, gt[0] + w, gt[3]]),
+    );
+    attrs.insert("spatial:registration".into(), json!("pixel"));
+    Value::Object(attrs)
+}
+
+/// The root group's GeoZarr attributes (version 2): the conventions, the
+/// `multiscales` layout (each level derived from the one below by the
+/// store's aggregator, its cells twice as large, translated by where the
+/// level below's first cell lies in this level's cells, rows then
+/// columns), and `proj:`.
+#[must_use]
+pub fn geozarr_root(
+    structure: &Structure,
+    grid: &Grid,
+    views: &[LevelView<'_>],
+) -> serde_json::Map<String, Value> {
+    let [cw, ch] = structure.chunk;
+    #[allow(clippy::cast_precision_loss)]
+    let origin = |view: &LevelView<'_>| {
+        (
+            (view.chunks.row * u64::from(ch)) as f64,
+            (view.chunks.col * u64::from(cw)) as f64,
+        )
+    };
+    let layout: Vec<Value> = views
+        .iter()
+        .map(|view| {
+            let (rows, cols) = view.cells(structure);
+            let mut entry = json!({
+                "asset": view.level.to_string(),
+                "spatial:transform": affine(view.geotransform(structure, grid)),
+                "spatial:shape": [rows, cols],
+            });
+            let below = view
+                .level
+                .checked_sub(1)
+                .and_then(|b| views.get(usize::from(b)));
+            match below {
+                None => {
+                    entry["transform"] = json!({ "scale": [1.0, 1.0], "translation": [0.0, 0.0] });
+                }
+                Some(below) => {
+                    let ((r, c), (r0, c0)) = (origin(below), origin(view));
+                    entry["derived_from"] = json!(below.level.to_string());
+                    entry["transform"] = json!({
+                        "scale": [2.0, 2.0],
+                        "translation": [r / 2.0 - r0, c / 2.0 - c0],
+                    });
+                    entry["resampling_method"] = json!(structure.aggregate.name());
+                }
+            }
+            entry
+        })
+        .collect();
+    let mut attrs = proj(structure);
+    attrs.insert("zarr_conventions".into(), conventions(true));
+    attrs.insert(
+        "multiscales".into(),
+        json!({ "layout": layout, "resampling_method": structure.aggregate.name() }),
+    );
+    attrs.insert("spatial:dimensions".into(), json!(["y", "x"]));
+    attrs
+}
+
+/// The `multiscales` attribute of a version-1 root group: one dataset per
+/// level with its array's geotransform and size in chunks.
 #[must_use]
 pub fn multiscales(structure: &Structure, grid: &Grid, views: &[LevelView<'_>]) -> Value {
     let datasets: Vec<Value> = views

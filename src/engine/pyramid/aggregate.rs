@@ -7,16 +7,16 @@
 //! computed value that would equal the nodata value is moved one step (one
 //! integer, or one float ulp) towards the true result.
 
-use crate::engine::{Aggregator, Element};
+use crate::engine::{Aggregator, Element, Nodata};
 use ndarray::{Array3, ArrayView3, ArrayViewMut3, s};
 
 /// Narrows a computed value, never returning the nodata value.
 #[inline]
-pub fn computed<T: Element>(value: f64, nodata: T) -> T {
+pub fn computed<T: Element>(value: f64, nodata: Nodata<T>) -> T {
     let t = T::from_f64(value);
-    if t != nodata {
+    let Some(nodata) = nodata.marker().filter(|n| *n == t) else {
         return t;
-    }
+    };
     let up = value > nodata.to_f64() || (value == nodata.to_f64() && nodata.step(true) != nodata);
     let stepped = nodata.step(up);
     if stepped == nodata {
@@ -42,14 +42,15 @@ pub fn same_chunk<T: Element>(a: Option<&Array3<T>>, b: Option<&Array3<T>>) -> b
 }
 
 /// Computes a parent chunk from its four children (NW, NE, SW, SE), each
-/// `None` when absent (all nodata). `child_level` is the level of the
-/// children; `count` needs it to tell data from counts. Returns `None` when
-/// the parent is all nodata.
+/// `None` when absent (all nodata, or in a store without nodata all 0).
+/// `child_level` is the level of the children; `count` needs it to tell
+/// data from counts. Returns `None` when the parent reads as an absent
+/// chunk.
 #[must_use]
 pub fn parent_chunk<T: Element>(
     children: [Option<&Array3<T>>; 4],
     aggregator: Aggregator,
-    nodata: T,
+    nodata: Nodata<T>,
     child_level: u8,
     shape: (usize, usize, usize),
 ) -> Option<Array3<T>> {
@@ -57,9 +58,16 @@ pub fn parent_chunk<T: Element>(
         return None;
     }
     let (bands, rows, cols) = shape;
-    let mut parent = Array3::from_elem((bands, rows, cols), nodata);
+    let mut parent = Array3::from_elem((bands, rows, cols), nodata.fill());
+    // Without nodata an absent child is cells of 0, which are data.
+    let zeros = nodata
+        .marker()
+        .is_none()
+        .then(|| Array3::from_elem(shape, nodata.fill()));
     for (quadrant, child) in children.iter().enumerate() {
-        let Some(child) = child else { continue };
+        let Some(child) = child.or(zeros.as_ref()) else {
+            continue;
+        };
         let (r0, c0) = ((quadrant / 2) * rows / 2, (quadrant % 2) * cols / 2);
         let target = parent.slice_mut(s![.., r0..r0 + rows / 2, c0..c0 + cols / 2]);
         downsample(child.view(), target, aggregator, nodata, child_level);
@@ -72,7 +80,7 @@ pub fn downsample<T: Element>(
     child: ArrayView3<'_, T>,
     target: ArrayViewMut3<'_, T>,
     aggregator: Aggregator,
-    nodata: T,
+    nodata: Nodata<T>,
     child_level: u8,
 ) {
     match aggregator {
@@ -113,19 +121,19 @@ pub fn downsample<T: Element>(
 /// together give NaN) takes the first valid child, so valid children never
 /// make a nodata parent.
 #[inline]
-fn defined<T: Element>(value: f64, children: [T; 4], nodata: T) -> T {
+fn defined<T: Element>(value: f64, children: [T; 4], nodata: Nodata<T>) -> T {
     if value.is_nan() {
         children
             .into_iter()
             .find(|x| x.is_valid(nodata))
-            .unwrap_or(nodata)
+            .unwrap_or(nodata.fill())
     } else {
         computed(value, nodata)
     }
 }
 
 #[inline]
-fn fold_valid<T: Element>(values: [T; 4], nodata: T) -> (f64, u32) {
+fn fold_valid<T: Element>(values: [T; 4], nodata: Nodata<T>) -> (f64, u32) {
     let mut sum = 0.0;
     let mut n = 0;
     for v in values {
@@ -140,7 +148,7 @@ fn fold_valid<T: Element>(values: [T; 4], nodata: T) -> (f64, u32) {
 /// Most frequent valid value; ties go to the value seen first in reading
 /// order (NW, NE, SW, SE).
 #[inline]
-fn mode4<T: Element>(values: [T; 4], nodata: T) -> Option<T> {
+fn mode4<T: Element>(values: [T; 4], nodata: Nodata<T>) -> Option<T> {
     let mut best: Option<(T, usize)> = None;
     for (i, v) in values.iter().enumerate() {
         if !v.is_valid(nodata) || values[..i].contains(v) {
@@ -158,7 +166,7 @@ fn mode4<T: Element>(values: [T; 4], nodata: T) -> Option<T> {
 fn reduce<T: Element>(
     child: ArrayView3<'_, T>,
     mut target: ArrayViewMut3<'_, T>,
-    nodata: T,
+    nodata: Nodata<T>,
     f: impl Fn([T; 4]) -> Option<T>,
 ) {
     let (bands, rows, cols) = target.dim();
@@ -169,7 +177,7 @@ fn reduce<T: Element>(
             let mut out = target.slice_mut(s![b, r, ..]);
             for c in 0..cols {
                 let v = [top[2 * c], top[2 * c + 1], bottom[2 * c], bottom[2 * c + 1]];
-                out[c] = f(v).unwrap_or(nodata);
+                out[c] = f(v).unwrap_or(nodata.fill());
             }
         }
     }
@@ -188,7 +196,7 @@ mod tests {
     fn agg(v: [f32; 4], a: Aggregator) -> f32 {
         let child = quad(v);
         let mut out = Array3::from_elem((1, 1, 1), -1.0f32);
-        downsample(child.view(), out.view_mut(), a, -1.0, 0);
+        downsample(child.view(), out.view_mut(), a, Nodata::value(-1.0), 0);
         out[[0, 0, 0]]
     }
 
@@ -212,11 +220,13 @@ mod tests {
     #[test]
     fn computed_values_never_equal_nodata() {
         // 0.5 rounds to 1 for u8; with nodata 1 it moves towards 0.5, to 0.
-        assert_eq!(computed::<u8>(0.5, 1), 0);
-        assert_eq!(computed::<u8>(1.4, 1), 2);
-        assert_eq!(computed::<u8>(255.0, 255), 254);
-        assert_eq!(computed::<i16>(-0.4, 0), -1);
-        let c = computed::<f32>(-1.0, -1.0);
+        assert_eq!(computed::<u8>(0.5, Nodata::value(1)), 0);
+        assert_eq!(computed::<u8>(1.4, Nodata::value(1)), 2);
+        assert_eq!(computed::<u8>(255.0, Nodata::value(255)), 254);
+        assert_eq!(computed::<i16>(-0.4, Nodata::value(0)), -1);
+        // Without nodata every value is a value.
+        assert_eq!(computed::<u8>(255.0, Nodata::of(None)), 255);
+        let c = computed::<f32>(-1.0, Nodata::value(-1.0));
         assert!(c != -1.0 && (c + 1.0).abs() < 1e-6);
     }
 
@@ -227,15 +237,52 @@ mod tests {
         let p = parent_chunk(
             [Some(&nw), None, None, Some(&se)],
             Aggregator::Max,
-            0,
+            Nodata::value(0),
             0,
             (1, 2, 2),
         )
         .unwrap();
         assert_eq!(p.into_raw_vec_and_offset().0, vec![1, 0, 0, 9]);
         assert!(
-            parent_chunk::<u8>([None, None, None, None], Aggregator::Max, 0, 0, (1, 2, 2))
-                .is_none()
+            parent_chunk::<u8>(
+                [None, None, None, None],
+                Aggregator::Max,
+                Nodata::value(0),
+                0,
+                (1, 2, 2)
+            )
+            .is_none()
+        );
+    }
+
+    /// Without nodata, an absent child is cells of 0, and 0 is data: a
+    /// mean takes it in, and a parent of zeros is not stored.
+    #[test]
+    fn without_nodata_absent_children_are_zeros() {
+        let nw = Array3::from_elem((1, 2, 2), 8u8);
+        let none = Nodata::of(None);
+        let p = parent_chunk(
+            [Some(&nw), None, None, None],
+            Aggregator::Mean,
+            none,
+            0,
+            (1, 2, 2),
+        );
+        assert_eq!(p.unwrap().into_raw_vec_and_offset().0, vec![8, 0, 0, 0]);
+        let coarser = [Some(&Array3::from_elem((1, 2, 2), 8u8)), None, None, None];
+        let p = parent_chunk(coarser, Aggregator::Mean, none, 1, (1, 2, 2)).unwrap();
+        // The NW quadrant of 8s, then three quadrants of 0s.
+        assert_eq!(p[[0, 0, 0]], 8);
+        let zeros = Array3::from_elem((1, 2, 2), 0u8);
+        assert!(
+            parent_chunk(
+                [Some(&zeros), None, None, None],
+                Aggregator::Max,
+                none,
+                0,
+                (1, 2, 2)
+            )
+            .is_none()
         );
     }
 

@@ -6,7 +6,7 @@
 
 use crate::engine::error::EngineError;
 use crate::engine::grid::{ChunkLoc, Window};
-use crate::engine::{Element, Extent, Resampling, Store};
+use crate::engine::{Element, Extent, Nodata, Resampling, Store};
 use ndarray::{Array3, s};
 use rayon::prelude::*;
 
@@ -41,8 +41,10 @@ impl Store {
         self.refresh()?;
         let nodata = self.nodata::<T>();
         let bands = self.structure().band_count();
-        let mut out =
-            Array3::from_elem((bands, window.rows as usize, window.cols as usize), nodata);
+        let mut out = Array3::from_elem(
+            (bands, window.rows as usize, window.cols as usize),
+            nodata.fill(),
+        );
         let Some(window) = window.intersect(&self.grid().full_window(level)) else {
             return Ok(out);
         };
@@ -154,7 +156,7 @@ impl Store {
             max_x: extent.max_x + level_cell[0],
             max_y: extent.max_y + level_cell[1],
         };
-        let mut data = Array3::from_elem((bands, rows, cols), nodata);
+        let mut data = Array3::from_elem((bands, rows, cols), nodata.fill());
         let Some(src_window) = grid.cover_clipped(level, &margin) else {
             return Ok(Raster {
                 data,
@@ -191,7 +193,7 @@ impl Store {
                             average(&plane, (xs[c], xs[c + 1]), (ys[r], ys[r + 1]), nodata)
                         }
                     };
-                    out[[r, c]] = v.map_or(nodata, |v| {
+                    out[[r, c]] = v.map_or(nodata.fill(), |v| {
                         crate::engine::pyramid::aggregate::computed(v, nodata)
                     });
                 }
@@ -260,7 +262,7 @@ impl Store {
 
 type Plane<'a, T> = ndarray::ArrayView2<'a, T>;
 
-fn cell<T: Element>(plane: &Plane<'_, T>, r: i64, c: i64, nodata: T) -> Option<f64> {
+fn cell<T: Element>(plane: &Plane<'_, T>, r: i64, c: i64, nodata: Nodata<T>) -> Option<f64> {
     let (rows, cols) = plane.dim();
     if r < 0 || c < 0 || r >= rows as i64 || c >= cols as i64 {
         return None;
@@ -271,14 +273,14 @@ fn cell<T: Element>(plane: &Plane<'_, T>, r: i64, c: i64, nodata: T) -> Option<f
 }
 
 #[allow(clippy::cast_possible_truncation)]
-fn nearest<T: Element>(plane: &Plane<'_, T>, x: f64, y: f64, nodata: T) -> Option<f64> {
+fn nearest<T: Element>(plane: &Plane<'_, T>, x: f64, y: f64, nodata: Nodata<T>) -> Option<f64> {
     cell(plane, y.floor() as i64, x.floor() as i64, nodata)
 }
 
 /// Bilinear between cell centres; nodata neighbours drop out and the
 /// remaining weights are renormalised.
 #[allow(clippy::cast_possible_truncation)]
-fn bilinear<T: Element>(plane: &Plane<'_, T>, x: f64, y: f64, nodata: T) -> Option<f64> {
+fn bilinear<T: Element>(plane: &Plane<'_, T>, x: f64, y: f64, nodata: Nodata<T>) -> Option<f64> {
     let (u, v) = (x - 0.5, y - 0.5);
     let (c0, r0) = (u.floor(), v.floor());
     let (fu, fv) = (u - c0, v - r0);
@@ -306,7 +308,7 @@ fn average<T: Element>(
     plane: &Plane<'_, T>,
     (x0, x1): (f64, f64),
     (y0, y1): (f64, f64),
-    nodata: T,
+    nodata: Nodata<T>,
 ) -> Option<f64> {
     let mut sum = 0.0;
     let mut weight = 0.0;

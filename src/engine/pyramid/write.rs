@@ -491,7 +491,7 @@ impl Store {
                 // A whole chunk cleared: only whether it exists matters.
                 Patch::Clear if full => self
                     .chunk_exists(t, loc)?
-                    .then(|| Array3::from_elem(self.chunk_dim(), nodata)),
+                    .then(|| Array3::from_elem(self.chunk_dim(), nodata.fill())),
                 _ => match self.read_chunk::<T>(t, loc) {
                     Ok(old) => old,
                     // A write over a corrupt chunk replaces it; the cells it
@@ -503,13 +503,13 @@ impl Store {
             let new = match patch {
                 Patch::Clear if full => None,
                 Patch::Clear => old.clone().map(|mut c| {
-                    local(&mut c, &chunk_window, &overlap).fill(nodata);
+                    local(&mut c, &chunk_window, &overlap).fill(nodata.fill());
                     c
                 }),
                 Patch::Data(data) => {
                     let mut c = old
                         .clone()
-                        .unwrap_or_else(|| Array3::from_elem(self.chunk_dim(), nodata));
+                        .unwrap_or_else(|| Array3::from_elem(self.chunk_dim(), nodata.fill()));
                     let src = data.slice(s![
                         ..,
                         (overlap.row - window.row) as usize

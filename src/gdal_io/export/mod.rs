@@ -25,14 +25,12 @@ use crate::engine::{
 use crate::with_dtype;
 use std::path::{Path, PathBuf};
 
-/// Sets every band's nodata and, when the store has a colour table and its
+/// Sets every band's nodata (none in a store without nodata) and, when the store has a colour table and its
 /// cells are 8 or 16-bit unsigned (what TIFF palettes hold), band 1's table.
 fn describe_bands(dataset: &gdal::Dataset, store: &Store) -> Result<(), gdal::errors::GdalError> {
     let structure = store.structure();
     for b in 1..=dataset.raster_count() {
-        dataset
-            .rasterband(b)?
-            .set_no_data_value(Some(structure.nodata))?;
+        dataset.rasterband(b)?.set_no_data_value(structure.nodata)?;
     }
     let palette_fits = matches!(
         structure.dtype,

@@ -148,14 +148,14 @@ pub fn try_write<T: GdalCell>(
     ))
 }
 
-/// One encoded chunk of nodata cells.
+/// One encoded chunk of nodata cells (of 0 in a store without nodata).
 fn nodata_tile(store: &Store) -> Result<Vec<u8>, OutputError> {
     let s = store.structure();
     let raw: Vec<u8> = crate::with_dtype!(s.dtype, T => {
-        let nodata: T = store.nodata();
+        let fill = store.nodata::<T>().fill();
         let mut raw = Vec::with_capacity(store.chunk_bytes());
         for _ in 0..store.chunk_bytes() / s.dtype.size() {
-            crate::engine::Element::write_le(nodata, &mut raw);
+            crate::engine::Element::write_le(fill, &mut raw);
         }
         raw
     });

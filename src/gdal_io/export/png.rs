@@ -3,7 +3,7 @@
 //! `.aux.xml` beside it.
 
 use super::Written;
-use crate::engine::{Element, Palette, Raster};
+use crate::engine::{Element, Nodata, Palette, Raster};
 use crate::gdal_io::OutputError;
 use crate::render::quicklook_rgba;
 use std::path::Path;
@@ -15,7 +15,7 @@ use std::path::Path;
 /// The image cannot be written.
 pub fn write_png<T: Element>(
     raster: &Raster<T>,
-    nodata: T,
+    nodata: Nodata<T>,
     palette: Option<&Palette>,
     path: &Path,
 ) -> Result<Written, OutputError> {
