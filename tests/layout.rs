@@ -6,7 +6,7 @@
 mod util;
 
 use gridstore::engine::{Aggregator, Codec, Crs, DType, Resampling, Store, Structure, Window};
-use gridstore::storage::FolderStorage;
+use gridstore::storage::{FolderStorage, StorageError, StoreKey};
 use std::path::Path;
 use std::sync::Arc;
 use util::tool;
@@ -330,4 +330,141 @@ print(json.dumps({"problems": problems, "names": names, "levels": levels}))
             assert_eq!(level["scale"], serde_json::json!([2.0, 2.0]));
         }
     }
+}
+
+/// A reader opened before another writer moved the arrays' origins reads
+/// every chunk where it now is, through every chunk-level read, not the
+/// chunk that the old key would name.
+#[test]
+fn a_reader_opened_before_the_arrays_move_reads_each_chunk_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moved.gs");
+    let writer =
+        Store::create(Arc::new(FolderStorage::create(&path).unwrap()), structure()).unwrap();
+    let centre = Window {
+        row: 512,
+        col: 512,
+        rows: 20,
+        cols: 20,
+    };
+    write(&writer, centre);
+    let reader = Store::open(Arc::new(FolderStorage::open(&path).unwrap())).unwrap();
+    let loc = gridstore::engine::ChunkLoc::new(0, 32, 32);
+    let before = reader.read_chunk::<f32>(0, loc).unwrap().unwrap();
+    // West and north by several chunks: every level's origin moves.
+    write(
+        &writer,
+        Window {
+            row: 400,
+            col: 380,
+            rows: 5,
+            cols: 5,
+        },
+    );
+    assert_ne!(reader.footprint(), writer.footprint(), "not refreshed yet");
+    assert_eq!(reader.read_chunk::<f32>(0, loc).unwrap().unwrap(), before);
+    assert_eq!(
+        reader.stored_chunk(0, loc).unwrap(),
+        writer.stored_chunk(0, loc).unwrap()
+    );
+    let west = gridstore::engine::ChunkLoc::new(0, 25, 23);
+    assert!(reader.chunk_exists(0, west).unwrap());
+    assert!(
+        !reader
+            .chunk_exists(0, gridstore::engine::ChunkLoc::new(0, 24, 23))
+            .unwrap()
+    );
+    assert_eq!(reader.footprint(), writer.footprint());
+}
+
+/// Storage whose metadata writes fail on demand (a full disk), to check
+/// that a store's view of its arrays moves only with what is on disk.
+#[derive(Debug)]
+struct FailingMetadata {
+    inner: gridstore::storage::MemoryStorage,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl gridstore::storage::Storage for FailingMetadata {
+    fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+    fn size(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size(key)
+    }
+    fn put(&self, key: &StoreKey, value: &[u8]) -> Result<(), StorageError> {
+        if key.as_str().ends_with(".zarray") && self.fail.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StorageError::io(
+                "test",
+                std::io::Error::other("no space left (test)"),
+            ));
+        }
+        self.inner.put(key, value)
+    }
+    fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.delete(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<(StoreKey, u64)>, StorageError> {
+        self.inner.list(prefix)
+    }
+    fn stage(&self, key: &StoreKey, value: Option<&[u8]>) -> Result<(), StorageError> {
+        self.inner.stage(key, value)
+    }
+    fn commit(&self, key: &StoreKey) -> Result<bool, StorageError> {
+        self.inner.commit(key)
+    }
+    fn discard(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.discard(key)
+    }
+    fn lock_writer(&self) -> Result<Box<dyn gridstore::storage::WriterLock>, StorageError> {
+        self.inner.lock_writer()
+    }
+    fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError> {
+        self.inner.version(key)
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn backend_name(&self) -> &'static str {
+        "failing"
+    }
+}
+
+/// A write whose growth of the arrays fails to reach the disk leaves the
+/// store's view where the disk is: the next write in the same process
+/// grows the arrays again, and every value is found after reopening.
+#[test]
+fn a_growth_that_fails_moves_nothing() {
+    let storage = Arc::new(FailingMetadata {
+        inner: gridstore::storage::MemoryStorage::new(),
+        fail: std::sync::atomic::AtomicBool::new(false),
+    });
+    let store = Store::create(storage.clone(), structure()).unwrap();
+    let window = Window {
+        row: 512,
+        col: 512,
+        rows: 20,
+        cols: 20,
+    };
+    let data = ndarray::Array3::from_elem((1, 20, 20), 7.0f32);
+    storage
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(store.write(None, window, data.view()).is_err());
+    storage
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    store.write(None, window, data.view()).unwrap();
+    drop(store);
+    let reopened = Store::open(storage).unwrap();
+    let back = reopened.read_window::<f32>(0, 0, &window).unwrap();
+    assert!(back.iter().all(|v| *v == 7.0), "every value is found");
+    let report = reopened
+        .verify::<f32>(
+            &gridstore::engine::NoProgress,
+            &gridstore::engine::CancelToken::new(),
+        )
+        .unwrap();
+    assert!(report.damage.is_empty(), "{:?}", report.damage);
 }

@@ -287,7 +287,7 @@ fn nodata_none_refuses_what_it_cannot_keep() {
     assert!(
         stderr.contains("stars_lc.tif")
             && stderr.contains("cells hold no data")
-            && stderr.contains("read as 0")
+            && stderr.contains("would read as 0")
             && stderr.contains("--allow-nodata-loss"),
         "{stderr}"
     );
@@ -296,10 +296,60 @@ fn nodata_none_refuses_what_it_cannot_keep() {
         before.keys().collect::<Vec<_>>(),
         after.keys().collect::<Vec<_>>()
     );
+    // Allowed, the cells without data leave what the store holds alone: a
+    // field of 7s under the whole raster keeps its 7s in the warp's
+    // empty corners.
+    let sevens = dir.path().join("sevens.tif");
+    util::tool(
+        "gdal_create",
+        &[
+            "-q",
+            "-of",
+            "GTiff",
+            "-outsize",
+            "135",
+            "105",
+            "-bands",
+            "1",
+            "-ot",
+            "Byte",
+            "-burn",
+            "7",
+            "-a_srs",
+            "EPSG:4326",
+            "-a_ullr",
+            "-67.6",
+            "19.2",
+            "-64.9",
+            "17.1",
+            s(&sevens),
+        ],
+    );
+    ok(&["ingest", s(&store), s(&sevens)]);
     let out = gridstore(&["ingest", s(&store), s(&src), "--allow-nodata-loss"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("written as 0"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cells hold no data"));
     assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    let back = dir.path().join("back.tif");
+    ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&back),
+        "--bbox",
+        "-67.6,17.1,-64.9,19.2",
+        "--no-cache",
+    ]);
+    let back = read(s(&back), None);
+    assert_eq!((back.cols, back.rows), (135, 105));
+    // The north-west and south-east corners lie outside the warped raster.
+    assert_eq!(back.bands[0][0], 7.0, "a hole kept the stored 7");
+    assert_eq!(
+        back.bands[0][135 * 105 - 1],
+        7.0,
+        "a hole kept the stored 7"
+    );
+    assert!(back.bands[0].iter().any(|v| *v != 7.0), "the raster landed");
 
     let count = gridstore(&[
         "create",

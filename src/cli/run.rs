@@ -313,6 +313,11 @@ fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
     let sink = BarSink::new("verify");
     let report = with_dtype!(store.structure().dtype, T => store.verify::<T>(&sink, cancel))?;
     sink.finish();
+    if report.moving {
+        println!(
+            "pending: an interrupted move of the arrays' origins (no aggregate was compared; `gridstore repair` or the next write finishes it)"
+        );
+    }
     for p in &report.pending {
         println!(
             "pending: an unfinished {:?} write of {} x {} base cells at time index {} (its aggregates were not compared; the next write completes it)",
@@ -441,9 +446,15 @@ fn repair(path: &std::path::Path) -> anyhow::Result<ExitCode> {
         drop(lock);
         println!("removed {removed} leftover temporary files");
     }
-    let pending = open_store(path, false)?.pending_writes()?.len();
+    let before = open_store(path, false)?;
+    let pending = before.pending_writes()?.len();
+    let moving = before.interrupted_move()?;
+    drop(before);
     // Opening for writing finishes or rolls back interrupted writes.
     drop(open_store(path, true)?);
+    if moving {
+        println!("1 interrupted move of the arrays' origins finished or undone");
+    }
     println!("{pending} interrupted writes finished or rolled back");
     for d in &damaged {
         println!("damaged {d}");

@@ -36,6 +36,6 @@ pub use pyramid::read::Raster;
 pub use pyramid::verify::{Damage, VerifyReport};
 pub(crate) use pyramid::write::Visibility;
 pub use pyramid::write::{
-    BLOCK_LEVELS, BaseWrite, BlockReader, Cells, NoReader, WriteError, WriteReport,
+    BLOCK_LEVELS, BaseWrite, Block, BlockReader, Cells, NoReader, WriteError, WriteReport,
 };
 pub use store::{Store, TimeState};

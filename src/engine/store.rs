@@ -198,7 +198,11 @@ impl Store {
         store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
         store.init_journal()?;
         // The root attributes go last: a store without them is not a store.
-        store.write_metadata(&TimeState::default(), MetadataChange::All)?;
+        store.write_metadata(
+            &TimeState::default(),
+            &store.footprint(),
+            MetadataChange::All,
+        )?;
         Ok(store)
     }
 
@@ -365,8 +369,14 @@ impl Store {
     /// # Errors
     /// I/O, or root attributes that no longer parse.
     pub fn refresh(&self) -> Result<(), EngineError> {
+        self.refreshed().map(drop)
+    }
+
+    /// [`Store::refresh`], returning the version of the root attributes
+    /// the view now reflects (`None` for a writer).
+    fn refreshed(&self) -> Result<Option<String>, EngineError> {
         if self.lock.is_some() {
-            return Ok(());
+            return Ok(None);
         }
         let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
         let version = self.storage.version(&key)?;
@@ -376,10 +386,10 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         if version.is_some() && version == known {
-            return Ok(());
+            return Ok(version);
         }
         let Some(bytes) = self.storage.get(&key)? else {
-            return Ok(());
+            return Ok(version);
         };
         let root = Root::parse(self.storage.as_ref(), &bytes)?;
         // Compared as written: a NaN nodata is not equal to itself.
@@ -392,11 +402,43 @@ impl Store {
         }
         self.set_time_state(root.meta.time);
         self.set_footprint(root.footprint);
-        *self
-            .root_version
+        self.root_version
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = version;
-        Ok(())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone_from(&version);
+        Ok(version)
+    }
+
+    /// Runs `read` on a chunk's key under the current footprint. A
+    /// read-only store first brings its view up to date, and reads again
+    /// when the root attributes changed meanwhile: another process may
+    /// have moved the arrays' origins, and a key read under the old
+    /// footprint names another chunk. A writer's view is never stale.
+    fn with_chunk_key<R>(
+        &self,
+        t: u32,
+        loc: ChunkLoc,
+        read: impl Fn(Option<StoreKey>) -> Result<R, EngineError>,
+    ) -> Result<R, EngineError> {
+        if self.lock.is_some() {
+            return read(self.chunk_key(t, loc));
+        }
+        let root = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
+        /// Moves of the arrays that a read outlasts before it gives up.
+        const ATTEMPTS: usize = 8;
+        for _ in 0..ATTEMPTS {
+            let seen = self.refreshed()?;
+            let result = read(self.chunk_key(t, loc))?;
+            if self.storage.version(&root)? == seen {
+                return Ok(result);
+            }
+        }
+        Err(EngineError::Misplaced {
+            key: self.chunk_name(t, loc),
+            store: self.location(),
+            reason: "another process kept changing the store's arrays during the read; try again"
+                .into(),
+        })
     }
 
     pub(crate) fn set_time_state(&self, time: TimeState) {
@@ -480,11 +522,13 @@ impl Store {
     /// # Errors
     /// I/O.
     pub fn chunk_exists(&self, t: u32, loc: ChunkLoc) -> Result<bool, EngineError> {
-        let Some(key) = self.chunk_key(t, loc) else {
-            return Ok(false);
-        };
-        self.note_read(|| Read::Value(key.to_string()));
-        Ok(self.storage.size(&key)?.is_some())
+        self.with_chunk_key(t, loc, |key| {
+            let Some(key) = key else {
+                return Ok(false);
+            };
+            self.note_read(|| Read::Value(key.to_string()));
+            Ok(self.storage.size(&key)?.is_some())
+        })
     }
 
     /// A chunk's stored bytes, encoded and checksummed as they are kept;
@@ -493,11 +537,13 @@ impl Store {
     /// # Errors
     /// I/O.
     pub fn stored_chunk(&self, t: u32, loc: ChunkLoc) -> Result<Option<Vec<u8>>, EngineError> {
-        let Some(key) = self.chunk_key(t, loc) else {
-            return Ok(None);
-        };
-        self.note_read(|| Read::Value(key.to_string()));
-        Ok(self.storage.get(&key)?)
+        self.with_chunk_key(t, loc, |key| {
+            let Some(key) = key else {
+                return Ok(None);
+            };
+            self.note_read(|| Read::Value(key.to_string()));
+            Ok(self.storage.get(&key)?)
+        })
     }
 
     /// Reads and decodes a chunk; `None` when absent (all nodata).
@@ -510,12 +556,15 @@ impl Store {
         loc: ChunkLoc,
     ) -> Result<Option<Array3<T>>, EngineError> {
         self.check_dtype::<T>()?;
-        let Some(key) = self.chunk_key(t, loc) else {
-            return Ok(None);
-        };
-        self.note_read(|| Read::Value(key.to_string()));
         // A view where the backend can: the codec checks the bytes.
-        let Some(stored) = self.storage.get_view(&key)? else {
+        let stored = self.with_chunk_key(t, loc, |key| {
+            let Some(key) = key else {
+                return Ok(None);
+            };
+            self.note_read(|| Read::Value(key.to_string()));
+            Ok(self.storage.get_view(&key)?.map(|bytes| (key, bytes)))
+        })?;
+        let Some((key, stored)) = stored else {
             return Ok(None);
         };
         let raw = match codec::decode(self.structure.codec, &stored, self.chunk_bytes()) {
@@ -665,7 +714,7 @@ impl Store {
                 next.instants.push(instant);
             }
             next.length = index + 1;
-            self.write_metadata(&next, MetadataChange::Time)?;
+            self.write_metadata(&next, &self.footprint(), MetadataChange::Time)?;
             *self
                 .time
                 .write()
@@ -743,22 +792,36 @@ impl Store {
     ///
     /// # Errors
     /// I/O.
-    pub fn list_chunks(&self, level: u8) -> Result<Vec<(u32, ChunkLoc, u64)>, EngineError> {
+    pub fn list_chunks(&self, level: u8) -> Result<Vec<StoredChunk>, EngineError> {
+        self.list_level(level).map(|(chunks, _)| chunks)
+    }
+
+    /// The chunks of `level` (as [`Store::list_chunks`]), and the keys
+    /// that name chunks outside the level's array: none in a sound store
+    /// (a file of another tool, or a chunk its footprint lost).
+    pub(crate) fn list_level(
+        &self,
+        level: u8,
+    ) -> Result<(Vec<StoredChunk>, Vec<String>), EngineError> {
         self.grid.check_level(level)?;
         self.refresh()?;
         let prefix = zarr::level_prefix(level);
         self.note_read(|| Read::Listing(prefix.clone()));
         let listed = self.storage.list(&prefix)?;
         let footprint = self.footprint();
-        Ok(listed
-            .into_iter()
-            .filter_map(|(k, n)| {
-                let (t, at, (row, col)) = zarr::parse_chunk_key(&self.structure, k.as_str())?;
-                // A stray file with out-of-range indices is not a chunk.
-                let loc = footprint.loc_at(&self.grid, level, row, col);
-                loc.filter(|_| at == level).map(|loc| (t, loc, n))
-            })
-            .collect())
+        let mut chunks = Vec::with_capacity(listed.len());
+        let mut strays = Vec::new();
+        for (key, n) in listed {
+            let Some((t, at, (row, col))) = zarr::parse_chunk_key(&self.structure, key.as_str())
+            else {
+                continue;
+            };
+            match footprint.loc_at(&self.grid, level, row, col) {
+                Some(loc) if at == level => chunks.push((t, loc, n)),
+                _ => strays.push(key.to_string()),
+            }
+        }
+        Ok((chunks, strays))
     }
 
     fn put_json(&self, key: &str, value: &serde_json::Value) -> Result<(), EngineError> {
@@ -774,12 +837,13 @@ impl Store {
     pub(crate) fn write_metadata(
         &self,
         time: &TimeState,
+        footprint: &Footprint,
         change: MetadataChange,
     ) -> Result<(), EngineError> {
         let instants: Vec<i64> = (0..time.length)
             .filter_map(|t| self.instant_in(time, t))
             .collect();
-        let footprint = self.footprint();
+        let footprint = *footprint;
         let views: Vec<LevelView<'_>> = (0..=self.grid.top_level())
             .map(|level| LevelView {
                 level,
@@ -856,6 +920,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// A stored chunk as a listing finds it: (time index, place, stored bytes).
+pub type StoredChunk = (u32, ChunkLoc, u64);
 
 /// Which metadata a change touches (see [`Store::write_metadata`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -71,7 +71,7 @@ pub enum IoError {
     /// coverage after a warp) going into a store without nodata, where
     /// they would read as 0.
     #[error(
-        "{path}: {cells} cells hold no data (the file's nodata value, its mask, or outside its coverage), and the store has no nodata to mark them: they would read as 0; nothing was written (create the store with a nodata value, or add --allow-nodata-loss to write them as 0)"
+        "{path}: {cells} cells hold no data (the file's nodata value, its mask, or outside its coverage), and the store has no nodata to mark them: where it holds nothing they would read as 0, which is data; nothing was written (create the store with a nodata value, or add --allow-nodata-loss to ingest anyway: what the store holds there stays)"
     )]
     NoNodataToMark {
         /// The source.

@@ -11,7 +11,7 @@ use super::cell::{GdalCell, read_window};
 use super::source::{Source, gdal_reason, one_line};
 use super::{IoError, fits, warp};
 use crate::engine::{
-    BaseWrite, BlockReader, CancelToken, Cells, EngineError, Extent, IngestRecord, JobEvent,
+    BaseWrite, Block, BlockReader, CancelToken, Cells, EngineError, Extent, IngestRecord, JobEvent,
     Nodata, ProgressSink, Resampling, Store, Window, WriteError, WriteKind,
 };
 use crate::with_dtype;
@@ -259,7 +259,7 @@ impl<'a, T: GdalCell> SourceReader<'a, T> {
         let unmarked = self.unmarked.load(Ordering::Relaxed);
         if unmarked > 0 {
             return Some(format!(
-                "{}: {unmarked} cells without data were written as 0 (the store has no nodata)",
+                "{}: {unmarked} cells hold no data; where the store held nothing they read as 0 (it has no nodata)",
                 self.path.display()
             ));
         }
@@ -277,6 +277,10 @@ impl<T: GdalCell> BlockReader<T> for &SourceReader<'_, T> {
     type Error = IoError;
 
     fn read(&self, window: Window) -> Result<Array3<T>, IoError> {
+        self.read_with_holes(window).map(|block| block.cells)
+    }
+
+    fn read_with_holes(&self, window: Window) -> Result<Block<T>, IoError> {
         let read_error = |reason| IoError::Read {
             path: self.path.into(),
             reason,
@@ -625,15 +629,15 @@ struct Lost {
 }
 
 /// Reads the source cells under `window` (base cells) as (bands, rows, cols),
-/// with source nodata turned into the store's nodata (0 in a store without
-/// nodata, counted as unmarked).
+/// with source nodata turned into the store's nodata (in a store without
+/// nodata: holes, counted as unmarked).
 fn read_block<T: GdalCell>(
     dataset: &Dataset,
     plan: &Plan,
     window: &Window,
     validity: &Validity,
     store_nodata: Nodata<T>,
-) -> Result<(Array3<T>, Lost), String> {
+) -> Result<(Block<T>, Lost), String> {
     let (rows, cols) = (window.rows as usize, window.cols as usize);
     // The dataset's pixel (0, 0) is the plan window's top-left cell.
     let at = (
@@ -651,6 +655,9 @@ fn read_block<T: GdalCell>(
     // data, or as 0 though they held none.
     let mut lost = Lost::default();
     let unmarkable = store_nodata.marker().is_none();
+    // Without nodata, the cells without data are holes: they leave what
+    // the store holds alone.
+    let mut holes = vec![false; if unmarkable { rows * cols } else { 0 }];
     // NaN is no value: it never counts.
     #[allow(clippy::eq_op)]
     let collides = |x: &T| !x.is_valid(store_nodata) && x == x;
@@ -666,10 +673,14 @@ fn read_block<T: GdalCell>(
                 let nodata = T::from_f64(*v);
                 #[allow(clippy::eq_op)]
                 let is_source_nodata = |x: &T| *x == nodata || (v.is_nan() && x != x);
-                for x in &mut values {
+                for (i, x) in values.iter_mut().enumerate() {
                     if is_source_nodata(x) {
                         *x = store_nodata.fill();
-                        lost.unmarked += u64::from(unmarkable);
+                        if unmarkable {
+                            holes[i] = true;
+                            // Cells, not values: band 1 counts them.
+                            lost.unmarked += u64::from(b == 1);
+                        }
                     } else if collides(x) {
                         lost.collisions += 1;
                     }
@@ -692,10 +703,14 @@ fn read_block<T: GdalCell>(
                         None,
                     )
                     .map_err(|e| gdal_reason(&e))?;
-                for (x, m) in values.iter_mut().zip(flags.data()) {
+                for (i, (x, m)) in values.iter_mut().zip(flags.data()).enumerate() {
                     if *m == 0 {
                         *x = store_nodata.fill();
-                        lost.unmarked += u64::from(unmarkable);
+                        if unmarkable {
+                            holes[i] = true;
+                            // Cells, not values: band 1 counts them.
+                            lost.unmarked += u64::from(b == 1);
+                        }
                     } else if collides(x) {
                         lost.collisions += 1;
                     }
@@ -708,6 +723,11 @@ fn read_block<T: GdalCell>(
             out.extend(values);
         }
     }
-    let data = Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())?;
-    Ok((data, lost))
+    let cells = Array3::from_shape_vec((bands, rows, cols), out).map_err(|e| e.to_string())?;
+    let holes = if unmarkable && lost.unmarked > 0 {
+        Some(ndarray::Array2::from_shape_vec((rows, cols), holes).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    Ok((Block { cells, holes }, lost))
 }

@@ -5,7 +5,8 @@
 //! array for a small DEM). From version 2 each array spans the chunks that
 //! the data ever reached, rounded out to whole shards: the footprint keeps
 //! that extent at the base level, in chunks, and every level's array window
-//! follows from it. It only grows. When it grows west or north, the arrays'
+//! follows from it. Writes grow it (a write that fails shrinks it back; a
+//! clear never shrinks it). When it grows west or north, the arrays'
 //! origins move and every stored chunk of the moved levels gets a new key
 //! (see `persistence::reshape`).
 

@@ -153,7 +153,9 @@ impl WriteTxn<'_> {
                 .iter()
                 .any(|p| p.id == self.record.id && p.phase == Phase::Staging);
             if staging {
-                self.abort()?;
+                // The cause is what to report: an abort that fails leaves
+                // the record, and the next writer rolls it back.
+                self.abort().ok();
             }
             return Err(e);
         }

@@ -14,7 +14,9 @@
 //! Its cost is one read and one write of every chunk of the moved levels
 //! (on object storage, where nothing can be renamed, a copy is all there
 //! is). Between steps 2 and 3 a reader in another process sees the moved
-//! levels empty: each chunk is atomic, a level is not.
+//! levels empty: each chunk is atomic, a level is not. A reader never
+//! takes one chunk for another: it reads a chunk again when the root
+//! attributes changed while it read (`Store::with_chunk_key`).
 
 use crate::engine::Store;
 use crate::engine::error::EngineError;
@@ -97,8 +99,10 @@ impl Store {
             }
         }
         if moving.is_empty() {
+            // The view moves only once the metadata says so.
+            self.write_metadata(&self.time_state(), &to, MetadataChange::All)?;
             self.set_footprint(to);
-            return self.write_metadata(&self.time_state(), MetadataChange::All);
+            return Ok(());
         }
         self.storage().put(
             &key(MOVING)?,
@@ -167,8 +171,8 @@ impl Store {
             })?;
         }
         self.reshape_phase(record(ReshapePhase::Committing))?;
+        self.write_metadata(&self.time_state(), &to, MetadataChange::All)?;
         self.set_footprint(to);
-        self.write_metadata(&self.time_state(), MetadataChange::All)?;
         moving.par_iter().try_for_each(|entry| {
             let (t, loc) = chunk(entry).ok_or_else(|| self.damaged_moving())?;
             if let Some(new) = self.chunk_key_in(&to, t, loc) {
@@ -216,6 +220,15 @@ impl Store {
             ReshapePhase::Copying => self.undo_copying(&to, &moving),
             phase => self.finish_reshape(from, to, &moving, phase),
         }
+    }
+
+    /// Whether a move of the arrays' origins was interrupted (the next
+    /// writer, or `gridstore repair`, finishes or undoes it).
+    ///
+    /// # Errors
+    /// I/O, or a damaged journal.
+    pub fn interrupted_move(&self) -> Result<bool, EngineError> {
+        Ok(self.read_journal()?.reshape.is_some())
     }
 
     fn reshape_phase(&self, reshape: Option<Reshape>) -> Result<(), EngineError> {
@@ -338,9 +351,8 @@ mod tests {
         store
             .reshape_phase(Some(record(ReshapePhase::Committing)))
             .unwrap();
-        store.set_footprint(to);
         store
-            .write_metadata(&store.time_state(), MetadataChange::All)
+            .write_metadata(&store.time_state(), &to, MetadataChange::All)
             .unwrap();
         for entry in &moving[..done] {
             let (t, loc) = chunk(entry).unwrap();
@@ -368,6 +380,19 @@ mod tests {
                 let moving = killed_in(&store, to, phase, done);
                 assert!(moving > 5, "the move has chunks in every level it moves");
                 drop(store);
+                // Before anyone finishes it, verify says a move is under
+                // way and finds no damage in what is there.
+                let reader = Store::open(storage.clone()).unwrap();
+                let report = reader
+                    .verify::<f32>(&NoProgress, &CancelToken::new())
+                    .unwrap();
+                assert!(report.moving, "{phase:?} {done}");
+                assert!(
+                    report.damage.is_empty(),
+                    "{phase:?} {done}: {:?}",
+                    report.damage
+                );
+                drop(reader);
                 let store = Store::open_writer(storage.clone()).unwrap();
                 let expected = if phase == ReshapePhase::Copying {
                     from

@@ -35,7 +35,7 @@ impl Store {
         }
         let time = self.time_state();
         upgraded.set_time_state(time.clone());
-        upgraded.write_metadata(&time, MetadataChange::All)?;
+        upgraded.write_metadata(&time, &upgraded.footprint(), MetadataChange::All)?;
         let (mut objects, mut bytes) = (0u64, 0u64);
         let mut chunks = Vec::new();
         for level in 0..=grid.top_level() {
@@ -65,7 +65,10 @@ impl Store {
                 .split('/')
                 .next()
                 .is_some_and(|first| first.parse::<u8>().is_ok());
-            if level_object || k.starts_with("writer/") || k == ".zattrs" || k == ".zgroup" {
+            // Metadata is the new layout's own (a consolidated `.zmetadata`
+            // of the old arrays would describe them wrongly).
+            let metadata = [".zattrs", ".zgroup", ".zmetadata"].contains(&k);
+            if level_object || metadata || k.starts_with("writer/") {
                 continue;
             }
             let value = from.get(&key)?.ok_or_else(|| vanished(self, k))?;

@@ -208,6 +208,24 @@ pub fn array_attrs(structure: &Structure, grid: &Grid, view: &LevelView<'_>) -> 
     attrs
 }
 
+/// The UDUNITS name of a projected CRS's linear unit: the last unit its
+/// WKT names (WKT1's `UNIT`, WKT2's `LENGTHUNIT`), `m` for metres and
+/// when the WKT names none.
+fn linear_unit(wkt: &str) -> String {
+    let name = wkt
+        .rsplit("UNIT[\"")
+        .next()
+        .filter(|_| wkt.contains("UNIT[\""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("metre");
+    match name.to_ascii_lowercase().as_str() {
+        "metre" | "meter" | "m" => "m".into(),
+        "foot" | "ft" | "international foot" => "ft".into(),
+        "us survey foot" | "foot_us" => "US_survey_foot".into(),
+        _ => name.to_string(),
+    }
+}
+
 /// A one-chunk, uncompressed 1-D (or, with no `len`, 0-D) array.
 fn plain_array(dtype: &str, len: Option<usize>) -> Value {
     let (shape, chunks) = match len {
@@ -243,7 +261,6 @@ pub fn level_objects(
             format!("{level}/.zgroup"),
             doc(&json!({ "zarr_format": 2 })),
         ),
-
         (format!("{prefix}/.zarray"), doc(&zarray(structure, view))),
         (
             format!("{prefix}/.zattrs"),
@@ -259,8 +276,10 @@ pub fn level_objects(
     ));
     let gt = view.geotransform(structure, grid);
     let (rows, cols) = view.cells(structure);
-    let geographic =
-        structure.crs.wkt.starts_with("GEOGCS") || structure.crs.wkt.starts_with("GEOGCRS");
+    let wkt = &structure.crs.wkt;
+    let geographic = ["GEOGCS[", "GEOGCRS[", "GEODCRS["]
+        .iter()
+        .any(|k| wkt.starts_with(k));
     let mut coordinate = |name: &str, values: Vec<u8>, dtype: &str, len: usize, attrs: Value| {
         objects.push((
             format!("{level}/{name}/.zarray"),
@@ -270,12 +289,17 @@ pub fn level_objects(
         objects.push((format!("{level}/{name}/0"), (len > 0).then_some(values)));
     };
     let (x_name, y_name, unit) = if geographic {
-        ("longitude", "latitude", ["degrees_east", "degrees_north"])
+        (
+            "longitude",
+            "latitude",
+            ["degrees_east".to_string(), "degrees_north".to_string()],
+        )
     } else {
+        let unit = linear_unit(wkt);
         (
             "projection_x_coordinate",
             "projection_y_coordinate",
-            ["m", "m"],
+            [unit.clone(), unit],
         )
     };
     #[allow(clippy::cast_precision_loss)]
@@ -574,6 +598,13 @@ mod tests {
     fn coordinates_are_cell_centres_of_the_array() {
         let s = sample();
         let g = Grid::new(&s);
+        assert_eq!(
+            linear_unit(
+                "PROJCS[\"x\",GEOGCS[\"y\",UNIT[\"degree\",0.01]],UNIT[\"US survey foot\",0.3048]]"
+            ),
+            "US_survey_foot"
+        );
+        assert_eq!(linear_unit("LOCAL_CS[\"test\"]"), "m");
         let objects = level_objects(&s, &g, &view(2));
         let find = |k: &str| {
             objects

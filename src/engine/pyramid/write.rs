@@ -88,6 +88,16 @@ pub trait BlockReader<T>: Sync {
     /// Whatever the source gives; the write is then rolled back.
     fn read(&self, window: Window) -> Result<Array3<T>, Self::Error>;
 
+    /// As [`BlockReader::read`], with the cells (rows, cols) that hold no
+    /// data, for a store without nodata, where no cell value can say so:
+    /// `true` leaves the stored cell alone. By default there are none.
+    ///
+    /// # Errors
+    /// As [`BlockReader::read`].
+    fn read_with_holes(&self, window: Window) -> Result<Block<T>, Self::Error> {
+        self.read(window).map(|cells| Block { cells, holes: None })
+    }
+
     /// Called once every block was read and staged, before the write
     /// commits: a last chance to refuse it, for example after looking at
     /// everything that was read.
@@ -108,6 +118,16 @@ where
     fn read(&self, window: Window) -> Result<Array3<T>, E> {
         self(window)
     }
+}
+
+/// The cells of one block, and which of them hold no data when no cell
+/// value can say so (see [`BlockReader::read_with_holes`]).
+#[derive(Debug, Clone)]
+pub struct Block<T> {
+    /// The cells, (bands, rows, cols).
+    pub cells: Array3<T>,
+    /// (rows, cols): `true` where the block holds no data.
+    pub holes: Option<ndarray::Array2<bool>>,
 }
 
 /// Where the cells of a write come from.
@@ -168,8 +188,8 @@ pub struct WriteReport {
 #[derive(Debug, Clone, Copy)]
 enum Patch<'a, T> {
     /// Overlay: cells with data replace the stored cells; nodata cells in the
-    /// patch leave the stored cells alone.
-    Data(ArrayView3<'a, T>),
+    /// patch, and its holes, leave the stored cells alone.
+    Data(ArrayView3<'a, T>, Option<ndarray::ArrayView2<'a, bool>>),
     /// Set every cell of the window to nodata.
     Clear,
 }
@@ -420,9 +440,11 @@ impl Store {
         let mut cache = ChunkCache::new();
         let touched = match cells {
             Cells::Read(reader) => {
-                let data = reader.read(part).map_err(WriteError::Source)?;
+                let Block { cells: data, holes } =
+                    reader.read_with_holes(part).map_err(WriteError::Source)?;
                 let want = (self.chunk_dim().0, part.rows as usize, part.cols as usize);
-                if data.dim() != want {
+                let holes_fit = holes.as_ref().is_none_or(|h| h.dim() == (want.1, want.2));
+                if data.dim() != want || !holes_fit {
                     return Err(EngineError::Shape {
                         expected: want,
                         got: data.dim(),
@@ -430,7 +452,8 @@ impl Store {
                     .into());
                 }
                 // The cells live on in `cache` as chunks; `data` goes here.
-                self.apply_base(t, part, Patch::Data(data.view()), &mut cache, cancel)?
+                let patch = Patch::Data(data.view(), holes.as_ref().map(|h| h.view()));
+                self.apply_base(t, part, patch, &mut cache, cancel)?
             }
             Cells::Clear => self.apply_base(t, part, Patch::<T>::Clear, &mut cache, cancel)?,
         };
@@ -506,22 +529,36 @@ impl Store {
                     local(&mut c, &chunk_window, &overlap).fill(nodata.fill());
                     c
                 }),
-                Patch::Data(data) => {
+                Patch::Data(data, holes) => {
                     let mut c = old
                         .clone()
                         .unwrap_or_else(|| Array3::from_elem(self.chunk_dim(), nodata.fill()));
-                    let src = data.slice(s![
-                        ..,
-                        (overlap.row - window.row) as usize
-                            ..(overlap.row - window.row + overlap.rows) as usize,
-                        (overlap.col - window.col) as usize
-                            ..(overlap.col - window.col + overlap.cols) as usize
-                    ]);
-                    local(&mut c, &chunk_window, &overlap).zip_mut_with(&src, |dst, v| {
-                        if v.is_valid(nodata) {
-                            *dst = *v;
+                    let rows = (overlap.row - window.row) as usize
+                        ..(overlap.row - window.row + overlap.rows) as usize;
+                    let cols = (overlap.col - window.col) as usize
+                        ..(overlap.col - window.col + overlap.cols) as usize;
+                    let src = data.slice(s![.., rows.clone(), cols.clone()]);
+                    let mut dst = local(&mut c, &chunk_window, &overlap);
+                    match holes {
+                        None => dst.zip_mut_with(&src, |dst, v| {
+                            if v.is_valid(nodata) {
+                                *dst = *v;
+                            }
+                        }),
+                        Some(holes) => {
+                            let holes = holes.slice(s![rows, cols]);
+                            for (mut band, src) in dst.outer_iter_mut().zip(src.outer_iter()) {
+                                ndarray::Zip::from(&mut band)
+                                    .and(&src)
+                                    .and(&holes)
+                                    .for_each(|dst, v, hole| {
+                                        if !hole && v.is_valid(nodata) {
+                                            *dst = *v;
+                                        }
+                                    });
+                            }
                         }
-                    });
+                    }
                     Some(c)
                 }
             };
