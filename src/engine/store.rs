@@ -195,7 +195,6 @@ impl Store {
             known_state: RwLock::new(None),
             reads: crate::engine::catalogue::sources::ReadLog::default(),
         };
-        store.put_json(".zgroup", &json!({ "zarr_format": 2 }))?;
         store.init_journal()?;
         // The root attributes go last: a store without them is not a store.
         store.write_metadata(
@@ -369,14 +368,8 @@ impl Store {
     /// # Errors
     /// I/O, or root attributes that no longer parse.
     pub fn refresh(&self) -> Result<(), EngineError> {
-        self.refreshed().map(drop)
-    }
-
-    /// [`Store::refresh`], returning the version of the root attributes
-    /// the view now reflects (`None` for a writer).
-    fn refreshed(&self) -> Result<Option<String>, EngineError> {
         if self.lock.is_some() {
-            return Ok(None);
+            return Ok(());
         }
         let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
         let version = self.storage.version(&key)?;
@@ -386,10 +379,10 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         if version.is_some() && version == known {
-            return Ok(version);
+            return Ok(());
         }
         let Some(bytes) = self.storage.get(&key)? else {
-            return Ok(version);
+            return Ok(());
         };
         let root = Root::parse(self.storage.as_ref(), &bytes)?;
         // Compared as written: a NaN nodata is not equal to itself.
@@ -406,14 +399,15 @@ impl Store {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone_from(&version);
-        Ok(version)
+        Ok(())
     }
 
     /// Runs `read` on a chunk's key under the current footprint. A
     /// read-only store first brings its view up to date, and reads again
-    /// when the root attributes changed meanwhile: another process may
-    /// have moved the arrays' origins, and a key read under the old
-    /// footprint names another chunk. A writer's view is never stale.
+    /// when the footprint moved meanwhile: another process may have moved
+    /// the arrays' origins, and a key read under the old footprint names
+    /// another chunk. (Other changes, a new instant or another record in
+    /// the same pack, need no second read.) A writer's view is never stale.
     fn with_chunk_key<R>(
         &self,
         t: u32,
@@ -423,13 +417,14 @@ impl Store {
         if self.lock.is_some() {
             return read(self.chunk_key(t, loc));
         }
-        let root = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
         /// Moves of the arrays that a read outlasts before it gives up.
         const ATTEMPTS: usize = 8;
+        self.refresh()?;
         for _ in 0..ATTEMPTS {
-            let seen = self.refreshed()?;
-            let result = read(self.chunk_key(t, loc))?;
-            if self.storage.version(&root)? == seen {
+            let footprint = self.footprint();
+            let result = read(self.chunk_key_in(&footprint, t, loc))?;
+            self.refresh()?;
+            if self.footprint() == footprint {
                 return Ok(result);
             }
         }
@@ -768,7 +763,6 @@ impl Store {
     /// # Errors
     /// I/O.
     pub fn master_chunk(&self, t: u32) -> Result<Option<ChunkLoc>, EngineError> {
-        self.refresh()?;
         let mut master = self.grid.root();
         if !self.chunk_exists(t, master)? {
             return Ok(None);
@@ -824,13 +818,6 @@ impl Store {
         Ok((chunks, strays))
     }
 
-    fn put_json(&self, key: &str, value: &serde_json::Value) -> Result<(), EngineError> {
-        let key = StoreKey::new(key).map_err(crate::storage::StorageError::from)?;
-        let text = serde_json::to_vec_pretty(value).unwrap_or_default();
-        self.storage.put(&key, &text)?;
-        Ok(())
-    }
-
     /// Writes the metadata that `change` touched: each level's group,
     /// array and (from version 2) coordinates, the consolidated metadata,
     /// and last the root attributes, which gridstore reads.
@@ -857,10 +844,7 @@ impl Store {
             layout: (self.version >= 2).then(|| LAYOUTS[0].to_string()),
             structure: self.structure.clone(),
             time: time.clone(),
-            extent: match footprint {
-                Footprint::Data { base, .. } => base,
-                Footprint::Domain => None,
-            },
+            extent: footprint.base(),
         };
         let root = if self.version >= 2 {
             let mut attrs = zarr::geozarr_root(&self.structure, &self.grid, &views);
@@ -873,10 +857,11 @@ impl Store {
             })
         };
         let root = serde_json::to_vec_pretty(&root).unwrap_or_default();
-        let mut all = vec![(
-            ".zgroup".to_string(),
-            serde_json::to_vec_pretty(&json!({ "zarr_format": 2 })).unwrap_or_default(),
-        )];
+        let group = serde_json::to_vec_pretty(&json!({ "zarr_format": 2 })).unwrap_or_default();
+        if change == MetadataChange::All {
+            self.put_bytes(".zgroup", &group)?;
+        }
+        let mut all = vec![(".zgroup".to_string(), group)];
         for view in &views {
             let objects = zarr::level_objects(&self.structure, &self.grid, view);
             let level = format!("{}/", view.level);

@@ -241,10 +241,7 @@ impl<'a, T: GdalCell> SourceReader<'a, T> {
             plan,
             validity,
             nodata: store.nodata(),
-            nodata_text: store
-                .structure()
-                .nodata
-                .map_or_else(|| "none".into(), |v| v.to_string()),
+            nodata_text: store.structure().nodata_text(),
             path,
             allow_loss,
             collisions: AtomicU64::new(0),

@@ -336,11 +336,19 @@ impl Grid {
         [u64::from(self.chunk[0]) * n, u64::from(self.chunk[1]) * n]
     }
 
-    /// The GDAL geotransform of `level`.
+    /// The GDAL geotransform of a raster whose first cell is cell
+    /// `(row, col)` of `level`.
     #[must_use]
-    pub fn geotransform(&self, level: u8) -> [f64; 6] {
+    pub fn geotransform(&self, level: u8, (row, col): (u64, u64)) -> [f64; 6] {
         let [cx, cy] = self.cell_size(level);
-        [self.x_of(level, 0), cx, 0.0, self.y_of(level, 0), 0.0, -cy]
+        [
+            self.x_of(level, col),
+            cx,
+            0.0,
+            self.y_of(level, row),
+            0.0,
+            -cy,
+        ]
     }
 
     /// The x of the west edge of column `col` at `level`. Computed from the
@@ -538,7 +546,7 @@ mod tests {
         let g = grid();
         // sample(): anchor (1000, 2000), cell 10, chunk 4, D = 4 -> 64 cells/side.
         assert_eq!(
-            g.geotransform(0),
+            g.geotransform(0, (0, 0)),
             [1000.0 - 320.0, 10.0, 0.0, 2000.0 + 320.0, 0.0, -10.0]
         );
         assert_eq!(g.x_of(0, 32), 1000.0);

@@ -15,8 +15,8 @@
 //! (on object storage, where nothing can be renamed, a copy is all there
 //! is). Between steps 2 and 3 a reader in another process sees the moved
 //! levels empty: each chunk is atomic, a level is not. A reader never
-//! takes one chunk for another: it reads a chunk again when the root
-//! attributes changed while it read (`Store::with_chunk_key`).
+//! takes one chunk for another: it reads a chunk again when the footprint
+//! moved while it read (`Store::with_chunk_key`).
 
 use crate::engine::Store;
 use crate::engine::error::EngineError;
@@ -52,6 +52,17 @@ pub(super) struct Reshape {
     phase: ReshapePhase,
 }
 
+impl Reshape {
+    /// The record of a reshape from `from` to `to` at `phase`.
+    fn between(from: Footprint, to: Footprint, phase: ReshapePhase) -> Self {
+        Self {
+            from: from.base(),
+            to: to.base(),
+            phase,
+        }
+    }
+}
+
 /// The chunks a reshape moves: `[t, level, row, col]` in domain indices.
 type Moving = Vec<[u64; 4]>;
 
@@ -75,29 +86,11 @@ impl Store {
     /// I/O, or a chunk that vanished meanwhile.
     pub(crate) fn reshape(&self, to: Footprint) -> Result<(), EngineError> {
         let from = self.footprint();
-        let (
-            Footprint::Data {
-                base: from_base, ..
-            },
-            Footprint::Data { base: to_base, .. },
-        ) = (from, to)
-        else {
-            return Ok(());
-        };
-        if from == to {
+        // A version-1 store spans its whole domain: nothing to grow.
+        if from == to || from == Footprint::Domain || to == Footprint::Domain {
             return Ok(());
         }
-        let mut moving: Moving = Vec::new();
-        for level in from.moved_levels(&to, self.grid()) {
-            for (t, loc, _) in self.list_chunks(level)? {
-                moving.push([
-                    u64::from(t),
-                    u64::from(loc.level),
-                    u64::from(loc.row),
-                    u64::from(loc.col),
-                ]);
-            }
-        }
+        let moving = self.chunks_to_move(from, to)?;
         if moving.is_empty() {
             // The view moves only once the metadata says so.
             self.write_metadata(&self.time_state(), &to, MetadataChange::All)?;
@@ -108,11 +101,7 @@ impl Store {
             &key(MOVING)?,
             &serde_json::to_vec(&moving).unwrap_or_default(),
         )?;
-        self.reshape_phase(Some(Reshape {
-            from: from_base,
-            to: to_base,
-            phase: ReshapePhase::Copying,
-        }))?;
+        self.reshape_phase(Some(Reshape::between(from, to, ReshapePhase::Copying)))?;
         let copied = moving.par_iter().try_for_each(|entry| {
             let (t, loc) = chunk(entry).ok_or_else(|| self.damaged_moving())?;
             let (Some(old), Some(new)) = (
@@ -149,17 +138,7 @@ impl Store {
         moving: &Moving,
         phase: ReshapePhase,
     ) -> Result<(), EngineError> {
-        let record = |phase| {
-            let base = |f: Footprint| match f {
-                Footprint::Data { base, .. } => base,
-                Footprint::Domain => None,
-            };
-            Some(Reshape {
-                from: base(from),
-                to: base(to),
-                phase,
-            })
-        };
+        let record = |phase| Some(Reshape::between(from, to, phase));
         if phase == ReshapePhase::Removing {
             self.reshape_phase(record(ReshapePhase::Removing))?;
             moving.par_iter().try_for_each(|entry| {
@@ -183,6 +162,23 @@ impl Store {
         self.reshape_phase(None)?;
         self.storage().delete(&key(MOVING)?)?;
         Ok(())
+    }
+
+    /// Every stored chunk of the levels whose origin differs between `from`
+    /// and `to`.
+    fn chunks_to_move(&self, from: Footprint, to: Footprint) -> Result<Moving, EngineError> {
+        let mut moving = Vec::new();
+        for level in from.moved_levels(&to, self.grid()) {
+            for (t, loc, _) in self.list_chunks(level)? {
+                moving.push([
+                    u64::from(t),
+                    u64::from(loc.level),
+                    u64::from(loc.row),
+                    u64::from(loc.col),
+                ]);
+            }
+        }
+        Ok(moving)
     }
 
     /// Drops the staged copies of a reshape still copying: the store is as
@@ -292,21 +288,8 @@ mod tests {
     /// chunks there, and stops as a killed process would.
     fn killed_in(store: &Store, to: Footprint, phase: ReshapePhase, done: usize) -> usize {
         let from = store.footprint();
-        let mut moving: Moving = Vec::new();
-        for level in from.moved_levels(&to, store.grid()) {
-            for (t, loc, _) in store.list_chunks(level).unwrap() {
-                moving.push([t.into(), loc.level.into(), loc.row.into(), loc.col.into()]);
-            }
-        }
-        let base = |f: Footprint| match f {
-            Footprint::Data { base, .. } => base,
-            Footprint::Domain => None,
-        };
-        let record = |phase| Reshape {
-            from: base(from),
-            to: base(to),
-            phase,
-        };
+        let moving = store.chunks_to_move(from, to).unwrap();
+        let record = |phase| Reshape::between(from, to, phase);
         let storage = store.storage();
         storage
             .put(&key(MOVING).unwrap(), &serde_json::to_vec(&moving).unwrap())

@@ -132,15 +132,11 @@ impl LevelView<'_> {
     #[must_use]
     pub fn geotransform(&self, structure: &Structure, grid: &Grid) -> [f64; 6] {
         let [cw, ch] = structure.chunk;
-        let [cx, cy] = grid.cell_size(self.level);
-        [
-            grid.x_of(self.level, self.chunks.col * u64::from(cw)),
-            cx,
-            0.0,
-            grid.y_of(self.level, self.chunks.row * u64::from(ch)),
-            0.0,
-            -cy,
-        ]
+        let first = (
+            self.chunks.row * u64::from(ch),
+            self.chunks.col * u64::from(cw),
+        );
+        grid.geotransform(self.level, first)
     }
 }
 

@@ -38,7 +38,6 @@ impl Store {
     ) -> Result<Array3<T>, EngineError> {
         self.grid().check_level(level)?;
         self.check_dtype::<T>()?;
-        self.refresh()?;
         let nodata = self.nodata::<T>();
         let bands = self.structure().band_count();
         let mut out = Array3::from_elem(
