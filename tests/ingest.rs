@@ -3,6 +3,7 @@
 
 mod util;
 
+use gridstore::engine::persistence::layout::Layout;
 use gridstore::engine::{CancelToken, JobEvent, NoProgress, Store};
 use gridstore::gdal_io::{IngestOptions, LikeOverrides, ingest, structure_like};
 use gridstore::storage::{Backend, FolderStorage};
@@ -62,13 +63,17 @@ fn new_store(dir: &Path, name: &str, like: &Path) -> Store {
 }
 
 fn new_store_on(dir: &Path, name: &str, like: &Path, backend: Backend) -> Store {
+    new_store_laid(dir, name, like, backend, Layout::Zarr2)
+}
+
+fn new_store_laid(dir: &Path, name: &str, like: &Path, backend: Backend, layout: Layout) -> Store {
     let mut structure = structure_like(like, &LikeOverrides::default())
         .unwrap()
         .structure;
     structure.chunk = [32, 32];
     structure.domain_levels = 8;
     let storage = gridstore::storage::create(&dir.join(name), backend).unwrap();
-    Store::create(storage, structure).unwrap()
+    Store::create_with_layout(storage, structure, layout).unwrap()
 }
 
 /// Every file of the store but its history (`meta/`), whose records carry
@@ -255,9 +260,15 @@ fn nodata_in_a_later_source_never_overwrites_data() {
 /// sees a torn or corrupt chunk.
 #[test]
 fn readers_in_another_process_never_see_torn_chunks() {
+    for layout in [Layout::Zarr2, Layout::Zarr3 { shard: 4 }] {
+        readers_never_see_torn_chunks(layout);
+    }
+}
+
+fn readers_never_see_torn_chunks(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let src = synthetic(dir.path());
-    let store = new_store(dir.path(), "r.gs", &src);
+    let store = new_store_laid(dir.path(), "r.gs", &src, Backend::Folder, layout);
     let path = dir.path().join("r.gs");
     drop(store);
     let mut child = util::command()
@@ -334,14 +345,20 @@ fn kills() -> u64 {
 /// the store opens and verifies (every chunk old or new, never torn, the
 /// index never pointing past its bytes), and a last ingest leaves exactly
 /// what an uninterrupted one does.
-fn killed_ingests_verify_and_resume(backend: Backend, kills: u64) {
+fn killed_ingests_verify_and_resume(backend: Backend, layout: Layout, kills: u64) {
     let dir = tempfile::tempdir().unwrap();
     let src = synthetic(dir.path());
-    let clean = new_store_on(dir.path(), "clean.gs", &src, backend);
+    let clean = new_store_laid(dir.path(), "clean.gs", &src, backend, layout);
     ingest_plain(&clean, &src).unwrap();
     drop(clean);
     let path = dir.path().join("killed.gs");
-    drop(new_store_on(dir.path(), "killed.gs", &src, backend));
+    drop(new_store_laid(
+        dir.path(),
+        "killed.gs",
+        &src,
+        backend,
+        layout,
+    ));
     let gs = env!("CARGO_BIN_EXE_gridstore");
     let run_gs = |args: &[&str]| std::process::Command::new(gs).args(args).output().unwrap();
     for i in 0..kills {
@@ -384,15 +401,20 @@ fn killed_ingests_verify_and_resume(backend: Backend, kills: u64) {
 
 #[test]
 fn killed_ingests_leave_a_folder_store_that_verifies_and_resumes() {
-    killed_ingests_verify_and_resume(Backend::Folder, kills());
+    killed_ingests_verify_and_resume(Backend::Folder, Layout::Zarr2, kills());
+}
+
+#[test]
+fn killed_ingests_leave_a_zarr3_folder_store_that_verifies_and_resumes() {
+    killed_ingests_verify_and_resume(Backend::Folder, Layout::Zarr3 { shard: 4 }, kills());
 }
 
 #[test]
 fn killed_ingests_leave_a_packed_store_that_verifies_and_resumes() {
-    killed_ingests_verify_and_resume(Backend::Packed, kills());
+    killed_ingests_verify_and_resume(Backend::Packed, Layout::Zarr2, kills());
 }
 
 #[test]
 fn killed_ingests_leave_an_hdf5_store_that_verifies_and_resumes() {
-    killed_ingests_verify_and_resume(Backend::Hdf5, kills());
+    killed_ingests_verify_and_resume(Backend::Hdf5, Layout::Zarr2, kills());
 }

@@ -5,6 +5,7 @@
 
 mod util;
 
+use gridstore::engine::persistence::layout::Layout;
 use gridstore::engine::{Aggregator, Codec, Crs, DType, Resampling, Store, Structure, Window};
 use gridstore::storage::{FolderStorage, StorageError, StoreKey};
 use std::path::Path;
@@ -108,6 +109,7 @@ fn xarray(store: &Path, levels: &[u8]) -> Vec<Seen> {
 /// coordinates are the centres of the cells gridstore reads there, and
 /// every value (and every nodata) is the same.
 fn check_level(seen: Seen, store: &Store, level: u8) {
+    let side = u64::from(store.layout().shard_side(level));
     assert_eq!(seen.dims, ["y", "x"]);
     assert_eq!(seen.epsg, Some(32631), "rioxarray finds the CRS");
     let grid = store.grid();
@@ -138,19 +140,20 @@ fn check_level(seen: Seen, store: &Store, level: u8) {
         seen.values, expected,
         "level {level} values differ in xarray"
     );
-    // The array spans the data: its outer rows and columns of chunks each
-    // hold some.
+    // The array spans the data: its outer rows and columns of shards (of
+    // chunks, unsharded) each hold some.
     let [w, h] = grid.chunk_shape();
+    let (w, h) = (u64::from(w) * side, u64::from(h) * side);
     let data = store
         .data_window::<f32>(0)
         .unwrap()
         .unwrap()
         .coarsened(level);
-    assert!(window.row <= data.row && window.row + u64::from(h) > data.row);
-    assert!(window.col <= data.col && window.col + u64::from(w) > data.col);
+    assert!(window.row <= data.row && window.row + h > data.row);
+    assert!(window.col <= data.col && window.col + w > data.col);
     let (end_row, end_col) = (window.row + window.rows, window.col + window.cols);
-    assert!(end_row >= data.row + data.rows && end_row < data.row + data.rows + u64::from(h));
-    assert!(end_col >= data.col + data.cols && end_col < data.col + data.cols + u64::from(w));
+    assert!(end_row >= data.row + data.rows && end_row < data.row + data.rows + h);
+    assert!(end_col >= data.col + data.cols && end_col < data.col + data.cols + w);
 }
 
 /// Each ingest west, north, east and south of the data grows the arrays
@@ -158,10 +161,24 @@ fn check_level(seen: Seen, store: &Store, level: u8) {
 /// every level as gridstore does.
 #[test]
 fn a_store_grows_in_every_direction_and_xarray_follows() {
+    for layout in [Layout::Zarr2, Layout::Zarr3 { shard: 2 }] {
+        grows_in_every_direction(layout);
+    }
+}
+
+fn create(path: &Path, layout: Layout) -> Store {
+    Store::create_with_layout(
+        Arc::new(FolderStorage::create(path).unwrap()),
+        structure(),
+        layout,
+    )
+    .unwrap()
+}
+
+fn grows_in_every_direction(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grow.gs");
-    let store =
-        Store::create(Arc::new(FolderStorage::create(&path).unwrap()), structure()).unwrap();
+    let store = create(&path, layout);
     let centre: u64 = 512;
     let at = |dr: i64, dc: i64, rows, cols| Window {
         row: centre.checked_add_signed(dr).unwrap(),
@@ -187,7 +204,7 @@ fn a_store_grows_in_every_direction_and_xarray_follows() {
         assert_eq!(
             back[[0, 0, 0]],
             value(window.row, window.col),
-            "after {name}"
+            "{layout} after {name}"
         );
         let report = store
             .verify::<f32>(
@@ -251,10 +268,15 @@ fn gdal_opens_level_0_with_its_crs_and_geotransform() {
 /// what rioxarray reads.
 #[test]
 fn the_geozarr_conventions_validate() {
+    for layout in [Layout::Zarr2, Layout::Zarr3 { shard: 8 }] {
+        geozarr_validates(layout);
+    }
+}
+
+fn geozarr_validates(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("geozarr.gs");
-    let store =
-        Store::create(Arc::new(FolderStorage::create(&path).unwrap()), structure()).unwrap();
+    let store = create(&path, layout);
     write(
         &store,
         Window {
@@ -271,7 +293,7 @@ from geozarr_toolkit.helpers.validation import (
     validate_zarr_conventions, validate_multiscales, validate_proj, validate_spatial,
     validate_multiscales_structure)
 store = sys.argv[1]
-root = zarr.open_group(store, mode="r", zarr_format=2)
+root = zarr.open_group(store, mode="r")
 problems = []
 for name, (ok, errors) in [
     ("conventions", validate_zarr_conventions(dict(root.attrs))),
@@ -337,10 +359,15 @@ print(json.dumps({"problems": problems, "names": names, "levels": levels}))
 /// chunk that the old key would name.
 #[test]
 fn a_reader_opened_before_the_arrays_move_reads_each_chunk_where_it_is() {
+    for layout in [Layout::Zarr2, Layout::Zarr3 { shard: 4 }] {
+        reads_each_chunk_where_it_is(layout);
+    }
+}
+
+fn reads_each_chunk_where_it_is(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("moved.gs");
-    let writer =
-        Store::create(Arc::new(FolderStorage::create(&path).unwrap()), structure()).unwrap();
+    let writer = create(&path, layout);
     let centre = Window {
         row: 512,
         col: 512,

@@ -1,5 +1,6 @@
 //! Command-line arguments (clap) and their parsing into engine types.
 
+use crate::engine::persistence::layout::Layout;
 use crate::engine::{Aggregator, Codec, DType, Extent, Resampling};
 use crate::storage::Backend;
 use clap::{Args, Parser, Subcommand};
@@ -85,8 +86,8 @@ pub enum Command {
         #[arg(long)]
         time: Option<String>,
     },
-    /// Copy a store to another backend, or upgrade a store of an older
-    /// format version, every value checked after the copy.
+    /// Copy a store to another backend or layout, or upgrade a store of an
+    /// older format version, every value checked after the copy.
     Convert {
         /// The store to copy.
         src: PathBuf,
@@ -96,6 +97,14 @@ pub enum Command {
         /// the store to copy).
         #[arg(long)]
         backend: Option<Backend>,
+        /// How its chunks lie: zarr2 or zarr3 (default: as the store to
+        /// copy).
+        #[arg(long)]
+        layout: Option<LayoutArg>,
+        /// With --layout zarr3: chunks per side of a level-0 shard
+        /// (default: as the store to copy if it is zarr3, else 8).
+        #[arg(long)]
+        shard: Option<u32>,
     },
     /// Rebuild a packed store's index from its packs, finish or roll back
     /// interrupted writes, and remove killed writers' temporary files.
@@ -237,6 +246,42 @@ pub struct CreateArgs {
     /// hdf5 (the whole store in one HDF5 file).
     #[arg(long, default_value = "folder")]
     pub backend: Backend,
+    /// How the chunks lie: zarr2 (one file per chunk; every Zarr reader,
+    /// GDAL 3.4+ and QGIS 3 included) or zarr3 (Zarr v3 shards of many
+    /// chunks, checksummed; for object storage and Zarr v3 readers).
+    #[arg(long, default_value = "zarr2")]
+    pub layout: LayoutArg,
+    /// With --layout zarr3: chunks per side of a level-0 shard, a power of
+    /// two from 2 to 16 (default 8: 2048² cells with 256² chunks).
+    #[arg(long)]
+    pub shard: Option<u32>,
+}
+
+/// A layout's name on the command line (its shard is given apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// Zarr v2, one object per chunk.
+    Zarr2,
+    /// Zarr v3 with sharding.
+    Zarr3,
+}
+
+impl LayoutArg {
+    /// The layout, with `shard` chunks per level-0 shard side.
+    ///
+    /// # Errors
+    /// `--shard` given with zarr2.
+    pub fn layout(self, shard: Option<u32>) -> Result<Layout, String> {
+        match (self, shard) {
+            (Self::Zarr2, None) => Ok(Layout::Zarr2),
+            (Self::Zarr2, Some(_)) => {
+                Err("--shard goes with --layout zarr3 (zarr2 keeps one object per chunk)".into())
+            }
+            (Self::Zarr3, shard) => Ok(Layout::Zarr3 {
+                shard: shard.unwrap_or(Layout::DEFAULT_SHARD),
+            }),
+        }
+    }
 }
 
 /// Arguments of `export`.

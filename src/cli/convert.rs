@@ -1,21 +1,32 @@
-//! `gridstore convert`: copy a store to another backend, value for value,
-//! upgrading a store of an older format version to the current one.
+//! `gridstore convert`: copy a store to another backend or layout, value
+//! for value, upgrading a store of an older format version to the current
+//! one.
 
+use super::args::LayoutArg;
 use super::open_store;
+use crate::engine::persistence::layout::Layout;
 use crate::engine::persistence::zarr::FORMAT_VERSION;
 use crate::storage::Backend;
 use anyhow::{Context as _, bail};
 use std::path::Path;
 
 /// Copies every stored value of `src` into a new store at `dst` kept by
-/// `backend`, holding `src`'s writer lock so nothing changes meanwhile, then
-/// reads every value back from `dst` and compares it. Returns the number of
-/// values and bytes copied.
+/// `backend`, its chunks in `layout` (default: as `src`'s; `shard` with
+/// zarr3, default as `src`'s or 8), holding `src`'s writer lock so nothing
+/// changes meanwhile, then reads every value back from `dst` and compares
+/// it. Returns the layout, and the number of objects and bytes copied.
 ///
 /// # Errors
 /// A store with interrupted writes (finish them with `gridstore repair`),
-/// an existing `dst`, I/O, or a value that does not read back equal.
-pub fn convert(src: &Path, dst: &Path, backend: Backend) -> anyhow::Result<(u64, u64)> {
+/// an existing `dst`, a bad layout, I/O, or a value that does not read
+/// back equal.
+pub fn convert(
+    src: &Path,
+    dst: &Path,
+    backend: Backend,
+    layout: Option<LayoutArg>,
+    shard: Option<u32>,
+) -> anyhow::Result<(Layout, u64, u64)> {
     let store = open_store(src, true)?;
     if !store.pending_writes()?.is_empty() {
         bail!(
@@ -23,12 +34,31 @@ pub fn convert(src: &Path, dst: &Path, backend: Backend) -> anyhow::Result<(u64,
             src.display()
         );
     }
+    let layout = match (layout, shard, store.layout()) {
+        (None, None, current) => current,
+        (None, Some(shard), Layout::Zarr3 { .. }) => Layout::Zarr3 { shard },
+        (None, Some(_), Layout::Zarr2) => {
+            bail!(
+                "--shard goes with --layout zarr3 ({} is zarr2)",
+                src.display()
+            )
+        }
+        (Some(arg), shard, current) => arg
+            .layout(shard.or(match current {
+                Layout::Zarr3 { shard } if arg == LayoutArg::Zarr3 => Some(shard),
+                _ => None,
+            }))
+            .map_err(anyhow::Error::msg)?,
+    };
+    layout
+        .check(store.structure())
+        .map_err(|e| anyhow::anyhow!("cannot convert {} to {layout}: {e}", src.display()))?;
     let from = store.storage();
     let to = crate::storage::create(dst, backend)
         .with_context(|| format!("cannot create store {}", dst.display()))?;
     let copied = (|| -> anyhow::Result<(u64, u64)> {
-        if store.format_version() < FORMAT_VERSION {
-            return Ok(store.upgrade_into(to.clone())?);
+        if store.format_version() < FORMAT_VERSION || layout != store.layout() {
+            return Ok(store.convert_into(to.clone(), layout)?);
         }
         let keys = from.list("")?;
         let mut bytes = 0;
@@ -54,6 +84,7 @@ pub fn convert(src: &Path, dst: &Path, backend: Backend) -> anyhow::Result<(u64,
         }
         Ok((keys.len() as u64, bytes))
     })();
+    let copied = copied.map(|(objects, bytes)| (layout, objects, bytes));
     if copied.is_err() {
         // Leave nothing half-made behind.
         drop(to);

@@ -14,9 +14,11 @@ use anyhow::{Context as _, bail};
 /// and is not empty.
 pub fn create(args: &CreateArgs) -> anyhow::Result<Store> {
     let structure = structure_from(args)?;
+    let layout = args.layout.layout(args.shard).map_err(anyhow::Error::msg)?;
+    layout.check(&structure).map_err(anyhow::Error::msg)?;
     let storage = crate::storage::create(&args.store, args.backend)
         .with_context(|| format!("cannot create store {}", args.store.display()))?;
-    Store::create(storage, structure)
+    Store::create_with_layout(storage, structure, layout)
         .with_context(|| format!("cannot create store {}", args.store.display()))
 }
 

@@ -1,6 +1,7 @@
 //! `gridstore info` and `gridstore chunks`: what a store holds.
 
 use crate::engine::grid::time::format_instant;
+use crate::engine::persistence::layout::Layout;
 use crate::engine::persistence::zarr::FORMAT_VERSION;
 use crate::engine::{ChunkLoc, EngineError, Extent, Store, TimeAxis};
 use crate::format::short_number;
@@ -69,6 +70,8 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
             "store": store.location(),
             "backend": store.storage().backend_name(),
             "format_version": store.format_version(),
+            "layout": store.layout().name(),
+            "shard": store.layout().sharded().then(|| store.layout().shard()),
             "structure": s,
             "domain": valid_area.unwrap_or_else(|| grid.domain()),
             "grid_extent": grid.domain(),
@@ -93,19 +96,18 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     } else {
         String::new()
     };
-    match store.storage().backend_name() {
-        "packed" => println!(
-            "format      gridstore {version}, packed backend (pack files + redb index){upgrade}"
-        ),
-        "hdf5" => println!(
-            "format      gridstore {version}, hdf5 backend (one HDF5 file: record log + index){upgrade}"
-        ),
-        _ => {
-            println!(
-                "format      gridstore {version} (Zarr v2 group, one array per level){upgrade}"
-            )
+    let layout = match store.layout() {
+        Layout::Zarr2 => "Zarr v2, one object per chunk".to_string(),
+        Layout::Zarr3 { shard } => {
+            format!("Zarr v3, shards of {shard} x {shard} chunks at level 0, CRC-32C checked")
         }
-    }
+    };
+    let backend = match store.storage().backend_name() {
+        "packed" => ", packed backend (pack files + redb index)",
+        "hdf5" => ", hdf5 backend (one HDF5 file: record log + index)",
+        _ => "",
+    };
+    println!("format      gridstore {version}: {layout}, one array per level{backend}{upgrade}");
     println!("crs         {crs}");
     println!(
         "cell size   {} x {}",

@@ -100,11 +100,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cache::run(&action)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Convert { src, dst, backend } => {
+        Command::Convert {
+            src,
+            dst,
+            backend,
+            layout,
+            shard,
+        } => {
             let backend = backend.unwrap_or_else(|| crate::storage::backend_of(&src));
-            let (values, bytes) = convert::convert(&src, &dst, backend)?;
+            let (layout, values, bytes) = convert::convert(&src, &dst, backend, layout, shard)?;
             println!(
-                "converted {} to {} ({backend}, format version {FORMAT_VERSION}): {values} values, {bytes} bytes, all read back equal",
+                "converted {} to {} ({backend}, {layout}, format version {FORMAT_VERSION}): {values} objects, {bytes} bytes, all read back equal",
                 src.display(),
                 dst.display()
             );
@@ -377,6 +383,8 @@ fn demo(path: &Path) -> anyhow::Result<ExitCode> {
         time: None,
         domain_levels: Some(8),
         backend: crate::storage::Backend::Folder,
+        layout: super::args::LayoutArg::Zarr2,
+        shard: None,
     };
     let store = create::create(&args)?;
     ingest_files(

@@ -10,10 +10,13 @@ use crate::engine::grid::time::TimeAxis;
 use crate::engine::grid::{ChunkLoc, Grid, Window};
 use crate::engine::persistence::codec;
 use crate::engine::persistence::footprint::Footprint;
+use crate::engine::persistence::layout::Layout;
 use crate::engine::persistence::palette::{PALETTE_KEY, Palette};
+use crate::engine::persistence::sharded::Place;
 use crate::engine::persistence::zarr::{
     self, CONSOLIDATED, FORMAT_VERSION, LevelView, OLDEST_FORMAT_VERSION, ROOT_ATTRS,
 };
+use crate::engine::persistence::zarr3;
 use crate::engine::{Element, Nodata, Structure};
 use crate::storage::{DynStorage, StoreKey, WriterLock};
 use ndarray::Array3;
@@ -31,15 +34,15 @@ pub struct TimeState {
     pub instants: Vec<i64>,
 }
 
-/// The layouts a store's chunks can lie in (`gridstore.layout`).
-pub const LAYOUTS: [&str; 1] = ["zarr2"];
-
 #[derive(Debug, Serialize, Deserialize)]
 struct RootMeta {
     format_version: u32,
-    /// From version 2: how the chunks lie (one of [`LAYOUTS`]).
+    /// From version 2: how the chunks lie (`zarr2` or `zarr3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     layout: Option<String>,
+    /// With the `zarr3` layout: chunks per side of a level-0 shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shard: Option<u32>,
     structure: Structure,
     #[serde(default)]
     time: TimeState,
@@ -53,21 +56,55 @@ struct RootMeta {
 struct Root {
     version: u32,
     meta: RootMeta,
+    layout: Layout,
     footprint: Footprint,
 }
 
 impl Root {
-    /// Parses and checks the root attributes of the store in `storage`.
-    fn parse(storage: &dyn crate::storage::Storage, bytes: &[u8]) -> Result<Self, EngineError> {
+    /// Reads the root metadata of the store in `storage`: `.zattrs` (the
+    /// `zarr2` layout and format version 1) or `zarr.json` (`zarr3`).
+    /// Returns it with its storage version, `None` when there is neither.
+    fn read(
+        storage: &dyn crate::storage::Storage,
+    ) -> Result<Option<(Self, Option<String>)>, EngineError> {
+        for name in [ROOT_ATTRS, zarr3::ROOT] {
+            let key = StoreKey::new(name).map_err(crate::storage::StorageError::from)?;
+            let version = storage.version(&key)?;
+            if let Some(bytes) = storage.get(&key)? {
+                return Ok(Some((Self::parse(storage, name, &bytes)?, version)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Parses and checks the root metadata `name` of the store in `storage`.
+    fn parse(
+        storage: &dyn crate::storage::Storage,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Self, EngineError> {
         let not_a_store = |reason: String| EngineError::NotAStore {
             location: storage.location(),
             reason,
         };
-        let attrs: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| not_a_store(format!(".zattrs is not JSON ({e})")))?;
-        let meta = attrs
-            .get("gridstore")
-            .ok_or_else(|| not_a_store(".zattrs has no 'gridstore' entry".into()))?;
+        let doc: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| not_a_store(format!("{name} is not JSON ({e})")))?;
+        let v3 = name == zarr3::ROOT;
+        if v3 && doc.get("zarr_format") != Some(&json!(3)) {
+            return Err(not_a_store(format!(
+                "{name} is not the metadata of a Zarr v3 group (no zarr_format 3)"
+            )));
+        }
+        let attrs = if v3 { &doc["attributes"] } else { &doc };
+        let meta = attrs.get("gridstore").ok_or_else(|| {
+            not_a_store(if v3 {
+                format!(
+                    "{name} has no 'gridstore' attributes: a Zarr store written by another tool, which gridstore does not write into"
+                )
+            } else {
+                format!("{name} has no 'gridstore' entry")
+            })
+        })?;
         let found = meta
             .get("format_version")
             .and_then(serde_json::Value::as_u64)
@@ -87,22 +124,35 @@ impl Root {
             });
         }
         let meta: RootMeta = serde_json::from_value(meta.clone())
-            .map_err(|e| not_a_store(format!("damaged structure in .zattrs ({e})")))?;
+            .map_err(|e| not_a_store(format!("damaged structure in {name} ({e})")))?;
         meta.structure.validate()?;
         let grid = Grid::new(&meta.structure);
+        let layout = match (found, meta.layout.as_deref()) {
+            (1, _) => Layout::Zarr2,
+            (_, None) => return Err(not_a_store(format!("{name} names no layout"))),
+            (_, Some(named)) => match named.parse::<Layout>() {
+                Ok(Layout::Zarr2) => Layout::Zarr2,
+                Ok(Layout::Zarr3 { .. }) => Layout::Zarr3 {
+                    shard: meta.shard.unwrap_or(0),
+                },
+                Err(_) => {
+                    return Err(not_a_store(format!(
+                        "its layout '{named}' is not one this gridstore reads (zarr2, zarr3); upgrade gridstore to open it"
+                    )));
+                }
+            },
+        };
+        if v3 != layout.sharded() {
+            return Err(not_a_store(format!(
+                "{name} names the layout '{layout}', which keeps its root elsewhere"
+            )));
+        }
+        layout
+            .check(&meta.structure)
+            .map_err(|e| not_a_store(format!("damaged layout in {name} ({e})")))?;
         let footprint = if found == 1 {
             Footprint::Domain
         } else {
-            match meta.layout.as_deref() {
-                Some(layout) if LAYOUTS.contains(&layout) => {}
-                Some(layout) => {
-                    return Err(not_a_store(format!(
-                        "its layout '{layout}' is not one this gridstore reads ({}); upgrade gridstore to open it",
-                        LAYOUTS.join(", ")
-                    )));
-                }
-                None => return Err(not_a_store(".zattrs names no layout".into())),
-            }
             let side = u64::from(grid.chunks_per_side(0));
             let chunks = Window {
                 row: 0,
@@ -114,7 +164,7 @@ impl Root {
                 && (extent.is_empty() || extent.intersect(&chunks) != Some(extent))
             {
                 return Err(not_a_store(format!(
-                    "damaged extent in .zattrs (rows {}..{}, columns {}..{} are not within the domain's {side} × {side} chunks)",
+                    "damaged extent in {name} (rows {}..{}, columns {}..{} are not within the domain's {side} × {side} chunks)",
                     extent.row,
                     extent.row + extent.rows,
                     extent.col,
@@ -122,13 +172,14 @@ impl Root {
                 )));
             }
             Footprint::Data {
-                shard: 1,
+                shard: layout.shard(),
                 base: meta.extent,
             }
         };
         Ok(Self {
             version: found,
             meta,
+            layout,
             footprint,
         })
     }
@@ -143,6 +194,11 @@ pub struct Store {
     time: RwLock<TimeState>,
     /// The format version of the store (1 or 2); writes keep it.
     version: u32,
+    /// How its chunks lie.
+    layout: Layout,
+    /// Inner chunks staged by the write under way, per shard, until their
+    /// shard is written whole (see `persistence::sharded`).
+    pub(crate) shard_edits: std::sync::Mutex<crate::engine::persistence::sharded::Edits>,
     /// Which part of each level its array spans.
     footprint: RwLock<Footprint>,
     /// The storage's version of the root attributes this store's view of
@@ -167,9 +223,28 @@ impl Store {
     /// # Errors
     /// An invalid structure, storage that already holds a store, or I/O.
     pub fn create(storage: DynStorage, structure: Structure) -> Result<Self, EngineError> {
+        Self::create_with_layout(storage, structure, Layout::default())
+    }
+
+    /// Creates a store whose chunks lie in `layout`, and opens it for
+    /// writing.
+    ///
+    /// # Errors
+    /// As [`Store::create`], and a layout the structure cannot take.
+    pub fn create_with_layout(
+        storage: DynStorage,
+        structure: Structure,
+        layout: Layout,
+    ) -> Result<Self, EngineError> {
         structure.validate()?;
+        layout
+            .check(&structure)
+            .map_err(|reason| EngineError::NotAStore {
+                location: storage.location(),
+                reason,
+            })?;
         let lock = storage.lock_writer()?;
-        let root = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
+        let root = StoreKey::new(layout.root_key()).map_err(crate::storage::StorageError::from)?;
         if storage.get(&root)?.is_some() || !storage.list("")?.is_empty() {
             return Err(EngineError::NotAStore {
                 location: storage.location(),
@@ -184,8 +259,10 @@ impl Store {
             grid,
             time: RwLock::new(TimeState::default()),
             version: FORMAT_VERSION,
+            layout,
+            shard_edits: std::sync::Mutex::default(),
             footprint: RwLock::new(Footprint::Data {
-                shard: 1,
+                shard: layout.shard(),
                 base: None,
             }),
             root_version: RwLock::new(None),
@@ -218,16 +295,17 @@ impl Store {
         // Before anything else is read: what is read next is at least as
         // new as this token (see `Store::state_token`).
         let known_state = crate::engine::persistence::journal::contents_state(storage.as_ref())?;
-        let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
-        let root_version = storage.version(&key)?;
-        let bytes = storage
-            .get(&key)?
-            .ok_or_else(|| not_a_store("no .zattrs with a gridstore structure".into()))?;
-        let Root {
-            version: found,
-            meta,
-            footprint,
-        } = Root::parse(storage.as_ref(), &bytes)?;
+        let (
+            Root {
+                version: found,
+                meta,
+                layout,
+                footprint,
+            },
+            root_version,
+        ) = Root::read(storage.as_ref())?.ok_or_else(|| {
+            not_a_store("no .zattrs or zarr.json with a gridstore structure".into())
+        })?;
         let grid = Grid::new(&meta.structure);
         let palette_key = StoreKey::new(PALETTE_KEY).map_err(crate::storage::StorageError::from)?;
         let palette = match storage.get(&palette_key)? {
@@ -242,6 +320,8 @@ impl Store {
             grid,
             time: RwLock::new(meta.time),
             version: found,
+            layout,
+            shard_edits: std::sync::Mutex::default(),
             footprint: RwLock::new(footprint),
             root_version: RwLock::new(root_version),
             lock: None,
@@ -260,11 +340,26 @@ impl Store {
     /// As [`Store::open`], `Locked` when another writer holds the lock, and
     /// errors of the repair.
     pub fn open_writer(storage: DynStorage) -> Result<Self, EngineError> {
+        // Taking the lock leaves a file: never in what is not a store (a
+        // Zarr store of another tool). Opened again once locked, for what
+        // the last writer left.
+        Self::open(storage.clone())?;
         let lock = storage.lock_writer()?;
         let mut store = Self::open(storage)?;
         store.lock = Some(lock);
         let dtype = store.structure.dtype;
         crate::with_dtype!(dtype, T => store.repair_pending::<T>(&crate::engine::NoProgress))?;
+        // Writing into arrays whose metadata says other codecs would leave
+        // chunks that Zarr readers misread.
+        if let Some(damage) = store.check_array_metadata()?.into_iter().next() {
+            return Err(EngineError::NotAStore {
+                location: store.location(),
+                reason: format!(
+                    "{}: {}; gridstore does not write into it (restore the file)",
+                    damage.key, damage.reason
+                ),
+            });
+        }
         Ok(store)
     }
 
@@ -315,37 +410,31 @@ impl Store {
         b * r * c * self.structure.dtype.size()
     }
 
-    /// The storage key of a chunk; `None` when its level's array does not
-    /// span it (no data ever reached it).
+    /// The key of the object that holds a chunk (the chunk, or its
+    /// shard); `None` when its level's array does not span it (no data
+    /// ever reached it).
     #[must_use]
     pub fn chunk_key(&self, t: u32, loc: ChunkLoc) -> Option<StoreKey> {
         self.chunk_key_in(&self.footprint(), t, loc)
     }
 
-    /// The storage key of a chunk under `footprint`.
-    ///
-    /// # Panics
-    /// Never: chunk keys are valid by construction.
+    /// The key of the object that holds a chunk under `footprint`.
     pub(crate) fn chunk_key_in(
         &self,
         footprint: &Footprint,
         t: u32,
         loc: ChunkLoc,
     ) -> Option<StoreKey> {
-        let index = footprint.index_of(&self.grid, loc)?;
-        #[allow(clippy::expect_used)]
-        Some(
-            StoreKey::new(zarr::chunk_key(&self.structure, t, loc.level, index))
-                .expect("chunk keys are valid"),
-        )
+        self.place_in(footprint, t, loc).map(|place| place.key)
     }
 
-    /// The chunk's name for messages: its key, or where it would be.
+    /// The chunk's name for messages: its key (and its place in its
+    /// shard), or where it would be.
     #[must_use]
     pub fn chunk_name(&self, t: u32, loc: ChunkLoc) -> String {
-        self.chunk_key(t, loc).map_or_else(
+        self.place_in(&self.footprint(), t, loc).map_or_else(
             || format!("chunk {loc} (outside the arrays)"),
-            |k| k.to_string(),
+            |place| place.name(),
         )
     }
 
@@ -371,7 +460,8 @@ impl Store {
         if self.lock.is_some() {
             return Ok(());
         }
-        let key = StoreKey::new(ROOT_ATTRS).map_err(crate::storage::StorageError::from)?;
+        let root_key = self.layout.root_key();
+        let key = StoreKey::new(root_key).map_err(crate::storage::StorageError::from)?;
         let version = self.storage.version(&key)?;
         let known = self
             .root_version
@@ -384,10 +474,13 @@ impl Store {
         let Some(bytes) = self.storage.get(&key)? else {
             return Ok(());
         };
-        let root = Root::parse(self.storage.as_ref(), &bytes)?;
+        let root = Root::parse(self.storage.as_ref(), root_key, &bytes)?;
         // Compared as written: a NaN nodata is not equal to itself.
         let same = |s: &Structure| serde_json::to_string(s).unwrap_or_default();
-        if same(&root.meta.structure) != same(&self.structure) || root.version != self.version {
+        if same(&root.meta.structure) != same(&self.structure)
+            || root.version != self.version
+            || root.layout != self.layout
+        {
             return Err(EngineError::NotAStore {
                 location: self.location(),
                 reason: "another store was written in its place; open it again".into(),
@@ -402,27 +495,27 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `read` on a chunk's key under the current footprint. A
+    /// Runs `read` on where a chunk lies under the current footprint. A
     /// read-only store first brings its view up to date, and reads again
     /// when the footprint moved meanwhile: another process may have moved
     /// the arrays' origins, and a key read under the old footprint names
     /// another chunk. (Other changes, a new instant or another record in
     /// the same pack, need no second read.) A writer's view is never stale.
-    fn with_chunk_key<R>(
+    fn with_place<R>(
         &self,
         t: u32,
         loc: ChunkLoc,
-        read: impl Fn(Option<StoreKey>) -> Result<R, EngineError>,
+        read: impl Fn(Option<Place>) -> Result<R, EngineError>,
     ) -> Result<R, EngineError> {
         if self.lock.is_some() {
-            return read(self.chunk_key(t, loc));
+            return read(self.place_in(&self.footprint(), t, loc));
         }
         /// Moves of the arrays that a read outlasts before it gives up.
         const ATTEMPTS: usize = 8;
         self.refresh()?;
         for _ in 0..ATTEMPTS {
             let footprint = self.footprint();
-            let result = read(self.chunk_key_in(&footprint, t, loc))?;
+            let result = read(self.place_in(&footprint, t, loc))?;
             self.refresh()?;
             if self.footprint() == footprint {
                 return Ok(result);
@@ -454,6 +547,12 @@ impl Store {
     #[must_use]
     pub fn format_version(&self) -> u32 {
         self.version
+    }
+
+    /// How the store's chunks lie.
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// What marks nodata in this store, as `T`.
@@ -515,36 +614,36 @@ impl Store {
     /// Whether a chunk is stored.
     ///
     /// # Errors
-    /// I/O.
+    /// I/O, or a damaged shard index.
     pub fn chunk_exists(&self, t: u32, loc: ChunkLoc) -> Result<bool, EngineError> {
-        self.with_chunk_key(t, loc, |key| {
-            let Some(key) = key else {
+        self.with_place(t, loc, |place| {
+            let Some(place) = place else {
                 return Ok(false);
             };
-            self.note_read(|| Read::Value(key.to_string()));
-            Ok(self.storage.size(&key)?.is_some())
+            self.note_read(|| Read::Value(place.key.to_string()));
+            self.is_stored(&place)
         })
     }
 
-    /// A chunk's stored bytes, encoded and checksummed as they are kept;
-    /// `None` when absent.
+    /// A chunk's bytes as the store's codec encodes them (see
+    /// [`codec`]), in either layout; `None` when absent.
     ///
     /// # Errors
-    /// I/O.
+    /// I/O, or a damaged shard.
     pub fn stored_chunk(&self, t: u32, loc: ChunkLoc) -> Result<Option<Vec<u8>>, EngineError> {
-        self.with_chunk_key(t, loc, |key| {
-            let Some(key) = key else {
+        self.with_place(t, loc, |place| {
+            let Some(place) = place else {
                 return Ok(None);
             };
-            self.note_read(|| Read::Value(key.to_string()));
-            Ok(self.storage.get(&key)?)
+            self.note_read(|| Read::Value(place.key.to_string()));
+            Ok(self.fetch(&place)?.map(|bytes| bytes.to_vec()))
         })
     }
 
     /// Reads and decodes a chunk; `None` when absent (all nodata).
     ///
     /// # Errors
-    /// [`EngineError::Corrupt`] when the checksum or size is wrong, or I/O.
+    /// [`EngineError::Corrupt`] when a checksum or the size is wrong, or I/O.
     pub fn read_chunk<T: Element>(
         &self,
         t: u32,
@@ -552,14 +651,14 @@ impl Store {
     ) -> Result<Option<Array3<T>>, EngineError> {
         self.check_dtype::<T>()?;
         // A view where the backend can: the codec checks the bytes.
-        let stored = self.with_chunk_key(t, loc, |key| {
-            let Some(key) = key else {
+        let stored = self.with_place(t, loc, |place| {
+            let Some(place) = place else {
                 return Ok(None);
             };
-            self.note_read(|| Read::Value(key.to_string()));
-            Ok(self.storage.get_view(&key)?.map(|bytes| (key, bytes)))
+            self.note_read(|| Read::Value(place.key.to_string()));
+            Ok(self.fetch(&place)?.map(|bytes| (place, bytes)))
         })?;
-        let Some((key, stored)) = stored else {
+        let Some((place, stored)) = stored else {
             return Ok(None);
         };
         let raw = match codec::decode(self.structure.codec, &stored, self.chunk_bytes()) {
@@ -567,9 +666,9 @@ impl Store {
             Err(reason) => {
                 // The backend's own check names the file (a pack) if it
                 // sees the damage too.
-                self.storage.get(&key)?;
+                self.storage.get(&place.key)?;
                 return Err(EngineError::Corrupt {
-                    key: key.to_string(),
+                    key: place.name(),
                     store: self.location(),
                     reason,
                 });
@@ -586,8 +685,10 @@ impl Store {
 
     /// Stores a chunk, or removes it when `data` is `None` or all nodata;
     /// `Staged` writes stay invisible until committed (see
-    /// [`crate::storage::Storage::stage`]). Returns the stored size in bytes
-    /// (0 when removed). Only the write protocol calls this.
+    /// [`crate::storage::Storage::stage`]; sharded, until the block's
+    /// shards are written, see [`Store::flush_shards`]). Returns the
+    /// encoded size in bytes (0 when removed). Only the write protocol
+    /// calls this.
     pub(crate) fn put_chunk<T: Element>(
         &self,
         t: u32,
@@ -600,7 +701,7 @@ impl Store {
         let nodata = self.nodata::<T>();
         let data = data.filter(|d| !crate::engine::grid::dtype::all_nodata(&d.view(), nodata));
         let staged = visibility == crate::engine::Visibility::Staged;
-        let Some(key) = self.chunk_key(t, loc) else {
+        let Some(place) = self.place_in(&self.footprint(), t, loc) else {
             // Writes grow the arrays first (`Store::begin_write`): only an
             // empty chunk can lie outside them.
             return match data {
@@ -613,11 +714,7 @@ impl Store {
             };
         };
         let Some(data) = data else {
-            if staged {
-                self.storage.stage(&key, None)?;
-            } else {
-                self.storage.delete(&key)?;
-            }
+            self.store_encoded(&place, None, staged)?;
             return Ok(0);
         };
         if data.dim() != self.chunk_dim() {
@@ -632,11 +729,7 @@ impl Store {
         }
         let stored = codec::encode(self.structure.codec, &raw)
             .map_err(|e| crate::storage::StorageError::io(self.location(), e))?;
-        if staged {
-            self.storage.stage(&key, Some(&stored))?;
-        } else {
-            self.storage.put(&key, &stored)?;
-        }
+        self.store_encoded(&place, Some(&stored), staged)?;
         Ok(stored.len() as u64)
     }
 
@@ -782,40 +875,35 @@ impl Store {
         Ok(Some(master))
     }
 
-    /// Stored chunk keys at `level` with their sizes: `(t, loc, bytes)`.
+    /// Stored chunks at `level` with their sizes: `(t, loc, bytes)`.
     ///
     /// # Errors
-    /// I/O.
+    /// I/O, or a shard whose index is damaged.
     pub fn list_chunks(&self, level: u8) -> Result<Vec<StoredChunk>, EngineError> {
-        self.list_level(level).map(|(chunks, _)| chunks)
+        let listing = self.list_level(level)?;
+        if let Some((key, reason)) = listing.damaged.into_iter().next() {
+            return Err(EngineError::Corrupt {
+                key,
+                store: self.location(),
+                reason: codec::DecodeError::Shard(reason),
+            });
+        }
+        Ok(listing.chunks)
     }
 
-    /// The chunks of `level` (as [`Store::list_chunks`]), and the keys
-    /// that name chunks outside the level's array: none in a sound store
-    /// (a file of another tool, or a chunk its footprint lost).
+    /// The chunks of `level` (as [`Store::list_chunks`]), the keys that
+    /// name chunks outside the level's array (none in a sound store: a
+    /// file of another tool, or a chunk its footprint lost), and the
+    /// shards whose index is damaged.
     pub(crate) fn list_level(
         &self,
         level: u8,
-    ) -> Result<(Vec<StoredChunk>, Vec<String>), EngineError> {
+    ) -> Result<crate::engine::persistence::sharded::Listing, EngineError> {
         self.grid.check_level(level)?;
         self.refresh()?;
         let prefix = zarr::level_prefix(level);
         self.note_read(|| Read::Listing(prefix.clone()));
-        let listed = self.storage.list(&prefix)?;
-        let footprint = self.footprint();
-        let mut chunks = Vec::with_capacity(listed.len());
-        let mut strays = Vec::new();
-        for (key, n) in listed {
-            let Some((t, at, (row, col))) = zarr::parse_chunk_key(&self.structure, key.as_str())
-            else {
-                continue;
-            };
-            match footprint.loc_at(&self.grid, level, row, col) {
-                Some(loc) if at == level => chunks.push((t, loc, n)),
-                _ => strays.push(key.to_string()),
-            }
-        }
-        Ok((chunks, strays))
+        self.list_stored(level)
     }
 
     /// Writes the metadata that `change` touched: each level's group,
@@ -841,11 +929,17 @@ impl Store {
             .collect();
         let meta = RootMeta {
             format_version: self.version,
-            layout: (self.version >= 2).then(|| LAYOUTS[0].to_string()),
+            layout: (self.version >= 2).then(|| self.layout.name().to_string()),
+            shard: self.layout.sharded().then(|| self.layout.shard()),
             structure: self.structure.clone(),
             time: time.clone(),
             extent: footprint.base(),
         };
+        if self.layout.sharded() {
+            let mut attrs = zarr::geozarr_root(&self.structure, &self.grid, &views);
+            attrs.insert("gridstore".into(), json!(meta));
+            return self.write_zarr3_metadata(serde_json::Value::Object(attrs), &views, change);
+        }
         let root = if self.version >= 2 {
             let mut attrs = zarr::geozarr_root(&self.structure, &self.grid, &views);
             attrs.insert("gridstore".into(), json!(meta));
@@ -899,6 +993,48 @@ impl Store {
         self.put_bytes(ROOT_ATTRS, &root)
     }
 
+    /// [`Store::write_metadata`] of the `zarr3` layout: each level's
+    /// objects and group (with its consolidated metadata), then the root
+    /// group, which consolidates everything, last.
+    fn write_zarr3_metadata(
+        &self,
+        attributes: serde_json::Value,
+        views: &[LevelView<'_>],
+        change: MetadataChange,
+    ) -> Result<(), EngineError> {
+        let doc = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
+        let mut everything = serde_json::Map::new();
+        for view in views {
+            let (objects, group) =
+                zarr3::level_objects(&self.structure, &self.grid, view, self.layout);
+            for (key, bytes) in &objects {
+                if !change.touches(key) {
+                    continue;
+                }
+                match bytes {
+                    Some(bytes) => self.put_bytes(key, bytes)?,
+                    None => self
+                        .storage
+                        .delete(&StoreKey::new(key).map_err(crate::storage::StorageError::from)?)?,
+                }
+            }
+            let level = view.level;
+            self.put_bytes(&format!("{level}/{}", zarr3::ROOT), &doc(&group))?;
+            if let Some(nodes) = group["consolidated_metadata"]["metadata"].as_object() {
+                for (name, node) in nodes {
+                    everything.insert(format!("{level}/{name}"), node.clone());
+                }
+            }
+            let mut bare = group.clone();
+            if let Some(map) = bare.as_object_mut() {
+                map.remove("consolidated_metadata");
+            }
+            everything.insert(level.to_string(), bare);
+        }
+        let root = zarr3::group(attributes, Some(everything));
+        self.put_bytes(zarr3::ROOT, &doc(&root))
+    }
+
     fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), EngineError> {
         let key = StoreKey::new(key).map_err(crate::storage::StorageError::from)?;
         self.storage.put(&key, bytes)?;
@@ -922,7 +1058,11 @@ impl MetadataChange {
     fn touches(self, key: &str) -> bool {
         match self {
             Self::All => true,
-            Self::Time => key.ends_with("/data/.zarray") || key.contains("/time/"),
+            Self::Time => {
+                key.ends_with("/data/.zarray")
+                    || key.ends_with("/data/zarr.json")
+                    || key.contains("/time/")
+            }
         }
     }
 }

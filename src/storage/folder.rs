@@ -245,6 +245,29 @@ impl Storage for FolderStorage {
         super::file_version(&self.path(key))
     }
 
+    fn get_range(
+        &self,
+        key: &StoreKey,
+        range: super::ByteRange,
+    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        use std::os::unix::fs::FileExt as _;
+        let path = self.path(key);
+        let file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io(path, e)),
+        };
+        let total = file
+            .metadata()
+            .map_err(|e| StorageError::io(&path, e))?
+            .len();
+        let span = range.within(total);
+        let mut bytes = vec![0; span.len()];
+        file.read_exact_at(&mut bytes, span.start as u64)
+            .map_err(|e| StorageError::io(&path, e))?;
+        Ok(Some((bytes, total)))
+    }
+
     fn size(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
         let path = self.path(key);
         match fs::metadata(&path) {

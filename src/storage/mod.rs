@@ -138,6 +138,34 @@ impl std::ops::Deref for Bytes {
 /// A held writer lock; dropping it releases the lock.
 pub trait WriterLock: Send + Sync + std::fmt::Debug {}
 
+/// Which bytes of a value [`Storage::get_range`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `len` bytes from `offset` on.
+    Span {
+        /// The first byte.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
+    /// The last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The bytes named, within a value of `total` bytes.
+    #[must_use]
+    pub fn within(self, total: u64) -> std::ops::Range<usize> {
+        let (start, end) = match self {
+            Self::Span { offset, len } => {
+                (offset.min(total), offset.saturating_add(len).min(total))
+            }
+            Self::Suffix(n) => (total.saturating_sub(n), total),
+        };
+        usize::try_from(start).unwrap_or(usize::MAX)..usize::try_from(end).unwrap_or(usize::MAX)
+    }
+}
+
 /// The operations every backend provides.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Reads a value; `Ok(None)` when the key is absent.
@@ -154,6 +182,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// I/O failures, or a value that lies past the end of its file.
     fn get_view(&self, key: &StoreKey) -> Result<Option<Bytes>, StorageError> {
         Ok(self.get(key)?.map(Bytes::owned))
+    }
+
+    /// Reads part of a value, without the backend's own checksum check
+    /// (as [`Storage::get_view`]): the bytes `range` names, cut at the
+    /// value's end, and the value's whole length; `Ok(None)` when absent.
+    /// Backends read only those bytes where they can (a file, a mapped
+    /// pack; an object store's range request).
+    ///
+    /// # Errors
+    /// I/O failures.
+    fn get_range(
+        &self,
+        key: &StoreKey,
+        range: ByteRange,
+    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        let Some(all) = self.get_view(key)? else {
+            return Ok(None);
+        };
+        let len = all.len() as u64;
+        Ok(Some((all[range.within(len)].to_vec(), len)))
     }
 
     /// The stored size of a value in bytes; `Ok(None)` when absent.

@@ -2,6 +2,9 @@
 //! random 256×256 f32 chunks (zstd-compressed as the store keeps them),
 //! then the same with 64×64 chunks (where the cost per chunk, not per
 //! byte, shows), and opening a store of many chunks and of a tenth as many.
+//! Then rewriting one inner chunk of a shard of 64 as gridstore does
+//! (spliced between the others' bytes) against what an encoder from the
+//! shard's cells does (every inner chunk compressed again).
 //! `cargo bench --bench backends`.
 #![allow(clippy::unwrap_used)]
 
@@ -83,6 +86,65 @@ fn main() {
     for side in [256, 64] {
         scenario(&dir.join(side.to_string()), side);
     }
+    shard_rewrite();
+}
+
+/// Milliseconds (median of 21) to rewrite a shard of 64 chunks of 256²
+/// f32 with one inner chunk changed: spliced, and recompressed whole.
+fn shard_rewrite() {
+    use gridstore::engine::persistence::shard;
+    let codec = Codec::Zstd { level: 3 };
+    let raw: Vec<Vec<u8>> = (0..64)
+        .map(|i| {
+            gridstore::engine::persistence::codec::decode(codec, &chunk(i, 256), 256 * 256 * 4)
+                .unwrap()
+        })
+        .collect();
+    let sealed: Vec<Vec<u8>> = (0..64)
+        .map(|i| shard::seal(codec, &chunk(i, 256)).unwrap())
+        .collect();
+    let stored = shard::encode(
+        &sealed
+            .iter()
+            .map(|c| Some(c.as_slice()))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let changed = shard::seal(codec, &chunk(99, 256)).unwrap();
+    let median = |f: &dyn Fn() -> usize| {
+        let mut times: Vec<f64> = (0..21)
+            .map(|_| {
+                let start = Instant::now();
+                assert!(f() > 0);
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[10]
+    };
+    let splice = median(&|| {
+        let mut chunks = shard::split(&stored, 64).unwrap();
+        chunks[17] = Some(changed.as_slice());
+        shard::encode(&chunks).unwrap().len()
+    });
+    let recompress = median(&|| {
+        let chunks: Vec<Vec<u8>> = raw
+            .iter()
+            .map(|r| shard::seal(codec, &encode(codec, r).unwrap()).unwrap())
+            .collect();
+        shard::encode(
+            &chunks
+                .iter()
+                .map(|c| Some(c.as_slice()))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+        .len()
+    });
+    println!(
+        "shard of 64 chunks of 256x256 f32, one chunk changed: spliced {splice:.2} ms, recompressed whole {recompress:.1} ms ({:.0}x)",
+        recompress / splice
+    );
 }
 
 /// Every backend writing, reading and opening `CHUNKS` chunks of

@@ -24,7 +24,6 @@ use crate::engine::Store;
 use crate::engine::catalogue::cache::{Provenance, Recording};
 use crate::engine::error::EngineError;
 use crate::engine::persistence::palette::PALETTE_KEY;
-use crate::engine::persistence::zarr::ROOT_ATTRS;
 use crate::storage::{StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -139,10 +138,11 @@ impl Drop for StoreRecording<'_> {
     }
 }
 
-/// What every result of a store depends on: its metadata and colour table.
-fn always() -> [Read; 2] {
+/// What every result of a store depends on: its root metadata and colour
+/// table.
+fn always(store: &Store) -> [Read; 2] {
     [
-        Read::Value(ROOT_ATTRS.to_string()),
+        Read::Value(store.layout().root_key().to_string()),
         Read::Value(PALETTE_KEY.to_string()),
     ]
 }
@@ -165,7 +165,7 @@ impl Provenance for Store {
     fn begin(&self) -> Box<dyn Recording + '_> {
         let token = self.state_token().ok().flatten();
         let id = self.reads.start();
-        for read in always() {
+        for read in always(self) {
             self.note_read(|| read);
         }
         Box::new(StoreRecording {

@@ -25,6 +25,9 @@ pub enum DecodeError {
         /// What the chunk's shape holds.
         expected: u64,
     },
+    /// A shard or inner chunk of the `zarr3` layout is damaged.
+    #[error("{0}")]
+    Shard(String),
     /// The bytes are not a valid stream of this codec.
     #[error("not a valid {codec} stream: {reason}")]
     Malformed {

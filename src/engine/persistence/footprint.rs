@@ -19,9 +19,11 @@ pub enum Footprint {
     /// Format version 1: every level spans its whole domain.
     Domain,
     /// Format version 2: every level spans the chunks over `base`, rounded
-    /// out to whole shards of `shard` chunks per side.
+    /// out to whole shards: `shard` chunks per side at level 0, half as
+    /// many at each level above, at least one.
     Data {
-        /// Chunks per shard side (1 when chunks are not sharded).
+        /// Chunks per side of a level-0 shard (1 when chunks are not
+        /// sharded).
         shard: u32,
         /// Base chunks the data ever reached, in chunk units; `None` before
         /// the first write.
@@ -63,7 +65,9 @@ impl Footprint {
                 base: Some(base),
             } => {
                 let chunks = base.coarsened(level);
-                let s = u64::from(*shard);
+                // Shards cover the same ground at every level (see
+                // `Layout::shard_side`).
+                let s = u64::from(shard.checked_shr(u32::from(level)).unwrap_or(0).max(1));
                 let row = chunks.row / s * s;
                 let col = chunks.col / s * s;
                 let row_end = (chunks.row + chunks.rows).next_multiple_of(s).min(side);

@@ -397,14 +397,20 @@ impl Store {
     }
 
     fn discard_staged(&self, pending: &PendingWrite) -> Result<(), EngineError> {
-        for level in 0..=pending.staged_levels {
-            for loc in self.chunks_over(level, &pending.window) {
-                if let Some(key) = self.chunk_key(pending.t, loc) {
-                    self.storage().discard(&key)?;
-                }
-            }
+        self.drop_shard_edits();
+        for key in self.staged_keys(pending) {
+            self.storage().discard(&key)?;
         }
         Ok(())
+    }
+
+    /// The objects a write stages: the chunks (or shards) of its window at
+    /// the staged levels, each once.
+    fn staged_keys(&self, pending: &PendingWrite) -> std::collections::BTreeSet<StoreKey> {
+        (0..=pending.staged_levels)
+            .flat_map(|level| self.chunks_over(level, &pending.window))
+            .filter_map(|loc| self.chunk_key(pending.t, loc))
+            .collect()
     }
 
     /// From `committing` on: register the instant, commit what is staged,
@@ -430,12 +436,8 @@ impl Store {
                 pending.t
             )));
         }
-        for level in 0..=pending.staged_levels {
-            for loc in self.chunks_over(level, &pending.window) {
-                if let Some(key) = self.chunk_key(pending.t, loc) {
-                    self.storage().commit(&key)?;
-                }
-            }
+        for key in self.staged_keys(pending) {
+            self.storage().commit(&key)?;
         }
         let landed = |levels| JobEvent::Chunks {
             t: pending.t,

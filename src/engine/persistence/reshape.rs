@@ -164,12 +164,13 @@ impl Store {
         Ok(())
     }
 
-    /// Every stored chunk of the levels whose origin differs between `from`
-    /// and `to`.
+    /// Every stored object (chunk, or shard by its first chunk) of the
+    /// levels whose origin differs between `from` and `to`. Origins move in
+    /// whole shards, so a shard moves as it is.
     fn chunks_to_move(&self, from: Footprint, to: Footprint) -> Result<Moving, EngineError> {
         let mut moving = Vec::new();
         for level in from.moved_levels(&to, self.grid()) {
-            for (t, loc, _) in self.list_chunks(level)? {
+            for (t, loc) in self.list_objects(level)? {
                 moving.push([
                     u64::from(t),
                     u64::from(loc.level),

@@ -1,60 +1,69 @@
-//! Upgrading a store of an older format version into a new store of the
-//! current one (`gridstore convert`).
+//! Copying a store into a new one of the current format version, in either
+//! layout (`gridstore convert`): an older format version upgraded, or
+//! chunks moved between one object each (`zarr2`) and shards (`zarr3`).
 
 use crate::engine::Store;
 use crate::engine::error::EngineError;
-use crate::engine::grid::Window;
+use crate::engine::grid::{ChunkLoc, Window};
+use crate::engine::persistence::layout::Layout;
+use crate::engine::persistence::sharded::Place;
 use crate::engine::store::MetadataChange;
-use crate::storage::DynStorage;
+use crate::storage::{DynStorage, StoreKey};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
 
 impl Store {
-    /// Copies this store into empty `to` in the current format: the same
-    /// structure, instants and chunks (their bytes unchanged, under the
-    /// keys of the new layout), and every other object (history, notes,
-    /// cache, colour table, contents token) as it is. Then reads every
-    /// chunk back and compares its bytes. Returns the objects and bytes
-    /// copied.
+    /// Copies this store into empty `to`, a new store of the current
+    /// format version in `layout`: the same structure, instants and chunks
+    /// (their encoded bytes unchanged, in the new layout's objects: each
+    /// object written once, whole), and every other object (history, notes,
+    /// cache, colour table, contents token) as it is. Each object's chunks
+    /// are read back and compared as it is written. Returns the chunks and
+    /// other objects copied, and their bytes.
     ///
     /// # Errors
-    /// I/O, a chunk that does not read back equal, or `to` not empty.
-    pub fn upgrade_into(&self, to: DynStorage) -> Result<(u64, u64), EngineError> {
-        let upgraded = Store::create(to, self.structure().clone())?;
+    /// I/O, a damaged chunk, a chunk that does not read back equal, a
+    /// layout the structure cannot take, or `to` not empty.
+    pub fn convert_into(&self, to: DynStorage, layout: Layout) -> Result<(u64, u64), EngineError> {
+        let converted = Store::create_with_layout(to, self.structure().clone(), layout)?;
         let grid = *self.grid();
-        let [w, h] = grid.chunk_shape();
         let base = self
             .list_chunks(0)?
             .iter()
             .fold(None::<Window>, |acc, (_, loc, _)| {
                 let cells = grid.chunk_window(*loc);
-                debug_assert_eq!((cells.rows, cells.cols), (u64::from(h), u64::from(w)));
                 Some(acc.map_or(cells, |a| a.union(&cells)))
             });
         if let Some(cells) = base {
-            let grown = upgraded.footprint().grown(&grid, &cells);
-            upgraded.reshape(grown)?;
+            let grown = converted.footprint().grown(&grid, &cells);
+            converted.reshape(grown)?;
         }
         let time = self.time_state();
-        upgraded.set_time_state(time.clone());
-        upgraded.write_metadata(&time, &upgraded.footprint(), MetadataChange::All)?;
+        converted.set_time_state(time.clone());
+        converted.write_metadata(&time, &converted.footprint(), MetadataChange::All)?;
         let (mut objects, mut bytes) = (0u64, 0u64);
-        let mut chunks = Vec::new();
         for level in 0..=grid.top_level() {
+            // The chunks of each object of the new layout, together.
+            let mut by_object: BTreeMap<StoreKey, Vec<(u32, ChunkLoc, Place)>> = BTreeMap::new();
             for (t, loc, _) in self.list_chunks(level)? {
-                let value = self
-                    .stored_chunk(t, loc)?
-                    .ok_or_else(|| vanished(self, &self.chunk_name(t, loc)))?;
-                let key = upgraded
-                    .chunk_key(t, loc)
+                let place = converted
+                    .place_in(&converted.footprint(), t, loc)
                     .ok_or_else(|| EngineError::Misplaced {
                         key: self.chunk_name(t, loc),
                         store: self.location(),
                         reason: "the chunk lies outside the data of level 0".into(),
                     })?;
-                upgraded.storage().put(&key, &value)?;
-                objects += 1;
-                bytes += value.len() as u64;
-                chunks.push((t, loc, value));
+                by_object
+                    .entry(place.key.clone())
+                    .or_default()
+                    .push((t, loc, place));
             }
+            let copied = by_object
+                .into_par_iter()
+                .map(|(_, chunks)| self.copy_object(&converted, &chunks))
+                .collect::<Result<Vec<u64>, EngineError>>()?;
+            objects += copied.len() as u64;
+            bytes += copied.iter().sum::<u64>();
         }
         // Everything that is not the levels' metadata or chunks, nor the
         // writer's lock, is copied as it is.
@@ -67,26 +76,52 @@ impl Store {
                 .is_some_and(|first| first.parse::<u8>().is_ok());
             // Metadata is the new layout's own (a consolidated `.zmetadata`
             // of the old arrays would describe them wrongly).
-            let metadata = [".zattrs", ".zgroup", ".zmetadata"].contains(&k);
+            let metadata = [".zattrs", ".zgroup", ".zmetadata", "zarr.json"].contains(&k);
             if level_object || metadata || k.starts_with("writer/") {
                 continue;
             }
             let value = from.get(&key)?.ok_or_else(|| vanished(self, k))?;
-            upgraded.storage().put(&key, &value)?;
+            converted.storage().put(&key, &value)?;
             objects += 1;
             bytes += value.len() as u64;
         }
-        upgraded.storage().sync()?;
-        for (t, loc, value) in &chunks {
-            if upgraded.stored_chunk(*t, *loc)?.as_ref() != Some(value) {
+        converted.storage().sync()?;
+        Ok((objects, bytes))
+    }
+
+    /// Copies the chunks of one object of `converted` (one chunk, or the
+    /// chunks of one shard), writing it once, then reads each chunk back
+    /// and compares it. Returns the bytes copied.
+    fn copy_object(
+        &self,
+        converted: &Store,
+        chunks: &[(u32, ChunkLoc, Place)],
+    ) -> Result<u64, EngineError> {
+        let mut copied = Vec::with_capacity(chunks.len());
+        for (t, loc, place) in chunks {
+            let value = self
+                .stored_chunk(*t, *loc)?
+                .ok_or_else(|| vanished(self, &self.chunk_name(*t, *loc)))?;
+            converted.store_encoded(place, Some(&value), true)?;
+            copied.push(value);
+        }
+        let key = chunks.first().map(|(_, _, place)| place.key.clone());
+        if let Some(key) = key {
+            converted.flush_shards([key.clone()])?;
+            converted.storage().commit(&key)?;
+        }
+        let mut bytes = 0;
+        for ((t, loc, _), value) in chunks.iter().zip(&copied) {
+            if converted.stored_chunk(*t, *loc)?.as_ref() != Some(value) {
                 return Err(EngineError::Misplaced {
-                    key: upgraded.chunk_name(*t, *loc),
-                    store: upgraded.location(),
+                    key: converted.chunk_name(*t, *loc),
+                    store: converted.location(),
                     reason: "the copy does not read back equal".into(),
                 });
             }
+            bytes += value.len() as u64;
         }
-        Ok((objects, bytes))
+        Ok(bytes)
     }
 }
 

@@ -77,7 +77,7 @@ pub fn parse_chunk_key(structure: &Structure, key: &str) -> Option<(u32, u8, (u6
 }
 
 /// JSON for a Zarr v2 fill value.
-fn fill_value(dtype: DType, nodata: f64) -> Value {
+pub(crate) fn fill_value(dtype: DType, nodata: f64) -> Value {
     if nodata.is_nan() {
         json!("NaN")
     } else if nodata.is_infinite() {
@@ -120,7 +120,7 @@ pub struct LevelView<'a> {
 
 impl LevelView<'_> {
     /// The array's cells (rows, columns).
-    fn cells(&self, structure: &Structure) -> (u64, u64) {
+    pub(crate) fn cells(&self, structure: &Structure) -> (u64, u64) {
         let [cw, ch] = structure.chunk;
         (
             self.chunks.rows * u64::from(ch),
@@ -174,7 +174,7 @@ pub fn zarray(structure: &Structure, view: &LevelView<'_>) -> Value {
 }
 
 /// The dimension names of the data array, outermost first.
-fn dimensions(structure: &Structure) -> Vec<&'static str> {
+pub(crate) fn dimensions(structure: &Structure) -> Vec<&'static str> {
     let mut dims = Vec::new();
     if structure.time.is_some() {
         dims.push("time");
@@ -238,17 +238,130 @@ fn f64_bytes(values: impl Iterator<Item = f64>) -> Vec<u8> {
     values.flat_map(f64::to_le_bytes).collect()
 }
 
+/// A coordinate (`x`, `y`, `band`, `time`) or the grid mapping
+/// (`spatial_ref`) of a level group: a small uncompressed array in one
+/// chunk, the same in both layouts but for how its metadata is written.
+#[derive(Debug, Clone)]
+pub(crate) struct Variable {
+    /// Its name in the level group.
+    pub name: &'static str,
+    /// `true`: f64 cells; `false`: i64.
+    pub float: bool,
+    /// Its cells, little-endian.
+    pub values: Vec<u8>,
+    /// Its length; `None` for a 0-D array.
+    pub len: Option<usize>,
+    /// Its attributes (the dimension names apart).
+    pub attrs: serde_json::Map<String, Value>,
+}
+
+impl Variable {
+    /// Its dimension names: its own name, or none for a 0-D array.
+    pub fn dimensions(&self) -> Vec<&'static str> {
+        if self.len.is_some() {
+            vec![self.name]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn attrs_of(value: Value) -> serde_json::Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The coordinates and grid mapping of one level (version 2 on).
+pub(crate) fn variables(structure: &Structure, grid: &Grid, view: &LevelView<'_>) -> Vec<Variable> {
+    let gt = view.geotransform(structure, grid);
+    let (rows, cols) = view.cells(structure);
+    let wkt = &structure.crs.wkt;
+    let geographic = ["GEOGCS[", "GEOGCRS[", "GEODCRS["]
+        .iter()
+        .any(|k| wkt.starts_with(k));
+    let (x_name, y_name, unit) = if geographic {
+        (
+            "longitude",
+            "latitude",
+            ["degrees_east".to_string(), "degrees_north".to_string()],
+        )
+    } else {
+        let unit = linear_unit(wkt);
+        (
+            "projection_x_coordinate",
+            "projection_y_coordinate",
+            [unit.clone(), unit],
+        )
+    };
+    let mut variables = Vec::new();
+    #[allow(clippy::cast_precision_loss)]
+    variables.push(Variable {
+        name: "x",
+        float: true,
+        values: f64_bytes((0..cols).map(|c| gt[0] + (c as f64 + 0.5) * gt[1])),
+        len: Some(cols as usize),
+        attrs: attrs_of(json!({ "standard_name": x_name, "units": unit[0], "axis": "X" })),
+    });
+    #[allow(clippy::cast_precision_loss)]
+    variables.push(Variable {
+        name: "y",
+        float: true,
+        values: f64_bytes((0..rows).map(|r| gt[3] + (r as f64 + 0.5) * gt[5])),
+        len: Some(rows as usize),
+        attrs: attrs_of(json!({ "standard_name": y_name, "units": unit[1], "axis": "Y" })),
+    });
+    if let Some(bands) = structure.bands {
+        variables.push(Variable {
+            name: "band",
+            float: false,
+            values: (1..=bands)
+                .flat_map(|b| i64::from(b).to_le_bytes())
+                .collect(),
+            len: Some(bands as usize),
+            attrs: attrs_of(json!({ "long_name": "band number" })),
+        });
+    }
+    if structure.time.is_some() {
+        variables.push(Variable {
+            name: "time",
+            float: false,
+            values: view.instants.iter().flat_map(|t| t.to_le_bytes()).collect(),
+            len: Some(view.instants.len()),
+            attrs: attrs_of(json!({
+                "standard_name": "time", "axis": "T",
+                "units": "seconds since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian",
+            })),
+        });
+    }
+    let transform = gt.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
+    variables.push(Variable {
+        name: GRID_MAPPING,
+        float: false,
+        values: 0i64.to_le_bytes().to_vec(),
+        len: None,
+        attrs: attrs_of(json!({
+            "crs_wkt": structure.crs.wkt,
+            "spatial_ref": structure.crs.wkt,
+            "GeoTransform": transform,
+            "long_name": structure.crs.name,
+        })),
+    });
+    variables
+}
+
+/// Objects to write, as `(key, bytes)`; `None` bytes: the object must not
+/// exist.
+pub type Objects = Vec<(String, Option<Vec<u8>>)>;
+
 /// Every metadata and coordinate object of one level's group, as
 /// `(key, bytes)`: the group, the data array's `.zarray` and `.zattrs`,
 /// and from version 2 the `x`, `y`, `band` and `time` coordinates and the
 /// `spatial_ref` grid mapping. `None` bytes: the object must not exist (the
 /// chunk of a coordinate of length 0).
 #[must_use]
-pub fn level_objects(
-    structure: &Structure,
-    grid: &Grid,
-    view: &LevelView<'_>,
-) -> Vec<(String, Option<Vec<u8>>)> {
+pub fn level_objects(structure: &Structure, grid: &Grid, view: &LevelView<'_>) -> Objects {
     let level = view.level;
     let doc = |v: &Value| Some(serde_json::to_vec_pretty(v).unwrap_or_default());
     let prefix = level_prefix(level);
@@ -270,102 +383,25 @@ pub fn level_objects(
         format!("{level}/.zattrs"),
         doc(&level_group_attrs(structure, grid, view)),
     ));
-    let gt = view.geotransform(structure, grid);
-    let (rows, cols) = view.cells(structure);
-    let wkt = &structure.crs.wkt;
-    let geographic = ["GEOGCS[", "GEOGCRS[", "GEODCRS["]
-        .iter()
-        .any(|k| wkt.starts_with(k));
-    let mut coordinate = |name: &str, values: Vec<u8>, dtype: &str, len: usize, attrs: Value| {
+    for variable in variables(structure, grid, view) {
+        let name = variable.name;
+        let dtype = if variable.float { "<f8" } else { "<i8" };
+        let mut attrs = variable.attrs.clone();
+        attrs.insert("_ARRAY_DIMENSIONS".into(), json!(variable.dimensions()));
         objects.push((
             format!("{level}/{name}/.zarray"),
-            doc(&plain_array(dtype, Some(len))),
+            doc(&plain_array(dtype, variable.len)),
         ));
-        objects.push((format!("{level}/{name}/.zattrs"), doc(&attrs)));
-        objects.push((format!("{level}/{name}/0"), (len > 0).then_some(values)));
-    };
-    let (x_name, y_name, unit) = if geographic {
-        (
-            "longitude",
-            "latitude",
-            ["degrees_east".to_string(), "degrees_north".to_string()],
-        )
-    } else {
-        let unit = linear_unit(wkt);
-        (
-            "projection_x_coordinate",
-            "projection_y_coordinate",
-            [unit.clone(), unit],
-        )
-    };
-    #[allow(clippy::cast_precision_loss)]
-    let x = f64_bytes((0..cols).map(|c| gt[0] + (c as f64 + 0.5) * gt[1]));
-    #[allow(clippy::cast_precision_loss)]
-    let y = f64_bytes((0..rows).map(|r| gt[3] + (r as f64 + 0.5) * gt[5]));
-    coordinate(
-        "x",
-        x,
-        "<f8",
-        cols as usize,
-        json!({
-            "_ARRAY_DIMENSIONS": ["x"], "standard_name": x_name, "units": unit[0], "axis": "X",
-        }),
-    );
-    coordinate(
-        "y",
-        y,
-        "<f8",
-        rows as usize,
-        json!({
-            "_ARRAY_DIMENSIONS": ["y"], "standard_name": y_name, "units": unit[1], "axis": "Y",
-        }),
-    );
-    if let Some(bands) = structure.bands {
-        let numbers: Vec<u8> = (1..=bands)
-            .flat_map(|b| i64::from(b).to_le_bytes())
-            .collect();
-        coordinate(
-            "band",
-            numbers,
-            "<i8",
-            bands as usize,
-            json!({
-                "_ARRAY_DIMENSIONS": ["band"], "long_name": "band number",
-            }),
-        );
+        objects.push((
+            format!("{level}/{name}/.zattrs"),
+            doc(&Value::Object(attrs)),
+        ));
+        let empty = variable.len == Some(0);
+        objects.push((
+            format!("{level}/{name}/0"),
+            (!empty).then_some(variable.values),
+        ));
     }
-    if structure.time.is_some() {
-        let instants: Vec<u8> = view.instants.iter().flat_map(|t| t.to_le_bytes()).collect();
-        coordinate(
-            "time",
-            instants,
-            "<i8",
-            view.instants.len(),
-            json!({
-                "_ARRAY_DIMENSIONS": ["time"], "standard_name": "time", "axis": "T",
-                "units": "seconds since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian",
-            }),
-        );
-    }
-    let transform = gt.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
-    objects.push((
-        format!("{level}/{GRID_MAPPING}/.zarray"),
-        doc(&plain_array("<i8", None)),
-    ));
-    objects.push((
-        format!("{level}/{GRID_MAPPING}/0"),
-        Some(0i64.to_le_bytes().to_vec()),
-    ));
-    objects.push((
-        format!("{level}/{GRID_MAPPING}/.zattrs"),
-        doc(&json!({
-            "_ARRAY_DIMENSIONS": [],
-            "crs_wkt": structure.crs.wkt,
-            "spatial_ref": structure.crs.wkt,
-            "GeoTransform": transform,
-            "long_name": structure.crs.name,
-        })),
-    ));
     objects
 }
 
@@ -451,7 +487,7 @@ fn affine(gt: [f64; 6]) -> Value {
 
 /// The `.zattrs` of a version-2 level group: the GeoZarr `proj:` and
 /// `spatial:` attributes of its array.
-fn level_group_attrs(structure: &Structure, grid: &Grid, view: &LevelView<'_>) -> Value {
+pub(crate) fn level_group_attrs(structure: &Structure, grid: &Grid, view: &LevelView<'_>) -> Value {
     let gt = view.geotransform(structure, grid);
     let (rows, cols) = view.cells(structure);
     #[allow(clippy::cast_precision_loss)]

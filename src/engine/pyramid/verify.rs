@@ -49,10 +49,12 @@ impl Store {
         let top = self.grid().top_level();
         let mut stored: Vec<Vec<(u32, ChunkLoc)>> = Vec::new();
         let mut strays = Vec::new();
+        let mut unreadable = Vec::new();
         for level in 0..=top {
-            let (chunks, outside) = self.list_level(level)?;
-            stored.push(chunks.into_iter().map(|(t, l, _)| (t, l)).collect());
-            strays.extend(outside);
+            let listing = self.list_level(level)?;
+            stored.push(listing.chunks.into_iter().map(|(t, l, _)| (t, l)).collect());
+            strays.extend(listing.strays);
+            unreadable.extend(listing.damaged);
         }
         let moving = self.interrupted_move()?;
         // Every stored aggregate, and every parent of a stored chunk (which must exist).
@@ -132,6 +134,16 @@ impl Store {
             key,
             reason: "a chunk outside its level's array: no read finds it".into(),
         }));
+        // A shard whose index is damaged hides every chunk in it.
+        damage.extend(
+            unreadable
+                .into_iter()
+                .map(|(key, reason)| Damage { key, reason }),
+        );
+        // While a move is unfinished the levels' metadata may be partly new.
+        if !moving {
+            damage.extend(self.check_array_metadata()?);
+        }
         damage.sort_by(|a, b| a.key.cmp(&b.key));
         damage.dedup();
         Ok(VerifyReport {
@@ -151,5 +163,104 @@ impl Store {
             key: self.chunk_name(t, loc),
             reason,
         }
+    }
+}
+
+impl Store {
+    /// Compares each level's data-array metadata (`.zarray` or
+    /// `zarr.json`) with what the store writes, where it decides how
+    /// chunks decode: the format, cell type, chunk grid and codecs. Another
+    /// tool that rewrote it would make Zarr readers misread the chunks.
+    ///
+    /// # Errors
+    /// I/O.
+    pub(crate) fn check_array_metadata(&self) -> Result<Vec<Damage>, EngineError> {
+        use crate::engine::persistence::{zarr, zarr3};
+        let footprint = self.footprint();
+        let instants: Vec<i64> = self
+            .time_indices()
+            .into_iter()
+            .filter_map(|t| self.instant_of(t))
+            .collect();
+        let sharded = self.layout().sharded();
+        let mut damage = Vec::new();
+        for level in 0..=self.grid().top_level() {
+            let view = zarr::LevelView {
+                level,
+                chunks: footprint.array_window(self.grid(), level),
+                instants: &instants,
+                version: self.format_version(),
+            };
+            let (name, expected, fields) = if sharded {
+                (
+                    format!("{level}/{}/{}", zarr::ARRAY, zarr3::ROOT),
+                    zarr3::data_array(self.structure(), self.grid(), &view, self.layout()),
+                    ["zarr_format", "data_type", "chunk_grid", "codecs"].as_slice(),
+                )
+            } else {
+                (
+                    format!("{}/.zarray", zarr::level_prefix(level)),
+                    zarr::zarray(self.structure(), &view),
+                    ["zarr_format", "dtype", "chunks", "compressor", "filters"].as_slice(),
+                )
+            };
+            let key =
+                crate::storage::StoreKey::new(&name).map_err(crate::storage::StorageError::from)?;
+            let Some(bytes) = self.storage().get(&key)? else {
+                damage.push(Damage {
+                    key: name,
+                    reason: "missing: Zarr readers do not see the level".into(),
+                });
+                continue;
+            };
+            let found: serde_json::Value = match serde_json::from_slice(&bytes) {
+                Ok(found) => found,
+                Err(e) => {
+                    damage.push(Damage {
+                        key: name,
+                        reason: format!("not JSON ({e})"),
+                    });
+                    continue;
+                }
+            };
+            let Some(field) = fields.iter().find(|f| found.get(**f) != expected.get(**f)) else {
+                continue;
+            };
+            let known = |codecs: &serde_json::Value| -> Vec<String> {
+                let mut names = Vec::new();
+                let mut stack = vec![codecs.clone()];
+                while let Some(v) = stack.pop() {
+                    match v {
+                        serde_json::Value::Array(items) => stack.extend(items),
+                        serde_json::Value::Object(map) => {
+                            if let Some(n) = map.get("name").and_then(|n| n.as_str()) {
+                                names.push(n.to_string());
+                            }
+                            if let Some(c) = map.get("configuration") {
+                                stack.push(c["codecs"].clone());
+                                stack.push(c["index_codecs"].clone());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                names
+            };
+            let ours = known(&expected["codecs"]);
+            let unknown = known(&found["codecs"])
+                .into_iter()
+                .find(|n| !ours.contains(n));
+            let reason = match unknown {
+                Some(codec) if sharded => format!(
+                    "names the codec '{codec}', which is not the store's: Zarr readers would misread its chunks"
+                ),
+                _ => format!(
+                    "its '{field}' is not the store's ({}): Zarr readers would misread its chunks",
+                    expected.get(*field).unwrap_or(&serde_json::Value::Null)
+                ),
+            };
+            damage.push(Damage { key: name, reason });
+        }
+        Ok(damage)
     }
 }

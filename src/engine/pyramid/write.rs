@@ -353,7 +353,7 @@ impl Store {
                 .into(),
             );
         }
-        let block_level = BLOCK_LEVELS.min(self.grid().top_level());
+        let block_level = self.layout().block_level(self.grid());
         // A clear never reaches beyond the data; cells may.
         let grow = matches!(cells, Cells::Read(_));
         let txn = self.begin_write(instant, window, block_level, grow)?;
@@ -411,6 +411,16 @@ impl Store {
                     return Ok(Staged::nothing());
                 };
                 let staged = self.stage_block(t, part, block_level, cells, &kept_bytes, cancel)?;
+                // Sharded, the block's chunks fill its own shards: each is
+                // written once, whole.
+                self.flush_shards(
+                    (0..=block_level)
+                        .map(|level| {
+                            let up = block_level - level;
+                            ChunkLoc::new(level, block.row << up, block.col << up)
+                        })
+                        .filter_map(|loc| self.chunk_key(t, loc)),
+                )?;
                 let bytes = part.rows * part.cols * self.chunk_dim().0 as u64;
                 progress.add(1, bytes * T::DTYPE.size() as u64);
                 Ok(staged)
