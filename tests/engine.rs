@@ -3,6 +3,7 @@
 //! below it, recomputed here independently of the engine's kernels.
 #![allow(clippy::unwrap_used)]
 
+use gridstore::engine::persistence::layout::Layout;
 use gridstore::engine::{
     Aggregator, CancelToken, Codec, Crs, DType, Extent, NoProgress, Resampling, Store, Structure,
     TimeAxis, Window,
@@ -141,6 +142,12 @@ fn check_pyramid(store: &Store) {
         gridstore::with_dtype!(dtype, T => store.verify::<T>(&NoProgress, &CancelToken::new()))
             .unwrap();
     assert!(report.damage.is_empty(), "{:?}", report.damage);
+    // The data's window the root keeps is the one the chunks hold.
+    let (kept, found) = gridstore::with_dtype!(dtype, T => (
+        store.data_window::<T>(0).unwrap(),
+        store.scan_data_window::<T>(0).unwrap(),
+    ));
+    assert_eq!(kept, found, "the kept data window");
 }
 
 #[derive(Debug, Clone)]
@@ -228,13 +235,14 @@ proptest! {
         aggregate in prop::sample::select(Aggregator::ALL.to_vec()),
         dtype in prop::sample::select(vec![DType::F32, DType::I16, DType::U8]),
         without_nodata in any::<bool>(),
+        layout in prop::sample::select(vec![Layout::Zarr2, Layout::Zarr3 { shard: 2 }, Layout::Zarr3 { shard: 4 }]),
     ) {
         let mut s = structure(aggregate, dtype, Codec::default());
         // A store where every value is data (integers; count needs nodata).
         if without_nodata && !dtype.is_float() && aggregate != Aggregator::Count {
             s.nodata = None;
         }
-        let store = Store::create(memory(), s).unwrap();
+        let store = Store::create_with_layout(memory(), s, layout).unwrap();
         for op in &ops {
             apply(&store, op);
         }

@@ -50,6 +50,11 @@ struct RootMeta {
     /// [`Footprint`]); absent before the first write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     extent: Option<Window>,
+    /// From version 2: base cells holding every data cell of every
+    /// instant (see [`Store::data_window`]); absent in an empty store and
+    /// where it was not kept yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<Window>,
 }
 
 /// The root attributes, checked.
@@ -201,6 +206,8 @@ pub struct Store {
     pub(crate) shard_edits: std::sync::Mutex<crate::engine::persistence::sharded::Edits>,
     /// Which part of each level its array spans.
     footprint: RwLock<Footprint>,
+    /// Base cells holding every data cell, as the root metadata keeps it.
+    data: RwLock<Option<Window>>,
     /// The storage's version of the root attributes this store's view of
     /// the time axis and footprint was read from (see [`Store::refresh`]).
     root_version: RwLock<Option<String>>,
@@ -261,6 +268,7 @@ impl Store {
             version: FORMAT_VERSION,
             layout,
             shard_edits: std::sync::Mutex::default(),
+            data: RwLock::new(None),
             footprint: RwLock::new(Footprint::Data {
                 shard: layout.shard(),
                 base: None,
@@ -322,6 +330,7 @@ impl Store {
             version: found,
             layout,
             shard_edits: std::sync::Mutex::default(),
+            data: RwLock::new(meta.data),
             footprint: RwLock::new(footprint),
             root_version: RwLock::new(root_version),
             lock: None,
@@ -488,6 +497,10 @@ impl Store {
         }
         self.set_time_state(root.meta.time);
         self.set_footprint(root.footprint);
+        *self
+            .data
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = root.meta.data;
         self.root_version
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -541,6 +554,25 @@ impl Store {
             .footprint
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = footprint;
+    }
+
+    /// The base cells holding every data cell of every instant, as the
+    /// root metadata keeps it; `None` when it keeps none.
+    pub(crate) fn kept_data_window(&self) -> Option<Window> {
+        *self
+            .data
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `window` as the base cells holding every data cell, in the
+    /// root metadata.
+    pub(crate) fn keep_data_window(&self, window: Option<Window>) -> Result<(), EngineError> {
+        *self
+            .data
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = window;
+        self.write_metadata(&self.time_state(), &self.footprint(), MetadataChange::Root)
     }
 
     /// The store's format version (see docs/FORMAT.md).
@@ -934,6 +966,7 @@ impl Store {
             structure: self.structure.clone(),
             time: time.clone(),
             extent: footprint.base(),
+            data: self.kept_data_window(),
         };
         if self.layout.sharded() {
             let mut attrs = zarr::geozarr_root(&self.structure, &self.grid, &views);
@@ -974,7 +1007,7 @@ impl Store {
                 .into_iter()
                 .filter_map(|(k, b)| Some((k, b?)))
                 .collect();
-            if self.version >= 2 {
+            if self.version >= 2 && change != MetadataChange::Root {
                 let relative = objects
                     .iter()
                     .filter_map(|(k, b)| Some((k.strip_prefix(&level)?, b.as_slice())));
@@ -1019,7 +1052,9 @@ impl Store {
                 }
             }
             let level = view.level;
-            self.put_bytes(&format!("{level}/{}", zarr3::ROOT), &doc(&group))?;
+            if change != MetadataChange::Root {
+                self.put_bytes(&format!("{level}/{}", zarr3::ROOT), &doc(&group))?;
+            }
             if let Some(nodes) = group["consolidated_metadata"]["metadata"].as_object() {
                 for (name, node) in nodes {
                     everything.insert(format!("{level}/{name}"), node.clone());
@@ -1052,6 +1087,8 @@ pub(crate) enum MetadataChange {
     Time,
     /// The arrays' extent, or a new store: everything.
     All,
+    /// The root metadata alone (and the consolidated metadata holding it).
+    Root,
 }
 
 impl MetadataChange {
@@ -1063,6 +1100,7 @@ impl MetadataChange {
                     || key.ends_with("/data/zarr.json")
                     || key.contains("/time/")
             }
+            Self::Root => false,
         }
     }
 }

@@ -5,7 +5,12 @@
 //! 1. ingest with the full pyramid vs `gdal_translate -of COG` (zstd, average
 //!    overviews, all CPUs), both with a 64 MB GDAL block cache;
 //! 2. a 4096 x 4096 window export vs `gdal_translate -srcwin` from that COG;
-//! 3. opening a store of 100,000 chunks.
+//! 3. the same ingest into the zarr3 layout, its file count, and the window
+//!    export from it;
+//! 4. the whole extent at 1/16 resolution (`--size 1024x1024`) from both
+//!    layouts vs `gdal_translate -outsize 1024 1024 -r average` from the
+//!    COG's overviews, both to tiled ZSTD-3 GeoTIFF;
+//! 5. opening a store of 100,000 chunks.
 //!
 //! Set `GRIDSTORE_BENCH_SIZE` for a smaller DEM (e.g. 4096) to try it quickly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
@@ -42,6 +47,7 @@ fn main() {
     let gs = env!("CARGO_BIN_EXE_gridstore");
     run(gs, &["create", s(&store), "--like", s(&dem)]);
     let (ours, our_rss) = timed(gs, &["ingest", s(&store), s(&dem)]);
+    let ours_ingest = ours;
     let (theirs, their_rss) = timed(
         "gdal_translate",
         &[
@@ -58,6 +64,7 @@ fn main() {
             s(&cog),
         ],
     );
+    let theirs_ingest = theirs;
     println!(
         "ingest + pyramid   gridstore {ours:7.2} s  {our_rss:6.0} MB peak | gdal_translate COG {theirs:7.2} s  {their_rss:6.0} MB peak | speed-up {:.2}x, RSS {:.1}% of raw input",
         theirs / ours,
@@ -146,6 +153,100 @@ fn main() {
         theirs / repeat
     );
 
+    // The zarr3 layout: the same ingest, the same window.
+    let store3 = dir.join("store3.gs");
+    std::fs::remove_dir_all(&store3).ok();
+    run(
+        gs,
+        &["create", s(&store3), "--like", s(&dem), "--layout", "zarr3"],
+    );
+    let (ours3, rss3) = timed(gs, &["ingest", s(&store3), s(&dem)]);
+    let files = |p: &Path| {
+        walk(p)
+            .iter()
+            .filter(|f| !f.to_string_lossy().contains("/meta/"))
+            .count()
+    };
+    let (files2, files3) = (files(&store), files(&store3));
+    let ingest2 = ours_ingest;
+    println!(
+        "zarr3 ingest + pyramid  {ours3:7.2} s  {rss3:6.0} MB peak | zarr2 {ingest2:7.2} s: {:.2}x zarr2's speed | COG {theirs_ingest:7.2} s: speed-up {:.2}x | files: zarr2 {files2}, zarr3 {files3} ({:.1}x fewer)",
+        ingest2 / ours3,
+        theirs_ingest / ours3,
+        files2 as f64 / files3 as f64
+    );
+    let window3 = dir.join("window_zarr3.tif");
+    let window_from = |store: &Path, out: &Path| {
+        let args = [
+            "export",
+            s(store),
+            "-o",
+            s(out),
+            "--bbox",
+            &bbox,
+            "--no-cache",
+        ];
+        median_of(5, || timed(gs, &args).0)
+    };
+    let (w2, w3) = (
+        window_from(&store, &ours_out),
+        window_from(&store3, &window3),
+    );
+    assert_eq!(checksum(&window3), checksum(&theirs_out));
+    println!(
+        "window export {win}^2, median of 5  zarr2 {w2:7.3} s | zarr3 {w3:7.3} s: {:.2}x zarr2's speed",
+        w2 / w3
+    );
+    // The whole extent at 1/16 resolution.
+    let side = (size / 16).to_string();
+    let size_arg = format!("{side}x{side}");
+    let overview = |store: &Path, out: &Path| {
+        let args = [
+            "export",
+            s(store),
+            "-o",
+            s(out),
+            "--size",
+            &size_arg,
+            "--no-cache",
+        ];
+        median_of(5, || timed(gs, &args).0)
+    };
+    let (o2, o3) = (
+        overview(&store, &dir.join("overview_zarr2.tif")),
+        overview(&store3, &dir.join("overview_zarr3.tif")),
+    );
+    let gdal_overview = dir.join("overview_gdal.tif");
+    let og = median_of(5, || {
+        timed(
+            "gdal_translate",
+            &[
+                "-q",
+                "-outsize",
+                &side,
+                &side,
+                "-r",
+                "average",
+                "-co",
+                "TILED=YES",
+                "-co",
+                "COMPRESS=ZSTD",
+                "-co",
+                "ZSTD_LEVEL=3",
+                "-co",
+                "NUM_THREADS=ALL_CPUS",
+                s(&cog),
+                s(&gdal_overview),
+            ],
+        )
+        .0
+    });
+    println!(
+        "overview export {side}^2 of the whole extent, median of 5  zarr2 {o2:7.3} s | zarr3 {o3:7.3} s | gdal_translate -outsize -r average from the COG {og:7.3} s: speed-up {:.2}x (zarr2), {:.2}x (zarr3)",
+        og / o2,
+        og / o3
+    );
+
     let many = dir.join("many100k.gs");
     if !many.join(".zattrs").exists() {
         make_store_with_chunks(&many, 100_000);
@@ -164,6 +265,30 @@ fn main() {
         "open a store of 100,000 chunks (+ find its master chunk): median {:.2} ms, max {:.2} ms",
         times[10], times[20]
     );
+}
+
+/// The median of `n` runs of `f`.
+fn median_of(n: usize, mut f: impl FnMut() -> f64) -> f64 {
+    let mut times: Vec<f64> = (0..n).map(|_| f()).collect();
+    times.sort_by(f64::total_cmp);
+    times[n / 2]
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
 }
 
 fn s(p: &Path) -> &str {

@@ -40,6 +40,10 @@ impl Store {
         }
         let time = self.time_state();
         converted.set_time_state(time.clone());
+        if self.structure().time.is_none() {
+            let data = crate::with_dtype!(self.structure().dtype, T => self.data_window::<T>(0))?;
+            converted.keep_data_window(data)?;
+        }
         converted.write_metadata(&time, &converted.footprint(), MetadataChange::All)?;
         let (mut objects, mut bytes) = (0u64, 0u64);
         for level in 0..=grid.top_level() {

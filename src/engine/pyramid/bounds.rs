@@ -7,12 +7,29 @@ use ndarray::s;
 
 impl Store {
     /// The smallest base-level window holding every data cell at time index
-    /// `t`, or `None` for an empty store. Lists the base chunks, then reads
-    /// only the chunks on the edges of their bounding box.
+    /// `t`, or `None` for an empty store. A store without a time axis keeps
+    /// it in its root metadata (a read of O(1)); otherwise, and where it
+    /// is not kept yet, it is found from the chunks.
     ///
     /// # Errors
     /// Corrupt chunks or I/O.
     pub fn data_window<T: Element>(&self, t: u32) -> Result<Option<Window>, EngineError> {
+        if self.structure().time.is_none() {
+            self.refresh()?;
+            if let Some(kept) = self.kept_data_window() {
+                return Ok(Some(kept));
+            }
+        }
+        self.scan_data_window::<T>(t)
+    }
+
+    /// [`Store::data_window`] found from the chunks, whatever the root
+    /// keeps: lists the base chunks, then reads only the chunks on the
+    /// edges of their bounding box.
+    ///
+    /// # Errors
+    /// Corrupt chunks or I/O.
+    pub fn scan_data_window<T: Element>(&self, t: u32) -> Result<Option<Window>, EngineError> {
         let chunks: Vec<_> = self
             .list_chunks(0)?
             .into_iter()
@@ -71,4 +88,35 @@ impl Store {
         }
         Ok(bounds)
     }
+}
+
+/// The smallest window (in the chunk's cells, relative to its first cell)
+/// holding every data cell of `chunk`, or `None` when it has none.
+pub(crate) fn chunk_data_window<T: Element>(
+    chunk: &ndarray::Array3<T>,
+    nodata: crate::engine::Nodata<T>,
+) -> Option<Window> {
+    let (_, rows, cols) = chunk.dim();
+    let row_has = |r: usize| {
+        chunk
+            .slice(s![.., r, ..])
+            .iter()
+            .any(|v| v.is_valid(nodata))
+    };
+    let col_has = |c: usize| {
+        chunk
+            .slice(s![.., .., c])
+            .iter()
+            .any(|v| v.is_valid(nodata))
+    };
+    let first_row = (0..rows).find(|r| row_has(*r))?;
+    let last_row = (first_row..rows).rev().find(|r| row_has(*r))?;
+    let first_col = (0..cols).find(|c| col_has(*c))?;
+    let last_col = (first_col..cols).rev().find(|c| col_has(*c))?;
+    Some(Window {
+        row: first_row as u64,
+        col: first_col as u64,
+        rows: (last_row - first_row + 1) as u64,
+        cols: (last_col - first_col + 1) as u64,
+    })
 }

@@ -144,6 +144,28 @@ impl Store {
         if !moving {
             damage.extend(self.check_array_metadata()?);
         }
+        // The data's window the root keeps must hold every data cell (it is
+        // wider only after a write that rolled back).
+        if let Some(kept) = self.kept_data_window()
+            && pending.is_empty()
+            && let Ok(Some(found)) = self.scan_data_window::<T>(0)
+            && found.intersect(&kept) != Some(found)
+        {
+            damage.push(Damage {
+                key: self.layout().root_key().to_string(),
+                reason: format!(
+                    "its data window (rows {}..{}, columns {}..{}) misses data cells (rows {}..{}, columns {}..{})",
+                    kept.row,
+                    kept.row + kept.rows,
+                    kept.col,
+                    kept.col + kept.cols,
+                    found.row,
+                    found.row + found.rows,
+                    found.col,
+                    found.col + found.cols
+                ),
+            });
+        }
         damage.sort_by(|a, b| a.key.cmp(&b.key));
         damage.dedup();
         Ok(VerifyReport {

@@ -205,6 +205,8 @@ pub(crate) struct Staged<T> {
     pub changed_tops: BTreeSet<ChunkLoc>,
     /// Those of them kept in memory.
     pub tops: ChunkCache<T>,
+    /// Base cells holding every data cell of the changed base chunks.
+    pub data: Option<Window>,
 }
 
 impl<T> Staged<T> {
@@ -214,6 +216,7 @@ impl<T> Staged<T> {
             aggregates: 0,
             changed_tops: BTreeSet::new(),
             tops: ChunkCache::new(),
+            data: None,
         }
     }
 }
@@ -374,7 +377,29 @@ impl Store {
             }
         };
         let (base_chunks, aggregates) = (staged.base_chunks, staged.aggregates);
+        let clear = matches!(cells, Cells::Clear);
+        // The data's window grows before the chunks become visible, so it
+        // always holds every data cell (a write rolled back leaves it wider).
+        let keeps_data = self.structure().time.is_none() && self.format_version() >= 2;
+        if !clear
+            && keeps_data
+            && let Some(new) = staged.data
+        {
+            let old = match self.kept_data_window() {
+                Some(kept) => Some(kept),
+                None => self.scan_data_window::<T>(0)?,
+            };
+            if let Err(e) = self.keep_data_window(union(old, Some(new))) {
+                txn.abort().ok();
+                return Err(e.into());
+            }
+        }
         let above = txn.commit::<T>(staged, progress)?;
+        // A clear may shrink the data: found again from the chunks.
+        if clear && keeps_data && base_chunks > 0 {
+            let found = self.scan_data_window::<T>(0)?;
+            self.keep_data_window(found)?;
+        }
         Ok(WriteReport {
             base_chunks,
             pyramid_chunks: aggregates + above,
@@ -432,6 +457,7 @@ impl Store {
             all.aggregates += block.aggregates;
             all.changed_tops.extend(block.changed_tops);
             all.tops.extend(block.tops);
+            all.data = union(all.data, block.data);
         }
         Ok(all)
     }
@@ -467,6 +493,7 @@ impl Store {
             }
             Cells::Clear => self.apply_base(t, part, Patch::<T>::Clear, &mut cache, cancel)?,
         };
+        let (touched, data) = touched;
         let base_chunks = touched.len() as u64;
         if touched.is_empty() {
             return Ok(Staged::nothing());
@@ -492,6 +519,7 @@ impl Store {
             aggregates,
             changed_tops: top.keys().copied().collect(),
             tops: if within { top } else { ChunkCache::new() },
+            data,
         })
     }
 
@@ -499,7 +527,8 @@ impl Store {
     /// staging each changed chunk and leaving its new contents in `cache`.
     /// Returns the base chunks that hold data before or after the patch
     /// (their ancestors need recomputing; an interrupted write is repaired
-    /// through the journal, not by re-touching chunks).
+    /// through the journal, not by re-touching chunks), and the base cells
+    /// holding every data cell of those chunks after it.
     ///
     /// # Errors
     /// Corrupt chunks or I/O.
@@ -510,9 +539,10 @@ impl Store {
         patch: Patch<'_, T>,
         cache: &mut ChunkCache<T>,
         cancel: &CancelToken,
-    ) -> Result<BTreeSet<ChunkLoc>, EngineError> {
+    ) -> Result<(BTreeSet<ChunkLoc>, Option<Window>), EngineError> {
         let nodata = self.nodata::<T>();
         let mut touched = BTreeSet::new();
+        let mut data = None;
         for loc in self.grid().chunks_in(0, &window) {
             cancel.check()?;
             let chunk_window = self.grid().chunk_window(loc);
@@ -579,9 +609,20 @@ impl Store {
             if old.is_some() || new.is_some() {
                 touched.insert(loc);
             }
+            if let Some(cells) = new
+                .as_ref()
+                .and_then(|c| crate::engine::pyramid::bounds::chunk_data_window(c, nodata))
+            {
+                let at = Window {
+                    row: chunk_window.row + cells.row,
+                    col: chunk_window.col + cells.col,
+                    ..cells
+                };
+                data = union(data, Some(at));
+            }
             cache.insert(loc, new);
         }
-        Ok(touched)
+        Ok((touched, data))
     }
 
     /// Re-aggregates the ancestors of `changed` (chunks of one level) up to
@@ -674,6 +715,14 @@ impl Store {
             parent.level - 1,
             self.chunk_dim(),
         ))
+    }
+}
+
+/// The window holding both (either may be absent).
+fn union(a: Option<Window>, b: Option<Window>) -> Option<Window> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.union(&b)),
+        (a, b) => a.or(b),
     }
 }
 
