@@ -495,3 +495,39 @@ fn a_growth_that_fails_moves_nothing() {
         .unwrap();
     assert!(report.damage.is_empty(), "{:?}", report.damage);
 }
+
+/// The data's window that the root keeps is used only for the contents it
+/// was kept for: once another writer (an older gridstore, which does not
+/// keep it) has changed the contents token, readers find the window from
+/// the chunks.
+#[test]
+fn a_data_window_kept_for_other_contents_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("window.gs");
+    let store = create(&path, Layout::Zarr2);
+    let window = Window {
+        row: 500,
+        col: 470,
+        rows: 37,
+        cols: 50,
+    };
+    write(&store, window);
+    drop(store);
+    let open = || Store::open(Arc::new(FolderStorage::open(&path).unwrap())).unwrap();
+    assert_eq!(open().data_window::<f32>(0).unwrap(), Some(window));
+    // A window the root keeps is what readers use...
+    let root = path.join(".zattrs");
+    let mut attrs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+    attrs["gridstore"]["data"]["rows"] = serde_json::json!(1);
+    std::fs::write(&root, serde_json::to_vec(&attrs).unwrap()).unwrap();
+    assert_eq!(open().data_window::<f32>(0).unwrap().unwrap().rows, 1);
+    // ... until the contents token moves on without it.
+    let journal = path.join("journal/.zattrs");
+    let mut j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    j["gridstore_journal"]["state"] = serde_json::json!("0123456789abcdef0123456789abcdef");
+    std::fs::write(&journal, serde_json::to_vec(&j).unwrap()).unwrap();
+    assert_eq!(open().data_window::<f32>(0).unwrap(), Some(window));
+    assert_eq!(open().scan_data_window::<f32>(0).unwrap(), Some(window));
+}

@@ -336,7 +336,42 @@ fn damaged_shards_are_named() {
         assert_eq!(out.status.code(), Some(1), "{what}");
         assert!(String::from_utf8_lossy(&out.stdout).contains(key.as_str()));
     }
-    std::fs::write(&file, &good).unwrap();
+    // A write into part of a shard whose index is damaged is refused,
+    // naming it, and changes nothing; one over the whole shard replaces it.
+    let mut bad = good.clone();
+    bad[n - 8] ^= 1;
+    std::fs::write(&file, &bad).unwrap();
+    let before = util::snapshot(&path);
+    let part = Window {
+        row: 32 * 16,
+        col: 30 * 16,
+        rows: 8,
+        cols: 8,
+    };
+    let data = ndarray::Array3::from_elem((1, 8, 8), 1.5f32);
+    let e = store
+        .write(None, part, data.view())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(key.as_str()) && e.contains("CRC-32C"), "{e}");
+    assert_eq!(util::snapshot(&path), before, "the store is unchanged");
+    let whole = Window {
+        row: 32 * 16,
+        col: 28 * 16,
+        rows: 4 * 16,
+        cols: 4 * 16,
+    };
+    write(&store, whole);
+    assert!(verified(&store).is_empty());
+    // The top level's one-chunk shard, damaged, is simply rewritten.
+    let top = store.grid().top_level();
+    let top_key = store.chunk_key(0, ChunkLoc::new(top, 0, 0)).unwrap();
+    let top_file = path.join(top_key.as_str());
+    let mut bytes = std::fs::read(&top_file).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 1;
+    std::fs::write(&top_file, &bytes).unwrap();
+    write(&store, DATA);
     assert!(verified(&store).is_empty());
 }
 

@@ -50,11 +50,22 @@ struct RootMeta {
     /// [`Footprint`]); absent before the first write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     extent: Option<Window>,
-    /// From version 2: base cells holding every data cell of every
-    /// instant (see [`Store::data_window`]); absent in an empty store and
-    /// where it was not kept yet.
+    /// From version 2: base cells holding every data cell (see
+    /// [`Store::data_window`]), for the contents the journal's token
+    /// names; absent in an empty store and where it was not kept yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    data: Option<Window>,
+    data: Option<DataWindow>,
+}
+
+/// The base cells holding every data cell of a store without a time axis,
+/// as the root metadata keeps them: valid while the journal's contents
+/// token is `state` (a writer that does not keep the window, an older
+/// gridstore, changes the token and so retires it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DataWindow {
+    #[serde(flatten)]
+    window: Window,
+    state: String,
 }
 
 /// The root attributes, checked.
@@ -176,6 +187,14 @@ impl Root {
                     extent.col + extent.cols,
                 )));
             }
+            let cells = grid.full_window(0);
+            if let Some(data) = &meta.data
+                && (data.window.is_empty() || data.window.intersect(&cells) != Some(data.window))
+            {
+                return Err(not_a_store(format!(
+                    "damaged data window in {name} (it is not within the domain's cells)"
+                )));
+            }
             Footprint::Data {
                 shard: layout.shard(),
                 base: meta.extent,
@@ -207,7 +226,7 @@ pub struct Store {
     /// Which part of each level its array spans.
     footprint: RwLock<Footprint>,
     /// Base cells holding every data cell, as the root metadata keeps it.
-    data: RwLock<Option<Window>>,
+    data: RwLock<Option<DataWindow>>,
     /// The storage's version of the root attributes this store's view of
     /// the time axis and footprint was read from (see [`Store::refresh`]).
     root_version: RwLock<Option<String>>,
@@ -556,22 +575,43 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = footprint;
     }
 
-    /// The base cells holding every data cell of every instant, as the
-    /// root metadata keeps it; `None` when it keeps none.
-    pub(crate) fn kept_data_window(&self) -> Option<Window> {
-        *self
+    /// The base cells holding every data cell, as the root metadata keeps
+    /// them, if they describe the contents the journal's token `state`
+    /// names.
+    pub(crate) fn valid_data_window(&self, state: Option<&str>) -> Option<Window> {
+        let kept = self
             .data
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        (Some(kept.state.as_str()) == state).then_some(kept.window)
     }
 
-    /// Keeps `window` as the base cells holding every data cell, in the
-    /// root metadata.
-    pub(crate) fn keep_data_window(&self, window: Option<Window>) -> Result<(), EngineError> {
+    /// The base cells holding every data cell, as the root metadata keeps
+    /// them for the store's contents now; `None` when it keeps none, or
+    /// none for these contents (a write under way, another writer).
+    ///
+    /// # Errors
+    /// I/O, or a damaged journal.
+    pub(crate) fn kept_data_window(&self) -> Result<Option<Window>, EngineError> {
+        let state = self.settled_state()?;
+        Ok(self.valid_data_window(state.as_deref()))
+    }
+
+    /// Keeps `window` as the base cells holding every data cell of the
+    /// contents token `state` names, in the root metadata.
+    pub(crate) fn keep_data_window(
+        &self,
+        window: Option<Window>,
+        state: &str,
+    ) -> Result<(), EngineError> {
         *self
             .data
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = window;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = window.map(|window| DataWindow {
+            window,
+            state: state.to_string(),
+        });
         self.write_metadata(&self.time_state(), &self.footprint(), MetadataChange::Root)
     }
 
@@ -966,7 +1006,11 @@ impl Store {
             structure: self.structure.clone(),
             time: time.clone(),
             extent: footprint.base(),
-            data: self.kept_data_window(),
+            data: self
+                .data
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         };
         if self.layout.sharded() {
             let mut attrs = zarr::geozarr_root(&self.structure, &self.grid, &views);

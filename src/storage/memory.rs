@@ -55,6 +55,17 @@ impl Storage for MemoryStorage {
         Ok(self.read().get(key).map(|v| v.to_vec()))
     }
 
+    fn get_range(
+        &self,
+        key: &StoreKey,
+        range: super::ByteRange,
+    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        Ok(self.read().get(key).map(|v| {
+            let len = v.len() as u64;
+            (v[range.within(len)].to_vec(), len)
+        }))
+    }
+
     fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError> {
         // This storage (its map's address) and the value's own bytes.
         let map = Arc::as_ptr(&self.map) as usize;

@@ -54,6 +54,11 @@ pub struct PendingWrite {
     /// Levels `0..=staged_levels` are staged and committed together; the
     /// levels above are recomputed after the commit.
     pub staged_levels: u8,
+    /// The contents token the store gets when the write goes through,
+    /// drawn when it begins, so that what the write keeps beside its
+    /// chunks (the data's window) can name the contents it describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_state: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -124,6 +129,11 @@ impl WriteTxn<'_> {
     #[must_use]
     pub(crate) fn t(&self) -> u32 {
         self.record.t
+    }
+
+    /// The contents token the store gets when this write goes through.
+    pub(crate) fn planned_state(&self) -> Option<String> {
+        self.record.next_state.clone()
     }
 
     /// Makes the staged chunks visible, recomputes the levels above them and
@@ -224,6 +234,7 @@ impl Store {
             window,
             phase: Phase::Staging,
             staged_levels,
+            next_state: Some(new_state()),
         };
         journal.pending.push(record.clone());
         self.write_journal(&journal)?;
@@ -304,7 +315,14 @@ impl Store {
     pub(crate) fn contents_changed(&self) -> Result<(), EngineError> {
         let _serial = self.write_serial();
         let mut journal = self.read_journal()?;
-        journal.state = Some(new_state());
+        let next = new_state();
+        // The data did not change: its kept window names the new token
+        // (first: a crash before the journal's write leaves it naming
+        // another, and readers find the window from the chunks).
+        if let Some(window) = self.valid_data_window(journal.state.as_deref()) {
+            self.keep_data_window(Some(window), &next)?;
+        }
+        journal.state = Some(next);
         self.write_journal(&journal)
     }
 
@@ -342,11 +360,23 @@ impl Store {
     /// contents get a new token), rather than being rolled back.
     fn journal_end(&self, id: u64, changed: bool) -> Result<(), EngineError> {
         let mut journal = self.read_journal()?;
+        let planned = journal
+            .pending
+            .iter()
+            .find(|p| p.id == id)
+            .and_then(|p| p.next_state.clone());
         journal.pending.retain(|p| p.id != id);
         if changed {
-            journal.state = Some(new_state());
+            journal.state = Some(planned.unwrap_or_else(new_state));
         }
         self.write_journal(&journal)
+    }
+
+    /// The store's contents token as the journal has it now, `None` while
+    /// a write is under way (or in a store without one).
+    pub(crate) fn settled_state(&self) -> Result<Option<String>, EngineError> {
+        let journal = self.read_journal()?;
+        Ok(journal.state.filter(|_| journal.pending.is_empty()))
     }
 
     /// The chunks of `level` that a base window touches.

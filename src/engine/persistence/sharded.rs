@@ -188,6 +188,8 @@ impl Store {
     pub(crate) fn is_stored(&self, place: &Place) -> Result<bool, EngineError> {
         match place.inner {
             None => Ok(self.storage().size(&place.key)?.is_some()),
+            // A shard is stored only while it holds a chunk.
+            Some(inner) if inner.count() == 1 => Ok(self.storage().size(&place.key)?.is_some()),
             Some(inner) => {
                 Ok(self
                     .shard_index(&place.key, inner.count())?
@@ -267,8 +269,8 @@ impl Store {
     }
 
     /// Writes the shard `key` whole: its stored inner chunks, `changes` in
-    /// place of theirs. A stored shard that is damaged keeps nothing (its
-    /// chunks were lost with the damage); a shard left empty is removed.
+    /// place of theirs; a shard left empty is removed. A stored shard whose
+    /// index is damaged is refused unless `changes` replace every chunk.
     fn rewrite_shard(
         &self,
         key: &StoreKey,
@@ -282,10 +284,19 @@ impl Store {
         } else {
             self.storage().get(key)?
         };
-        let mut chunks: Vec<Option<&[u8]>> = old
-            .as_deref()
-            .and_then(|bytes| shard::split(bytes, count).ok())
-            .unwrap_or_else(|| vec![None; count]);
+        // A damaged index hides which bytes are which chunk: only a write
+        // of every chunk of the shard replaces it.
+        let mut chunks: Vec<Option<&[u8]>> = match old.as_deref() {
+            None => vec![None; count],
+            Some(bytes) => shard::split(bytes, count).map_err(|reason| {
+                self.shard_corrupt(
+                    key.to_string(),
+                    DecodeError::Shard(format!(
+                        "{reason}; only a write or clear of the whole shard's area replaces it"
+                    )),
+                )
+            })?,
+        };
         for (index, chunk) in &changes {
             if let Some(slot) = chunks.get_mut(*index) {
                 *slot = chunk.as_deref();

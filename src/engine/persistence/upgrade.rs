@@ -40,10 +40,6 @@ impl Store {
         }
         let time = self.time_state();
         converted.set_time_state(time.clone());
-        if self.structure().time.is_none() {
-            let data = crate::with_dtype!(self.structure().dtype, T => self.data_window::<T>(0))?;
-            converted.keep_data_window(data)?;
-        }
         converted.write_metadata(&time, &converted.footprint(), MetadataChange::All)?;
         let (mut objects, mut bytes) = (0u64, 0u64);
         for level in 0..=grid.top_level() {
@@ -88,6 +84,13 @@ impl Store {
             converted.storage().put(&key, &value)?;
             objects += 1;
             bytes += value.len() as u64;
+        }
+        // After the journal's copy: the window names the copied contents.
+        if self.structure().time.is_none()
+            && let Some(state) = converted.settled_state()?
+        {
+            let data = crate::with_dtype!(self.structure().dtype, T => self.data_window::<T>(0))?;
+            converted.keep_data_window(data, &state)?;
         }
         converted.storage().sync()?;
         Ok((objects, bytes))

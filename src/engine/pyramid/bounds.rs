@@ -16,7 +16,7 @@ impl Store {
     pub fn data_window<T: Element>(&self, t: u32) -> Result<Option<Window>, EngineError> {
         if self.structure().time.is_none() {
             self.refresh()?;
-            if let Some(kept) = self.kept_data_window() {
+            if let Some(kept) = self.kept_data_window()? {
                 return Ok(Some(kept));
             }
         }

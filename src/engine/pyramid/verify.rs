@@ -146,7 +146,7 @@ impl Store {
         }
         // The data's window the root keeps must hold every data cell (it is
         // wider only after a write that rolled back).
-        if let Some(kept) = self.kept_data_window()
+        if let Some(kept) = self.kept_data_window()?
             && pending.is_empty()
             && let Ok(Some(found)) = self.scan_data_window::<T>(0)
             && found.intersect(&kept) != Some(found)

@@ -379,31 +379,58 @@ impl Store {
         let (base_chunks, aggregates) = (staged.base_chunks, staged.aggregates);
         let clear = matches!(cells, Cells::Clear);
         // The data's window grows before the chunks become visible, so it
-        // always holds every data cell (a write rolled back leaves it wider).
+        // always holds every data cell (a write that rolls back leaves a
+        // window for contents that never were: readers then find it from
+        // the chunks). It names the contents the write will leave.
         let keeps_data = self.structure().time.is_none() && self.format_version() >= 2;
+        let before = if keeps_data {
+            self.kept_data_window()?
+        } else {
+            None
+        };
         if !clear
             && keeps_data
-            && let Some(new) = staged.data
+            && let (Some(new), Some(state)) = (staged.data, txn.planned_state())
         {
-            let old = match self.kept_data_window() {
-                Some(kept) => Some(kept),
-                None => self.scan_data_window::<T>(0)?,
+            // Not kept yet (an empty store, or one written before it was
+            // kept): found from the chunks once; unreadable, it stays
+            // unkept and readers find it from the chunks.
+            let old = match before {
+                Some(kept) => Ok(Some(kept)),
+                None => self.scan_data_window::<T>(0),
             };
-            if let Err(e) = self.keep_data_window(union(old, Some(new))) {
+            if let Ok(old) = old
+                && let Err(e) = self.keep_data_window(union(old, Some(new)), &state)
+            {
                 txn.abort().ok();
                 return Err(e.into());
             }
         }
         let above = txn.commit::<T>(staged, progress)?;
-        // A clear may shrink the data: found again from the chunks.
         if clear && keeps_data && base_chunks > 0 {
-            let found = self.scan_data_window::<T>(0)?;
-            self.keep_data_window(found)?;
+            self.keep_after_clear::<T>(before, window);
         }
         Ok(WriteReport {
             base_chunks,
             pyramid_chunks: aggregates + above,
         })
+    }
+
+    /// Keeps the data's window after a clear of `cleared` committed: the
+    /// same as `before` unless the clear reached one of its edges, where
+    /// it is found again from the chunks. Best effort: a window not kept
+    /// is found from the chunks by readers.
+    fn keep_after_clear<T: Element>(&self, before: Option<Window>, cleared: Window) {
+        let Ok(Some(state)) = self.settled_state() else {
+            return;
+        };
+        let window = match before {
+            Some(w) if !touches_edge(&w, &cleared) => Ok(Some(w)),
+            _ => self.scan_data_window::<T>(0),
+        };
+        if let Ok(window) = window {
+            self.keep_data_window(window, &state).ok();
+        }
     }
 
     /// Stages every block of `window` on the rayon pool: its base chunks
@@ -552,8 +579,8 @@ impl Store {
             let full = overlap == chunk_window;
             let old = match patch {
                 // A whole chunk cleared: only whether it exists matters.
-                Patch::Clear if full => self
-                    .chunk_exists(t, loc)?
+                // (A chunk in a shard whose index is damaged may exist.)
+                Patch::Clear if full => exists_or_damaged(self.chunk_exists(t, loc))?
                     .then(|| Array3::from_elem(self.chunk_dim(), nodata.fill())),
                 _ => match self.read_chunk::<T>(t, loc) {
                     Ok(old) => old,
@@ -658,7 +685,7 @@ impl Store {
             let one = |&parent: &ChunkLoc| {
                 cancel.check()?;
                 let chunk = self.compute_parent(t, parent, &cache)?;
-                let old_exists = self.chunk_exists(t, parent)?;
+                let old_exists = exists_or_damaged(self.chunk_exists(t, parent))?;
                 if chunk.is_some() || old_exists {
                     self.put_chunk(t, parent, chunk.as_ref(), schedule.visibility)?;
                 }
@@ -716,6 +743,35 @@ impl Store {
             self.chunk_dim(),
         ))
     }
+}
+
+/// Whether a chunk is stored, counting one whose shard's index is damaged
+/// (writing it replaces the shard, or fails naming it).
+fn exists_or_damaged(exists: Result<bool, EngineError>) -> Result<bool, EngineError> {
+    match exists {
+        Err(EngineError::Corrupt { .. }) => Ok(true),
+        other => other,
+    }
+}
+
+/// Whether `cleared` reaches a cell of `window`'s first or last row or
+/// column (where the data's extent may shrink).
+fn touches_edge(window: &Window, cleared: &Window) -> bool {
+    let edges = [
+        Window { rows: 1, ..*window },
+        Window {
+            row: window.row + window.rows - 1,
+            rows: 1,
+            ..*window
+        },
+        Window { cols: 1, ..*window },
+        Window {
+            col: window.col + window.cols - 1,
+            cols: 1,
+            ..*window
+        },
+    ];
+    edges.iter().any(|edge| edge.intersect(cleared).is_some())
 }
 
 /// The window holding both (either may be absent).
