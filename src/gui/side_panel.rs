@@ -69,6 +69,7 @@ impl Explorer {
                 ("type", format!("{}  nodata {}", s.dtype, s.nodata_text())),
                 ("aggregate", s.aggregate.to_string()),
                 ("codec", s.codec.to_string()),
+                ("layout", layout_text(opened.store.layout())),
                 ("bands", s.band_count().to_string()),
                 (
                     "master chunk",
@@ -219,5 +220,14 @@ impl Explorer {
             }
             None => {}
         }
+    }
+}
+
+/// How a store's chunks lie, for the summary.
+fn layout_text(layout: crate::engine::persistence::layout::Layout) -> String {
+    use crate::engine::persistence::layout::Layout;
+    match layout {
+        Layout::Zarr2 => "Zarr v2, a file per chunk".into(),
+        Layout::Zarr3 { shard } => format!("Zarr v3, shards of {shard} × {shard} chunks"),
     }
 }
