@@ -7,6 +7,7 @@
 use super::command::Command;
 use super::form::{Checked, CodecKind, Field, Form, ResolvedCrs, TimeKind};
 use super::task::Task;
+use crate::engine::persistence::layout::Layout;
 use crate::engine::{Aggregator, DType, Resampling, Store, Structure};
 use crate::gdal_io::{Like, LikeOverrides, resolve_crs, structure_like};
 use crate::storage::Backend;
@@ -85,6 +86,8 @@ pub struct StructureEditor {
     pub target: String,
     /// How the new store is kept.
     pub backend: Backend,
+    /// How the new store's chunks lie.
+    pub layout: Layout,
     /// Rasters to ingest once the store exists.
     pub ingest_after: Vec<PathBuf>,
     /// The last failure of "From file…" or "Create", in plain words.
@@ -206,8 +209,10 @@ impl StructureEditor {
             self.error = Some("choose where the new store goes".into());
             return;
         }
-        let backend = self.backend;
-        let task = Task::spawn(ctx, move || create_store(&target, structure, backend));
+        let (backend, layout) = (self.backend, self.layout);
+        let task = Task::spawn(ctx, move || {
+            create_store(&target, structure, backend, layout)
+        });
         self.error = None;
         self.creating = Some(task);
     }
@@ -272,7 +277,12 @@ impl StructureEditor {
         }
         if self.read_only.is_none() {
             ui.separator();
-            self.create_row(ui, ctx, checked.structure.is_some(), commands);
+            // A layout the structure cannot take (lz4 in zarr3) says so.
+            let layout_error = checked
+                .structure
+                .as_ref()
+                .and_then(|s| self.layout.check(s).err());
+            self.create_row(ui, ctx, checked.structure.is_some(), layout_error, commands);
         }
         if let Some(e) = &self.error {
             ui.colored_label(Color32::LIGHT_RED, e);
@@ -284,6 +294,7 @@ impl StructureEditor {
         ui: &mut egui::Ui,
         ctx: &egui::Context,
         valid: bool,
+        layout_error: Option<String>,
         commands: &mut Vec<Command>,
     ) {
         ui.horizontal(|ui| {
@@ -312,6 +323,25 @@ impl StructureEditor {
                 .response
                 .labelled_by(label.id);
         });
+        ui.horizontal(|ui| {
+            let label = ui.label("layout");
+            egui::ComboBox::from_id_salt("layout")
+                .selected_text(layout_label(self.layout))
+                .show_ui(ui, |ui| {
+                    let sharded = Layout::Zarr3 {
+                        shard: Layout::DEFAULT_SHARD,
+                    };
+                    for layout in [Layout::Zarr2, sharded] {
+                        ui.selectable_value(&mut self.layout, layout, layout_label(layout));
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+        });
+        let valid = valid && layout_error.is_none();
+        if let Some(e) = layout_error {
+            ui.colored_label(Color32::LIGHT_RED, e);
+        }
         let text = match self.ingest_after.len() {
             0 => "Create store".to_string(),
             1 => "Create and ingest 1 file".to_string(),
@@ -511,11 +541,16 @@ fn read_from_file(file: &Path) -> Result<FromFile, String> {
 }
 
 /// Creates the store folder; leaves nothing behind when that fails.
-fn create_store(target: &Path, structure: Structure, backend: Backend) -> Result<PathBuf, String> {
+fn create_store(
+    target: &Path,
+    structure: Structure,
+    backend: Backend,
+    layout: Layout,
+) -> Result<PathBuf, String> {
     let existed = target.exists();
     let storage =
         crate::storage::create(target, backend).map_err(|e| format!("cannot create store {e}"))?;
-    match Store::create(storage, structure) {
+    match Store::create_with_layout(storage, structure, layout) {
         // The store's writer lock is released here, before it is reopened.
         Ok(_store) => Ok(std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf())),
         Err(e) => {
@@ -540,6 +575,16 @@ pub fn store_beside(file: &Path) -> PathBuf {
         n += 1;
     }
     path
+}
+
+/// How the editor names a layout.
+fn layout_label(layout: Layout) -> String {
+    match layout {
+        Layout::Zarr2 => "zarr2 (every Zarr reader, GDAL 3.4+)".into(),
+        Layout::Zarr3 { shard } => {
+            format!("zarr3 (shards of {shard} × {shard} chunks; Zarr v3 readers)")
+        }
+    }
 }
 
 /// How the editor names a backend.

@@ -93,6 +93,56 @@ fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
     assert!(!h.state().editor.open);
 }
 
+/// The layout is chosen beside the backend: zarr3 with lz4 is explained
+/// in place and cannot be created; with zstd the store is zarr3.
+#[test]
+fn the_new_store_layout_is_chosen_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(&GuiOptions {
+        store: Some(dir.path().join("nothing")),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the error", |app| app.error().is_some());
+    h.get_by_label("New store…").click();
+    h.run_steps(3);
+    let target = dir.path().join("v3.gs");
+    {
+        let editor = &mut h.state_mut().editor;
+        editor.form.crs = "EPSG:32631".into();
+        editor.form.cell = ["10".into(), "10".into()];
+        editor.form.origin = ["500000".into(), "4000000".into()];
+        editor.form.codec = gridstore::gui::CodecKind::Lz4;
+        editor.target = target.display().to_string();
+    }
+    h.run_steps(3);
+    run_until(&mut h, "GDAL's reading of the CRS", |app| {
+        !app.editor.busy() && app.editor.checked().structure.is_some()
+    });
+    h.get_by_label("layout").click();
+    h.run_steps(2);
+    h.get_by_label("zarr3 (shards of 8 × 8 chunks; Zarr v3 readers)")
+        .click();
+    h.run_steps(3);
+    h.get_by_label(
+        "the zarr3 layout has no lz4 codec (Zarr v3 knows zstd, not numcodecs' lz4): choose zstd or none",
+    );
+    assert!(
+        h.get_by_label("Create store")
+            .accesskit_node()
+            .is_disabled()
+    );
+    h.state_mut().editor.form.codec = gridstore::gui::CodecKind::Zstd;
+    h.run_steps(3);
+    h.get_by_label("Create store").click();
+    run_until(&mut h, "the new store", |app| app.opened().is_some());
+    let opened = h.state().opened().unwrap();
+    assert_eq!(
+        opened.store.layout(),
+        gridstore::engine::persistence::layout::Layout::Zarr3 { shard: 8 }
+    );
+    assert!(target.join("zarr.json").exists());
+}
+
 #[test]
 fn creating_over_a_folder_with_files_is_refused_and_leaves_it_alone() {
     let dir = tempfile::tempdir().unwrap();

@@ -118,7 +118,7 @@ impl Layout {
         }
         if structure.codec == Codec::Lz4 {
             return Err(
-                "the zarr3 layout has no lz4 codec (Zarr v3 knows zstd, not numcodecs' lz4); use --codec zstd or none"
+                "the zarr3 layout has no lz4 codec (Zarr v3 knows zstd, not numcodecs' lz4): choose zstd or none"
                     .into(),
             );
         }
