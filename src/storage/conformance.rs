@@ -20,6 +20,28 @@ pub fn run_all(make: Factory<'_>) {
     staged_values_stay_invisible_until_committed(make().as_ref());
     concurrent_readers_never_see_torn_values(Arc::from(make()));
     versions_follow_the_value(make().as_ref());
+    ranges_read_part_of_a_value(make().as_ref());
+}
+
+/// `get_range` gives the bytes asked for, cut at the value's end, with the
+/// value's length, before and after the value reaches the disk.
+fn ranges_read_part_of_a_value(s: &dyn Storage) {
+    use super::ByteRange::{Span, Suffix};
+    let k = key("0/data/c/0/0");
+    assert_eq!(s.get_range(&k, Suffix(4)).unwrap(), None);
+    s.put(&k, b"0123456789").unwrap();
+    for synced in [false, true] {
+        let got = |r| s.get_range(&k, r).unwrap().unwrap();
+        assert_eq!(
+            got(Span { offset: 2, len: 3 }),
+            (b"234".to_vec(), 10),
+            "{synced}"
+        );
+        assert_eq!(got(Suffix(4)), (b"6789".to_vec(), 10));
+        assert_eq!(got(Span { offset: 8, len: 9 }), (b"89".to_vec(), 10));
+        assert_eq!(got(Suffix(40)), (b"0123456789".to_vec(), 10));
+        s.sync().unwrap();
+    }
 }
 
 /// A value's version changes with every write of it (also one of the same

@@ -38,30 +38,7 @@ pub fn read_record(
         path: path.to_path_buf(),
         reason: format!("record at {offset} of /log: {reason}"),
     };
-    let bytes = |from: u64, len: u64| -> Result<Vec<u8>, StorageError> {
-        if from >= log_len {
-            let start = usize::try_from(from - log_len).unwrap_or(usize::MAX);
-            let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
-            return buffer
-                .get(start..end)
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| damaged("past the end of the log".into()));
-        }
-        let end = from.saturating_add(len);
-        if end > log_len {
-            return Err(damaged(format!(
-                "bytes {from}..{end} lie past the end of the log ({log_len} bytes)"
-            )));
-        }
-        let (from, end) = (
-            usize::try_from(from).unwrap_or(usize::MAX),
-            usize::try_from(end).unwrap_or(usize::MAX),
-        );
-        h.log
-            .read_slice_1d::<u8, _>(from..end)
-            .map(|a| a.to_vec())
-            .map_err(|e| h5_error(path, &e))
-    };
+    let bytes = |from: u64, len: u64| log_bytes(h, buffer, log_len, from, len, path, offset);
     let head = record::parse_head(&bytes(offset, record::RECORD_HEADER_LEN)?)
         .map_err(|e| damaged(e.to_string()))?;
     let key_len = u64::from(head.key_len);
@@ -109,6 +86,70 @@ pub fn read_record(
         });
     }
     Ok(Read { head, key, value })
+}
+
+/// `len` bytes of the log from `from` on (from `buffer` at offsets from
+/// `log_len` on), for the record at `record`.
+fn log_bytes(
+    h: &Handles,
+    buffer: &[u8],
+    log_len: u64,
+    from: u64,
+    len: u64,
+    path: &Path,
+    record: u64,
+) -> Result<Vec<u8>, StorageError> {
+    let damaged = |reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("record at {record} of /log: {reason}"),
+    };
+    if from >= log_len {
+        let start = usize::try_from(from - log_len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+        return buffer
+            .get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| damaged("past the end of the log".into()));
+    }
+    let end = from.saturating_add(len);
+    if end > log_len {
+        return Err(damaged(format!(
+            "bytes {from}..{end} lie past the end of the log ({log_len} bytes)"
+        )));
+    }
+    let (from, end) = (
+        usize::try_from(from).unwrap_or(usize::MAX),
+        usize::try_from(end).unwrap_or(usize::MAX),
+    );
+    h.log
+        .read_slice_1d::<u8, _>(from..end)
+        .map(|a| a.to_vec())
+        .map_err(|e| h5_error(path, &e))
+}
+
+/// The bytes `range` names of the value of the record at `offset`, and
+/// the value's length, reading only those bytes (unchecked: values read in
+/// part carry their own checksums, as shards do).
+pub fn read_value_range(
+    h: &Handles,
+    buffer: &[u8],
+    log_len: u64,
+    offset: u64,
+    range: crate::storage::ByteRange,
+    path: &Path,
+) -> Result<(Vec<u8>, u64), StorageError> {
+    let head = read_record(h, buffer, log_len, offset, false, path)?.head;
+    let span = range.within(head.value_len);
+    let bytes = log_bytes(
+        h,
+        buffer,
+        log_len,
+        offset + head.value_offset() + span.start as u64,
+        span.len() as u64,
+        path,
+        offset,
+    )?;
+    Ok((bytes, head.value_len))
 }
 
 /// Applies the record at `offset` to `changes`, as its writer did. Records

@@ -293,6 +293,17 @@ impl Storage for Hdf5Storage {
         })
     }
 
+    fn get_range(
+        &self,
+        key: &StoreKey,
+        range: super::ByteRange,
+    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        self.read_side(|look| match look.locate(Side::Live, key.as_str())? {
+            Some(offset) => Ok(Some(look.read_range(offset, range)?)),
+            None => Ok(None),
+        })
+    }
+
     fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError> {
         // Where the record lies in the log, and the file's version.
         let Some(offset) = self.read_side(|look| look.locate(Side::Live, key.as_str()))? else {

@@ -103,6 +103,23 @@ impl Lookup<'_> {
         }
     }
 
+    /// The bytes `range` names of the value of the record at `offset`,
+    /// and the value's length (see [`super::log::read_value_range`]).
+    pub fn read_range(
+        &self,
+        offset: u64,
+        range: crate::storage::ByteRange,
+    ) -> Result<(Vec<u8>, u64), StorageError> {
+        match self {
+            Self::Writer(w, path) => {
+                super::log::read_value_range(&w.h, &w.buffer, w.log_len, offset, range, path)
+            }
+            Self::Reader(r, path) => {
+                super::log::read_value_range(&r.h, &[], r.seen.head, offset, range, path)
+            }
+        }
+    }
+
     /// Every live key starting with `prefix` (as [`Storage::list`]) and its
     /// value's length.
     pub fn list(&self, prefix: &str) -> Result<BTreeMap<String, u64>, StorageError> {
