@@ -6,51 +6,15 @@
 mod util;
 
 use gridstore::engine::persistence::layout::Layout;
-use gridstore::engine::{Aggregator, Codec, Crs, DType, Resampling, Store, Structure, Window};
+use gridstore::engine::{Store, Window};
 use gridstore::storage::{FolderStorage, StorageError, StoreKey};
 use std::path::Path;
 use std::sync::Arc;
 use util::tool;
+use util::utm::{create, structure, value, write};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Base cells 10 m wide, chunks of 16, 64 chunks per side at level 0.
-fn structure() -> Structure {
-    let srs = gdal::spatial_ref::SpatialRef::from_epsg(32631).unwrap();
-    Structure {
-        crs: Crs {
-            wkt: srs.to_wkt().unwrap(),
-            epsg: Some(32631),
-            name: "WGS 84 / UTM zone 31N".into(),
-        },
-        anchor: [500_000.0, 5_000_000.0],
-        cell_size: [10.0, 10.0],
-        chunk: [16, 16],
-        domain_levels: 6,
-        dtype: DType::F32,
-        nodata: Some(-9999.0),
-        codec: Codec::default(),
-        aggregate: Aggregator::Mean,
-        resampling: Resampling::Average,
-        bands: None,
-        time: None,
-    }
-}
-
-/// A value no two base cells share.
-#[allow(clippy::cast_precision_loss)]
-fn value(row: u64, col: u64) -> f32 {
-    (row * 1024 + col) as f32 / 4.0
-}
-
-fn write(store: &Store, window: Window) {
-    let data = ndarray::Array3::from_shape_fn(
-        (1, window.rows as usize, window.cols as usize),
-        |(_, r, c)| value(window.row + r as u64, window.col + c as u64),
-    );
-    store.write(None, window, data.view()).unwrap();
 }
 
 /// What xarray and rioxarray see of one level: the coordinates' first
@@ -164,15 +128,6 @@ fn a_store_grows_in_every_direction_and_xarray_follows() {
     for layout in [Layout::Zarr2, Layout::Zarr3 { shard: 2 }] {
         grows_in_every_direction(layout);
     }
-}
-
-fn create(path: &Path, layout: Layout) -> Store {
-    Store::create_with_layout(
-        Arc::new(FolderStorage::create(path).unwrap()),
-        structure(),
-        layout,
-    )
-    .unwrap()
 }
 
 fn grows_in_every_direction(layout: Layout) {
@@ -322,16 +277,8 @@ for entry in layout:
     })
 print(json.dumps({"problems": problems, "names": names, "levels": levels}))
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, s(&path)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_slice(&util::python(script, &[s(&path)])).unwrap();
     assert_eq!(seen["problems"], serde_json::json!([]), "{seen}");
     assert_eq!(
         seen["names"],

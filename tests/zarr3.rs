@@ -8,66 +8,19 @@ mod util;
 
 use gridstore::engine::persistence::layout::Layout;
 use gridstore::engine::persistence::shard;
-use gridstore::engine::{
-    Aggregator, CancelToken, ChunkLoc, Codec, Crs, DType, NoProgress, Resampling, Store, Structure,
-    Window,
-};
+use gridstore::engine::{CancelToken, ChunkLoc, NoProgress, Store, Window};
 use gridstore::storage::{ByteRange, FolderStorage, Storage, StorageError, StoreKey, WriterLock};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use util::utm::{create, structure, value, write};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Base cells 10 m wide, chunks of 16, 64 chunks per side at level 0.
-fn structure() -> Structure {
-    let srs = gdal::spatial_ref::SpatialRef::from_epsg(32631).unwrap();
-    Structure {
-        crs: Crs {
-            wkt: srs.to_wkt().unwrap(),
-            epsg: Some(32631),
-            name: "WGS 84 / UTM zone 31N".into(),
-        },
-        anchor: [500_000.0, 5_000_000.0],
-        cell_size: [10.0, 10.0],
-        chunk: [16, 16],
-        domain_levels: 6,
-        dtype: DType::F32,
-        nodata: Some(-9999.0),
-        codec: Codec::default(),
-        aggregate: Aggregator::Mean,
-        resampling: Resampling::Average,
-        bands: None,
-        time: None,
-    }
-}
-
 const ZARR3: Layout = Layout::Zarr3 { shard: 4 };
-
-#[allow(clippy::cast_precision_loss)]
-fn value(row: u64, col: u64) -> f32 {
-    (row * 1024 + col) as f32 / 4.0
-}
-
-fn write(store: &Store, window: Window) {
-    let data = ndarray::Array3::from_shape_fn(
-        (1, window.rows as usize, window.cols as usize),
-        |(_, r, c)| value(window.row + r as u64, window.col + c as u64),
-    );
-    store.write(None, window, data.view()).unwrap();
-}
-
-fn create(path: &Path, layout: Layout) -> Store {
-    Store::create_with_layout(
-        Arc::new(FolderStorage::create(path).unwrap()),
-        structure(),
-        layout,
-    )
-    .unwrap()
-}
 
 /// Data over several shards, not aligned to them.
 const DATA: Window = Window {
@@ -108,17 +61,9 @@ print(json.dumps(out))
         write(&store, DATA);
         let top = store.grid().top_level();
         let levels: Vec<String> = (0..=top).map(|l| l.to_string()).collect();
-        let out = std::process::Command::new("python3")
-            .args(["-c", script, s(&path)])
-            .args(&levels)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut args = vec![s(&path)];
+        args.extend(levels.iter().map(String::as_str));
+        let seen: serde_json::Value = serde_json::from_slice(&util::python(script, &args)).unwrap();
         for level in 0..=top {
             let footprint = store.footprint().array_window(store.grid(), level);
             let [w, h] = store.grid().chunk_shape();
@@ -410,18 +355,9 @@ fn foreign_and_damaged_metadata_are_refused() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("0/data/zarr.json"));
 
     let foreign = dir.path().join("foreign.zarr");
-    let made = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys, zarr; zarr.create_array(sys.argv[1], shape=(4, 4), dtype='f4')",
-            s(&foreign),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
+    util::python(
+        "import sys, zarr; zarr.create_array(sys.argv[1], shape=(4, 4), dtype='f4')",
+        &[s(&foreign)],
     );
     let before = util::snapshot(&foreign);
     let out = util::gridstore(&["ingest", s(&foreign), s(&src)]);

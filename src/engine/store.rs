@@ -1036,17 +1036,7 @@ impl Store {
         for view in &views {
             let objects = zarr::level_objects(&self.structure, &self.grid, view);
             let level = format!("{}/", view.level);
-            for (key, bytes) in &objects {
-                if !change.touches(key) {
-                    continue;
-                }
-                match bytes {
-                    Some(bytes) => self.put_bytes(key, bytes)?,
-                    None => self
-                        .storage
-                        .delete(&StoreKey::new(key).map_err(crate::storage::StorageError::from)?)?,
-                }
-            }
+            self.write_objects(&objects, change)?;
             let objects: Vec<(String, Vec<u8>)> = objects
                 .into_iter()
                 .filter_map(|(k, b)| Some((k, b?)))
@@ -1084,17 +1074,7 @@ impl Store {
         for view in views {
             let (objects, group) =
                 zarr3::level_objects(&self.structure, &self.grid, view, self.layout);
-            for (key, bytes) in &objects {
-                if !change.touches(key) {
-                    continue;
-                }
-                match bytes {
-                    Some(bytes) => self.put_bytes(key, bytes)?,
-                    None => self
-                        .storage
-                        .delete(&StoreKey::new(key).map_err(crate::storage::StorageError::from)?)?,
-                }
-            }
+            self.write_objects(&objects, change)?;
             let level = view.level;
             if change != MetadataChange::Root {
                 self.put_bytes(&format!("{level}/{}", zarr3::ROOT), &doc(&group))?;
@@ -1112,6 +1092,23 @@ impl Store {
         }
         let root = zarr3::group(attributes, Some(everything));
         self.put_bytes(zarr3::ROOT, &doc(&root))
+    }
+
+    /// Writes (or, with no bytes, removes) the objects `change` touches.
+    fn write_objects(
+        &self,
+        objects: &zarr::Objects,
+        change: MetadataChange,
+    ) -> Result<(), EngineError> {
+        for (key, bytes) in objects.iter().filter(|(key, _)| change.touches(key)) {
+            match bytes {
+                Some(bytes) => self.put_bytes(key, bytes)?,
+                None => self
+                    .storage
+                    .delete(&StoreKey::new(key).map_err(crate::storage::StorageError::from)?)?,
+            }
+        }
+        Ok(())
     }
 
     fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), EngineError> {

@@ -176,21 +176,24 @@ fn main() {
         files2 as f64 / files3 as f64
     );
     let window3 = dir.join("window_zarr3.tif");
-    let window_from = |store: &Path, out: &Path| {
+    // The median of 5 uncached exports of `store` to `out`, with `what`
+    // saying which cells.
+    let export_from = |store: &Path, out: &Path, what: [&str; 2]| {
         let args = [
             "export",
             s(store),
             "-o",
             s(out),
-            "--bbox",
-            &bbox,
+            what[0],
+            what[1],
             "--no-cache",
         ];
         median_of(5, || timed(gs, &args).0)
     };
+    let window_args = ["--bbox", bbox.as_str()];
     let (w2, w3) = (
-        window_from(&store, &ours_out),
-        window_from(&store3, &window3),
+        export_from(&store, &ours_out, window_args),
+        export_from(&store3, &window3, window_args),
     );
     assert_eq!(checksum(&window3), checksum(&theirs_out));
     println!(
@@ -200,21 +203,10 @@ fn main() {
     // The whole extent at 1/16 resolution.
     let side = (size / 16).to_string();
     let size_arg = format!("{side}x{side}");
-    let overview = |store: &Path, out: &Path| {
-        let args = [
-            "export",
-            s(store),
-            "-o",
-            s(out),
-            "--size",
-            &size_arg,
-            "--no-cache",
-        ];
-        median_of(5, || timed(gs, &args).0)
-    };
+    let overview_args = ["--size", size_arg.as_str()];
     let (o2, o3) = (
-        overview(&store, &dir.join("overview_zarr2.tif")),
-        overview(&store3, &dir.join("overview_zarr3.tif")),
+        export_from(&store, &dir.join("overview_zarr2.tif"), overview_args),
+        export_from(&store3, &dir.join("overview_zarr3.tif"), overview_args),
     );
     let gdal_overview = dir.join("overview_gdal.tif");
     let og = median_of(5, || {

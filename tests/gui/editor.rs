@@ -4,18 +4,25 @@
 use super::{drop_files, explorer_on_data, finished, harness, run_until, s, util};
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use gridstore::engine::{Codec, DType, TimeAxis};
-use gridstore::gui::{Field, GuiOptions, TimeKind};
+use gridstore::gui::{Explorer, Field, GuiOptions, TimeKind};
 
-#[test]
-fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
-    let dir = tempfile::tempdir().unwrap();
+/// The explorer opened on nothing (which it says), then its New store
+/// dialog.
+fn new_store_dialog(dir: &std::path::Path) -> egui_kittest::Harness<'static, Explorer> {
     let mut h = harness(&GuiOptions {
-        store: Some(dir.path().join("nothing")),
+        store: Some(dir.join("nothing")),
         ..GuiOptions::default()
     });
     run_until(&mut h, "the error", |app| app.error().is_some());
     h.get_by_label("New store…").click();
     h.run_steps(3);
+    h
+}
+
+#[test]
+fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = new_store_dialog(dir.path());
     h.get_by_label("New store");
     // An empty CRS is explained inline, and nothing can be created yet.
     run_until(&mut h, "the CRS check", |app| !app.editor.busy());
@@ -98,13 +105,7 @@ fn new_store_fields_are_checked_as_typed_then_the_store_is_created() {
 #[test]
 fn the_new_store_layout_is_chosen_and_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let mut h = harness(&GuiOptions {
-        store: Some(dir.path().join("nothing")),
-        ..GuiOptions::default()
-    });
-    run_until(&mut h, "the error", |app| app.error().is_some());
-    h.get_by_label("New store…").click();
-    h.run_steps(3);
+    let mut h = new_store_dialog(dir.path());
     let target = dir.path().join("v3.gs");
     {
         let editor = &mut h.state_mut().editor;

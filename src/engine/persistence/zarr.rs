@@ -34,26 +34,50 @@ pub fn level_prefix(level: u8) -> String {
 /// The key of the chunk at array index `(row, col)` of `level`:
 /// `<level>/data/[<t>/][0/]<row>/<col>`.
 #[must_use]
-pub fn chunk_key(structure: &Structure, t: u32, level: u8, (row, col): (u64, u64)) -> String {
-    let mut key = level_prefix(level);
-    if structure.time.is_some() {
-        key.push_str(&format!("/{t}"));
-    }
-    if structure.bands.is_some() {
-        key.push_str("/0");
-    }
-    key.push_str(&format!("/{row}/{col}"));
-    key
+pub fn chunk_key(structure: &Structure, t: u32, level: u8, index: (u64, u64)) -> String {
+    key_under(structure, level_prefix(level), t, index)
 }
 
 /// Parses a chunk key back into `(t, level, (row, col))`, the indices in
 /// the level's array; `None` for other keys.
 #[must_use]
 pub fn parse_chunk_key(structure: &Structure, key: &str) -> Option<(u32, u8, (u64, u64))> {
+    parse_key_under(structure, key, &[ARRAY])
+}
+
+/// The key below `array` (a key prefix) of the chunk, or shard, at index
+/// `(row, col)` of time index `t`: the time index and the band chunk
+/// (always 0) come first, for the axes the store has.
+pub(crate) fn key_under(
+    structure: &Structure,
+    mut array: String,
+    t: u32,
+    (row, col): (u64, u64),
+) -> String {
+    if structure.time.is_some() {
+        array.push_str(&format!("/{t}"));
+    }
+    if structure.bands.is_some() {
+        array.push_str("/0");
+    }
+    array.push_str(&format!("/{row}/{col}"));
+    array
+}
+
+/// Parses a key of [`key_under`] whose prefix is the level and then the
+/// segments `below_level`, into `(t, level, (row, col))`; `None` for other
+/// keys.
+pub(crate) fn parse_key_under(
+    structure: &Structure,
+    key: &str,
+    below_level: &[&str],
+) -> Option<(u32, u8, (u64, u64))> {
     let mut parts = key.split('/');
     let level: u8 = parts.next()?.parse().ok()?;
-    if parts.next()? != ARRAY {
-        return None;
+    for segment in below_level {
+        if parts.next()? != *segment {
+            return None;
+        }
     }
     let rest: Vec<&str> = parts.collect();
     let want = 2 + usize::from(structure.time.is_some()) + usize::from(structure.bands.is_some());
@@ -295,23 +319,28 @@ pub(crate) fn variables(structure: &Structure, grid: &Grid, view: &LevelView<'_>
             [unit.clone(), unit],
         )
     };
-    let mut variables = Vec::new();
-    #[allow(clippy::cast_precision_loss)]
-    variables.push(Variable {
-        name: "x",
-        float: true,
-        values: f64_bytes((0..cols).map(|c| gt[0] + (c as f64 + 0.5) * gt[1])),
-        len: Some(cols as usize),
-        attrs: attrs_of(json!({ "standard_name": x_name, "units": unit[0], "axis": "X" })),
-    });
-    #[allow(clippy::cast_precision_loss)]
-    variables.push(Variable {
-        name: "y",
-        float: true,
-        values: f64_bytes((0..rows).map(|r| gt[3] + (r as f64 + 0.5) * gt[5])),
-        len: Some(rows as usize),
-        attrs: attrs_of(json!({ "standard_name": y_name, "units": unit[1], "axis": "Y" })),
-    });
+    // Cell centres along each axis: x from the first column, y from the
+    // first row.
+    let axes = [
+        ("x", cols, gt[0], gt[1], x_name, &unit[0], "X"),
+        ("y", rows, gt[3], gt[5], y_name, &unit[1], "Y"),
+    ];
+    let mut variables: Vec<Variable> = axes
+        .into_iter()
+        .map(|(name, n, first, step, standard_name, units, axis)| {
+            #[allow(clippy::cast_precision_loss)]
+            let centres = (0..n).map(|i| first + (i as f64 + 0.5) * step);
+            Variable {
+                name,
+                float: true,
+                values: f64_bytes(centres),
+                len: Some(n as usize),
+                attrs: attrs_of(
+                    json!({ "standard_name": standard_name, "units": units, "axis": axis }),
+                ),
+            }
+        })
+        .collect();
     if let Some(bands) = structure.bands {
         variables.push(Variable {
             name: "band",

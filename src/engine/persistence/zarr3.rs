@@ -6,8 +6,8 @@
 
 use super::layout::Layout;
 use super::zarr::{
-    ARRAY, LevelView, Objects, Variable, array_attrs, dimensions, fill_value, level_group_attrs,
-    variables,
+    ARRAY, LevelView, Objects, Variable, array_attrs, dimensions, fill_value, key_under,
+    level_group_attrs, parse_key_under, variables,
 };
 use crate::engine::grid::Grid;
 use crate::engine::{Codec, DType, Structure};
@@ -20,46 +20,15 @@ pub const ROOT: &str = "zarr.json";
 /// `<level>/data/c/[<t>/][0/]<row>/<col>` (the default chunk key encoding
 /// with `/`).
 #[must_use]
-pub fn shard_key(structure: &Structure, t: u32, level: u8, (row, col): (u64, u64)) -> String {
-    let mut key = format!("{level}/{ARRAY}/c");
-    if structure.time.is_some() {
-        key.push_str(&format!("/{t}"));
-    }
-    if structure.bands.is_some() {
-        key.push_str("/0");
-    }
-    key.push_str(&format!("/{row}/{col}"));
-    key
+pub fn shard_key(structure: &Structure, t: u32, level: u8, index: (u64, u64)) -> String {
+    key_under(structure, format!("{level}/{ARRAY}/c"), t, index)
 }
 
 /// Parses a shard key back into `(t, level, (row, col))`, the shard's
 /// indices in its level's array; `None` for other keys.
 #[must_use]
 pub fn parse_shard_key(structure: &Structure, key: &str) -> Option<(u32, u8, (u64, u64))> {
-    let mut parts = key.split('/');
-    let level: u8 = parts.next()?.parse().ok()?;
-    if parts.next()? != ARRAY || parts.next()? != "c" {
-        return None;
-    }
-    let rest: Vec<&str> = parts.collect();
-    let want = 2 + usize::from(structure.time.is_some()) + usize::from(structure.bands.is_some());
-    if rest.len() != want {
-        return None;
-    }
-    let n = rest.len();
-    let t = if structure.time.is_some() {
-        rest[0].parse().ok()?
-    } else {
-        0
-    };
-    if structure.bands.is_some() && rest[n - 3] != "0" {
-        return None;
-    }
-    Some((
-        t,
-        level,
-        (rest[n - 2].parse().ok()?, rest[n - 1].parse().ok()?),
-    ))
+    parse_key_under(structure, key, &[ARRAY, "c"])
 }
 
 /// The Zarr v3 name of a cell type.
