@@ -142,6 +142,41 @@ fn check_pyramid(store: &Store) {
         gridstore::with_dtype!(dtype, T => store.verify::<T>(&NoProgress, &CancelToken::new()))
             .unwrap();
     assert!(report.damage.is_empty(), "{:?}", report.damage);
+    assert_eq!(report.statistics, gridstore::engine::Statistics::Checked);
+    // The statistics kept, read in one object per level, are those of the
+    // cells and chunks, counted here from scratch.
+    let kept = store.level_statistics().unwrap().expect("statistics kept");
+    for (l, summary) in (0..).zip(&kept) {
+        let chunks = store.list_chunks(l).unwrap();
+        assert_eq!(summary.chunks, chunks.len() as u64, "level {l} chunks");
+        assert_eq!(
+            summary.bytes,
+            chunks.iter().map(|c| c.2).sum::<u64>(),
+            "level {l} bytes"
+        );
+        // The stored chunks' cells (without nodata, absent chunks read as
+        // 0 but hold nothing)...
+        let data: Vec<f64> = gridstore::with_dtype!(dtype, T => chunks.iter().flat_map(|&(t, loc, _)| {
+            let cells = store.read_chunk::<T>(t, loc).unwrap().unwrap();
+            let nodata = store.nodata::<T>();
+            cells.iter().filter(|v| gridstore::engine::Element::is_valid(**v, nodata))
+                .map(|v| gridstore::engine::Element::to_f64(*v)).collect::<Vec<_>>()
+        }).collect());
+        // ...are the level's data cells, where nodata marks the rest.
+        if store.structure().nodata.is_some() {
+            let (cells, _) = level(store, l);
+            assert_eq!(
+                cells.iter().flatten().count(),
+                data.len(),
+                "level {l} data cells"
+            );
+        }
+        assert_eq!(summary.valid, data.len() as u64, "level {l} valid cells");
+        let range = data.iter().fold(None, |r: Option<(f64, f64)>, &v| {
+            Some(r.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
+        });
+        assert_eq!(summary.range(), range, "level {l} min and max");
+    }
     // The data's window the root keeps is the one the chunks hold.
     let (kept, found) = gridstore::with_dtype!(dtype, T => (
         store.data_window::<T>(0).unwrap(),
@@ -433,6 +468,17 @@ fn time_axis_keeps_one_map_per_instant_at_every_level() {
     }
     assert!(store.time_index(Some(7), false).is_err());
     assert_eq!(store.time_state().instants, vec![1_000_000, 500, 2_000_000]);
+    // The statistics cover every instant: 16 cells each, 1 to 9.
+    let report = store
+        .verify::<f32>(&NoProgress, &CancelToken::new())
+        .unwrap();
+    assert_eq!(report.statistics, gridstore::engine::Statistics::Checked);
+    assert!(report.damage.is_empty(), "{:?}", report.damage);
+    let base = store.level_statistics().unwrap().unwrap()[0];
+    assert_eq!(
+        (base.chunks, base.valid, base.range()),
+        (3, 48, Some((1.0, 9.0)))
+    );
     // A range returns exactly the instants inside it, in time order.
     let e = store.grid().window_extent(0, &w);
     let series = store

@@ -9,11 +9,12 @@ mod util;
 use gridstore::engine::persistence::layout::Layout;
 use gridstore::engine::persistence::shard;
 use gridstore::engine::{CancelToken, ChunkLoc, NoProgress, Store, Window};
-use gridstore::storage::{ByteRange, FolderStorage, Storage, StorageError, StoreKey, WriterLock};
+use gridstore::storage::{ByteRange, FolderStorage, Storage};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use util::counting::Counting;
 use util::utm::{create, structure, value, write};
 
 fn s(p: &Path) -> &str {
@@ -98,85 +99,13 @@ print(json.dumps(out))
     }
 }
 
-/// Every read a storage serves, counted, and every staged write per key.
-#[derive(Debug)]
-struct Counting {
-    inner: FolderStorage,
-    read: AtomicU64,
-    staged: Mutex<BTreeMap<String, u32>>,
-}
-
-impl Storage for Counting {
-    fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError> {
-        let got = self.inner.get(key)?;
-        self.read
-            .fetch_add(got.as_ref().map_or(0, |b| b.len() as u64), Ordering::SeqCst);
-        Ok(got)
-    }
-    fn get_range(
-        &self,
-        key: &StoreKey,
-        range: ByteRange,
-    ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
-        let got = self.inner.get_range(key, range)?;
-        self.read.fetch_add(
-            got.as_ref().map_or(0, |(b, _)| b.len() as u64),
-            Ordering::SeqCst,
-        );
-        Ok(got)
-    }
-    fn size(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
-        self.inner.size(key)
-    }
-    fn put(&self, key: &StoreKey, value: &[u8]) -> Result<(), StorageError> {
-        self.inner.put(key, value)
-    }
-    fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {
-        self.inner.delete(key)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<(StoreKey, u64)>, StorageError> {
-        self.inner.list(prefix)
-    }
-    fn stage(&self, key: &StoreKey, value: Option<&[u8]>) -> Result<(), StorageError> {
-        *self
-            .staged
-            .lock()
-            .unwrap()
-            .entry(key.to_string())
-            .or_default() += 1;
-        self.inner.stage(key, value)
-    }
-    fn commit(&self, key: &StoreKey) -> Result<bool, StorageError> {
-        self.inner.commit(key)
-    }
-    fn discard(&self, key: &StoreKey) -> Result<(), StorageError> {
-        self.inner.discard(key)
-    }
-    fn lock_writer(&self) -> Result<Box<dyn WriterLock>, StorageError> {
-        self.inner.lock_writer()
-    }
-    fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError> {
-        self.inner.version(key)
-    }
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn backend_name(&self) -> &'static str {
-        "counting"
-    }
-}
-
 /// Reading one inner chunk reads its shard's index and that chunk's
 /// bytes, nothing more; and a write stages each shard it changes once.
 #[test]
 fn one_inner_chunk_reads_only_its_bytes_and_each_shard_is_written_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("count.gs");
-    let storage = Arc::new(Counting {
-        inner: FolderStorage::create(&path).unwrap(),
-        read: AtomicU64::new(0),
-        staged: Mutex::default(),
-    });
+    let storage = Arc::new(Counting::create(&path));
     let store = Store::create_with_layout(storage.clone(), structure(), Layout::Zarr3 { shard: 8 })
         .unwrap();
     write(&store, DATA);

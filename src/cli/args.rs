@@ -107,10 +107,15 @@ pub enum Command {
         shard: Option<u32>,
     },
     /// Rebuild a packed store's index from its packs, finish or roll back
-    /// interrupted writes, and remove killed writers' temporary files.
+    /// interrupted writes, remove killed writers' temporary files, and
+    /// rebuild the per-level statistics where they are not kept.
     Repair {
         /// The store folder.
         store: PathBuf,
+        /// Rebuild the per-level statistics from the chunks even where they
+        /// are kept (after verify found them damaged).
+        #[arg(long)]
+        statistics: bool,
     },
     /// Reclaim the space of rewritten and removed chunks (packed stores).
     Compact {

@@ -3,41 +3,40 @@
 use crate::engine::grid::time::format_instant;
 use crate::engine::persistence::layout::Layout;
 use crate::engine::persistence::zarr::FORMAT_VERSION;
-use crate::engine::{ChunkLoc, EngineError, Extent, Store, TimeAxis};
+use crate::engine::{ChunkLoc, EngineError, Extent, Store, Summary, TimeAxis};
 use crate::format::short_number;
 use crate::with_dtype;
 use serde::Serialize;
 use serde_json::json;
 
-/// Chunk count and bytes of one level.
+/// What one level holds.
 #[derive(Debug, Serialize)]
 pub struct LevelInfo {
     /// The level.
     pub level: u8,
     /// Cell size (x, y).
     pub cell_size: [f64; 2],
-    /// Stored chunks.
-    pub chunks: u64,
-    /// Stored bytes.
-    pub bytes: u64,
+    /// Chunks, bytes, valid cells, minimum and maximum.
+    #[serde(flatten)]
+    pub summary: Summary,
 }
 
-/// Per-level statistics, listing each level once.
+/// Each level's statistics, and whether they are the kept ones (see
+/// [`Store::level_summaries`]).
 ///
 /// # Errors
 /// I/O.
-pub fn levels(store: &Store) -> Result<Vec<LevelInfo>, EngineError> {
-    (0..=store.grid().top_level())
-        .map(|level| {
-            let chunks = store.list_chunks(level)?;
-            Ok(LevelInfo {
-                level,
-                cell_size: store.grid().cell_size(level),
-                chunks: chunks.len() as u64,
-                bytes: chunks.iter().map(|(_, _, n)| n).sum(),
-            })
+pub fn levels(store: &Store) -> Result<(Vec<LevelInfo>, bool), EngineError> {
+    let (summaries, kept) = store.level_summaries()?;
+    let levels = (0..)
+        .zip(summaries)
+        .map(|(level, summary)| LevelInfo {
+            level,
+            cell_size: store.grid().cell_size(level),
+            summary,
         })
-        .collect()
+        .collect();
+    Ok((levels, kept))
 }
 
 /// Prints `info`.
@@ -47,7 +46,7 @@ pub fn levels(store: &Store) -> Result<Vec<LevelInfo>, EngineError> {
 pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     let s = store.structure();
     let grid = store.grid();
-    let levels = levels(store)?;
+    let (levels, kept) = levels(store)?;
     let t0 = store.time_indices().first().copied().unwrap_or(0);
     let master = store.master_chunk(t0)?;
     // A damaged chunk on the data's edge hides the exact extent; the rest
@@ -80,6 +79,7 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
             "damage": damage,
             "master_chunk": master.map(|m| json!({ "level": m.level, "row": m.row, "col": m.col, "extent": grid.chunk_extent(m) })),
             "instants": instants,
+            "statistics_kept": kept,
             "levels": levels,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -169,22 +169,41 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:>5}  {:>14}  {:>8}  {:>12}",
-        "level", "cell size", "chunks", "bytes"
+        "{:>5}  {:>14}  {:>8}  {:>12}  {:>14}  {:>10}  {:>10}",
+        "level", "cell size", "chunks", "bytes", "valid cells", "min", "max"
     );
+    let range = |s: &Summary, pick: fn((f64, f64)) -> f64| {
+        s.range()
+            .map_or_else(|| "-".to_string(), |r| short_number(pick(r)))
+    };
+    let mut all = Summary::EMPTY;
     for l in &levels {
+        let s = &l.summary;
+        all = all.plus(*s);
+        let valid = if kept {
+            s.valid.to_string()
+        } else {
+            "?".to_string()
+        };
         println!(
-            "{:>5}  {:>14}  {:>8}  {:>12}",
+            "{:>5}  {:>14}  {:>8}  {:>12}  {valid:>14}  {:>10}  {:>10}",
             l.level,
             short_number(l.cell_size[0]),
-            l.chunks,
-            l.bytes
+            s.chunks,
+            s.bytes,
+            range(s, |r| r.0),
+            range(s, |r| r.1)
         );
     }
-    let (chunks, bytes) = levels
-        .iter()
-        .fold((0, 0), |(c, b), l| (c + l.chunks, b + l.bytes));
-    println!("{:>5}  {:>14}  {chunks:>8}  {bytes:>12}", "all", "");
+    println!(
+        "{:>5}  {:>14}  {:>8}  {:>12}",
+        "all", "", all.chunks, all.bytes
+    );
+    if !kept {
+        println!(
+            "statistics: not available (not kept for these contents, a write under way, or damaged: `gridstore verify` says which); chunks counted from a listing; `gridstore repair` rebuilds them"
+        );
+    }
     Ok(())
 }
 

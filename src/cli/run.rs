@@ -4,7 +4,7 @@ use super::args::{Cli, Command, ExportArgs};
 use super::progress::BarSink;
 use super::{cache, convert, create, history, info, open_store, parse_time};
 use crate::engine::persistence::zarr::FORMAT_VERSION;
-use crate::engine::{CancelToken, Store};
+use crate::engine::{CancelToken, Statistics, Store};
 use crate::gdal_io::{ExportFormat, ExportRequest, IngestOptions, Resolution, export_with, ingest};
 use crate::with_dtype;
 use anyhow::{Context as _, bail};
@@ -94,7 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Repair { store } => repair(&store),
+        Command::Repair { store, statistics } => repair(&store, statistics),
         Command::Compact { store } => compact(&store),
         Command::Cache { action } => {
             cache::run(&action)?;
@@ -330,12 +330,22 @@ fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
             p.phase, p.window.cols, p.window.rows, p.t
         );
     }
+    let statistics = match report.statistics {
+        Statistics::Checked => None,
+        Statistics::Unchecked => {
+            Some("statistics: not compared (a chunk could not be read, or a write is unfinished)")
+        }
+        Statistics::NotKept => Some(
+            "statistics: not kept for these contents (an older gridstore wrote last); `gridstore repair` rebuilds them",
+        ),
+    };
     if report.damage.is_empty() {
         println!(
             "ok: {} chunks verified in {}",
             report.chunks,
             store.location()
         );
+        statistics.into_iter().for_each(|s| println!("{s}"));
         return Ok(ExitCode::SUCCESS);
     }
     for d in &report.damage {
@@ -347,9 +357,18 @@ fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
         report.chunks,
         store.location()
     );
-    println!(
-        "to repair: ingest again the sources that cover the damaged chunks (gridstore history lists them), or clear those areas; the pyramid above them follows"
-    );
+    let prefix = crate::engine::persistence::statistics::PREFIX;
+    if report.damage.iter().any(|d| !d.key.starts_with(prefix)) {
+        println!(
+            "to repair: ingest again the sources that cover the damaged chunks (gridstore history lists them), or clear those areas; the pyramid above them follows"
+        );
+    }
+    if report.damage.iter().any(|d| d.key.starts_with(prefix)) {
+        println!(
+            "to repair the statistics: `gridstore repair --statistics` rebuilds them from the chunks"
+        );
+    }
+    statistics.into_iter().for_each(|s| println!("{s}"));
     Ok(ExitCode::from(1))
 }
 
@@ -435,7 +454,7 @@ fn compact(path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `gridstore repair`: the index (packed), interrupted writes, leftovers.
-fn repair(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn repair(path: &std::path::Path, statistics: bool) -> anyhow::Result<ExitCode> {
     let mut damaged = Vec::new();
     if crate::storage::backend_of(path) == crate::storage::Backend::Packed {
         let report = crate::storage::packed::repair(path)
@@ -459,11 +478,16 @@ fn repair(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let moving = before.interrupted_move()?;
     drop(before);
     // Opening for writing finishes or rolls back interrupted writes.
-    drop(open_store(path, true)?);
+    let store = open_store(path, true)?;
     if moving {
         println!("1 interrupted move of the arrays' origins finished or undone");
     }
     println!("{pending} interrupted writes finished or rolled back");
+    if statistics || store.level_statistics().ok().flatten().is_none() {
+        let chunks = with_dtype!(store.structure().dtype, T => store.rebuild_statistics::<T>())?;
+        println!("per-level statistics rebuilt from {chunks} chunks");
+    }
+    drop(store);
     for d in &damaged {
         println!("damaged {d}");
     }

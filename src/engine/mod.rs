@@ -32,8 +32,9 @@ pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
 pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
 pub use persistence::journal::{PendingWrite, Phase};
 pub use persistence::palette::Palette;
+pub use persistence::statistics::Summary;
 pub use pyramid::read::Raster;
-pub use pyramid::verify::{Damage, VerifyReport};
+pub use pyramid::verify::{Damage, Statistics, VerifyReport};
 pub(crate) use pyramid::write::Visibility;
 pub use pyramid::write::{
     BLOCK_LEVELS, BaseWrite, Block, BlockReader, Cells, NoReader, WriteError, WriteReport,

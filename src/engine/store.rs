@@ -13,6 +13,7 @@ use crate::engine::persistence::footprint::Footprint;
 use crate::engine::persistence::layout::Layout;
 use crate::engine::persistence::palette::{PALETTE_KEY, Palette};
 use crate::engine::persistence::sharded::Place;
+use crate::engine::persistence::statistics::Summary;
 use crate::engine::persistence::zarr::{
     self, CONSOLIDATED, FORMAT_VERSION, LevelView, OLDEST_FORMAT_VERSION, ROOT_ATTRS,
 };
@@ -223,6 +224,9 @@ pub struct Store {
     /// Inner chunks staged by the write under way, per shard, until their
     /// shard is written whole (see `persistence::sharded`).
     pub(crate) shard_edits: std::sync::Mutex<crate::engine::persistence::sharded::Edits>,
+    /// What the chunks written by the write under way hold, until the
+    /// statistics trees take it (see `persistence::statistics`).
+    pub(crate) summary_edits: std::sync::Mutex<crate::engine::persistence::statistics::Edits>,
     /// Which part of each level its array spans.
     footprint: RwLock<Footprint>,
     /// Base cells holding every data cell, as the root metadata keeps it.
@@ -287,6 +291,7 @@ impl Store {
             version: FORMAT_VERSION,
             layout,
             shard_edits: std::sync::Mutex::default(),
+            summary_edits: std::sync::Mutex::default(),
             data: RwLock::new(None),
             footprint: RwLock::new(Footprint::Data {
                 shard: layout.shard(),
@@ -349,6 +354,7 @@ impl Store {
             version: found,
             layout,
             shard_edits: std::sync::Mutex::default(),
+            summary_edits: std::sync::Mutex::default(),
             data: RwLock::new(meta.data),
             footprint: RwLock::new(footprint),
             root_version: RwLock::new(root_version),
@@ -787,6 +793,7 @@ impl Store {
         };
         let Some(data) = data else {
             self.store_encoded(&place, None, staged)?;
+            self.note_summary(t, loc, None);
             return Ok(0);
         };
         if data.dim() != self.chunk_dim() {
@@ -801,7 +808,8 @@ impl Store {
         }
         let stored = codec::encode(self.structure.codec, &raw)
             .map_err(|e| crate::storage::StorageError::io(self.location(), e))?;
-        self.store_encoded(&place, Some(&stored), staged)?;
+        let bytes = self.store_encoded(&place, Some(&stored), staged)?;
+        self.note_summary(t, loc, Some(Summary::of_chunk(data, nodata, bytes)));
         Ok(stored.len() as u64)
     }
 

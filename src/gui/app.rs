@@ -810,12 +810,11 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
     });
     let history = store.ingest_history().map_err(|e| e.to_string())?;
     let notes = store.notes().map_err(|e| e.to_string())?;
-    let levels = (0..=grid.top_level())
-        .map(|l| {
-            let chunks = store.list_chunks(l).map_err(|e| e.to_string())?;
-            Ok((l, chunks.len() as u64, chunks.iter().map(|c| c.2).sum()))
-        })
-        .collect::<Result<_, String>>()?;
+    let (summaries, _) = store.level_summaries().map_err(|e| e.to_string())?;
+    let levels = (0..)
+        .zip(summaries)
+        .map(|(l, s)| (l, s.chunks, s.bytes))
+        .collect();
     Ok(Opened {
         store: Arc::new(store),
         // Canonical here, off the UI thread, so the recent list compares paths without I/O.

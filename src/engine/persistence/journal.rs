@@ -59,6 +59,11 @@ pub struct PendingWrite {
     /// chunks (the data's window) can name the contents it describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_state: Option<String>,
+    /// Whether the write keeps the statistics trees (see
+    /// `persistence::statistics`): they were kept for the contents it
+    /// started from, and none of their nodes was found damaged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub statistics: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -73,6 +78,18 @@ pub(super) struct Journal {
     /// was introduced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) state: Option<String>,
+    /// The contents token the statistics trees describe: they are kept
+    /// while it equals `state`. A writer that does not keep them (an older
+    /// gridstore) drops the field, and so retires them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) statistics: Option<String>,
+}
+
+impl Journal {
+    /// Whether the statistics trees describe the contents now.
+    fn statistics_kept(&self) -> bool {
+        self.pending.is_empty() && self.state.is_some() && self.statistics == self.state
+    }
 }
 
 /// The contents token in `storage`'s journal, if any.
@@ -149,11 +166,21 @@ impl WriteTxn<'_> {
         progress: &dyn ProgressSink,
     ) -> Result<u64, EngineError> {
         let store = self.store;
+        let statistics = match store.stage_statistics(&self.record) {
+            Ok(kept) => kept,
+            Err(e) => {
+                self.abort().ok();
+                return Err(e);
+            }
+        };
         // Past the commit point there is no way back: go there only with
         // room for the rest.
-        let ready = store
-            .check_room(&self.record)
-            .and_then(|()| store.journal_phase(self.record.id, Phase::Committing));
+        let ready = store.check_room(&self.record).and_then(|()| {
+            store.update_pending(self.record.id, |p| {
+                p.phase = Phase::Committing;
+                p.statistics = statistics;
+            })
+        });
         if let Err(e) = ready {
             // Roll back only while the journal still says `staging`: a
             // record that reached `committing` must roll forward, and the
@@ -169,7 +196,11 @@ impl WriteTxn<'_> {
             }
             return Err(e);
         }
-        store.finish_commit::<T>(&self.record, Some(staged), progress)
+        let record = PendingWrite {
+            statistics,
+            ..self.record.clone()
+        };
+        store.finish_commit::<T>(&record, Some(staged), progress)
     }
 
     /// Tells `progress` which chunks this write will replace (every level
@@ -189,7 +220,7 @@ impl WriteTxn<'_> {
     /// I/O.
     pub(crate) fn abort(self) -> Result<(), EngineError> {
         self.store.discard_staged(&self.record)?;
-        self.store.journal_end(self.record.id, false)?;
+        self.store.journal_end(self.record.id, false, false)?;
         match self.grown_from {
             Some(before) => self.store.reshape(before),
             None => Ok(()),
@@ -235,7 +266,9 @@ impl Store {
             phase: Phase::Staging,
             staged_levels,
             next_state: Some(new_state()),
+            statistics: journal.statistics_kept(),
         };
+        self.drop_summary_edits();
         journal.pending.push(record.clone());
         self.write_journal(&journal)?;
         Ok(WriteTxn {
@@ -280,10 +313,13 @@ impl Store {
     /// Writes the empty journal of a new store, so that a write that rolls
     /// back leaves every file exactly as it was.
     pub(crate) fn init_journal(&self) -> Result<(), EngineError> {
+        let state = new_state();
         self.write_journal(&Journal {
             pending: Vec::new(),
             reshape: None,
-            state: Some(new_state()),
+            state: Some(state.clone()),
+            // No chunks, no nodes: the statistics hold.
+            statistics: Some(state),
         })
     }
 
@@ -322,8 +358,62 @@ impl Store {
         if let Some(window) = self.valid_data_window(journal.state.as_deref()) {
             self.keep_data_window(Some(window), &next)?;
         }
+        if journal.statistics_kept() {
+            journal.statistics = Some(next.clone());
+        }
         journal.state = Some(next);
         self.write_journal(&journal)
+    }
+
+    /// Whether the statistics trees describe the store's contents now (see
+    /// [`Store::level_statistics`]).
+    ///
+    /// # Errors
+    /// I/O, or a damaged journal.
+    pub(crate) fn statistics_kept(&self) -> Result<bool, EngineError> {
+        Ok(self.read_journal()?.statistics_kept())
+    }
+
+    /// Marks the statistics trees as describing the contents now (`true`,
+    /// after a rebuild) or not (`false`, before one).
+    pub(crate) fn set_statistics_token(&self, kept: bool) -> Result<(), EngineError> {
+        let mut journal = self.read_journal()?;
+        journal.statistics = if kept {
+            Some(journal.state.get_or_insert_with(new_state).clone())
+        } else {
+            None
+        };
+        self.write_journal(&journal)
+    }
+
+    /// Stages the statistics of the chunks `record` staged, with them.
+    /// Returns whether the write keeps the statistics: not when they were
+    /// not kept before it, nor when a node is damaged (its staged nodes
+    /// are then dropped, and the statistics are no longer kept).
+    fn stage_statistics(&self, record: &PendingWrite) -> Result<bool, EngineError> {
+        if !record.statistics {
+            self.drop_summary_edits();
+            return Ok(false);
+        }
+        match self.flush_statistics(crate::engine::Visibility::Staged) {
+            Ok(()) => Ok(true),
+            Err(EngineError::Corrupt { .. }) => {
+                for key in self.statistics_keys(record) {
+                    self.storage().discard(&key)?;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The statistics nodes over the chunks a write stages.
+    fn statistics_keys(&self, pending: &PendingWrite) -> std::collections::BTreeSet<StoreKey> {
+        let trees = self.trees();
+        (0..=pending.staged_levels)
+            .flat_map(|level| self.chunks_over(level, &pending.window))
+            .flat_map(|loc| trees.path(pending.t, loc))
+            .collect()
     }
 
     pub(super) fn write_journal(&self, journal: &Journal) -> Result<(), EngineError> {
@@ -347,18 +437,27 @@ impl Store {
     }
 
     fn journal_phase(&self, id: u64, phase: Phase) -> Result<(), EngineError> {
+        self.update_pending(id, |p| p.phase = phase)
+    }
+
+    fn update_pending(
+        &self,
+        id: u64,
+        change: impl Fn(&mut PendingWrite),
+    ) -> Result<(), EngineError> {
         let mut journal = self.read_journal()?;
         journal
             .pending
             .iter_mut()
             .filter(|p| p.id == id)
-            .for_each(|p| p.phase = phase);
+            .for_each(change);
         self.write_journal(&journal)
     }
 
     /// Ends the record `id`; `changed`: the write went through (the
-    /// contents get a new token), rather than being rolled back.
-    fn journal_end(&self, id: u64, changed: bool) -> Result<(), EngineError> {
+    /// contents get a new token), rather than being rolled back;
+    /// `statistics`: it kept the statistics trees up to date.
+    fn journal_end(&self, id: u64, changed: bool, statistics: bool) -> Result<(), EngineError> {
         let mut journal = self.read_journal()?;
         let planned = journal
             .pending
@@ -367,7 +466,11 @@ impl Store {
             .and_then(|p| p.next_state.clone());
         journal.pending.retain(|p| p.id != id);
         if changed {
-            journal.state = Some(planned.unwrap_or_else(new_state));
+            let next = planned.unwrap_or_else(new_state);
+            if statistics && journal.statistics == journal.state {
+                journal.statistics = Some(next.clone());
+            }
+            journal.state = Some(next);
         }
         self.write_journal(&journal)
     }
@@ -428,6 +531,7 @@ impl Store {
 
     fn discard_staged(&self, pending: &PendingWrite) -> Result<(), EngineError> {
         self.drop_shard_edits();
+        self.drop_summary_edits();
         for key in self.staged_keys(pending) {
             self.storage().discard(&key)?;
         }
@@ -435,12 +539,17 @@ impl Store {
     }
 
     /// The objects a write stages: the chunks (or shards) of its window at
-    /// the staged levels, each once.
+    /// the staged levels, and their statistics nodes if it keeps them,
+    /// each once.
     fn staged_keys(&self, pending: &PendingWrite) -> std::collections::BTreeSet<StoreKey> {
-        (0..=pending.staged_levels)
+        let mut keys: std::collections::BTreeSet<StoreKey> = (0..=pending.staged_levels)
             .flat_map(|level| self.chunks_over(level, &pending.window))
             .filter_map(|loc| self.chunk_key(pending.t, loc))
-            .collect()
+            .collect();
+        if pending.statistics {
+            keys.extend(self.statistics_keys(pending));
+        }
+        keys
     }
 
     /// From `committing` on: register the instant, commit what is staged,
@@ -483,8 +592,24 @@ impl Store {
         if pending.staged_levels < top {
             progress.event(landed([pending.staged_levels + 1, top]));
         }
-        self.journal_end(pending.id, changed)?;
+        let statistics = self.update_statistics_above(pending)?;
+        self.journal_end(pending.id, changed, statistics)?;
         Ok(done)
+    }
+
+    /// Puts the statistics of the chunks recomputed above `pending`'s
+    /// staged levels into the trees. Returns whether the write kept them
+    /// (not with a damaged node: they are then no longer kept).
+    fn update_statistics_above(&self, pending: &PendingWrite) -> Result<bool, EngineError> {
+        if !pending.statistics {
+            self.drop_summary_edits();
+            return Ok(false);
+        }
+        match self.flush_statistics(crate::engine::Visibility::Live) {
+            Ok(()) => Ok(true),
+            Err(EngineError::Corrupt { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Recomputes the levels above `pending`'s committed levels: above
@@ -498,12 +623,16 @@ impl Store {
     ) -> Result<u64, EngineError> {
         let (from, tops) = match staged {
             Some(staged) => (staged.changed_tops, staged.tops),
-            None => (
-                self.chunks_over(pending.staged_levels, &pending.window)
-                    .into_iter()
-                    .collect(),
-                ChunkCache::new(),
-            ),
+            None => {
+                // Recovering: only what this recomputes goes into the trees.
+                self.drop_summary_edits();
+                (
+                    self.chunks_over(pending.staged_levels, &pending.window)
+                        .into_iter()
+                        .collect(),
+                    ChunkCache::new(),
+                )
+            }
         };
         let top = self.grid().top_level();
         // Past the commit point a write is finished, not cancelled.
@@ -537,11 +666,12 @@ impl Store {
             let result = match p.phase {
                 Phase::Staging => self
                     .discard_staged(&p)
-                    .and_then(|()| self.journal_end(p.id, false)),
+                    .and_then(|()| self.journal_end(p.id, false, false)),
                 Phase::Committing => self.finish_commit::<T>(&p, None, progress).map(drop),
                 Phase::Aggregating => self
                     .aggregate_pending::<T>(&p, None, progress)
-                    .and_then(|_| self.journal_end(p.id, true)),
+                    .and_then(|_| self.update_statistics_above(&p))
+                    .and_then(|statistics| self.journal_end(p.id, true, statistics)),
             };
             match result {
                 Ok(()) => repaired += 1,

@@ -11,6 +11,7 @@ pub mod palette;
 mod reshape;
 pub mod shard;
 pub(crate) mod sharded;
+pub mod statistics;
 mod upgrade;
 pub mod zarr;
 pub mod zarr3;

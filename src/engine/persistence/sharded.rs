@@ -203,13 +203,13 @@ impl Store {
     /// Stores a chunk's codec output (`None`: removes the chunk), staged
     /// or visible at once. Sharded and staged, the chunk waits in memory
     /// for [`Store::flush_shards`]; sharded and visible, its shard is
-    /// rewritten at once.
+    /// rewritten at once. Returns the chunk's stored length (0 removed).
     pub(crate) fn store_encoded(
         &self,
         place: &Place,
         encoded: Option<&[u8]>,
         staged: bool,
-    ) -> Result<(), EngineError> {
+    ) -> Result<u64, EngineError> {
         let storage = self.storage();
         let Some(inner) = place.inner else {
             match (encoded, staged) {
@@ -218,12 +218,13 @@ impl Store {
                 (None, true) => storage.stage(&place.key, None)?,
                 (None, false) => storage.delete(&place.key)?,
             }
-            return Ok(());
+            return Ok(encoded.map_or(0, |e| e.len() as u64));
         };
         let sealed = encoded
             .map(|e| shard::seal(self.structure().codec, e))
             .transpose()
             .map_err(|reason| self.shard_corrupt(place.name(), reason))?;
+        let length = sealed.as_ref().map_or(0, |s| s.len() as u64);
         if staged {
             self.shard_edits
                 .lock()
@@ -235,10 +236,11 @@ impl Store {
                 })
                 .chunks
                 .insert(inner.index(), sealed);
-            return Ok(());
+            return Ok(length);
         }
         let chunks = BTreeMap::from([(inner.index(), sealed)]);
-        self.rewrite_shard(&place.key, inner.count(), chunks, false)
+        self.rewrite_shard(&place.key, inner.count(), chunks, false)?;
+        Ok(length)
     }
 
     /// Writes each shard of `keys` that has staged inner chunks, whole and

@@ -18,7 +18,8 @@ impl Store {
     /// (their encoded bytes unchanged, in the new layout's objects: each
     /// object written once, whole), and every other object (history, notes,
     /// cache, colour table, contents token) as it is. Each object's chunks
-    /// are read back and compared as it is written. Returns the chunks and
+    /// are read back and compared as it is written; the statistics are
+    /// built anew for the new layout's bytes. Returns the chunks and
     /// other objects copied, and their bytes.
     ///
     /// # Errors
@@ -77,7 +78,9 @@ impl Store {
             // Metadata is the new layout's own (a consolidated `.zmetadata`
             // of the old arrays would describe them wrongly).
             let metadata = [".zattrs", ".zgroup", ".zmetadata", "zarr.json"].contains(&k);
-            if level_object || metadata || k.starts_with("writer/") {
+            // Statistics count the new layout's bytes: rebuilt below.
+            let statistics = k.starts_with(super::statistics::PREFIX);
+            if level_object || metadata || statistics || k.starts_with("writer/") {
                 continue;
             }
             let value = from.get(&key)?.ok_or_else(|| vanished(self, k))?;
@@ -92,6 +95,7 @@ impl Store {
             let data = crate::with_dtype!(self.structure().dtype, T => self.data_window::<T>(0))?;
             converted.keep_data_window(data, &state)?;
         }
+        crate::with_dtype!(self.structure().dtype, T => converted.rebuild_statistics::<T>())?;
         converted.storage().sync()?;
         Ok((objects, bytes))
     }

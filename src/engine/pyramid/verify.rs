@@ -4,6 +4,7 @@
 use crate::engine::error::EngineError;
 use crate::engine::grid::ChunkLoc;
 use crate::engine::job::{CancelToken, Progress, ProgressSink};
+use crate::engine::persistence::statistics::Summary;
 use crate::engine::pyramid::aggregate::same_chunk;
 use crate::engine::pyramid::write::ChunkCache;
 use crate::engine::{Element, Store};
@@ -33,6 +34,22 @@ pub struct VerifyReport {
     /// was compared (the moved levels are partly elsewhere until the next
     /// writer finishes the move).
     pub moving: bool,
+    /// What became of the per-level statistics.
+    pub statistics: Statistics,
+}
+
+/// How [`Store::verify`] found the per-level statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Statistics {
+    /// Compared with the chunks: differences are listed as damage.
+    #[default]
+    Checked,
+    /// Not compared: a chunk could not be read, or a write or a move is
+    /// unfinished.
+    Unchecked,
+    /// Not kept for these contents (a writer that does not keep them wrote
+    /// last): [`Store::rebuild_statistics`] rebuilds them.
+    NotKept,
 }
 
 impl Store {
@@ -50,8 +67,10 @@ impl Store {
         let mut stored: Vec<Vec<(u32, ChunkLoc)>> = Vec::new();
         let mut strays = Vec::new();
         let mut unreadable = Vec::new();
+        let mut sizes = std::collections::HashMap::new();
         for level in 0..=top {
             let listing = self.list_level(level)?;
+            sizes.extend(listing.chunks.iter().map(|&(t, l, n)| ((t, l), n)));
             stored.push(listing.chunks.into_iter().map(|(t, l, _)| (t, l)).collect());
             strays.extend(listing.strays);
             unreadable.extend(listing.damaged);
@@ -82,25 +101,32 @@ impl Store {
         let total = (base.len() + parents.len()) as u64;
         let progress = Progress::phase(progress, "verify", total);
         let empty = ChunkCache::<T>::new();
+        let nodata = self.nodata::<T>();
+        // What each stored chunk holds, for the statistics.
+        let summary = |t: u32, loc: ChunkLoc, cells: Option<&ndarray::Array3<T>>| {
+            let bytes = sizes.get(&(t, loc)).copied().unwrap_or(0);
+            cells.map(|c| (t, loc, Summary::of_chunk(c, nodata, bytes)))
+        };
         let check_base = base.par_iter().map(|&(t, loc)| {
             cancel.check()?;
             progress.add(1, 0);
-            Ok(self
-                .read_chunk::<T>(t, loc)
-                .err()
-                .map(|e| self.damage(t, loc, &e)))
+            Ok(match self.read_chunk::<T>(t, loc) {
+                Ok(cells) => (None, summary(t, loc, cells.as_ref())),
+                Err(e) => (Some(self.damage(t, loc, &e)), None),
+            })
         });
         let check_parents = parents.par_iter().map(|&(t, loc)| {
             cancel.check()?;
             progress.add(1, 0);
             let stored = match self.read_chunk::<T>(t, loc) {
                 Ok(s) => s,
-                Err(e) => return Ok(Some(self.damage(t, loc, &e))),
+                Err(e) => return Ok((Some(self.damage(t, loc, &e)), None)),
             };
+            let held = summary(t, loc, stored.as_ref());
             if is_pending(t, loc) {
-                return Ok(None);
+                return Ok((None, held));
             }
-            Ok(match self.compute_parent::<T>(t, loc, &empty) {
+            let damage = match self.compute_parent::<T>(t, loc, &empty) {
                 // A damaged child is reported under its own key.
                 Err(_) => None,
                 Ok(expected) if same_chunk(expected.as_ref(), stored.as_ref()) => None,
@@ -112,14 +138,30 @@ impl Store {
                         _ => "aggregate differs from its children".into(),
                     },
                 }),
-            })
+            };
+            Ok((damage, held))
         });
-        let mut damage: Vec<Damage> = check_base
+        let checked = check_base
             .chain(check_parents)
-            .collect::<Result<Vec<Option<Damage>>, EngineError>>()?
-            .into_iter()
-            .flatten()
-            .collect();
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let readable = checked.iter().all(|(d, _)| d.is_none()) && unreadable.is_empty();
+        let (damage, summaries): (Vec<_>, Vec<_>) = checked.into_iter().unzip();
+        let mut damage: Vec<Damage> = damage.into_iter().flatten().collect();
+        // The statistics must be those of the chunks, when every chunk
+        // could be read and they describe these contents.
+        let statistics = if !pending.is_empty() || !readable || moving {
+            Statistics::Unchecked
+        } else if !self.statistics_kept()? {
+            Statistics::NotKept
+        } else {
+            let wrong = self.check_statistics(summaries.into_iter().flatten())?;
+            damage.extend(
+                wrong
+                    .into_iter()
+                    .map(|(key, reason)| Damage { key, reason }),
+            );
+            Statistics::Checked
+        };
         // The history and other tree values carry their own checksums.
         let tree = crate::engine::catalogue::tree::Tree::new(self.storage().as_ref());
         damage.extend(
@@ -173,6 +215,7 @@ impl Store {
             damage,
             pending,
             moving,
+            statistics,
         })
     }
 
