@@ -71,8 +71,8 @@ fn level_statistics_read_one_object_per_level() {
         storage.lists.store(0, Ordering::SeqCst);
         let (summaries, kept) = store.level_summaries().unwrap();
         assert!(kept, "{layout:?}");
-        // The journal, then each level's top node.
-        assert_eq!(storage.reads.load(Ordering::SeqCst), levels + 1);
+        // Each level's top node, between two reads of the journal.
+        assert_eq!(storage.reads.load(Ordering::SeqCst), levels + 2);
         assert_eq!(storage.lists.load(Ordering::SeqCst), 0);
         for (level, summary) in (0..).zip(&summaries) {
             assert_eq!(*summary, counted(&store, level), "{layout:?} level {level}");
@@ -251,4 +251,43 @@ fn info_matches_what_gdal_reads_from_the_source() {
     assert_eq!(base["max"].as_f64(), Some(max));
     let text = ok(&["info", store]);
     assert!(text.contains("valid cells"), "{text}");
+}
+
+/// A clear that empties the levels above its blocks, interrupted after
+/// they were recomputed but before their statistics were: the next writer
+/// finishes it, and the statistics lose the removed aggregates.
+#[test]
+fn a_write_interrupted_before_its_statistics_is_finished_by_the_next_writer() {
+    use gridstore::engine::JobEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.gs");
+    let patch = Window {
+        row: 100,
+        col: 100,
+        rows: 8,
+        cols: 8,
+    };
+    write(&create(&path, Layout::Zarr2), patch);
+    let store = open_writer(&path);
+    let e = store.grid().window_extent(0, &patch);
+    // Dies when the levels above the blocks have landed.
+    let dies = |event: JobEvent| {
+        if let JobEvent::Chunks {
+            done: true, levels, ..
+        } = event
+        {
+            assert!(levels[0] == 0, "killed");
+        }
+    };
+    let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.clear::<f32>(0, &e, &dies, &CancelToken::new())
+    }));
+    assert!(killed.is_err());
+    drop(store);
+    assert_eq!(open(&path).pending_writes().unwrap().len(), 1);
+    let store = open_writer(&path);
+    assert!(store.pending_writes().unwrap().is_empty());
+    assert_eq!(verify(&store), Statistics::Checked);
+    let levels = store.level_statistics().unwrap().unwrap();
+    assert!(levels.iter().all(|s| *s == Summary::EMPTY), "{levels:?}");
 }

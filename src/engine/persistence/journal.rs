@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::MutexGuard;
 
 const JOURNAL_GROUP: &str = "journal/.zgroup";
-const JOURNAL: &str = "journal/.zattrs";
+pub(super) const JOURNAL: &str = "journal/.zattrs";
 
 /// How far an unfinished write got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +105,22 @@ pub(crate) fn contents_state(
     Ok(serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v["gridstore_journal"]["state"].as_str().map(String::from)))
+}
+
+/// A journal's bytes without its statistics token: the journal of a copy
+/// whose statistics are not built yet. Bytes that are not a journal are
+/// kept as they are (opening the copy names the damage).
+pub(super) fn without_statistics(bytes: &[u8]) -> Vec<u8> {
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return bytes.to_vec();
+    };
+    if let Some(journal) = doc
+        .get_mut("gridstore_journal")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        journal.remove("statistics");
+    }
+    serde_json::to_vec_pretty(&doc).unwrap_or_else(|_| bytes.to_vec())
 }
 
 /// A new random contents token: 128 bits from the standard library's
@@ -371,7 +387,17 @@ impl Store {
     /// # Errors
     /// I/O, or a damaged journal.
     pub(crate) fn statistics_kept(&self) -> Result<bool, EngineError> {
-        Ok(self.read_journal()?.statistics_kept())
+        Ok(self.statistics_state()?.is_some())
+    }
+
+    /// The contents token the statistics trees describe, if they describe
+    /// the contents now.
+    pub(crate) fn statistics_state(&self) -> Result<Option<String>, EngineError> {
+        let journal = self.read_journal()?;
+        Ok(journal
+            .statistics_kept()
+            .then_some(journal.statistics)
+            .flatten())
     }
 
     /// Marks the statistics trees as describing the contents now (`true`,

@@ -18,7 +18,7 @@
 //! journal names the contents token the statistics describe (see
 //! `journal::Journal::statistics`): a writer that does not keep them (an
 //! older gridstore) moves the contents on without them, and they are then
-//! not used until `gridstore verify --rebuild-statistics` rebuilds them.
+//! not used until `gridstore repair` rebuilds them.
 
 use crate::engine::error::EngineError;
 use crate::engine::grid::ChunkLoc;
@@ -35,7 +35,7 @@ pub const PREFIX: &str = "statistics/";
 const DIGIT_BITS: u32 = 12;
 const DIGITS: u128 = 1 << DIGIT_BITS;
 const MAGIC: &[u8; 4] = b"GSS1";
-/// Magic, height, three spare bytes, entry count.
+/// Magic, four zero bytes, entry count.
 const HEADER: usize = 12;
 /// Digit, chunks, bytes, valid cells, minimum, maximum.
 const ENTRY: usize = 2 + 8 * 5;
@@ -393,14 +393,16 @@ impl Store {
     /// # Errors
     /// I/O, or a damaged top node.
     pub fn level_statistics(&self) -> Result<Option<Vec<Summary>>, EngineError> {
-        if !self.statistics_kept()? {
+        let Some(state) = self.statistics_state()? else {
             return Ok(None);
-        }
+        };
         let trees = self.trees();
-        (0..=self.grid().top_level())
+        let levels = (0..=self.grid().top_level())
             .map(|level| Ok(total(&self.read_node(&trees.top_key(level))?)))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        // A writer in another process may have begun meanwhile: the nodes
+        // read are those of one contents only if the token still holds.
+        Ok((self.statistics_state()? == Some(state)).then_some(levels))
     }
 
     /// Each level's statistics, and whether they are the kept ones (read

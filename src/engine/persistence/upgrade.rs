@@ -27,6 +27,9 @@ impl Store {
     /// layout the structure cannot take, or `to` not empty.
     pub fn convert_into(&self, to: DynStorage, layout: Layout) -> Result<(u64, u64), EngineError> {
         let converted = Store::create_with_layout(to, self.structure().clone(), layout)?;
+        // Chunks are copied without their statistics: none are kept until
+        // they are built at the end (a copy killed before has none).
+        converted.set_statistics_token(false)?;
         let grid = *self.grid();
         let base = self
             .list_chunks(0)?
@@ -83,7 +86,10 @@ impl Store {
             if level_object || metadata || statistics || k.starts_with("writer/") {
                 continue;
             }
-            let value = from.get(&key)?.ok_or_else(|| vanished(self, k))?;
+            let mut value = from.get(&key)?.ok_or_else(|| vanished(self, k))?;
+            if k == super::journal::JOURNAL {
+                value = super::journal::without_statistics(&value);
+            }
             converted.storage().put(&key, &value)?;
             objects += 1;
             bytes += value.len() as u64;

@@ -111,7 +111,7 @@ impl Store {
             cancel.check()?;
             progress.add(1, 0);
             Ok(match self.read_chunk::<T>(t, loc) {
-                Ok(cells) => (None, summary(t, loc, cells.as_ref())),
+                Ok(cells) => (None, Some(summary(t, loc, cells.as_ref()))),
                 Err(e) => (Some(self.damage(t, loc, &e)), None),
             })
         });
@@ -122,7 +122,7 @@ impl Store {
                 Ok(s) => s,
                 Err(e) => return Ok((Some(self.damage(t, loc, &e)), None)),
             };
-            let held = summary(t, loc, stored.as_ref());
+            let held = Some(summary(t, loc, stored.as_ref()));
             if is_pending(t, loc) {
                 return Ok((None, held));
             }
@@ -144,7 +144,9 @@ impl Store {
         let checked = check_base
             .chain(check_parents)
             .collect::<Result<Vec<_>, EngineError>>()?;
-        let readable = checked.iter().all(|(d, _)| d.is_none()) && unreadable.is_empty();
+        // A chunk that could not be read has no summary (`None`); an
+        // absent one has an empty one (`Some(None)`).
+        let readable = checked.iter().all(|(_, s)| s.is_some()) && unreadable.is_empty();
         let (damage, summaries): (Vec<_>, Vec<_>) = checked.into_iter().unzip();
         let mut damage: Vec<Damage> = damage.into_iter().flatten().collect();
         // The statistics must be those of the chunks, when every chunk
@@ -154,7 +156,7 @@ impl Store {
         } else if !self.statistics_kept()? {
             Statistics::NotKept
         } else {
-            let wrong = self.check_statistics(summaries.into_iter().flatten())?;
+            let wrong = self.check_statistics(summaries.into_iter().flatten().flatten())?;
             damage.extend(
                 wrong
                     .into_iter()

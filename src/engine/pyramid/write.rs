@@ -688,6 +688,10 @@ impl Store {
                 let old_exists = exists_or_damaged(self.chunk_exists(t, parent))?;
                 if chunk.is_some() || old_exists {
                     self.put_chunk(t, parent, chunk.as_ref(), schedule.visibility)?;
+                } else {
+                    // Removed by an earlier, interrupted pass of this write:
+                    // its statistics go too.
+                    self.note_summary(t, parent, None);
                 }
                 progress.add(1, self.chunk_bytes() as u64);
                 Ok((parent, chunk))
