@@ -714,7 +714,7 @@ impl Store {
                 return Ok(None);
             };
             self.note_read(|| Read::Value(place.key.to_string()));
-            Ok(self.fetch(&place)?.map(|bytes| bytes.to_vec()))
+            Ok(self.fetch(&place)?.map(crate::storage::Bytes::into_vec))
         })
     }
 
@@ -752,7 +752,7 @@ impl Store {
                 });
             }
         };
-        let values: Vec<T> = raw.chunks_exact(T::DTYPE.size()).map(T::read_le).collect();
+        let values: Vec<T> = crate::engine::grid::dtype::from_le_bytes(&raw);
         let array =
             Array3::from_shape_vec(self.chunk_dim(), values).map_err(|_| EngineError::Shape {
                 expected: self.chunk_dim(),
@@ -802,10 +802,15 @@ impl Store {
                 got: data.dim(),
             });
         }
-        let mut raw = Vec::with_capacity(self.chunk_bytes());
-        for v in data {
-            v.write_le(&mut raw);
-        }
+        let copied;
+        let cells = match data.as_slice() {
+            Some(cells) => cells,
+            None => {
+                copied = data.iter().copied().collect::<Vec<_>>();
+                &copied
+            }
+        };
+        let raw = crate::engine::grid::dtype::le_bytes(cells);
         let stored = codec::encode(self.structure.codec, &raw)
             .map_err(|e| crate::storage::StorageError::io(self.location(), e))?;
         let bytes = self.store_encoded(&place, Some(&stored), staged)?;

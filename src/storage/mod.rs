@@ -118,6 +118,15 @@ impl Bytes {
         Self(BytesInner::Owned(bytes))
     }
 
+    /// The bytes as a vector: owned ones moved, mapped ones copied.
+    #[must_use]
+    pub fn into_vec(self) -> Vec<u8> {
+        match self.0 {
+            BytesInner::Owned(v) => v,
+            BytesInner::Mapped(map, range) => (*map).as_ref()[range].to_vec(),
+        }
+    }
+
     /// The bytes `range` of a shared mapping.
     #[must_use]
     pub fn mapped(map: Arc<dyn AsRef<[u8]> + Send + Sync>, range: std::ops::Range<usize>) -> Self {

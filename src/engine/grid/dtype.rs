@@ -156,7 +156,7 @@ impl FromStr for DType {
 /// Values cross into `f64` for aggregation arithmetic; every supported type
 /// converts to `f64` exactly.
 pub trait Element:
-    Copy + Send + Sync + PartialEq + PartialOrd + Default + fmt::Debug + 'static
+    bytemuck::Pod + Send + Sync + PartialEq + PartialOrd + Default + fmt::Debug + 'static
 {
     /// The runtime tag of this type.
     const DTYPE: DType;
@@ -233,6 +233,36 @@ impl<T: Element> Nodata<T> {
     #[must_use]
     pub fn marker(self) -> Option<T> {
         self.marks.then_some(self.fill)
+    }
+}
+
+/// The cells' little-endian bytes, as chunks store them: on a
+/// little-endian machine the cells' own memory, not copied.
+#[must_use]
+pub fn le_bytes<T: Element>(cells: &[T]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(cells))
+    } else {
+        let mut out = Vec::with_capacity(std::mem::size_of_val(cells));
+        for v in cells {
+            v.write_le(&mut out);
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+/// Cells from their little-endian bytes (a trailing part of a cell is
+/// dropped): one copy on a little-endian machine.
+#[must_use]
+pub fn from_le_bytes<T: Element>(raw: &[u8]) -> Vec<T> {
+    let whole = raw.len() - raw.len() % T::DTYPE.size();
+    if cfg!(target_endian = "little") {
+        bytemuck::pod_collect_to_vec(&raw[..whole])
+    } else {
+        raw[..whole]
+            .chunks_exact(T::DTYPE.size())
+            .map(T::read_le)
+            .collect()
     }
 }
 
@@ -412,6 +442,14 @@ mod tests {
         let mut out = Vec::new();
         (-1234i16).write_le(&mut out);
         assert_eq!(i16::read_le(&out), -1234);
+        let cells = [1.5f32, -2.0, f32::NAN];
+        let bytes = le_bytes(&cells);
+        let mut by_value = Vec::new();
+        cells.iter().for_each(|v| v.write_le(&mut by_value));
+        assert_eq!(&*bytes, by_value.as_slice());
+        let back: Vec<f32> = from_le_bytes(&bytes);
+        assert_eq!(back[..2], cells[..2]);
+        assert!(back[2].is_nan());
         "f32".parse::<DType>().unwrap();
         assert!("f16".parse::<DType>().is_err());
     }

@@ -38,18 +38,32 @@ pub enum DecodeError {
     },
 }
 
+thread_local! {
+    /// This thread's zstd compressor and the level it compresses at.
+    static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Encodes raw chunk bytes.
 ///
 /// # Errors
 /// Only if the compressor itself fails (it does not for valid levels).
 pub fn encode(codec: Codec, raw: &[u8]) -> std::io::Result<Vec<u8>> {
     match codec {
-        Codec::Zstd { level } => {
-            let mut c = zstd::bulk::Compressor::new(level)?;
-            c.include_checksum(true)?;
-            c.include_contentsize(true)?;
-            c.compress(raw)
-        }
+        Codec::Zstd { level } => ZSTD.with(|cell| {
+            // One compression context per thread and level, not per chunk.
+            let mut cached = cell.borrow_mut();
+            if cached.as_ref().is_none_or(|(l, _)| *l != level) {
+                let mut c = zstd::bulk::Compressor::new(level)?;
+                c.include_checksum(true)?;
+                c.include_contentsize(true)?;
+                *cached = Some((level, c));
+            }
+            match cached.as_mut() {
+                Some((_, c)) => c.compress(raw),
+                None => Err(std::io::Error::other("no zstd context")),
+            }
+        }),
         Codec::Lz4 => Ok(lz4_flex::block::compress_prepend_size(&with_crc(raw))),
         Codec::None => Ok(with_crc(raw)),
     }

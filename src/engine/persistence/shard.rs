@@ -155,7 +155,7 @@ pub fn seal(codec: Codec, encoded: &[u8]) -> Result<Vec<u8>, DecodeError> {
 ///
 /// # Errors
 /// A chunk shorter than its checksum, or failing it.
-pub fn unseal(codec: Codec, inner: &[u8]) -> Result<Vec<u8>, DecodeError> {
+pub fn unseal(codec: Codec, mut inner: Vec<u8>) -> Result<Vec<u8>, DecodeError> {
     let Some(split) = inner.len().checked_sub(CRC) else {
         return Err(shard_error("inner chunk shorter than its CRC-32C"));
     };
@@ -170,7 +170,11 @@ pub fn unseal(codec: Codec, inner: &[u8]) -> Result<Vec<u8>, DecodeError> {
             v2.extend_from_slice(body);
             v2
         }
-        Codec::Zstd { .. } | Codec::Lz4 => body.to_vec(),
+        // The codec's output is the inner chunk without its checksum.
+        Codec::Zstd { .. } | Codec::Lz4 => {
+            inner.truncate(split);
+            inner
+        }
     })
 }
 
@@ -219,10 +223,10 @@ mod tests {
         for c in [Codec::Zstd { level: 3 }, Codec::None] {
             let encoded = codec::encode(c, &raw).unwrap();
             let inner = seal(c, &encoded).unwrap();
-            assert_eq!(unseal(c, &inner).unwrap(), encoded);
+            assert_eq!(unseal(c, inner.clone()).unwrap(), encoded);
             let mut bad = inner.clone();
             bad[1] ^= 0x40;
-            assert!(unseal(c, &bad).unwrap_err().to_string().contains("CRC-32C"));
+            assert!(unseal(c, bad).unwrap_err().to_string().contains("CRC-32C"));
         }
         // `none` in v3 is the raw bytes and their CRC-32C.
         let inner = seal(Codec::None, &codec::encode(Codec::None, &raw).unwrap()).unwrap();

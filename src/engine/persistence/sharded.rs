@@ -164,7 +164,7 @@ impl Store {
             let unchanged = seen.as_ref() == Some(&index);
             match read {
                 Some((bytes, now)) if now == total => {
-                    match shard::unseal(self.structure().codec, &bytes) {
+                    match shard::unseal(self.structure().codec, bytes) {
                         Ok(encoded) => return Ok(Some(crate::storage::Bytes::owned(encoded))),
                         // The same index twice: the damage is real.
                         Err(reason) if unchanged => {

@@ -7,17 +7,17 @@
 //! TIFF tile holds. GDAL writes the header, georeferencing and nodata of a
 //! sparse tiled file with no tiles; the checked chunk bytes are then appended
 //! and the TileOffsets / TileByteCounts arrays filled in. Absent chunks all
-//! point at one all-nodata tile. Every chunk is decoded (its checksum
-//! checked) before its bytes are copied, so a corrupt chunk still fails the
-//! export.
+//! point at one all-nodata tile. Every chunk's checksum is checked before
+//! its bytes are copied (a shard's inner chunk by its CRC-32C, a chunk of
+//! its own by decoding it), so a corrupt chunk still fails the export.
 
 use super::OutputGrid;
 use crate::engine::persistence::codec;
 use crate::engine::{ChunkLoc, Codec, DType, EngineError, Store, Window};
 use crate::gdal_io::OutputError;
 use crate::gdal_io::cell::GdalCell;
-use gdal::DriverManager;
 use gdal::raster::RasterCreationOptions;
+use gdal::{Dataset, DriverManager};
 use rayon::prelude::*;
 use std::fs::OpenOptions;
 use std::io::{Read as _, Seek, SeekFrom, Write as _};
@@ -74,13 +74,26 @@ pub fn try_write<T: GdalCell>(
         .filter(|o| !o.starts_with("NUM_THREADS"))
         .collect();
     options.extend(["SPARSE_OK=TRUE", &block_x, &block_y]);
-    create_header::<T>(store, output, path, &options)?;
     let grid = store.grid();
     let chunk_rows: Vec<Vec<ChunkLoc>> = {
         let locs: Vec<ChunkLoc> = grid.chunks_in(output.level, &window).collect();
         let across = output.cols.div_ceil(w as usize);
         locs.chunks(across).map(<[ChunkLoc]>::to_vec).collect()
     };
+    // While GDAL writes the header (opening the PROJ database for the CRS
+    // takes milliseconds), the first rows' chunks are fetched and checked.
+    let (header, ahead) = std::thread::scope(|scope| {
+        let header = scope.spawn(|| create_header::<T>(store, output, path, &options));
+        let ahead = fetch_ahead(store, output.t, &chunk_rows);
+        let header = header.join().unwrap_or_else(|_| {
+            Err(OutputError::Format(
+                "writing the GeoTIFF's header failed".into(),
+            ))
+        });
+        (header, ahead)
+    });
+    header?;
+    let mut ahead = ahead?.into_iter();
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
     let (arrays, big) = tile_arrays(&mut file)?;
     let tiles = chunk_rows.iter().map(Vec::len).sum::<usize>();
@@ -95,22 +108,10 @@ pub fn try_write<T: GdalCell>(
     let mut counts = Vec::with_capacity(tiles);
     let mut empty_tile: Option<(u64, u64)> = None;
     for row in &chunk_rows {
-        let fetched: Vec<Option<Vec<u8>>> = row
-            .par_iter()
-            .map(|loc| {
-                let stored = store.stored_chunk(output.t, *loc)?;
-                if let Some(bytes) = &stored {
-                    codec::decode(s.codec, bytes, store.chunk_bytes()).map_err(|reason| {
-                        EngineError::Corrupt {
-                            key: store.chunk_name(output.t, *loc),
-                            store: store.location(),
-                            reason,
-                        }
-                    })?;
-                }
-                Ok(stored)
-            })
-            .collect::<Result<_, OutputError>>()?;
+        let fetched = match ahead.next() {
+            Some(fetched) => fetched,
+            None => fetch_row(store, output.t, row)?,
+        };
         for bytes in fetched {
             let (offset, len) = match bytes {
                 Some(bytes) => {
@@ -148,6 +149,51 @@ pub fn try_write<T: GdalCell>(
     ))
 }
 
+/// Chunk bytes fetched ahead of the header: at most this many.
+const AHEAD_BYTES: usize = 64 << 20;
+
+/// The first rows' chunks, fetched and checked, up to [`AHEAD_BYTES`].
+fn fetch_ahead(
+    store: &Store,
+    t: u32,
+    rows: &[Vec<ChunkLoc>],
+) -> Result<Vec<Vec<Option<Vec<u8>>>>, OutputError> {
+    let mut ahead = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        if bytes >= AHEAD_BYTES {
+            break;
+        }
+        let fetched = fetch_row(store, t, row)?;
+        bytes += fetched.iter().flatten().map(Vec::len).sum::<usize>();
+        ahead.push(fetched);
+    }
+    Ok(ahead)
+}
+
+/// One row of chunks' stored bytes, in parallel, each checked: an inner
+/// chunk of a shard by the CRC-32C its fetch checks over exactly these
+/// bytes, a chunk of its own by decoding it (its zstd checksum).
+fn fetch_row(store: &Store, t: u32, row: &[ChunkLoc]) -> Result<Vec<Option<Vec<u8>>>, OutputError> {
+    let codec = store.structure().codec;
+    let checked_by_fetch = store.layout().sharded();
+    row.par_iter()
+        .map(|loc| {
+            let stored = store.stored_chunk(t, *loc)?;
+            if let Some(bytes) = stored.as_ref().filter(|_| !checked_by_fetch) {
+                codec::decode(codec, bytes, store.chunk_bytes()).map_err(|reason| {
+                    EngineError::Corrupt {
+                        key: store.chunk_name(t, *loc),
+                        store: store.location(),
+                        reason,
+                    }
+                })?;
+            }
+            Ok(stored)
+        })
+        .collect()
+}
+
 /// One encoded chunk of nodata cells (of 0 in a store without nodata).
 fn nodata_tile(store: &Store) -> Result<Vec<u8>, OutputError> {
     let s = store.structure();
@@ -169,19 +215,30 @@ fn create_header<T: GdalCell>(
     path: &str,
     options: &[&str],
 ) -> Result<(), OutputError> {
-    let driver = DriverManager::get_driver_by_name("GTiff")?;
-    let options = RasterCreationOptions::from_iter(options.iter().copied());
-    let mut ds = driver.create_with_band_type_with_options::<T::Io, _>(
-        path,
-        output.cols,
-        output.rows,
-        1,
-        &options,
-    )?;
-    ds.set_geo_transform(&output.geotransform())?;
-    ds.set_spatial_ref(&crate::gdal_io::source::srs_from(
-        &store.structure().crs.wkt,
-    )?)?;
+    // GDAL registers its drivers and creates the file while this thread
+    // builds the CRS, which opens the PROJ database: two waits at once.
+    let (created, srs) = std::thread::scope(|scope| {
+        let created = scope.spawn(|| -> Result<Dataset, OutputError> {
+            let driver = DriverManager::get_driver_by_name("GTiff")?;
+            let options = RasterCreationOptions::from_iter(options.iter().copied());
+            let mut ds = driver.create_with_band_type_with_options::<T::Io, _>(
+                path,
+                output.cols,
+                output.rows,
+                1,
+                &options,
+            )?;
+            ds.set_geo_transform(&output.geotransform())?;
+            Ok(ds)
+        });
+        let srs = crate::gdal_io::source::srs_from(&store.structure().crs.wkt);
+        let created = created
+            .join()
+            .unwrap_or_else(|_| Err(OutputError::Format("creating the GeoTIFF failed".into())));
+        (created, srs)
+    });
+    let mut ds = created?;
+    ds.set_spatial_ref(&srs?)?;
     super::describe_bands(&ds, store)?;
     Ok(ds.close()?)
 }
