@@ -104,7 +104,8 @@ impl Summary {
         // `v == v` is false only for NaN.
         #[allow(clippy::eq_op)]
         let (valid, min, max) = match nodata.marker() {
-            Some(marker) => scan(&cells[first..], |v| v == v && v != marker),
+            // `&`, not `&&`: no branch.
+            Some(marker) => scan(&cells[first..], |v| (v == v) & (v != marker)),
             None => scan(&cells[first..], |v| v == v),
         };
         Self {
@@ -268,21 +269,21 @@ fn scan<T: Element>(cells: &[T], is_data: impl Fn(T) -> bool) -> (u64, T, T) {
     let neutral = cells[0];
     let mut count = [0u32; LANES];
     let (mut min, mut max) = ([neutral; LANES], [neutral; LANES]);
-    let mut step = |lane: usize, v: T| {
-        let data = is_data(v);
-        count[lane] += u32::from(data);
-        let v = if data { v } else { neutral };
-        min[lane] = if v < min[lane] { v } else { min[lane] };
-        max[lane] = if v > max[lane] { v } else { max[lane] };
-    };
-    let mut blocks = cells.chunks_exact(LANES);
-    for block in &mut blocks {
-        for (lane, &v) in block.iter().enumerate() {
-            step(lane, v);
+    // The last cells padded with the neutral cell (data: uncounted after).
+    let blocks = cells.chunks_exact(LANES);
+    let rest = blocks.remainder();
+    let mut last = [neutral; LANES];
+    last[..rest.len()].copy_from_slice(rest);
+    let padding = (LANES - rest.len()) as u64;
+    for block in blocks.chain(std::iter::once(&last[..])) {
+        for lane in 0..LANES {
+            let v = block[lane];
+            let data = is_data(v);
+            count[lane] += u32::from(data);
+            let v = if data { v } else { neutral };
+            min[lane] = if v < min[lane] { v } else { min[lane] };
+            max[lane] = if v > max[lane] { v } else { max[lane] };
         }
-    }
-    for (lane, &v) in blocks.remainder().iter().enumerate() {
-        step(lane, v);
     }
     let fold = |bounds: [T; LANES], pick: fn(T, T) -> bool| {
         bounds
@@ -290,7 +291,7 @@ fn scan<T: Element>(cells: &[T], is_data: impl Fn(T) -> bool) -> (u64, T, T) {
             .fold(neutral, |a, b| if pick(b, a) { b } else { a })
     };
     (
-        count.iter().map(|&n| u64::from(n)).sum(),
+        count.iter().map(|&n| u64::from(n)).sum::<u64>() - padding,
         fold(min, |b, a| b < a),
         fold(max, |b, a| b > a),
     )
@@ -583,6 +584,31 @@ mod tests {
         assert!(decode(&flipped).unwrap_err().contains("CRC-32C"));
         assert!(decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(decode(&bytes[..5]).unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn a_chunk_summary_counts_data_cells_of_any_length() {
+        let nodata = Nodata::value(-9999.0f32);
+        for len in 0..40 {
+            let cells: Vec<f32> = (0..len)
+                .map(|i| match i % 7 {
+                    0 => -9999.0,
+                    3 => f32::NAN,
+                    _ => ((i * 37) % 11) as f32 - 5.0,
+                })
+                .collect();
+            let data: Vec<f64> = cells
+                .iter()
+                .filter(|v| v.is_valid(nodata))
+                .map(|v| f64::from(*v))
+                .collect();
+            let got = Summary::of_cells(&cells, nodata, 9);
+            assert_eq!(got.valid, data.len() as u64, "{len} cells");
+            let range = data.iter().fold(None, |r: Option<(f64, f64)>, &v| {
+                Some(r.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
+            });
+            assert_eq!(got.range(), range, "{len} cells");
+        }
     }
 
     #[test]
