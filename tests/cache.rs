@@ -219,6 +219,12 @@ fn an_export_between_two_instants_blends_them_from_cached_reads() {
         ],
     );
     assert!(err.contains("no data at 2024-01-01T03:00"), "{err}");
+    // The instants around it, and how to blend them.
+    assert!(
+        err.contains("the nearest stored instants are 2024-01-01T00:00"),
+        "{err}"
+    );
+    assert!(err.contains("--interpolate blends them"), "{err}");
     let classes = dir.path().join("c.gs");
     gs(
         &cache,

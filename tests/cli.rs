@@ -948,7 +948,9 @@ fn time_axis_from_the_command_line() {
         "2030-01-01",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no data at 2030-01-01"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no data at 2030-01-01"), "{err}");
+    assert!(err.contains("the last stored instant is"), "{err}");
     assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
 }
 

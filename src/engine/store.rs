@@ -866,20 +866,12 @@ impl Store {
                     u32::try_from(i).map_err(|_| EngineError::Time("too many instants".into()))?
                 }
                 None if create => state.length,
-                None => {
-                    return Err(EngineError::Time(format!(
-                        "no data at {}",
-                        crate::engine::grid::time::format_instant(instant)
-                    )));
-                }
+                None => return Err(self.no_data_at(&state, instant)),
             },
         };
         if index >= state.length {
             if !create {
-                return Err(EngineError::Time(format!(
-                    "no data at {}",
-                    crate::engine::grid::time::format_instant(instant)
-                )));
+                return Err(self.no_data_at(&state, instant));
             }
             self.check_writable()?;
             let mut next = state;
@@ -910,6 +902,42 @@ impl Store {
     #[must_use]
     pub fn instant_of(&self, t: u32) -> Option<i64> {
         self.instant_in(&self.time_state(), t)
+    }
+
+    /// "No data at `instant`", with the stored instants nearest it, and
+    /// `--interpolate` where it lies between two of them.
+    fn no_data_at(&self, state: &TimeState, instant: i64) -> EngineError {
+        use crate::engine::grid::time::format_instant;
+        let stored: Vec<i64> = (0..state.length)
+            .filter_map(|t| self.instant_in(state, t))
+            .collect();
+        let before = stored.iter().copied().filter(|&t| t < instant).max();
+        let after = stored.iter().copied().filter(|&t| t > instant).min();
+        let blends = !self.structure.aggregate.is_categorical();
+        let near = match (before, after) {
+            (None, None) => "the store holds no instants yet".to_string(),
+            (Some(b), Some(a)) => format!(
+                "the nearest stored instants are {} and {}{}",
+                format_instant(b),
+                format_instant(a),
+                if blends {
+                    " (--interpolate blends them)"
+                } else {
+                    ""
+                }
+            ),
+            (Some(last), None) => format!(
+                "the last stored instant is {} ({} stored)",
+                format_instant(last),
+                stored.len()
+            ),
+            (None, Some(first)) => format!(
+                "the first stored instant is {} ({} stored)",
+                format_instant(first),
+                stored.len()
+            ),
+        };
+        EngineError::Time(format!("no data at {}: {near}", format_instant(instant)))
     }
 
     fn instant_in(&self, state: &TimeState, t: u32) -> Option<i64> {
