@@ -9,6 +9,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
+/// What stands in the quicklook's box for a store that cannot be read.
+pub const UNAVAILABLE: &str = "unavailable";
+
 /// Pixels on the longer side of a quicklook.
 pub const SIZE: usize = 128;
 
@@ -140,7 +143,11 @@ impl Quicklooks {
                 ui.allocate_exact_size(room, egui::Sense::hover());
             }
             Some(Entry::Failed(e)) => {
-                ui.label("⚠").on_hover_text(e.as_str());
+                // Words, in the box the picture would fill: a store that is
+                // gone (or not a store) says why on hover.
+                let text = egui::RichText::new(UNAVAILABLE).small().weak();
+                ui.add_sized(room, egui::Label::new(text))
+                    .on_hover_text(e.as_str());
             }
             Some(Entry::Empty) | None => {}
         }

@@ -621,6 +621,31 @@ fn recent_stores_are_remembered_between_runs() {
     run_until(&mut h, "the recent store", |app| app.opened().is_some());
 }
 
+/// A remembered store that is gone says so in words where its quicklook
+/// would be (no glyph the fonts may lack), and why on hover.
+#[test]
+fn a_recent_store_that_is_gone_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let recent = dir.path().join("recent.json");
+    let gone = dir.path().join("gone.gs");
+    std::fs::write(&recent, serde_json::to_vec(&[&gone]).unwrap()).unwrap();
+    let mut h = harness(&GuiOptions {
+        store: Some(dir.path().join("nope")),
+        recent_file: Some(recent),
+        ..GuiOptions::default()
+    });
+    run_until(&mut h, "the gone store's quicklook to fail", |app| {
+        matches!(
+            app.quicklooks.entry(&gone),
+            Some(gridstore::gui::quicklooks::Entry::Failed(_))
+        )
+    });
+    h.run_steps(2);
+    h.get_by_label(gridstore::gui::quicklooks::UNAVAILABLE);
+    h.get_by_label(&gone.display().to_string());
+    assert!(h.query_by_label("⚠").is_none());
+}
+
 /// `gui --tour --frame-log` runs the fixed tour (with an ingest halfway),
 /// logs one line per frame, and `frame-stats` reports p50 and p99.
 #[test]
