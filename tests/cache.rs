@@ -167,6 +167,16 @@ fn an_export_between_two_instants_blends_them_from_cached_reads() {
         text.contains("75 % of 2024-01-01T00:00:00Z blended with 25 % of 2024-01-01T12:00:00Z"),
         "{text}"
     );
+    // The blend is of the instant asked for, and its file says so.
+    let meta = std::process::Command::new("gdalinfo")
+        .arg(dir.path().join("q.tif"))
+        .output()
+        .unwrap();
+    let meta = String::from_utf8_lossy(&meta.stdout);
+    assert!(
+        meta.contains("TIFFTAG_DATETIME=2024:01:01 03:00:00"),
+        "{meta}"
+    );
     let nodata = a.nodata.unwrap();
     let mut blended = 0;
     for ((va, vb), vq) in a.bands[0].iter().zip(&b.bands[0]).zip(&q.bands[0]) {

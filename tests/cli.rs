@@ -923,7 +923,10 @@ fn time_axis_from_the_command_line() {
         info["instants"],
         serde_json::json!(["2024-03-01T00:00:00Z", "2024-01-15T06:00:00Z"])
     );
-    for (time, file) in [("2024-03-01", &src), ("2024-01-15T06:00:00Z", &doubled)] {
+    for (time, file, stamp) in [
+        ("2024-03-01", &src, "2024:03:01 00:00:00"),
+        ("2024-01-15T06:00:00Z", &doubled, "2024:01:15 06:00:00"),
+    ] {
         let out = dir.path().join("x.tif");
         let g = read(s(file), None);
         let bbox = g.bbox();
@@ -938,6 +941,17 @@ fn time_axis_from_the_command_line() {
             &bbox,
         ]);
         assert_eq!(read(s(&out), None).bands[0], g.bands[0], "{time}");
+        // The file says when its cells are of, as GDAL reads it.
+        let meta = std::process::Command::new("gdalinfo")
+            .arg(s(&out))
+            .output()
+            .unwrap();
+        let meta = String::from_utf8_lossy(&meta.stdout);
+        assert!(
+            meta.contains(&format!("TIFFTAG_DATETIME={stamp}")),
+            "{meta}"
+        );
+        assert!(meta.contains("GRIDSTORE_INSTANT=20"), "{meta}");
     }
     let out = gridstore(&[
         "export",

@@ -286,7 +286,7 @@ fn create<T: GdalCell>(
     )?;
     ds.set_geo_transform(&output.geotransform())?;
     ds.set_spatial_ref(&srs_from(&store.structure().crs.wkt)?)?;
-    super::describe_bands(&ds, store)?;
+    super::describe(&mut ds, store, output)?;
     Ok(ds)
 }
 

@@ -23,12 +23,25 @@ use crate::engine::{
     CancelToken, EngineError, Extent, FunctionCache, Progress, ProgressSink, Resampling, Store,
 };
 use crate::with_dtype;
+use gdal::Metadata as _;
 use std::path::{Path, PathBuf};
 
 /// Sets every band's nodata (none in a store without nodata) and, when the store has a colour table and its
 /// cells are 8 or 16-bit unsigned (what TIFF palettes hold), band 1's table.
-fn describe_bands(dataset: &gdal::Dataset, store: &Store) -> Result<(), gdal::errors::GdalError> {
+fn describe(
+    dataset: &mut gdal::Dataset,
+    store: &Store,
+    output: &OutputGrid,
+) -> Result<(), gdal::errors::GdalError> {
     let structure = store.structure();
+    // The instant the cells are of: TIFF's own DateTime tag (GeoTIFF
+    // outputs) and an ISO 8601 item every GDAL reader lists.
+    if let Some(instant) = output.instant {
+        let iso = crate::engine::grid::time::format_instant(instant);
+        let tiff = iso.replacen('-', ":", 2).replace('T', " ").replace('Z', "");
+        dataset.set_metadata_item("TIFFTAG_DATETIME", &tiff, "")?;
+        dataset.set_metadata_item("GRIDSTORE_INSTANT", &iso, "")?;
+    }
     for b in 1..=dataset.raster_count() {
         dataset.rasterband(b)?.set_no_data_value(structure.nodata)?;
     }
@@ -232,7 +245,11 @@ fn export_typed<T: GdalCell>(
         },
         None => request.clone(),
     };
-    let output = plan_output::<T>(store, &planned, out)?;
+    let output = OutputGrid {
+        // Its cells are of the instant asked for.
+        instant: planned.instant.and(request.instant),
+        ..plan_output::<T>(store, &planned, out)?
+    };
     let location = PathBuf::from(store.location());
     let tmp = temporary_path(out)?;
     if let Some(warning) = size_warning::<T>(store, &output, &tmp) {
@@ -423,6 +440,9 @@ pub(super) struct OutputGrid {
     pub method: Resampling,
     /// Extra gdalwarp arguments (`-tr`, `-ts`) for a reprojected output.
     pub warp: Vec<String>,
+    /// The instant the cells are of (the one asked for, also between two
+    /// stored ones), in a store with a time axis.
+    pub instant: Option<i64>,
 }
 
 impl OutputGrid {
@@ -595,6 +615,7 @@ fn plan_output<T: GdalCell>(
         rows,
         method,
         warp,
+        instant: request.instant.filter(|_| store.structure().time.is_some()),
     })
 }
 

@@ -239,7 +239,7 @@ fn create_header<T: GdalCell>(
     });
     let mut ds = created?;
     ds.set_spatial_ref(&srs?)?;
-    super::describe_bands(&ds, store)?;
+    super::describe(&mut ds, store, output)?;
     Ok(ds.close()?)
 }
 
