@@ -181,6 +181,10 @@ pub enum Command {
         /// A raster to ingest halfway through the tour.
         #[arg(long, requires = "tour")]
         tour_ingest: Option<PathBuf>,
+        /// Colour the map with this colour map (instead of a categorical
+        /// store's own colour table).
+        #[arg(long)]
+        colormap: Option<ColorMapArg>,
     },
     /// Report p50 and p99 of a frame log written by `gui --tour`.
     FrameStats {
@@ -260,6 +264,27 @@ pub struct CreateArgs {
     /// two from 2 to 16 (default 8: 2048² cells with 256² chunks).
     #[arg(long)]
     pub shard: Option<u32>,
+}
+
+/// A colour map's name on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorMapArg {
+    /// Perceptually uniform purple–green–yellow.
+    Viridis,
+    /// Blue lowlands through green and brown to white peaks.
+    Terrain,
+    /// Black to white.
+    Greyscale,
+}
+
+impl From<ColorMapArg> for crate::render::ColorMap {
+    fn from(arg: ColorMapArg) -> Self {
+        match arg {
+            ColorMapArg::Viridis => Self::Viridis,
+            ColorMapArg::Terrain => Self::Terrain,
+            ColorMapArg::Greyscale => Self::Greyscale,
+        }
+    }
 }
 
 /// A layout's name on the command line (its shard is given apart).

@@ -141,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tour,
             frame_log,
             tour_ingest,
+            colormap,
         } => {
             crate::gui::run(crate::gui::GuiOptions {
                 store,
@@ -151,6 +152,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tour: if tour { frame_log } else { None },
                 tour_ingest,
                 cache_dir: None,
+                color_map: colormap.map(Into::into),
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -43,6 +43,9 @@ pub struct GuiOptions {
     /// Where the function cache lives (`None`: the user's, see
     /// [`crate::engine::FunctionCache::open_default`]).
     pub cache_dir: Option<PathBuf>,
+    /// The colour map to start with, kept over a categorical store's own
+    /// colour table (`None`: viridis, or that table).
+    pub color_map: Option<ColorMap>,
 }
 
 /// A store that finished opening.
@@ -90,6 +93,9 @@ pub struct Explorer {
     pub(super) color_map: ColorMap,
     /// Colour through the store's colour table (categorical stores).
     pub(super) use_palette: bool,
+    /// The colour map was chosen at start: a colour table does not replace
+    /// it.
+    chosen_map: bool,
     /// Low and high percentiles of the colour stretch.
     pub(super) percentiles: (f64, f64),
     pub(super) drawn: Drawn,
@@ -149,7 +155,8 @@ impl Explorer {
             ctx: ctx.clone(),
             state: StoreState::Empty,
             map: MapView::pinned(options.level),
-            color_map: ColorMap::Viridis,
+            color_map: options.color_map.unwrap_or_default(),
+            chosen_map: options.color_map.is_some(),
             use_palette: false,
             percentiles: (2.0, 98.0),
             drawn: Drawn::default(),
@@ -302,7 +309,7 @@ impl Explorer {
                     self.remember(&opened.path);
                     self.quicklooks.request(&opened.path);
                     // A categorical store shows its own colours first.
-                    self.use_palette = opened.store.palette().is_some();
+                    self.use_palette = opened.store.palette().is_some() && !self.chosen_map;
                     if self.pending_reload.take().as_ref() == Some(&opened.path) {
                         self.reload(opened.path.clone());
                     }

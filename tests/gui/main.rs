@@ -186,29 +186,7 @@ fn a_folder_that_is_not_a_store_shows_its_error() {
 fn the_real_window_saves_a_screenshot_under_xvfb() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_data(dir.path());
-    let shot = dir.path().join("shot.png");
-    let out = std::process::Command::new("xvfb-run")
-        // Never touch the user's own recent-stores list or cache.
-        .env("XDG_CONFIG_HOME", dir.path())
-        .env("GRIDSTORE_CACHE_DIR", dir.path().join("cache"))
-        .args([
-            "-a",
-            "-s",
-            "-screen 0 1280x800x24",
-            env!("CARGO_BIN_EXE_gridstore"),
-            "gui",
-            s(&store),
-            "--screenshot",
-            s(&shot),
-        ])
-        .output()
-        .expect("xvfb-run (installed by .ci/deps)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let image = image::open(&shot).unwrap().to_rgba8();
+    let image = screenshot(dir.path(), &store, &[]);
     assert!(
         image.width() >= 1000 && image.height() >= 700,
         "{:?}",
@@ -220,6 +198,73 @@ fn the_real_window_saves_a_screenshot_under_xvfb() {
         "only {} colours: blank?",
         colours.len()
     );
+}
+
+/// `gui --colormap greyscale`: the map's cells are drawn in greys, many
+/// of them; the default (viridis) draws them in colour.
+#[test]
+fn the_colour_map_is_chosen_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    // The map, right of the side panel and above the status bar.
+    let map_pixels = |image: &image::RgbaImage| -> Vec<[u8; 4]> {
+        let (w, h) = image.dimensions();
+        (20..h - 40)
+            .flat_map(|y| (440..w - 20).map(move |x| (x, y)))
+            .map(|(x, y)| image.get_pixel(x, y).0)
+            .collect()
+    };
+    let grey = |p: &[u8; 4]| p[0] == p[1] && p[1] == p[2];
+    let greys = map_pixels(&screenshot(
+        dir.path(),
+        &store,
+        &["--colormap", "greyscale"],
+    ));
+    let levels: std::collections::BTreeSet<u8> =
+        greys.iter().filter(|p| grey(p)).map(|p| p[0]).collect();
+    let coloured = greys.iter().filter(|p| !grey(p)).count();
+    assert!(levels.len() > 30, "{} grey levels", levels.len());
+    assert!(
+        coloured * 100 < greys.len(),
+        "{coloured} of {} coloured",
+        greys.len()
+    );
+    let viridis = map_pixels(&screenshot(dir.path(), &store, &[]));
+    let coloured = viridis.iter().filter(|p| !grey(p)).count();
+    assert!(
+        coloured * 10 > viridis.len(),
+        "{coloured} of {} coloured",
+        viridis.len()
+    );
+}
+
+/// The explorer on `store` under Xvfb, saving a screenshot once its tiles
+/// are in, with `args` added to `gui`.
+fn screenshot(dir: &Path, store: &Path, args: &[&str]) -> image::RgbaImage {
+    let shot = dir.join("shot.png");
+    let out = std::process::Command::new("xvfb-run")
+        // Never touch the user's own recent-stores list or cache.
+        .env("XDG_CONFIG_HOME", dir)
+        .env("GRIDSTORE_CACHE_DIR", dir.join("cache"))
+        .args([
+            "-a",
+            "-s",
+            "-screen 0 1280x800x24",
+            env!("CARGO_BIN_EXE_gridstore"),
+            "gui",
+            s(store),
+            "--screenshot",
+            s(&shot),
+        ])
+        .args(args)
+        .output()
+        .expect("xvfb-run (installed by .ci/deps)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    image::open(&shot).unwrap().to_rgba8()
 }
 
 /// A file dropped on the window (egui's dropped_files).
