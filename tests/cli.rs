@@ -876,6 +876,49 @@ fn chunk_aligned_export_copies_chunks_as_tiles() {
     assert_eq!(read(s(&theirs), None).bands[0], g.bands[0]);
 }
 
+/// An export copied chunk for chunk from a store whose CRS is an EPSG code
+/// carries that code (gridstore writes its GeoTIFF keys itself), with the
+/// source's georeferencing and values.
+#[test]
+fn a_copied_export_carries_the_epsg_crs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("e.gs");
+    let src = data("terra_elev.tif");
+    ok(&["create", s(&store), "--like", s(&src)]);
+    ok(&["ingest", s(&store), s(&src)]);
+    let g = read(s(&src), None);
+    let out = dir.path().join("copied.tif");
+    ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&out),
+        "--bbox",
+        &g.bbox(),
+        "--snap",
+    ]);
+    let epsg = |p: &Path| {
+        let out = std::process::Command::new("gdalsrsinfo")
+            .args(["-o", "epsg", s(p)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(epsg(&out), "EPSG:4326");
+    let a = read(s(&out), None);
+    assert_eq!(a.geotransform, g.geotransform);
+    assert_eq!(a.nodata, g.nodata);
+    // Cells beyond the source's edge (to the chunk's edge) are nodata.
+    for r in 0..g.rows {
+        for c in 0..g.cols {
+            assert!(
+                same(a.bands[0][r * a.cols + c], g.bands[0][r * g.cols + c]),
+                "cell {r},{c}"
+            );
+        }
+    }
+}
+
 /// A store with an irregular time axis keeps one map per instant; export
 /// picks the instant, and a missing instant is an error.
 #[test]
