@@ -428,14 +428,18 @@ fn tile_arrays(file: &mut std::fs::File) -> Result<([TagArray; 2], bool), Output
     }
 }
 
-/// The GeoTIFF keys of the store's CRS when they are just its EPSG code
-/// (a projected or a geographic CRS, with no datum shift of its own): as
-/// GDAL writes them, but without opening the PROJ database, which costs an
-/// export of a few chunks a third of its time. `None`: GDAL writes them.
+/// The GeoTIFF keys of the store's CRS when they are just its EPSG code:
+/// a two-dimensional projected or geographic CRS whose WKT names that code
+/// as its own (its last, root, identifier), with no datum shift of its own,
+/// and a code GeoTIFF reads as EPSG's (1024–32766). As GDAL writes them, but
+/// without opening the PROJ database, which costs an export of a few chunks
+/// a third of its time. `None`: GDAL writes the CRS.
 fn epsg_geokeys(store: &Store) -> Option<Vec<u16>> {
     let crs = &store.structure().crs;
-    let code = u16::try_from(crs.epsg?).ok()?;
-    let wkt = crs.wkt.trim_start();
+    let code = u16::try_from(crs.epsg?)
+        .ok()
+        .filter(|c| (1024..=32766).contains(c))?;
+    let wkt = crs.wkt.trim();
     let starts = |kinds: &[&str]| kinds.iter().any(|k| wkt.starts_with(k));
     let (model, key) = if starts(&["PROJCS[", "PROJCRS["]) {
         (1, 3072)
@@ -444,11 +448,14 @@ fn epsg_geokeys(store: &Store) -> Option<Vec<u16>> {
     } else {
         return None;
     };
-    if wkt.contains("TOWGS84") {
+    let names_code = wkt.ends_with(&format!("AUTHORITY[\"EPSG\",\"{code}\"]]"))
+        || wkt.ends_with(&format!("ID[\"EPSG\",{code}]]"));
+    let three_d = wkt.to_ascii_lowercase().contains("ellipsoidal height");
+    if !names_code || three_d || wkt.contains("TOWGS84") {
         return None;
     }
-    // Version 1.1.0, three keys: model type, raster type (pixel is area),
-    // and the CRS's code.
+    // GeoTIFF 1.0 (key directory 1, revision 1.0), three keys: model type,
+    // raster type (pixel is area), and the CRS's code.
     Some(vec![
         1, 1, 0, 3, 1024, 0, 1, model, 1025, 0, 1, 1, key, 0, 1, code,
     ])
@@ -459,6 +466,7 @@ fn epsg_geokeys(store: &Store) -> Option<Vec<u16>> {
 /// at data that stays where it is), and the header points at it.
 fn add_geokeys(file: &mut std::fs::File, keys: &[u16]) -> Result<(), OutputError> {
     const GEO_KEY_DIRECTORY: u16 = 34735;
+    const GEO_ASCII_PARAMS: u16 = 34737;
     const SHORT: u16 = 3;
     let ifd = FirstIfd::read(file)?;
     let big = ifd.big;
@@ -487,7 +495,8 @@ fn add_geokeys(file: &mut std::fs::File, keys: &[u16]) -> Result<(), OutputError
     let mut entries: Vec<&[u8]> = ifd
         .entries()
         .map(|(_, e)| e)
-        .filter(|e| le16(&e[0..2]) != GEO_KEY_DIRECTORY)
+        // The keys, and any parameters of keys GDAL may have written.
+        .filter(|e| !(GEO_KEY_DIRECTORY..=GEO_ASCII_PARAMS).contains(&le16(&e[0..2])))
         .collect();
     entries.push(&entry);
     entries.sort_by_key(|e| le16(&e[0..2]));
