@@ -261,19 +261,19 @@ pub fn print_chunks(store: &Store, level: Option<u8>, as_json: bool) -> anyhow::
 /// valid area (the grid itself is a power-of-two number of chunks wide,
 /// centred on the anchor, so it reaches past ±180° and ±90°).
 fn geographic_valid_area(store: &Store) -> Option<Extent> {
-    // Only a geographic CRS's WKT starts so: the others never open the PROJ
-    // database (milliseconds of an `info` that otherwise reads a few files).
-    let wkt = store.structure().crs.wkt.trim_start();
-    if ![
+    // Only a geographic (or geodetic) CRS's WKT starts so: the others
+    // never open the PROJ database (milliseconds of an `info` that
+    // otherwise reads a few files).
+    let wkt = &store.structure().crs.wkt;
+    let keyword = crate::gdal_io::wkt_keyword(wkt);
+    let geodetic = [
         "GEOGCS",
         "GEOGCRS",
         "GEODCRS",
         "GEOGRAPHICCRS",
         "GEODETICCRS",
-    ]
-    .iter()
-    .any(|k| wkt.starts_with(k))
-    {
+    ];
+    if !geodetic.contains(&keyword.as_str()) {
         return None;
     }
     let srs = crate::gdal_io::srs_from(wkt).ok()?;

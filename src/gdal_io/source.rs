@@ -36,6 +36,19 @@ pub struct Source {
     pub crs_assumed: bool,
 }
 
+/// The keyword a WKT definition starts with, upper case (`PROJCS`,
+/// `GEOGCRS`, `COMPD_CS` …): what kind of CRS it is, known without
+/// parsing it (and so without opening the PROJ database).
+#[must_use]
+pub fn wkt_keyword(wkt: &str) -> String {
+    wkt.trim_start()
+        .split('[')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_uppercase()
+}
+
 /// A spatial reference with x/y (easting, northing) axis order.
 ///
 /// # Errors

@@ -417,18 +417,31 @@ impl Store {
     /// not kept before it, nor when a node is damaged (its staged nodes
     /// are then dropped, and the statistics are no longer kept).
     fn stage_statistics(&self, record: &PendingWrite) -> Result<bool, EngineError> {
+        let kept = self.keep_statistics(record, crate::engine::Visibility::Staged)?;
+        if record.statistics && !kept {
+            for key in self.statistics_keys(record) {
+                self.storage().discard(&key)?;
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Puts the summaries the write noted into the trees, `visibility` as
+    /// its chunks, if `record` keeps the statistics (else forgets them).
+    /// Returns whether it still keeps them: not after finding a node
+    /// damaged.
+    fn keep_statistics(
+        &self,
+        record: &PendingWrite,
+        visibility: crate::engine::Visibility,
+    ) -> Result<bool, EngineError> {
         if !record.statistics {
             self.drop_summary_edits();
             return Ok(false);
         }
-        match self.flush_statistics(crate::engine::Visibility::Staged) {
+        match self.flush_statistics(visibility) {
             Ok(()) => Ok(true),
-            Err(EngineError::Corrupt { .. }) => {
-                for key in self.statistics_keys(record) {
-                    self.storage().discard(&key)?;
-                }
-                Ok(false)
-            }
+            Err(EngineError::Corrupt { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -618,24 +631,10 @@ impl Store {
         if pending.staged_levels < top {
             progress.event(landed([pending.staged_levels + 1, top]));
         }
-        let statistics = self.update_statistics_above(pending)?;
+        // The statistics of the chunks recomputed above the staged levels.
+        let statistics = self.keep_statistics(pending, crate::engine::Visibility::Live)?;
         self.journal_end(pending.id, changed, statistics)?;
         Ok(done)
-    }
-
-    /// Puts the statistics of the chunks recomputed above `pending`'s
-    /// staged levels into the trees. Returns whether the write kept them
-    /// (not with a damaged node: they are then no longer kept).
-    fn update_statistics_above(&self, pending: &PendingWrite) -> Result<bool, EngineError> {
-        if !pending.statistics {
-            self.drop_summary_edits();
-            return Ok(false);
-        }
-        match self.flush_statistics(crate::engine::Visibility::Live) {
-            Ok(()) => Ok(true),
-            Err(EngineError::Corrupt { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     /// Recomputes the levels above `pending`'s committed levels: above
@@ -696,7 +695,7 @@ impl Store {
                 Phase::Committing => self.finish_commit::<T>(&p, None, progress).map(drop),
                 Phase::Aggregating => self
                     .aggregate_pending::<T>(&p, None, progress)
-                    .and_then(|_| self.update_statistics_above(&p))
+                    .and_then(|_| self.keep_statistics(&p, crate::engine::Visibility::Live))
                     .and_then(|statistics| self.journal_end(p.id, true, statistics)),
             };
             match result {

@@ -440,13 +440,10 @@ fn epsg_geokeys(store: &Store) -> Option<Vec<u16>> {
         .ok()
         .filter(|c| (1024..=32766).contains(c))?;
     let wkt = crs.wkt.trim();
-    let starts = |kinds: &[&str]| kinds.iter().any(|k| wkt.starts_with(k));
-    let (model, key) = if starts(&["PROJCS[", "PROJCRS["]) {
-        (1, 3072)
-    } else if starts(&["GEOGCS[", "GEOGCRS["]) {
-        (2, 2048)
-    } else {
-        return None;
+    let (model, key) = match crate::gdal_io::source::wkt_keyword(wkt).as_str() {
+        "PROJCS" | "PROJCRS" => (1, 3072),
+        "GEOGCS" | "GEOGCRS" => (2, 2048),
+        _ => return None,
     };
     let names_code = wkt.ends_with(&format!("AUTHORITY[\"EPSG\",\"{code}\"]]"))
         || wkt.ends_with(&format!("ID[\"EPSG\",{code}]]"));
