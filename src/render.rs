@@ -11,22 +11,141 @@ pub enum ColorMap {
     /// Perceptually uniform purple–green–yellow.
     #[default]
     Viridis,
-    /// Blue lowlands through green and brown to white peaks.
-    Terrain,
+    /// Perceptually uniform black–purple–orange–cream.
+    Magma,
+    /// Perceptually uniform blue–yellow, for colour-vision deficiency.
+    Cividis,
+    /// A rainbow with smooth lightness, for fine detail.
+    Turbo,
     /// Black to white.
     Greyscale,
+    /// Blue lowlands through green and brown to white peaks.
+    Terrain,
+    /// Diverging red–white–blue, for anomalies around a middle value.
+    RdBu,
+    /// White to dark blue, for precipitation and other amounts.
+    Blues,
 }
 
-const VIRIDIS: [[u8; 3]; 9] = [
+// Matplotlib's colour maps, sampled at 17 even steps.
+const VIRIDIS: [[u8; 3]; 17] = [
     [68, 1, 84],
-    [71, 44, 122],
-    [59, 81, 139],
-    [44, 113, 142],
-    [33, 144, 141],
-    [39, 173, 129],
-    [92, 200, 99],
-    [170, 220, 50],
+    [72, 24, 106],
+    [71, 45, 123],
+    [66, 64, 134],
+    [59, 82, 139],
+    [51, 99, 141],
+    [44, 114, 142],
+    [38, 130, 142],
+    [33, 145, 140],
+    [31, 160, 136],
+    [40, 174, 128],
+    [63, 188, 115],
+    [94, 201, 98],
+    [132, 212, 75],
+    [173, 220, 48],
+    [216, 226, 25],
     [253, 231, 37],
+];
+
+const MAGMA: [[u8; 3]; 17] = [
+    [0, 0, 4],
+    [10, 8, 34],
+    [29, 17, 71],
+    [54, 16, 107],
+    [81, 18, 124],
+    [106, 28, 129],
+    [131, 38, 129],
+    [156, 46, 127],
+    [183, 55, 121],
+    [208, 65, 111],
+    [231, 82, 99],
+    [245, 107, 92],
+    [252, 137, 97],
+    [254, 167, 114],
+    [254, 196, 136],
+    [253, 226, 163],
+    [252, 253, 191],
+];
+
+const CIVIDIS: [[u8; 3]; 17] = [
+    [0, 34, 78],
+    [0, 46, 106],
+    [26, 56, 111],
+    [50, 67, 109],
+    [67, 78, 108],
+    [83, 90, 109],
+    [97, 101, 111],
+    [111, 112, 115],
+    [125, 124, 120],
+    [140, 136, 120],
+    [155, 148, 118],
+    [171, 160, 114],
+    [188, 174, 108],
+    [205, 187, 99],
+    [222, 201, 88],
+    [240, 216, 70],
+    [254, 232, 56],
+];
+
+const TURBO: [[u8; 3]; 17] = [
+    [48, 18, 59],
+    [64, 64, 162],
+    [70, 107, 227],
+    [66, 148, 255],
+    [40, 188, 235],
+    [24, 221, 194],
+    [50, 242, 152],
+    [109, 254, 98],
+    [164, 252, 60],
+    [205, 236, 52],
+    [238, 207, 58],
+    [253, 172, 52],
+    [251, 126, 33],
+    [235, 80, 14],
+    [208, 47, 5],
+    [169, 22, 1],
+    [122, 4, 3],
+];
+
+const RDBU: [[u8; 3]; 17] = [
+    [103, 0, 31],
+    [150, 15, 39],
+    [187, 42, 52],
+    [210, 88, 73],
+    [229, 131, 104],
+    [245, 172, 139],
+    [251, 206, 183],
+    [251, 230, 218],
+    [246, 247, 247],
+    [222, 235, 242],
+    [192, 220, 235],
+    [152, 200, 224],
+    [104, 171, 208],
+    [62, 140, 191],
+    [40, 112, 177],
+    [21, 80, 141],
+    [5, 48, 97],
+];
+
+const BLUES: [[u8; 3]; 17] = [
+    [247, 251, 255],
+    [234, 243, 251],
+    [222, 235, 247],
+    [210, 227, 243],
+    [198, 219, 239],
+    [178, 210, 232],
+    [157, 202, 225],
+    [132, 188, 219],
+    [106, 174, 214],
+    [86, 160, 206],
+    [65, 145, 198],
+    [49, 129, 189],
+    [32, 112, 180],
+    [20, 96, 168],
+    [8, 80, 155],
+    [8, 64, 130],
+    [8, 48, 107],
 ];
 
 const TERRAIN: [[u8; 3]; 6] = [
@@ -39,13 +158,56 @@ const TERRAIN: [[u8; 3]; 6] = [
 ];
 
 impl ColorMap {
+    /// Every colour map, in the order menus list them.
+    pub const ALL: [Self; 8] = [
+        Self::Viridis,
+        Self::Magma,
+        Self::Cividis,
+        Self::Turbo,
+        Self::Greyscale,
+        Self::Terrain,
+        Self::RdBu,
+        Self::Blues,
+    ];
+
+    /// The name menus and the command line use.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Viridis => "viridis",
+            Self::Magma => "magma",
+            Self::Cividis => "cividis",
+            Self::Turbo => "turbo",
+            Self::Greyscale => "greyscale",
+            Self::Terrain => "terrain",
+            Self::RdBu => "RdBu",
+            Self::Blues => "blues",
+        }
+    }
+
+    /// The ramp in [`RAMP_STEPS`] opaque colours, bottom first.
+    #[must_use]
+    pub fn lut(self) -> Vec<[u8; 4]> {
+        (0..RAMP_STEPS)
+            .map(|i| {
+                let [r, g, b] = self.color(i as f64 / (RAMP_STEPS - 1) as f64);
+                [r, g, b, 255]
+            })
+            .collect()
+    }
+
     /// The colour of `f` in `[0, 1]`.
     #[must_use]
     pub fn color(self, f: f64) -> [u8; 3] {
         let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
         let ramp: &[[u8; 3]] = match self {
             Self::Viridis => &VIRIDIS,
+            Self::Magma => &MAGMA,
+            Self::Cividis => &CIVIDIS,
+            Self::Turbo => &TURBO,
             Self::Terrain => &TERRAIN,
+            Self::RdBu => &RDBU,
+            Self::Blues => &BLUES,
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             Self::Greyscale => return [(f * 255.0).round() as u8; 3],
         };
@@ -127,34 +289,77 @@ pub fn quicklook_rgba<T: Element>(
     nodata: Nodata<T>,
     palette: Option<&Palette>,
 ) -> Vec<u8> {
-    let used = if data.dim().0 >= 3 { 3 } else { 1 };
-    let stretches: Vec<Stretch> = (0..used)
-        .map(|b| {
+    let bands = Bands::default_for(data.dim().0);
+    let stretches: Vec<Stretch> = bands
+        .indices()
+        .iter()
+        .map(|&b| {
             Stretch::percentiles(data, b, nodata, 2.0, 98.0)
                 .unwrap_or(Stretch { min: 0.0, max: 1.0 })
         })
         .collect();
-    to_rgba(data, nodata, ColorMap::Viridis, &stretches, palette)
+    to_rgba(data, nodata, ColorMap::Viridis, bands, &stretches, palette)
 }
 
-/// Renders cells to RGBA, row-major, 4 bytes per pixel. One band takes its
-/// colours from `palette` when given (values without an entry are
-/// [`UNLISTED_CLASS`]), else from `map` over the first stretch; three or
-/// more bands make an RGB composite of bands 1–3, each with its own
-/// stretch. Nodata is transparent.
+/// Which bands a rendering shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bands {
+    /// One band (0-based), through a colour map or the colour table.
+    Single(usize),
+    /// Red, green and blue from these bands (0-based), each with its own
+    /// stretch.
+    Rgb([usize; 3]),
+}
+
+impl Bands {
+    /// An RGB composite of bands 1–3 for three or more bands, else band 1.
+    #[must_use]
+    pub fn default_for(count: usize) -> Self {
+        if count >= 3 {
+            Self::Rgb([0, 1, 2])
+        } else {
+            Self::Single(0)
+        }
+    }
+
+    /// The bands shown, in channel order (0-based).
+    #[must_use]
+    pub fn indices(&self) -> &[usize] {
+        match self {
+            Self::Single(b) => std::slice::from_ref(b),
+            Self::Rgb(bands) => bands,
+        }
+    }
+}
+
+/// Renders cells to RGBA, row-major, 4 bytes per pixel. A single band takes
+/// its colours from `palette` when given (values without an entry are
+/// [`UNLISTED_CLASS`]), else from `map` over the first stretch; an RGB
+/// composite stretches each of its bands with its own stretch. Nodata is
+/// transparent; bands beyond the data's are nodata.
 #[must_use]
 pub fn to_rgba<T: Element>(
     data: &ArrayView3<'_, T>,
     nodata: Nodata<T>,
     map: ColorMap,
+    bands: Bands,
     stretches: &[Stretch],
     palette: Option<&Palette>,
 ) -> Vec<u8> {
-    let (bands, rows, cols) = data.dim();
+    let (count, rows, cols) = data.dim();
     let mut out = vec![0u8; rows * cols * 4];
-    if bands >= 3 && stretches.len() >= 3 {
-        let channels = [0, 1, 2].map(|b| data.index_axis(ndarray::Axis(0), b));
-        let scales = [0, 1, 2].map(|k| Scale::new(stretches[k], 255.0));
+    if bands.indices().iter().any(|&b| b >= count) {
+        return out;
+    }
+    let stretch = |k: usize| {
+        stretches
+            .get(k)
+            .copied()
+            .unwrap_or(Stretch { min: 0.0, max: 1.0 })
+    };
+    if let Bands::Rgb(rgb) = bands {
+        let channels = rgb.map(|b| data.index_axis(ndarray::Axis(0), b));
+        let scales = [0, 1, 2].map(|k| Scale::new(stretch(k), 255.0));
         for (((px, r), g), b) in out
             .chunks_exact_mut(4)
             .zip(channels[0].iter())
@@ -175,10 +380,7 @@ pub fn to_rgba<T: Element>(
         }
         return out;
     }
-    if bands == 0 {
-        return out;
-    }
-    let band = data.index_axis(ndarray::Axis(0), 0);
+    let band = data.index_axis(ndarray::Axis(0), bands.indices()[0]);
     if let Some(palette) = palette {
         for (px, v) in out.chunks_exact_mut(4).zip(band.iter()) {
             if v.is_valid(nodata) {
@@ -188,17 +390,8 @@ pub fn to_rgba<T: Element>(
         return out;
     }
     // The ramp in RAMP_STEPS colours: one multiply and a lookup per cell.
-    let lut: Vec<[u8; 4]> = (0..RAMP_STEPS)
-        .map(|i| {
-            let [r, g, b] = map.color(i as f64 / (RAMP_STEPS - 1) as f64);
-            [r, g, b, 255]
-        })
-        .collect();
-    let stretch = stretches
-        .first()
-        .copied()
-        .unwrap_or(Stretch { min: 0.0, max: 1.0 });
-    let scale = Scale::new(stretch, (RAMP_STEPS - 1) as f64);
+    let lut = map.lut();
+    let scale = Scale::new(stretch(0), (RAMP_STEPS - 1) as f64);
     for (px, v) in out.chunks_exact_mut(4).zip(band.iter()) {
         if v.is_valid(nodata) {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -209,7 +402,7 @@ pub fn to_rgba<T: Element>(
 }
 
 /// Colours of a ramp as rendered: finer than the eye tells apart.
-const RAMP_STEPS: usize = 1024;
+pub const RAMP_STEPS: usize = 1024;
 
 /// A stretch mapped onto `0..=top`, clamped.
 #[derive(Clone, Copy)]
@@ -264,12 +457,66 @@ mod tests {
             &data.view(),
             Nodata::value(-1.0),
             ColorMap::Viridis,
+            Bands::Single(0),
             &[s],
             None,
         );
         assert_eq!(&px[0..4], &[68, 1, 84, 255]);
         assert_eq!(px[7], 0);
         assert_eq!(&px[8..12], &[253, 231, 37, 255]);
+    }
+
+    #[test]
+    fn a_composite_takes_its_channels_from_the_bands_chosen() {
+        // Three bands of one cell: 10, 20, 30; shown as 3, 2, 1.
+        let data = Array3::from_shape_vec((3, 1, 1), vec![10u8, 20, 30]).unwrap();
+        let full = [Stretch {
+            min: 0.0,
+            max: 255.0,
+        }; 3];
+        let px = to_rgba(
+            &data.view(),
+            Nodata::value(0),
+            ColorMap::Viridis,
+            Bands::Rgb([2, 1, 0]),
+            &full,
+            None,
+        );
+        assert_eq!(px, [30, 20, 10, 255]);
+        // One band through a ramp; a band the data lacks draws nothing.
+        let grey = to_rgba(
+            &data.view(),
+            Nodata::value(0),
+            ColorMap::Greyscale,
+            Bands::Single(1),
+            &full,
+            None,
+        );
+        assert_eq!(grey, [20, 20, 20, 255]);
+        let missing = Bands::Single(3);
+        let none = to_rgba(
+            &data.view(),
+            Nodata::value(0),
+            ColorMap::Greyscale,
+            missing,
+            &full,
+            None,
+        );
+        assert_eq!(none, [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn every_colour_map_runs_from_its_first_to_its_last_colour() {
+        for map in ColorMap::ALL {
+            let lut = map.lut();
+            assert_eq!(lut.len(), RAMP_STEPS);
+            let [r, g, b] = map.color(0.0);
+            assert_eq!(lut[0], [r, g, b, 255], "{}", map.name());
+            assert_ne!(map.color(0.0), map.color(1.0), "{}", map.name());
+        }
+        assert_eq!(ColorMap::Magma.color(0.0), [0, 0, 4]);
+        assert_eq!(ColorMap::RdBu.color(0.5), [246, 247, 247]);
+        assert_eq!(ColorMap::Blues.color(1.0), [8, 48, 107]);
     }
 
     #[test]
@@ -280,6 +527,7 @@ mod tests {
             &data.view(),
             Nodata::value(255),
             ColorMap::Viridis,
+            Bands::Single(0),
             &[],
             Some(&palette),
         );

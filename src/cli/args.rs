@@ -185,6 +185,14 @@ pub enum Command {
         /// store's own colour table).
         #[arg(long)]
         colormap: Option<ColorMapArg>,
+        /// Show one band (N), or three as red, green and blue (R,G,B),
+        /// counted from 1.
+        #[arg(long, value_parser = parse_bands)]
+        bands: Option<BandList>,
+        /// Fix the colour stretch at MIN,MAX (default: from the data in
+        /// view).
+        #[arg(long, value_parser = parse_stretch, allow_hyphen_values = true)]
+        stretch: Option<(f64, f64)>,
     },
     /// Report p50 and p99 of a frame log written by `gui --tour`.
     FrameStats {
@@ -271,18 +279,34 @@ pub struct CreateArgs {
 pub enum ColorMapArg {
     /// Perceptually uniform purple–green–yellow.
     Viridis,
-    /// Blue lowlands through green and brown to white peaks.
-    Terrain,
+    /// Perceptually uniform black–purple–orange–cream.
+    Magma,
+    /// Perceptually uniform blue–yellow, for colour-vision deficiency.
+    Cividis,
+    /// A rainbow with smooth lightness.
+    Turbo,
     /// Black to white.
     Greyscale,
+    /// Blue lowlands through green and brown to white peaks.
+    Terrain,
+    /// Diverging red–white–blue.
+    #[value(name = "rdbu")]
+    RdBu,
+    /// White to dark blue (precipitation).
+    Blues,
 }
 
 impl From<ColorMapArg> for crate::render::ColorMap {
     fn from(arg: ColorMapArg) -> Self {
         match arg {
             ColorMapArg::Viridis => Self::Viridis,
-            ColorMapArg::Terrain => Self::Terrain,
+            ColorMapArg::Magma => Self::Magma,
+            ColorMapArg::Cividis => Self::Cividis,
+            ColorMapArg::Turbo => Self::Turbo,
             ColorMapArg::Greyscale => Self::Greyscale,
+            ColorMapArg::Terrain => Self::Terrain,
+            ColorMapArg::RdBu => Self::RdBu,
+            ColorMapArg::Blues => Self::Blues,
         }
     }
 }
@@ -478,6 +502,33 @@ fn parse_cell_size(s: &str) -> Result<[f64; 2], String> {
 pub fn parse_bbox(s: &str) -> Result<Extent, String> {
     let v = parse_list(s, 4)?;
     Extent::new(v[0], v[1], v[2], v[3]).map_err(|e| e.to_string())
+}
+
+/// Bands named on the command line, counted from 1: one, or three for an
+/// RGB composite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BandList(pub Vec<u32>);
+
+fn parse_bands(s: &str) -> Result<BandList, String> {
+    let bands: Vec<u32> = s
+        .split(',')
+        .map(|b| match b.trim().parse::<u32>() {
+            Ok(0) | Err(_) => Err(format!("'{b}' is not a band number (1, 2, …)")),
+            Ok(b) => Ok(b),
+        })
+        .collect::<Result<_, _>>()?;
+    if bands.len() != 1 && bands.len() != 3 {
+        return Err(format!("'{s}': give one band, or three (red, green, blue)"));
+    }
+    Ok(BandList(bands))
+}
+
+fn parse_stretch(s: &str) -> Result<(f64, f64), String> {
+    let v = parse_list(s, 2)?;
+    if v[0] >= v[1] {
+        return Err(format!("'{s}': the minimum must be below the maximum"));
+    }
+    Ok((v[0], v[1]))
 }
 
 fn parse_wxh(s: &str) -> Result<[u64; 2], String> {

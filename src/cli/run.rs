@@ -142,6 +142,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             frame_log,
             tour_ingest,
             colormap,
+            bands,
+            stretch,
         } => {
             crate::gui::run(crate::gui::GuiOptions {
                 store,
@@ -153,6 +155,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tour_ingest,
                 cache_dir: None,
                 color_map: colormap.map(Into::into),
+                stretch,
+                bands: bands.map(|b| b.0),
             })?;
             Ok(ExitCode::SUCCESS)
         }

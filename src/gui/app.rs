@@ -12,12 +12,13 @@ use super::jobs::{JobState, Jobs};
 use super::levels::LevelBrowser;
 use super::map::{Drawn, MapView, Marks};
 use super::quicklooks::Quicklooks;
+use super::stretch::StretchControl;
 use super::task::Task;
 use super::tiles::{Style, TileCache};
 use super::time::TimePanel;
 use crate::engine::{Extent, Store};
 use crate::gdal_io::ExportRequest;
-use crate::render::{ColorMap, Stretch};
+use crate::render::{Bands, ColorMap};
 use crate::with_dtype;
 use egui::RichText;
 use std::path::PathBuf;
@@ -46,6 +47,12 @@ pub struct GuiOptions {
     /// The colour map to start with, kept over a categorical store's own
     /// colour table (`None`: viridis, or that table).
     pub color_map: Option<ColorMap>,
+    /// A typed stretch to start with, `(min, max)` for every channel
+    /// (`None`: from the data in view).
+    pub stretch: Option<(f64, f64)>,
+    /// The bands to show at start, 1-based: one band, or three for an RGB
+    /// composite (`None`: bands 1–3 of a store with three or more, else 1).
+    pub bands: Option<Vec<u32>>,
 }
 
 /// A store that finished opening.
@@ -64,8 +71,9 @@ pub struct Opened {
     pub history: Vec<crate::engine::IngestRecord>,
     /// Notes attached to the store and its ingests.
     pub notes: Vec<crate::engine::Note>,
-    /// Sorted valid values of bands 1–3 of the master chunk, for stretches.
-    pub samples: [Vec<f64>; 3],
+    /// Sorted valid values of each band at a level with enough data, for
+    /// the whole-store stretch (see [`super::stretch::whole_store_samples`]).
+    pub samples: Vec<Arc<[f64]>>,
 }
 
 pub(super) enum StoreState {
@@ -96,8 +104,12 @@ pub struct Explorer {
     /// The colour map was chosen at start: a colour table does not replace
     /// it.
     chosen_map: bool,
-    /// Low and high percentiles of the colour stretch.
-    pub(super) percentiles: (f64, f64),
+    /// The colour stretch and how it is chosen.
+    pub stretch: StretchControl,
+    /// The bands shown.
+    pub(super) bands: Bands,
+    /// Bands asked for at start (1-based), applied when the store opens.
+    start_bands: Option<Vec<u32>>,
     pub(super) drawn: Drawn,
     shot: Shot,
     bbox: Option<Extent>,
@@ -158,7 +170,13 @@ impl Explorer {
             color_map: options.color_map.unwrap_or_default(),
             chosen_map: options.color_map.is_some(),
             use_palette: false,
-            percentiles: (2.0, 98.0),
+            stretch: options
+                .stretch
+                .map_or_else(StretchControl::default, |(min, max)| {
+                    StretchControl::typed(min, max)
+                }),
+            bands: Bands::Single(0),
+            start_bands: options.bands.clone(),
             drawn: Drawn::default(),
             shot: options
                 .screenshot
@@ -305,16 +323,21 @@ impl Explorer {
             self.levels = LevelBrowser::default();
             self.inspector = Inspector::default();
             self.state = match result {
-                Ok(opened) => {
-                    self.remember(&opened.path);
-                    self.quicklooks.request(&opened.path);
-                    // A categorical store shows its own colours first.
-                    self.use_palette = opened.store.palette().is_some() && !self.chosen_map;
-                    if self.pending_reload.take().as_ref() == Some(&opened.path) {
-                        self.reload(opened.path.clone());
+                Ok(opened) => match self.start_bands(&opened) {
+                    Err(e) => StoreState::Failed(e),
+                    Ok(bands) => {
+                        self.bands = bands;
+                        self.remember(&opened.path);
+                        self.stretch.opened(opened.samples.clone(), self.bands);
+                        self.quicklooks.request(&opened.path);
+                        // A categorical store shows its own colours first.
+                        self.use_palette = opened.store.palette().is_some() && !self.chosen_map;
+                        if self.pending_reload.take().as_ref() == Some(&opened.path) {
+                            self.reload(opened.path.clone());
+                        }
+                        StoreState::Open(Box::new(opened))
                     }
-                    StoreState::Open(Box::new(opened))
-                }
+                },
                 Err(e) => StoreState::Failed(e),
             };
         }
@@ -383,10 +406,7 @@ impl Explorer {
                     ui.monospace(format!("chunk {loc}"));
                 }
                 ui.separator();
-                ui.monospace(
-                    r.value
-                        .map_or_else(|| "no data".into(), |v| format!("value {v}")),
-                );
+                ui.monospace(readout_text(&r.values, self.bands));
             }
             if self.drawn.missing > 0 {
                 ui.separator();
@@ -425,6 +445,20 @@ impl Explorer {
                 .collect(),
         };
         self.drawn = self.map.show(ui, &store, marks, &mut self.tiles, style);
+        let complete = self.drawn.missing == 0;
+        if self.stretch.follow(
+            &store,
+            &mut self.tiles,
+            self.drawn.level,
+            t,
+            self.drawn.view,
+            &self.drawn.chunks,
+            complete,
+            &self.ctx,
+        ) {
+            // Recoloured in place: old tiles stay until the new ones arrive.
+            self.tiles.refresh();
+        }
         if self.drawn.rectangle_done {
             self.export.extent = self.drawn.rectangle;
         }
@@ -510,6 +544,7 @@ impl Explorer {
                         self.use_palette = true;
                     }
                     **opened = fresh;
+                    self.stretch.opened(opened.samples.clone(), self.bands);
                     self.tiles.refresh();
                     self.quicklooks.refresh(&opened.path);
                     self.reload_failures = 0;
@@ -616,6 +651,12 @@ impl Explorer {
         self.drawn.level
     }
 
+    /// The extent the map showed in the last frame.
+    #[must_use]
+    pub fn drawn_view(&self) -> Option<Extent> {
+        self.drawn.view
+    }
+
     /// Visible chunks marked stale, and just written, in the last frame.
     #[must_use]
     pub fn drawn_marked(&self) -> [usize; 2] {
@@ -628,18 +669,59 @@ impl Explorer {
         self.style()
     }
 
-    /// The colouring: the chosen ramp, stretched to the chosen percentiles
-    /// of the master chunk's values.
+    /// The colouring: the chosen ramp or colour table, bands and stretch.
     fn style(&self) -> Style {
-        let (lo, hi) = self.percentiles;
-        let fallback = Stretch { min: 0.0, max: 1.0 };
-        let stretch = self.opened().map_or([fallback; 3], |o| {
-            [0, 1, 2].map(|b| Stretch::from_sorted(&o.samples[b], lo, hi).unwrap_or(fallback))
-        });
         Style {
             map: self.color_map,
             palette: self.use_palette,
-            stretch,
+            bands: self.bands,
+            stretch: self.stretch.current,
+        }
+    }
+
+    /// The bands to show first in `opened`: those asked for at start, else
+    /// its default.
+    ///
+    /// # Errors
+    /// Bands asked for that the store does not have.
+    fn start_bands(&mut self, opened: &Opened) -> Result<Bands, String> {
+        let count = opened.store.structure().band_count();
+        let Some(asked) = self.start_bands.take() else {
+            return Ok(Bands::default_for(count));
+        };
+        let zero: Vec<usize> = asked
+            .iter()
+            .map(|&b| {
+                usize::try_from(b)
+                    .ok()
+                    .filter(|b| (1..=count).contains(b))
+                    .map(|b| b - 1)
+                    .ok_or_else(|| {
+                        format!(
+                            "--bands: {} has {count} band{} (1–{count}), not band {b}",
+                            opened.path.display(),
+                            if count == 1 { "" } else { "s" }
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        match zero[..] {
+            [b] => Ok(Bands::Single(b)),
+            [r, g, b] => Ok(Bands::Rgb([r, g, b])),
+            _ => Err(format!(
+                "--bands: give one band or three, not {}",
+                zero.len()
+            )),
+        }
+    }
+
+    /// Switches to showing `bands`; the tiles are coloured again.
+    pub fn show_bands(&mut self, bands: Bands) {
+        if bands != self.bands {
+            self.bands = bands;
+            self.stretch.bands_changed(bands);
+            // Old tiles stay until the new ones arrive.
+            self.tiles.refresh();
         }
     }
 
@@ -695,6 +777,7 @@ impl Explorer {
     fn screenshot(&mut self) {
         let ready = self.opened().is_some()
             && self.map.fitted
+            && !self.stretch.pending()
             && self.drawn.missing == 0
             && self.tiles.loading() == 0;
         match &mut self.shot {
@@ -767,6 +850,22 @@ impl eframe::App for Explorer {
     }
 }
 
+/// The values under the cursor, named by band when several are shown.
+fn readout_text(values: &[Option<f32>], bands: Bands) -> String {
+    let value = |v: &Option<f32>| v.map_or_else(|| "no data".to_string(), |v| v.to_string());
+    match (values, bands) {
+        ([], _) => "no data".into(),
+        ([v], _) => format!("value {}", value(v)),
+        (vs, bands) => bands
+            .indices()
+            .iter()
+            .zip(vs)
+            .map(|(b, v)| format!("b{} {}", b + 1, value(v)))
+            .collect::<Vec<_>>()
+            .join("  "),
+    }
+}
+
 /// "N instants, FIRST – LAST" for a store with a time axis.
 pub(super) fn time_range(store: &Store) -> Option<String> {
     store.structure().time.as_ref()?;
@@ -790,34 +889,16 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
     let store = Store::open(storage).map_err(|e| e.to_string())?;
     let grid = *store.grid();
     let t = store.time_indices().first().copied().unwrap_or(0);
+    let (summaries, kept) = store.level_summaries().map_err(|e| e.to_string())?;
     let (data, samples, master) = with_dtype!(store.structure().dtype, T => {
         let data = store.data_window::<T>(t).map_err(|e| e.to_string())?.map(|w| grid.window_extent(0, &w));
         let master = store.master_chunk(t).map_err(|e| e.to_string())?;
-        let chunk = match master {
-            Some(m) => store.read_chunk::<T>(t, m).map_err(|e| e.to_string())?,
-            None => None,
-        };
-        let nodata = store.nodata::<T>();
-        let samples = [0, 1, 2].map(|b| {
-            let mut values: Vec<f64> = chunk
-                .as_ref()
-                .filter(|c| b < c.dim().0)
-                .map(|c| {
-                    c.index_axis(ndarray::Axis(0), b)
-                        .iter()
-                        .filter(|v| crate::engine::Element::is_valid(**v, nodata))
-                        .map(|v| crate::engine::Element::to_f64(*v))
-                        .collect()
-                })
-                .unwrap_or_default();
-            values.sort_by(f64::total_cmp);
-            values
-        });
+        let samples = super::stretch::whole_store_samples::<T>(&store, t, &summaries, kept)
+            .map_err(|e| e.to_string())?;
         (data, samples, master)
     });
     let history = store.ingest_history().map_err(|e| e.to_string())?;
     let notes = store.notes().map_err(|e| e.to_string())?;
-    let (summaries, _) = store.level_summaries().map_err(|e| e.to_string())?;
     let levels = (0..)
         .zip(summaries)
         .map(|(l, s)| (l, s.chunks, s.bytes))

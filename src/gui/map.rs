@@ -116,8 +116,9 @@ pub struct Readout {
     pub y: f64,
     /// The chunk under the cursor at the shown level.
     pub loc: Option<ChunkLoc>,
-    /// Band-1 value there, if its tile is loaded and holds data.
-    pub value: Option<f32>,
+    /// The shown bands' values there (channel order), once its tile is
+    /// loaded; `None` for nodata.
+    pub values: Vec<Option<f32>>,
 }
 
 /// What one frame of the map showed.
@@ -141,6 +142,8 @@ pub struct Drawn {
     pub view: Option<Extent>,
     /// Visible chunks marked stale, and marked just written.
     pub marked: [usize; 2],
+    /// The chunks in view, at the level shown.
+    pub chunks: Vec<ChunkLoc>,
 }
 
 impl MapView {
@@ -340,16 +343,25 @@ impl MapView {
         let readout = response.hover_pos().map(|p| {
             let (x, y) = self.to_world(rect, p);
             let found = grid.locate(level, x, y);
-            let value = found.and_then(|(loc, r, c)| {
-                let tile = tiles.get(store, TileKey { t, loc }, style, false)?;
-                let v = *tile.values.get(r * grid.chunk_shape()[0] as usize + c)?;
-                (!v.is_nan()).then_some(v)
-            });
+            let values = found
+                .and_then(|(loc, r, c)| {
+                    let tile = tiles.get(store, TileKey { t, loc }, style, false)?;
+                    let [cols, rows] = grid.chunk_shape();
+                    let plane = rows as usize * cols as usize;
+                    let at = r * cols as usize + c;
+                    Some(
+                        tile.values
+                            .chunks_exact(plane)
+                            .map(|p| p.get(at).copied().filter(|v| !v.is_nan()))
+                            .collect(),
+                    )
+                })
+                .unwrap_or_default();
             Readout {
                 x,
                 y,
                 loc: found.map(|f| f.0),
-                value,
+                values,
             }
         });
         let clicked_at = response
@@ -390,6 +402,7 @@ impl MapView {
             rectangle_done,
             view: Some(view),
             marked,
+            chunks,
         }
     }
 

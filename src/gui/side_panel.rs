@@ -7,7 +7,7 @@
 use super::app::{Explorer, StoreState, time_range};
 use super::command::Command;
 use crate::format::short_number;
-use crate::render::ColorMap;
+use crate::render::{Bands, ColorMap};
 use egui::RichText;
 
 impl Explorer {
@@ -149,47 +149,35 @@ impl Explorer {
                 }
             });
         self.map.pinned = pinned;
+        self.band_picker(ui);
         let has_palette = self.opened().is_some_and(|o| o.store.palette().is_some());
+        let single = matches!(self.bands, Bands::Single(_));
         let mut choice = (self.use_palette && has_palette, self.color_map);
-        egui::ComboBox::from_label("colours")
-            .selected_text(if choice.0 {
-                "colour table".to_string()
-            } else {
-                format!("{:?}", choice.1)
-            })
-            .show_ui(ui, |ui| {
-                if has_palette {
-                    ui.selectable_value(&mut choice, (true, self.color_map), "colour table");
-                }
-                for m in [ColorMap::Viridis, ColorMap::Terrain, ColorMap::Greyscale] {
-                    ui.selectable_value(&mut choice, (false, m), format!("{m:?}"));
-                }
-            });
+        ui.add_enabled_ui(single, |ui| {
+            egui::ComboBox::from_label("colours")
+                .selected_text(if !single {
+                    "RGB composite".to_string()
+                } else if choice.0 {
+                    "colour table".to_string()
+                } else {
+                    choice.1.name().to_string()
+                })
+                .show_ui(ui, |ui| {
+                    if has_palette {
+                        ui.selectable_value(&mut choice, (true, self.color_map), "colour table");
+                    }
+                    for m in ColorMap::ALL {
+                        ui.selectable_value(&mut choice, (false, m), m.name());
+                    }
+                });
+        });
         if choice != (self.use_palette && has_palette, self.color_map) {
             (self.use_palette, self.color_map) = choice;
-            self.tiles.clear();
+            // Recoloured in place: old tiles stay until the new ones arrive.
+            self.tiles.refresh();
         }
-        let (mut lo, mut hi) = self.percentiles;
         // A colour table needs no stretch.
-        ui.scope(|ui| {
-            if self.use_palette && has_palette {
-                ui.set_invisible();
-            }
-            ui.horizontal(|ui| {
-                let low = ui.label("stretch % low");
-                ui.add(egui::DragValue::new(&mut lo).range(0.0..=hi).speed(0.5))
-                    .labelled_by(low.id);
-                let high = ui.label("high");
-                ui.add(egui::DragValue::new(&mut hi).range(lo..=100.0).speed(0.5))
-                    .labelled_by(high.id);
-                if ui.button("min–max").clicked() {
-                    (lo, hi) = (0.0, 100.0);
-                }
-            })
-        });
-        if (lo, hi) != self.percentiles {
-            self.percentiles = (lo, hi);
-            // Recolour in place: old tiles stay until the new ones arrive.
+        if !(single && self.use_palette && has_palette) && self.stretch.ui(ui) {
             self.tiles.refresh();
         }
         ui.checkbox(&mut self.map.grid, "chunk grid");
@@ -201,6 +189,52 @@ impl Explorer {
         }
         ui.separator();
         self.export_controls(ui, top, commands);
+    }
+
+    /// One band with a colour map, or three as red, green and blue.
+    fn band_picker(&mut self, ui: &mut egui::Ui) {
+        let Some(count) = self.opened().map(|o| o.store.structure().band_count()) else {
+            return;
+        };
+        if count < 2 {
+            return;
+        }
+        let mut bands = self.bands;
+        let mut rgb = matches!(bands, Bands::Rgb(_));
+        ui.horizontal(|ui| {
+            ui.label("bands");
+            if ui.radio_value(&mut rgb, false, "one").clicked() {
+                bands = Bands::Single(bands.indices()[0]);
+            }
+            if count >= 3 && ui.radio_value(&mut rgb, true, "RGB").clicked() {
+                bands = match bands {
+                    Bands::Single(b) => Bands::Rgb(if b + 2 < count {
+                        [b, b + 1, b + 2]
+                    } else {
+                        [0, 1, 2]
+                    }),
+                    rgb => rgb,
+                };
+            }
+        });
+        let pick = |ui: &mut egui::Ui, label: &str, band: &mut usize| {
+            egui::ComboBox::from_label(label)
+                .selected_text(format!("band {}", *band + 1))
+                .show_ui(ui, |ui| {
+                    for b in 0..count {
+                        ui.selectable_value(band, b, format!("band {}", b + 1));
+                    }
+                });
+        };
+        match &mut bands {
+            Bands::Single(b) => pick(ui, "band", b),
+            Bands::Rgb(rgb) => {
+                for (band, label) in rgb.iter_mut().zip(["red", "green", "blue"]) {
+                    pick(ui, label, band);
+                }
+            }
+        }
+        self.show_bands(bands);
     }
 
     fn export_controls(&mut self, ui: &mut egui::Ui, top: u8, commands: &mut Vec<Command>) {

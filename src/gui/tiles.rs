@@ -5,7 +5,7 @@
 //! come back over a bounded channel and wake the UI with `request_repaint`.
 
 use crate::engine::{ChunkLoc, Element, Store};
-use crate::render::{ColorMap, Stretch, to_rgba};
+use crate::render::{Bands, ColorMap, Stretch, to_rgba};
 use crate::with_dtype;
 use egui::{ColorImage, TextureHandle, TextureOptions};
 use std::collections::HashMap;
@@ -29,7 +29,9 @@ pub struct Style {
     pub map: ColorMap,
     /// Colour single-band tiles through the store's colour table instead.
     pub palette: bool,
-    /// Value range of the ramp (per band for RGB composites).
+    /// The bands shown.
+    pub bands: Bands,
+    /// Value range of the ramp (per channel for RGB composites).
     pub stretch: [Stretch; 3],
 }
 
@@ -37,7 +39,8 @@ pub struct Style {
 pub struct Tile {
     /// The texture, or `None` for a chunk without data.
     pub texture: Option<TextureHandle>,
-    /// Band-1 values (row-major) for the cursor readout; NaN is nodata.
+    /// The shown bands' values, one row-major plane per band in channel
+    /// order, for the readout and the stretch; NaN is nodata.
     pub values: Arc<[f32]>,
 }
 
@@ -211,6 +214,15 @@ impl TileCache {
         }
     }
 
+    /// The tile if loaded, without marking it used or requesting it.
+    #[must_use]
+    pub fn peek(&self, key: &TileKey) -> Option<&Tile> {
+        match self.slots.get(key) {
+            Some((Slot::Ready(tile), _)) => Some(tile),
+            _ => None,
+        }
+    }
+
     /// Whether the tile is loaded.
     #[must_use]
     pub fn is_ready(&self, key: &TileKey) -> bool {
@@ -282,23 +294,29 @@ fn render<T: Element>(
         return Ok(None);
     };
     let nodata = store.nodata::<T>();
-    let (bands, rows, cols) = chunk.dim();
-    let used = if bands >= 3 {
-        &style.stretch[..]
-    } else {
-        &style.stretch[..1]
-    };
+    let (_, rows, cols) = chunk.dim();
     let palette = style.palette.then(|| store.palette()).flatten();
-    let rgba = to_rgba(&chunk.view(), nodata, style.map, used, palette.as_deref());
-    let values = chunk
-        .index_axis(ndarray::Axis(0), 0)
+    let rgba = to_rgba(
+        &chunk.view(),
+        nodata,
+        style.map,
+        style.bands,
+        &style.stretch,
+        palette.as_deref(),
+    );
+    let values = style
+        .bands
+        .indices()
         .iter()
-        .map(|v| {
-            if v.is_valid(nodata) {
-                v.to_f64() as f32
-            } else {
-                f32::NAN
-            }
+        .filter(|&&b| b < chunk.dim().0)
+        .flat_map(|&b| {
+            chunk.index_axis(ndarray::Axis(0), b).into_iter().map(|v| {
+                if v.is_valid(nodata) {
+                    v.to_f64() as f32
+                } else {
+                    f32::NAN
+                }
+            })
         })
         .collect();
     Ok(Some((

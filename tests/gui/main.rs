@@ -10,6 +10,7 @@ mod editor;
 mod history;
 mod panels;
 mod quicklooks;
+mod views;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
@@ -534,28 +535,112 @@ fn clicking_a_chunk_inspects_it_and_steps_through_the_pyramid() {
     );
 }
 
-/// The stretch follows its controls: "min–max" spans the full value range.
-#[test]
-fn the_stretch_control_recolours_the_map() {
-    let (_dir, mut h) = explorer_on_data();
-    run_until(&mut h, "the tiles", |app| {
-        app.opened().is_some() && app.tiles.loading() == 0 && app.tiles.ready() > 0
+/// The `lo`–`hi` percentiles of the valid cells the map shows, read
+/// independently from the store at the level shown over the view.
+fn view_percentiles(app: &Explorer, lo: f64, hi: f64) -> gridstore::render::Stretch {
+    let store = &app.opened().unwrap().store;
+    let level = app.drawn_level();
+    let window = store
+        .grid()
+        .cover_clipped(level, &app.drawn_view().unwrap())
+        .unwrap();
+    let nodata = store.nodata::<i16>();
+    let cells = store.read_window::<i16>(0, level, &window).unwrap();
+    let mut values: Vec<f64> = cells
+        .iter()
+        .filter(|v| gridstore::engine::Element::is_valid(**v, nodata))
+        .map(|v| f64::from(*v))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    gridstore::render::Stretch::from_sorted(&values, lo, hi).unwrap()
+}
+
+/// Within 1 % of the range: the stretch is only retaken when it moves more.
+fn assert_close(a: gridstore::render::Stretch, b: gridstore::render::Stretch) {
+    let tolerance = (b.max - b.min).abs() * 0.011;
+    assert!(
+        (a.min - b.min).abs() <= tolerance && (a.max - b.max).abs() <= tolerance,
+        "stretch {a:?}, expected {b:?}"
+    );
+}
+
+fn until_stretch(h: &mut Harness<'_, Explorer>) {
+    run_until(h, "the view's stretch", |app| {
+        app.opened().is_some()
+            && app.map.fitted
+            && app.drawn_missing() == 0
+            && app.tiles.loading() == 0
+            && !app.stretch.pending()
     });
+}
+
+/// By default the stretch is the 2–98 % range of the data in view, taken
+/// again when the view settles elsewhere, with no tile ever missing from
+/// the screen while the map is recoloured.
+#[test]
+fn the_stretch_follows_the_data_in_view() {
+    let (_dir, mut h) = explorer_on_data();
+    until_stretch(&mut h);
+    let whole = h.state().style_for_tests().stretch[0];
+    assert_close(whole, view_percentiles(h.state(), 2.0, 98.0));
+    // Zoom into the top-left quarter of the data: its own range.
+    let view = h.state().drawn_view().unwrap();
+    let app = h.state_mut();
+    app.map.center = [
+        view.min_x + view.width() * 0.3,
+        view.max_y - view.height() * 0.3,
+    ];
+    app.map.units_per_point /= 3.0;
+    h.step();
+    until_stretch(&mut h);
+    let part = h.state().style_for_tests().stretch[0];
+    assert_close(part, view_percentiles(h.state(), 2.0, 98.0));
+    assert_ne!(part, whole, "the zoomed view has another range");
+    assert_eq!(h.state().drawn_missing(), 0, "recoloured without a gap");
+}
+
+/// "whole store" takes the stretch from the store's sample level and keeps
+/// it whatever the view; "min–max" spans that level's full range; typing a
+/// value holds what was typed.
+#[test]
+fn the_stretch_can_be_held_whole_store_or_typed() {
+    let (_dir, mut h) = explorer_on_data();
+    until_stretch(&mut h);
+    h.get_by_label("stretch").click();
+    h.run_steps(2);
+    h.get_by_label("whole store").click();
+    h.run_steps(2);
+    let samples = h.state().opened().unwrap().samples[0].clone();
+    let expected = gridstore::render::Stretch::from_sorted(&samples, 2.0, 98.0).unwrap();
+    assert_eq!(h.state().style_for_tests().stretch[0], expected);
     h.get_by_label("min–max").click();
     h.run_steps(2);
-    let samples = &h.state().opened().unwrap().samples[0];
-    let (min, max) = (samples[0], samples[samples.len() - 1]);
-    let style = h.state().style_for_tests();
-    assert_eq!((style.stretch[0].min, style.stretch[0].max), (min, max));
-    // Tiles reload with the new colours while the old ones stay on screen.
-    run_until(&mut h, "recoloured tiles", |app| {
-        app.tiles.loading() == 0 && app.tiles.ready() > 0
-    });
+    let full = h.state().style_for_tests().stretch[0];
     assert_eq!(
-        h.state().drawn_missing(),
-        0,
-        "no tile was ever missing from the screen"
+        (full.min, full.max),
+        (samples[0], samples[samples.len() - 1])
     );
+    // Zooming keeps it.
+    h.state_mut().map.units_per_point /= 4.0;
+    h.step();
+    until_stretch(&mut h);
+    assert_eq!(h.state().style_for_tests().stretch[0], full);
+
+    // A typed stretch from the command line is kept, whatever the view.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        stretch: Some((10.0, 20.0)),
+        ..GuiOptions::default()
+    });
+    until_stretch(&mut h);
+    let typed = gridstore::render::Stretch {
+        min: 10.0,
+        max: 20.0,
+    };
+    assert_eq!(h.state().style_for_tests().stretch, [typed; 3]);
+    assert_eq!(h.state().stretch.mode, gridstore::gui::StretchMode::Typed);
 }
 
 /// Draw an export rectangle on the map, choose a level, export: the job
@@ -609,7 +694,7 @@ fn a_drawn_rectangle_exports_to_geotiff() {
     assert!(((g.cols as f64) * cell - extent.width()).abs() <= cell);
 
     // The same extent at a chosen cell size: three base cells per cell.
-    h.get_by_label("at a cell size").click();
+    h.get_by_label("at a cell size").click_accesskit();
     h.run_steps(2);
     let base = h.state().opened().unwrap().store.grid().cell_size(0)[0];
     assert!(
@@ -954,12 +1039,12 @@ fn a_categorical_store_shows_its_colour_table() {
     );
     h.get_by_label("colours").click();
     h.run_steps(2);
-    h.get_by_label("Terrain").click();
+    h.get_by_label("terrain").click();
     h.run_steps(2);
     assert!(!h.state().style_for_tests().palette);
     assert_eq!(
         h.get_by_label("colours").value().as_deref(),
-        Some("Terrain")
+        Some("terrain")
     );
 }
 
@@ -1023,6 +1108,7 @@ fn a_view_larger_than_the_cache_still_loads_fully() {
     let style = gridstore::gui::Style {
         map: gridstore::render::ColorMap::Viridis,
         palette: false,
+        bands: gridstore::render::Bands::Single(0),
         stretch: [gridstore::render::Stretch { min: 0.0, max: 1.0 }; 3],
     };
     let start = Instant::now();

@@ -26,7 +26,7 @@ fn every_panel_answers_its_controls() {
     h.run_steps(3);
     assert!(h.state().map.grid);
     click(&mut h, "colours");
-    click(&mut h, "Greyscale");
+    click(&mut h, "greyscale");
     assert_eq!(
         h.state().style_for_tests().map,
         gridstore::render::ColorMap::Greyscale

@@ -1,0 +1,105 @@
+//! Scripted views under Xvfb (`gui --bands --colormap --stretch
+//! --screenshot`), each checked against colours worked out from the data.
+
+use super::{s, screenshot, util};
+use std::collections::HashSet;
+
+/// The map's pixels that show data: right of the side panel, above the
+/// status bar, and not the map's dark background.
+fn data_pixels(image: &image::RgbaImage) -> Vec<[u8; 3]> {
+    let (w, h) = image.dimensions();
+    (20..h - 40)
+        .flat_map(|y| (440..w - 20).map(move |x| (x, y)))
+        .map(|(x, y)| {
+            let p = image.get_pixel(x, y).0;
+            [p[0], p[1], p[2]]
+        })
+        .filter(|p| *p != [24, 24, 24])
+        .collect()
+}
+
+/// Each cell's values of `bands` (1-based), read with GDAL.
+fn cell_colours(raster: &std::path::Path, bands: [usize; 3]) -> HashSet<[u8; 3]> {
+    let ds = gdal::Dataset::open(raster).unwrap();
+    let planes = bands.map(|b| {
+        let band = ds.rasterband(b).unwrap();
+        band.read_band_as::<u8>().unwrap().into_shape_and_vec().1
+    });
+    (0..planes[0].len())
+        .map(|i| [planes[0][i], planes[1][i], planes[2][i]])
+        .collect()
+}
+
+/// `--bands 3,2,1` with a stretch of 0–255 draws each cell in exactly the
+/// colour of its bands 3, 2 and 1: nearly every pixel of the map is such a
+/// triple, and far fewer are triples in the default order (1, 2, 3).
+#[test]
+fn a_3_2_1_composite_shows_bands_3_2_1_as_red_green_blue() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("stars_L7_ETMs.tif");
+    let store = dir.path().join("l7.gs");
+    util::ok(&["create", s(&store), "--like", s(&src)]);
+    util::ok(&["ingest", s(&store), s(&src)]);
+    let pixels = data_pixels(&screenshot(
+        dir.path(),
+        &store,
+        &["--bands", "3,2,1", "--stretch", "0,255"],
+    ));
+    assert!(pixels.len() > 100_000, "{} map pixels", pixels.len());
+    let share = |colours: &HashSet<[u8; 3]>| {
+        pixels.iter().filter(|p| colours.contains(*p)).count() as f64 / pixels.len() as f64
+    };
+    let as_321 = share(&cell_colours(&src, [3, 2, 1]));
+    let as_123 = share(&cell_colours(&src, [1, 2, 3]));
+    assert!(
+        as_321 > 0.99,
+        "{as_321} of the pixels are band 3-2-1 triples"
+    );
+    assert!(
+        as_123 < 0.5,
+        "{as_123} of the pixels are band 1-2-3 triples"
+    );
+}
+
+/// Data straddling the store's origin has a one-chunk master at the top of
+/// the pyramid; the stretch comes from the data in view all the same, so
+/// the map is not drawn in the ramp's two end colours.
+#[test]
+fn data_straddling_the_origin_is_not_saturated() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("stars_olinda_dem_utm25s.tif");
+    let store = dir.path().join("straddling.gs");
+    // The origin at a cell corner near the middle of the DEM.
+    let origin = "293725.9215,9115811.0785";
+    util::ok(&["create", s(&store), "--like", s(&src), "--origin", origin]);
+    util::ok(&["ingest", s(&store), s(&src)]);
+    let info = util::ok(&["info", s(&store)]);
+    assert!(info.contains("master      level 12"), "{info}");
+    let pixels = data_pixels(&screenshot(dir.path(), &store, &[]));
+    // The DEM's cells, read with GDAL: the sea is flat at its minimum, so
+    // the bottom colour covers the cells at or below the 2nd percentile.
+    let ds = gdal::Dataset::open(&src).unwrap();
+    let mut cells = ds
+        .rasterband(1)
+        .unwrap()
+        .read_band_as::<f32>()
+        .unwrap()
+        .into_shape_and_vec()
+        .1;
+    cells.retain(|v| !v.is_nan());
+    cells.sort_by(f32::total_cmp);
+    let p2 = cells[(cells.len() - 1) * 2 / 100];
+    let expected_bottom = cells.iter().filter(|v| **v <= p2).count() as f64 / cells.len() as f64;
+    let share = |colour: [u8; 3]| {
+        pixels.iter().filter(|p| **p == colour).count() as f64 / pixels.len() as f64
+    };
+    let (bottom, top) = (share([68, 1, 84]), share([253, 231, 37]));
+    assert!(top < 0.05, "{top} of the pixels in the ramp's top colour");
+    assert!(
+        (bottom - expected_bottom).abs() < 0.03,
+        "{bottom} of the pixels in the bottom colour, {expected_bottom} of the cells"
+    );
+    // Whole metres from 0 to 70 in view: one colour each.
+    let colours: HashSet<&[u8; 3]> = pixels.iter().collect();
+    assert!(colours.len() > 60, "{} colours", colours.len());
+}
