@@ -74,6 +74,8 @@ pub struct Opened {
     /// Sorted valid values of each band at a level with enough data, for
     /// the whole-store stretch (see [`super::stretch::whole_store_samples`]).
     pub samples: Vec<Arc<[f64]>>,
+    /// What the CRS's coordinates measure (scale bar, ticks).
+    pub units: super::furniture::MapUnits,
 }
 
 pub(super) enum StoreState {
@@ -110,6 +112,8 @@ pub struct Explorer {
     pub(super) bands: Bands,
     /// Bands asked for at start (1-based), applied when the store opens.
     start_bands: Option<Vec<u32>>,
+    /// Draw the ticks, scale bar and legend over the map.
+    pub furniture: bool,
     pub(super) drawn: Drawn,
     shot: Shot,
     bbox: Option<Extent>,
@@ -177,6 +181,7 @@ impl Explorer {
                 }),
             bands: Bands::Single(0),
             start_bands: options.bands.clone(),
+            furniture: true,
             drawn: Drawn::default(),
             shot: options
                 .screenshot
@@ -446,6 +451,9 @@ impl Explorer {
         };
         self.drawn = self.map.show(ui, &store, marks, &mut self.tiles, style);
         let complete = self.drawn.missing == 0;
+        let classes =
+            style.palette && matches!(style.bands, Bands::Single(_)) && store.palette().is_some();
+        self.stretch.want_classes(classes);
         if self.stretch.follow(
             &store,
             &mut self.tiles,
@@ -459,6 +467,11 @@ impl Explorer {
             // Recoloured in place: old tiles stay until the new ones arrive.
             self.tiles.refresh();
         }
+        if self.furniture
+            && let Some(rect) = self.drawn.rect
+        {
+            self.draw_furniture(ui, rect, &store, style, classes);
+        }
         if self.drawn.rectangle_done {
             self.export.extent = self.drawn.rectangle;
         }
@@ -470,6 +483,43 @@ impl Explorer {
                 .select(&store, super::tiles::TileKey { t, loc }, &self.ctx);
         }
         self.drop_hint(ui);
+    }
+
+    /// Ticks, scale bar and legend over the map in `rect`.
+    fn draw_furniture(
+        &self,
+        ui: &egui::Ui,
+        rect: egui::Rect,
+        store: &Store,
+        style: Style,
+        classes: bool,
+    ) {
+        let Some(opened) = self.opened() else { return };
+        let painter = ui.painter_at(rect);
+        super::furniture::ticks(&painter, rect, &self.map, &opened.units);
+        super::furniture::scale(&painter, rect, &self.map, &opened.units);
+        let palette = store.palette();
+        let coloured: Vec<(f64, [u8; 4])> = match (&palette, classes) {
+            (Some(palette), true) => self
+                .stretch
+                .classes
+                .iter()
+                .map(|(v, _)| {
+                    (
+                        *v,
+                        palette.color(*v).unwrap_or(crate::render::UNLISTED_CLASS),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let legend = super::furniture::Legend::of(
+            style.bands,
+            style.map,
+            style.stretch,
+            classes.then_some(coloured.as_slice()),
+        );
+        super::furniture::legend(&painter, rect, &legend);
     }
 
     /// While files hover over the window: where they will go.
@@ -903,6 +953,7 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         .zip(summaries)
         .map(|(l, s)| (l, s.chunks, s.bytes))
         .collect();
+    let units = super::furniture::MapUnits::of_wkt(&store.structure().crs.wkt);
     Ok(Opened {
         store: Arc::new(store),
         // Canonical here, off the UI thread, so the recent list compares paths without I/O.
@@ -913,5 +964,6 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         history,
         notes,
         samples,
+        units,
     })
 }

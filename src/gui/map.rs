@@ -144,6 +144,8 @@ pub struct Drawn {
     pub marked: [usize; 2],
     /// The chunks in view, at the level shown.
     pub chunks: Vec<ChunkLoc>,
+    /// Where the map was drawn.
+    pub rect: Option<Rect>,
 }
 
 impl MapView {
@@ -168,7 +170,9 @@ impl MapView {
         self.fitted = true;
     }
 
-    fn to_screen(&self, rect: Rect, x: f64, y: f64) -> Pos2 {
+    /// The screen point of map coordinates, in a map drawn into `rect`.
+    #[must_use]
+    pub fn to_screen(&self, rect: Rect, x: f64, y: f64) -> Pos2 {
         let c = rect.center();
         #[allow(clippy::cast_possible_truncation)]
         Pos2::new(
@@ -177,7 +181,9 @@ impl MapView {
         )
     }
 
-    fn to_world(&self, rect: Rect, p: Pos2) -> (f64, f64) {
+    /// The map coordinates of a screen point, in a map drawn into `rect`.
+    #[must_use]
+    pub fn to_world(&self, rect: Rect, p: Pos2) -> (f64, f64) {
         let c = rect.center();
         (
             self.center[0] + f64::from(p.x - c.x) * self.units_per_point,
@@ -403,6 +409,7 @@ impl MapView {
             view: Some(view),
             marked,
             chunks,
+            rect: Some(rect),
         }
     }
 

@@ -11,6 +11,7 @@ mod demo;
 mod editor;
 mod export;
 mod form;
+mod furniture;
 mod history;
 mod inspect;
 mod jobs;

@@ -180,7 +180,10 @@ impl Explorer {
         if !(single && self.use_palette && has_palette) && self.stretch.ui(ui) {
             self.tiles.refresh();
         }
-        ui.checkbox(&mut self.map.grid, "chunk grid");
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.map.grid, "chunk grid");
+            ui.checkbox(&mut self.furniture, "legend, scale and ticks");
+        });
         if let Some(store) = self.opened().map(|o| o.store.clone())
             && self.time.ui(ui, &store)
         {

@@ -82,7 +82,21 @@ pub struct StretchControl {
     seen: Option<(ViewKey, Instant)>,
     /// The view the current stretch was taken from.
     taken_for: Option<ViewKey>,
-    taking: Option<Task<Option<[Stretch; 3]>>>,
+    taking: Option<Task<ViewSummary>>,
+    /// The classes in view and their cells, most common first (single band
+    /// with the colour table shown).
+    pub classes: Vec<(f64, u64)>,
+    /// Whether the classes are wanted (taken with the stretch).
+    want_classes: bool,
+}
+
+/// What the data in view holds.
+struct ViewSummary {
+    /// Its percentiles per channel; `None` without data.
+    stretch: Option<[Stretch; 3]>,
+    /// Its classes (the first band's values) and their cells, most common
+    /// first, when asked for.
+    classes: Vec<(f64, u64)>,
 }
 
 impl Default for StretchControl {
@@ -96,6 +110,8 @@ impl Default for StretchControl {
             seen: None,
             taken_for: None,
             taking: None,
+            classes: Vec::new(),
+            want_classes: false,
         }
     }
 }
@@ -170,7 +186,7 @@ impl StretchControl {
     /// screenshot waits for it).
     #[must_use]
     pub fn pending(&self) -> bool {
-        self.mode == StretchMode::FollowView
+        (self.mode == StretchMode::FollowView || self.want_classes)
             && (self.taking.is_some() || self.taken_for != self.seen.map(|(key, _)| key))
     }
 
@@ -225,13 +241,14 @@ impl StretchControl {
             && let Some(result) = task.poll()
         {
             self.taking = None;
-            if let Some(fresh) = result
+            self.classes = result.classes;
+            if let Some(fresh) = result.stretch
                 && self.mode == StretchMode::FollowView
             {
                 changed = self.replace(fresh, false);
             }
         }
-        if self.mode != StretchMode::FollowView {
+        if self.mode != StretchMode::FollowView && !self.want_classes {
             return changed;
         }
         let Some(view) = view else { return changed };
@@ -260,8 +277,26 @@ impl StretchControl {
         self.taken_for = Some(key);
         let parts = in_view(store, tiles, level, t, &view, chunks);
         let (lo, hi) = self.percentiles;
-        self.taking = Some(Task::spawn(ctx, move || view_stretch(&parts, lo, hi)));
+        let classes = self.want_classes;
+        self.taking = Some(Task::spawn(ctx, move || ViewSummary {
+            stretch: view_stretch(&parts, lo, hi),
+            classes: if classes {
+                view_classes(&parts)
+            } else {
+                Vec::new()
+            },
+        }));
         changed
+    }
+
+    /// Asks for the classes in view (the colour table is shown) or not;
+    /// asking anew takes them from the view on screen.
+    pub fn want_classes(&mut self, want: bool) {
+        if want != self.want_classes {
+            self.want_classes = want;
+            self.taken_for = None;
+            self.classes.clear();
+        }
     }
 }
 
@@ -467,6 +502,38 @@ fn view_stretch(parts: &[InView], lo: f64, hi: f64) -> Option<[Stretch; 3]> {
         out = [out[0]; 3];
     }
     Some(out)
+}
+
+/// Most distinct values the class legend counts; data with more is not
+/// categorical, and gets none.
+const MAX_CLASSES: usize = 1024;
+
+/// The first band's distinct values in `parts` and their cells, most common
+/// first (ties by value); empty for more than [`MAX_CLASSES`] values.
+fn view_classes(parts: &[InView]) -> Vec<(f64, u64)> {
+    let mut counts: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    for p in parts {
+        let plane = &p.values[..p.plane.min(p.values.len())];
+        for r in p.part.row..p.part.row + p.part.rows {
+            let start = usize::try_from(r).unwrap_or(0) * p.cols;
+            let c0 = usize::try_from(p.part.col).unwrap_or(0);
+            let c1 = c0 + usize::try_from(p.part.cols).unwrap_or(0);
+            for v in plane.get(start + c0..start + c1).unwrap_or_default() {
+                if !v.is_nan() {
+                    *counts.entry(v.to_bits()).or_default() += 1;
+                    if counts.len() > MAX_CLASSES {
+                        return Vec::new();
+                    }
+                }
+            }
+        }
+    }
+    let mut classes: Vec<(f64, u64)> = counts
+        .into_iter()
+        .map(|(bits, n)| (f64::from(f32::from_bits(bits)), n))
+        .collect();
+    classes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.total_cmp(&b.0)));
+    classes
 }
 
 /// The `lo`–`hi` percentiles (0–100) of `values` (reordered); `None` for

@@ -1133,3 +1133,42 @@ fn a_view_larger_than_the_cache_still_loads_fully() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A categorical store's legend lists the classes in view, most common
+/// first, counted independently from the store's cells; the legend, scale
+/// and ticks switch off together.
+#[test]
+fn the_legend_lists_the_classes_in_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lc.gs");
+    let src = util::data("stars_lc.tif");
+    util::ok(&["create", s(&store), "--like", s(&src), "--chunk", "16"]);
+    util::ok(&["ingest", s(&store), s(&src)]);
+    let mut h = harness(&GuiOptions {
+        store: Some(store),
+        ..GuiOptions::default()
+    });
+    until_stretch(&mut h);
+    let app = h.state();
+    let opened = app.opened().unwrap();
+    let level = app.drawn_level();
+    let window = opened
+        .store
+        .grid()
+        .cover_clipped(level, &app.drawn_view().unwrap())
+        .unwrap();
+    let cells = opened.store.read_window::<u8>(0, level, &window).unwrap();
+    let mut counts = std::collections::BTreeMap::<u8, u64>::new();
+    for v in cells.iter().filter(|v| **v != 255) {
+        *counts.entry(*v).or_default() += 1;
+    }
+    let mut expected: Vec<(f64, u64)> =
+        counts.into_iter().map(|(v, n)| (f64::from(v), n)).collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.total_cmp(&b.0)));
+    assert!(expected.len() > 5);
+    assert_eq!(app.stretch.classes, expected);
+    assert!(h.state().furniture);
+    h.get_by_label("legend, scale and ticks").click();
+    h.run_steps(2);
+    assert!(!h.state().furniture);
+}

@@ -4,12 +4,13 @@
 use super::{s, screenshot, util};
 use std::collections::HashSet;
 
-/// The map's pixels that show data: right of the side panel, above the
-/// status bar, and not the map's dark background.
+/// The map's pixels that show data: right of the side panel and the
+/// ticks on the map's left edge, below the ticks on its top edge, above
+/// the scale bar and legend, and not the map's dark background.
 fn data_pixels(image: &image::RgbaImage) -> Vec<[u8; 3]> {
     let (w, h) = image.dimensions();
-    (20..h - 40)
-        .flat_map(|y| (440..w - 20).map(move |x| (x, y)))
+    (60..h - 130)
+        .flat_map(|y| (540..w - 20).map(move |x| (x, y)))
         .map(|(x, y)| {
             let p = image.get_pixel(x, y).0;
             [p[0], p[1], p[2]]
@@ -102,4 +103,47 @@ fn data_straddling_the_origin_is_not_saturated() {
     // Whole metres from 0 to 70 in view: one colour each.
     let colours: HashSet<&[u8; 3]> = pixels.iter().collect();
     assert!(colours.len() > 60, "{} colours", colours.len());
+}
+
+/// The map carries a colour bar of the colour map chosen (bottom right), a
+/// scale bar (bottom left) and coordinate ticks (top edge).
+#[test]
+fn the_map_has_a_colour_bar_a_scale_bar_and_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::store_with_data(dir.path());
+    let image = screenshot(dir.path(), &store, &["--colormap", "magma"]);
+    let (w, h) = image.dimensions();
+    let near = |p: [u8; 4], c: [u8; 3]| (0..3).all(|k| p[k].abs_diff(c[k]) <= 12);
+    let any_in = |xs: std::ops::Range<u32>, ys: std::ops::Range<u32>, c: [u8; 3]| {
+        ys.flat_map(|y| xs.clone().map(move |x| (x, y)))
+            .any(|(x, y)| near(image.get_pixel(x, y).0, c))
+    };
+    // The bar spans magma from its first colour to its last.
+    let legend = (w - 200..w - 10, h - 110..h - 30);
+    assert!(any_in(legend.0.clone(), legend.1.clone(), [0, 0, 4]));
+    assert!(any_in(legend.0.clone(), legend.1.clone(), [252, 253, 191]));
+    assert!(!any_in(legend.0, legend.1, [253, 231, 37]), "no viridis");
+    // The scale bar: a light horizontal line at least 40 points long.
+    let longest = (h - 80..h - 20)
+        .map(|y| {
+            let mut run = 0;
+            let mut best = 0;
+            for x in 400..700 {
+                run = if near(image.get_pixel(x, y).0, [235, 235, 235]) {
+                    run + 1
+                } else {
+                    0
+                };
+                best = best.max(run);
+            }
+            best
+        })
+        .max()
+        .unwrap();
+    assert!(longest >= 40, "scale bar {longest} pixels long");
+    // Tick labels: light text on dark boxes along the top edge.
+    let text = (400..w)
+        .filter(|&x| (0..40).any(|y| near(image.get_pixel(x, y).0, [235, 235, 235])))
+        .count();
+    assert!(text > 100, "{text} columns of tick labels");
 }
