@@ -157,6 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 color_map: colormap.map(Into::into),
                 stretch,
                 bands: bands.map(|b| b.0),
+                dialogs: None,
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -53,6 +53,8 @@ pub struct GuiOptions {
     /// The bands to show at start, 1-based: one band, or three for an RGB
     /// composite (`None`: bands 1–3 of a store with three or more, else 1).
     pub bands: Option<Vec<u32>>,
+    /// What chooses the file dialogs (`None`: the process's environment).
+    pub dialogs: Option<super::dialog::Probe>,
 }
 
 /// A store that finished opening.
@@ -146,7 +148,9 @@ pub struct Explorer {
     /// was opening, or a re-read was under way): re-read it next.
     pending_reload: Option<PathBuf>,
     /// The file dialog open, if any (see `command`).
-    pub(super) dialog: Option<Task<super::command::Answer>>,
+    pub(super) dialog: Option<super::command::OpenDialog>,
+    /// What the choice of file dialog depends on.
+    pub(super) dialog_probe: super::dialog::Probe,
     /// Stores opened before, most recent first.
     pub recent: Vec<PathBuf>,
     recent_file: Option<PathBuf>,
@@ -202,6 +206,10 @@ impl Explorer {
             reload_failures: 0,
             unread_change: None,
             dialog: None,
+            dialog_probe: options
+                .dialogs
+                .clone()
+                .unwrap_or_else(super::dialog::Probe::from_env),
             recent: Vec::new(),
             recent_file: options
                 .recent_file
@@ -350,7 +358,7 @@ impl Explorer {
         self.quicklooks.poll();
         self.take_files(ui);
         self.follow_jobs();
-        self.take_answer();
+        self.take_answer(&ui.ctx().clone());
         let mut commands = Vec::new();
         egui::Panel::left("store")
             .default_size(300.0)

@@ -6,6 +6,7 @@
 //! a time.
 
 use super::app::Explorer;
+use super::dialog::{InWindow, Pick, PickKind, Picked, ask_system};
 use super::task::Task;
 use super::tiles::TileKey;
 use crate::gdal_io::ExportRequest;
@@ -56,20 +57,40 @@ pub enum Command {
     IngestAnyway(usize),
 }
 
-/// A file dialog's answer, with what it was asked for.
-#[derive(Debug)]
-pub enum Answer {
-    /// A store to open (none: the dialog was dismissed).
-    Store(Option<PathBuf>),
+/// What a file dialog's answer is for.
+#[derive(Debug, Clone)]
+pub enum Purpose {
+    /// A store to open.
+    Store,
     /// Rasters to ingest, into the store open when they were asked for
     /// (none: a new store made like the first).
-    Rasters(Option<PathBuf>, Vec<PathBuf>),
-    /// Where to export the store and request of when it was asked.
-    ExportPath(Option<(PathBuf, ExportRequest)>, Option<PathBuf>),
+    Rasters(Option<PathBuf>),
+    /// Where to export the store, with the request, as they were when asked.
+    ExportPath(Option<(PathBuf, ExportRequest)>),
     /// A raster for the structure editor.
-    StructureSource(Option<PathBuf>),
+    StructureSource,
     /// Where the editor's new store goes.
-    NewStoreTarget(Option<PathBuf>),
+    NewStoreTarget,
+}
+
+/// A file dialog's answer, with what it was asked for.
+#[derive(Debug)]
+pub struct Answer {
+    /// What it was for.
+    pub purpose: Purpose,
+    /// The dialog it was.
+    pub pick: Pick,
+    /// What came back.
+    pub picked: Picked,
+}
+
+/// The file dialog open, if any: a system one on its thread, or the
+/// browser in the window.
+pub enum OpenDialog {
+    /// A system dialog, answered on its own thread.
+    System(Task<Answer>),
+    /// The browser in the window.
+    InWindow(Box<InWindow>, Purpose),
 }
 
 impl Explorer {
@@ -77,46 +98,62 @@ impl Explorer {
     pub(super) fn carry_out(&mut self, commands: Vec<Command>) {
         for command in commands {
             match command {
-                Command::PickStore { file } => self.ask(move || Answer::Store(pick_store(file))),
+                Command::PickStore { file } => {
+                    let pick = if file {
+                        Pick {
+                            title: "Open a gridstore .h5 file",
+                            kind: PickKind::File,
+                            filter: Some(("HDF5 store", vec!["h5", "hdf5"])),
+                            file_name: None,
+                        }
+                    } else {
+                        Pick {
+                            title: "Open a gridstore folder",
+                            kind: PickKind::Folder,
+                            filter: None,
+                            file_name: None,
+                        }
+                    };
+                    self.ask(pick, Purpose::Store);
+                }
                 Command::PickRasters => {
                     let target = self.opened().map(|o| o.path.clone());
-                    self.ask(move || {
-                        Answer::Rasters(
-                            target,
-                            rfd::FileDialog::new()
-                                .set_title("Rasters to ingest")
-                                .pick_files()
-                                .unwrap_or_default(),
-                        )
-                    });
+                    let pick = Pick {
+                        title: "Rasters to ingest",
+                        kind: PickKind::Files,
+                        filter: None,
+                        file_name: None,
+                    };
+                    self.ask(pick, Purpose::Rasters(target));
                 }
                 Command::PickExportPath { name, extension } => {
                     let export = self.export_request();
-                    self.ask(move || {
-                        Answer::ExportPath(
-                            export,
-                            rfd::FileDialog::new()
-                                .set_title("Export to")
-                                .add_filter(name, &[extension])
-                                .save_file(),
-                        )
-                    });
+                    let pick = Pick {
+                        title: "Export to",
+                        kind: PickKind::Save,
+                        filter: Some((name, vec![extension])),
+                        file_name: None,
+                    };
+                    self.ask(pick, Purpose::ExportPath(export));
                 }
-                Command::PickStructureSource => self.ask(|| {
-                    Answer::StructureSource(
-                        rfd::FileDialog::new()
-                            .set_title("A raster to take the structure from")
-                            .pick_file(),
-                    )
-                }),
-                Command::PickNewStoreTarget { file_name } => self.ask(move || {
-                    Answer::NewStoreTarget(
-                        rfd::FileDialog::new()
-                            .set_title("Where the new store goes")
-                            .set_file_name(file_name)
-                            .save_file(),
-                    )
-                }),
+                Command::PickStructureSource => {
+                    let pick = Pick {
+                        title: "A raster to take the structure from",
+                        kind: PickKind::File,
+                        filter: None,
+                        file_name: None,
+                    };
+                    self.ask(pick, Purpose::StructureSource);
+                }
+                Command::PickNewStoreTarget { file_name } => {
+                    let pick = Pick {
+                        title: "Where the new store goes",
+                        kind: PickKind::Save,
+                        filter: None,
+                        file_name: Some(file_name.to_string()),
+                    };
+                    self.ask(pick, Purpose::NewStoreTarget);
+                }
                 Command::Open(path) => self.open(path),
                 Command::NewStore => self.editor.new_store(),
                 Command::ShowStructure => {
@@ -140,33 +177,72 @@ impl Explorer {
         }
     }
 
-    /// Applies a dialog's answer once it is there.
-    pub(super) fn take_answer(&mut self) {
-        let Some(task) = &self.dialog else {
-            return;
-        };
-        let Some(answer) = task.poll() else {
-            if task.lost() {
-                // The dialog's thread died: let the buttons ask again.
-                self.dialog = None;
+    /// Applies a dialog's answer once it is there; draws the in-window
+    /// browser while it is open.
+    pub(super) fn take_answer(&mut self, ctx: &egui::Context) {
+        let answer = match &mut self.dialog {
+            None => return,
+            Some(OpenDialog::System(task)) => {
+                let Some(answer) = task.poll() else {
+                    if task.lost() {
+                        // The dialog's thread died: let the buttons ask again.
+                        self.dialog = None;
+                    }
+                    return;
+                };
+                answer
             }
-            return;
+            Some(OpenDialog::InWindow(browser, purpose)) => {
+                let Some(picked) = browser.show(ctx) else {
+                    return;
+                };
+                Answer {
+                    purpose: purpose.clone(),
+                    // Only the system's unavailability needs the pick again.
+                    pick: Pick {
+                        title: "",
+                        kind: PickKind::File,
+                        filter: None,
+                        file_name: None,
+                    },
+                    picked,
+                }
+            }
         };
         self.dialog = None;
-        match answer {
-            Answer::Store(Some(path)) => self.open(path),
-            Answer::Rasters(Some(store), files) => {
-                for file in files {
+        let paths = match answer.picked {
+            Picked::Chosen(paths) => paths,
+            // Dismissed: nothing changes (an open store stays open).
+            Picked::Dismissed => return,
+            Picked::Unavailable => {
+                let start = self
+                    .opened()
+                    .and_then(|o| o.path.parent().map(std::path::Path::to_path_buf));
+                self.dialog = Some(OpenDialog::InWindow(
+                    Box::new(InWindow::open(&answer.pick, start.as_deref())),
+                    answer.purpose,
+                ));
+                return;
+            }
+        };
+        let first = paths.first().cloned();
+        match (answer.purpose, first) {
+            (Purpose::Store, Some(path)) => self.open(path),
+            (Purpose::Rasters(Some(store)), _) => {
+                for file in paths {
                     self.jobs.ingest(file, store.clone());
                 }
             }
-            Answer::Rasters(None, files) => self.ingest_files(files),
-            Answer::ExportPath(Some((store, request)), Some(path)) => {
+            (Purpose::Rasters(None), _) => self.ingest_files(paths),
+            (Purpose::ExportPath(Some((store, request))), Some(path)) => {
                 self.jobs.export(store, path, request);
             }
-            Answer::StructureSource(Some(file)) => self.editor.read_structure_of(file, &self.ctx),
-            Answer::NewStoreTarget(Some(path)) => self.editor.target = path.display().to_string(),
-            // Dismissed: nothing changes (an open store stays open).
+            (Purpose::StructureSource, Some(file)) => {
+                self.editor.read_structure_of(file, &self.ctx);
+            }
+            (Purpose::NewStoreTarget, Some(path)) => {
+                self.editor.target = path.display().to_string();
+            }
             _ => {}
         }
     }
@@ -177,22 +253,33 @@ impl Explorer {
         self.dialog.is_some()
     }
 
-    /// Runs a file dialog on a background task, unless one is open.
-    fn ask(&mut self, dialog: impl FnOnce() -> Answer + Send + 'static) {
-        if self.dialog.is_none() {
-            self.dialog = Some(Task::spawn(&self.ctx, dialog));
+    /// Whether the file browser inside the window is open.
+    #[must_use]
+    pub fn browser_open(&self) -> bool {
+        matches!(self.dialog, Some(OpenDialog::InWindow(..)))
+    }
+
+    /// Moves the in-window browser to `folder`, if it is open.
+    pub fn browse_to(&mut self, folder: &std::path::Path) {
+        if let Some(OpenDialog::InWindow(browser, _)) = &mut self.dialog {
+            browser.go_to(folder);
         }
     }
-}
 
-fn pick_store(file: bool) -> Option<PathBuf> {
-    let dialog = rfd::FileDialog::new();
-    if file {
-        dialog
-            .set_title("Open a gridstore .h5 file")
-            .add_filter("HDF5 store", &["h5", "hdf5"])
-            .pick_file()
-    } else {
-        dialog.set_title("Open a gridstore folder").pick_folder()
+    /// Asks `pick` for `purpose`, unless a dialog is open: through the
+    /// system on a background thread, or in the window when it has none.
+    fn ask(&mut self, pick: Pick, purpose: Purpose) {
+        if self.dialog.is_some() {
+            return;
+        }
+        let probe = self.dialog_probe.clone();
+        self.dialog = Some(OpenDialog::System(Task::spawn(&self.ctx, move || {
+            let picked = ask_system(&pick, &probe);
+            Answer {
+                purpose,
+                pick,
+                picked,
+            }
+        })));
     }
 }

@@ -8,6 +8,7 @@ mod app;
 mod changes;
 mod command;
 mod demo;
+mod dialog;
 mod editor;
 mod export;
 mod form;
@@ -28,6 +29,7 @@ mod tour;
 
 pub use app::{Explorer, GuiOptions, Opened};
 pub use changes::{Change, Changes, WRITTEN_FADE};
+pub use dialog::{Backend as DialogBackend, Pick, PickKind, Picked, Probe as DialogProbe};
 pub use editor::{Created, StructureEditor};
 pub use export::ExportPanel;
 pub use form::{Checked, CodecKind, Field, Form, ResolvedCrs, TimeKind};

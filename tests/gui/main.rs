@@ -63,6 +63,16 @@ fn until_tiles(h: &mut Harness<'_, Explorer>) {
     });
 }
 
+/// What a desktop without any dialog program or portal shows.
+fn no_dialogs() -> gridstore::gui::DialogProbe {
+    gridstore::gui::DialogProbe {
+        forced: None,
+        path: Some(std::ffi::OsString::from("/nonexistent")),
+        session_bus: false,
+        runtime_dir: None,
+    }
+}
+
 fn harness(options: &GuiOptions) -> Harness<'static, Explorer> {
     let ctx = egui::Context::default();
     // Never touch the user's own recent-stores list.
@@ -82,6 +92,11 @@ fn harness(options: &GuiOptions) -> Harness<'static, Explorer> {
             std::process::id(),
             std::thread::current().id()
         )));
+    }
+    // Nor the desktop's file dialogs: a desktop with none (no portal, no
+    // zenity or kdialog), whatever this machine has.
+    if options.dialogs.is_none() {
+        options.dialogs = Some(no_dialogs());
     }
     let app = Explorer::new(ctx, &options);
     Harness::builder()
@@ -462,9 +477,38 @@ fn a_dismissed_open_dialog_keeps_the_open_store() {
     h.get_by_label("Open store…").click();
     h.step();
     assert!(h.state().dialog_open(), "the click asked for a dialog");
-    run_until(&mut h, "the dialog's answer", |app| !app.dialog_open());
+    // No system dialog here: the browser in the window asks instead.
+    run_until(&mut h, "the in-window browser", |app| app.browser_open());
+    h.run_steps(2);
+    h.get_by_label("Cancel").click();
+    h.run_steps(2);
+    assert!(!h.state().dialog_open());
     assert!(h.state().opened().is_some(), "the store stays open");
     assert_eq!(h.state().error(), None);
+}
+
+/// Without a portal, zenity or kdialog, "Open store…" opens a file browser
+/// inside the window (never "no store chosen"); a folder picked there
+/// opens as the store.
+#[test]
+fn with_no_system_dialog_the_in_window_browser_opens_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let mut h = harness(&GuiOptions::default());
+    run_until(&mut h, "the demo store", |app| app.opened().is_some());
+    h.get_by_label("Open store…").click();
+    run_until(&mut h, "the in-window browser", |app| app.browser_open());
+    h.state_mut().browse_to(dir.path());
+    h.run_steps(2);
+    h.get_by_label("🗀 g.gs").click();
+    h.run_steps(2);
+    h.get_by_label("Open").click();
+    h.run_steps(2);
+    run_until(&mut h, "the picked store", |app| {
+        app.opened()
+            .is_some_and(|o| o.path == std::fs::canonicalize(&store).unwrap())
+    });
+    assert!(!h.state().dialog_open());
 }
 
 #[test]

@@ -147,3 +147,71 @@ fn the_map_has_a_colour_bar_a_scale_bar_and_ticks() {
         .count();
     assert!(text > 100, "{text} columns of tick labels");
 }
+
+/// The real explorer under Xvfb on a desktop with no portal, no session bus
+/// and no zenity or kdialog: clicking "Open store…" opens the file browser
+/// inside the window (a dialog-coloured window over the side panel, which
+/// was not there before the click).
+#[test]
+fn without_a_portal_open_store_shows_the_in_window_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::store_with_data(dir.path());
+    let empty = dir.path().join("no-programs");
+    std::fs::create_dir(&empty).unwrap();
+    let (before, after) = (dir.path().join("before.xwd"), dir.path().join("after.xwd"));
+    // The explorer runs with no dialog program on its PATH and no bus;
+    // xdotool clicks the button and xwd grabs the screen.
+    let script = format!(
+        "env -u DBUS_SESSION_BUS_ADDRESS PATH={empty} XDG_RUNTIME_DIR={empty} \
+         XDG_CONFIG_HOME={config} {bin} gui {store} & pid=$!; \
+         xdotool search --sync --name gridstore >/dev/null; sleep 4; \
+         xwd -root -silent > {before}; \
+         xdotool mousemove 55 36 click 1; sleep 2; \
+         xwd -root -silent > {after}; kill $pid",
+        empty = s(&empty),
+        config = s(dir.path()),
+        bin = env!("CARGO_BIN_EXE_gridstore"),
+        store = s(&store),
+        before = s(&before),
+        after = s(&after),
+    );
+    let out = std::process::Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x800x24", "sh", "-c", &script])
+        .output()
+        .expect("xvfb-run, xdotool and xwd (installed by .ci/deps)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (before, after) = (xwd(&before), xwd(&after));
+    // Where the browser opens: over the top of the side panel.
+    let area: Vec<(u32, u32)> = (80..440)
+        .flat_map(|y| (30..500).map(move |x| (x, y)))
+        .collect();
+    let changed = area
+        .iter()
+        .filter(|(x, y)| before.get_pixel(*x, *y) != after.get_pixel(*x, *y))
+        .count();
+    assert!(
+        changed * 4 > area.len(),
+        "{changed} of {} pixels changed: no browser",
+        area.len()
+    );
+}
+
+/// An XWD screen dump (ZPixmap, 32 bits per pixel, as Xvfb's 24-bit
+/// screen gives) as an image.
+fn xwd(path: &std::path::Path) -> image::RgbImage {
+    let d = std::fs::read(path).unwrap();
+    let field = |i: usize| u32::from_be_bytes(d[i * 4..i * 4 + 4].try_into().unwrap());
+    let (header, w, h, bytes_per_line, colours) =
+        (field(0), field(4), field(5), field(12), field(19));
+    assert_eq!(field(11), 32, "bits per pixel");
+    let start = (header + colours * 12) as usize;
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let at = start + (y * bytes_per_line + x * 4) as usize;
+        // Little-endian BGRX.
+        image::Rgb([d[at + 2], d[at + 1], d[at]])
+    })
+}
