@@ -42,5 +42,6 @@ pub mod format;
 pub mod gdal_io;
 pub mod gui;
 pub mod quicklook;
+pub mod relief;
 pub mod render;
 pub mod storage;

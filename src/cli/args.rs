@@ -193,6 +193,14 @@ pub enum Command {
         /// view).
         #[arg(long, value_parser = parse_stretch, allow_hyphen_values = true)]
         stretch: Option<(f64, f64)>,
+        /// Show this stored instant (YYYY-MM-DD[THH:MM[:SS]], UTC) of a store
+        /// with a time axis.
+        #[arg(long, value_parser = parse_gui_instant)]
+        time: Option<i64>,
+        /// Shade the relief of the (first) band shown: blended with its
+        /// colours, or alone in greys.
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "blend")]
+        hillshade: Option<HillshadeArg>,
     },
     /// Report p50 and p99 of a frame log written by `gui --tour`.
     FrameStats {
@@ -309,6 +317,15 @@ impl From<ColorMapArg> for crate::render::ColorMap {
             ColorMapArg::Blues => Self::Blues,
         }
     }
+}
+
+/// How `gui --hillshade` shades the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HillshadeArg {
+    /// Blended with the colours.
+    Blend,
+    /// Alone, in greys.
+    Alone,
 }
 
 /// A layout's name on the command line (its shard is given apart).
@@ -521,6 +538,10 @@ fn parse_bands(s: &str) -> Result<BandList, String> {
         return Err(format!("'{s}': give one band, or three (red, green, blue)"));
     }
     Ok(BandList(bands))
+}
+
+fn parse_gui_instant(s: &str) -> Result<i64, String> {
+    crate::engine::grid::time::parse_instant(s).map_err(|e| e.to_string())
 }
 
 fn parse_stretch(s: &str) -> Result<(f64, f64), String> {

@@ -144,6 +144,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             colormap,
             bands,
             stretch,
+            time,
+            hillshade,
         } => {
             crate::gui::run(crate::gui::GuiOptions {
                 store,
@@ -158,6 +160,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stretch,
                 bands: bands.map(|b| b.0),
                 dialogs: None,
+                time,
+                hillshade: hillshade.map(|h| h == crate::cli::args::HillshadeArg::Alone),
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -55,6 +55,23 @@ pub struct GuiOptions {
     pub bands: Option<Vec<u32>>,
     /// What chooses the file dialogs (`None`: the process's environment).
     pub dialogs: Option<super::dialog::Probe>,
+    /// The instant to show at start (seconds since the epoch, UTC); it
+    /// must be stored.
+    pub time: Option<i64>,
+    /// Start with shaded relief: `Some(true)` alone, `Some(false)` blended
+    /// with the colours.
+    pub hillshade: Option<bool>,
+}
+
+/// The shaded-relief settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shading {
+    /// Whether the map is shaded.
+    pub on: bool,
+    /// The sun.
+    pub sun: crate::relief::Sun,
+    /// The shade alone in greys, rather than blended with the colours.
+    pub alone: bool,
 }
 
 /// A store that finished opening.
@@ -116,6 +133,10 @@ pub struct Explorer {
     start_bands: Option<Vec<u32>>,
     /// Draw the ticks, scale bar and legend over the map.
     pub furniture: bool,
+    /// The instant asked for at start, applied when the store opens.
+    start_time: Option<i64>,
+    /// Shaded relief.
+    pub shading: Shading,
     pub(super) drawn: Drawn,
     shot: Shot,
     bbox: Option<Extent>,
@@ -186,6 +207,12 @@ impl Explorer {
             bands: Bands::Single(0),
             start_bands: options.bands.clone(),
             furniture: true,
+            start_time: options.time,
+            shading: Shading {
+                on: options.hillshade.is_some(),
+                sun: crate::relief::Sun::default(),
+                alone: options.hillshade == Some(true),
+            },
             drawn: Drawn::default(),
             shot: options
                 .screenshot
@@ -336,10 +363,17 @@ impl Explorer {
             self.levels = LevelBrowser::default();
             self.inspector = Inspector::default();
             self.state = match result {
-                Ok(opened) => match self.start_bands(&opened) {
+                Ok(opened) => match self
+                    .start_bands(&opened)
+                    .and_then(|bands| self.start_time(&opened).map(|t| (bands, t)))
+                {
                     Err(e) => StoreState::Failed(e),
-                    Ok(bands) => {
+                    Ok((bands, t)) => {
                         self.bands = bands;
+                        self.time.t = t;
+                        let cell = opened.store.grid().cell_size(0)[0];
+                        let degrees = opened.units == super::furniture::MapUnits::Degrees;
+                        self.time.place = super::time::PlaceFormat::for_cell(cell, degrees);
                         self.remember(&opened.path);
                         self.stretch.opened(opened.samples.clone(), self.bands);
                         self.quicklooks.request(&opened.path);
@@ -443,6 +477,8 @@ impl Explorer {
         {
             self.map.fit(&extent, ui.available_size());
         }
+        // Playback shows a level coarser, so each instant loads in time.
+        self.map.coarser = u8::from(self.time.playing);
         let style = self.style();
         let t = self.time.t;
         let marks = Marks {
@@ -521,12 +557,15 @@ impl Explorer {
                 .collect(),
             _ => Vec::new(),
         };
-        let legend = super::furniture::Legend::of(
-            style.bands,
-            style.map,
-            style.stretch,
-            classes.then_some(coloured.as_slice()),
-        );
+        let legend = match style.relief {
+            Some(relief) if relief.alone => super::furniture::Legend::Shade(relief.sun),
+            _ => super::furniture::Legend::of(
+                style.bands,
+                style.map,
+                style.stretch,
+                classes.then_some(coloured.as_slice()),
+            ),
+        };
         super::furniture::legend(&painter, rect, &legend);
     }
 
@@ -734,6 +773,11 @@ impl Explorer {
             palette: self.use_palette,
             bands: self.bands,
             stretch: self.stretch.current,
+            relief: self.shading.on.then(|| super::tiles::Relief {
+                sun: self.shading.sun,
+                alone: self.shading.alone,
+                metres: self.opened().and_then(|o| o.units.metres()),
+            }),
         }
     }
 
@@ -770,6 +814,23 @@ impl Explorer {
                 "--bands: give one band or three, not {}",
                 zero.len()
             )),
+        }
+    }
+
+    /// The time index to show first in `opened`: the instant asked for at
+    /// start, else its first.
+    ///
+    /// # Errors
+    /// An instant asked for that the store does not hold (naming the
+    /// nearest it does).
+    fn start_time(&mut self, opened: &Opened) -> Result<u32, String> {
+        let first = opened.store.time_indices().first().copied().unwrap_or(0);
+        match self.start_time.take() {
+            None => Ok(first),
+            Some(instant) => opened
+                .store
+                .time_index(Some(instant), false)
+                .map_err(|e| format!("--time: {}: {e}", opened.path.display())),
         }
     }
 

@@ -3,6 +3,7 @@
 //! classes in view, or the channels of an RGB composite).
 
 use super::map::MapView;
+use crate::relief::metres_per_degree_of_longitude;
 use crate::render::{Bands, ColorMap, Stretch};
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Stroke, Vec2};
 
@@ -23,6 +24,16 @@ pub enum MapUnits {
 }
 
 impl MapUnits {
+    /// Metres per unit, `None` for degrees; unknown units count as metres.
+    #[must_use]
+    pub fn metres(&self) -> Option<f64> {
+        match self {
+            Self::Degrees => None,
+            Self::Linear { metres, .. } => Some(*metres),
+            Self::Unknown => Some(1.0),
+        }
+    }
+
     /// The units of a CRS given as WKT, read with GDAL (off the UI thread:
     /// it may open the PROJ database).
     #[must_use]
@@ -39,18 +50,6 @@ impl MapUnits {
             _ => Self::Unknown,
         }
     }
-}
-
-/// The WGS 84 ellipsoid: semi-major axis (m) and first eccentricity squared.
-const WGS84_A: f64 = 6_378_137.0;
-const WGS84_E2: f64 = 0.006_694_379_990_14;
-
-/// Metres per degree of longitude along the parallel at `latitude`
-/// (degrees), on the WGS 84 ellipsoid.
-#[must_use]
-pub fn metres_per_degree_of_longitude(latitude: f64) -> f64 {
-    let phi = latitude.to_radians();
-    std::f64::consts::PI / 180.0 * WGS84_A * phi.cos() / (1.0 - WGS84_E2 * phi.sin().powi(2)).sqrt()
 }
 
 /// The largest 1, 2 or 5 × 10ⁿ not above `most`.
@@ -238,6 +237,8 @@ pub enum Legend<'a> {
     /// One band through the colour table: the classes in view, most
     /// common first, with their colours.
     Classes(&'a [(f64, [u8; 4])]),
+    /// Shaded relief alone, lit by this sun.
+    Shade(crate::relief::Sun),
     /// An RGB composite.
     Rgb {
         /// The bands (0-based) of red, green and blue.
@@ -307,6 +308,20 @@ pub fn legend(painter: &Painter, rect: Rect, legend: &Legend<'_>) {
                 number(stretch.max),
                 font(),
                 TEXT,
+            );
+        }
+        Legend::Shade(sun) => {
+            let text = format!(
+                "hillshade: sun at {}°, {}° up, z × {}",
+                number(sun.azimuth),
+                number(sun.altitude),
+                number(sun.z_factor)
+            );
+            label(
+                painter,
+                rect.right_bottom() - Vec2::new(16.0, 16.0),
+                Align2::RIGHT_BOTTOM,
+                text,
             );
         }
         Legend::Rgb { bands, stretch } => {
@@ -431,13 +446,6 @@ mod tests {
         assert_eq!(significant(0.012_346, 4), "0.01235");
         assert_eq!(significant(123_456.0, 4), "123456");
         assert_eq!(significant(-1.5, 4), "-1.5");
-    }
-
-    #[test]
-    fn a_degree_of_longitude_shrinks_with_latitude() {
-        // 111.32 km at the equator, 55.80 km at 60° (WGS 84).
-        assert!((metres_per_degree_of_longitude(0.0) - 111_319.49).abs() < 0.1);
-        assert!((metres_per_degree_of_longitude(60.0) - 55_799.98).abs() < 1.0);
     }
 
     #[test]

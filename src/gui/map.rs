@@ -28,6 +28,9 @@ pub struct MapView {
     pub fitted: bool,
     /// Dragging draws a rectangle (the export extent) instead of panning.
     pub drawing: bool,
+    /// Levels coarser than the zoom asks for (during playback, so that
+    /// each instant's tiles load within the frame budget).
+    pub coarser: u8,
     draw_start: Option<(f64, f64)>,
     /// The centre and scale last drawn, to notice the view moving.
     last_view: ([f64; 2], f64),
@@ -101,6 +104,7 @@ impl Default for MapView {
             grid: false,
             fitted: false,
             drawing: false,
+            coarser: 0,
             draw_start: None,
             last_view: ([0.0, 0.0], 0.0),
         }
@@ -198,7 +202,10 @@ impl MapView {
             return level.min(store.grid().top_level());
         }
         let per_pixel = self.units_per_point / f64::from(pixels_per_point.max(0.1));
-        store.level_for([per_pixel, per_pixel])
+        store
+            .level_for([per_pixel, per_pixel])
+            .saturating_add(self.coarser)
+            .min(store.grid().top_level())
     }
 
     /// Handles input and draws the map into the whole of `ui`.

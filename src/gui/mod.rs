@@ -27,7 +27,7 @@ mod tiles;
 mod time;
 mod tour;
 
-pub use app::{Explorer, GuiOptions, Opened};
+pub use app::{Explorer, GuiOptions, Opened, Shading};
 pub use changes::{Change, Changes, WRITTEN_FADE};
 pub use dialog::{Backend as DialogBackend, Pick, PickKind, Picked, Probe as DialogProbe};
 pub use editor::{Created, StructureEditor};
@@ -39,7 +39,7 @@ pub use jobs::{Job, JobState, Jobs};
 pub use levels::LevelBrowser;
 pub use map::{MapView, Readout};
 pub use stretch::{StretchControl, StretchMode};
-pub use tiles::{Style, TileCache, TileKey};
+pub use tiles::{Relief, Style, TileCache, TileKey};
 pub use time::TimePanel;
 pub use tour::frame_stats;
 

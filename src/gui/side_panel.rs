@@ -180,18 +180,62 @@ impl Explorer {
         if !(single && self.use_palette && has_palette) && self.stretch.ui(ui) {
             self.tiles.refresh();
         }
+        self.shading_controls(ui);
         ui.horizontal(|ui| {
             ui.checkbox(&mut self.map.grid, "chunk grid");
             ui.checkbox(&mut self.furniture, "legend, scale and ticks");
         });
+        let loaded = self.drawn.missing == 0;
         if let Some(store) = self.opened().map(|o| o.store.clone())
-            && self.time.ui(ui, &store)
+            && self.time.ui(ui, &store, loaded)
         {
             // Another instant: its tiles load while the old ones stay.
             self.tiles.refresh();
         }
         ui.separator();
         self.export_controls(ui, top, commands);
+    }
+
+    /// Shaded relief: on, the sun, the z-factor, alone or blended.
+    fn shading_controls(&mut self, ui: &mut egui::Ui) {
+        let mut shading = self.shading;
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut shading.on, "hillshade");
+            if shading.on {
+                ui.checkbox(&mut shading.alone, "alone");
+            }
+        });
+        if shading.on {
+            ui.horizontal(|ui| {
+                let sun = ui.label("sun");
+                ui.add(
+                    egui::DragValue::new(&mut shading.sun.azimuth)
+                        .range(0.0..=360.0)
+                        .suffix("° azimuth"),
+                )
+                .labelled_by(sun.id);
+                ui.add(
+                    egui::DragValue::new(&mut shading.sun.altitude)
+                        .range(0.0..=90.0)
+                        .suffix("° altitude"),
+                )
+                .labelled_by(sun.id);
+            });
+            ui.horizontal(|ui| {
+                let z = ui.label("z-factor");
+                ui.add(
+                    egui::DragValue::new(&mut shading.sun.z_factor)
+                        .range(0.001..=1000.0)
+                        .speed(0.05),
+                )
+                .labelled_by(z.id);
+            });
+        }
+        if shading != self.shading {
+            self.shading = shading;
+            // Old tiles stay until the new ones arrive.
+            self.tiles.refresh();
+        }
     }
 
     /// One band with a colour map, or three as red, green and blue.

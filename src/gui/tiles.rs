@@ -5,6 +5,7 @@
 //! come back over a bounded channel and wake the UI with `request_repaint`.
 
 use crate::engine::{ChunkLoc, Element, Store};
+use crate::relief::{Sun, hillshade, row_spacing};
 use crate::render::{Bands, ColorMap, Stretch, to_rgba};
 use crate::with_dtype;
 use egui::{ColorImage, TextureHandle, TextureOptions};
@@ -33,6 +34,19 @@ pub struct Style {
     pub bands: Bands,
     /// Value range of the ramp (per channel for RGB composites).
     pub stretch: [Stretch; 3],
+    /// Shaded relief of the first band shown, if on.
+    pub relief: Option<Relief>,
+}
+
+/// Shaded relief on the map.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Relief {
+    /// The sun.
+    pub sun: Sun,
+    /// The shade alone in greys, rather than blended with the colours.
+    pub alone: bool,
+    /// Metres per CRS unit, or `None` for degrees (a geographic CRS).
+    pub metres: Option<f64>,
 }
 
 /// A tile that finished loading.
@@ -296,7 +310,7 @@ fn render<T: Element>(
     let nodata = store.nodata::<T>();
     let (_, rows, cols) = chunk.dim();
     let palette = style.palette.then(|| store.palette()).flatten();
-    let rgba = to_rgba(
+    let mut rgba = to_rgba(
         &chunk.view(),
         nodata,
         style.map,
@@ -304,6 +318,9 @@ fn render<T: Element>(
         &style.stretch,
         palette.as_deref(),
     );
+    if let Some(relief) = style.relief {
+        shade::<T>(store, key, relief, style.bands.indices()[0], &mut rgba)?;
+    }
     let values = style
         .bands
         .indices()
@@ -323,4 +340,66 @@ fn render<T: Element>(
         ColorImage::from_rgba_unmultiplied([cols, rows], &rgba),
         values,
     )))
+}
+
+/// Shades `rgba` (one tile's colours) with the relief of `band`: computed
+/// from the tile's cells and a one-cell margin from its neighbours (so that
+/// tiles meet without seams), with the ground spacing of each row.
+fn shade<T: Element>(
+    store: &Store,
+    key: TileKey,
+    relief: Relief,
+    band: usize,
+    rgba: &mut [u8],
+) -> Result<(), String> {
+    let grid = store.grid();
+    let inner = grid.chunk_window(key.loc);
+    let margin = crate::engine::Window {
+        row: inner.row.saturating_sub(1),
+        col: inner.col.saturating_sub(1),
+        rows: inner.rows + 2 - u64::from(inner.row == 0),
+        cols: inner.cols + 2 - u64::from(inner.col == 0),
+    };
+    let cells = store
+        .read_window::<T>(key.t, key.loc.level, &margin)
+        .map_err(|e| e.to_string())?;
+    let nodata = store.nodata::<T>();
+    // The margin as f32, NaN without data; a grid edge repeats its row.
+    let (rows, cols) = (inner.rows as usize, inner.cols as usize);
+    let (top, left) = (usize::from(inner.row > 0), usize::from(inner.col > 0));
+    let plane = cells.index_axis(ndarray::Axis(0), band.min(cells.dim().0 - 1));
+    let dem = ndarray::Array2::from_shape_fn((rows + 2, cols + 2), |(r, c)| {
+        let r = (r + top).saturating_sub(1).min(plane.dim().0 - 1);
+        let c = (c + left).saturating_sub(1).min(plane.dim().1 - 1);
+        let v = plane[(r, c)];
+        if v.is_valid(nodata) {
+            v.to_f64() as f32
+        } else {
+            f32::NAN
+        }
+    });
+    let extent = grid.chunk_extent(key.loc);
+    let cell = grid.cell_size(key.loc.level);
+    let spacing = row_spacing(rows, extent.max_y - cell[1] / 2.0, cell, relief.metres);
+    let shade = hillshade(&dem.view(), &spacing, relief.sun);
+    let flat = 1.0 + 254.0 * relief.sun.altitude.to_radians().sin();
+    for (px, s) in rgba.chunks_exact_mut(4).zip(shade.iter()) {
+        if px[3] == 0 || *s == 0 {
+            continue;
+        }
+        if relief.alone {
+            px[..3].fill(*s);
+        } else {
+            // Flat ground keeps its colour; slopes in sun brighten, those
+            // in shadow darken.
+            let f = (f64::from(*s) / flat).clamp(0.0, 1.5);
+            for c in &mut px[..3] {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                {
+                    *c = (f64::from(*c) * f).round().min(255.0) as u8;
+                }
+            }
+        }
+    }
+    Ok(())
 }

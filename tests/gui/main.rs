@@ -10,6 +10,7 @@ mod editor;
 mod history;
 mod panels;
 mod quicklooks;
+mod timeline;
 mod views;
 
 use egui_kittest::Harness;
@@ -1154,6 +1155,7 @@ fn a_view_larger_than_the_cache_still_loads_fully() {
         palette: false,
         bands: gridstore::render::Bands::Single(0),
         stretch: [gridstore::render::Stretch { min: 0.0, max: 1.0 }; 3],
+        relief: None,
     };
     let start = Instant::now();
     loop {

@@ -215,3 +215,48 @@ fn xwd(path: &std::path::Path) -> image::RgbImage {
         image::Rgb([d[at + 2], d[at + 1], d[at]])
     })
 }
+
+/// `--hillshade alone` draws gdaldem's hillshade in greys: the map's
+/// shades have the distribution of `gdaldem hillshade -compute_edges` on
+/// the same DEM. Chunks of 16 cells (a seam every 16 cells) draw the same
+/// pixels as one chunk holding the whole DEM: tiles meet without seams.
+#[test]
+fn the_hillshade_is_gdaldems_and_has_no_seams() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("stars_olinda_dem_utm25s.tif");
+    let shade = |chunk: &str| {
+        let store = dir.path().join(format!("dem{chunk}.gs"));
+        util::ok(&["create", s(&store), "--like", s(&src), "--chunk", chunk]);
+        util::ok(&["ingest", s(&store), s(&src)]);
+        data_pixels(&screenshot(dir.path(), &store, &["--hillshade", "alone"]))
+    };
+    let (small, whole) = (shade("16"), shade("128"));
+    assert_eq!(small.len(), whole.len());
+    let same = small.iter().zip(&whole).filter(|(a, b)| a == b).count();
+    assert!(
+        same * 1000 >= small.len() * 999,
+        "{} of {} pixels differ between chunkings",
+        small.len() - same,
+        small.len()
+    );
+    assert!(whole.iter().all(|p| p[0] == p[1] && p[1] == p[2]), "greys");
+    let gdal_shade = dir.path().join("shade.tif");
+    util::tool(
+        "gdaldem",
+        &["hillshade", "-q", "-compute_edges", s(&src), s(&gdal_shade)],
+    );
+    let mut expected: Vec<f64> = util::read(s(&gdal_shade), None).bands[0]
+        .iter()
+        .copied()
+        .filter(|v| *v > 0.0)
+        .collect();
+    let mut shown: Vec<f64> = whole.iter().map(|p| f64::from(p[0])).collect();
+    let quantile = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q) as usize]
+    };
+    for q in [0.1, 0.5, 0.9] {
+        let (a, b) = (quantile(&mut shown, q), quantile(&mut expected, q));
+        assert!((a - b).abs() <= 3.0, "quantile {q}: shown {a}, gdaldem {b}");
+    }
+}
