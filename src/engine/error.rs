@@ -80,6 +80,14 @@ pub enum EngineError {
         /// What it got.
         got: (usize, usize, usize),
     },
+    /// Band descriptions for another number of bands than the store's.
+    #[error("{got} band descriptions for a store of {expected} bands")]
+    BandCount {
+        /// The store's bands.
+        expected: usize,
+        /// The descriptions given.
+        got: usize,
+    },
     /// A write on a store opened read-only.
     #[error("store {0} is open read-only")]
     ReadOnly(String),

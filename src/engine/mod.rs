@@ -30,6 +30,7 @@ pub use grid::structure::{
 pub use grid::time::TimeAxis;
 pub use grid::{ChunkLoc, Extent, Grid, GridError, Window};
 pub use job::{CancelToken, JobEvent, NoProgress, Progress, ProgressSink};
+pub use persistence::band_info::{BandInfo, ColourRole};
 pub use persistence::journal::{PendingWrite, Phase};
 pub use persistence::palette::Palette;
 pub use persistence::statistics::Summary;

@@ -8,6 +8,7 @@ use crate::engine::catalogue::sources::Read;
 use crate::engine::error::EngineError;
 use crate::engine::grid::time::TimeAxis;
 use crate::engine::grid::{ChunkLoc, Grid, Window};
+use crate::engine::persistence::band_info::{self, BAND_INFO_KEY, BandInfo};
 use crate::engine::persistence::codec;
 use crate::engine::persistence::footprint::Footprint;
 use crate::engine::persistence::layout::Layout;
@@ -239,6 +240,8 @@ pub struct Store {
     serial: std::sync::Mutex<()>,
     /// The colour table of a categorical store, if it has one.
     palette: RwLock<Option<Arc<Palette>>>,
+    /// What each band is (empty when no ingest described them).
+    band_info: RwLock<Arc<[BandInfo]>>,
     /// The contents token this store's view of the metadata reflects: read
     /// at open, before anything else, and moved on by this store's own
     /// writes (see `Store::state_token`).
@@ -301,6 +304,7 @@ impl Store {
             lock: Some(lock),
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(None),
+            band_info: RwLock::new(Arc::from(Vec::new())),
             known_state: RwLock::new(None),
             reads: crate::engine::catalogue::sources::ReadLog::default(),
         };
@@ -346,6 +350,16 @@ impl Store {
                 not_a_store(format!("damaged colour table {PALETTE_KEY} ({reason})"))
             })?)),
         };
+        let band_info_key =
+            StoreKey::new(BAND_INFO_KEY).map_err(crate::storage::StorageError::from)?;
+        let band_info: Arc<[BandInfo]> = match storage.get(&band_info_key)? {
+            None => Arc::from(Vec::new()),
+            Some(bytes) => Arc::from(band_info::from_json(&bytes).map_err(|reason| {
+                not_a_store(format!(
+                    "damaged band descriptions {BAND_INFO_KEY} ({reason})"
+                ))
+            })?),
+        };
         Ok(Self {
             storage,
             structure: meta.structure,
@@ -361,6 +375,7 @@ impl Store {
             lock: None,
             serial: std::sync::Mutex::new(()),
             palette: RwLock::new(palette),
+            band_info: RwLock::new(band_info),
             known_state: RwLock::new(known_state),
             reads: crate::engine::catalogue::sources::ReadLog::default(),
         })
@@ -679,6 +694,38 @@ impl Store {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(palette));
         self.contents_changed()
+    }
+
+    /// What each band is, as the first ingest that described its bands
+    /// gave it (empty when none did).
+    #[must_use]
+    pub fn band_info(&self) -> Arc<[BandInfo]> {
+        self.band_info
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Saves what each band is (atomically, one object), replacing any.
+    ///
+    /// # Errors
+    /// A read-only store, descriptions of another number of bands than the
+    /// store's, or I/O.
+    pub fn set_band_info(&self, bands: Vec<BandInfo>) -> Result<(), EngineError> {
+        self.check_writable()?;
+        if bands.len() != self.structure.band_count() {
+            return Err(EngineError::BandCount {
+                expected: self.structure.band_count(),
+                got: bands.len(),
+            });
+        }
+        let key = StoreKey::new(BAND_INFO_KEY).map_err(crate::storage::StorageError::from)?;
+        self.storage.put(&key, &band_info::to_json(&bands))?;
+        *self
+            .band_info
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::from(bands);
+        Ok(())
     }
 
     pub(crate) fn check_writable(&self) -> Result<(), EngineError> {

@@ -143,6 +143,7 @@ fn ingest_typed<T: GdalCell>(
         progress.event(JobEvent::Warning(warning));
     }
     keep_colors(store, &source, progress).map_err(engine)?;
+    keep_band_info(store, &source).map_err(engine)?;
     let report = IngestReport {
         path: path.into(),
         warped: plan.warped,
@@ -421,6 +422,23 @@ fn keep_colors(
         }
         Some(_) => Ok(()),
     }
+}
+
+/// Gives a store the band descriptions of the first raster that describes
+/// its bands (a name, unit or colour beyond band 1 being grey), band for
+/// band.
+fn keep_band_info(store: &Store, source: &Source) -> Result<(), EngineError> {
+    use crate::engine::persistence::band_info::ColourRole;
+    let info = &source.band_info;
+    let described = info.iter().enumerate().any(|(b, i)| {
+        i.name.is_some()
+            || i.unit.is_some()
+            || (i.colour.is_some() && !(b == 0 && i.colour == Some(ColourRole::Gray)))
+    });
+    if !described || info.len() != store.structure().band_count() || !store.band_info().is_empty() {
+        return Ok(());
+    }
+    store.set_band_info(info.clone())
 }
 
 /// Refuses sources whose bands or cell type do not fit the store.

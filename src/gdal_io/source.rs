@@ -2,6 +2,7 @@
 
 use super::nodata::choose_nodata;
 use super::{IoError, dtype_of};
+use crate::engine::persistence::band_info::{BandInfo, ColourRole};
 use crate::engine::persistence::palette::MAX_PALETTE_ENTRIES;
 use crate::engine::{
     Aggregator, Codec, Crs, DType, Palette, Resampling, Structure, domain_levels_covering,
@@ -31,6 +32,9 @@ pub struct Source {
     pub nodata: Option<f64>,
     /// Band 1's colour table as RGBA per value (categorical data).
     pub colors: Option<Palette>,
+    /// What each band is: its description, unit and colour interpretation
+    /// (empty fields where GDAL knows nothing).
+    pub band_info: Vec<BandInfo>,
     /// Whether the raster has no CRS of its own and `srs` is the one
     /// assumed for it.
     pub crs_assumed: bool,
@@ -73,6 +77,37 @@ pub fn crs_of(srs: &SpatialRef) -> Crs {
         epsg,
         name: srs.name().unwrap_or_default(),
     }
+}
+
+/// What each band of `dataset` is, as GDAL describes it.
+fn band_info_of(dataset: &gdal::Dataset) -> Vec<BandInfo> {
+    use gdal::Metadata as _;
+    use gdal::raster::ColorInterpretation as C;
+    let text = |s: String| {
+        let s = s.trim().to_string();
+        (!s.is_empty()).then_some(s)
+    };
+    (1..=dataset.raster_count())
+        .map(|b| {
+            let Ok(band) = dataset.rasterband(b) else {
+                return BandInfo::default();
+            };
+            let colour = match band.color_interpretation() {
+                C::RedBand => Some(ColourRole::Red),
+                C::GreenBand => Some(ColourRole::Green),
+                C::BlueBand => Some(ColourRole::Blue),
+                C::AlphaBand => Some(ColourRole::Alpha),
+                C::GrayIndex => Some(ColourRole::Gray),
+                C::PaletteIndex => Some(ColourRole::Palette),
+                _ => None,
+            };
+            BandInfo {
+                name: text(band.description().unwrap_or_default()),
+                unit: text(band.unit()),
+                colour,
+            }
+        })
+        .collect()
 }
 
 /// A GDAL colour table as a store palette (`None` when it has no RGB form).
@@ -169,6 +204,7 @@ impl Source {
             gdal_type: band_type.name(),
             nodata: band.no_data_value(),
             colors: band.color_table().and_then(|table| palette_of(&table)),
+            band_info: band_info_of(&dataset),
             crs_assumed,
         };
         Ok((source, dataset))

@@ -523,8 +523,12 @@ impl Explorer {
             self.time.request_series(&store, point, &self.ctx);
         }
         if let Some(loc) = self.drawn.clicked {
-            self.inspector
-                .select(&store, super::tiles::TileKey { t, loc }, &self.ctx);
+            self.inspector.select(
+                &store,
+                super::tiles::TileKey { t, loc },
+                self.bands.indices(),
+                &self.ctx,
+            );
         }
         self.drop_hint(ui);
     }
@@ -642,7 +646,7 @@ impl Explorer {
                     }
                     **opened = fresh;
                     self.stretch.opened(opened.samples.clone(), self.bands);
-                    self.tiles.refresh();
+                    self.tiles.cells_changed();
                     self.quicklooks.refresh(&opened.path);
                     self.reload_failures = 0;
                 }
@@ -732,7 +736,8 @@ impl Explorer {
             let e = store.grid().chunk_extent(key.loc);
             self.map.center = [(e.min_x + e.max_x) / 2.0, (e.min_y + e.max_y) / 2.0];
         }
-        self.inspector.select(&store, key, &self.ctx);
+        self.inspector
+            .select(&store, key, self.bands.indices(), &self.ctx);
     }
 
     /// Visible tiles drawn from neither their own nor a stale texture in the
@@ -841,6 +846,9 @@ impl Explorer {
             self.stretch.bands_changed(bands);
             // Old tiles stay until the new ones arrive.
             self.tiles.refresh();
+            if let Some(key) = self.inspector.selected {
+                self.inspect(key, false);
+            }
         }
     }
 

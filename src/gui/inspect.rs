@@ -20,11 +20,12 @@ const BINS: usize = 48;
 pub struct ChunkReport {
     /// Stored size in bytes; `None` when the chunk is absent (all nodata).
     pub bytes: Option<u64>,
-    /// Statistics of band 1, or why the chunk could not be read.
-    pub stats: Result<Option<Stats>, String>,
+    /// Statistics of each band shown (0-based band, `None` without data),
+    /// or why the chunk could not be read.
+    pub stats: Result<Vec<(usize, Option<Stats>)>, String>,
 }
 
-/// Value statistics of band 1 of a chunk.
+/// Value statistics of one band of a chunk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
     /// Cells holding data.
@@ -48,16 +49,26 @@ pub struct Inspector {
     pub selected: Option<TileKey>,
     /// Its report, once read.
     pub report: Option<ChunkReport>,
+    /// The bands reported on (those shown on the map).
+    pub bands: Vec<usize>,
     pending: Option<Task<(TileKey, ChunkReport)>>,
 }
 
 impl Inspector {
-    /// Selects a chunk and starts reading it.
-    pub fn select(&mut self, store: &Arc<Store>, key: TileKey, ctx: &egui::Context) {
+    /// Selects a chunk and starts reading it, reporting on `bands`.
+    pub fn select(
+        &mut self,
+        store: &Arc<Store>,
+        key: TileKey,
+        bands: &[usize],
+        ctx: &egui::Context,
+    ) {
         self.selected = Some(key);
         self.report = None;
+        self.bands = bands.to_vec();
         let store = store.clone();
-        self.pending = Some(Task::spawn(ctx, move || (key, report(&store, key))));
+        let bands = self.bands.clone();
+        self.pending = Some(Task::spawn(ctx, move || (key, report(&store, key, &bands))));
     }
 
     /// Takes a finished report, if it belongs to the selection.
@@ -100,14 +111,22 @@ impl Inspector {
                     Err(e) => {
                         ui.colored_label(egui::Color32::LIGHT_RED, e);
                     }
-                    Ok(None) => {}
-                    Ok(Some(stats)) => {
+                    Ok(bands) if bands.iter().all(|(_, s)| s.is_none()) => {}
+                    Ok(bands) => {
                         ui.label("checksum ok");
-                        ui.monospace(format!(
-                            "{} of {} cells hold data\nmin {}  max {}\nmean {:.4}",
-                            stats.valid, stats.cells, stats.min, stats.max, stats.mean
-                        ));
-                        histogram(ui, stats);
+                        for (band, stats) in bands {
+                            let text = stats.as_ref().map_or_else(
+                                || "no data".to_string(),
+                                |s| {
+                                    format!(
+                                        "{} of {} cells hold data\nmin {}  max {}\nmean {:.4}",
+                                        s.valid, s.cells, s.min, s.max, s.mean
+                                    )
+                                },
+                            );
+                            ui.monospace(format!("band {}: {text}", band + 1));
+                        }
+                        histogram(ui, bands);
                     }
                 }
             }
@@ -153,17 +172,37 @@ impl Inspector {
     }
 }
 
-fn histogram(ui: &mut egui::Ui, stats: &Stats) {
-    let width = if stats.histogram.len() > 1 {
-        stats.histogram[1].0 - stats.histogram[0].0
-    } else {
-        1.0
-    };
-    #[allow(clippy::cast_precision_loss)]
-    let bars: Vec<egui_plot::Bar> = stats
-        .histogram
+/// The bands' histograms, one bar chart each (red, green and blue for a
+/// composite's channels).
+fn histogram(ui: &mut egui::Ui, bands: &[(usize, Option<Stats>)]) {
+    let colours = [
+        egui::Color32::from_rgb(230, 80, 80),
+        egui::Color32::from_rgb(80, 200, 80),
+        egui::Color32::from_rgb(90, 130, 255),
+    ];
+    let charts: Vec<egui_plot::BarChart> = bands
         .iter()
-        .map(|(x, n)| egui_plot::Bar::new(*x, *n as f64).width(width))
+        .enumerate()
+        .filter_map(|(k, (band, stats))| {
+            let stats = stats.as_ref()?;
+            let width = if stats.histogram.len() > 1 {
+                stats.histogram[1].0 - stats.histogram[0].0
+            } else {
+                1.0
+            };
+            #[allow(clippy::cast_precision_loss)]
+            let bars: Vec<egui_plot::Bar> = stats
+                .histogram
+                .iter()
+                .map(|(x, n)| egui_plot::Bar::new(*x, *n as f64).width(width))
+                .collect();
+            let chart = egui_plot::BarChart::new(format!("band {}", band + 1), bars);
+            Some(if bands.len() == 3 {
+                chart.color(colours[k])
+            } else {
+                chart
+            })
+        })
         .collect();
     egui_plot::Plot::new("histogram")
         .height(140.0)
@@ -171,34 +210,50 @@ fn histogram(ui: &mut egui::Ui, stats: &Stats) {
         .allow_drag(false)
         .allow_scroll(false)
         .show(ui, |plot| {
-            plot.bar_chart(egui_plot::BarChart::new("cells", bars))
+            for chart in charts {
+                plot.bar_chart(chart);
+            }
         });
 }
 
-fn report(store: &Store, key: TileKey) -> ChunkReport {
+fn report(store: &Store, key: TileKey, bands: &[usize]) -> ChunkReport {
     let bytes = store
         .chunk_key(key.t, key.loc)
         .and_then(|k| store.storage().size(&k).ok().flatten());
-    let stats = with_dtype!(store.structure().dtype, T => stats::<T>(store, key));
+    let stats = with_dtype!(store.structure().dtype, T => chunk_stats::<T>(store, key, bands));
     ChunkReport { bytes, stats }
 }
 
-fn stats<T: Element>(store: &Store, key: TileKey) -> Result<Option<Stats>, String> {
+fn chunk_stats<T: Element>(
+    store: &Store,
+    key: TileKey,
+    bands: &[usize],
+) -> Result<Vec<(usize, Option<Stats>)>, String> {
     let chunk = match store.read_chunk::<T>(key.t, key.loc) {
         Ok(Some(chunk)) => chunk,
-        Ok(None) => return Ok(None),
+        Ok(None) => return Ok(bands.iter().map(|b| (*b, None)).collect()),
         Err(EngineError::Corrupt { reason, .. }) => return Err(format!("corrupt: {reason}")),
         Err(e) => return Err(e.to_string()),
     };
     let nodata = store.nodata::<T>();
-    let band = chunk.index_axis(ndarray::Axis(0), 0);
+    Ok(bands
+        .iter()
+        .filter(|b| **b < chunk.dim().0)
+        .map(|b| (*b, stats(chunk.index_axis(ndarray::Axis(0), *b), nodata)))
+        .collect())
+}
+
+fn stats<T: Element>(
+    band: ndarray::ArrayView2<'_, T>,
+    nodata: crate::engine::Nodata<T>,
+) -> Option<Stats> {
     let values: Vec<f64> = band
         .iter()
         .filter(|v| v.is_valid(nodata))
         .map(|v| v.to_f64())
         .collect();
     if values.is_empty() {
-        return Ok(None);
+        return None;
     }
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -221,12 +276,12 @@ fn stats<T: Element>(store: &Store, key: TileKey) -> Result<Option<Stats>, Strin
         .enumerate()
         .map(|(i, n)| (min + (i as f64 + 0.5) * span / BINS as f64, n))
         .collect();
-    Ok(Some(Stats {
+    Some(Stats {
         valid: values.len(),
         cells: band.len(),
         min,
         max,
         mean,
         histogram,
-    }))
+    })
 }

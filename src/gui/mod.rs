@@ -18,6 +18,7 @@ mod inspect;
 mod jobs;
 mod levels;
 mod map;
+mod margins;
 pub mod quicklooks;
 mod recent;
 mod side_panel;

@@ -4,6 +4,7 @@
 //! The UI thread only requests tiles and uploads finished images; results
 //! come back over a bounded channel and wake the UI with `request_repaint`.
 
+use super::margins::{MarginCache, as_f32};
 use crate::engine::{ChunkLoc, Element, Store};
 use crate::relief::{Sun, hillshade, row_spacing};
 use crate::render::{Bands, ColorMap, Stretch, to_rgba};
@@ -87,6 +88,8 @@ pub struct TileCache {
     ctx: egui::Context,
     /// The last error a tile load hit, for the status bar.
     pub last_error: Option<String>,
+    /// Chunks' edges, for the margins of shaded relief.
+    margins: Arc<MarginCache>,
 }
 
 impl TileCache {
@@ -105,6 +108,7 @@ impl TileCache {
             view_epoch: Arc::new(AtomicU64::new(0)),
             ctx,
             last_error: None,
+            margins: Arc::default(),
         }
     }
 
@@ -113,6 +117,14 @@ impl TileCache {
         self.slots.clear();
         self.stale.clear();
         self.generation += 1;
+        self.margins.forget();
+    }
+
+    /// The store's cells changed: tiles reload (see [`TileCache::refresh`])
+    /// and no chunk edge read before is used again.
+    pub fn cells_changed(&mut self) {
+        self.margins.forget();
+        self.refresh();
     }
 
     /// Reloads every tile (the store changed), drawing the old ones until
@@ -269,16 +281,17 @@ impl TileCache {
     fn spawn(&self, store: &Arc<Store>, key: TileKey, style: Style, prefetch: bool) {
         let epoch = self.view_epoch.clone();
         let spawned_in = epoch.load(Ordering::Relaxed);
-        let (store, sender, ctx, generation) = (
+        let (store, sender, ctx, generation, margins) = (
             store.clone(),
             self.sender.clone(),
             self.ctx.clone(),
             self.generation,
+            self.margins.clone(),
         );
         rayon::spawn(move || {
-            let result = (!prefetch || epoch.load(Ordering::Relaxed) == spawned_in).then(
-                || with_dtype!(store.structure().dtype, T => render::<T>(&store, key, style)),
-            );
+            let result = (!prefetch || epoch.load(Ordering::Relaxed) == spawned_in).then(|| {
+                with_dtype!(store.structure().dtype, T => render::<T>(&store, &margins, key, style))
+            });
             let mut message = (key, generation, result);
             // Bounded: wait while the UI catches up, never drop a tile.
             loop {
@@ -298,6 +311,7 @@ impl TileCache {
 
 fn render<T: Element>(
     store: &Store,
+    margins: &MarginCache,
     key: TileKey,
     style: Style,
 ) -> Result<Option<(ColorImage, Vec<f32>)>, String> {
@@ -319,7 +333,8 @@ fn render<T: Element>(
         palette.as_deref(),
     );
     if let Some(relief) = style.relief {
-        shade::<T>(store, key, relief, style.bands.indices()[0], &mut rgba)?;
+        let band = style.bands.indices()[0];
+        shade::<T>(store, margins, key, &chunk, relief, band, &mut rgba)?;
     }
     let values = style
         .bands
@@ -345,42 +360,31 @@ fn render<T: Element>(
 /// Shades `rgba` (one tile's colours) with the relief of `band`: computed
 /// from the tile's cells and a one-cell margin from its neighbours (so that
 /// tiles meet without seams), with the ground spacing of each row.
+#[allow(clippy::too_many_arguments)]
 fn shade<T: Element>(
     store: &Store,
+    margins: &MarginCache,
     key: TileKey,
+    chunk: &ndarray::Array3<T>,
     relief: Relief,
     band: usize,
     rgba: &mut [u8],
 ) -> Result<(), String> {
     let grid = store.grid();
-    let inner = grid.chunk_window(key.loc);
-    let margin = crate::engine::Window {
-        row: inner.row.saturating_sub(1),
-        col: inner.col.saturating_sub(1),
-        rows: inner.rows + 2 - u64::from(inner.row == 0),
-        cols: inner.cols + 2 - u64::from(inner.col == 0),
-    };
-    let cells = store
-        .read_window::<T>(key.t, key.loc.level, &margin)
-        .map_err(|e| e.to_string())?;
-    let nodata = store.nodata::<T>();
-    // The margin as f32, NaN without data; a grid edge repeats its row.
-    let (rows, cols) = (inner.rows as usize, inner.cols as usize);
-    let (top, left) = (usize::from(inner.row > 0), usize::from(inner.col > 0));
-    let plane = cells.index_axis(ndarray::Axis(0), band.min(cells.dim().0 - 1));
-    let dem = ndarray::Array2::from_shape_fn((rows + 2, cols + 2), |(r, c)| {
-        let r = (r + top).saturating_sub(1).min(plane.dim().0 - 1);
-        let c = (c + left).saturating_sub(1).min(plane.dim().1 - 1);
-        let v = plane[(r, c)];
-        if v.is_valid(nodata) {
-            v.to_f64() as f32
-        } else {
-            f32::NAN
-        }
-    });
+    let band = band.min(chunk.dim().0 - 1);
+    let plane = as_f32(
+        &chunk.index_axis(ndarray::Axis(0), band),
+        store.nodata::<T>(),
+    );
+    let dem = margins.with_margin::<T>(store, (key.t, key.loc, band), &plane.view())?;
     let extent = grid.chunk_extent(key.loc);
     let cell = grid.cell_size(key.loc.level);
-    let spacing = row_spacing(rows, extent.max_y - cell[1] / 2.0, cell, relief.metres);
+    let spacing = row_spacing(
+        plane.dim().0,
+        extent.max_y - cell[1] / 2.0,
+        cell,
+        relief.metres,
+    );
     let shade = hillshade(&dem.view(), &spacing, relief.sun);
     let flat = 1.0 + 254.0 * relief.sun.altitude.to_radians().sin();
     for (px, s) in rgba.chunks_exact_mut(4).zip(shade.iter()) {

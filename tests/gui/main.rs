@@ -555,7 +555,9 @@ fn clicking_a_chunk_inspects_it_and_steps_through_the_pyramid() {
     });
     let selected = h.state().inspector.selected.unwrap().loc;
     let report = h.state().inspector.report.clone().unwrap();
-    let stats = report.stats.unwrap().expect("the centre chunk holds data");
+    let bands = report.stats.unwrap();
+    assert_eq!(bands.len(), 1, "the band shown");
+    let stats = bands[0].1.clone().expect("the centre chunk holds data");
     assert!(stats.valid > 0 && stats.min <= stats.mean && stats.mean <= stats.max);
     assert_eq!(
         stats

@@ -3,6 +3,7 @@
 //! checksums, the write journal that makes writes atomic and crash-safe,
 //! and the colour table.
 
+pub mod band_info;
 pub mod codec;
 pub mod footprint;
 pub(crate) mod journal;
