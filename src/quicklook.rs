@@ -117,8 +117,12 @@ fn render<T: Element>(store: &Store, size: usize) -> Result<Option<Quicklook>, S
         .map_err(fail)?;
     let (_, height, width) = raster.data.dim();
     let palette = store.palette();
-    let rgba =
-        crate::render::quicklook_rgba(&raster.data.view(), store.nodata::<T>(), palette.as_deref());
+    let rgba = crate::render::quicklook_rgba(
+        &raster.data.view(),
+        store.nodata::<T>(),
+        palette.as_deref(),
+        &store.band_info(),
+    );
     Ok(Some(Quicklook {
         width,
         height,

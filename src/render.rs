@@ -2,7 +2,8 @@
 //!
 //! Pure functions over ndarray views; used by PNG export and the explorer.
 
-use crate::engine::{Element, Nodata, Palette};
+use crate::engine::persistence::band_info::rgb_bands;
+use crate::engine::{BandInfo, Element, Nodata, Palette};
 use ndarray::ArrayView3;
 
 /// A colour ramp for single-band data.
@@ -282,14 +283,16 @@ pub const UNLISTED_CLASS: [u8; 4] = [128, 128, 128, 255];
 
 /// The quicklook rendering of cells (PNG exports, store quicklooks): the
 /// colour table when there is one, else viridis for one band or an RGB
-/// composite of bands 1–3, stretched from the 2nd to the 98th percentile.
+/// composite (of the bands `info` gives red, green and blue, else of bands
+/// 1–3), stretched from the 2nd to the 98th percentile.
 #[must_use]
 pub fn quicklook_rgba<T: Element>(
     data: &ArrayView3<'_, T>,
     nodata: Nodata<T>,
     palette: Option<&Palette>,
+    info: &[BandInfo],
 ) -> Vec<u8> {
-    let bands = Bands::default_for(data.dim().0);
+    let bands = Bands::default_for(data.dim().0, info);
     let stretches: Vec<Stretch> = bands
         .indices()
         .iter()
@@ -312,13 +315,15 @@ pub enum Bands {
 }
 
 impl Bands {
-    /// An RGB composite of bands 1–3 for three or more bands, else band 1.
+    /// For `count` bands described by `info`: an RGB composite of the
+    /// bands that stand for red, green and blue, else of bands 1–3 when
+    /// there are three or more, else band 1.
     #[must_use]
-    pub fn default_for(count: usize) -> Self {
-        if count >= 3 {
-            Self::Rgb([0, 1, 2])
-        } else {
-            Self::Single(0)
+    pub fn default_for(count: usize, info: &[BandInfo]) -> Self {
+        match rgb_bands(info) {
+            Some(rgb) if rgb.iter().all(|&b| b < count) => Self::Rgb(rgb),
+            _ if count >= 3 => Self::Rgb([0, 1, 2]),
+            _ => Self::Single(0),
         }
     }
 

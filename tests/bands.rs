@@ -4,46 +4,10 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// A VRT of the Landsat scene's bands 1-3 described as blue, green and red,
-/// with a name and a unit on each.
-fn described_scene(dir: &Path) -> PathBuf {
-    let vrt = dir.join("bgr.vrt");
-    util::tool(
-        "gdal_translate",
-        &[
-            "-q",
-            "-of",
-            "VRT",
-            "-b",
-            "1",
-            "-b",
-            "2",
-            "-b",
-            "3",
-            "-colorinterp",
-            "blue,green,red",
-            s(&util::data("stars_L7_ETMs.tif")),
-            s(&vrt),
-        ],
-    );
-    let mut xml = std::fs::read_to_string(&vrt).unwrap();
-    for (band, name) in [(1, "blue"), (2, "green"), (3, "red")] {
-        let open = format!("<VRTRasterBand dataType=\"Byte\" band=\"{band}\"");
-        let at = xml.find(&open).unwrap_or_else(|| panic!("{xml}"));
-        let end = at + xml[at..].find('>').unwrap() + 1;
-        xml.insert_str(
-            end,
-            &format!("<Description>{name}</Description><UnitType>DN</UnitType>"),
-        );
-    }
-    std::fs::write(&vrt, xml).unwrap();
-    vrt
 }
 
 fn saved(store: &Path) -> Option<serde_json::Value> {
@@ -54,7 +18,7 @@ fn saved(store: &Path) -> Option<serde_json::Value> {
 #[test]
 fn the_first_raster_that_describes_its_bands_describes_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let vrt = described_scene(dir.path());
+    let vrt = util::described_scene(dir.path());
     let store = dir.path().join("bgr.gs");
     util::ok(&["create", s(&store), "--like", s(&vrt), "--chunk", "64"]);
     util::ok(&["ingest", s(&store), s(&vrt)]);

@@ -10,12 +10,13 @@ use super::history::HistoryPanel;
 use super::inspect::Inspector;
 use super::jobs::{JobState, Jobs};
 use super::levels::LevelBrowser;
-use super::map::{Drawn, MapView, Marks};
+use super::map::{Drawn, MapView, Marks, Readout};
 use super::quicklooks::Quicklooks;
 use super::stretch::StretchControl;
 use super::task::Task;
 use super::tiles::{Style, TileCache};
 use super::time::TimePanel;
+use crate::engine::persistence::band_info::{self, BandInfo};
 use crate::engine::{Extent, Store};
 use crate::gdal_io::ExportRequest;
 use crate::render::{Bands, ColorMap};
@@ -138,6 +139,10 @@ pub struct Explorer {
     /// Shaded relief.
     pub shading: Shading,
     pub(super) drawn: Drawn,
+    /// Every band's value under the cursor.
+    probe: super::probe::CursorProbe,
+    /// What the probe found at the cursor this frame, once read.
+    pub(super) cursor_values: Option<Vec<Option<f32>>>,
     shot: Shot,
     bbox: Option<Extent>,
     /// Set when a screenshot run finished: its outcome.
@@ -206,6 +211,8 @@ impl Explorer {
                 }),
             bands: Bands::Single(0),
             start_bands: options.bands.clone(),
+            probe: super::probe::CursorProbe::default(),
+            cursor_values: None,
             furniture: true,
             start_time: options.time,
             shading: Shading {
@@ -359,6 +366,7 @@ impl Explorer {
             && let Some(result) = task.poll()
         {
             self.tiles.clear();
+            self.probe.forget();
             self.map.fitted = false;
             self.levels = LevelBrowser::default();
             self.inspector = Inspector::default();
@@ -453,7 +461,14 @@ impl Explorer {
                     ui.monospace(format!("chunk {loc}"));
                 }
                 ui.separator();
-                ui.monospace(readout_text(&r.values, self.bands));
+                let info = self
+                    .opened()
+                    .map(|o| o.store.band_info())
+                    .unwrap_or_default();
+                ui.monospace(match &self.cursor_values {
+                    Some(all) => every_band_text(all, self.bands, &info),
+                    None => readout_text(&r.values, self.bands, &info),
+                });
             }
             if self.drawn.missing > 0 {
                 ui.separator();
@@ -522,6 +537,20 @@ impl Explorer {
         if let Some(point) = self.drawn.clicked_at {
             self.time.request_series(&store, point, &self.ctx);
         }
+        // Stores of more bands than shown: read the others under the cursor.
+        self.cursor_values = match &self.drawn.readout {
+            Some(Readout {
+                loc: Some(loc),
+                cell: Some(cell),
+                ..
+            }) if store.structure().band_count() > self.bands.indices().len() => self.probe.values(
+                &store,
+                super::tiles::TileKey { t, loc: *loc },
+                *cell,
+                &self.ctx,
+            ),
+            _ => None,
+        };
         if let Some(loc) = self.drawn.clicked {
             self.inspector.select(
                 &store,
@@ -565,6 +594,7 @@ impl Explorer {
             Some(relief) if relief.alone => super::furniture::Legend::Shade(relief.sun),
             _ => super::furniture::Legend::of(
                 style.bands,
+                &store.band_info(),
                 style.map,
                 style.stretch,
                 classes.then_some(coloured.as_slice()),
@@ -647,6 +677,7 @@ impl Explorer {
                     **opened = fresh;
                     self.stretch.opened(opened.samples.clone(), self.bands);
                     self.tiles.cells_changed();
+                    self.probe.forget();
                     self.quicklooks.refresh(&opened.path);
                     self.reload_failures = 0;
                 }
@@ -765,6 +796,18 @@ impl Explorer {
         self.drawn.marked
     }
 
+    /// Where the map was drawn last frame.
+    #[must_use]
+    pub fn drawn_rect(&self) -> Option<egui::Rect> {
+        self.drawn.rect
+    }
+
+    /// What the cursor was over last frame.
+    #[must_use]
+    pub fn readout(&self) -> Option<&Readout> {
+        self.drawn.readout.as_ref()
+    }
+
     /// The current colouring (for tests and tools that inspect the view).
     #[must_use]
     pub fn style_for_tests(&self) -> Style {
@@ -794,7 +837,7 @@ impl Explorer {
     fn start_bands(&mut self, opened: &Opened) -> Result<Bands, String> {
         let count = opened.store.structure().band_count();
         let Some(asked) = self.start_bands.take() else {
-            return Ok(Bands::default_for(count));
+            return Ok(Bands::default_for(count, &opened.store.band_info()));
         };
         let zero: Vec<usize> = asked
             .iter()
@@ -977,20 +1020,54 @@ impl eframe::App for Explorer {
     }
 }
 
-/// The values under the cursor, named by band when several are shown.
-fn readout_text(values: &[Option<f32>], bands: Bands) -> String {
-    let value = |v: &Option<f32>| v.map_or_else(|| "no data".to_string(), |v| v.to_string());
-    match (values, bands) {
+/// A value under the cursor, with its band's unit.
+fn value_text(v: Option<f32>, unit: Option<&str>) -> String {
+    match (v, unit) {
+        (None, _) => "no data".into(),
+        (Some(v), None) => v.to_string(),
+        (Some(v), Some(unit)) => format!("{v} {unit}"),
+    }
+}
+
+/// The shown bands' values under the cursor, named by band when several
+/// are shown.
+fn readout_text(values: &[Option<f32>], bands: Bands, info: &[BandInfo]) -> String {
+    let unit = |b: usize| band_info::unit(info, b);
+    match (values, bands.indices()) {
         ([], _) => "no data".into(),
-        ([v], _) => format!("value {}", value(v)),
-        (vs, bands) => bands
-            .indices()
+        ([v], [b]) => format!("value {}", value_text(*v, unit(*b))),
+        (vs, shown) => shown
             .iter()
             .zip(vs)
-            .map(|(b, v)| format!("b{} {}", b + 1, value(v)))
+            .map(|(b, v)| format!("b{} {}", b + 1, value_text(*v, unit(*b))))
             .collect::<Vec<_>>()
             .join("  "),
     }
+}
+
+/// Every band's value under the cursor, the shown ones marked with their
+/// channel ("R:b3 87").
+fn every_band_text(values: &[Option<f32>], bands: Bands, info: &[BandInfo]) -> String {
+    let channel = |b: usize| match bands {
+        Bands::Single(s) => (s == b).then_some("*"),
+        Bands::Rgb(rgb) => rgb
+            .iter()
+            .position(|&s| s == b)
+            .map(|k| ["R:", "G:", "B:"][k]),
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(b, v)| {
+            format!(
+                "{}b{} {}",
+                channel(b).unwrap_or(""),
+                b + 1,
+                value_text(*v, band_info::unit(info, b))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 /// "N instants, FIRST – LAST" for a store with a time axis.

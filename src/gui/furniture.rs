@@ -3,6 +3,7 @@
 //! classes in view, or the channels of an RGB composite).
 
 use super::map::MapView;
+use crate::engine::persistence::band_info::{self, BandInfo};
 use crate::relief::metres_per_degree_of_longitude;
 use crate::render::{Bands, ColorMap, Stretch};
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Stroke, Vec2};
@@ -227,8 +228,8 @@ pub fn scale(painter: &Painter, rect: Rect, view: &MapView, units: &MapUnits) {
 pub enum Legend<'a> {
     /// One band through a colour map.
     Ramp {
-        /// The band (0-based).
-        band: usize,
+        /// The band's label and unit ("band 1 · elevation (m)").
+        title: String,
         /// The colour map.
         map: ColorMap,
         /// Its value range.
@@ -241,27 +242,34 @@ pub enum Legend<'a> {
     Shade(crate::relief::Sun),
     /// An RGB composite.
     Rgb {
-        /// The bands (0-based) of red, green and blue.
-        bands: [usize; 3],
+        /// The labels of the bands of red, green and blue.
+        names: [String; 3],
         /// Their value ranges.
         stretch: [Stretch; 3],
     },
 }
 
 impl Legend<'_> {
-    /// The legend of a rendering.
+    /// The legend of a rendering of bands that `info` describes.
     #[must_use]
     pub fn of<'a>(
         bands: Bands,
+        info: &[BandInfo],
         map: ColorMap,
         stretch: [Stretch; 3],
         classes: Option<&'a [(f64, [u8; 4])]>,
     ) -> Legend<'a> {
         match (bands, classes) {
-            (Bands::Rgb(bands), _) => Legend::Rgb { bands, stretch },
+            (Bands::Rgb(bands), _) => Legend::Rgb {
+                names: bands.map(|b| band_info::label(info, b)),
+                stretch,
+            },
             (Bands::Single(_), Some(classes)) => Legend::Classes(classes),
             (Bands::Single(band), None) => Legend::Ramp {
-                band,
+                title: match band_info::unit(info, band) {
+                    Some(unit) => format!("{} ({unit})", band_info::label(info, band)),
+                    None => band_info::label(info, band),
+                },
                 map,
                 stretch: stretch[0],
             },
@@ -277,7 +285,11 @@ pub fn legend(painter: &Painter, rect: Rect, legend: &Legend<'_>) {
     let width = 180.0;
     let number = |v: f64| significant(v, 4);
     match legend {
-        Legend::Ramp { band, map, stretch } => {
+        Legend::Ramp {
+            title,
+            map,
+            stretch,
+        } => {
             let area = Rect::from_min_size(
                 Pos2::new(rect.right() - width - 16.0, rect.bottom() - 62.0),
                 Vec2::new(width + 8.0, 52.0),
@@ -286,7 +298,7 @@ pub fn legend(painter: &Painter, rect: Rect, legend: &Legend<'_>) {
             painter.text(
                 area.min + Vec2::new(4.0, 3.0),
                 Align2::LEFT_TOP,
-                format!("band {}", band + 1),
+                title,
                 font(),
                 TEXT,
             );
@@ -324,7 +336,7 @@ pub fn legend(painter: &Painter, rect: Rect, legend: &Legend<'_>) {
                 text,
             );
         }
-        Legend::Rgb { bands, stretch } => {
+        Legend::Rgb { names, stretch } => {
             let area = Rect::from_min_size(
                 Pos2::new(rect.right() - width - 16.0, rect.bottom() - 76.0),
                 Vec2::new(width + 8.0, 66.0),
@@ -338,8 +350,8 @@ pub fn legend(painter: &Painter, rect: Rect, legend: &Legend<'_>) {
                     Pos2::new(area.left() + 4.0, top),
                     Align2::LEFT_TOP,
                     format!(
-                        "{name} b{}  {}–{}",
-                        bands[k] + 1,
+                        "{name} {}  {}–{}",
+                        names[k].replacen("band ", "b", 1),
                         number(s.min),
                         number(s.max)
                     ),
@@ -438,6 +450,39 @@ mod tests {
         assert_eq!(nice_step(199.0), 100.0);
         assert!((nice_step(0.031) - 0.02).abs() < 1e-12);
         assert_eq!(nice_step(2.5), 2.0);
+    }
+
+    #[test]
+    fn legends_name_the_bands_and_their_unit() {
+        let info = [
+            BandInfo {
+                name: Some("elevation".into()),
+                unit: Some("m".into()),
+                colour: None,
+            },
+            BandInfo::default(),
+            BandInfo {
+                name: Some("NIR".into()),
+                ..BandInfo::default()
+            },
+        ];
+        let stretch = [Stretch { min: 0.0, max: 1.0 }; 3];
+        match Legend::of(Bands::Single(0), &info, ColorMap::Viridis, stretch, None) {
+            Legend::Ramp { title, .. } => assert_eq!(title, "band 1 · elevation (m)"),
+            _ => panic!("a single band has a colour bar"),
+        }
+        match Legend::of(
+            Bands::Rgb([2, 1, 0]),
+            &info,
+            ColorMap::Viridis,
+            stretch,
+            None,
+        ) {
+            Legend::Rgb { names, .. } => {
+                assert_eq!(names, ["band 3 · NIR", "band 2", "band 1 · elevation"]);
+            }
+            _ => panic!("a composite has channel ranges"),
+        }
     }
 
     #[test]

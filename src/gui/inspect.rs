@@ -68,7 +68,9 @@ impl Inspector {
         self.bands = bands.to_vec();
         let store = store.clone();
         let bands = self.bands.clone();
-        self.pending = Some(Task::spawn(ctx, move || (key, report(&store, key, &bands))));
+        self.pending = Some(Task::on_pool(ctx, move || {
+            (key, report(&store, key, &bands))
+        }));
     }
 
     /// Takes a finished report, if it belongs to the selection.
@@ -124,7 +126,11 @@ impl Inspector {
                                     )
                                 },
                             );
-                            ui.monospace(format!("band {}: {text}", band + 1));
+                            let name = crate::engine::persistence::band_info::label(
+                                &store.band_info(),
+                                *band,
+                            );
+                            ui.monospace(format!("{name}: {text}"));
                         }
                         histogram(ui, bands);
                     }

@@ -120,6 +120,8 @@ pub struct Readout {
     pub y: f64,
     /// The chunk under the cursor at the shown level.
     pub loc: Option<ChunkLoc>,
+    /// The cell under the cursor in that chunk (row-major index).
+    pub cell: Option<usize>,
     /// The shown bands' values there (channel order), once its tile is
     /// loaded; `None` for nodata.
     pub values: Vec<Option<f32>>,
@@ -370,10 +372,12 @@ impl MapView {
                     )
                 })
                 .unwrap_or_default();
+            let cols = grid.chunk_shape()[0] as usize;
             Readout {
                 x,
                 y,
                 loc: found.map(|f| f.0),
+                cell: found.map(|(_, r, c)| r * cols + c),
                 values,
             }
         });

@@ -19,6 +19,7 @@ mod jobs;
 mod levels;
 mod map;
 mod margins;
+mod probe;
 pub mod quicklooks;
 mod recent;
 mod side_panel;

@@ -240,7 +240,10 @@ impl Explorer {
 
     /// One band with a colour map, or three as red, green and blue.
     fn band_picker(&mut self, ui: &mut egui::Ui) {
-        let Some(count) = self.opened().map(|o| o.store.structure().band_count()) else {
+        let Some((count, info)) = self
+            .opened()
+            .map(|o| (o.store.structure().band_count(), o.store.band_info()))
+        else {
             return;
         };
         if count < 2 {
@@ -264,12 +267,13 @@ impl Explorer {
                 };
             }
         });
+        let name = |b: usize| crate::engine::persistence::band_info::label(&info, b);
         let pick = |ui: &mut egui::Ui, label: &str, band: &mut usize| {
             egui::ComboBox::from_label(label)
-                .selected_text(format!("band {}", *band + 1))
+                .selected_text(name(*band))
                 .show_ui(ui, |ui| {
                     for b in 0..count {
-                        ui.selectable_value(band, b, format!("band {}", b + 1));
+                        ui.selectable_value(band, b, name(b));
                     }
                 });
         };

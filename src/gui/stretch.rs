@@ -278,7 +278,7 @@ impl StretchControl {
         let parts = in_view(store, tiles, level, t, &view, chunks);
         let (lo, hi) = self.percentiles;
         let classes = self.want_classes;
-        self.taking = Some(Task::spawn(ctx, move || ViewSummary {
+        self.taking = Some(Task::on_pool(ctx, move || ViewSummary {
             stretch: view_stretch(&parts, lo, hi),
             classes: if classes {
                 view_classes(&parts)

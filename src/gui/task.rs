@@ -1,7 +1,7 @@
 //! Work the UI thread hands off: one result computed on a background
-//! thread (file dialogs, opening a store, reading a chunk…), sent back
-//! over a bounded channel, with the UI woken when it is there. The UI
-//! polls it each frame and never waits.
+//! thread (file dialogs, opening a store) or on the worker pool (reading a
+//! chunk), sent back over a bounded channel, with the UI woken when it is
+//! there. The UI polls it each frame and never waits.
 
 use std::cell::Cell;
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
@@ -22,6 +22,22 @@ impl<T: Send + 'static> Task<T> {
         let ctx = ctx.clone();
         std::thread::spawn(move || {
             // The UI may have dropped the task meanwhile: nobody to tell.
+            sender.send(work()).ok();
+            ctx.request_repaint();
+        });
+        Self {
+            result,
+            lost: Cell::new(false),
+        }
+    }
+
+    /// Runs `work` on the worker pool (compute and short reads, never
+    /// anything that waits on a person); once it returns, its result waits
+    /// here and `ctx` repaints.
+    pub fn on_pool(ctx: &egui::Context, work: impl FnOnce() -> T + Send + 'static) -> Self {
+        let (sender, result) = sync_channel(1);
+        let ctx = ctx.clone();
+        rayon::spawn(move || {
             sender.send(work()).ok();
             ctx.request_repaint();
         });

@@ -6,6 +6,7 @@
 #[path = "../util/mod.rs"]
 mod util;
 
+mod bands;
 mod editor;
 mod history;
 mod panels;

@@ -220,3 +220,43 @@ pub fn python(script: &str, args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// A VRT of the Landsat scene's bands 1-3 described as blue, green and red,
+/// with a name and a unit on each.
+pub fn described_scene(dir: &Path) -> PathBuf {
+    let vrt = dir.join("bgr.vrt");
+    tool(
+        "gdal_translate",
+        &[
+            "-q",
+            "-of",
+            "VRT",
+            "-b",
+            "1",
+            "-b",
+            "2",
+            "-b",
+            "3",
+            "-colorinterp",
+            "blue,green,red",
+            path_str(&data("stars_L7_ETMs.tif")),
+            path_str(&vrt),
+        ],
+    );
+    let mut xml = std::fs::read_to_string(&vrt).unwrap();
+    for (band, name) in [(1, "blue"), (2, "green"), (3, "red")] {
+        let open = format!("<VRTRasterBand dataType=\"Byte\" band=\"{band}\"");
+        let at = xml.find(&open).unwrap_or_else(|| panic!("{xml}"));
+        let end = at + xml[at..].find('>').unwrap() + 1;
+        xml.insert_str(
+            end,
+            &format!("<Description>{name}</Description><UnitType>DN</UnitType>"),
+        );
+    }
+    std::fs::write(&vrt, xml).unwrap();
+    vrt
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

@@ -23,6 +23,7 @@
 use crate::engine::Store;
 use crate::engine::catalogue::cache::{Provenance, Recording};
 use crate::engine::error::EngineError;
+use crate::engine::persistence::band_info::BAND_INFO_KEY;
 use crate::engine::persistence::palette::PALETTE_KEY;
 use crate::storage::{StorageError, StoreKey};
 use serde::{Deserialize, Serialize};
@@ -138,12 +139,13 @@ impl Drop for StoreRecording<'_> {
     }
 }
 
-/// What every result of a store depends on: its root metadata and colour
-/// table.
-fn always(store: &Store) -> [Read; 2] {
+/// What every result of a store depends on: its root metadata, colour
+/// table and band descriptions.
+fn always(store: &Store) -> [Read; 3] {
     [
         Read::Value(store.layout().root_key().to_string()),
         Read::Value(PALETTE_KEY.to_string()),
+        Read::Value(BAND_INFO_KEY.to_string()),
     ]
 }
 

@@ -85,6 +85,22 @@ pub fn from_json(bytes: &[u8]) -> Result<Vec<BandInfo>, BandInfoError> {
     Ok(saved.bands)
 }
 
+/// Band `b` (0-based) as people call it: "band 3", with its name when it
+/// has one ("band 3 · red").
+#[must_use]
+pub fn label(bands: &[BandInfo], b: usize) -> String {
+    match bands.get(b).and_then(|i| i.name.as_deref()) {
+        Some(name) => format!("band {} · {name}", b + 1),
+        None => format!("band {}", b + 1),
+    }
+}
+
+/// The unit of band `b` (0-based), when known.
+#[must_use]
+pub fn unit(bands: &[BandInfo], b: usize) -> Option<&str> {
+    bands.get(b).and_then(|i| i.unit.as_deref())
+}
+
 /// The bands (0-based) standing for red, green and blue, when each of the
 /// three colours is given to exactly one band.
 #[must_use]
@@ -126,6 +142,23 @@ mod tests {
         assert_eq!(from_json(&json).unwrap(), bands);
         assert!(from_json(br#"{"gridstore_bands": 2, "bands": []}"#).is_err());
         assert!(from_json(b"{").is_err());
+    }
+
+    #[test]
+    fn bands_are_labelled_by_number_and_name() {
+        let bands = [
+            BandInfo {
+                name: Some("NIR".into()),
+                unit: Some("DN".into()),
+                colour: None,
+            },
+            BandInfo::default(),
+        ];
+        assert_eq!(label(&bands, 0), "band 1 · NIR");
+        assert_eq!(label(&bands, 1), "band 2");
+        assert_eq!(label(&[], 4), "band 5");
+        assert_eq!(unit(&bands, 0), Some("DN"));
+        assert_eq!(unit(&bands, 1), None);
     }
 
     #[test]

@@ -367,7 +367,13 @@ fn png_of<T: GdalCell>(
         }
         None => raster,
     };
-    let written = png::write_png(raster, store.nodata::<T>(), store.palette().as_deref(), tmp)?;
+    let written = png::write_png(
+        raster,
+        store.nodata::<T>(),
+        store.palette().as_deref(),
+        &store.band_info(),
+        tmp,
+    )?;
     Ok((written, raster.geotransform))
 }
 

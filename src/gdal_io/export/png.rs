@@ -3,13 +3,14 @@
 //! `.aux.xml` beside it.
 
 use super::Written;
-use crate::engine::{Element, Nodata, Palette, Raster};
+use crate::engine::{BandInfo, Element, Nodata, Palette, Raster};
 use crate::gdal_io::OutputError;
 use crate::render::quicklook_rgba;
 use std::path::Path;
 
 /// Writes `raster` as an RGBA PNG: through the colour table when given,
-/// else viridis over a 2–98 % stretch; nodata transparent.
+/// else viridis (one band) or a composite (the bands `info` gives red, green
+/// and blue, else 1–3) over a 2–98 % stretch; nodata transparent.
 ///
 /// # Errors
 /// The image cannot be written.
@@ -17,11 +18,12 @@ pub fn write_png<T: Element>(
     raster: &Raster<T>,
     nodata: Nodata<T>,
     palette: Option<&Palette>,
+    info: &[BandInfo],
     path: &Path,
 ) -> Result<Written, OutputError> {
     let view = raster.data.view();
     let (_, rows, cols) = raster.data.dim();
-    let rgba = quicklook_rgba(&view, nodata, palette);
+    let rgba = quicklook_rgba(&view, nodata, palette, info);
     let too_large = |_| OutputError::Format(format!("a {cols} x {rows} PNG is too large"));
     let w = u32::try_from(cols).map_err(too_large)?;
     let h = u32::try_from(rows).map_err(too_large)?;
