@@ -107,7 +107,15 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         "hdf5" => ", hdf5 backend (one HDF5 file: record log + index)",
         _ => "",
     };
-    println!("format      gridstore {version}: {layout}, one array per level{backend}{upgrade}");
+    if crate::gdal_io::is_raster(store) {
+        println!(
+            "format      a raster gridstore did not write, read through GDAL (read-only; its levels from its overviews)"
+        );
+    } else {
+        println!(
+            "format      gridstore {version}: {layout}, one array per level{backend}{upgrade}"
+        );
+    }
     println!("crs         {crs}");
     println!(
         "cell size   {} x {}",

@@ -14,36 +14,17 @@ mod run;
 pub use args::{Cli, Command, with_store_shorthand};
 pub use run::run;
 
-use crate::engine::{EngineError, Store};
-use anyhow::Context as _;
+use crate::engine::Store;
 use std::path::Path;
 
-/// Opens a store folder, read-only or as the single writer.
+/// Opens a store, read-only or as the single writer; a raster gridstore
+/// did not write opens read-only (see [`crate::gdal_io::open_store_or_raster`]).
 ///
 /// # Errors
 /// A missing or unreadable folder, a folder that is not a store, or a lock
 /// held by another process.
 pub fn open_store(path: &Path, writer: bool) -> anyhow::Result<Store> {
-    let hdf5 = path.is_file() && crate::storage::hdf5::is_hdf5(path);
-    if !path.is_dir() && !hdf5 {
-        let what = if path.exists() {
-            "not a folder or an HDF5 file"
-        } else {
-            "no such folder or file"
-        };
-        anyhow::bail!("cannot open store {}: {what}", path.display());
-    }
-    let storage = crate::storage::open(path)
-        .with_context(|| format!("cannot open store {}", path.display()))?;
-    let store = if writer {
-        Store::open_writer(storage)
-    } else {
-        Store::open(storage)
-    };
-    store.map_err(|e| match e {
-        EngineError::Storage(s) => anyhow::anyhow!(s),
-        other => anyhow::anyhow!(other),
-    })
+    crate::gdal_io::open_store_or_raster(path, writer).map_err(anyhow::Error::msg)
 }
 
 /// Parses an instant given on the command line.

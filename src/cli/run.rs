@@ -327,6 +327,12 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
 }
 
 fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
+    if crate::gdal_io::is_raster(store) {
+        anyhow::bail!(
+            "{}: a raster gridstore did not write keeps no pyramid to verify (its levels are read from it as they are asked for)",
+            store.location()
+        );
+    }
     let sink = BarSink::new("verify");
     let report = with_dtype!(store.structure().dtype, T => store.verify::<T>(&sink, cancel))?;
     sink.finish();

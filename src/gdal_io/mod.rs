@@ -6,6 +6,7 @@
 mod cell;
 mod error;
 mod export;
+mod foreign;
 mod ingest;
 mod nodata;
 mod source;
@@ -15,6 +16,7 @@ pub use error::{IoError, OutputError};
 pub use export::{
     Between, ExportFormat, ExportReport, ExportRequest, Resolution, export, export_with,
 };
+pub use foreign::{RasterStorage, is_raster, open_raster, open_store_or_raster};
 pub use ingest::{IngestOptions, IngestReport, ingest};
 pub use nodata::{NodataChoice, choose_nodata};
 pub use source::{

@@ -96,6 +96,8 @@ pub struct Opened {
     pub samples: Vec<Arc<[f64]>>,
     /// What the CRS's coordinates measure (scale bar, ticks).
     pub units: super::furniture::MapUnits,
+    /// A raster gridstore did not write, shown read-only.
+    pub read_only: bool,
 }
 
 pub(super) enum StoreState {
@@ -644,11 +646,12 @@ impl Explorer {
         self.ingest_files(files);
     }
 
-    /// Queues ingests of `files` into the open store. With none open, the
-    /// structure editor offers a new store made like the first of them,
-    /// which ingests them all once created.
+    /// Queues ingests of `files` into the open store. With none open (or
+    /// a read-only raster), the structure editor offers a new store made
+    /// like the first of them, which ingests them all once created.
     pub fn ingest_files(&mut self, files: Vec<PathBuf>) {
-        let Some(target) = self.opened().map(|o| o.path.clone()) else {
+        let writable = self.opened().filter(|o| !o.read_only);
+        let Some(target) = writable.map(|o| o.path.clone()) else {
             let mut files = files.into_iter();
             let Some(first) = files.next() else { return };
             self.editor.from_file(first, true, &self.ctx);
@@ -1088,9 +1091,8 @@ pub(super) fn time_range(store: &Store) -> Option<String> {
 
 /// Opens a store and gathers what the explorer shows about it (off the UI thread).
 fn load(path: &PathBuf) -> Result<Opened, String> {
-    let storage =
-        crate::storage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let store = Store::open(storage).map_err(|e| e.to_string())?;
+    let store = crate::gdal_io::open_store_or_raster(path, false)?;
+    let read_only = crate::gdal_io::is_raster(&store);
     let grid = *store.grid();
     let t = store.time_indices().first().copied().unwrap_or(0);
     let (summaries, kept) = store.level_summaries().map_err(|e| e.to_string())?;
@@ -1119,5 +1121,6 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         notes,
         samples,
         units,
+        read_only,
     })
 }

@@ -40,6 +40,9 @@ pub enum Command {
     Open(PathBuf),
     /// Open the structure editor for a new store.
     NewStore,
+    /// Open the structure editor for a new store made like this raster,
+    /// which ingests it once created.
+    IngestIntoStore(PathBuf),
     /// Show the open store's structure, read-only.
     ShowStructure,
     /// Re-read the open store's summary (history, levels).
@@ -101,9 +104,9 @@ impl Explorer {
                 Command::PickStore { file } => {
                     let pick = if file {
                         Pick {
-                            title: "Open a gridstore .h5 file",
+                            title: "Open an .h5 store, or any raster (read-only)",
                             kind: PickKind::File,
-                            filter: Some(("HDF5 store", vec!["h5", "hdf5"])),
+                            filter: None,
                             file_name: None,
                         }
                     } else {
@@ -117,7 +120,10 @@ impl Explorer {
                     self.ask(pick, Purpose::Store);
                 }
                 Command::PickRasters => {
-                    let target = self.opened().map(|o| o.path.clone());
+                    let target = self
+                        .opened()
+                        .filter(|o| !o.read_only)
+                        .map(|o| o.path.clone());
                     let pick = Pick {
                         title: "Rasters to ingest",
                         kind: PickKind::Files,
@@ -156,6 +162,9 @@ impl Explorer {
                 }
                 Command::Open(path) => self.open(path),
                 Command::NewStore => self.editor.new_store(),
+                Command::IngestIntoStore(raster) => {
+                    self.editor.from_file(raster, true, &self.ctx);
+                }
                 Command::ShowStructure => {
                     if let Some(opened) = self.opened() {
                         let (path, structure) =

@@ -309,9 +309,7 @@ fn run(
         }
     };
     if let Some(export_request) = &request.export {
-        let storage = crate::storage::open(&request.store)
-            .map_err(|e| format!("cannot open {}: {e}", request.store.display()))?;
-        let store = Store::open(storage).map_err(|e| e.to_string())?;
+        let store = crate::gdal_io::open_store_or_raster(&request.store, false)?;
         let (report, warning) = export_with(
             &store,
             export_request,
@@ -361,7 +359,5 @@ fn run(
 }
 
 fn open_writer(path: &Path) -> Result<Store, String> {
-    let storage =
-        crate::storage::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    Store::open_writer(storage).map_err(|e| e.to_string())
+    crate::gdal_io::open_store_or_raster(path, true)
 }

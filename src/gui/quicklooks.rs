@@ -3,7 +3,7 @@
 //! never read again for its picture, also after a restart), and back over a
 //! bounded channel as textures.
 
-use crate::engine::{FunctionCache, Store};
+use crate::engine::FunctionCache;
 use crate::quicklook::{Quicklook, quicklook};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,9 +76,7 @@ impl Quicklooks {
             self.ctx.clone(),
         );
         std::thread::spawn(move || {
-            let made = crate::storage::open(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|storage| Store::open(storage).map_err(|e| e.to_string()))
+            let made = crate::gdal_io::open_store_or_raster(&path, false)
                 .and_then(|store| quicklook(&store, SIZE, cache.as_ref()))
                 .map(|q| q.map(|c| (c.value, c.hit)));
             // The explorer may have closed: nobody to tell.

@@ -18,8 +18,10 @@ impl Explorer {
                 commands.push(Command::PickStore { file: false });
             }
             if ui
-                .button("Open .h5…")
-                .on_hover_text("an hdf5 store (one file)")
+                .button("Open file…")
+                .on_hover_text(
+                    "an hdf5 store (one file), or any raster GDAL reads (GeoTIFF, COG, NetCDF…), read-only",
+                )
                 .clicked()
             {
                 commands.push(Command::PickStore { file: true });
@@ -44,10 +46,18 @@ impl Explorer {
         let s = opened.store.structure();
         ui.horizontal(|ui| {
             ui.label(RichText::new(opened.path.display().to_string()).strong());
-            if ui.button("Structure…").clicked() {
+            if opened.read_only {
+                ui.label(RichText::new("read-only").color(egui::Color32::from_rgb(255, 200, 80)))
+                    .on_hover_text(
+                        "A raster gridstore did not write, read through GDAL: nothing is written into it",
+                    );
+            } else if ui.button("Structure…").clicked() {
                 commands.push(Command::ShowStructure);
             }
         });
+        if opened.read_only && ui.button("Ingest into a store…").clicked() {
+            commands.push(Command::IngestIntoStore(opened.path.clone()));
+        }
         self.quicklooks.show(ui, &opened.path, 64.0);
 
         egui::Grid::new("structure").num_columns(2).show(ui, |ui| {
@@ -68,8 +78,22 @@ impl Explorer {
                 ("chunk", format!("{} × {}", s.chunk[0], s.chunk[1])),
                 ("type", format!("{}  nodata {}", s.dtype, s.nodata_text())),
                 ("aggregate", s.aggregate.to_string()),
-                ("codec", s.codec.to_string()),
-                ("layout", layout_text(opened.store.layout())),
+                (
+                    "codec",
+                    if opened.read_only {
+                        "the raster's own".into()
+                    } else {
+                        s.codec.to_string()
+                    },
+                ),
+                (
+                    "layout",
+                    if opened.read_only {
+                        "a raster read through GDAL".into()
+                    } else {
+                        layout_text(opened.store.layout())
+                    },
+                ),
                 ("bands", s.band_count().to_string()),
                 (
                     "master chunk",
@@ -87,6 +111,7 @@ impl Explorer {
             }
         });
         if let StoreState::Open(opened) = &self.state
+            && !opened.read_only
             && self
                 .history
                 .ui(ui, &opened.path, &opened.history, &opened.notes)

@@ -66,6 +66,15 @@ pub enum StorageError {
         /// Bytes free.
         available: u64,
     },
+    /// A store opened read-only for what it is (a raster gridstore did not
+    /// write): nothing is ever written into it.
+    #[error(
+        "{path} is read-only: gridstore did not write it (ingest it into a store to change it)"
+    )]
+    ReadOnly {
+        /// The file or folder.
+        path: PathBuf,
+    },
     /// Another process holds the writer lock.
     #[error("store {path} is locked by process {pid}")]
     Locked {

@@ -1221,3 +1221,57 @@ fn the_legend_lists_the_classes_in_view() {
     h.run_steps(2);
     assert!(!h.state().furniture);
 }
+
+/// A raster gridstore did not write opens read-only: "read-only" beside
+/// its name, no history or structure editing, and "Ingest into a store…"
+/// makes a store like it that ingests it. Files dropped meanwhile go to a
+/// new store too, never into the raster.
+#[test]
+fn a_foreign_raster_opens_read_only_and_ingests_into_a_new_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("terra_meuse.tif");
+    let cog = dir.path().join("meuse_cog.tif");
+    util::tool("gdal_translate", &["-q", "-of", "COG", s(&src), s(&cog)]);
+    let before = std::fs::read(&cog).unwrap();
+    let mut h = harness(&GuiOptions {
+        store: Some(cog.clone()),
+        ..GuiOptions::default()
+    });
+    until_tiles(&mut h);
+    assert!(h.state().opened().unwrap().read_only);
+    h.get_by_label("read-only");
+    assert!(h.query_by_label("Structure…").is_none());
+
+    // Dropped on the read-only raster: offered a new store instead.
+    drop_files(&mut h, &[&src]);
+    assert!(
+        h.state().jobs.jobs.is_empty(),
+        "nothing ingests into a raster"
+    );
+    run_until(&mut h, "the editor", |app| {
+        app.editor.open && !app.editor.busy()
+    });
+    assert_eq!(h.state().editor.ingest_after, vec![src.clone()]);
+    h.state_mut().editor.open = false;
+    h.step();
+
+    h.get_by_label("Ingest into a store…").click();
+    run_until(&mut h, "the raster's structure", |app| {
+        app.editor.open && !app.editor.busy() && app.editor.checked().structure.is_some()
+    });
+    assert_eq!(h.state().editor.ingest_after, vec![cog.clone()]);
+    let target = dir.path().join("meuse_cog.gs");
+    assert_eq!(h.state().editor.target, target.display().to_string());
+    h.get_by_label("Create and ingest 1 file").click();
+    run_until(&mut h, "the ingest", |app| {
+        finished(app)
+            && app
+                .opened()
+                .is_some_and(|o| !o.read_only && o.levels[0].1 > 0)
+    });
+    assert_eq!(
+        h.state().opened().unwrap().path,
+        std::fs::canonicalize(&target).unwrap()
+    );
+    assert_eq!(std::fs::read(&cog).unwrap(), before, "the COG is unchanged");
+}

@@ -62,6 +62,42 @@ fn a_3_2_1_composite_shows_bands_3_2_1_as_red_green_blue() {
     );
 }
 
+/// A COG gridstore did not write opens read-only: its 3-2-1 composite is
+/// drawn from its own cells (each pixel a triple of its bands 3, 2 and 1),
+/// the window says "read-only", and the file is byte-identical afterwards.
+#[test]
+fn a_foreign_cog_shows_read_only_and_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("stars_L7_ETMs.tif");
+    let cog = dir.path().join("l7_cog.tif");
+    util::tool("gdal_translate", &["-q", "-of", "COG", s(&src), s(&cog)]);
+    let before = std::fs::read(&cog).unwrap();
+    let shots = dir.path().join("shots");
+    std::fs::create_dir(&shots).unwrap();
+    let image = screenshot(&shots, &cog, &["--bands", "3,2,1", "--stretch", "0,255"]);
+    let pixels = data_pixels(&image);
+    assert!(pixels.len() > 100_000, "{} map pixels", pixels.len());
+    let triples = cell_colours(&src, [3, 2, 1]);
+    let share = pixels.iter().filter(|p| triples.contains(*p)).count() as f64 / pixels.len() as f64;
+    assert!(share > 0.99, "{share} of the pixels are band 3-2-1 triples");
+    // The "read-only" label, in its amber, beside the path at the top of
+    // the side panel.
+    let amber = (40..140)
+        .flat_map(|y| (0..400).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let p = image.get_pixel(x, y).0;
+            p[0] > 200 && (150..230).contains(&p[1]) && p[2] < 120
+        })
+        .count();
+    assert!(amber > 20, "{amber} amber pixels: no read-only label");
+    assert_eq!(std::fs::read(&cog).unwrap(), before, "the COG is unchanged");
+    let beside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside.len(), 2, "nothing written beside it: {beside:?}");
+}
+
 /// Data straddling the store's origin has a one-chunk master at the top of
 /// the pyramid; the stretch comes from the data in view all the same, so
 /// the map is not drawn in the ramp's two end colours.
