@@ -38,6 +38,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod foreign;
 pub mod format;
 pub mod gdal_io;
 pub mod gui;

@@ -122,3 +122,129 @@ fn a_file_that_is_neither_store_nor_raster_is_named_in_one_line() {
     assert!(err.contains("notes.txt"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// Zarr stores rioxarray writes (v2 with blosc, v3 with zstd) open
+/// read-only: the export is the raster they were written from, cell for
+/// cell, and not a byte of them changes.
+#[test]
+fn zarr_stores_rioxarray_writes_export_the_raster_they_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("stars_L7_ETMs.tif");
+    let source = util::read(s(&src), None);
+    for format in [2, 3] {
+        let zarr = dir.path().join(format!("l7_v{format}.zarr"));
+        util::rioxarray_zarr(&src, &zarr, format, "reflectance");
+        let before = util::snapshot(&zarr);
+        let info = util::ok(&["info", s(&zarr)]);
+        assert!(info.contains(&format!("Zarr v{format}")), "{info}");
+        assert!(info.contains("read-only"), "{info}");
+        assert!(info.contains("bands       6"), "{info}");
+        let out = dir.path().join(format!("v{format}.tif"));
+        util::ok(&["export", s(&zarr), "-o", s(&out)]);
+        let exported = util::read(s(&out), None);
+        assert_eq!((exported.cols, exported.rows), (source.cols, source.rows));
+        for (a, b) in exported.geotransform.iter().zip(source.geotransform) {
+            assert!((a - b).abs() < 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        assert_eq!(
+            exported.bands, source.bands,
+            "v{format}: the raster's cells"
+        );
+        // One variable of the group, named by its path, opens too.
+        let one = zarr.join("reflectance");
+        assert!(util::ok(&["info", s(&one)]).contains("bands       6"));
+        assert_eq!(util::snapshot(&zarr), before, "v{format} is unchanged");
+    }
+}
+
+/// A GeoZarr multiscale group (zarr-conventions `multiscales` layout, each
+/// level a group with its own `spatial:transform`): level 1 of the store is
+/// the group's own level "1", not an average gridstore makes.
+#[test]
+fn a_geozarr_multiscale_groups_coarser_level_serves_level_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let zarr = dir.path().join("pyramid.zarr");
+    let script = r#"
+import sys, json, numpy as np, zarr
+dst = sys.argv[1]
+rng = np.random.default_rng(7)
+fine = rng.uniform(0, 100, (64, 96)).astype("float32")
+# The coarser level is deliberately not the block mean: each cell is the
+# block's maximum, so a reader that averages level 0 itself is caught.
+coarse = fine.reshape(32, 2, 48, 2).max(axis=(1, 3))
+root = zarr.open_group(dst, mode="w", zarr_format=3)
+layout = []
+for name, data, cell in [("0", fine, 10.0), ("1", coarse, 20.0)]:
+    g = root.create_group(name)
+    t = [cell, 0.0, 500000.0, 0.0, -cell, 4000000.0]
+    g.attrs.update({"spatial:transform": t, "spatial:dimensions": ["y", "x"]})
+    a = g.create_array("elevation", shape=data.shape, chunks=(16, 32), dtype="float32",
+                       dimension_names=["y", "x"], fill_value=float("nan"))
+    a[:] = data
+    layout.append({"asset": name, "spatial:transform": t, "spatial:shape": list(data.shape)})
+root.attrs.update({"multiscales": {"layout": layout, "resampling_method": "max"},
+                   "proj:code": "EPSG:32631"})
+np.save(dst + ".fine.npy", fine)
+np.save(dst + ".coarse.npy", coarse)
+"#;
+    util::python(script, &[s(&zarr)]);
+    let before = util::snapshot(&zarr);
+    let info = util::ok(&["info", s(&zarr)]);
+    assert!(info.contains("multiscale group of 2 levels"), "{info}");
+    assert!(info.contains("96 x 64 base cells"), "{info}");
+    let read_npy = |p: &Path| -> Vec<f64> {
+        let bytes = util::python(
+            "import sys, numpy as np; sys.stdout.write(' '.join(map(str, np.load(sys.argv[1]).ravel().tolist())))",
+            &[s(p)],
+        );
+        String::from_utf8(bytes)
+            .unwrap()
+            .split(' ')
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let fine = read_npy(&dir.path().join("pyramid.zarr.fine.npy"));
+    let coarse = read_npy(&dir.path().join("pyramid.zarr.coarse.npy"));
+    for (level, expected, size) in [("0", &fine, (96, 64)), ("1", &coarse, (48, 32))] {
+        let out = dir.path().join(format!("l{level}.tif"));
+        util::ok(&["export", s(&zarr), "-o", s(&out), "--level", level]);
+        let got = util::read(s(&out), None);
+        assert_eq!((got.cols, got.rows), size, "level {level}");
+        for (i, (a, b)) in got.bands[0].iter().zip(expected.iter()).enumerate() {
+            assert!((a - b).abs() < 1e-4, "level {level} cell {i}: {a} vs {b}");
+        }
+    }
+    assert_eq!(util::snapshot(&zarr), before, "the group is unchanged");
+}
+
+/// A group of several variables names them and how to open one; a group
+/// without georeference says so; each in one line.
+#[test]
+fn zarr_groups_that_cannot_be_shown_say_why_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = dir.path().join("two.zarr");
+    let bare = dir.path().join("bare.zarr");
+    let script = r#"
+import sys, numpy as np, xarray as xr
+two, bare = sys.argv[1], sys.argv[2]
+x = np.arange(8) * 10.0 + 5.0
+y = 100.0 - np.arange(6) * 10.0 - 5.0
+ds = xr.Dataset({"a": (("y", "x"), np.ones((6, 8), "float32")),
+                 "b": (("y", "x"), np.zeros((6, 8), "float32"))},
+                coords={"x": x, "y": y})
+ds.to_zarr(two, zarr_format=3, consolidated=False)
+xr.Dataset({"a": (("y", "x"), np.ones((6, 8), "float32"))}, coords={"x": x, "y": y}).to_zarr(
+    bare, zarr_format=2, consolidated=False)
+"#;
+    util::python(script, &[s(&two), s(&bare)]);
+    for (zarr, words) in [
+        (&two, "holds 2 variables (a, b); open one"),
+        (&bare, "no CRS"),
+    ] {
+        let out = util::gridstore(&["info", s(zarr)]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words) && err.contains(s(zarr)), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}

@@ -107,10 +107,8 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         "hdf5" => ", hdf5 backend (one HDF5 file: record log + index)",
         _ => "",
     };
-    if crate::gdal_io::is_raster(store) {
-        println!(
-            "format      a raster gridstore did not write, read through GDAL (read-only; its levels from its overviews)"
-        );
+    if let Some(what) = crate::foreign::description(store) {
+        println!("format      {what}; read-only: gridstore did not write it");
     } else {
         println!(
             "format      gridstore {version}: {layout}, one array per level{backend}{upgrade}"

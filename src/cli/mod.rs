@@ -18,13 +18,13 @@ use crate::engine::Store;
 use std::path::Path;
 
 /// Opens a store, read-only or as the single writer; a raster gridstore
-/// did not write opens read-only (see [`crate::gdal_io::open_store_or_raster`]).
+/// did not write opens read-only (see [`crate::foreign::open_store_or_raster`]).
 ///
 /// # Errors
 /// A missing or unreadable folder, a folder that is not a store, or a lock
 /// held by another process.
 pub fn open_store(path: &Path, writer: bool) -> anyhow::Result<Store> {
-    crate::gdal_io::open_store_or_raster(path, writer).map_err(anyhow::Error::msg)
+    crate::foreign::open_store_or_raster(path, writer).map_err(anyhow::Error::msg)
 }
 
 /// Parses an instant given on the command line.

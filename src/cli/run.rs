@@ -327,7 +327,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
 }
 
 fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
-    if crate::gdal_io::is_raster(store) {
+    if crate::foreign::is_foreign(store) {
         anyhow::bail!(
             "{}: a raster gridstore did not write keeps no pyramid to verify (its levels are read from it as they are asked for)",
             store.location()

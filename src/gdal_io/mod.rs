@@ -3,10 +3,9 @@
 //! This is the only module that uses GDAL. GDAL datasets are `Send` but not
 //! `Sync`, so every worker thread opens its own.
 
-mod cell;
+pub(crate) mod cell;
 mod error;
 mod export;
-mod foreign;
 mod ingest;
 mod nodata;
 mod source;
@@ -16,9 +15,9 @@ pub use error::{IoError, OutputError};
 pub use export::{
     Between, ExportFormat, ExportReport, ExportRequest, Resolution, export, export_with,
 };
-pub use foreign::{RasterStorage, is_raster, open_raster, open_store_or_raster};
 pub use ingest::{IngestOptions, IngestReport, ingest};
 pub use nodata::{NodataChoice, choose_nodata};
+pub(crate) use source::gdal_reason;
 pub use source::{
     CrsError, Like, LikeOverrides, Source, area_of_use, crs_of, domain_levels_for, parse_crs,
     resolve_crs, srs_from, structure_like, wkt_keyword,

@@ -509,6 +509,12 @@ impl Explorer {
                 .filter(|j| j.store == opened.path)
                 .flat_map(|j| j.changes.list.iter().copied())
                 .collect(),
+            data: {
+                let s = store.structure();
+                (s.nodata.is_none() && s.time.is_none())
+                    .then_some(opened.data)
+                    .flatten()
+            },
         };
         self.drawn = self.map.show(ui, &store, marks, &mut self.tiles, style);
         let complete = self.drawn.missing == 0;
@@ -1091,8 +1097,8 @@ pub(super) fn time_range(store: &Store) -> Option<String> {
 
 /// Opens a store and gathers what the explorer shows about it (off the UI thread).
 fn load(path: &PathBuf) -> Result<Opened, String> {
-    let store = crate::gdal_io::open_store_or_raster(path, false)?;
-    let read_only = crate::gdal_io::is_raster(&store);
+    let store = crate::foreign::open_store_or_raster(path, false)?;
+    let read_only = crate::foreign::is_foreign(&store);
     let grid = *store.grid();
     let t = store.time_indices().first().copied().unwrap_or(0);
     let (summaries, kept) = store.level_summaries().map_err(|e| e.to_string())?;

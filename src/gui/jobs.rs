@@ -309,7 +309,7 @@ fn run(
         }
     };
     if let Some(export_request) = &request.export {
-        let store = crate::gdal_io::open_store_or_raster(&request.store, false)?;
+        let store = crate::foreign::open_store_or_raster(&request.store, false)?;
         let (report, warning) = export_with(
             &store,
             export_request,
@@ -359,5 +359,5 @@ fn run(
 }
 
 fn open_writer(path: &Path) -> Result<Store, String> {
-    crate::gdal_io::open_store_or_raster(path, true)
+    crate::foreign::open_store_or_raster(path, true)
 }

@@ -93,6 +93,9 @@ pub struct Marks {
     pub export: Option<Extent>,
     /// Chunks jobs are rewriting or have just replaced.
     pub changes: Vec<Change>,
+    /// Where the data lies, for a store without nodata: the cells of its
+    /// chunks beyond it are not data, and are not drawn.
+    pub data: Option<Extent>,
 }
 
 impl Default for MapView {
@@ -224,6 +227,7 @@ impl MapView {
             selected,
             export,
             changes,
+            data,
         } = marks;
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
         let mut rectangle = None;
@@ -286,12 +290,22 @@ impl MapView {
             level += 1;
         };
         let mut missing = 0;
+        let tile_painter = match data {
+            Some(e) => painter.with_clip_rect(
+                Rect::from_min_max(
+                    self.to_screen(rect, e.min_x, e.max_y),
+                    self.to_screen(rect, e.max_x, e.min_y),
+                )
+                .intersect(rect),
+            ),
+            None => painter.clone(),
+        };
         for loc in &chunks {
             let key = TileKey { t, loc: *loc };
             let target = self.chunk_rect(rect, store, *loc);
             if let Some(tile) = tiles.get(store, key, style, true) {
                 if let Some(texture) = &tile.texture {
-                    painter.image(
+                    tile_painter.image(
                         texture.id(),
                         target,
                         Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
@@ -316,7 +330,7 @@ impl MapView {
                 ancestor = ancestor.parent();
                 if let Some(tile) = tiles.get(store, TileKey { t, loc: ancestor }, style, false) {
                     if let Some(texture) = &tile.texture {
-                        painter.image(texture.id(), target, uv, Color32::WHITE);
+                        tile_painter.image(texture.id(), target, uv, Color32::WHITE);
                     }
                     found = ancestor.level <= loc.level + PLACEHOLDER_LEVELS;
                     break;

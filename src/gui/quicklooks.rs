@@ -76,7 +76,7 @@ impl Quicklooks {
             self.ctx.clone(),
         );
         std::thread::spawn(move || {
-            let made = crate::gdal_io::open_store_or_raster(&path, false)
+            let made = crate::foreign::open_store_or_raster(&path, false)
                 .and_then(|store| quicklook(&store, SIZE, cache.as_ref()))
                 .map(|q| q.map(|c| (c.value, c.hit)));
             // The explorer may have closed: nobody to tell.

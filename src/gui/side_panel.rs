@@ -88,8 +88,8 @@ impl Explorer {
                 ),
                 (
                     "layout",
-                    if opened.read_only {
-                        "a raster read through GDAL".into()
+                    if let Some(what) = crate::foreign::description(&opened.store) {
+                        what
                     } else {
                         layout_text(opened.store.layout())
                     },

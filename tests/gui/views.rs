@@ -98,6 +98,27 @@ fn a_foreign_cog_shows_read_only_and_is_left_as_it_was() {
     assert_eq!(beside.len(), 2, "nothing written beside it: {beside:?}");
 }
 
+/// A Zarr store rioxarray wrote (v3, a band axis first) opens read-only:
+/// its 3-2-1 composite is drawn from its own cells, nothing shows beyond
+/// the raster though it has no nodata, and not a byte of it changes.
+#[test]
+fn a_zarr_written_by_rioxarray_shows_its_cells_and_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("stars_L7_ETMs.tif");
+    let zarr = dir.path().join("l7.zarr");
+    util::rioxarray_zarr(&src, &zarr, 3, "reflectance");
+    let before = util::snapshot(&zarr);
+    let shots = dir.path().join("shots");
+    std::fs::create_dir(&shots).unwrap();
+    let image = screenshot(&shots, &zarr, &["--bands", "3,2,1", "--stretch", "0,255"]);
+    let pixels = data_pixels(&image);
+    assert!(pixels.len() > 100_000, "{} map pixels", pixels.len());
+    let triples = cell_colours(&src, [3, 2, 1]);
+    let share = pixels.iter().filter(|p| triples.contains(*p)).count() as f64 / pixels.len() as f64;
+    assert!(share > 0.99, "{share} of the pixels are band 3-2-1 triples");
+    assert_eq!(util::snapshot(&zarr), before, "the Zarr store is unchanged");
+}
+
 /// Data straddling the store's origin has a one-chunk master at the top of
 /// the pyramid; the stretch comes from the data in view all the same, so
 /// the map is not drawn in the ramp's two end colours.

@@ -260,3 +260,19 @@ pub fn described_scene(dir: &Path) -> PathBuf {
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// A Zarr store (`format` 2 or 3) that rioxarray writes from the raster at
+/// `src`: one variable `name` over (band, y, x) with x and y cell-centre
+/// coordinates and a CF `spatial_ref` grid mapping.
+pub fn rioxarray_zarr(src: &Path, dst: &Path, format: u8, name: &str) {
+    let script = r#"
+import sys, rioxarray
+src, dst, fmt, name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+da = rioxarray.open_rasterio(src)
+da.to_dataset(name=name).to_zarr(dst, zarr_format=fmt, consolidated=(fmt == 2))
+"#;
+    python(
+        script,
+        &[path_str(src), path_str(dst), &format.to_string(), name],
+    );
+}

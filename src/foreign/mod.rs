@@ -1,36 +1,91 @@
-//! Rasters gridstore did not write (a GeoTIFF, a COG, a NetCDF, a VRT…),
-//! opened read-only as stores, so that the explorer and the command line
-//! show, inspect and export them as they do their own.
+//! Rasters gridstore did not write, opened read-only as stores, so that the
+//! explorer and the command line show, inspect and export them as they do
+//! their own: any raster GDAL reads (a GeoTIFF, a COG, a NetCDF, a VRT…),
+//! and Zarr stores other tools wrote (v2 or v3, a GeoZarr multiscale group
+//! or an array with x and y coordinates, as xarray and rioxarray write).
 //!
-//! A [`RasterStorage`] is a storage backend that writes nothing: it holds
-//! the metadata of a store modelled on the raster (`create --like`, in
-//! memory) and makes each chunk when it is read, from the raster through
-//! GDAL. A chunk of level `L` reads its window with `2^L` source cells per
-//! cell, averaged (or the most common class for categorical rasters), so
-//! GDAL takes it from the raster's overviews where it has them. Nothing is
-//! written beside the raster: no `.aux.xml`, no cache.
+//! A [`ForeignStorage`] is a storage backend that writes nothing. It holds
+//! the metadata of a store modelled on the raster, in memory, and makes
+//! each chunk when it is read, from the raster's cells through a
+//! [`CellReader`]. A chunk of level `L` has `2^L` source cells a side per
+//! cell, averaged (the most common for categorical data), which the
+//! reader takes from the raster's own overviews or coarser levels where it
+//! has them. Nothing is written into or beside the raster.
 
-use super::IoError;
-use super::cell::GdalCell;
-use super::source::{LikeOverrides, Source, gdal_reason, structure_like};
+mod gdal;
+mod zarr;
+
 use crate::engine::grid::Window;
 use crate::engine::persistence::codec;
 use crate::engine::persistence::footprint::Footprint;
 use crate::engine::persistence::layout::Layout;
-use crate::engine::persistence::zarr;
-use crate::engine::{Aggregator, ChunkLoc, Codec, Grid, Store, Structure};
-use crate::storage::{DynStorage, MemoryStorage, Storage, StorageError, StoreKey, WriterLock};
+use crate::engine::persistence::zarr as keys;
+use crate::engine::{
+    Aggregator, BandInfo, ChunkLoc, Codec, Element, Extent, Grid, Palette, Store, Structure,
+};
+use crate::storage::{MemoryStorage, Storage, StorageError, StoreKey, WriterLock};
 use crate::with_dtype;
-use gdal::Dataset;
-use gdal::raster::ResampleAlg;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The name of this backend, as `Storage::backend_name` gives it.
-pub const BACKEND: &str = "raster";
+pub const BACKEND: &str = "foreign";
+
+/// How the cells of a coarser level come from the raster's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// One source cell per cell (level 0).
+    Exact,
+    /// The mean of the valid source cells.
+    Mean,
+    /// The most common valid source value (categorical data).
+    Mode,
+    /// One of the source cells (min, max and the like, where a mean would
+    /// make values that never occur).
+    Nearest,
+}
+
+/// Where a foreign store's cells come from.
+pub trait CellReader: Send + Sync {
+    /// The cells of `band` (0-based) over the raster's rows `rows` and
+    /// columns `cols` (north-up, row 0 at the top), as `out` = (columns,
+    /// rows) cells, row-major: each output cell over an equal share of the
+    /// source cells, reduced as `reduce` says. Nodata (and NaN) is the
+    /// store's nodata.
+    ///
+    /// # Errors
+    /// The raster cannot be read, in one line.
+    fn read(
+        &self,
+        band: usize,
+        rows: Range<u64>,
+        cols: Range<u64>,
+        out: (usize, usize),
+        reduce: Reduce,
+    ) -> Result<Vec<f64>, String>;
+}
+
+/// A raster, modelled as a store.
+pub struct Model {
+    /// The store's structure (its codec is ignored: chunks are made whole).
+    pub structure: Structure,
+    /// The raster's extent, in the structure's CRS.
+    pub extent: Extent,
+    /// What each band is, when known.
+    pub band_info: Vec<BandInfo>,
+    /// Its colour table, for single-band categorical rasters.
+    pub palette: Option<Palette>,
+    /// A version of the raster's bytes: a change gives another.
+    pub version: String,
+    /// What it is, for people ("GeoTIFF, read through GDAL").
+    pub description: String,
+    /// Where its cells come from.
+    pub reader: Box<dyn CellReader>,
+}
 
 /// A raster seen as the storage of a read-only store.
-pub struct RasterStorage {
+pub struct ForeignStorage {
     path: PathBuf,
     /// The metadata of the store modelled on the raster.
     meta: MemoryStorage,
@@ -39,96 +94,22 @@ pub struct RasterStorage {
     footprint: Footprint,
     /// The raster's cells in the store's base cells.
     raster: Window,
-    /// The raster file's version when opened: every value's version.
+    /// The raster's version when opened: every value's version.
     version: String,
-    /// Open datasets, one per thread reading at once (a GDAL dataset is
-    /// not `Sync`).
-    datasets: Mutex<Vec<Dataset>>,
+    reader: Box<dyn CellReader>,
 }
 
-impl std::fmt::Debug for RasterStorage {
+impl std::fmt::Debug for ForeignStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RasterStorage")
+        f.debug_struct("ForeignStorage")
             .field("path", &self.path)
             .field("raster", &self.raster)
             .finish_non_exhaustive()
     }
 }
 
-/// Opens the raster at `path` read-only as a store.
-///
-/// # Errors
-/// A file GDAL cannot read, or one a store cannot model (rotated, without
-/// a CRS, of a cell type no store holds).
-pub fn open_raster(path: &Path) -> Result<Store, IoError> {
-    let like = structure_like(path, &LikeOverrides::default())?;
-    let (source, _) = Source::open(path, None)?;
-    let mut structure = like.structure;
-    // Chunks are made on each read: nothing to gain from compressing them.
-    structure.codec = Codec::None;
-    let grid = Grid::new(&structure);
-    let [min_x, min_y, max_x, max_y] = source.bounds();
-    let extent =
-        crate::engine::Extent::new(min_x, min_y, max_x, max_y).map_err(|e| IoError::Mismatch {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
-    let not_modelled = |reason: String| IoError::Mismatch {
-        path: path.into(),
-        reason,
-    };
-    let raster = grid
-        .cells_centred_in(0, &extent)
-        .ok_or_else(|| not_modelled("covers no cell of its own grid".into()))?;
-    let meta = MemoryStorage::new();
-    {
-        let model =
-            Store::create_with_layout(Arc::new(meta.clone()), structure.clone(), Layout::Zarr2)
-                .map_err(|e| not_modelled(e.to_string()))?;
-        model
-            .reshape(model.footprint().grown(&grid, &raster))
-            .map_err(|e| not_modelled(e.to_string()))?;
-        // What a store keeps as it writes, a raster never had: its levels
-        // are summed from listings.
-        model
-            .set_statistics_token(false)
-            .map_err(|e| not_modelled(e.to_string()))?;
-        if source.band_info.iter().any(|b| !b.is_empty()) {
-            model
-                .set_band_info(source.band_info.clone())
-                .map_err(|e| not_modelled(e.to_string()))?;
-        }
-        if let Some(colors) = &source.colors
-            && structure.bands.is_none()
-        {
-            model
-                .set_palette(colors.clone())
-                .map_err(|e| not_modelled(e.to_string()))?;
-        }
-    }
-    let footprint = match Store::open(Arc::new(meta.clone())) {
-        Ok(model) => model.footprint(),
-        Err(e) => return Err(not_modelled(e.to_string())),
-    };
-    let version = crate::storage::file_version(path)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let storage: DynStorage = Arc::new(RasterStorage {
-        path: path.into(),
-        meta,
-        structure,
-        grid,
-        footprint,
-        raster,
-        version,
-        datasets: Mutex::new(Vec::new()),
-    });
-    Store::open(storage).map_err(|e| not_modelled(e.to_string()))
-}
-
 /// Opens what is at `path`: a store gridstore wrote (for writing when
-/// `writer`), else a raster GDAL reads, read-only.
+/// `writer`), else a Zarr store or any raster GDAL reads, read-only.
 ///
 /// # Errors
 /// One line naming `path`: nothing there, a store that does not open, a
@@ -136,13 +117,19 @@ pub fn open_raster(path: &Path) -> Result<Store, IoError> {
 pub fn open_store_or_raster(path: &Path, writer: bool) -> Result<Store, String> {
     let hdf5 = path.is_file() && crate::storage::hdf5::is_hdf5(path);
     if path.exists() && !written_by_gridstore(path) {
-        match open_raster(path) {
+        let opened = if zarr::is_zarr(path) {
+            zarr::model(path).and_then(|model| open_model(path, model))
+        } else {
+            gdal::model(path).and_then(|model| open_model(path, model))
+        };
+        match opened {
             Ok(_) if writer => {
                 return Err(StorageError::ReadOnly { path: path.into() }.to_string());
             }
             Ok(store) => return Ok(store),
-            // A folder that is neither: say why it is not a store.
-            Err(e) if path.is_file() => return Err(e.to_string()),
+            // A folder that is neither: say why it is not a store, unless
+            // it is a Zarr store that could not be read.
+            Err(e) if path.is_file() || zarr::is_zarr(path) => return Err(e),
             Err(_) => {}
         }
     }
@@ -196,13 +183,98 @@ fn written_by_gridstore(path: &Path) -> bool {
     })
 }
 
-/// Whether `store` is a raster opened read-only by [`open_raster`].
+/// Whether `store` is a raster gridstore did not write, opened read-only.
 #[must_use]
-pub fn is_raster(store: &Store) -> bool {
+pub fn is_foreign(store: &Store) -> bool {
     store.storage().backend_name() == BACKEND
 }
 
-impl RasterStorage {
+/// The key, in a foreign store's in-memory metadata only, of what the
+/// raster is.
+const DESCRIPTION_KEY: &str = "foreign/description";
+
+/// What a foreign store's raster is ("GeoTIFF, read through GDAL"); `None`
+/// for a store gridstore wrote.
+#[must_use]
+pub fn description(store: &Store) -> Option<String> {
+    if !is_foreign(store) {
+        return None;
+    }
+    let key = StoreKey::new(DESCRIPTION_KEY).ok()?;
+    let bytes = store.storage().get(&key).ok()??;
+    String::from_utf8(bytes).ok()
+}
+
+/// Opens the raster `model` describes as a read-only store.
+fn open_model(path: &Path, model: Model) -> Result<Store, String> {
+    let not_modelled = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let mut structure = model.structure;
+    // Chunks are made on each read: nothing to gain from compressing them.
+    structure.codec = Codec::None;
+    let grid = Grid::new(&structure);
+    let raster = grid
+        .cells_centred_in(0, &model.extent)
+        .ok_or_else(|| not_modelled(&"covers no cell of its own grid"))?;
+    let meta = MemoryStorage::new();
+    {
+        let store =
+            Store::create_with_layout(Arc::new(meta.clone()), structure.clone(), Layout::Zarr2)
+                .map_err(|e| not_modelled(&e))?;
+        store
+            .reshape(store.footprint().grown(&grid, &raster))
+            .map_err(|e| not_modelled(&e))?;
+        // The data's window is the raster's (found in O(1), and right for
+        // rasters without nodata, whose chunks' cells beyond the raster
+        // are not nodata). It is kept for a contents state: the journal's,
+        // which marking statistics as kept gives it.
+        store
+            .set_statistics_token(true)
+            .map_err(|e| not_modelled(&e))?;
+        let state = store
+            .settled_state()
+            .map_err(|e| not_modelled(&e))?
+            .ok_or_else(|| not_modelled(&"no contents state"))?;
+        // What a store keeps as it writes, a raster never had: its levels
+        // are summed from listings.
+        store
+            .set_statistics_token(false)
+            .map_err(|e| not_modelled(&e))?;
+        store
+            .keep_data_window(Some(raster), &state)
+            .map_err(|e| not_modelled(&e))?;
+        if model.band_info.iter().any(|b| !b.is_empty())
+            && model.band_info.len() == structure.band_count()
+        {
+            store
+                .set_band_info(model.band_info)
+                .map_err(|e| not_modelled(&e))?;
+        }
+        if let Some(palette) = model.palette
+            && structure.bands.is_none()
+        {
+            store.set_palette(palette).map_err(|e| not_modelled(&e))?;
+        }
+    }
+    let key = StoreKey::new(DESCRIPTION_KEY).map_err(|e| not_modelled(&e))?;
+    meta.put(&key, model.description.as_bytes())
+        .map_err(|e| not_modelled(&e))?;
+    let footprint = Store::open(Arc::new(meta.clone()))
+        .map_err(|e| not_modelled(&e))?
+        .footprint();
+    let storage = ForeignStorage {
+        path: path.into(),
+        meta,
+        structure,
+        grid,
+        footprint,
+        raster,
+        version: model.version,
+        reader: model.reader,
+    };
+    Store::open(Arc::new(storage)).map_err(|e| not_modelled(&e))
+}
+
+impl ForeignStorage {
     fn read_only(&self) -> StorageError {
         StorageError::ReadOnly {
             path: self.path.clone(),
@@ -211,89 +283,57 @@ impl RasterStorage {
 
     /// The chunk of `loc` as stored bytes; `None` when it holds no data.
     fn chunk(&self, loc: ChunkLoc) -> Result<Option<Vec<u8>>, StorageError> {
-        let dataset = {
-            let mut pool = self
-                .datasets
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            pool.pop()
-        };
-        let dataset = match dataset {
-            Some(dataset) => dataset,
-            None => Dataset::open(&self.path).map_err(|e| self.failed(&e))?,
-        };
-        let made = with_dtype!(self.structure.dtype, T => self.make::<T>(&dataset, loc));
-        self.datasets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(dataset);
-        made
+        with_dtype!(self.structure.dtype, T => self.make::<T>(loc))
     }
 
-    fn failed(&self, error: &gdal::errors::GdalError) -> StorageError {
-        StorageError::Corrupt {
-            path: self.path.clone(),
-            reason: gdal_reason(error),
-        }
-    }
-
-    fn make<T: GdalCell>(
-        &self,
-        dataset: &Dataset,
-        loc: ChunkLoc,
-    ) -> Result<Option<Vec<u8>>, StorageError> {
+    fn make<T: Element>(&self, loc: ChunkLoc) -> Result<Option<Vec<u8>>, StorageError> {
         let [cw, ch] = self.grid.chunk_shape();
         let (cols, rows) = (cw as usize, ch as usize);
-        let nodata = T::from_f64(self.structure.nodata.unwrap_or(f64::NAN));
+        let nodata = crate::engine::Nodata::<T>::of(self.structure.nodata);
+        let fill = T::from_f64(self.structure.nodata.unwrap_or(0.0));
         let bands = self.structure.band_count();
-        let mut cells = vec![nodata; bands * rows * cols];
+        let mut cells = vec![fill; bands * rows * cols];
         // The chunk's first cell, in base cells.
         let scale = 1u64 << loc.level;
         let window = self.grid.chunk_window(loc);
         let (row, col) = (window.row * scale, window.col * scale);
         let row_spans = spans(row, rows, scale, self.raster.row, self.raster.rows);
         let col_spans = spans(col, cols, scale, self.raster.col, self.raster.cols);
-        let resampling = match (loc.level, self.structure.aggregate) {
-            (0, _) => None,
-            (_, Aggregator::Mode) => Some(ResampleAlg::Mode),
-            (_, Aggregator::Min | Aggregator::Max) => Some(ResampleAlg::NearestNeighbour),
-            _ => Some(ResampleAlg::Average),
+        let reduce = match (loc.level, self.structure.aggregate) {
+            (0, _) => Reduce::Exact,
+            (_, Aggregator::Mode) => Reduce::Mode,
+            (_, Aggregator::Mean | Aggregator::Sum) => Reduce::Mean,
+            _ => Reduce::Nearest,
         };
-        let mut any = false;
+        let failed = |reason: String| StorageError::Corrupt {
+            path: self.path.clone(),
+            reason,
+        };
         for band in 0..bands {
-            let raster_band = dataset.rasterband(band + 1).map_err(|e| self.failed(&e))?;
             let plane = &mut cells[band * rows * cols..(band + 1) * rows * cols];
             for r in &row_spans {
                 for c in &col_spans {
                     let out = (c.out.len(), r.out.len());
-                    #[allow(clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
-                    let buffer = raster_band
-                        .read_as::<T::Io>(
-                            (
-                                (c.source.start - self.raster.col) as isize,
-                                (r.source.start - self.raster.row) as isize,
-                            ),
-                            (
-                                (c.source.end - c.source.start) as usize,
-                                (r.source.end - r.source.start) as usize,
-                            ),
+                    let values = self
+                        .reader
+                        .read(
+                            band,
+                            r.source.start - self.raster.row..r.source.end - self.raster.row,
+                            c.source.start - self.raster.col..c.source.end - self.raster.col,
                             out,
-                            resampling,
+                            reduce,
                         )
-                        .map_err(|e| self.failed(&e))?;
-                    let (_, values) = buffer.into_shape_and_vec();
+                        .map_err(failed)?;
                     for (i, row) in values.chunks_exact(out.0).enumerate() {
                         let at = (r.out.start + i) * cols + c.out.start;
                         for (cell, v) in plane[at..at + out.0].iter_mut().zip(row) {
-                            *cell = T::from_io(*v);
+                            *cell = if v.is_nan() { fill } else { T::from_f64(*v) };
                         }
                     }
-                    any = true;
                 }
             }
         }
-        let nodata = crate::engine::Nodata::of(self.structure.nodata);
-        if !any || !cells.iter().any(|v| v.is_valid(nodata)) {
+        if !cells.iter().any(|v| v.is_valid(nodata)) {
             return Ok(None);
         }
         let mut raw = Vec::with_capacity(cells.len() * self.structure.dtype.size());
@@ -307,7 +347,7 @@ impl RasterStorage {
 
     /// The chunk a key names, if it is one of the footprint's.
     fn chunk_of(&self, key: &StoreKey) -> Option<ChunkLoc> {
-        let (_, level, (row, col)) = zarr::parse_chunk_key(&self.structure, key.as_str())?;
+        let (_, level, (row, col)) = keys::parse_chunk_key(&self.structure, key.as_str())?;
         self.footprint.loc_at(&self.grid, level, row, col)
     }
 
@@ -323,9 +363,9 @@ impl RasterStorage {
 /// The part of one axis of a chunk that a read fills: output cells `out`
 /// from source cells `source` (base cells of the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Span {
-    out: std::ops::Range<usize>,
-    source: std::ops::Range<u64>,
+pub(crate) struct Span {
+    pub(crate) out: Range<usize>,
+    pub(crate) source: Range<u64>,
 }
 
 /// How one axis of a chunk is read: its `len` cells, the first over base
@@ -334,7 +374,7 @@ struct Span {
 /// `scale` source cells each; a cell only partly over it (at the raster's
 /// edge) in a span of its own, over the source cells it has, so that no
 /// cell is stretched over another's.
-fn spans(start: u64, len: usize, scale: u64, lo: u64, n: u64) -> Vec<Span> {
+pub(crate) fn spans(start: u64, len: usize, scale: u64, lo: u64, n: u64) -> Vec<Span> {
     let hi = lo + n;
     let mut out: Vec<Span> = Vec::new();
     for i in 0..len {
@@ -364,7 +404,7 @@ fn spans(start: u64, len: usize, scale: u64, lo: u64, n: u64) -> Vec<Span> {
     out
 }
 
-impl Storage for RasterStorage {
+impl Storage for ForeignStorage {
     fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError> {
         if let Some(value) = self.meta.get(key)? {
             return Ok(Some(value));
@@ -394,14 +434,14 @@ impl Storage for RasterStorage {
         let mut keys = self.meta.list(prefix)?;
         let size = self.chunk_size();
         for level in 0..=self.grid.top_level() {
-            let array = format!("{}/", zarr::level_prefix(level));
+            let array = format!("{}/", keys::level_prefix(level));
             if !(array.starts_with(prefix) || prefix.starts_with(&array)) {
                 continue;
             }
             let window = self.footprint.array_window(&self.grid, level);
             for row in 0..window.rows {
                 for col in 0..window.cols {
-                    let key = zarr::chunk_key(&self.structure, 0, level, (row, col));
+                    let key = keys::chunk_key(&self.structure, 0, level, (row, col));
                     if key.starts_with(prefix) {
                         keys.push((StoreKey::new(key)?, size));
                     }
@@ -430,7 +470,7 @@ impl Storage for RasterStorage {
 
     fn version(&self, key: &StoreKey) -> Result<Option<String>, StorageError> {
         let known = self.meta.size(key)?.is_some() || self.chunk_of(key).is_some();
-        Ok(known.then(|| format!("raster:{}", self.version)))
+        Ok(known.then(|| format!("foreign:{}", self.version)))
     }
 
     fn location(&self) -> String {
