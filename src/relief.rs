@@ -95,38 +95,105 @@ pub fn hillshade(dem: &ArrayView2<'_, f32>, spacing: &[RowSpacing], sun: Sun) ->
     let light = 254.0 * alt.sin();
     let cos_az = 254.0 * az.cos() * alt.cos() * z;
     let sin_az = 254.0 * az.sin() * alt.cos() * z;
-    Array2::from_shape_fn((rows, cols), |(r, c)| {
-        let centre = dem[(r + 1, c + 1)];
-        if centre.is_nan() {
-            return 0;
-        }
-        let at = |dr: usize, dc: usize| {
-            let v = dem[(r + dr, c + dc)];
-            f64::from(if v.is_nan() { centre } else { v })
-        };
+    let mut out = Array2::zeros((rows, cols));
+    // Row slices of a contiguous copy: the inner loop indexes three rows
+    // without per-cell bounds checks on two dimensions.
+    let dem = dem.as_standard_layout();
+    let Some(cells) = dem.as_slice() else {
+        return out;
+    };
+    let width = cols + 2;
+    for (r, shaded) in out.rows_mut().into_iter().enumerate() {
+        let north = &cells[r * width..(r + 1) * width];
+        let middle = &cells[(r + 1) * width..(r + 2) * width];
+        let south = &cells[(r + 2) * width..(r + 3) * width];
         let (ew, ns) = spacing[r];
-        // Horn's gradient, as gdaldem: x west minus east, y south minus
-        // north over the (negative) north–south step.
-        let x =
-            ((at(0, 0) + 2.0 * at(1, 0) + at(2, 0)) - (at(0, 2) + 2.0 * at(1, 2) + at(2, 2))) / ew;
-        let y =
-            ((at(2, 0) + 2.0 * at(2, 1) + at(2, 2)) - (at(0, 0) + 2.0 * at(0, 1) + at(0, 2))) / -ns;
-        let lit = (light - (y * cos_az - x * sin_az)) / (1.0 + z * z * (x * x + y * y)).sqrt();
-        if lit <= 0.0 {
-            1
-        } else {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            {
-                (1.0 + lit).min(255.0) as u8
+        for (c, px) in shaded.into_iter().enumerate() {
+            let centre = middle[c + 1];
+            if centre.is_nan() {
+                continue;
             }
+            // A neighbour without data counts as level with the centre.
+            let at = |v: f32| f64::from(if v.is_nan() { centre } else { v });
+            let (nw, n, ne) = (at(north[c]), at(north[c + 1]), at(north[c + 2]));
+            let (w, e) = (at(middle[c]), at(middle[c + 2]));
+            let (sw, s, se) = (at(south[c]), at(south[c + 1]), at(south[c + 2]));
+            // Horn's gradient, as gdaldem: x west minus east, y south minus
+            // north over the (negative) north–south step.
+            let x = ((nw + 2.0 * w + sw) - (ne + 2.0 * e + se)) / ew;
+            let y = ((sw + 2.0 * s + se) - (nw + 2.0 * n + ne)) / -ns;
+            let lit = (light - (y * cos_az - x * sin_az)) / (1.0 + z * z * (x * x + y * y)).sqrt();
+            *px = if lit <= 0.0 {
+                1
+            } else {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                {
+                    (1.0 + lit).min(255.0) as u8
+                }
+            };
         }
-    })
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::Array2;
+
+    /// The formula cell by cell, as first written: the oracle of the
+    /// row-slice loop.
+    fn reference(dem: &ArrayView2<'_, f32>, spacing: &[RowSpacing], sun: Sun) -> Array2<u8> {
+        let (rows, cols) = dem.dim();
+        let (rows, cols) = (rows.saturating_sub(2), cols.saturating_sub(2));
+        let az = sun.azimuth.to_radians();
+        let alt = sun.altitude.to_radians();
+        let z = sun.z_factor / 8.0;
+        let light = 254.0 * alt.sin();
+        let cos_az = 254.0 * az.cos() * alt.cos() * z;
+        let sin_az = 254.0 * az.sin() * alt.cos() * z;
+        Array2::from_shape_fn((rows, cols), |(r, c)| {
+            let centre = dem[(r + 1, c + 1)];
+            if centre.is_nan() {
+                return 0;
+            }
+            let at = |dr: usize, dc: usize| {
+                let v = dem[(r + dr, c + dc)];
+                f64::from(if v.is_nan() { centre } else { v })
+            };
+            let (ew, ns) = spacing[r];
+            // Horn's gradient, as gdaldem: x west minus east, y south minus
+            // north over the (negative) north–south step.
+            let x = ((at(0, 0) + 2.0 * at(1, 0) + at(2, 0))
+                - (at(0, 2) + 2.0 * at(1, 2) + at(2, 2)))
+                / ew;
+            let y = ((at(2, 0) + 2.0 * at(2, 1) + at(2, 2))
+                - (at(0, 0) + 2.0 * at(0, 1) + at(0, 2)))
+                / -ns;
+            let lit = (light - (y * cos_az - x * sin_az)) / (1.0 + z * z * (x * x + y * y)).sqrt();
+            if lit <= 0.0 {
+                1
+            } else {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                {
+                    (1.0 + lit).min(255.0) as u8
+                }
+            }
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_row_loop_shades_as_the_formula(
+            cells in proptest::collection::vec(proptest::option::weighted(0.9, -50.0f32..3000.0), 7 * 9),
+            azimuth in 0.0f64..360.0, altitude in 1.0f64..89.0, ew in 1.0f64..100.0,
+        ) {
+            let dem = Array2::from_shape_vec((7, 9), cells.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect()).unwrap();
+            let spacing = vec![(ew, ew * 1.5); 5];
+            let sun = Sun { azimuth, altitude, z_factor: 2.0 };
+            proptest::prop_assert_eq!(hillshade(&dem.view(), &spacing, sun), reference(&dem.view(), &spacing, sun));
+        }
+    }
 
     #[test]
     fn flat_ground_is_lit_by_the_suns_height_alone() {

@@ -319,7 +319,12 @@ impl Explorer {
             && self.map.fitted
         {
             let ingesting = self.jobs.jobs.iter().any(|j| j.state == JobState::Running);
-            tour.record(self.drawn.level, ingesting, started.elapsed());
+            tour.record(
+                (self.drawn.level, self.time.t),
+                ingesting,
+                self.time.playing,
+                started.elapsed(),
+            );
         }
     }
 
@@ -329,6 +334,7 @@ impl Explorer {
         let Some(data) = opened.data else { return };
         let base = opened.store.grid().cell_size(0)[0];
         let store = opened.path.clone();
+        let playable = opened.store.time_indices().len() > 1;
         if !self.map.fitted {
             return;
         }
@@ -343,10 +349,16 @@ impl Explorer {
             (self.map.center, self.map.units_per_point),
             base,
             complete,
+            playable,
         ) {
             super::tour::Step::View(center, scale) => {
                 self.map.center = center;
                 self.map.units_per_point = scale;
+            }
+            super::tour::Step::Play(center, scale, on) => {
+                self.map.center = center;
+                self.map.units_per_point = scale;
+                self.time.playing = on;
             }
             super::tour::Step::Ingest(file) => self.jobs.ingest(file, store),
             super::tour::Step::Done => {

@@ -3,11 +3,13 @@
 //!
 //! The tour fits the data, zooms in to the base level around the data's
 //! centre, pans across, then zooms out to the root; with `--tour-ingest FILE`
-//! it also starts that ingest halfway and keeps touring while it runs. Each
-//! frame's line is `frame <n> level <l> ingest <0|1> <ms>`, the last field
-//! being the time `Explorer::show` took. It ends with jumps to new
-//! viewports at every scale, each held until its full-quality tiles are all
-//! drawn: `jump <n> level <l> settle <ms>`.
+//! it also starts that ingest halfway and keeps touring while it runs. A
+//! store with a time axis is then played for a leg at the fitted view. Each
+//! frame's line is `frame <n> level <l> t <index> ingest <0|1> play <0|1>
+//! <ms>`, the last field being the time `Explorer::show` took. It ends with jumps to
+//! new viewports at every scale, each held until its full-quality tiles are
+//! all drawn: `jump <n> level <l> settle <ms>`. The view's style (bands,
+//! colours, hillshade) is the one given on the command line.
 
 use crate::engine::Extent;
 use std::path::PathBuf;
@@ -42,6 +44,8 @@ pub struct Tour {
 pub enum Step {
     /// Show this centre and scale.
     View([f64; 2], f64),
+    /// Show this centre and scale, playing the instants (or not).
+    Play([f64; 2], f64, bool),
     /// Start the ingest now (and keep the view).
     Ingest(PathBuf),
     /// The tour is over.
@@ -64,14 +68,16 @@ impl Tour {
         }
     }
 
-    /// The next step, given the data extent, the fitted scale, and whether
-    /// the last frame drew every visible tile at full quality at `level`.
+    /// The next step, given the data extent, the fitted scale, whether
+    /// the last frame drew every visible tile at full quality at `level`,
+    /// and whether the store has instants to play.
     pub fn next(
         &mut self,
         data: &Extent,
         fitted: ([f64; 2], f64),
         base_cell: f64,
         complete: Option<u8>,
+        playable: bool,
     ) -> Step {
         let (center, fit_scale) = *self.start.get_or_insert(fitted);
         self.frame += 1;
@@ -104,6 +110,8 @@ impl Tour {
             3 => Step::View(center, geo(deep, fit_scale * 64.0, t)),
             // Back to the data.
             4 => Step::View(center, geo(fit_scale * 64.0, fit_scale, t)),
+            // Play the instants at the fitted view; stop on the leg's last frame.
+            5 if playable => Step::Play(center, fit_scale, f % LEG != LEG - 1),
             _ => self.jump_step(data, deep, fit_scale, complete),
         }
     }
@@ -152,12 +160,19 @@ impl Tour {
         Step::View(center, scale)
     }
 
-    /// Records one frame.
-    pub fn record(&mut self, level: u8, ingesting: bool, took: Duration) {
+    /// Records one frame: the level and instant shown, and what ran.
+    pub fn record(
+        &mut self,
+        (level, t): (u8, u32),
+        ingesting: bool,
+        playing: bool,
+        took: Duration,
+    ) {
         self.lines.push(format!(
-            "frame {} level {level} ingest {} {:.3}",
+            "frame {} level {level} t {t} ingest {} play {} {:.3}",
             self.frame,
             u8::from(ingesting),
+            u8::from(playing),
             took.as_secs_f64() * 1000.0
         ));
     }
@@ -179,6 +194,7 @@ impl Tour {
 pub fn frame_stats(text: &str) -> Result<String, String> {
     let mut all = Vec::new();
     let mut ingest = Vec::new();
+    let mut playing = Vec::new();
     let mut settles = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -194,6 +210,9 @@ pub fn frame_stats(text: &str) -> Result<String, String> {
         all.push(ms);
         if fields.windows(2).any(|w| w == ["ingest", "1"]) {
             ingest.push(ms);
+        }
+        if fields.windows(2).any(|w| w == ["play", "1"]) {
+            playing.push(ms);
         }
     }
     if all.is_empty() {
@@ -223,6 +242,10 @@ pub fn frame_stats(text: &str) -> Result<String, String> {
         out.push('\n');
         out.push_str(&describe("during ingest", "frames", &mut ingest));
     }
+    if !playing.is_empty() {
+        out.push('\n');
+        out.push_str(&describe("during playback", "frames", &mut playing));
+    }
     if !settles.is_empty() {
         out.push('\n');
         out.push_str(&describe(
@@ -240,13 +263,14 @@ mod tests {
 
     #[test]
     fn stats_read_the_last_field() {
-        let log = "frame 1 level 3 ingest 0 1.0\nframe 2 level 3 ingest 1 3.0\nframe 3 level 2 ingest 1 2.0\njump 1 level 2 settle 40.0\njump 2 level - settle 5000.0\n";
+        let log = "frame 1 level 3 ingest 0 play 0 1.0\nframe 2 level 3 ingest 1 play 0 3.0\nframe 3 level 2 ingest 1 play 1 2.0\njump 1 level 2 settle 40.0\njump 2 level - settle 5000.0\n";
         let s = frame_stats(log).unwrap();
         assert!(
             s.contains("all frames: 3 frames, p50 2.00 ms, p99 3.00 ms"),
             "{s}"
         );
         assert!(s.contains("during ingest: 2 frames"), "{s}");
+        assert!(s.contains("during playback: 1 frames, p50 2.00 ms"), "{s}");
         assert!(
             s.contains("new viewport to full quality: 2 jumps, p50 5000.00 ms"),
             "{s}"

@@ -885,6 +885,62 @@ fn the_tour_logs_frame_times_under_xvfb() {
     );
 }
 
+/// On a store with a time axis, with hillshade on, the tour plays the
+/// instants for a leg: its frames are logged as playing, several instants
+/// are shown, and `frame-stats` reports the playback frames apart.
+#[test]
+fn the_tour_plays_the_instants_with_hillshade_under_xvfb() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.gs");
+    let src = util::data("terra_meuse.tif");
+    util::ok(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&src),
+        "--time",
+        "irregular",
+        "--chunk",
+        "16",
+    ]);
+    for day in ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"] {
+        util::ok(&["ingest", s(&store), s(&src), "--time", day]);
+    }
+    let log = dir.path().join("frames.log");
+    let out = std::process::Command::new("xvfb-run")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("GRIDSTORE_CACHE_DIR", dir.path().join("cache"))
+        .args([
+            "-a",
+            "-s",
+            "-screen 0 1280x800x24",
+            env!("CARGO_BIN_EXE_gridstore"),
+            "gui",
+            s(&store),
+            "--hillshade",
+            "--tour",
+            "--frame-log",
+            s(&log),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let playing: Vec<&str> = text.lines().filter(|l| l.contains(" play 1 ")).collect();
+    assert!(playing.len() >= 100, "{} playback frames", playing.len());
+    let shown: std::collections::BTreeSet<&str> = playing
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    assert!(shown.len() >= 3, "instants shown while playing: {shown:?}");
+    let stats = util::ok(&["frame-stats", s(&log)]);
+    assert!(stats.contains("during playback:"), "{stats}");
+}
+
 /// A store with a time axis gets a time slider; clicking the map plots the
 /// time series at that point, in time order.
 #[test]
