@@ -10,6 +10,11 @@ fn main() -> ExitCode {
     let cli =
         gridstore::cli::Cli::parse_from(gridstore::cli::with_store_shorthand(std::env::args_os()));
     gridstore::gdal_io::silence_gdal_messages();
+    gridstore::storage::hdf5::quiet_thread();
+    rayon::ThreadPoolBuilder::new()
+        .start_handler(|_| gridstore::storage::hdf5::quiet_thread())
+        .build_global()
+        .ok();
     match gridstore::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

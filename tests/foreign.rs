@@ -248,3 +248,124 @@ xr.Dataset({"a": (("y", "x"), np.ones((6, 8), "float32"))}, coords={"x": x, "y":
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// `repair` on what gridstore did not write (another tool's Zarr store, a
+/// plain folder) refuses before touching anything: no leftover removed,
+/// no lock file made.
+#[test]
+fn repair_touches_nothing_gridstore_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let zarr = dir.path().join("l7.zarr");
+    util::rioxarray_zarr(&util::data("stars_L7_ETMs.tif"), &zarr, 2, "reflectance");
+    std::fs::write(zarr.join(".notes.tmp"), "the user's").unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::write(plain.join(".draft.tmp"), "the user's").unwrap();
+    let before = util::snapshot(dir.path());
+    for (target, words) in [(&zarr, "read-only"), (&plain, "not a gridstore store")] {
+        let out = util::gridstore(&["repair", s(target)]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    assert_eq!(
+        util::snapshot(dir.path()),
+        before,
+        "nothing removed or added"
+    );
+    assert!(!plain.join("writer").exists() && !zarr.join("writer").exists());
+}
+
+/// A VRT without nodata is read, not rewritten: GDAL writes what it
+/// computes (histograms) back into a VRT, so nothing is computed over it.
+#[test]
+fn a_vrt_is_left_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let vrt = dir.path().join("l7.vrt");
+    util::tool(
+        "gdalbuildvrt",
+        &["-q", s(&vrt), s(&util::data("stars_L7_ETMs.tif"))],
+    );
+    let before = std::fs::read(&vrt).unwrap();
+    util::ok(&["info", s(&vrt)]);
+    let out = dir.path().join("l7.tif");
+    util::ok(&["export", s(&vrt), "-o", s(&out)]);
+    assert_eq!(std::fs::read(&vrt).unwrap(), before, "the VRT is unchanged");
+    let source = util::read(s(&util::data("stars_L7_ETMs.tif")), None);
+    assert_eq!(util::read(s(&out), None).bands, source.bands);
+}
+
+/// Nodata as xarray decodes it: a Zarr v2 array's `fill_value` when the
+/// variable has no `_FillValue` attribute (what rioxarray's
+/// `write_nodata(…, encoded=True)` leaves), so coarser levels never average
+/// it in.
+#[test]
+fn a_zarr_v2_fill_value_is_nodata_as_xarray_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let zarr = dir.path().join("elev.zarr");
+    let script = r#"
+import sys, numpy as np, rioxarray, xarray as xr
+src, dst = sys.argv[1], sys.argv[2]
+da = rioxarray.open_rasterio(src).squeeze("band", drop=True)
+da = da.astype("int16").rio.write_nodata(-32768, encoded=True)
+da.to_dataset(name="elevation").to_zarr(dst, zarr_format=2, consolidated=True)
+back = xr.open_zarr(dst)["elevation"]
+print(int(back.isnull().sum()))
+"#;
+    let masked: usize = String::from_utf8(util::python(
+        script,
+        &[s(&util::data("terra_elev.tif")), s(&zarr)],
+    ))
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    assert!(masked > 0, "xarray masks the fill value");
+    let info = util::ok(&["info", s(&zarr)]);
+    assert!(info.contains("nodata -32768"), "{info}");
+    let out = dir.path().join("l1.tif");
+    util::ok(&["export", s(&zarr), "-o", s(&out), "--level", "1"]);
+    let coarse = util::read(s(&out), None);
+    let nodata = coarse.nodata.unwrap();
+    assert!(
+        coarse.bands[0].iter().all(|v| *v == nodata || *v > -1000.0),
+        "no cell averages the fill value in"
+    );
+}
+
+/// A netCDF of several variables names them and how to open one, and
+/// GDAL's `NETCDF:"file":variable` opens one.
+#[test]
+fn a_netcdf_of_several_variables_opens_one_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let nc = dir.path().join("two.nc");
+    let script = r#"
+import sys, numpy as np, xarray as xr
+x = np.arange(8) * 10.0 + 500005.0
+y = 4000095.0 - np.arange(6) * 10.0
+ds = xr.Dataset({"elev": (("y", "x"), np.arange(48, dtype="float32").reshape(6, 8)),
+                 "slope": (("y", "x"), np.ones((6, 8), "float32"))},
+                coords={"x": x, "y": y})
+ds.x.attrs.update(standard_name="projection_x_coordinate", units="m", axis="X")
+ds.y.attrs.update(standard_name="projection_y_coordinate", units="m", axis="Y")
+ds = ds.rio.write_crs("EPSG:32631")
+ds.to_netcdf(sys.argv[1], engine="scipy")
+"#;
+    util::python(&format!("import rioxarray\n{script}"), &[s(&nc)]);
+    let out = util::gridstore(&["info", s(&nc)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("elev, slope") && err.contains("NETCDF:"),
+        "{err}"
+    );
+    let one = format!("NETCDF:\"{}\":elev", nc.display());
+    let info = util::ok(&["info", &one]);
+    assert!(info.contains("8 x 6 base cells"), "{info}");
+    let tif = dir.path().join("elev.tif");
+    util::ok(&["export", &one, "-o", s(&tif)]);
+    let got = util::read(s(&tif), None);
+    let expected: Vec<f64> = (0..48).map(f64::from).collect();
+    assert_eq!(got.bands[0], expected);
+}

@@ -139,7 +139,11 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     }
     println!("chunk       {} x {}", s.chunk[0], s.chunk[1]);
     println!("dtype       {}  nodata {}", s.dtype, s.nodata_text());
-    println!("codec       {}", s.codec);
+    if crate::foreign::is_foreign(store) {
+        println!("codec       the raster's own");
+    } else {
+        println!("codec       {}", s.codec);
+    }
     println!("aggregate   {}  resampling {}", s.aggregate, s.resampling);
     if let Some(b) = s.bands {
         println!("bands       {b}");
@@ -205,7 +209,11 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
         "{:>5}  {:>14}  {:>8}  {:>12}",
         "all", "", all.chunks, all.bytes
     );
-    if !kept {
+    if !kept && crate::foreign::is_foreign(store) {
+        println!(
+            "statistics: none kept for a raster gridstore did not write; chunks counted from its extent"
+        );
+    } else if !kept {
         println!(
             "statistics: not available (not kept for these contents, a write under way, or damaged: `gridstore verify` says which); chunks counted from a listing; `gridstore repair` rebuilds them"
         );

@@ -472,6 +472,12 @@ fn compact(path: &Path) -> anyhow::Result<ExitCode> {
 
 /// `gridstore repair`: the index (packed), interrupted writes, leftovers.
 fn repair(path: &std::path::Path, statistics: bool) -> anyhow::Result<ExitCode> {
+    // Nothing is touched in what gridstore did not write (a raster, another
+    // tool's Zarr store, any folder): opening it as the writer says why.
+    if !crate::foreign::written_by_gridstore(path) {
+        open_store(path, true)?;
+        anyhow::bail!("{}: not a gridstore store", path.display());
+    }
     let mut damaged = Vec::new();
     if crate::storage::backend_of(path) == crate::storage::Backend::Packed {
         let report = crate::storage::packed::repair(path)

@@ -116,7 +116,17 @@ impl std::fmt::Debug for ForeignStorage {
 /// raster asked to be written, or neither a store nor a raster.
 pub fn open_store_or_raster(path: &Path, writer: bool) -> Result<Store, String> {
     let hdf5 = path.is_file() && crate::storage::hdf5::is_hdf5(path);
-    if path.exists() && !written_by_gridstore(path) {
+    if !path.exists() && crate::gdal_io::is_connection(path) {
+        return match gdal::model(path).and_then(|model| open_model(path, model)) {
+            Ok(_) if writer => Err(StorageError::ReadOnly { path: path.into() }.to_string()),
+            opened => opened,
+        };
+    }
+    let foreign = path.exists() && !written_by_gridstore(path);
+    if foreign && writer && (path.is_file() || zarr::has_json_root(path)) {
+        return Err(StorageError::ReadOnly { path: path.into() }.to_string());
+    }
+    if foreign {
         let opened = if zarr::is_zarr(path) {
             zarr::model(path).and_then(|model| open_model(path, model))
         } else {
@@ -128,8 +138,9 @@ pub fn open_store_or_raster(path: &Path, writer: bool) -> Result<Store, String> 
             }
             Ok(store) => return Ok(store),
             // A folder that is neither: say why it is not a store, unless
-            // it is a Zarr store that could not be read.
-            Err(e) if path.is_file() || zarr::is_zarr(path) => return Err(e),
+            // it is another tool's Zarr store that could not be read (a
+            // root that is not even JSON may be a damaged store of ours).
+            Err(e) if path.is_file() || zarr::has_json_root(path) => return Err(e),
             Err(_) => {}
         }
     }
@@ -156,7 +167,8 @@ pub fn open_store_or_raster(path: &Path, writer: bool) -> Result<Store, String> 
 
 /// Whether gridstore wrote what is at `path`: a packed store, or a folder
 /// or HDF5 file whose root metadata has gridstore's attributes.
-fn written_by_gridstore(path: &Path) -> bool {
+#[must_use]
+pub fn written_by_gridstore(path: &Path) -> bool {
     if path.join(crate::storage::packed::BACKEND_FILE).exists() {
         return true;
     }
@@ -290,7 +302,13 @@ impl ForeignStorage {
         let [cw, ch] = self.grid.chunk_shape();
         let (cols, rows) = (cw as usize, ch as usize);
         let nodata = crate::engine::Nodata::<T>::of(self.structure.nodata);
-        let fill = T::from_f64(self.structure.nodata.unwrap_or(0.0));
+        // Beyond the raster: nodata, or without one NaN for floats (never
+        // a value) and 0 for integers (not shown: beyond the data window).
+        let fill = T::from_f64(self.structure.nodata.unwrap_or(if T::DTYPE.is_float() {
+            f64::NAN
+        } else {
+            0.0
+        }));
         let bands = self.structure.band_count();
         let mut cells = vec![fill; bands * rows * cols];
         // The chunk's first cell, in base cells.

@@ -31,6 +31,14 @@ pub(super) fn is_zarr(path: &Path) -> bool {
             .any(|f| path.join(f).is_file())
 }
 
+/// Whether `path` is a Zarr store whose root metadata is JSON.
+pub(super) fn has_json_root(path: &Path) -> bool {
+    [".zgroup", ".zarray", "zarr.json"].iter().any(|f| {
+        std::fs::read(path.join(f))
+            .is_ok_and(|bytes| serde_json::from_slice::<Value>(&bytes).is_ok())
+    })
+}
+
 /// One node's metadata, as read from its JSON.
 #[derive(Debug, Clone)]
 struct Node {
@@ -44,6 +52,9 @@ struct Node {
     dims: Vec<String>,
     /// An array's cell type.
     dtype: Option<DType>,
+    /// A Zarr v2 array's `fill_value`, where it is a number (xarray reads it
+    /// as the variable's `_FillValue`).
+    fill_v2: Option<f64>,
     /// Its attributes.
     attrs: Map<String, Value>,
 }
@@ -89,6 +100,7 @@ fn node(root: &Path, at: &str) -> Result<Node, String> {
                 .get("data_type")
                 .and_then(Value::as_str)
                 .and_then(dtype_v3),
+            fill_v2: None,
             attrs: object(v3.get("attributes").cloned()),
         });
     }
@@ -100,6 +112,11 @@ fn node(root: &Path, at: &str) -> Result<Node, String> {
             shape: shape(v2.get("shape")),
             dims: strings(attrs.get("_ARRAY_DIMENSIONS")),
             dtype: v2.get("dtype").and_then(Value::as_str).and_then(dtype_v2),
+            fill_v2: match v2.get("fill_value") {
+                Some(Value::Number(n)) => n.as_f64(),
+                Some(Value::String(s)) if s.eq_ignore_ascii_case("nan") => Some(f64::NAN),
+                _ => None,
+            },
             attrs,
         });
     }
@@ -110,6 +127,7 @@ fn node(root: &Path, at: &str) -> Result<Node, String> {
             shape: Vec::new(),
             dims: Vec::new(),
             dtype: None,
+            fill_v2: None,
             attrs,
         });
     }
@@ -163,6 +181,15 @@ fn children(root: &Path, at: &str) -> Vec<Node> {
         .collect()
 }
 
+/// The folder of the node at `at` below `root`, for messages.
+fn place_of(root: &Path, at: &str) -> PathBuf {
+    if at.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(at)
+    }
+}
+
 fn join(at: &str, name: &str) -> String {
     if at.is_empty() {
         name.into()
@@ -197,12 +224,33 @@ fn is_variable(n: &Node) -> bool {
 
 /// The variable the node at `at` shows: itself, or a group's only one.
 fn variable(root: &Path, at: &str) -> Result<Node, String> {
-    let here = node(root, at)?;
+    let mut here = node(root, at)?;
     if here.array {
+        // Without dimension names, a 2-D array is (y, x) and a 3-D one
+        // (band, y, x).
+        if here.dims.len() != here.shape.len() {
+            here.dims = match here.shape.len() {
+                2 => vec!["y".into(), "x".into()],
+                3 => vec!["band".into(), "y".into(), "x".into()],
+                n => {
+                    return Err(format!(
+                        "{}: an array of {n} dimensions; gridstore shows arrays over y and x (with bands first)",
+                        place_of(root, at).display()
+                    ));
+                }
+            };
+        }
+        if !is_variable(&here) {
+            return Err(format!(
+                "{}: its dimensions ({}) are not y and x (with bands first)",
+                place_of(root, at).display(),
+                here.dims.join(", ")
+            ));
+        }
         return Ok(here);
     }
     let found: Vec<Node> = children(root, at).into_iter().filter(is_variable).collect();
-    let place = root.join(at);
+    let place = place_of(root, at);
     match &found[..] {
         [one] => Ok(one.clone()),
         [] => Err(format!(
@@ -306,8 +354,14 @@ fn placement(
         };
         values.map_err(|e| format!("{}: {e}", root.join(&at).display()))
     };
-    let xs = coordinate(xdim).map_err(|e| format!("no georeference: {e}"))?;
-    let ys = coordinate(ydim).map_err(|e| format!("no georeference: {e}"))?;
+    let none = |_| {
+        format!(
+            "{}: no georeference (no spatial:transform or geotransform attribute, and no {xdim} and {ydim} coordinate arrays)",
+            place_of(root, &var.at).display()
+        )
+    };
+    let xs = coordinate(xdim).map_err(none)?;
+    let ys = coordinate(ydim).map_err(none)?;
     let regular = |v: &[f64]| -> Option<f64> {
         let step = v.get(1)? - v.first()?;
         let tolerance = step.abs() * 1e-6;
@@ -316,7 +370,7 @@ fn placement(
                 .all(|w| ((w[1] - w[0]) - step).abs() <= tolerance))
         .then_some(step)
     };
-    let place = root.join(&var.at);
+    let place = place_of(root, &var.at);
     let dx = regular(&xs).ok_or_else(|| {
         format!(
             "{}: its {xdim} coordinates are not evenly spaced",
@@ -359,12 +413,19 @@ fn crs_text(root: &Path, var: &Node, group: &Node, top: &Node) -> Option<String>
             return Some(wkt.into());
         }
     }
-    let mapping = var.attrs.get("grid_mapping").and_then(Value::as_str)?;
-    let mapping = node(root, &join(&group.at, mapping)).ok()?;
-    ["crs_wkt", "spatial_ref"]
-        .iter()
-        .find_map(|k| mapping.attrs.get(*k).and_then(Value::as_str))
-        .map(str::to_string)
+    // The grid mapping the variable names, else the one rioxarray and
+    // CF writers name by default.
+    let named = var.attrs.get("grid_mapping").and_then(Value::as_str);
+    named
+        .into_iter()
+        .chain(["spatial_ref", "crs"])
+        .filter_map(|name| node(root, &join(&group.at, name)).ok())
+        .find_map(|mapping| {
+            ["crs_wkt", "spatial_ref"]
+                .iter()
+                .find_map(|k| mapping.attrs.get(*k).and_then(Value::as_str))
+                .map(str::to_string)
+        })
 }
 
 /// A level to read from: its variable and where its cells lie relative to
@@ -429,19 +490,19 @@ pub(super) fn model(path: &Path) -> Result<Model, String> {
     let dtype = var0.dtype.ok_or_else(|| {
         format!(
             "{}: a cell type no store holds (u8 to f64 only)",
-            root.join(&var0.at).display()
+            place_of(&root, &var0.at).display()
         )
     })?;
     let crs = crs_text(&root, &var0, &group0, &top).ok_or_else(|| {
         format!(
             "{}: no CRS (no proj:code, proj:wkt2, grid mapping or _CRS)",
-            root.join(&var0.at).display()
+            place_of(&root, &var0.at).display()
         )
     })?;
     let srs = srs_from(&crs).map_err(|e| {
         format!(
             "{}: its CRS is unknown to GDAL ({})",
-            root.join(&var0.at).display(),
+            place_of(&root, &var0.at).display(),
             crate::gdal_io::gdal_reason(&e)
         )
     })?;
@@ -573,15 +634,19 @@ fn store_root(path: &Path) -> (PathBuf, String) {
     (root, at)
 }
 
-/// The variable's nodata: its CF `_FillValue` where it is a number, NaN
-/// for floats, else none.
+/// The variable's nodata, as xarray decodes it: its CF `_FillValue` where
+/// it is a number, else a Zarr v2 array's numeric `fill_value`; NaN for
+/// floats without either; else none.
 fn fill_value(var: &Node, dtype: DType) -> Option<f64> {
+    let holds = |v: f64| v.is_nan() || dtype.holds(v);
     match var.attrs.get("_FillValue") {
-        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::Number(n)) => n.as_f64().filter(|v| holds(*v)),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("nan") => Some(f64::NAN),
-        _ if dtype.is_float() => Some(f64::NAN),
-        _ => None,
+        _ => var
+            .fill_v2
+            .filter(|v| (dtype.is_float() || !v.is_nan()) && holds(*v)),
     }
+    .or_else(|| dtype.is_float().then_some(f64::NAN))
 }
 
 /// A version of a Zarr store's contents: the metadata files' versions and

@@ -19,8 +19,8 @@ pub use ingest::{IngestOptions, IngestReport, ingest};
 pub use nodata::{NodataChoice, choose_nodata};
 pub(crate) use source::gdal_reason;
 pub use source::{
-    CrsError, Like, LikeOverrides, Source, area_of_use, crs_of, domain_levels_for, parse_crs,
-    resolve_crs, srs_from, structure_like, wkt_keyword,
+    CrsError, Like, LikeOverrides, Source, area_of_use, crs_of, domain_levels_for, is_connection,
+    parse_crs, resolve_crs, srs_from, structure_like, wkt_keyword,
 };
 
 use crate::engine::DType;

@@ -147,6 +147,20 @@ pub fn resolve_crs(text: &str) -> Result<(Crs, Option<[f64; 4]>), CrsError> {
     Ok((crs_of(&srs), area_of_use(&srs)))
 }
 
+/// Whether `path` is a GDAL connection string naming a part of a file
+/// (`NETCDF:"file.nc":variable`, `HDF5:…`, `/vsizip/…`) rather than a file.
+pub fn is_connection(path: &Path) -> bool {
+    let text = path.to_string_lossy();
+    text.starts_with("/vsi")
+        || text.split_once(':').is_some_and(|(driver, rest)| {
+            !driver.is_empty()
+                && driver
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                && !rest.is_empty()
+        })
+}
+
 impl Source {
     /// Opens and checks a source. A raster without a CRS is taken to be in
     /// `assumed` when one is given (the source's own CRS always wins).
@@ -154,7 +168,9 @@ impl Source {
     /// # Errors
     /// [`IoError::NotARaster`] or [`IoError::NoGeoreference`].
     pub fn open(path: &Path, assumed: Option<&SpatialRef>) -> Result<(Self, Dataset), IoError> {
-        if let Err(e) = std::fs::metadata(path) {
+        if let Err(e) = std::fs::metadata(path)
+            && !is_connection(path)
+        {
             return Err(IoError::NotARaster {
                 path: path.into(),
                 reason: e.to_string(),

@@ -274,7 +274,9 @@ impl Jobs {
 fn spawn_worker(sender: SyncSender<(usize, Message)>, ctx: egui::Context) -> SyncSender<Request> {
     let (requests, incoming) = sync_channel::<Request>(1024);
     std::thread::spawn(move || {
+        crate::storage::hdf5::quiet_thread();
         for request in incoming {
+            let _working = super::task::Working::begin();
             let index = request.index;
             let result = if request.cancel.is_cancelled() {
                 Err(Failure::from("cancelled".to_string()))

@@ -81,6 +81,9 @@ pub fn run(options: GuiOptions) -> anyhow::Result<()> {
         }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the explorer window: {e}"))?;
+    // Background reads still running (a quicklook, a tile) finish before
+    // the process exits and GDAL and HDF5 tear down under them.
+    task::wait_idle(std::time::Duration::from_secs(5));
     let result = outcome
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

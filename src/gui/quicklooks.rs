@@ -75,7 +75,9 @@ impl Quicklooks {
             self.sender.clone(),
             self.ctx.clone(),
         );
+        let working = super::task::Working::begin();
         std::thread::spawn(move || {
+            let _working = working;
             let made = crate::foreign::open_store_or_raster(&path, false)
                 .and_then(|store| quicklook(&store, SIZE, cache.as_ref()))
                 .map(|q| q.map(|c| (c.value, c.hit)));

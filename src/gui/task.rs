@@ -4,7 +4,39 @@
 //! there. The UI polls it each frame and never waits.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
+use std::time::{Duration, Instant};
+
+/// Background work under way (tasks, tile renders, quicklooks, jobs).
+static WORKING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one piece of background work while it lives.
+pub struct Working(());
+
+impl Working {
+    /// Work begins.
+    pub fn begin() -> Self {
+        WORKING.fetch_add(1, Ordering::SeqCst);
+        Self(())
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        WORKING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits (up to `limit`) until no background work runs: the window has
+/// closed, and the process must not exit while a thread is still inside
+/// GDAL or HDF5, whose libraries tear down as it exits.
+pub fn wait_idle(limit: Duration) {
+    let start = Instant::now();
+    while WORKING.load(Ordering::SeqCst) > 0 && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// A result on its way from a background thread.
 #[derive(Debug)]
@@ -20,7 +52,9 @@ impl<T: Send + 'static> Task<T> {
     pub fn spawn(ctx: &egui::Context, work: impl FnOnce() -> T + Send + 'static) -> Self {
         let (sender, result) = sync_channel(1);
         let ctx = ctx.clone();
+        let working = Working::begin();
         std::thread::spawn(move || {
+            let _working = working;
             // The UI may have dropped the task meanwhile: nobody to tell.
             sender.send(work()).ok();
             ctx.request_repaint();
@@ -37,7 +71,9 @@ impl<T: Send + 'static> Task<T> {
     pub fn on_pool(ctx: &egui::Context, work: impl FnOnce() -> T + Send + 'static) -> Self {
         let (sender, result) = sync_channel(1);
         let ctx = ctx.clone();
+        let working = Working::begin();
         rayon::spawn(move || {
+            let _working = working;
             sender.send(work()).ok();
             ctx.request_repaint();
         });

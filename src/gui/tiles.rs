@@ -288,7 +288,9 @@ impl TileCache {
             self.generation,
             self.margins.clone(),
         );
+        let working = super::task::Working::begin();
         rayon::spawn(move || {
+            let _working = working;
             let result = (!prefetch || epoch.load(Ordering::Relaxed) == spawned_in).then(|| {
                 with_dtype!(store.structure().dtype, T => render::<T>(&store, &margins, key, style))
             });
@@ -336,7 +338,7 @@ fn render<T: Element>(
         let band = style.bands.indices()[0];
         shade::<T>(store, margins, key, &chunk, relief, band, &mut rgba)?;
     }
-    let values = style
+    let mut values: Vec<f32> = style
         .bands
         .indices()
         .iter()
@@ -351,6 +353,7 @@ fn render<T: Element>(
             })
         })
         .collect();
+    mask_beyond_data(store, key.loc, (rows, cols), &mut rgba, &mut values);
     Ok(Some((
         ColorImage::from_rgba_unmultiplied([cols, rows], &rgba),
         values,
@@ -361,6 +364,40 @@ fn render<T: Element>(
 /// from the tile's cells and a one-cell margin from its neighbours (so that
 /// tiles meet without seams), with the ground spacing of each row.
 #[allow(clippy::too_many_arguments)]
+/// For a store without nodata, whose chunks' cells beyond its data are
+/// not data but hold values all the same: those cells of a tile are made
+/// transparent and left out of its values (the stretch, the readout).
+fn mask_beyond_data(
+    store: &Store,
+    loc: crate::engine::ChunkLoc,
+    (rows, cols): (usize, usize),
+    rgba: &mut [u8],
+    values: &mut [f32],
+) {
+    if store.structure().nodata.is_some() || store.structure().time.is_some() {
+        return;
+    }
+    let Ok(Some(data)) = store.kept_data_window() else {
+        return;
+    };
+    let data = data.coarsened(loc.level);
+    let chunk = store.grid().chunk_window(loc);
+    let inside = |r: usize, c: usize| {
+        let (r, c) = (chunk.row + r as u64, chunk.col + c as u64);
+        (data.row..data.row + data.rows).contains(&r)
+            && (data.col..data.col + data.cols).contains(&c)
+    };
+    let plane = rows * cols;
+    for i in 0..plane {
+        if !inside(i / cols, i % cols) {
+            rgba[i * 4 + 3] = 0;
+            for v in values.iter_mut().skip(i).step_by(plane) {
+                *v = f32::NAN;
+            }
+        }
+    }
+}
+
 fn shade<T: Element>(
     store: &Store,
     margins: &MarginCache,

@@ -69,7 +69,7 @@ pub enum StorageError {
     /// A store opened read-only for what it is (a raster gridstore did not
     /// write): nothing is ever written into it.
     #[error(
-        "{path} is read-only: gridstore did not write it (ingest it into a store to change it)"
+        "{path} is read-only: another tool wrote it, and gridstore does not write into it (ingest it into a store to change it)"
     )]
     ReadOnly {
         /// The file or folder.

@@ -1331,3 +1331,60 @@ fn a_foreign_raster_opens_read_only_and_ingests_into_a_new_store() {
     );
     assert_eq!(std::fs::read(&cog).unwrap(), before, "the COG is unchanged");
 }
+
+/// A failed `--screenshot` run (no such store) exits with code 2 and its
+/// one-line error every time, also while the recent stores' quicklooks
+/// (rasters read through GDAL) are still being made: the process waits for
+/// them rather than exiting under them.
+#[test]
+fn a_failed_screenshot_run_exits_cleanly_while_quicklooks_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(config.join("gridstore")).unwrap();
+    // Rasters read through GDAL (a netCDF-4, HDF5 underneath) and zarrs.
+    let nc = dir.path().join("l7.nc");
+    util::tool(
+        "gdal_translate",
+        &[
+            "-q",
+            "-of",
+            "netCDF",
+            "-co",
+            "FORMAT=NC4",
+            s(&util::data("stars_L7_ETMs.tif")),
+            s(&nc),
+        ],
+    );
+    let zarr = dir.path().join("l7.zarr");
+    util::rioxarray_zarr(&util::data("stars_L7_ETMs.tif"), &zarr, 3, "reflectance");
+    let recent = vec![
+        nc.display().to_string(),
+        zarr.display().to_string(),
+        util::data("stars_L7_ETMs.tif").display().to_string(),
+    ];
+    std::fs::write(
+        config.join("gridstore").join("recent.json"),
+        serde_json::to_vec(&recent).unwrap(),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        let out = std::process::Command::new("xvfb-run")
+            .env("XDG_CONFIG_HOME", &config)
+            .env("GRIDSTORE_CACHE_DIR", dir.path().join("cache"))
+            .args([
+                "-a",
+                "-s",
+                "-screen 0 1280x800x24",
+                env!("CARGO_BIN_EXE_gridstore"),
+                "gui",
+                "/nonexistent/store.gs",
+                "--screenshot",
+                s(&dir.path().join("never.png")),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("/nonexistent/store.gs"), "{err}");
+    }
+}

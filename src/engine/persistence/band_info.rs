@@ -135,9 +135,10 @@ mod tests {
             BandInfo::default(),
         ];
         let json = to_json(&bands);
+        let saved: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(
-            String::from_utf8(json.clone()).unwrap(),
-            r#"{"bands":[{"colour":"blue","name":"blue"},{}],"gridstore_bands":1}"#
+            saved,
+            serde_json::json!({"gridstore_bands": 1, "bands": [{"colour": "blue", "name": "blue"}, {}]})
         );
         assert_eq!(from_json(&json).unwrap(), bands);
         assert!(from_json(br#"{"gridstore_bands": 2, "bands": []}"#).is_err());

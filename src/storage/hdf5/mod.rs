@@ -42,6 +42,22 @@ use writer::Writer;
 
 pub use file::{SIGNATURE, is_hdf5};
 
+/// Stops the HDF5 library printing its error stack on this thread (its
+/// "HDF5-DIAG" blocks, which GDAL's netCDF driver triggers while probing a
+/// netCDF-4 file on a thread the netCDF library did not set up). Errors
+/// still come back as values. Once per thread; the setting is the
+/// thread's own.
+pub fn quiet_thread() {
+    thread_local! {
+        static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    QUIET.with(|quiet| {
+        if !quiet.replace(true) {
+            hdf5::silence_errors(true);
+        }
+    });
+}
+
 /// A store kept in one HDF5 file.
 ///
 /// HDF5 opens a file once per process, so every `Hdf5Storage` of one file
