@@ -14,8 +14,8 @@
 //! the variable names (`crs_wkt` or `spatial_ref`), or from GDAL's `_CRS`.
 
 use super::{CellReader, Model, Reduce};
-use crate::engine::{Aggregator, BandInfo, Codec, DType, Extent, Resampling, Structure};
-use crate::gdal_io::{crs_of, domain_levels_for, srs_from};
+use crate::engine::{BandInfo, DType, Extent};
+use crate::gdal_io::{srs_from, structure_for};
 use serde_json::{Map, Value};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -550,30 +550,13 @@ pub(super) fn model(path: &Path) -> Result<Model, String> {
     .map_err(|e| place(&e))?;
     let nodata = fill_value(&var0, dtype);
     let categorical = var0.attrs.contains_key("flag_values");
-    let chunk = [256, 256];
-    let anchor = [p0.left, top0];
-    let structure = Structure {
-        crs: crs_of(&srs),
-        anchor,
-        cell_size: p0.cell,
-        chunk,
-        domain_levels: domain_levels_for(&srs, anchor, p0.cell, chunk),
-        dtype,
-        nodata,
-        codec: Codec::None,
-        aggregate: if categorical {
-            Aggregator::Mode
-        } else {
-            Aggregator::Mean
-        },
-        resampling: if categorical {
-            Resampling::Nearest
-        } else {
-            Resampling::Average
-        },
-        bands: (bands > 1).then(|| u32::try_from(bands).unwrap_or(u32::MAX)),
-        time: None,
-    };
+    let structure = structure_for(
+        &srs,
+        ([p0.left, top0], p0.cell),
+        (dtype, nodata),
+        categorical,
+        usize::try_from(bands).unwrap_or(usize::MAX),
+    );
     let text = |k: &str| {
         var0.attrs
             .get(k)

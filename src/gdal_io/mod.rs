@@ -20,7 +20,7 @@ pub use nodata::{NodataChoice, choose_nodata};
 pub(crate) use source::gdal_reason;
 pub use source::{
     CrsError, Like, LikeOverrides, Source, area_of_use, crs_of, domain_levels_for, is_connection,
-    parse_crs, resolve_crs, srs_from, structure_like, wkt_keyword,
+    parse_crs, resolve_crs, srs_from, structure_for, structure_like, wkt_keyword,
 };
 
 use crate::engine::DType;

@@ -342,14 +342,39 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
             (choice.dtype, Some(choice.nodata), Some(choice.note))
         }
     };
-    let categorical = source.colors.is_some();
     let gt = source.geotransform;
-    let structure = Structure {
-        crs: crs_of(&source.srs),
-        anchor: [gt[0], gt[3]],
-        cell_size: [gt[1], -gt[5]],
-        chunk: [256, 256],
-        domain_levels: domain_levels_for(&source.srs, [gt[0], gt[3]], [gt[1], -gt[5]], [256, 256]),
+    let structure = structure_for(
+        &source.srs,
+        ([gt[0], gt[3]], [gt[1], -gt[5]]),
+        (dtype, nodata),
+        source.colors.is_some(),
+        source.bands,
+    );
+    Ok(Like {
+        structure,
+        nodata_note,
+    })
+}
+
+/// The structure of a store for a raster in `srs` whose top-left corner and
+/// cell size are `place`, of `cells` (type and nodata), with `bands` bands:
+/// 256² chunks, a domain covering the CRS's area of use, the default codec,
+/// and means (the most common class, for categorical data) above.
+#[must_use]
+pub fn structure_for(
+    srs: &SpatialRef,
+    (anchor, cell): ([f64; 2], [f64; 2]),
+    (dtype, nodata): (DType, Option<f64>),
+    categorical: bool,
+    bands: usize,
+) -> Structure {
+    let chunk = [256, 256];
+    Structure {
+        crs: crs_of(srs),
+        anchor,
+        cell_size: cell,
+        chunk,
+        domain_levels: domain_levels_for(srs, anchor, cell, chunk),
         dtype,
         nodata,
         codec: Codec::default(),
@@ -363,13 +388,9 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
         } else {
             Resampling::Average
         },
-        bands: (source.bands > 1).then(|| u32::try_from(source.bands).unwrap_or(u32::MAX)),
+        bands: (bands > 1).then(|| u32::try_from(bands).unwrap_or(u32::MAX)),
         time: None,
-    };
-    Ok(Like {
-        structure,
-        nodata_note,
-    })
+    }
 }
 
 /// A CRS for people: its name, or its PROJ definition when it has no name.

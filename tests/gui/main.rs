@@ -256,27 +256,31 @@ fn the_colour_map_is_chosen_from_the_command_line() {
     );
 }
 
-/// The explorer on `store` under Xvfb, saving a screenshot once its tiles
-/// are in, with `args` added to `gui`.
-fn screenshot(dir: &Path, store: &Path, args: &[&str]) -> image::RgbaImage {
-    let shot = dir.join("shot.png");
-    let out = std::process::Command::new("xvfb-run")
-        // Never touch the user's own recent-stores list or cache.
-        .env("XDG_CONFIG_HOME", dir)
-        .env("GRIDSTORE_CACHE_DIR", dir.join("cache"))
+/// Runs `gridstore gui ARGS` in a real window under Xvfb, its recent-stores
+/// list and cache under `config` (never the user's own).
+fn gui_under_xvfb(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("xvfb-run")
+        .env("XDG_CONFIG_HOME", config)
+        .env("GRIDSTORE_CACHE_DIR", config.join("cache"))
         .args([
             "-a",
             "-s",
             "-screen 0 1280x800x24",
             env!("CARGO_BIN_EXE_gridstore"),
             "gui",
-            s(store),
-            "--screenshot",
-            s(&shot),
         ])
         .args(args)
         .output()
-        .expect("xvfb-run (installed by .ci/deps)");
+        .expect("xvfb-run (installed by .ci/deps)")
+}
+
+/// The explorer on `store` under Xvfb, saving a screenshot once its tiles
+/// are in, with `args` added to `gui`.
+fn screenshot(dir: &Path, store: &Path, args: &[&str]) -> image::RgbaImage {
+    let shot = dir.join("shot.png");
+    let mut all = vec![s(store), "--screenshot", s(&shot)];
+    all.extend_from_slice(args);
+    let out = gui_under_xvfb(dir, &all);
     assert!(
         out.status.success(),
         "{}",
@@ -833,25 +837,17 @@ fn the_tour_logs_frame_times_under_xvfb() {
     let log = dir.path().join("frames.log");
     let shifted = dir.path().join("again.tif");
     std::fs::copy(util::data("terra_meuse.tif"), &shifted).unwrap();
-    let out = std::process::Command::new("xvfb-run")
-        // Never touch the user's own recent-stores list or cache.
-        .env("XDG_CONFIG_HOME", dir.path())
-        .env("GRIDSTORE_CACHE_DIR", dir.path().join("cache"))
-        .args([
-            "-a",
-            "-s",
-            "-screen 0 1280x800x24",
-            env!("CARGO_BIN_EXE_gridstore"),
-            "gui",
+    let out = gui_under_xvfb(
+        dir.path(),
+        &[
             s(&store),
             "--tour",
             "--frame-log",
             s(&log),
             "--tour-ingest",
             s(&shifted),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -907,23 +903,10 @@ fn the_tour_plays_the_instants_with_hillshade_under_xvfb() {
         util::ok(&["ingest", s(&store), s(&src), "--time", day]);
     }
     let log = dir.path().join("frames.log");
-    let out = std::process::Command::new("xvfb-run")
-        .env("XDG_CONFIG_HOME", dir.path())
-        .env("GRIDSTORE_CACHE_DIR", dir.path().join("cache"))
-        .args([
-            "-a",
-            "-s",
-            "-screen 0 1280x800x24",
-            env!("CARGO_BIN_EXE_gridstore"),
-            "gui",
-            s(&store),
-            "--hillshade",
-            "--tour",
-            "--frame-log",
-            s(&log),
-        ])
-        .output()
-        .unwrap();
+    let out = gui_under_xvfb(
+        dir.path(),
+        &[s(&store), "--hillshade", "--tour", "--frame-log", s(&log)],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -1368,21 +1351,14 @@ fn a_failed_screenshot_run_exits_cleanly_while_quicklooks_load() {
     )
     .unwrap();
     for _ in 0..5 {
-        let out = std::process::Command::new("xvfb-run")
-            .env("XDG_CONFIG_HOME", &config)
-            .env("GRIDSTORE_CACHE_DIR", dir.path().join("cache"))
-            .args([
-                "-a",
-                "-s",
-                "-screen 0 1280x800x24",
-                env!("CARGO_BIN_EXE_gridstore"),
-                "gui",
+        let out = gui_under_xvfb(
+            &config,
+            &[
                 "/nonexistent/store.gs",
                 "--screenshot",
                 s(&dir.path().join("never.png")),
-            ])
-            .output()
-            .unwrap();
+            ],
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("/nonexistent/store.gs"), "{err}");
