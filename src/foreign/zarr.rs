@@ -347,10 +347,8 @@ fn placement(
             .map_err(|e| format!("{}: {e}", root.join(&at).display()))?;
         let all = array.subset_all();
         let values = match node(root, &at)?.dtype {
-            Some(DType::F32) => array
-                .retrieve_array_subset::<Vec<f32>>(&all)
-                .map(|v| v.into_iter().map(f64::from).collect()),
-            _ => array.retrieve_array_subset::<Vec<f64>>(&all),
+            Some(DType::F32) => retrieve::<f32>(&array, &all),
+            _ => retrieve::<f64>(&array, &all),
         };
         values.map_err(|e| format!("{}: {e}", root.join(&at).display()))
     };
@@ -720,54 +718,18 @@ impl CellReader for ZarrReader {
             }
             let subset = ArraySubset::new_with_ranges(&ranges);
             let fail = |e: zarrs::array::ArrayError| format!("{}: {e}", self.place.display());
-            let values: Vec<f64> = match level.dtype {
-                DType::U8 => widen(
-                    level
-                        .array
-                        .retrieve_array_subset::<Vec<u8>>(&subset)
-                        .map_err(fail)?,
-                ),
-                DType::I8 => widen(
-                    level
-                        .array
-                        .retrieve_array_subset::<Vec<i8>>(&subset)
-                        .map_err(fail)?,
-                ),
-                DType::U16 => widen(
-                    level
-                        .array
-                        .retrieve_array_subset::<Vec<u16>>(&subset)
-                        .map_err(fail)?,
-                ),
-                DType::I16 => widen(
-                    level
-                        .array
-                        .retrieve_array_subset::<Vec<i16>>(&subset)
-                        .map_err(fail)?,
-                ),
-                DType::U32 => widen(
-                    level
-                        .array
-                        .retrieve_array_subset::<Vec<u32>>(&subset)
-                        .map_err(fail)?,
-                ),
-                DType::I32 => widen(
-                    level
-                        .array
-                        .retrieve_array_subset::<Vec<i32>>(&subset)
-                        .map_err(fail)?,
-                ),
-                DType::F32 => widen(
-                    level
-                        .array
-                        .retrieve_array_subset::<Vec<f32>>(&subset)
-                        .map_err(fail)?,
-                ),
-                DType::F64 => level
-                    .array
-                    .retrieve_array_subset::<Vec<f64>>(&subset)
-                    .map_err(fail)?,
-            };
+            let array = &level.array;
+            let values = match level.dtype {
+                DType::U8 => retrieve::<u8>(array, &subset),
+                DType::I8 => retrieve::<i8>(array, &subset),
+                DType::U16 => retrieve::<u16>(array, &subset),
+                DType::I16 => retrieve::<i16>(array, &subset),
+                DType::U32 => retrieve::<u32>(array, &subset),
+                DType::I32 => retrieve::<i32>(array, &subset),
+                DType::F32 => retrieve::<f32>(array, &subset),
+                DType::F64 => retrieve::<f64>(array, &subset),
+            }
+            .map_err(fail)?;
             for (i, row) in values.chunks_exact(nc).enumerate() {
                 let at = if level.south_up { nr - 1 - i } else { i };
                 for (cell, v) in cells[at * nc..(at + 1) * nc].iter_mut().zip(row) {
@@ -806,8 +768,13 @@ impl CellReader for ZarrReader {
     }
 }
 
-fn widen<T: Into<f64>>(values: Vec<T>) -> Vec<f64> {
-    values.into_iter().map(Into::into).collect()
+/// Cells of `subset` of an array of `T`, as f64.
+fn retrieve<T: zarrs::array::ElementOwned + Into<f64>>(
+    array: &Array<FilesystemStore>,
+    subset: &ArraySubset,
+) -> Result<Vec<f64>, zarrs::array::ArrayError> {
+    let cells: Vec<T> = array.retrieve_array_subset(subset)?;
+    Ok(cells.into_iter().map(Into::into).collect())
 }
 
 /// One output cell from the valid cells under it (NaN when none is).

@@ -98,6 +98,8 @@ pub struct Opened {
     pub units: super::furniture::MapUnits,
     /// A raster gridstore did not write, shown read-only.
     pub read_only: bool,
+    /// What that raster is ("GeoTIFF, read through GDAL, …"), read once.
+    pub source: Option<String>,
 }
 
 pub(super) enum StoreState {
@@ -1111,6 +1113,7 @@ pub(super) fn time_range(store: &Store) -> Option<String> {
 fn load(path: &PathBuf) -> Result<Opened, String> {
     let store = crate::foreign::open_store_or_raster(path, false)?;
     let read_only = crate::foreign::is_foreign(&store);
+    let source = crate::foreign::description(&store);
     let grid = *store.grid();
     let t = store.time_indices().first().copied().unwrap_or(0);
     let (summaries, kept) = store.level_summaries().map_err(|e| e.to_string())?;
@@ -1140,5 +1143,6 @@ fn load(path: &PathBuf) -> Result<Opened, String> {
         samples,
         units,
         read_only,
+        source,
     })
 }

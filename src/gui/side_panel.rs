@@ -88,8 +88,8 @@ impl Explorer {
                 ),
                 (
                     "layout",
-                    if let Some(what) = crate::foreign::description(&opened.store) {
-                        what
+                    if let Some(what) = &opened.source {
+                        what.clone()
                     } else {
                         layout_text(opened.store.layout())
                     },

@@ -38,6 +38,26 @@ fn run_until(harness: &mut Harness<'_, Explorer>, what: &str, done: impl Fn(&Exp
     harness.step();
 }
 
+/// A store with a time axis holding the Meuse DEM at each of `days`.
+fn meuse_at(dir: &Path, days: &[&str]) -> std::path::PathBuf {
+    let store = dir.join("t.gs");
+    let src = util::data("terra_meuse.tif");
+    util::ok(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&src),
+        "--time",
+        "irregular",
+        "--chunk",
+        "16",
+    ]);
+    for day in days {
+        util::ok(&["ingest", s(&store), s(&src), "--time", day]);
+    }
+    store
+}
+
 fn store_with_data(dir: &Path) -> std::path::PathBuf {
     let store = dir.join("g.gs");
     let src = util::data("terra_meuse.tif");
@@ -887,21 +907,10 @@ fn the_tour_logs_frame_times_under_xvfb() {
 #[test]
 fn the_tour_plays_the_instants_with_hillshade_under_xvfb() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("t.gs");
-    let src = util::data("terra_meuse.tif");
-    util::ok(&[
-        "create",
-        s(&store),
-        "--like",
-        s(&src),
-        "--time",
-        "irregular",
-        "--chunk",
-        "16",
-    ]);
-    for day in ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"] {
-        util::ok(&["ingest", s(&store), s(&src), "--time", day]);
-    }
+    let store = meuse_at(
+        dir.path(),
+        &["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"],
+    );
     let log = dir.path().join("frames.log");
     let out = gui_under_xvfb(
         dir.path(),

@@ -1,29 +1,9 @@
 //! The time controls: the timeline (click, arrow keys), playback, and the
 //! instant asked for at start.
 
-use super::{GuiOptions, harness, run_until, s, until_tiles, util};
+use super::{GuiOptions, harness, meuse_at, run_until, until_tiles};
 use egui_kittest::kittest::Queryable as _;
 use gridstore::engine::grid::time::parse_instant;
-
-/// A store with three instants of the Meuse DEM.
-fn three_instants(dir: &std::path::Path) -> std::path::PathBuf {
-    let store = dir.join("t.gs");
-    let src = util::data("terra_meuse.tif");
-    util::ok(&[
-        "create",
-        s(&store),
-        "--like",
-        s(&src),
-        "--time",
-        "irregular",
-        "--chunk",
-        "16",
-    ]);
-    for day in ["2024-01-01", "2024-01-02", "2024-03-01"] {
-        util::ok(&["ingest", s(&store), s(&src), "--time", day]);
-    }
-    store
-}
 
 fn instant(app: &gridstore::gui::Explorer) -> i64 {
     app.opened().unwrap().store.instant_of(app.time.t).unwrap()
@@ -33,7 +13,10 @@ fn instant(app: &gridstore::gui::Explorer) -> i64 {
 fn the_timeline_is_clicked_stepped_and_played() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(&GuiOptions {
-        store: Some(three_instants(dir.path())),
+        store: Some(meuse_at(
+            dir.path(),
+            &["2024-01-01", "2024-01-02", "2024-03-01"],
+        )),
         ..GuiOptions::default()
     });
     until_tiles(&mut h);
@@ -71,7 +54,7 @@ fn the_timeline_is_clicked_stepped_and_played() {
 #[test]
 fn the_instant_asked_for_at_start_is_shown() {
     let dir = tempfile::tempdir().unwrap();
-    let store = three_instants(dir.path());
+    let store = meuse_at(dir.path(), &["2024-01-01", "2024-01-02", "2024-03-01"]);
     let mut h = harness(&GuiOptions {
         store: Some(store.clone()),
         time: Some(parse_instant("2024-01-02").unwrap()),
