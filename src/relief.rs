@@ -92,9 +92,15 @@ pub fn hillshade(dem: &ArrayView2<'_, f32>, spacing: &[RowSpacing], sun: Sun) ->
     let az = sun.azimuth.to_radians();
     let alt = sun.altitude.to_radians();
     let z = sun.z_factor / 8.0;
-    let light = 254.0 * alt.sin();
-    let cos_az = 254.0 * az.cos() * alt.cos() * z;
-    let sin_az = 254.0 * az.sin() * alt.cos() * z;
+    // In f32, branch-free and with each row's reciprocal spacings, so that
+    // the inner loop vectorises: within one grey level of the f64 formula.
+    #[allow(clippy::cast_possible_truncation)]
+    let (light, cos_az, sin_az, zz) = (
+        (254.0 * alt.sin()) as f32,
+        (254.0 * az.cos() * alt.cos() * z) as f32,
+        (254.0 * az.sin() * alt.cos() * z) as f32,
+        (z * z) as f32,
+    );
     let mut out = Array2::zeros((rows, cols));
     // Row slices of a contiguous copy: the inner loop indexes three rows
     // without per-cell bounds checks on two dimensions.
@@ -103,34 +109,32 @@ pub fn hillshade(dem: &ArrayView2<'_, f32>, spacing: &[RowSpacing], sun: Sun) ->
         return out;
     };
     let width = cols + 2;
-    for (r, shaded) in out.rows_mut().into_iter().enumerate() {
+    for (r, mut shaded) in out.rows_mut().into_iter().enumerate() {
+        let Some(shaded) = shaded.as_slice_mut() else {
+            continue;
+        };
         let north = &cells[r * width..(r + 1) * width];
         let middle = &cells[(r + 1) * width..(r + 2) * width];
         let south = &cells[(r + 2) * width..(r + 3) * width];
         let (ew, ns) = spacing[r];
-        for (c, px) in shaded.into_iter().enumerate() {
+        #[allow(clippy::cast_possible_truncation)]
+        let (per_ew, per_ns) = ((1.0 / ew) as f32, (-1.0 / ns) as f32);
+        for (c, px) in shaded.iter_mut().enumerate() {
             let centre = middle[c + 1];
-            if centre.is_nan() {
-                continue;
-            }
             // A neighbour without data counts as level with the centre.
-            let at = |v: f32| f64::from(if v.is_nan() { centre } else { v });
+            let at = |v: f32| if v.is_nan() { centre } else { v };
             let (nw, n, ne) = (at(north[c]), at(north[c + 1]), at(north[c + 2]));
             let (w, e) = (at(middle[c]), at(middle[c + 2]));
             let (sw, s, se) = (at(south[c]), at(south[c + 1]), at(south[c + 2]));
             // Horn's gradient, as gdaldem: x west minus east, y south minus
             // north over the (negative) north–south step.
-            let x = ((nw + 2.0 * w + sw) - (ne + 2.0 * e + se)) / ew;
-            let y = ((sw + 2.0 * s + se) - (nw + 2.0 * n + ne)) / -ns;
-            let lit = (light - (y * cos_az - x * sin_az)) / (1.0 + z * z * (x * x + y * y)).sqrt();
-            *px = if lit <= 0.0 {
-                1
-            } else {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                {
-                    (1.0 + lit).min(255.0) as u8
-                }
-            };
+            let x = ((nw + 2.0 * w + sw) - (ne + 2.0 * e + se)) * per_ew;
+            let y = ((sw + 2.0 * s + se) - (nw + 2.0 * n + ne)) * per_ns;
+            let lit = (light - (y * cos_az - x * sin_az)) / (1.0 + zz * (x * x + y * y)).sqrt();
+            // Full shadow is 1; a cell without data 0.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let v = (1.0 + lit).clamp(1.0, 255.0) as u8;
+            *px = if centre.is_nan() { 0 } else { v };
         }
     }
     out
@@ -141,8 +145,8 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
-    /// The formula cell by cell, as first written: the oracle of the
-    /// row-slice loop.
+    /// The formula cell by cell in f64, as first written: the oracle of
+    /// the row-slice loop in f32.
     fn reference(dem: &ArrayView2<'_, f32>, spacing: &[RowSpacing], sun: Sun) -> Array2<u8> {
         let (rows, cols) = dem.dim();
         let (rows, cols) = (rows.saturating_sub(2), cols.saturating_sub(2));
@@ -191,7 +195,12 @@ mod tests {
             let dem = Array2::from_shape_vec((7, 9), cells.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect()).unwrap();
             let spacing = vec![(ew, ew * 1.5); 5];
             let sun = Sun { azimuth, altitude, z_factor: 2.0 };
-            proptest::prop_assert_eq!(hillshade(&dem.view(), &spacing, sun), reference(&dem.view(), &spacing, sun));
+            let (fast, formula) = (hillshade(&dem.view(), &spacing, sun), reference(&dem.view(), &spacing, sun));
+            for (a, b) in fast.iter().zip(formula.iter()) {
+                // No data stays none; a shade within one grey level.
+                proptest::prop_assert_eq!(*a == 0, *b == 0);
+                proptest::prop_assert!(a.abs_diff(*b) <= 1, "{a} {b}");
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 use crate::engine::persistence::band_info::rgb_bands;
 use crate::engine::{BandInfo, Element, Nodata, Palette};
 use ndarray::ArrayView3;
+use std::borrow::Cow;
 
 /// A colour ramp for single-band data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -363,7 +364,7 @@ pub fn to_rgba<T: Element>(
             .unwrap_or(Stretch { min: 0.0, max: 1.0 })
     };
     if let Bands::Rgb(rgb) = bands {
-        let channels = rgb.map(|b| data.index_axis(ndarray::Axis(0), b));
+        let channels = rgb.map(|b| plane(data, b));
         let scales = [0, 1, 2].map(|k| Scale::new(stretch(k), 255.0));
         for (((px, r), g), b) in out
             .chunks_exact_mut(4)
@@ -376,16 +377,16 @@ pub fn to_rgba<T: Element>(
                 continue;
             }
             for k in 0..3 {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                #[allow(clippy::cast_possible_truncation)]
                 {
-                    px[k] = scales[k].index(vs[k].to_f64()).round() as u8;
+                    px[k] = scales[k].step(vs[k].to_f64()) as u8;
                 }
             }
             px[3] = 255;
         }
         return out;
     }
-    let band = data.index_axis(ndarray::Axis(0), bands.indices()[0]);
+    let band = plane(data, bands.indices()[0]);
     if let Some(palette) = palette {
         for (px, v) in out.chunks_exact_mut(4).zip(band.iter()) {
             if v.is_valid(nodata) {
@@ -399,11 +400,20 @@ pub fn to_rgba<T: Element>(
     let scale = Scale::new(stretch(0), (RAMP_STEPS - 1) as f64);
     for (px, v) in out.chunks_exact_mut(4).zip(band.iter()) {
         if v.is_valid(nodata) {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            px.copy_from_slice(&lut[scale.index(v.to_f64()).round() as usize]);
+            px.copy_from_slice(&lut[scale.step(v.to_f64())]);
         }
     }
     out
+}
+
+/// Band `b` of a chunk's cells as one slice: borrowed when the chunk is in
+/// standard layout (as read), so the colouring loops run over plain memory.
+fn plane<'a, T: Element>(data: &'a ArrayView3<'_, T>, b: usize) -> Cow<'a, [T]> {
+    let band = data.index_axis_move(ndarray::Axis(0), b);
+    match band.to_slice() {
+        Some(cells) => Cow::Borrowed(cells),
+        None => Cow::Owned(band.iter().copied().collect()),
+    }
 }
 
 /// Colours of a ramp as rendered: finer than the eye tells apart.
@@ -428,17 +438,23 @@ impl Scale {
         }
     }
 
-    /// `0..=top`, or the middle for a flat stretch.
-    fn index(self, v: f64) -> f64 {
-        if self.factor == 0.0 {
-            return self.top / 2.0;
-        }
-        let i = (v - self.min) * self.factor;
-        if i.is_nan() {
-            0.0
+    /// The nearest step of `0..=top` (halves up), or the middle for a flat
+    /// stretch. The position is never negative, so adding a half and
+    /// truncating rounds it, without the library call `f64::round` makes on
+    /// baseline x86-64.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn step(self, v: f64) -> usize {
+        let i = if self.factor == 0.0 {
+            self.top / 2.0
         } else {
-            i.clamp(0.0, self.top)
-        }
+            let i = (v - self.min) * self.factor;
+            if i.is_nan() {
+                0.0
+            } else {
+                i.clamp(0.0, self.top)
+            }
+        };
+        (i + 0.5) as usize
     }
 }
 

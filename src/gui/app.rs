@@ -327,6 +327,13 @@ impl Explorer {
                 self.time.playing,
                 started.elapsed(),
             );
+            if tour.holding() && self.drawn.missing == 0 {
+                // This frame completes the new viewport: the next one, once
+                // this is painted, notes it (one frame: egui answers
+                // `request_repaint` with two).
+                self.ctx
+                    .request_repaint_after(std::time::Duration::from_millis(1));
+            }
         }
     }
 
@@ -342,10 +349,18 @@ impl Explorer {
         }
         let complete = (self.drawn.missing == 0).then_some(self.drawn.level);
         let Some(tour) = &mut self.tour else { return };
-        // Paced like a 60 Hz display: an unpaced loop under software GL
-        // would take the CPU the tile workers need.
-        self.ctx
-            .request_repaint_after(std::time::Duration::from_millis(16));
+        if tour.holding() {
+            // Held at a new viewport, whose tiles bring the frames as they
+            // would for a user (see `show` for the frame that completes
+            // it); whatever happens, the jump's time limit is noticed.
+            self.ctx
+                .request_repaint_after(std::time::Duration::from_millis(250));
+        } else {
+            // Moving: paced like a 60 Hz display (an unpaced loop under
+            // software GL would take the CPU the tile workers need).
+            self.ctx
+                .request_repaint_after(std::time::Duration::from_millis(16));
+        }
         match tour.next(
             &data,
             (self.map.center, self.map.units_per_point),
@@ -437,7 +452,16 @@ impl Explorer {
                     });
                 });
         }
-        egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+        // Over an open store the map covers the panel: no fill under it, so
+        // that a software renderer shades each pixel once (the window's
+        // clear colour is the map's background).
+        let frame = match self.state {
+            StoreState::Open(_) => egui::Frame::NONE,
+            _ => egui::Frame::central_panel(ui.style()),
+        };
+        egui::CentralPanel::default()
+            .frame(frame)
+            .show(ui, |ui| self.central(ui));
         if let Some(created) = self.editor.show(&ui.ctx().clone(), &mut commands) {
             self.open(created.path.clone());
             for file in created.ingest {
@@ -1040,6 +1064,10 @@ impl Explorer {
 impl eframe::App for Explorer {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
+    }
+
+    fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
+        super::map::BACKGROUND.to_normalized_gamma_f32()
     }
 }
 

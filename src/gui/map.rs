@@ -13,6 +13,10 @@ use std::sync::Arc;
 /// parents and the prefetched ring all fit and never evict each other.
 pub const MAX_TILES: usize = 256;
 
+/// The map's background, where no tile covers it: the window's clear
+/// colour, so that no pass paints under the tiles.
+pub const BACKGROUND: Color32 = Color32::from_gray(24);
+
 /// Where the map looks and how it draws.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapView {
@@ -35,10 +39,6 @@ pub struct MapView {
     /// The centre and scale last drawn, to notice the view moving.
     last_view: ([f64; 2], f64),
 }
-
-/// A cached ancestor at most this many levels up is placeholder enough;
-/// a farther one (or none) has the parent requested, ahead of the tile.
-const PLACEHOLDER_LEVELS: u8 = 2;
 
 /// Most neighbouring tiles requested at once while the view is still.
 const MAX_PREFETCH: usize = 64;
@@ -200,15 +200,20 @@ impl MapView {
         )
     }
 
-    /// The level to show: pinned, else about one cell per physical pixel.
+    /// The level to show: pinned, else the one whose cells are nearest one
+    /// physical pixel in scale, as a GPU picks a mipmap level: cells of
+    /// 0.7 to 1.4 pixels. (The finest level at least that fine would draw
+    /// up to four cells per pixel, sampling one of them, and load up to
+    /// four times the tiles.)
     #[must_use]
     pub fn level(&self, store: &Store, pixels_per_point: f32) -> u8 {
         if let Some(level) = self.pinned {
             return level.min(store.grid().top_level());
         }
         let per_pixel = self.units_per_point / f64::from(pixels_per_point.max(0.1));
+        let nearest = per_pixel * std::f64::consts::SQRT_2;
         store
-            .level_for([per_pixel, per_pixel])
+            .level_for([nearest, nearest])
             .saturating_add(self.coarser)
             .min(store.grid().top_level())
     }
@@ -270,7 +275,6 @@ impl MapView {
             tiles.view_moved();
         }
         let painter = ui.painter_at(rect);
-        painter.rect_filled(rect, 0.0, Color32::from_gray(24));
         let grid = store.grid();
         let mut level = self.level(store, ui.ctx().pixels_per_point());
         let (x0, y1) = self.to_world(rect, rect.left_top());
@@ -332,11 +336,13 @@ impl MapView {
                     if let Some(texture) = &tile.texture {
                         tile_painter.image(texture.id(), target, uv, Color32::WHITE);
                     }
-                    found = ancestor.level <= loc.level + PLACEHOLDER_LEVELS;
+                    found = true;
                     break;
                 }
             }
-            // No close placeholder: the parent comes first, as one.
+            // No placeholder at all: the parent is asked for too, as one.
+            // A coarser cached one will do: each level asked for between
+            // delays the tiles at full quality.
             if !found && loc.level < grid.top_level() {
                 tiles.get(
                     store,

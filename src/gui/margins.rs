@@ -2,11 +2,14 @@
 //! and columns of its eight neighbouring chunks. Each chunk's edges are
 //! kept (a few kilobytes) in a bounded cache that the tile workers share,
 //! so that a view's tiles decode their neighbours once between them rather
-//! than eight times each.
+//! than eight times each. A neighbour decoded for its edges is also kept
+//! whole for a while: its own tile, usually asked for next, takes it rather
+//! than decoding it again.
 
 use crate::engine::{ChunkLoc, Element, Store};
-use ndarray::{Array2, ArrayView2};
-use std::collections::HashMap;
+use ndarray::{Array2, Array3, ArrayView2};
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -39,10 +42,25 @@ type Key = (u32, ChunkLoc, usize);
 /// Most chunks whose edges are kept (4 KB each for 256² chunks).
 const CAPACITY: usize = 8192;
 
+/// Most bytes of whole chunks kept after their edges were read.
+const DECODED_BYTES: usize = 64 << 20;
+
+/// A whole chunk decoded for its edges: where (time index, chunk), its
+/// cells (an `Array3` of the store's element type) and their size in bytes.
+type DecodedChunk = ((u32, ChunkLoc), Box<dyn Any + Send>, usize);
+
+/// Whole chunks decoded for their edges, oldest first.
+#[derive(Default)]
+struct Decoded {
+    chunks: VecDeque<DecodedChunk>,
+    bytes: usize,
+}
+
 /// Chunks' edges, shared by the tile workers.
 #[derive(Default)]
 pub struct MarginCache {
     kept: Mutex<HashMap<Key, Arc<Edges>>>,
+    decoded: Mutex<Decoded>,
     /// Bumped when the store's cells change: edges read before are not
     /// kept.
     epoch: AtomicU64,
@@ -57,6 +75,56 @@ impl MarginCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         kept.clear();
+        *self.decoded() = Decoded::default();
+    }
+
+    fn decoded(&self) -> std::sync::MutexGuard<'_, Decoded> {
+        self.decoded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cells of chunk `loc` at time index `t`: taken from the chunks
+    /// decoded for their edges, else read.
+    ///
+    /// # Errors
+    /// The chunk cannot be read.
+    pub fn read_chunk<T: Element>(
+        &self,
+        store: &Store,
+        t: u32,
+        loc: ChunkLoc,
+    ) -> Result<Option<Array3<T>>, String> {
+        let taken = {
+            let mut decoded = self.decoded();
+            let at = decoded.chunks.iter().position(|(k, _, _)| *k == (t, loc));
+            at.and_then(|i| decoded.chunks.remove(i))
+                .map(|(_, chunk, size)| {
+                    decoded.bytes -= size;
+                    chunk
+                })
+        };
+        if let Some(chunk) = taken.and_then(|c| c.downcast::<Array3<T>>().ok()) {
+            return Ok(Some(*chunk));
+        }
+        store.read_chunk::<T>(t, loc).map_err(|e| e.to_string())
+    }
+
+    /// Keeps a chunk decoded (in `epoch`) for its edges, for its own tile.
+    fn keep_decoded<T: Element>(&self, epoch: u64, at: (u32, ChunkLoc), chunk: Array3<T>) {
+        let size = chunk.len() * std::mem::size_of::<T>();
+        let mut decoded = self.decoded();
+        if self.epoch.load(Ordering::SeqCst) != epoch || size > DECODED_BYTES {
+            return;
+        }
+        while decoded.bytes + size > DECODED_BYTES {
+            let Some((_, _, old)) = decoded.chunks.pop_front() else {
+                break;
+            };
+            decoded.bytes -= old;
+        }
+        decoded.bytes += size;
+        decoded.chunks.push_back((at, Box::new(chunk), size));
     }
 
     /// Keeps `edges` read in `epoch`, unless the cells changed since;
@@ -109,6 +177,7 @@ impl MarginCache {
         );
         let edges = Arc::new(Edges::of(&plane.view()));
         self.keep(epoch, key, edges.clone());
+        self.keep_decoded(epoch, (t, loc), chunk);
         Ok(Some(edges))
     }
 
@@ -197,6 +266,62 @@ pub fn as_f32<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Window;
+    use crate::engine::grid::structure::tests::sample;
+    use crate::storage::MemoryStorage;
+
+    /// Two chunks side by side (4 x 4 cells each), every cell `v`.
+    fn write_both(store: &Store, v: f32) {
+        let window = Window {
+            row: 0,
+            col: 0,
+            rows: 4,
+            cols: 8,
+        };
+        let cells = ndarray::Array3::from_elem((1, 4, 8), v);
+        store.write(None, window, cells.view()).unwrap();
+    }
+
+    #[test]
+    fn a_neighbour_decoded_for_its_edges_is_handed_to_its_own_tile_once() {
+        let store = Store::create(Arc::new(MemoryStorage::new()), sample()).unwrap();
+        write_both(&store, 1.0);
+        let margins = MarginCache::default();
+        let (left, right) = (ChunkLoc::new(0, 0, 0), ChunkLoc::new(0, 0, 1));
+        let plane = Array2::from_elem((4, 4), 1.0f32);
+        let dem = margins
+            .with_margin::<f32>(&store, (0, left, 0), &plane.view())
+            .unwrap();
+        assert_eq!(dem[(1, 5)], 1.0, "the right neighbour's left edge");
+        // Changed behind the cache's back: what it hands over is the chunk
+        // it decoded, not a second read.
+        write_both(&store, 2.0);
+        let first = margins
+            .read_chunk::<f32>(&store, 0, right)
+            .unwrap()
+            .unwrap();
+        assert!(first.iter().all(|v| *v == 1.0), "{first:?}");
+        let again = margins
+            .read_chunk::<f32>(&store, 0, right)
+            .unwrap()
+            .unwrap();
+        assert!(
+            again.iter().all(|v| *v == 2.0),
+            "handed over once: {again:?}"
+        );
+        // Forgotten with the edges when the cells change.
+        margins.forget();
+        margins
+            .with_margin::<f32>(&store, (0, left, 0), &plane.view())
+            .unwrap();
+        write_both(&store, 3.0);
+        margins.forget();
+        let fresh = margins
+            .read_chunk::<f32>(&store, 0, right)
+            .unwrap()
+            .unwrap();
+        assert!(fresh.iter().all(|v| *v == 3.0), "{fresh:?}");
+    }
 
     #[test]
     fn edges_are_the_outer_rows_and_columns() {

@@ -65,6 +65,9 @@ pub fn run(options: GuiOptions) -> anyhow::Result<()> {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1280.0, 800.0])
             .with_title("gridstore"),
+        // A map's colours are data: drawn exactly, not dithered (which also
+        // halves what a software renderer spends on each pixel).
+        dithering: false,
         ..eframe::NativeOptions::default()
     };
     let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));

@@ -12,7 +12,7 @@ use crate::with_dtype;
 use egui::{ColorImage, TextureHandle, TextureOptions};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 /// A tile: one chunk at one instant.
@@ -60,7 +60,11 @@ pub struct Tile {
 }
 
 enum Slot {
-    Loading,
+    /// On its way: asked for on screen, or prefetched (`true`; dropped if
+    /// the view moves on before it starts).
+    Loading {
+        prefetched: bool,
+    },
     Ready(Tile),
 }
 
@@ -90,7 +94,14 @@ pub struct TileCache {
     pub last_error: Option<String>,
     /// Chunks' edges, for the margins of shaded relief.
     margins: Arc<MarginCache>,
+    /// Tiles asked for on screen (not prefetches) and not yet sent back.
+    wanted: Arc<AtomicUsize>,
 }
+
+/// While tiles load, the map is redrawn at most this often for the ones
+/// that arrived: each frame a software renderer draws takes the CPU the
+/// remaining tiles need. The last tile asked for is drawn at once.
+const LOADING_REDRAW: std::time::Duration = std::time::Duration::from_millis(40);
 
 impl TileCache {
     /// A cache of at most `capacity` tiles.
@@ -109,6 +120,7 @@ impl TileCache {
             ctx,
             last_error: None,
             margins: Arc::default(),
+            wanted: Arc::default(),
         }
     }
 
@@ -135,7 +147,7 @@ impl TileCache {
             .drain()
             .filter_map(|(key, (slot, _))| match slot {
                 Slot::Ready(tile) => Some((key, tile)),
-                Slot::Loading => None,
+                Slot::Loading { .. } => None,
             })
             .collect();
         self.generation += 1;
@@ -146,16 +158,24 @@ impl TileCache {
     pub fn begin_frame(&mut self) {
         self.frame += 1;
         let start = std::time::Instant::now();
+        let mut left_over = true;
         while start.elapsed() < std::time::Duration::from_millis(8) {
             let Ok((key, generation, result)) = self.receiver.try_recv() else {
+                left_over = false;
                 break;
             };
             if generation != self.generation {
                 continue;
             }
             let Some(result) = result else {
-                // A dropped prefetch: requested again when it is wanted.
-                self.slots.remove(&key);
+                // A dropped prefetch: requested again when it is wanted,
+                // unless it already was.
+                if matches!(
+                    self.slots.get(&key),
+                    Some((Slot::Loading { prefetched: true }, _))
+                ) {
+                    self.slots.remove(&key);
+                }
                 continue;
             };
             let tile = match result {
@@ -198,10 +218,10 @@ impl TileCache {
                 self.slots.remove(&key);
             }
         }
-        if self.loading() > 0 {
-            // Keep polling until every requested tile has arrived.
+        if left_over {
+            // Tiles left over after the budget: take them next frame.
             self.ctx
-                .request_repaint_after(std::time::Duration::from_millis(15));
+                .request_repaint_after(std::time::Duration::from_millis(1));
         }
     }
 
@@ -215,10 +235,18 @@ impl TileCache {
         request: bool,
     ) -> Option<&Tile> {
         let frame = self.frame;
-        if !self.slots.contains_key(&key) {
+        // Not asked for yet, or only prefetched: a prefetch queued for an
+        // earlier view is dropped, so it is asked for again, on screen.
+        let ask = match self.slots.get(&key) {
+            None => true,
+            Some((Slot::Loading { prefetched }, _)) => *prefetched,
+            Some((Slot::Ready(_), _)) => false,
+        };
+        if ask {
             if request {
                 self.spawn(store, key, style, false);
-                self.slots.insert(key, (Slot::Loading, frame));
+                self.slots
+                    .insert(key, (Slot::Loading { prefetched: false }, frame));
             }
             return self.stale.get(&key);
         }
@@ -226,7 +254,7 @@ impl TileCache {
         *used = frame;
         match slot {
             Slot::Ready(tile) => Some(tile),
-            Slot::Loading => self.stale.get(&key),
+            Slot::Loading { .. } => self.stale.get(&key),
         }
     }
 
@@ -236,7 +264,8 @@ impl TileCache {
         if !self.slots.contains_key(&key) {
             self.spawn(store, key, style, true);
             // Used "long ago": evicted before anything on screen.
-            self.slots.insert(key, (Slot::Loading, 0));
+            self.slots
+                .insert(key, (Slot::Loading { prefetched: true }, 0));
         }
     }
 
@@ -260,7 +289,7 @@ impl TileCache {
     pub fn loading(&self) -> usize {
         self.slots
             .values()
-            .filter(|(s, _)| matches!(s, Slot::Loading))
+            .filter(|(s, _)| matches!(s, Slot::Loading { .. }))
             .count()
     }
 
@@ -281,13 +310,17 @@ impl TileCache {
     fn spawn(&self, store: &Arc<Store>, key: TileKey, style: Style, prefetch: bool) {
         let epoch = self.view_epoch.clone();
         let spawned_in = epoch.load(Ordering::Relaxed);
-        let (store, sender, ctx, generation, margins) = (
+        let (store, sender, ctx, generation, margins, wanted) = (
             store.clone(),
             self.sender.clone(),
             self.ctx.clone(),
             self.generation,
             self.margins.clone(),
+            self.wanted.clone(),
         );
+        if !prefetch {
+            wanted.fetch_add(1, Ordering::Relaxed);
+        }
         let working = super::task::Working::begin();
         rayon::spawn(move || {
             let _working = working;
@@ -306,7 +339,12 @@ impl TileCache {
                     Err(TrySendError::Disconnected(_)) => return,
                 }
             }
-            ctx.request_repaint();
+            if !prefetch && wanted.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // Not `request_repaint`, which egui answers with two frames.
+                ctx.request_repaint_after(std::time::Duration::from_millis(1));
+            } else {
+                ctx.request_repaint_after(LOADING_REDRAW);
+            }
         });
     }
 }
@@ -317,10 +355,7 @@ fn render<T: Element>(
     key: TileKey,
     style: Style,
 ) -> Result<Option<(ColorImage, Vec<f32>)>, String> {
-    let Some(chunk) = store
-        .read_chunk::<T>(key.t, key.loc)
-        .map_err(|e| e.to_string())?
-    else {
+    let Some(chunk) = margins.read_chunk::<T>(store, key.t, key.loc)? else {
         return Ok(None);
     };
     let nodata = store.nodata::<T>();
@@ -338,32 +373,34 @@ fn render<T: Element>(
         let band = style.bands.indices()[0];
         shade::<T>(store, margins, key, &chunk, relief, band, &mut rgba)?;
     }
-    let mut values: Vec<f32> = style
+    let shown: Vec<usize> = style
         .bands
         .indices()
         .iter()
-        .filter(|&&b| b < chunk.dim().0)
-        .flat_map(|&b| {
-            chunk.index_axis(ndarray::Axis(0), b).into_iter().map(|v| {
-                if v.is_valid(nodata) {
-                    v.to_f64() as f32
-                } else {
-                    f32::NAN
-                }
-            })
-        })
+        .copied()
+        .filter(|&b| b < chunk.dim().0)
         .collect();
+    let plane = rows * cols;
+    let mut values = vec![f32::NAN; shown.len() * plane];
+    for (out, b) in values.chunks_exact_mut(plane).zip(shown) {
+        let band = chunk.index_axis(ndarray::Axis(0), b);
+        for (o, v) in out.iter_mut().zip(band.iter()) {
+            if v.is_valid(nodata) {
+                *o = v.to_f64() as f32;
+            }
+        }
+    }
     mask_beyond_data(store, key.loc, (rows, cols), &mut rgba, &mut values);
-    Ok(Some((
-        ColorImage::from_rgba_unmultiplied([cols, rows], &rgba),
-        values,
-    )))
+    // A ramp's pixels are opaque or all zero, so already premultiplied (no
+    // conversion); a colour table's may be translucent.
+    let image = if palette.is_some() {
+        ColorImage::from_rgba_unmultiplied([cols, rows], &rgba)
+    } else {
+        ColorImage::from_rgba_premultiplied([cols, rows], &rgba)
+    };
+    Ok(Some((image, values)))
 }
 
-/// Shades `rgba` (one tile's colours) with the relief of `band`: computed
-/// from the tile's cells and a one-cell margin from its neighbours (so that
-/// tiles meet without seams), with the ground spacing of each row.
-#[allow(clippy::too_many_arguments)]
 /// For a store without nodata, whose chunks' cells beyond its data are
 /// not data but hold values all the same: those cells of a tile are made
 /// transparent and left out of its values (the stretch, the readout).
@@ -390,7 +427,7 @@ fn mask_beyond_data(
     let plane = rows * cols;
     for i in 0..plane {
         if !inside(i / cols, i % cols) {
-            rgba[i * 4 + 3] = 0;
+            rgba[i * 4..i * 4 + 4].fill(0);
             for v in values.iter_mut().skip(i).step_by(plane) {
                 *v = f32::NAN;
             }
@@ -398,6 +435,9 @@ fn mask_beyond_data(
     }
 }
 
+/// Shades `rgba` (one tile's colours) with the relief of `band`: computed
+/// from the tile's cells and a one-cell margin from its neighbours (so that
+/// tiles meet without seams), with the ground spacing of each row.
 fn shade<T: Element>(
     store: &Store,
     margins: &MarginCache,
@@ -423,7 +463,8 @@ fn shade<T: Element>(
         relief.metres,
     );
     let shade = hillshade(&dem.view(), &spacing, relief.sun);
-    let flat = 1.0 + 254.0 * relief.sun.altitude.to_radians().sin();
+    #[allow(clippy::cast_possible_truncation)]
+    let flat = (1.0 + 254.0 * relief.sun.altitude.to_radians().sin()) as f32;
     for (px, s) in rgba.chunks_exact_mut(4).zip(shade.iter()) {
         if px[3] == 0 || *s == 0 {
             continue;
@@ -433,11 +474,13 @@ fn shade<T: Element>(
         } else {
             // Flat ground keeps its colour; slopes in sun brighten, those
             // in shadow darken.
-            let f = (f64::from(*s) / flat).clamp(0.0, 1.5);
+            let f = (f32::from(*s) / flat).clamp(0.0, 1.5);
             for c in &mut px[..3] {
+                // Rounded by adding a half (the product is never negative):
+                // no library call per channel.
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 {
-                    *c = (f64::from(*c) * f).round().min(255.0) as u8;
+                    *c = (f32::from(*c) * f + 0.5).min(255.0) as u8;
                 }
             }
         }

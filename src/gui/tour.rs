@@ -160,6 +160,12 @@ impl Tour {
         Step::View(center, scale)
     }
 
+    /// Whether the tour is held at a new viewport, waiting for it to load.
+    #[must_use]
+    pub fn holding(&self) -> bool {
+        self.jump.is_some()
+    }
+
     /// Records one frame: the level and instant shown, and what ran.
     pub fn record(
         &mut self,

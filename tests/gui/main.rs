@@ -1231,6 +1231,86 @@ fn a_view_larger_than_the_cache_still_loads_fully() {
     }
 }
 
+/// A tile prefetched for an earlier view is dropped when the view moves on
+/// before it starts; asked for once on screen, it still arrives, without
+/// being asked again (the map asks once, then waits for it).
+#[test]
+fn a_tile_prefetched_for_an_earlier_view_loads_when_it_comes_on_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let store = std::sync::Arc::new(
+        gridstore::engine::Store::open(std::sync::Arc::new(
+            gridstore::storage::FolderStorage::open(&store).unwrap(),
+        ))
+        .unwrap(),
+    );
+    let ctx = egui::Context::default();
+    let mut tiles = gridstore::gui::TileCache::new(ctx.clone(), 64);
+    let (t, loc, _) = store.list_chunks(0).unwrap()[0];
+    let key = gridstore::gui::TileKey { t, loc };
+    let style = gridstore::gui::Style {
+        map: gridstore::render::ColorMap::Viridis,
+        palette: false,
+        bands: gridstore::render::Bands::Single(0),
+        stretch: [gridstore::render::Stretch { min: 0.0, max: 1.0 }; 3],
+        relief: None,
+    };
+    // Every worker held, so that the prefetch waits in the queue until the
+    // view has moved on.
+    let workers = rayon::current_num_threads();
+    let held = std::sync::Arc::new(std::sync::Barrier::new(workers + 1));
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+    for _ in 0..workers {
+        let (held, wait) = (held.clone(), wait.clone());
+        rayon::spawn(move || {
+            held.wait();
+            let _ = wait.lock().unwrap().recv();
+        });
+    }
+    held.wait();
+    tiles.prefetch(&store, key, style);
+    tiles.view_moved();
+    assert!(tiles.get(&store, key, style, true).is_none());
+    drop(release);
+    let start = Instant::now();
+    while !tiles.is_ready(&key) {
+        ctx.run_ui(egui::RawInput::default(), |_| {})
+            .textures_delta
+            .clear();
+        tiles.begin_frame();
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the tile asked for on screen never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(tiles.peek(&key).unwrap().texture.is_some());
+}
+
+/// The map shows the level whose cells are nearest one physical pixel in
+/// scale (as a GPU picks a mipmap level): a finer one only while its cells
+/// stay within 1.4 pixels.
+#[test]
+fn the_map_shows_the_level_nearest_one_cell_per_pixel() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path());
+    let store = gridstore::engine::Store::open(std::sync::Arc::new(
+        gridstore::storage::FolderStorage::open(&store).unwrap(),
+    ))
+    .unwrap();
+    let cell = store.grid().cell_size(0)[0];
+    let mut view = gridstore::gui::MapView::default();
+    for (units_per_pixel, level) in [(1.0, 0), (1.3, 0), (1.5, 1), (1.9, 1), (2.7, 1), (3.0, 2)] {
+        view.units_per_point = units_per_pixel * cell * 2.0;
+        assert_eq!(
+            view.level(&store, 2.0),
+            level,
+            "{units_per_pixel} base cells per pixel"
+        );
+    }
+}
+
 /// A categorical store's legend lists the classes in view, most common
 /// first, counted independently from the store's cells; the legend, scale
 /// and ticks switch off together.
