@@ -385,6 +385,10 @@ pub struct ExportArgs {
     /// The instant, for stores with a time axis.
     #[arg(long)]
     pub time: Option<String>,
+    /// Every stored instant from A to B (inclusive, for example
+    /// 2024-05-01/2024-05-31T23:00), as one NetCDF with a CF time dimension.
+    #[arg(long, value_name = "A/B", value_parser = parse_time_range, conflicts_with_all = ["time", "interpolate"])]
+    pub time_range: Option<(i64, i64)>,
     /// Resampling: nearest, average, bilinear (default: the store's).
     #[arg(long)]
     pub resampling: Option<Resampling>,
@@ -542,6 +546,19 @@ fn parse_bands(s: &str) -> Result<BandList, String> {
 
 fn parse_gui_instant(s: &str) -> Result<i64, String> {
     crate::engine::grid::time::parse_instant(s).map_err(|e| e.to_string())
+}
+
+/// `A/B`: two instants, the first not after the second.
+fn parse_time_range(s: &str) -> Result<(i64, i64), String> {
+    let (a, b) = s
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}' is not a time range (expected A/B)"))?;
+    let parse = |t: &str| crate::engine::grid::time::parse_instant(t).map_err(|e| e.to_string());
+    let (a, b) = (parse(a)?, parse(b)?);
+    if a > b {
+        return Err(format!("'{s}': the range ends before it starts"));
+    }
+    Ok((a, b))
 }
 
 fn parse_stretch(s: &str) -> Result<(f64, f64), String> {

@@ -5,7 +5,9 @@ use super::progress::BarSink;
 use super::{cache, convert, create, history, info, open_store, parse_time};
 use crate::engine::persistence::zarr::FORMAT_VERSION;
 use crate::engine::{CancelToken, Statistics, Store};
-use crate::gdal_io::{ExportFormat, ExportRequest, IngestOptions, Resolution, export_with, ingest};
+use crate::gdal_io::{
+    ExportFormat, ExportRequest, IngestOptions, Resolution, export_instants, export_with, ingest,
+};
 use crate::with_dtype;
 use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
@@ -280,6 +282,34 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         interpolate: args.interpolate,
         allow_empty: args.allow_empty,
     };
+    if let Some(range) = args.time_range {
+        let sink = BarSink::new("export");
+        let result = export_instants(&store, &request, range, &args.output, &sink, cancel);
+        sink.finish();
+        let (report, instants) = result?;
+        if !report.has_data {
+            eprintln!("warning: the exported extent holds no data");
+        }
+        let when = |i: &i64| crate::engine::grid::time::format_instant(*i);
+        let span = match instants.as_slice() {
+            [one] => format!("1 instant ({})", when(one)),
+            [first, .., last] => format!(
+                "{} instants ({} to {})",
+                instants.len(),
+                when(first),
+                when(last)
+            ),
+            [] => "no instants".into(),
+        };
+        println!(
+            "exported {span} of {} x {} cells from level {} to {}",
+            report.size.0,
+            report.size.1,
+            report.level,
+            report.path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let cache = if args.no_cache {
         None
     } else {

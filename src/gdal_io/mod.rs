@@ -13,7 +13,8 @@ mod warp;
 
 pub use error::{IoError, OutputError};
 pub use export::{
-    Between, ExportFormat, ExportReport, ExportRequest, Resolution, export, export_with,
+    Between, ExportFormat, ExportReport, ExportRequest, Resolution, export, export_instants,
+    export_with,
 };
 pub use ingest::{IngestOptions, IngestReport, ingest};
 pub use nodata::{NodataChoice, choose_nodata};

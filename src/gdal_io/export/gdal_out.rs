@@ -14,7 +14,7 @@ use crate::gdal_io::cell::GdalCell;
 use crate::gdal_io::source::srs_from;
 use crate::gdal_io::warp;
 use gdal::raster::{Buffer, RasterBand, RasterCreationOptions};
-use gdal::{Dataset, DriverManager};
+use gdal::{Dataset, DriverManager, Metadata as _};
 use std::path::Path;
 
 /// Output rows per strip.
@@ -53,7 +53,7 @@ pub fn write<T: GdalCell>(
             return Ok(Written { size, has_data });
         }
         let dataset = create::<T>(store, output, driver, path, &options)?;
-        let has_data = fill::<T>(store, output, &dataset, 0, &phase, cancel)?;
+        let has_data = fill::<T>(store, output, (&dataset, 0), 0, &phase, cancel)?;
         dataset.close()?;
         return Ok(Written { size, has_data });
     }
@@ -69,18 +69,104 @@ pub fn write<T: GdalCell>(
         } else {
             create::<T>(store, output, "MEM", "", &[])?
         };
-        let has_data = fill::<T>(store, output, &staging, 0, &phase, cancel)?;
+        one_instant(&mut staging, output, format)?;
+        let has_data = fill::<T>(store, output, (&staging, 0), 0, &phase, cancel)?;
         if overviews > 0 {
             let factors: Vec<i32> = (1..=overviews).map(|k| 1 << k).collect();
             staging.build_overviews("NONE", &factors, &[])?;
             for k in 1..=overviews {
-                fill::<T>(store, output, &staging, k, &phase, cancel)?;
+                fill::<T>(store, output, (&staging, 0), k, &phase, cancel)?;
             }
         }
         finish(&staging, output, driver, &options, crs, path, has_data)
     })();
     gdal::vsi::unlink_mem_file(&staging_path).ok();
     result
+}
+
+/// Writes the output grid at each of `instants` (time index, instant, in
+/// time order) to one NetCDF at `path`: a variable over (time, y, x) and a
+/// CF time coordinate in seconds since 1970-01-01 UTC, proleptic Gregorian,
+/// as xarray decodes it. Reprojected to `crs` when given. The store has one
+/// band.
+///
+/// # Errors
+/// GDAL failures, store read failures, or cancellation, as one line.
+pub fn write_instants<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    instants: &[(u32, i64)],
+    crs: Option<&str>,
+    path: &Path,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<Written, OutputError> {
+    let path = path
+        .to_str()
+        .ok_or_else(|| OutputError::Format("the output path is not UTF-8".into()))?;
+    let (driver, options) = driver_options(store, super::ExportFormat::NetCdf)?;
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let phase = Progress::phase(progress, "export", (instants.len() * output.rows) as u64);
+    // The file's time is the time coordinate, not one instant's tags.
+    let output = OutputGrid {
+        instant: None,
+        ..output.clone()
+    };
+    let mut staging = create_bands::<T>(store, &output, ("MEM", "", &[]), instants.len())?;
+    let times: Vec<i64> = instants.iter().map(|(_, i)| *i).collect();
+    cf_time(&mut staging, &times)?;
+    let mut has_data = false;
+    for (k, (t, _)) in instants.iter().enumerate() {
+        let at = OutputGrid {
+            t: *t,
+            ..output.clone()
+        };
+        has_data |= fill::<T>(store, &at, (&staging, k), 0, &phase, cancel)?;
+    }
+    finish(&staging, &output, driver, &options, crs, path, has_data)
+}
+
+/// Makes the bands of `staging` the steps of a CF time dimension at
+/// `instants` (seconds since the epoch) in the NetCDF GDAL copies it to: a
+/// variable over (time, y, x) and a time coordinate xarray decodes.
+fn cf_time(staging: &mut Dataset, instants: &[i64]) -> Result<(), OutputError> {
+    let values: Vec<String> = instants.iter().map(ToString::to_string).collect();
+    for (key, value) in [
+        ("NETCDF_DIM_EXTRA", "{time}".to_string()),
+        // NC_DOUBLE (6): xarray decodes a double time; whole seconds are
+        // exact up to 2^53.
+        ("NETCDF_DIM_time_DEF", format!("{{{},6}}", instants.len())),
+        (
+            "NETCDF_DIM_time_VALUES",
+            format!("{{{}}}", values.join(",")),
+        ),
+        (
+            "time#units",
+            "seconds since 1970-01-01 00:00:00".to_string(),
+        ),
+        ("time#calendar", "proleptic_gregorian".to_string()),
+        ("time#standard_name", "time".to_string()),
+        ("time#long_name", "time".to_string()),
+        ("time#axis", "T".to_string()),
+    ] {
+        staging.set_metadata_item(key, &value, "")?;
+    }
+    Ok(())
+}
+
+/// A one-band NetCDF of one instant gets a time dimension of one step, so
+/// that its time is a coordinate, not only an attribute.
+fn one_instant(
+    staging: &mut Dataset,
+    output: &OutputGrid,
+    format: super::ExportFormat,
+) -> Result<(), OutputError> {
+    match output.instant {
+        Some(instant) if format == super::ExportFormat::NetCdf && staging.raster_count() == 1 => {
+            cf_time(staging, &[instant])
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Writes `raster` (cells already on the output grid, such as a blend of
@@ -109,7 +195,8 @@ pub fn write_raster<T: GdalCell>(
     if format == ExportFormat::Cog {
         options.push(resampling.to_string());
     }
-    let staging = in_memory(store, output, raster)?;
+    let mut staging = in_memory(store, output, raster)?;
+    one_instant(&mut staging, output, format)?;
     let nodata = store.nodata::<T>();
     let has_data = raster.data.iter().any(|v| v.is_valid(nodata));
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
@@ -266,7 +353,8 @@ fn overview_count(output: &OutputGrid) -> u8 {
     n
 }
 
-/// A dataset of the output's size, georeferencing and nodata.
+/// A dataset of the output's size, georeferencing and nodata, with the
+/// store's bands.
 fn create<T: GdalCell>(
     store: &Store,
     output: &OutputGrid,
@@ -274,9 +362,19 @@ fn create<T: GdalCell>(
     path: &str,
     options: &[&str],
 ) -> Result<Dataset, OutputError> {
+    let bands = store.structure().band_count();
+    create_bands::<T>(store, output, (driver, path, options), bands)
+}
+
+/// [`create`] with `bands` bands.
+fn create_bands<T: GdalCell>(
+    store: &Store,
+    output: &OutputGrid,
+    (driver, path, options): (&str, &str, &[&str]),
+    bands: usize,
+) -> Result<Dataset, OutputError> {
     let driver = DriverManager::get_driver_by_name(driver)?;
     let options = RasterCreationOptions::from_iter(options.iter().copied());
-    let bands = store.structure().band_count();
     let mut ds = driver.create_with_band_type_with_options::<T::Io, _>(
         path,
         output.cols,
@@ -299,11 +397,12 @@ pub struct Written {
 }
 
 /// Fills the output (overview `k` when `k > 0`, from the store `2^k` times
-/// coarser) strip by strip. Returns whether any cell holds data.
+/// coarser) strip by strip, the store's bands into the dataset's from
+/// `first_band` (0-based) on. Returns whether any cell holds data.
 fn fill<T: GdalCell>(
     store: &Store,
     output: &OutputGrid,
-    dataset: &Dataset,
+    (dataset, first_band): (&Dataset, usize),
     k: u8,
     phase: &Progress<'_>,
     cancel: &CancelToken,
@@ -324,7 +423,7 @@ fn fill<T: GdalCell>(
         let raster = store.read_extent_at::<T>(output.t, level, &strip, cell, output.method)?;
         has_data = has_data || raster.data.iter().any(|v| v.is_valid(nodata));
         for (b, plane) in raster.data.outer_iter().enumerate() {
-            let band = dataset.rasterband(b + 1)?;
+            let band = dataset.rasterband(first_band + b + 1)?;
             let mut band: RasterBand<'_> = if k == 0 {
                 band
             } else {

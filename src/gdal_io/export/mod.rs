@@ -228,6 +228,130 @@ pub fn export_with(
     Ok((report, warning))
 }
 
+/// Exports every stored instant from `from` to `to` (inclusive) of an
+/// extent of `store` to one NetCDF at `out`, a variable over (time, y, x)
+/// with a CF time coordinate. `request` says where and how fine, as for
+/// [`export`]; its instant and interpolation are not used. Not kept in the
+/// function cache. Returns the report and the instants written.
+///
+/// # Errors
+/// As [`export`]; and a store without a time axis, of several bands, with
+/// no instant in the range, or an output that is not NetCDF, each one line.
+pub fn export_instants(
+    store: &Store,
+    request: &ExportRequest,
+    (from, to): (i64, i64),
+    out: &Path,
+    progress: &dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<(ExportReport, Vec<i64>), IoError> {
+    use crate::engine::grid::time::format_instant;
+    let refuse = |path: &Path, reason: String| IoError::Mismatch {
+        path: path.into(),
+        reason,
+    };
+    let location = PathBuf::from(store.location());
+    if request.format != ExportFormat::NetCdf {
+        return Err(refuse(
+            out,
+            "--time-range writes one NetCDF with a time dimension; give an .nc output or --format netcdf".into(),
+        ));
+    }
+    if store.structure().time.is_none() {
+        return Err(refuse(
+            &location,
+            "the store has no time axis, so no instants to export over --time-range".into(),
+        ));
+    }
+    let bands = store.structure().band_count();
+    if bands > 1 {
+        return Err(refuse(
+            &location,
+            format!(
+                "a store of {bands} bands exports one instant at a time (--time); a NetCDF of several bands over time is not written yet"
+            ),
+        ));
+    }
+    let instants = store.instants_between(from, to);
+    if instants.is_empty() {
+        let all = store.instants_between(i64::MIN, i64::MAX);
+        let held = match (all.first(), all.last()) {
+            (Some((_, a)), Some((_, b))) => format!(
+                "the store holds {} from {} to {}",
+                all.len(),
+                format_instant(*a),
+                format_instant(*b)
+            ),
+            _ => "the store holds no instants yet".into(),
+        };
+        return Err(refuse(
+            &location,
+            format!(
+                "no stored instants from {} to {}: {held}",
+                format_instant(from),
+                format_instant(to)
+            ),
+        ));
+    }
+    let first = ExportRequest {
+        instant: Some(instants[0].1),
+        interpolate: false,
+        ..request.clone()
+    };
+    let written = with_dtype!(store.structure().dtype, T => {
+        let output = plan_output::<T>(store, &first, out)?;
+        let tmp = temporary_path(out)?;
+        let written = gdal_out::write_instants::<T>(
+            store,
+            &output,
+            &instants,
+            request.crs.as_deref(),
+            &tmp,
+            progress,
+            cancel,
+        );
+        (output, tmp, written)
+    });
+    let (output, tmp, written) = written;
+    if let Ok(w) = &written
+        && !w.has_data
+        && !request.allow_empty
+        && let Some(bbox) = request.bbox
+    {
+        std::fs::remove_file(&tmp).ok();
+        return Err(no_data_in(store, bbox, output.t, bbox_crs_hint(request)));
+    }
+    let written = match written.and_then(|w| {
+        std::fs::rename(&tmp, out)?;
+        Ok(w)
+    }) {
+        Ok(w) => w,
+        Err(reason) => {
+            std::fs::remove_file(&tmp).ok();
+            if cancel.is_cancelled() {
+                return Err(IoError::engine(location, EngineError::Cancelled));
+            }
+            if let OutputError::Engine(e) = reason {
+                return Err(IoError::engine(location, e));
+            }
+            return Err(IoError::Write {
+                path: out.into(),
+                reason,
+            });
+        }
+    };
+    let report = ExportReport {
+        path: out.into(),
+        size: written.size,
+        has_data: written.has_data,
+        level: output.level,
+        geotransform: output.geotransform(),
+        from_cache: false,
+        between: None,
+    };
+    Ok((report, instants.into_iter().map(|(_, i)| i).collect()))
+}
+
 fn export_typed<T: GdalCell>(
     store: &Store,
     request: &ExportRequest,
@@ -429,6 +553,7 @@ fn no_data_in(store: &Store, bbox: Extent, t: u32, hint: &str) -> IoError {
 }
 
 /// The grid an export writes: where, how fine, from which level.
+#[derive(Clone)]
 pub(super) struct OutputGrid {
     /// Time index.
     pub t: u32,
