@@ -180,4 +180,158 @@ fn a_time_range_is_refused_in_one_line_when_it_cannot_be_written() {
         "2024-03-01/2024-04-01",
     ]);
     assert!(err.contains("the store has no time axis"), "{err}");
+    let err = fails(&["series", s(&plain), "--at", "6.1,49.8"]);
+    assert!(err.contains("the store has no time axis"), "{err}");
+    let err = fails(&["series", s(&store), "--at", "6.1,49.8", "--band", "2"]);
+    assert!(err.contains("no band 2 (the store has 1)"), "{err}");
+    let err = fails(&[
+        "series",
+        s(&store),
+        "--at",
+        "6.1,49.8",
+        "--period",
+        "fortnight",
+    ]);
+    assert!(err.contains("'fortnight' is not a period"), "{err}");
+}
+
+/// The value GDAL reads at a point of a raster.
+fn gdal_value(raster: &Path, (x, y): (f64, f64)) -> f64 {
+    let out = std::process::Command::new("gdallocationinfo")
+        .args([
+            "-valonly",
+            "-geoloc",
+            s(raster),
+            &x.to_string(),
+            &y.to_string(),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `series --period` against pandas: the instants' values at a point (as
+/// GDAL reads them from the sources) resampled by day and by 12 h with the
+/// store's aggregator, `sum(min_count=1)` for sums; an instant cleared is
+/// left out, and a day whose instants are all cleared is nodata.
+#[test]
+fn a_series_per_period_equals_pandas_resample_of_the_instants() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("terra_elev.tif");
+    let other = util::inverted("terra_elev.tif", dir.path());
+    // Inside a cell, away from its edges (where rounding picks either side).
+    let point = (6.104, 49.796);
+    let (a, b) = (gdal_value(&src, point), gdal_value(&other, point));
+    assert_ne!(a, b);
+    // Every 6 hours over three days, the sources alternating in a pattern
+    // that differs between days.
+    let steps: Vec<(String, &Path, f64)> = (0..12)
+        .map(|k| {
+            let time = format!("2024-05-{:02}T{:02}:00", 1 + k / 4, (k % 4) * 6);
+            if k % 3 == 0 {
+                (time, other.as_path(), b)
+            } else {
+                (time, src.as_path(), a)
+            }
+        })
+        .collect();
+    for aggregate in ["sum", "mean", "min", "max"] {
+        let store = dir.path().join(format!("{aggregate}.gs"));
+        util::ok(&[
+            "create",
+            s(&store),
+            "--like",
+            s(&src),
+            "--chunk",
+            "16",
+            "--time",
+            "irregular",
+            "--aggregate",
+            aggregate,
+        ]);
+        for (time, file, _) in &steps {
+            util::ok(&["ingest", s(&store), s(file), "--time", time]);
+        }
+        // One instant of day 2 cleared, and all of day 3.
+        let bbox = util::read(s(&src), None).bbox();
+        let cleared = [
+            "2024-05-02T06:00",
+            "2024-05-03T00:00",
+            "2024-05-03T06:00",
+            "2024-05-03T12:00",
+            "2024-05-03T18:00",
+        ];
+        for time in cleared {
+            util::ok(&["clear", s(&store), "--bbox", &bbox, "--time", time]);
+        }
+        let at = format!("{},{}", point.0, point.1);
+        for period in ["day", "12h"] {
+            let csv = util::ok(&[
+                "series",
+                s(&store),
+                "--at",
+                &at,
+                "--period",
+                period,
+                "--csv",
+            ]);
+            let ours: Vec<(String, String)> = csv
+                .lines()
+                .skip(1)
+                .map(|l| {
+                    let f: Vec<&str> = l.split(',').collect();
+                    (f[1].to_string(), f[2].to_string())
+                })
+                .collect();
+            let times: Vec<&str> = steps.iter().map(|(t, _, _)| t.as_str()).collect();
+            let values: Vec<String> = steps
+                .iter()
+                .map(|(t, _, v)| {
+                    if cleared.contains(&t.as_str()) {
+                        "nan".to_string()
+                    } else {
+                        v.to_string()
+                    }
+                })
+                .collect();
+            let printed = util::python(
+                "import sys, pandas as pd, numpy as np\n\
+                 times, values, how, rule = sys.argv[1].split(','), [float(v) for v in sys.argv[2].split(',')], sys.argv[3], sys.argv[4]\n\
+                 series = pd.Series(values, index=pd.to_datetime(times))\n\
+                 r = series.resample(rule)\n\
+                 out = r.sum(min_count=1) if how == 'sum' else getattr(r, how)()\n\
+                 for t, v in out.items():\n\
+                 \x20   print(t.strftime('%Y-%m-%dT%H:%M:%SZ') + ',' + ('' if np.isnan(v) else repr(float(v))))\n",
+                &[
+                    &times.join(","),
+                    &values.join(","),
+                    aggregate,
+                    if period == "day" { "1D" } else { "12h" },
+                ],
+            );
+            let oracle: Vec<(String, String)> = String::from_utf8(printed)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let (t, v) = l.split_once(',').unwrap();
+                    (t.to_string(), v.to_string())
+                })
+                .collect();
+            assert_eq!(oracle.len(), ours.len(), "{aggregate} {period}: {csv}");
+            for ((t_ours, v_ours), (t_oracle, v_oracle)) in ours.iter().zip(&oracle) {
+                assert_eq!(t_ours, t_oracle, "{aggregate} {period}");
+                match (v_ours.parse::<f64>(), v_oracle.parse::<f64>()) {
+                    (Ok(x), Ok(y)) => assert!(
+                        (x - y).abs() <= 1e-5 * y.abs().max(1.0),
+                        "{aggregate} {period} {t_ours}: {x} vs pandas {y}"
+                    ),
+                    _ => assert_eq!(v_ours, v_oracle, "{aggregate} {period} {t_ours}: nodata"),
+                }
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Command-line arguments (clap) and their parsing into engine types.
 
+use crate::engine::grid::period::Period;
 use crate::engine::persistence::layout::Layout;
 use crate::engine::{Aggregator, Codec, DType, Extent, Resampling};
 use crate::storage::Backend;
@@ -148,6 +149,10 @@ pub enum Command {
         /// The store folder.
         store: PathBuf,
     },
+    /// Print a point's values over time: every instant, or one value per
+    /// period (day, week, month, year, 6h, …) aggregated with the store's
+    /// aggregator.
+    Series(SeriesArgs),
     /// List stored chunks.
     Chunks {
         /// The store folder.
@@ -413,6 +418,35 @@ pub struct ExportArgs {
     pub allow_empty: bool,
 }
 
+/// What `gridstore series` reads and how it prints it.
+#[derive(Debug, Args)]
+pub struct SeriesArgs {
+    /// The store folder.
+    pub store: PathBuf,
+    /// The point, X,Y in the store's CRS.
+    #[arg(long, value_name = "X,Y", value_parser = parse_point, allow_hyphen_values = true)]
+    pub at: (f64, f64),
+    /// One value per period: day, week (ISO), month, year, or a length such
+    /// as 6h or 3d from the epoch, all in UTC (default: every instant).
+    #[arg(long, value_parser = parse_period)]
+    pub period: Option<Period>,
+    /// Only the instants from A to B (inclusive).
+    #[arg(long, value_name = "A/B", value_parser = parse_time_range)]
+    pub time_range: Option<(i64, i64)>,
+    /// The band, from 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub band: u32,
+    /// Read this pyramid level (default: the base level).
+    #[arg(long, default_value_t = 0)]
+    pub level: u8,
+    /// Print JSON instead of text.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV instead of text.
+    #[arg(long)]
+    pub csv: bool,
+}
+
 /// What `gridstore cache` does.
 #[derive(Debug, Subcommand)]
 pub enum CacheAction {
@@ -546,6 +580,15 @@ fn parse_bands(s: &str) -> Result<BandList, String> {
 
 fn parse_gui_instant(s: &str) -> Result<i64, String> {
     crate::engine::grid::time::parse_instant(s).map_err(|e| e.to_string())
+}
+
+fn parse_point(s: &str) -> Result<(f64, f64), String> {
+    let v = parse_list(s, 2)?;
+    Ok((v[0], v[1]))
+}
+
+fn parse_period(s: &str) -> Result<Period, String> {
+    Period::parse(s).map_err(|e| e.to_string())
 }
 
 /// `A/B`: two instants, the first not after the second.

@@ -10,6 +10,7 @@ mod history;
 mod info;
 mod progress;
 mod run;
+mod series;
 
 pub use args::{Cli, Command, with_store_shorthand};
 pub use run::run;

@@ -119,6 +119,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { store } => verify(&open_store(&store, false)?, &cancel),
+        Command::Series(args) => {
+            super::series::print(&open_store(&args.store, false)?, &args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Chunks { store, level, json } => {
             info::print_chunks(&open_store(&store, false)?, level, json)
                 .with_context(|| store.display().to_string())?;

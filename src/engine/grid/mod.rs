@@ -3,6 +3,7 @@
 
 pub(crate) mod dtype;
 mod geometry;
+pub mod period;
 pub mod structure;
 pub mod time;
 

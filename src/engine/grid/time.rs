@@ -31,6 +31,9 @@ pub enum TimeError {
     /// Text that is not a time step.
     #[error("'{0}' is not a time step")]
     NotAStep(String),
+    /// Text that is not a period.
+    #[error("'{0}' is not a period (expected day, week, month, year, or a length such as 6h)")]
+    NotAPeriod(String),
     /// A step in a unit that is not known.
     #[error("'{text}': unknown unit '{unit}' (use s, m, h, d or w)")]
     UnknownUnit {
@@ -218,7 +221,7 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 }
 
 // Howard Hinnant's days_from_civil / civil_from_days.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(super) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -228,7 +231,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+pub(super) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -1,0 +1,297 @@
+//! Calendar periods of time in UTC (a day, a month, a year, an ISO week, or
+//! a fixed length such as 6 h), and a value per period aggregated from the
+//! instants inside it with a store's aggregator. Pure math, no I/O.
+
+use super::structure::Aggregator;
+use super::time::{TimeError, civil_from_days, days_from_civil, parse_step};
+
+/// A kind of period. Every instant lies in exactly one period of a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// A calendar day, from midnight UTC.
+    Day,
+    /// An ISO week, from Monday midnight UTC.
+    Week,
+    /// A calendar month.
+    Month,
+    /// A calendar year.
+    Year,
+    /// Fixed steps of this many seconds from the epoch (`6h`: 00:00, 06:00,
+    /// 12:00 and 18:00 UTC).
+    Every(i64),
+}
+
+/// The seconds of a day.
+const DAY: i64 = 86_400;
+
+impl Period {
+    /// Parses `day`, `week`, `month`, `year`, or a length such as `6h` or
+    /// `3d` (as a time step is written).
+    ///
+    /// # Errors
+    /// A [`TimeError`] naming the text.
+    pub fn parse(text: &str) -> Result<Self, TimeError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "day" | "daily" | "1d" => Ok(Self::Day),
+            "week" | "weekly" => Ok(Self::Week),
+            "month" | "monthly" => Ok(Self::Month),
+            "year" | "yearly" | "annual" => Ok(Self::Year),
+            other => match parse_step(other) {
+                Ok(seconds) if seconds > 0 => Ok(Self::Every(seconds)),
+                _ => Err(TimeError::NotAPeriod(text.to_string())),
+            },
+        }
+    }
+
+    /// The start of the period holding `instant` (seconds since the epoch).
+    #[must_use]
+    pub fn start(self, instant: i64) -> i64 {
+        let day = instant.div_euclid(DAY);
+        match self {
+            Self::Day => day * DAY,
+            // 1970-01-01 was a Thursday: Mondays are 3 days before the
+            // epoch, modulo 7.
+            Self::Week => ((day + 3).div_euclid(7) * 7 - 3) * DAY,
+            Self::Month => {
+                let (y, m, _) = civil_from_days(day);
+                days_from_civil(y, month(m), 1) * DAY
+            }
+            Self::Year => {
+                let (y, _, _) = civil_from_days(day);
+                days_from_civil(y, 1, 1) * DAY
+            }
+            Self::Every(step) => instant.div_euclid(step) * step,
+        }
+    }
+
+    /// The start of the period after the one starting at `start`.
+    #[must_use]
+    pub fn next(self, start: i64) -> i64 {
+        let day = start.div_euclid(DAY);
+        match self {
+            Self::Day => start + DAY,
+            Self::Week => start + 7 * DAY,
+            Self::Month => {
+                let (y, m, _) = civil_from_days(day);
+                let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                days_from_civil(y, month(m), 1) * DAY
+            }
+            Self::Year => {
+                let (y, _, _) = civil_from_days(day);
+                days_from_civil(y + 1, 1, 1) * DAY
+            }
+            Self::Every(step) => start + step,
+        }
+    }
+
+    /// The period starting at `start` as people write it: `2024-05-02`,
+    /// `2024-W18`, `2024-05`, `2024`, or its first instant for a fixed
+    /// length.
+    #[must_use]
+    pub fn label(self, start: i64) -> String {
+        let day = start.div_euclid(DAY);
+        let (y, m, d) = civil_from_days(day);
+        match self {
+            Self::Day => format!("{y:04}-{m:02}-{d:02}"),
+            Self::Week => {
+                // The ISO year is the year of the week's Thursday.
+                let thursday = day + 3;
+                let (iso_year, _, _) = civil_from_days(thursday);
+                let week = (thursday - days_from_civil(iso_year, 1, 1)) / 7 + 1;
+                format!("{iso_year:04}-W{week:02}")
+            }
+            Self::Month => format!("{y:04}-{m:02}"),
+            Self::Year => format!("{y:04}"),
+            Self::Every(_) => super::time::format_instant(start),
+        }
+    }
+}
+
+/// A month number (1 to 12) as the calendar functions take it.
+fn month(m: i64) -> u32 {
+    u32::try_from(m.clamp(1, 12)).unwrap_or(1)
+}
+
+/// One period's value: its start, the instants it holds, and the aggregate
+/// of their valid values (`None` when none holds data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeriodValue {
+    /// The period's first instant.
+    pub start: i64,
+    /// Instants stored in the period.
+    pub instants: usize,
+    /// Of those, the ones with data.
+    pub valid: usize,
+    /// The aggregate of the valid values.
+    pub value: Option<f64>,
+}
+
+/// Groups `series` (instant, value; in time order) by `period` and
+/// aggregates each group's valid values with `aggregate`, as the pyramid
+/// does in space: nodata never leaks in, and a period is `None` only when
+/// no instant in it holds data. `Count` counts the valid instants; `Mode`
+/// and `Nearest` break ties by the earliest instant.
+#[must_use]
+pub fn by_period(
+    series: &[(i64, Option<f64>)],
+    period: Period,
+    aggregate: Aggregator,
+) -> Vec<PeriodValue> {
+    let mut out: Vec<PeriodValue> = Vec::new();
+    let mut values: Vec<f64> = Vec::new();
+    let flush = |out: &mut Vec<PeriodValue>, values: &mut Vec<f64>| {
+        if let Some(last) = out.last_mut() {
+            last.valid = values.len();
+            last.value = aggregate_values(values, aggregate);
+        }
+        values.clear();
+    };
+    for &(instant, value) in series {
+        let start = period.start(instant);
+        if out.last().is_none_or(|p| p.start != start) {
+            flush(&mut out, &mut values);
+            out.push(PeriodValue {
+                start,
+                instants: 0,
+                valid: 0,
+                value: None,
+            });
+        }
+        if let Some(last) = out.last_mut() {
+            last.instants += 1;
+        }
+        values.extend(value);
+    }
+    flush(&mut out, &mut values);
+    out
+}
+
+/// The aggregate of valid values in time order; `None` for none.
+fn aggregate_values(values: &[f64], aggregate: Aggregator) -> Option<f64> {
+    let first = *values.first()?;
+    Some(match aggregate {
+        Aggregator::Mean => values.iter().sum::<f64>() / values.len() as f64,
+        Aggregator::Sum => values.iter().sum(),
+        Aggregator::Min => values.iter().copied().fold(first, f64::min),
+        Aggregator::Max => values.iter().copied().fold(first, f64::max),
+        Aggregator::Count => values.len() as f64,
+        Aggregator::Nearest => first,
+        Aggregator::Mode => {
+            // Most frequent; the earliest of equally frequent values.
+            let mut best = (first, 0usize);
+            for (i, v) in values.iter().enumerate() {
+                if values[..i].contains(v) {
+                    continue;
+                }
+                let n = values[i..].iter().filter(|w| *w == v).count();
+                if n > best.1 {
+                    best = (*v, n);
+                }
+            }
+            best.0
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::grid::time::{format_instant, parse_instant};
+
+    fn at(text: &str) -> i64 {
+        parse_instant(text).unwrap()
+    }
+
+    #[test]
+    fn periods_start_and_end_on_the_calendar() {
+        let t = at("2024-02-29T13:45:10");
+        assert_eq!(format_instant(Period::Day.start(t)), "2024-02-29T00:00:00Z");
+        assert_eq!(
+            format_instant(Period::Month.start(t)),
+            "2024-02-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_instant(Period::Month.next(Period::Month.start(t))),
+            "2024-03-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_instant(Period::Year.start(t)),
+            "2024-01-01T00:00:00Z"
+        );
+        // 2024-02-29 was a Thursday; its ISO week began on Monday the 26th.
+        assert_eq!(
+            format_instant(Period::Week.start(t)),
+            "2024-02-26T00:00:00Z"
+        );
+        assert_eq!(Period::Week.label(Period::Week.start(t)), "2024-W09");
+        // 2021-01-03 (a Sunday) is in week 53 of 2020.
+        let sunday = at("2021-01-03T12:00");
+        assert_eq!(Period::Week.label(Period::Week.start(sunday)), "2020-W53");
+        let six = Period::parse("6h").unwrap();
+        assert_eq!(format_instant(six.start(t)), "2024-02-29T12:00:00Z");
+        assert_eq!(Period::Month.label(Period::Month.start(t)), "2024-02");
+        // Before the epoch too.
+        let old = at("1969-12-31T23:00");
+        assert_eq!(
+            format_instant(Period::Day.start(old)),
+            "1969-12-31T00:00:00Z"
+        );
+        assert_eq!(
+            format_instant(Period::Week.start(old)),
+            "1969-12-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn unknown_periods_are_named() {
+        let e = Period::parse("fortnightly").unwrap_err().to_string();
+        assert!(e.contains("'fortnightly'"), "{e}");
+        assert!(Period::parse("0h").is_err());
+    }
+
+    #[test]
+    fn a_period_is_nodata_only_when_no_instant_in_it_holds_data() {
+        let day = |d: u32, h: u32| at(&format!("2024-05-{d:02}T{h:02}:00"));
+        let series = [
+            (day(1, 0), Some(1.0)),
+            (day(1, 6), None),
+            (day(1, 12), Some(3.0)),
+            (day(2, 0), None),
+            (day(3, 0), Some(2.0)),
+            (day(3, 1), Some(2.0)),
+            (day(3, 2), Some(5.0)),
+        ];
+        let sums = by_period(&series, Period::Day, Aggregator::Sum);
+        let values: Vec<Option<f64>> = sums.iter().map(|p| p.value).collect();
+        assert_eq!(values, [Some(4.0), None, Some(9.0)]);
+        assert_eq!((sums[0].instants, sums[0].valid), (3, 2));
+        let value = |a| {
+            by_period(&series, Period::Day, a)
+                .iter()
+                .map(|p| p.value)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(value(Aggregator::Mean), [Some(2.0), None, Some(3.0)]);
+        assert_eq!(value(Aggregator::Min), [Some(1.0), None, Some(2.0)]);
+        assert_eq!(value(Aggregator::Max), [Some(3.0), None, Some(5.0)]);
+        assert_eq!(value(Aggregator::Count), [Some(2.0), None, Some(3.0)]);
+        assert_eq!(value(Aggregator::Mode), [Some(1.0), None, Some(2.0)]);
+        assert_eq!(value(Aggregator::Nearest), [Some(1.0), None, Some(2.0)]);
+    }
+
+    proptest::proptest! {
+        /// Every instant lies in the period that starts at or before it and
+        /// ends after it, and the label names that period.
+        #[test]
+        fn every_instant_lies_in_its_period(
+            instant in -4_000_000_000i64..8_000_000_000,
+            kind in 0usize..5,
+        ) {
+            let period = [Period::Day, Period::Week, Period::Month, Period::Year, Period::Every(21_600)][kind];
+            let start = period.start(instant);
+            proptest::prop_assert!(start <= instant && instant < period.next(start));
+            proptest::prop_assert_eq!(period.start(start), start);
+            proptest::prop_assert_eq!(period.start(period.next(start)), period.next(start));
+        }
+    }
+}
