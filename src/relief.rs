@@ -131,9 +131,14 @@ pub fn hillshade(dem: &ArrayView2<'_, f32>, spacing: &[RowSpacing], sun: Sun) ->
             let x = ((nw + 2.0 * w + sw) - (ne + 2.0 * e + se)) * per_ew;
             let y = ((sw + 2.0 * s + se) - (nw + 2.0 * n + ne)) * per_ns;
             let lit = (light - (y * cos_az - x * sin_az)) / (1.0 + zz * (x * x + y * y)).sqrt();
-            // Full shadow is 1; a cell without data 0.
+            // Full shadow is 1 (also where the gradient overflows to NaN);
+            // a cell without data 0.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let v = (1.0 + lit).clamp(1.0, 255.0) as u8;
+            let v = if lit.is_nan() {
+                1
+            } else {
+                (1.0 + lit).clamp(1.0, 255.0) as u8
+            };
             *px = if centre.is_nan() { 0 } else { v };
         }
     }

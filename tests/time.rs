@@ -108,6 +108,28 @@ fn a_time_range_exports_its_instants_as_one_netcdf_that_xarray_reads() {
         assert!(data > 1000, "instant {k}: {data} cells of data");
     }
     assert_ne!(first.bands[0], second.bands[0], "the instants differ");
+    // Reprojected, it keeps its time dimension.
+    let warped = dir.path().join("warped.nc");
+    util::ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&warped),
+        "--time-range",
+        "2024-03-01/2024-04-01",
+        "--crs",
+        "EPSG:3857",
+    ]);
+    let printed = util::python(
+        "import sys, xarray as xr, numpy as np\n\
+         ds = xr.open_dataset(sys.argv[1], engine='h5netcdf')\n\
+         print(' '.join(np.datetime_as_string(ds.time.values, unit='s')))\n",
+        &[s(&warped)],
+    );
+    assert_eq!(
+        String::from_utf8(printed).unwrap(),
+        "2024-03-01T00:00:00 2024-03-01T06:00:00 2024-04-01T00:00:00\n"
+    );
 }
 
 /// One instant exported to NetCDF, blended or stored, carries its time as
@@ -162,6 +184,21 @@ fn a_time_range_is_refused_in_one_line_when_it_cannot_be_written() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+    // Each instant fits in memory, not the three together.
+    let err = fails(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&dir.path().join("r.nc")),
+        "--time-range",
+        "2024-03-01/2024-04-01",
+        "--resolution",
+        "0.0000337",
+    ]);
+    assert!(
+        err.contains("r.nc: 3 instants of 22997 x 21761 cells are 1501313151 cells, more than"),
+        "{err}"
+    );
     let err = export("r.nc", "2024-04-01/2024-03-01");
     assert!(err.contains("the range ends before it starts"), "{err}");
     assert!(!dir.path().join("r.nc").exists());
@@ -182,6 +219,18 @@ fn a_time_range_is_refused_in_one_line_when_it_cannot_be_written() {
     assert!(err.contains("the store has no time axis"), "{err}");
     let err = fails(&["series", s(&plain), "--at", "6.1,49.8"]);
     assert!(err.contains("the store has no time axis"), "{err}");
+    let err = fails(&[
+        "series",
+        s(&store),
+        "--at",
+        "6.1,49.8",
+        "--time-range",
+        "2023-01-01/2023-02-01",
+    ]);
+    assert!(
+        err.contains("no stored instants from 2023-01-01T00:00:00Z to 2023-02-01T00:00:00Z: the store holds 3"),
+        "{err}"
+    );
     let err = fails(&["series", s(&store), "--at", "6.1,49.8", "--band", "2"]);
     assert!(err.contains("no band 2 (the store has 1)"), "{err}");
     let err = fails(&[

@@ -38,12 +38,27 @@ pub fn print(store: &Store, args: &SeriesArgs) -> anyhow::Result<()> {
     }
     let (from, to) = args.time_range.unwrap_or((i64::MIN, i64::MAX));
     let instants = store.instants_between(from, to);
+    if instants.is_empty() {
+        let all = store.instants_between(i64::MIN, i64::MAX);
+        match (all.first(), all.last()) {
+            (Some((_, a)), Some((_, b))) => bail!(
+                "{location}: no stored instants from {} to {}: the store holds {} from {} to {}",
+                format_instant(from),
+                format_instant(to),
+                all.len(),
+                format_instant(*a),
+                format_instant(*b)
+            ),
+            _ => bail!("{location}: the store holds no instants yet"),
+        }
+    }
     let values = instants
         .par_iter()
         .map(|&(t, _)| {
             with_dtype!(store.structure().dtype, T => store.value_at::<T>(t, args.level, (x, y), band, Resampling::Nearest))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
     let series: Vec<(i64, Option<f64>)> = instants.iter().map(|(_, i)| *i).zip(values).collect();
     let rows = match args.period {
         Some(period) => Rows::Periods(
@@ -107,9 +122,6 @@ impl Rows {
                 )
             }));
             return out.join("\n");
-        }
-        if rows.is_empty() {
-            return "no stored instants".into();
         }
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         rows.iter()

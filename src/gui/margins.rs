@@ -78,6 +78,13 @@ impl MarginCache {
         *self.decoded() = Decoded::default();
     }
 
+    /// The count of changes to the store's cells seen so far: taken when a
+    /// tile is asked for, and given to [`MarginCache::with_margin`].
+    #[must_use]
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
     fn decoded(&self) -> std::sync::MutexGuard<'_, Decoded> {
         self.decoded
             .lock()
@@ -183,18 +190,20 @@ impl MarginCache {
 
     /// `plane` (the tile's band, as f32) with a one-cell margin from its
     /// neighbours at the same level and instant; NaN where a neighbour is
-    /// outside the grid or holds no data there. Keeps the tile's own edges.
+    /// outside the grid or holds no data there. Keeps the tile's own edges,
+    /// and what it reads, only if the cells have not changed since `epoch`
+    /// ([`MarginCache::epoch`] when the tile was asked for: a tile queued
+    /// before a change keeps nothing it read after it).
     ///
     /// # Errors
     /// A neighbour cannot be read.
     pub fn with_margin<T: Element>(
         &self,
         store: &Store,
+        epoch: u64,
         (t, loc, band): (u32, ChunkLoc, usize),
         plane: &ArrayView2<'_, f32>,
     ) -> Result<Array2<f32>, String> {
-        // Taken before any read: edges read across a change are not kept.
-        let epoch = self.epoch.load(Ordering::SeqCst);
         self.keep(epoch, (t, loc, band), Arc::new(Edges::of(plane)));
         let (rows, cols) = plane.dim();
         let mut out = Array2::from_elem((rows + 2, cols + 2), f32::NAN);
@@ -290,7 +299,7 @@ mod tests {
         let (left, right) = (ChunkLoc::new(0, 0, 0), ChunkLoc::new(0, 0, 1));
         let plane = Array2::from_elem((4, 4), 1.0f32);
         let dem = margins
-            .with_margin::<f32>(&store, (0, left, 0), &plane.view())
+            .with_margin::<f32>(&store, margins.epoch(), (0, left, 0), &plane.view())
             .unwrap();
         assert_eq!(dem[(1, 5)], 1.0, "the right neighbour's left edge");
         // Changed behind the cache's back: what it hands over is the chunk
@@ -312,7 +321,7 @@ mod tests {
         // Forgotten with the edges when the cells change.
         margins.forget();
         margins
-            .with_margin::<f32>(&store, (0, left, 0), &plane.view())
+            .with_margin::<f32>(&store, margins.epoch(), (0, left, 0), &plane.view())
             .unwrap();
         write_both(&store, 3.0);
         margins.forget();
@@ -321,6 +330,18 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(fresh.iter().all(|v| *v == 3.0), "{fresh:?}");
+        // A tile asked for before a change, run after it, keeps nothing.
+        let before = margins.epoch();
+        margins.forget();
+        margins
+            .with_margin::<f32>(&store, before, (0, left, 0), &plane.view())
+            .unwrap();
+        write_both(&store, 4.0);
+        let after = margins
+            .read_chunk::<f32>(&store, 0, right)
+            .unwrap()
+            .unwrap();
+        assert!(after.iter().all(|v| *v == 4.0), "{after:?}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! as textures in a bounded cache.
 //!
 //! The UI thread only requests tiles and uploads finished images; results
-//! come back over a bounded channel and wake the UI with `request_repaint`.
+//! come back over a bounded channel and wake the UI (within 40 ms while
+//! others load, at once for the last one asked for).
 
 use super::margins::{MarginCache, as_f32};
 use crate::engine::{ChunkLoc, Element, Store};
@@ -318,6 +319,9 @@ impl TileCache {
             self.margins.clone(),
             self.wanted.clone(),
         );
+        // The cells as of now: a job that starts after they change keeps
+        // nothing it reads.
+        let margin_epoch = margins.epoch();
         if !prefetch {
             wanted.fetch_add(1, Ordering::Relaxed);
         }
@@ -325,7 +329,7 @@ impl TileCache {
         rayon::spawn(move || {
             let _working = working;
             let result = (!prefetch || epoch.load(Ordering::Relaxed) == spawned_in).then(|| {
-                with_dtype!(store.structure().dtype, T => render::<T>(&store, &margins, key, style))
+                with_dtype!(store.structure().dtype, T => render::<T>(&store, (&margins, margin_epoch), key, style))
             });
             let mut message = (key, generation, result);
             // Bounded: wait while the UI catches up, never drop a tile.
@@ -351,7 +355,7 @@ impl TileCache {
 
 fn render<T: Element>(
     store: &Store,
-    margins: &MarginCache,
+    (margins, epoch): (&MarginCache, u64),
     key: TileKey,
     style: Style,
 ) -> Result<Option<(ColorImage, Vec<f32>)>, String> {
@@ -371,7 +375,15 @@ fn render<T: Element>(
     );
     if let Some(relief) = style.relief {
         let band = style.bands.indices()[0];
-        shade::<T>(store, margins, key, &chunk, relief, band, &mut rgba)?;
+        shade::<T>(
+            store,
+            (margins, epoch),
+            key,
+            &chunk,
+            relief,
+            band,
+            &mut rgba,
+        )?;
     }
     let shown: Vec<usize> = style
         .bands
@@ -440,7 +452,7 @@ fn mask_beyond_data(
 /// tiles meet without seams), with the ground spacing of each row.
 fn shade<T: Element>(
     store: &Store,
-    margins: &MarginCache,
+    (margins, epoch): (&MarginCache, u64),
     key: TileKey,
     chunk: &ndarray::Array3<T>,
     relief: Relief,
@@ -453,7 +465,7 @@ fn shade<T: Element>(
         &chunk.index_axis(ndarray::Axis(0), band),
         store.nodata::<T>(),
     );
-    let dem = margins.with_margin::<T>(store, (key.t, key.loc, band), &plane.view())?;
+    let dem = margins.with_margin::<T>(store, epoch, (key.t, key.loc, band), &plane.view())?;
     let extent = grid.chunk_extent(key.loc);
     let cell = grid.cell_size(key.loc.level);
     let spacing = row_spacing(

@@ -33,7 +33,7 @@ impl Period {
     pub fn parse(text: &str) -> Result<Self, TimeError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "day" | "daily" | "1d" => Ok(Self::Day),
-            "week" | "weekly" => Ok(Self::Week),
+            "week" | "weekly" | "1w" => Ok(Self::Week),
             "month" | "monthly" => Ok(Self::Month),
             "year" | "yearly" | "annual" => Ok(Self::Year),
             other => match parse_step(other) {
@@ -46,21 +46,23 @@ impl Period {
     /// The start of the period holding `instant` (seconds since the epoch).
     #[must_use]
     pub fn start(self, instant: i64) -> i64 {
+        // Saturating: an instant within a period of the ends of i64 gets
+        // the end, never a panic.
         let day = instant.div_euclid(DAY);
         match self {
-            Self::Day => day * DAY,
+            Self::Day => day.saturating_mul(DAY),
             // 1970-01-01 was a Thursday: Mondays are 3 days before the
             // epoch, modulo 7.
-            Self::Week => ((day + 3).div_euclid(7) * 7 - 3) * DAY,
+            Self::Week => ((day + 3).div_euclid(7) * 7 - 3).saturating_mul(DAY),
             Self::Month => {
                 let (y, m, _) = civil_from_days(day);
-                days_from_civil(y, month(m), 1) * DAY
+                days_from_civil(y, month(m), 1).saturating_mul(DAY)
             }
             Self::Year => {
                 let (y, _, _) = civil_from_days(day);
-                days_from_civil(y, 1, 1) * DAY
+                days_from_civil(y, 1, 1).saturating_mul(DAY)
             }
-            Self::Every(step) => instant.div_euclid(step) * step,
+            Self::Every(step) => instant.div_euclid(step).saturating_mul(step),
         }
     }
 
@@ -69,18 +71,18 @@ impl Period {
     pub fn next(self, start: i64) -> i64 {
         let day = start.div_euclid(DAY);
         match self {
-            Self::Day => start + DAY,
-            Self::Week => start + 7 * DAY,
+            Self::Day => start.saturating_add(DAY),
+            Self::Week => start.saturating_add(7 * DAY),
             Self::Month => {
                 let (y, m, _) = civil_from_days(day);
                 let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                days_from_civil(y, month(m), 1) * DAY
+                days_from_civil(y, month(m), 1).saturating_mul(DAY)
             }
             Self::Year => {
                 let (y, _, _) = civil_from_days(day);
-                days_from_civil(y + 1, 1, 1) * DAY
+                days_from_civil(y + 1, 1, 1).saturating_mul(DAY)
             }
-            Self::Every(step) => start + step,
+            Self::Every(step) => start.saturating_add(step),
         }
     }
 
@@ -247,6 +249,25 @@ mod tests {
         let e = Period::parse("fortnightly").unwrap_err().to_string();
         assert!(e.contains("'fortnightly'"), "{e}");
         assert!(Period::parse("0h").is_err());
+        assert_eq!(
+            Period::parse("1w").unwrap(),
+            Period::Week,
+            "weeks start on Mondays"
+        );
+        // The ends of time: no panic.
+        for p in [
+            Period::Day,
+            Period::Week,
+            Period::Month,
+            Period::Year,
+            Period::Every(7),
+        ] {
+            let _ = (
+                p.start(i64::MIN),
+                p.start(i64::MAX),
+                p.label(p.start(i64::MIN)),
+            );
+        }
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! Each strip of output rows is read from the store (chunks decoded in
 //! parallel) and handed to GDAL, which compresses tiles on its own threads
-//! while the next strip decodes. Memory stays at a few strips whatever the
-//! size of the output. A plain GeoTIFF is written in place; COG and NetCDF
-//! go through a staging dataset that GDAL then copies, and a COG's overviews
-//! are filled from the store's own coarser levels.
+//! while the next strip decodes. A plain GeoTIFF is written in place, its
+//! memory a few strips whatever its size; COG and NetCDF go through a
+//! staging dataset that GDAL then copies (in memory, bounded by the export's
+//! cell limit, for NetCDF), and a COG's overviews are filled from the
+//! store's own coarser levels.
 
 use super::{ExportFormat, OutputGrid};
 use crate::engine::{CancelToken, Progress, ProgressSink, Resampling, Store};
@@ -233,19 +234,7 @@ pub fn warp_raster<T: GdalCell>(
     crs: &str,
 ) -> Result<crate::engine::Raster<T>, OutputError> {
     let staging = in_memory(store, output, raster)?;
-    let mut args: Vec<String> = [
-        "-of",
-        "MEM",
-        "-t_srs",
-        crs,
-        "-r",
-        warp_method(output.method),
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    args.extend(output.warp.iter().cloned());
-    let warped = warp::warp(&staging, "", &args)?;
+    let warped = warp_in_memory(&staging, output, crs)?;
     let (cols, rows) = warped.raster_size();
     let mut cells = Vec::with_capacity(warped.raster_count() * cols * rows);
     for b in 1..=warped.raster_count() {
@@ -262,6 +251,28 @@ pub fn warp_raster<T: GdalCell>(
         geotransform: warped.geo_transform()?,
         level: raster.level,
     })
+}
+
+/// `staging` warped to `crs` with the output's resampling and size, in
+/// memory (its metadata items kept, as gdalwarp keeps them).
+fn warp_in_memory(
+    staging: &Dataset,
+    output: &OutputGrid,
+    crs: &str,
+) -> Result<Dataset, OutputError> {
+    let mut args: Vec<String> = [
+        "-of",
+        "MEM",
+        "-t_srs",
+        crs,
+        "-r",
+        warp_method(output.method),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    args.extend(output.warp.iter().cloned());
+    warp::warp(staging, "", &args)
 }
 
 /// gdalwarp's name of a resampling.
@@ -316,6 +327,17 @@ fn finish(
     has_data: bool,
 ) -> Result<Written, OutputError> {
     match crs {
+        // NetCDF's time dimension is made only by a copy (CreateCopy reads
+        // the staging dataset's NETCDF_DIM_* items): warped in memory first.
+        Some(crs) if driver == "netCDF" => {
+            let warped = warp_in_memory(staging, output, crs)?;
+            let driver = DriverManager::get_driver_by_name(driver)?;
+            let options = RasterCreationOptions::from_iter(options.iter().copied());
+            let copy = warped.create_copy(&driver, path, &options)?;
+            let size = copy.raster_size();
+            copy.close()?;
+            Ok(Written { size, has_data })
+        }
         Some(crs) => {
             let method = warp_method(output.method);
             let mut args: Vec<String> = ["-of", driver, "-t_srs", crs, "-r", method]

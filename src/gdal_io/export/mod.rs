@@ -300,6 +300,19 @@ pub fn export_instants(
     };
     let written = with_dtype!(store.structure().dtype, T => {
         let output = plan_output::<T>(store, &first, out)?;
+        // Every instant is staged in memory before GDAL writes the file.
+        let cells = output.cols as f64 * output.rows as f64 * instants.len() as f64;
+        if cells > MAX_STAGED_CELLS {
+            return Err(refuse(
+                out,
+                format!(
+                    "{} instants of {} x {} cells are {cells:.0} cells, more than the {MAX_STAGED_CELLS:.0} a NetCDF export stages; export a shorter --time-range or a coarser --level",
+                    instants.len(),
+                    output.cols,
+                    output.rows
+                ),
+            ));
+        }
         let tmp = temporary_path(out)?;
         let written = gdal_out::write_instants::<T>(
             store,
