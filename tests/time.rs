@@ -384,3 +384,86 @@ fn a_series_per_period_equals_pandas_resample_of_the_instants() {
         }
     }
 }
+
+/// `ingest --time-from-name`: each file's instant from its name, in one
+/// process; a name that does not fit, or two files of one instant, stop it
+/// before anything is written.
+#[test]
+fn each_file_takes_its_instant_from_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("terra_elev.tif");
+    let store = dir.path().join("n.gs");
+    util::ok(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&src),
+        "--chunk",
+        "16",
+        "--time",
+        "irregular",
+    ]);
+    let files: Vec<std::path::PathBuf> = ["2024050100", "2024050106", "2024050212"]
+        .iter()
+        .map(|t| {
+            let file = dir.path().join(format!("rain_{t}.tif"));
+            std::fs::copy(&src, &file).unwrap();
+            file
+        })
+        .collect();
+    let pattern = "rain_%Y%m%d%H.tif";
+    // A file whose name does not fit: nothing is ingested.
+    let stray = dir.path().join("rain_latest.tif");
+    std::fs::copy(&src, &stray).unwrap();
+    let mut args = vec!["ingest", s(&store)];
+    args.extend(files.iter().map(|f| s(f)));
+    args.extend([s(&stray), "--time-from-name", pattern]);
+    let err = fails(&args);
+    assert!(
+        err.contains("rain_latest.tif: its name does not match 'rain_%Y%m%d%H.tif'"),
+        "{err}"
+    );
+    let at = "6.104,49.796";
+    let err = fails(&["series", s(&store), "--at", at]);
+    assert!(err.contains("the store holds no instants yet"), "{err}");
+    // Two files of one instant: nothing is ingested either.
+    let twin = dir.path().join("sub");
+    std::fs::create_dir(&twin).unwrap();
+    let twin = twin.join("rain_2024050100.tif");
+    std::fs::copy(&src, &twin).unwrap();
+    let err = fails(&[
+        "ingest",
+        s(&store),
+        s(&files[0]),
+        s(&twin),
+        "--time-from-name",
+        pattern,
+    ]);
+    assert!(err.contains("both hold 2024-05-01T00:00:00Z"), "{err}");
+    // All three, each at its own instant.
+    let mut args = vec!["ingest", s(&store)];
+    args.extend(files.iter().map(|f| s(f)));
+    args.extend(["--time-from-name", pattern]);
+    util::ok(&args);
+    let csv = util::ok(&["series", s(&store), "--at", at, "--csv"]);
+    let instants: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        instants,
+        [
+            "2024-05-01T00:00:00Z",
+            "2024-05-01T06:00:00Z",
+            "2024-05-02T12:00:00Z"
+        ]
+    );
+    let value = gdal_value(&src, (6.104, 49.796));
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(2) == Some(&value.to_string())),
+        "{csv}"
+    );
+}

@@ -65,6 +65,11 @@ pub enum Command {
         /// The instant of the rasters, for stores with a time axis (YYYY-MM-DD[THH:MM[:SS]]).
         #[arg(long)]
         time: Option<String>,
+        /// Each file's instant from its name, by a strftime-like PATTERN
+        /// (%Y %m %d %H %M %S %j), e.g. 'rain_%Y%m%d%H.tif'. Every name is
+        /// read before anything is ingested.
+        #[arg(long, value_name = "PATTERN", conflicts_with = "time")]
+        time_from_name: Option<String>,
         /// Allow lossy conversion of the cell type (e.g. float into u8).
         #[arg(long)]
         cast: bool,

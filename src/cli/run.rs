@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store,
             files,
             time,
+            time_from_name,
             cast,
             allow_nodata_loss,
         } => {
@@ -52,7 +53,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cast,
                 allow_nodata_loss,
             };
-            ingest_files(&store, &files, &options, &cancel)
+            let instants = match time_from_name {
+                Some(pattern) => Some(instants_from_names(&store, &files, &pattern)?),
+                None => None,
+            };
+            ingest_files(&store, &files, instants.as_deref(), &options, &cancel)
         }
         Command::Export(args) => export_cmd(&args, &cancel),
         Command::Clear { store, bbox, time } => {
@@ -191,14 +196,58 @@ fn cancel_on_interrupt() -> CancelToken {
     cancel
 }
 
+/// Each file's instant from its name by `pattern`, all read before any is
+/// ingested: a name that does not fit, or two files of one instant, stop the
+/// ingest before it changes anything.
+fn instants_from_names(
+    store: &Store,
+    files: &[PathBuf],
+    pattern: &str,
+) -> anyhow::Result<Vec<i64>> {
+    use crate::engine::grid::time::format_instant;
+    use crate::engine::grid::time_from_name::instant_from_name;
+    if store.structure().time.is_none() {
+        bail!(
+            "{}: the store has no time axis, so no instants to take from names",
+            store.location()
+        );
+    }
+    let mut seen = std::collections::HashMap::new();
+    let mut instants = Vec::with_capacity(files.len());
+    for file in files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let instant = instant_from_name(pattern, &name)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        if let Some(other) = seen.insert(instant, file) {
+            bail!(
+                "{} and {} both hold {}; give each instant one file",
+                other.display(),
+                file.display(),
+                format_instant(instant)
+            );
+        }
+        instants.push(instant);
+    }
+    Ok(instants)
+}
+
 fn ingest_files(
     store: &Store,
     files: &[PathBuf],
+    instants: Option<&[i64]>,
     options: &IngestOptions,
     cancel: &CancelToken,
 ) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
-    for file in files {
+    for (k, file) in files.iter().enumerate() {
+        let options = IngestOptions {
+            instant: instants.map_or(options.instant, |i| Some(i[k])),
+            ..options.clone()
+        };
+        let options = &options;
         let name = file.file_name().map_or_else(
             || file.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
@@ -460,6 +509,7 @@ fn demo(path: &Path) -> anyhow::Result<ExitCode> {
     ingest_files(
         &store,
         &[sample],
+        None,
         &IngestOptions::default(),
         &CancelToken::new(),
     )?;

@@ -6,5 +6,6 @@ mod geometry;
 pub mod period;
 pub mod structure;
 pub mod time;
+pub mod time_from_name;
 
 pub use geometry::{ChunkLoc, Extent, Grid, GridError, Window};

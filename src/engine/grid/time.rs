@@ -211,7 +211,7 @@ fn format_utc(seconds: i64) -> String {
     )
 }
 
-fn days_in_month(y: i64, m: u32) -> u32 {
+pub(super) fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
         2 => 28,
