@@ -18,22 +18,30 @@ fn fails(args: &[&str]) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// An empty store like `src` (16² chunks) with an irregular time axis,
+/// aggregating with `aggregate`.
+fn create_over_time(store: &Path, src: &Path, aggregate: &str) {
+    util::ok(&[
+        "create",
+        s(store),
+        "--like",
+        s(src),
+        "--chunk",
+        "16",
+        "--time",
+        "irregular",
+        "--aggregate",
+        aggregate,
+    ]);
+}
+
 /// The Meuse elevation at three irregular instants, the middle one
 /// inverted, so that the instants' cells differ.
 fn meuse_over_time(dir: &Path) -> std::path::PathBuf {
     let store = dir.join("t.gs");
     let src = util::data("terra_elev.tif");
     let other = util::inverted("terra_elev.tif", dir);
-    util::ok(&[
-        "create",
-        s(&store),
-        "--like",
-        s(&src),
-        "--chunk",
-        "16",
-        "--time",
-        "irregular",
-    ]);
+    create_over_time(&store, &src, "mean");
     for (file, time) in [
         (&src, "2024-03-01T00:00"),
         (&other, "2024-03-01T06:00"),
@@ -290,18 +298,7 @@ fn a_series_per_period_equals_pandas_resample_of_the_instants() {
         .collect();
     for aggregate in ["sum", "mean", "min", "max"] {
         let store = dir.path().join(format!("{aggregate}.gs"));
-        util::ok(&[
-            "create",
-            s(&store),
-            "--like",
-            s(&src),
-            "--chunk",
-            "16",
-            "--time",
-            "irregular",
-            "--aggregate",
-            aggregate,
-        ]);
+        create_over_time(&store, &src, aggregate);
         for (time, file, _) in &steps {
             util::ok(&["ingest", s(&store), s(file), "--time", time]);
         }
@@ -393,16 +390,7 @@ fn each_file_takes_its_instant_from_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let src = util::data("terra_elev.tif");
     let store = dir.path().join("n.gs");
-    util::ok(&[
-        "create",
-        s(&store),
-        "--like",
-        s(&src),
-        "--chunk",
-        "16",
-        "--time",
-        "irregular",
-    ]);
+    create_over_time(&store, &src, "mean");
     let files: Vec<std::path::PathBuf> = ["2024050100", "2024050106", "2024050212"]
         .iter()
         .map(|t| {

@@ -66,6 +66,26 @@ fn store_with_data(dir: &Path) -> std::path::PathBuf {
     store
 }
 
+/// [`store_with_data`] opened as a store.
+fn opened_with_data(dir: &Path) -> gridstore::engine::Store {
+    let store = store_with_data(dir);
+    gridstore::engine::Store::open(std::sync::Arc::new(
+        gridstore::storage::FolderStorage::open(&store).unwrap(),
+    ))
+    .unwrap()
+}
+
+/// Band 1 in viridis over 0–1, no relief: a tile style for the cache alone.
+fn plain_style() -> gridstore::gui::Style {
+    gridstore::gui::Style {
+        map: gridstore::render::ColorMap::Viridis,
+        palette: false,
+        bands: gridstore::render::Bands::Single(0),
+        stretch: [gridstore::render::Stretch { min: 0.0, max: 1.0 }; 3],
+        relief: None,
+    }
+}
+
 /// A store holding data, open in a harness; the folder lives as long as
 /// the returned guard.
 fn explorer_on_data() -> (tempfile::TempDir, Harness<'static, Explorer>) {
@@ -1186,13 +1206,7 @@ fn neighbouring_tiles_are_prefetched_for_panning() {
 #[test]
 fn a_view_larger_than_the_cache_still_loads_fully() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let store = std::sync::Arc::new(
-        gridstore::engine::Store::open(std::sync::Arc::new(
-            gridstore::storage::FolderStorage::open(&store).unwrap(),
-        ))
-        .unwrap(),
-    );
+    let store = std::sync::Arc::new(opened_with_data(dir.path()));
     let ctx = egui::Context::default();
     let mut tiles = gridstore::gui::TileCache::new(ctx.clone(), 4);
     let level0 = store.list_chunks(0).unwrap();
@@ -1201,13 +1215,7 @@ fn a_view_larger_than_the_cache_still_loads_fully() {
         .iter()
         .map(|(t, loc, _)| gridstore::gui::TileKey { t: *t, loc: *loc })
         .collect();
-    let style = gridstore::gui::Style {
-        map: gridstore::render::ColorMap::Viridis,
-        palette: false,
-        bands: gridstore::render::Bands::Single(0),
-        stretch: [gridstore::render::Stretch { min: 0.0, max: 1.0 }; 3],
-        relief: None,
-    };
+    let style = plain_style();
     let start = Instant::now();
     loop {
         // Textures are created by the frames; nothing paints them here.
@@ -1237,24 +1245,12 @@ fn a_view_larger_than_the_cache_still_loads_fully() {
 #[test]
 fn a_tile_prefetched_for_an_earlier_view_loads_when_it_comes_on_screen() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let store = std::sync::Arc::new(
-        gridstore::engine::Store::open(std::sync::Arc::new(
-            gridstore::storage::FolderStorage::open(&store).unwrap(),
-        ))
-        .unwrap(),
-    );
+    let store = std::sync::Arc::new(opened_with_data(dir.path()));
     let ctx = egui::Context::default();
     let mut tiles = gridstore::gui::TileCache::new(ctx.clone(), 64);
     let (t, loc, _) = store.list_chunks(0).unwrap()[0];
     let key = gridstore::gui::TileKey { t, loc };
-    let style = gridstore::gui::Style {
-        map: gridstore::render::ColorMap::Viridis,
-        palette: false,
-        bands: gridstore::render::Bands::Single(0),
-        stretch: [gridstore::render::Stretch { min: 0.0, max: 1.0 }; 3],
-        relief: None,
-    };
+    let style = plain_style();
     // Every worker held, so that the prefetch waits in the queue until the
     // view has moved on.
     let workers = rayon::current_num_threads();
@@ -1294,11 +1290,7 @@ fn a_tile_prefetched_for_an_earlier_view_loads_when_it_comes_on_screen() {
 #[test]
 fn the_map_shows_the_level_nearest_one_cell_per_pixel() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_data(dir.path());
-    let store = gridstore::engine::Store::open(std::sync::Arc::new(
-        gridstore::storage::FolderStorage::open(&store).unwrap(),
-    ))
-    .unwrap();
+    let store = opened_with_data(dir.path());
     let cell = store.grid().cell_size(0)[0];
     let mut view = gridstore::gui::MapView::default();
     for (units_per_pixel, level) in [(1.0, 0), (1.3, 0), (1.5, 1), (1.9, 1), (2.7, 1), (3.0, 2)] {

@@ -18,6 +18,12 @@ use gdal::raster::{Buffer, RasterBand, RasterCreationOptions};
 use gdal::{Dataset, DriverManager, Metadata as _};
 use std::path::Path;
 
+/// `path` as GDAL takes it.
+fn utf8(path: &Path) -> Result<&str, OutputError> {
+    path.to_str()
+        .ok_or_else(|| OutputError::Format("the output path is not UTF-8".into()))
+}
+
 /// Output rows per strip.
 const STRIP_ROWS: usize = 256;
 
@@ -35,9 +41,7 @@ pub fn write<T: GdalCell>(
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<Written, OutputError> {
-    let path = path
-        .to_str()
-        .ok_or_else(|| OutputError::Format("the output path is not UTF-8".into()))?;
+    let path = utf8(path)?;
     let (driver, options) = driver_options(store, format)?;
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
     let overviews = if format == ExportFormat::Cog {
@@ -102,9 +106,7 @@ pub fn write_instants<T: GdalCell>(
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<Written, OutputError> {
-    let path = path
-        .to_str()
-        .ok_or_else(|| OutputError::Format("the output path is not UTF-8".into()))?;
+    let path = utf8(path)?;
     let (driver, options) = driver_options(store, super::ExportFormat::NetCdf)?;
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
     let phase = Progress::phase(progress, "export", (instants.len() * output.rows) as u64);
@@ -184,9 +186,7 @@ pub fn write_raster<T: GdalCell>(
     crs: Option<&str>,
     path: &Path,
 ) -> Result<Written, OutputError> {
-    let path = path
-        .to_str()
-        .ok_or_else(|| OutputError::Format("the output path is not UTF-8".into()))?;
+    let path = utf8(path)?;
     let (driver, mut options) = driver_options(store, format)?;
     options.retain(|o| !o.starts_with("OVERVIEWS"));
     let resampling = match output.method {

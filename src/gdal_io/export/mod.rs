@@ -326,33 +326,13 @@ pub fn export_instants(
         (output, tmp, written)
     });
     let (output, tmp, written) = written;
-    if let Ok(w) = &written
-        && !w.has_data
-        && !request.allow_empty
-        && let Some(bbox) = request.bbox
-    {
-        std::fs::remove_file(&tmp).ok();
-        return Err(no_data_in(store, bbox, output.t, bbox_crs_hint(request)));
-    }
-    let written = match written.and_then(|w| {
-        std::fs::rename(&tmp, out)?;
-        Ok(w)
-    }) {
-        Ok(w) => w,
-        Err(reason) => {
-            std::fs::remove_file(&tmp).ok();
-            if cancel.is_cancelled() {
-                return Err(IoError::engine(location, EngineError::Cancelled));
-            }
-            if let OutputError::Engine(e) = reason {
-                return Err(IoError::engine(location, e));
-            }
-            return Err(IoError::Write {
-                path: out.into(),
-                reason,
-            });
-        }
-    };
+    refuse_empty(store, request, &written, &tmp, output.t)?;
+    let written = written
+        .and_then(|w| {
+            std::fs::rename(&tmp, out)?;
+            Ok(w)
+        })
+        .map_err(|reason| output_failed(reason, (&tmp, out), location, cancel))?;
     let report = ExportReport {
         path: out.into(),
         size: written.size,
@@ -441,14 +421,7 @@ fn export_typed<T: GdalCell>(
             cancel,
         ),
     };
-    if let Ok(w) = &written
-        && !w.has_data
-        && !request.allow_empty
-        && let Some(bbox) = request.bbox
-    {
-        std::fs::remove_file(&tmp).ok();
-        return Err(no_data_in(store, bbox, output.t, bbox_crs_hint(request)));
-    }
+    refuse_empty(store, request, &written, &tmp, output.t)?;
     let result = written.and_then(|w| {
         std::fs::rename(&tmp, out)?;
         if request.format == ExportFormat::Png {
@@ -458,24 +431,7 @@ fn export_typed<T: GdalCell>(
         }
         Ok(w)
     });
-    let written = match result {
-        Ok(w) => w,
-        Err(reason) => {
-            std::fs::remove_file(&tmp).ok();
-            if cancel.is_cancelled() {
-                return Err(IoError::engine(location, EngineError::Cancelled));
-            }
-            // A store that cannot be read is the store's fault, not the
-            // output's.
-            if let OutputError::Engine(e) = reason {
-                return Err(IoError::engine(location, e));
-            }
-            return Err(IoError::Write {
-                path: out.into(),
-                reason,
-            });
-        }
-    };
+    let written = result.map_err(|reason| output_failed(reason, (&tmp, out), location, cancel))?;
     Ok(ExportReport {
         path: out.into(),
         size: written.size,
@@ -485,6 +441,49 @@ fn export_typed<T: GdalCell>(
         from_cache: false,
         between,
     })
+}
+
+/// An export of `--bbox` that wrote no data is refused (its partial file
+/// at `tmp` removed), naming where the data is, unless empty outputs are
+/// allowed.
+fn refuse_empty(
+    store: &Store,
+    request: &ExportRequest,
+    written: &Result<Written, OutputError>,
+    tmp: &Path,
+    t: u32,
+) -> Result<(), IoError> {
+    if let Ok(w) = written
+        && !w.has_data
+        && !request.allow_empty
+        && let Some(bbox) = request.bbox
+    {
+        std::fs::remove_file(tmp).ok();
+        return Err(no_data_in(store, bbox, t, bbox_crs_hint(request)));
+    }
+    Ok(())
+}
+
+/// The error of an output that failed while written at `tmp` for `out`:
+/// the partial file removed; a cancellation, or a store that cannot be
+/// read, is the store's (at `location`), anything else the output's.
+fn output_failed(
+    reason: OutputError,
+    (tmp, out): (&Path, &Path),
+    location: PathBuf,
+    cancel: &CancelToken,
+) -> IoError {
+    std::fs::remove_file(tmp).ok();
+    if cancel.is_cancelled() {
+        return IoError::engine(location, EngineError::Cancelled);
+    }
+    match reason {
+        OutputError::Engine(e) => IoError::engine(location, e),
+        reason => IoError::Write {
+            path: out.into(),
+            reason,
+        },
+    }
 }
 
 /// Writes `raster` (cells on the output grid) as a PNG at `tmp`, warped to
