@@ -24,6 +24,7 @@
 //!     resampling: Resampling::Average,
 //!     bands: None,
 //!     time: None,
+//!     time_levels: Vec::new(),
 //! };
 //! let store = Store::create(Arc::new(MemoryStorage::new()), structure)?;
 //! // The anchor sits at the domain centre: base cell (16, 16).

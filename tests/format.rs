@@ -83,7 +83,7 @@ fn convert_upgrades_a_format_1_store() {
     let new = dir.path().join("upgraded.gs");
     ok(&["convert", s(&old), s(&new)]);
     let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&new), "--json"])).unwrap();
-    assert_eq!(info["format_version"], 2);
+    assert_eq!(info["format_version"], 3);
     assert_eq!(info["data_size"], serde_json::json!([93, 88]));
     assert!(ok(&["verify", s(&new)]).starts_with("ok:"));
     assert!(ok(&["history", s(&new)]).contains("terra_elev.tif"));
@@ -134,4 +134,100 @@ fn convert_upgrades_a_format_1_store() {
         "{text} {:?}",
         b.geotransform
     );
+}
+
+/// `tests/data/format-v2.gs` was written by the gridstore of format
+/// version 2 (commit d8b67ee): `create --like terra_elev.tif --chunk 16
+/// --time regular:2024-05-01:1h --layout zarr3`, then terra_elev.tif
+/// ingested at 00:00 and 02:00. Today's gridstore reads and writes it as
+/// version 2, and `convert --time-levels` upgrades it to version 3 with
+/// period maps built from its instants.
+#[test]
+fn a_format_2_store_opens_and_converts_with_time_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = copy_of("format-v2.gs", dir.path());
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["info", s(&store), "--json"])).unwrap();
+    assert_eq!(info["format_version"], 2);
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    let source = read(s(&data("terra_elev.tif")), None);
+    let bounds = source.bbox();
+    let export = |store: &Path, name: &str, time: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "export",
+            s(store),
+            "-o",
+            s(&out),
+            "--bbox",
+            &bounds,
+            "--no-cache",
+        ];
+        args.extend_from_slice(time);
+        ok(&args);
+        read(s(&out), None)
+    };
+    let is_source = |raster: &util::Grid| {
+        raster.bands[0]
+            .iter()
+            .zip(&source.bands[0])
+            .all(|(a, b)| same(*a, *b) || (source.nodata == Some(*b) && a.is_nan()))
+    };
+    assert!(is_source(&export(
+        &store,
+        "t2.tif",
+        &["--time", "2024-05-01T02:00"]
+    )));
+    // Written today, it stays version 2.
+    ok(&[
+        "ingest",
+        s(&store),
+        s(&data("terra_elev.tif")),
+        "--time",
+        "2024-05-01T03:00",
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["info", s(&store), "--json"])).unwrap();
+    assert_eq!(info["format_version"], 2);
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    // It keeps no period maps; converted with day and month levels it does.
+    let out = util::gridstore(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&dir.path().join("no.tif")),
+        "--time",
+        "2024-05-01",
+        "--period",
+        "day",
+    ]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("keeps no period maps"), "{e}");
+    let new = dir.path().join("v3.gs");
+    ok(&["convert", s(&store), s(&new), "--time-levels", "month,day"]);
+    let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&new), "--json"])).unwrap();
+    assert_eq!(info["format_version"], 3);
+    assert_eq!(
+        info["structure"]["time_levels"],
+        serde_json::json!(["day", "month"])
+    );
+    assert!(ok(&["verify", s(&new)]).starts_with("ok:"));
+    // The mean of three equal maps is the map.
+    let day = export(
+        &new,
+        "day.tif",
+        &["--time", "2024-05-01", "--period", "day"],
+    );
+    assert!(is_source(&day));
+    assert!(is_source(&export(
+        &new,
+        "month.tif",
+        &["--time", "2024-05", "--period", "month"]
+    )));
+    assert!(is_source(&export(
+        &new,
+        "t3.tif",
+        &["--time", "2024-05-01T03:00"]
+    )));
 }

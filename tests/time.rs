@@ -455,3 +455,159 @@ fn each_file_takes_its_instant_from_its_name() {
         "{csv}"
     );
 }
+
+/// Writes 6-hourly rain maps from 2024-01-30 to 2024-02-04 (30 × 40 cells,
+/// a fifth of them NaN; crossing a month) with xarray and rioxarray, one
+/// GeoTIFF per instant named `rain_%Y%m%d%H.tif`, and the same data as a CF
+/// NetCDF (`rain.nc`). With `fix`, also `fix.tif`: the instant
+/// 2024-01-31T06:00 with every value doubled (the same cells NaN).
+const RAIN: &str = "import sys, numpy as np, pandas as pd, xarray as xr, rioxarray\n\
+out = sys.argv[1]\n\
+rng = np.random.default_rng(7)\n\
+times = pd.date_range('2024-01-30T00:00', periods=24, freq='6h')\n\
+ny, nx = 30, 40\n\
+data = rng.gamma(0.5, 2.0, size=(len(times), ny, nx)).astype('float32')\n\
+data[rng.random(data.shape) < 0.2] = np.nan\n\
+x = 10.0 + 0.01 * (np.arange(nx) + 0.5)\n\
+y = 50.0 - 0.01 * (np.arange(ny) + 0.5)\n\
+da = xr.DataArray(data, dims=('time', 'y', 'x'), coords={'time': times, 'y': y, 'x': x}, name='rain')\n\
+da = da.rio.write_crs('EPSG:4326').rio.write_nodata(np.nan)\n\
+for k, t in enumerate(times):\n\
+\x20   da.isel(time=k).rio.to_raster(f'{out}/rain_{t:%Y%m%d%H}.tif')\n\
+da.to_netcdf(f'{out}/rain.nc', engine='h5netcdf')\n\
+(da.sel(time='2024-01-31T06:00') * 2).rio.to_raster(f'{out}/fix.tif')\n";
+
+/// Compares exported period maps with xarray's resample of `rain.nc`
+/// (after doubling 2024-01-31T06:00 when `fixed`), cell for cell, within
+/// 1e-5 relative: at level 0, and at level 1 as the spatial aggregate
+/// (2 × 2 cells) of the level-0 period maps. Arguments: the folder, the
+/// aggregate, whether fixed, then (period, start, level, file) quadruples.
+const RESAMPLE_ORACLE: &str = "import sys, numpy as np, xarray as xr, rioxarray\n\
+out, how, fixed = sys.argv[1], sys.argv[2], sys.argv[3] == '1'\n\
+da = xr.open_dataset(f'{out}/rain.nc', engine='h5netcdf').rain\n\
+if fixed:\n\
+\x20   da.loc[dict(time='2024-01-31T06:00')] = da.sel(time='2024-01-31T06:00') * 2\n\
+freq = {'day': '1D', 'month': 'MS'}\n\
+def agg(r):\n\
+\x20   return {'sum': lambda: r.sum(min_count=1), 'mean': lambda: r.mean(), 'max': lambda: r.max(), 'min': lambda: r.min()}[how]()\n\
+def space(m):\n\
+\x20   c = m.coarsen(x=2, y=2, boundary='pad')\n\
+\x20   return {'sum': lambda: c.sum().where(c.count() > 0), 'mean': lambda: c.mean(), 'max': lambda: c.max(), 'min': lambda: c.min()}[how]()\n\
+args = sys.argv[4:]\n\
+checked = 0\n\
+for k in range(0, len(args), 4):\n\
+\x20   period, start, level, path = args[k:k + 4]\n\
+\x20   want = agg(da.resample(time=freq[period])).sel(time=start)\n\
+\x20   if level == '1':\n\
+\x20       want = space(want)\n\
+\x20   got = rioxarray.open_rasterio(path, masked=True).isel(band=0).values\n\
+\x20   want = want.values\n\
+\x20   assert got.shape == want.shape, (path, got.shape, want.shape)\n\
+\x20   assert (np.isnan(got) == np.isnan(want)).all(), (path, 'nodata differs', int((np.isnan(got) != np.isnan(want)).sum()))\n\
+\x20   ok = np.isnan(want) | (np.abs(got - want) <= 1e-5 * np.maximum(np.abs(want), 1e-3))\n\
+\x20   assert ok.all(), (path, float(np.nanmax(np.abs(got - want))))\n\
+\x20   checked += int((~np.isnan(want)).sum())\n\
+print(checked)\n";
+
+/// Every day and month map equals xarray's `resample` of the instants at
+/// level 0 (sum with min_count=1, and mean), and the spatial aggregate of
+/// that at level 1; after a corrected instant is ingested, the day and
+/// month holding it equal the oracle on the corrected data.
+#[test]
+fn period_maps_equal_xarray_resample_and_follow_a_correction() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    util::python(RAIN, &[s(d)]);
+    let files: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("rain_")
+        })
+        .map(|p| s(&p).to_string())
+        .collect();
+    assert_eq!(files.len(), 24);
+    let bbox = "10.0,49.7,10.4,50.0";
+    for how in ["sum", "mean"] {
+        let store = d.join(format!("{how}.gs"));
+        util::ok(&[
+            "create",
+            s(&store),
+            "--like",
+            &files[0],
+            "--chunk",
+            "16",
+            "--time",
+            "regular:2024-01-01:6h",
+            "--aggregate",
+            how,
+            "--time-levels",
+            "day,month",
+        ]);
+        let mut ingest = vec!["ingest", s(&store)];
+        ingest.extend(files.iter().map(String::as_str));
+        ingest.extend(["--time-from-name", "rain_%Y%m%d%H.tif"]);
+        util::ok(&ingest);
+        assert!(util::ok(&["verify", s(&store)]).starts_with("ok:"));
+        let export = |name: &str, period: &str, time: &str, level: &str| {
+            let path = d.join(format!("{how}-{name}.tif"));
+            util::ok(&[
+                "export",
+                s(&store),
+                "-o",
+                s(&path),
+                "--time",
+                time,
+                "--period",
+                period,
+                "--level",
+                level,
+                "--bbox",
+                bbox,
+                "--no-cache",
+            ]);
+            s(&path).to_string()
+        };
+        let mut args: Vec<String> = Vec::new();
+        let mut wanted = |fixed: bool| {
+            let tag = if fixed { "fixed" } else { "first" };
+            args = vec![s(d).to_string(), how.to_string(), (fixed as u8).to_string()];
+            for (period, time, start) in [
+                ("day", "2024-01-30", "2024-01-30"),
+                ("day", "2024-01-31", "2024-01-31"),
+                ("day", "2024-02-03", "2024-02-03"),
+                ("month", "2024-01", "2024-01-01"),
+                ("month", "2024-02", "2024-02-01"),
+            ] {
+                for level in ["0", "1"] {
+                    let file = export(
+                        &format!("{tag}-{period}-{time}-{level}"),
+                        period,
+                        time,
+                        level,
+                    );
+                    args.extend([period.into(), start.into(), level.into(), file]);
+                }
+            }
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let checked = String::from_utf8(util::python(RESAMPLE_ORACLE, &refs)).unwrap();
+            let checked: usize = checked.trim().parse().unwrap();
+            assert!(checked > 5000, "{how}: {checked} cells compared");
+        };
+        wanted(false);
+        // A corrected instant: the day and month holding it follow.
+        util::ok(&[
+            "ingest",
+            s(&store),
+            s(&d.join("fix.tif")),
+            "--time",
+            "2024-01-31T06:00",
+        ]);
+        assert!(util::ok(&["verify", s(&store)]).starts_with("ok:"));
+        wanted(true);
+    }
+}

@@ -111,6 +111,11 @@ pub enum Command {
         /// (default: as the store to copy if it is zarr3, else 8).
         #[arg(long)]
         shard: Option<u32>,
+        /// The calendar periods the new store keeps maps of (day, week,
+        /// month, year, or none; default: as the store to copy), built
+        /// from its instants.
+        #[arg(long, value_name = "LIST")]
+        time_levels: Option<String>,
     },
     /// Rebuild a packed store's index from its packs, finish or roll back
     /// interrupted writes, remove killed writers' temporary files, and
@@ -273,6 +278,11 @@ pub struct CreateArgs {
     /// Time axis: "irregular", or "regular:ORIGIN:STEP" with STEP like 3600, 1h, 1d.
     #[arg(long)]
     pub time: Option<String>,
+    /// Calendar periods (UTC) to keep aggregate maps of, kept exact on
+    /// every write: a list of day, week, month, year, or "none" (the
+    /// default). Needs --time.
+    #[arg(long, value_name = "LIST", requires = "time")]
+    pub time_levels: Option<String>,
     /// The domain spans chunk * 2^N cells per axis (the pyramid has N+1 levels).
     #[arg(long)]
     pub domain_levels: Option<u8>,
@@ -399,6 +409,12 @@ pub struct ExportArgs {
     /// 2024-05-01/2024-05-31T23:00), as one NetCDF with a CF time dimension.
     #[arg(long, value_name = "A/B", value_parser = parse_time_range, conflicts_with_all = ["time", "interpolate"])]
     pub time_range: Option<(i64, i64)>,
+    /// With --time: the calendar period holding it (day, week, month or
+    /// year, UTC), read from the store's map of it (`create
+    /// --time-levels`); --time may then name the period (2024, 2024-05,
+    /// 2024-05-02).
+    #[arg(long, requires = "time", conflicts_with = "interpolate", value_parser = parse_period)]
+    pub period: Option<Period>,
     /// Resampling: nearest, average, bilinear (default: the store's).
     #[arg(long)]
     pub resampling: Option<Resampling>,

@@ -4,6 +4,7 @@
 
 use super::args::LayoutArg;
 use super::open_store;
+use crate::engine::grid::period::TimeLevel;
 use crate::engine::persistence::layout::Layout;
 use crate::engine::persistence::zarr::FORMAT_VERSION;
 use crate::storage::Backend;
@@ -14,7 +15,9 @@ use std::path::Path;
 /// `backend`, its chunks in `layout` (default: as `src`'s; `shard` with
 /// zarr3, default as `src`'s or 8), holding `src`'s writer lock so nothing
 /// changes meanwhile, then reads every value back from `dst` and compares
-/// it. Returns the layout, and the number of objects and bytes copied.
+/// it. With `time_levels`, the new store keeps those periods' maps,
+/// built from the instants. Returns the layout, and the number of objects
+/// and bytes copied.
 ///
 /// # Errors
 /// A store with interrupted writes (finish them with `gridstore repair`),
@@ -26,6 +29,7 @@ pub fn convert(
     backend: Backend,
     layout: Option<LayoutArg>,
     shard: Option<u32>,
+    time_levels: Option<Vec<TimeLevel>>,
 ) -> anyhow::Result<(Layout, u64, u64)> {
     let store = open_store(src, true)?;
     if !store.pending_writes()?.is_empty() {
@@ -57,8 +61,12 @@ pub fn convert(
     let to = crate::storage::create(dst, backend)
         .with_context(|| format!("cannot create store {}", dst.display()))?;
     let copied = (|| -> anyhow::Result<(u64, u64)> {
-        if store.format_version() < FORMAT_VERSION || layout != store.layout() {
-            return Ok(store.convert_into(to.clone(), layout)?);
+        let time_levels = time_levels.filter(|levels| levels != store.time_levels());
+        if store.format_version() < FORMAT_VERSION
+            || layout != store.layout()
+            || time_levels.is_some()
+        {
+            return Ok(store.convert_into(to.clone(), layout, time_levels)?);
         }
         let keys = from.list("")?;
         let mut bytes = 0;

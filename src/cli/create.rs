@@ -63,6 +63,7 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
             resampling: Resampling::Average,
             bands: None,
             time: None,
+            time_levels: Vec::new(),
         }
     };
     if let Some(origin) = args.origin {
@@ -106,6 +107,10 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
     }
     if let Some(t) = &args.time {
         s.time = Some(parse_time_axis(t).map_err(|e| anyhow::anyhow!("--time {e}"))?);
+    }
+    if let Some(levels) = &args.time_levels {
+        s.time_levels = crate::engine::grid::period::TimeLevel::parse_list(levels)
+            .map_err(|e| anyhow::anyhow!("--time-levels: {e}"))?;
     }
     if s.nodata.is_none() && s.dtype.is_float() {
         // NaN is never a value: it stays what marks empty cells.

@@ -162,6 +162,20 @@ pub fn print_info(store: &Store, as_json: bool) -> anyhow::Result<()> {
     if let (Some(first), Some(last)) = (instants.first(), instants.last()) {
         println!("time range  {first} .. {last}");
     }
+    if !store.time_levels().is_empty() {
+        let kept: Vec<String> = store
+            .time_levels()
+            .iter()
+            .filter_map(|&level| {
+                let maps = store.period_maps(level)?;
+                Some(match maps.time_state().length {
+                    1 => format!("{level} (1 map)"),
+                    n => format!("{level} ({n} maps)"),
+                })
+            })
+            .collect();
+        println!("time levels {}", kept.join(", "));
+    }
     match (data_extent, data, &damage) {
         (Some(e), Some(w), _) => println!("data        {e} ({} x {} base cells)", w.cols, w.rows),
         (_, _, Some(damage)) => {

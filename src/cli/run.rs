@@ -3,6 +3,7 @@
 use super::args::{Cli, Command, ExportArgs};
 use super::progress::BarSink;
 use super::{cache, convert, create, history, info, open_store, parse_time};
+use crate::engine::grid::period::{Period, TimeLevel};
 use crate::engine::persistence::zarr::FORMAT_VERSION;
 use crate::engine::{CancelToken, Statistics, Store};
 use crate::gdal_io::{
@@ -113,9 +114,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             backend,
             layout,
             shard,
+            time_levels,
         } => {
             let backend = backend.unwrap_or_else(|| crate::storage::backend_of(&src));
-            let (layout, values, bytes) = convert::convert(&src, &dst, backend, layout, shard)?;
+            let time_levels = time_levels
+                .map(|list| crate::engine::grid::period::TimeLevel::parse_list(&list))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--time-levels: {e}"))?;
+            let (layout, values, bytes) =
+                convert::convert(&src, &dst, backend, layout, shard, time_levels)?;
             println!(
                 "converted {} to {} ({backend}, {layout}, format version {FORMAT_VERSION}): {values} objects, {bytes} bytes, all read back equal",
                 src.display(),
@@ -285,7 +292,14 @@ fn ingest_files(
 }
 
 fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
-    let store = open_store(&args.store, false)?;
+    let opened = open_store(&args.store, false)?;
+    let (store, instant) = match (args.period, args.time.as_deref()) {
+        (Some(period), Some(time)) => {
+            let (maps, start) = period_map(&opened, period, time)?;
+            (maps, Some(start))
+        }
+        _ => (&opened, parse_time(args.time.as_deref())?),
+    };
     let format = match args
         .format
         .as_deref()
@@ -328,7 +342,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         bbox_crs: args.bbox_crs.clone(),
         resolution,
         format,
-        instant: parse_time(args.time.as_deref())?,
+        instant,
         resampling: args.resampling,
         crs: args.crs.clone(),
         snap: args.snap,
@@ -337,7 +351,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
     };
     if let Some(range) = args.time_range {
         let sink = BarSink::new("export");
-        let result = export_instants(&store, &request, range, &args.output, &sink, cancel);
+        let result = export_instants(store, &request, range, &args.output, &sink, cancel);
         sink.finish();
         let (report, instants) = result?;
         if !report.has_data {
@@ -369,14 +383,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         cache::open_or_warn()
     };
     let sink = BarSink::new("export");
-    let result = export_with(
-        &store,
-        &request,
-        &args.output,
-        cache.as_ref(),
-        &sink,
-        cancel,
-    );
+    let result = export_with(store, &request, &args.output, cache.as_ref(), &sink, cancel);
     sink.finish();
     let (report, cache_warning) = result?;
     if let Some(w) = cache_warning {
@@ -407,6 +414,62 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         report.path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store of `period`'s maps in `store`, and the start of the period
+/// that `time` (an instant, or a period such as 2024-05) names.
+///
+/// # Errors
+/// A time that is not one, or a period the store keeps no maps of.
+fn period_map<'a>(
+    store: &'a Store,
+    period: Period,
+    time: &str,
+) -> anyhow::Result<(&'a Store, i64)> {
+    let at = crate::engine::grid::time::parse_period_time(time).map_err(anyhow::Error::msg)?;
+    let start = period.start(at);
+    let kept = TimeLevel::of(period).and_then(|level| store.period_maps(level));
+    let Some(maps) = kept else {
+        let levels: Vec<&str> = store.time_levels().iter().map(|l| l.name()).collect();
+        let stored = if levels.is_empty() {
+            "it keeps no period maps (create --time-levels, or convert --time-levels)".to_string()
+        } else {
+            format!("it keeps {} maps", levels.join(", "))
+        };
+        bail!(
+            "--period {}: {} has no map of it: {stored}; `gridstore series --period` aggregates any period at a point",
+            period_name(period),
+            store.location()
+        );
+    };
+    if maps.time_index(Some(start), false).is_err() {
+        let label = period.label(start);
+        let near: Vec<String> = maps
+            .instants_between(i64::MIN, i64::MAX)
+            .into_iter()
+            .map(|(_, s)| (s, period.label(s)))
+            .filter(|(s, _)| (s - start).abs() <= 3 * (period.next(start) - start))
+            .map(|(_, l)| l)
+            .collect();
+        let hint = if near.is_empty() {
+            String::new()
+        } else {
+            format!(" (near it: {})", near.join(", "))
+        };
+        bail!(
+            "no data in {label}: no instant of {} lies in it{hint}",
+            store.location()
+        );
+    }
+    Ok((maps, start))
+}
+
+/// A period as the command line names it.
+fn period_name(period: Period) -> String {
+    match TimeLevel::of(period) {
+        Some(level) => level.name().to_string(),
+        None => format!("{period:?}"),
+    }
 }
 
 fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
@@ -500,6 +563,7 @@ fn demo(path: &Path) -> anyhow::Result<ExitCode> {
         codec: None,
         bands: None,
         time: None,
+        time_levels: None,
         domain_levels: Some(8),
         backend: crate::storage::Backend::Folder,
         layout: super::args::LayoutArg::Zarr2,

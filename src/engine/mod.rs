@@ -12,6 +12,7 @@ pub mod catalogue;
 mod error;
 pub mod grid;
 pub mod job;
+pub mod periods;
 pub mod persistence;
 pub mod pyramid;
 mod store;

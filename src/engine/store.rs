@@ -144,6 +144,11 @@ impl Root {
         let meta: RootMeta = serde_json::from_value(meta.clone())
             .map_err(|e| not_a_store(format!("damaged structure in {name} ({e})")))?;
         meta.structure.validate()?;
+        if found < 3 && !meta.structure.time_levels.is_empty() {
+            return Err(not_a_store(format!(
+                "damaged structure in {name} (time levels in a format {found} store, which has none)"
+            )));
+        }
         let grid = Grid::new(&meta.structure);
         let layout = match (found, meta.layout.as_deref()) {
             (1, _) => Layout::Zarr2,
@@ -248,6 +253,10 @@ pub struct Store {
     pub(crate) known_state: RwLock<Option<String>>,
     /// What running recordings read (see `engine::sources`).
     pub(crate) reads: crate::engine::catalogue::sources::ReadLog,
+    /// The maps of each time level, finest first (see `engine::periods`).
+    pub(crate) periods: Vec<crate::engine::periods::PeriodMaps>,
+    /// For the store of a time level's maps: that level.
+    pub(crate) period_level: Option<crate::engine::grid::period::TimeLevel>,
 }
 
 impl Store {
@@ -286,7 +295,7 @@ impl Store {
             });
         }
         let grid = Grid::new(&structure);
-        let store = Self {
+        let mut store = Self {
             storage,
             structure,
             grid,
@@ -307,8 +316,12 @@ impl Store {
             band_info: RwLock::new(Arc::from(Vec::new())),
             known_state: RwLock::new(None),
             reads: crate::engine::catalogue::sources::ReadLog::default(),
+            periods: Vec::new(),
+            period_level: None,
         };
         store.init_journal()?;
+        store.periods =
+            crate::engine::periods::create(&store.storage, &store.structure, store.layout)?;
         // The root attributes go last: a store without them is not a store.
         store.write_metadata(
             &TimeState::default(),
@@ -360,6 +373,7 @@ impl Store {
                 ))
             })?),
         };
+        let periods = crate::engine::periods::open(&storage, &meta.structure, false)?;
         Ok(Self {
             storage,
             structure: meta.structure,
@@ -378,6 +392,8 @@ impl Store {
             band_info: RwLock::new(band_info),
             known_state: RwLock::new(known_state),
             reads: crate::engine::catalogue::sources::ReadLog::default(),
+            periods,
+            period_level: None,
         })
     }
 
@@ -396,6 +412,9 @@ impl Store {
         let lock = storage.lock_writer()?;
         let mut store = Self::open(storage)?;
         store.lock = Some(lock);
+        // The time levels' own unfinished writes first: this store's
+        // recovery rewrites their maps.
+        store.periods = crate::engine::periods::open(&store.storage, &store.structure, true)?;
         let dtype = store.structure.dtype;
         crate::with_dtype!(dtype, T => store.repair_pending::<T>(&crate::engine::NoProgress))?;
         // Writing into arrays whose metadata says other codecs would leave

@@ -390,6 +390,7 @@ pub fn structure_for(
         },
         bands: (bands > 1).then(|| u32::try_from(bands).unwrap_or(u32::MAX)),
         time: None,
+        time_levels: Vec::new(),
     }
 }
 

@@ -239,6 +239,7 @@ impl Form {
             resampling: self.resampling,
             bands,
             time,
+            time_levels: Vec::new(),
         };
         match structure.validate() {
             Ok(()) => Checked {
@@ -431,6 +432,7 @@ mod tests {
             resampling: Resampling::Bilinear,
             bands: None,
             time: None,
+            time_levels: Vec::new(),
         }
     }
 

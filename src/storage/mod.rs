@@ -11,12 +11,14 @@ pub(crate) mod lock;
 mod memory;
 pub mod packed;
 pub mod record;
+mod within;
 
 pub use folder::FolderStorage;
 pub use hdf5::Hdf5Storage;
 pub use key::{KeyError, StoreKey};
 pub use memory::MemoryStorage;
 pub use packed::{CompactReport, PackedStorage};
+pub use within::Within;
 
 use std::path::PathBuf;
 use std::sync::Arc;

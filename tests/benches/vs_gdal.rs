@@ -445,6 +445,7 @@ fn make_store_with_chunks(path: &Path, n: u32) {
         resampling: Resampling::Nearest,
         bands: None,
         time: None,
+        time_levels: Vec::new(),
     };
     let storage = gridstore::storage::FolderStorage::create(path).unwrap();
     let store = Store::create(std::sync::Arc::new(storage), structure).unwrap();

@@ -27,6 +27,7 @@ pub fn structure() -> Structure {
         resampling: Resampling::Average,
         bands: None,
         time: None,
+        time_levels: Vec::new(),
     }
 }
 

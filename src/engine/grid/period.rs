@@ -4,6 +4,7 @@
 
 use super::structure::Aggregator;
 use super::time::{TimeError, civil_from_days, days_from_civil, parse_step};
+use serde::{Deserialize, Serialize};
 
 /// A kind of period. Every instant lies in exactly one period of a kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,95 @@ impl Period {
             Self::Year => format!("{y:04}"),
             Self::Every(_) => super::time::format_instant(start),
         }
+    }
+}
+
+/// A calendar period a store keeps aggregate maps for (its *time levels*,
+/// `create --time-levels`): finest first, as [`TimeLevel::ALL`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeLevel {
+    /// A calendar day, from midnight UTC.
+    Day,
+    /// An ISO week, from Monday midnight UTC.
+    Week,
+    /// A calendar month.
+    Month,
+    /// A calendar year.
+    Year,
+}
+
+impl TimeLevel {
+    /// Every time level, finest first.
+    pub const ALL: [Self; 4] = [Self::Day, Self::Week, Self::Month, Self::Year];
+
+    /// Its name, as the command line and the format write it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+            Self::Year => "year",
+        }
+    }
+
+    /// The period it keeps.
+    #[must_use]
+    pub fn period(self) -> Period {
+        match self {
+            Self::Day => Period::Day,
+            Self::Week => Period::Week,
+            Self::Month => Period::Month,
+            Self::Year => Period::Year,
+        }
+    }
+
+    /// The stored time level of a period, if it is one.
+    #[must_use]
+    pub fn of(period: Period) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.period() == period)
+    }
+
+    /// Whether every period of `self` is a whole number of periods of
+    /// `finer` (a month of days; a week is no whole number of months).
+    #[must_use]
+    pub fn tiled_by(self, finer: Self) -> bool {
+        finer < self && !(finer == Self::Week && self != Self::Week)
+    }
+
+    /// Parses a list such as `day,month,year`, or `none` for none: sorted
+    /// finest first, each once.
+    ///
+    /// # Errors
+    /// A message naming an unknown period, or one given twice.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
+        if text.trim().eq_ignore_ascii_case("none") {
+            return Ok(Vec::new());
+        }
+        let mut levels = Vec::new();
+        for word in text.split(',').map(str::trim) {
+            let level = Self::ALL
+                .into_iter()
+                .find(|l| l.name().eq_ignore_ascii_case(word))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown time level '{word}' (expected day, week, month, year, or none)"
+                    )
+                })?;
+            if levels.contains(&level) {
+                return Err(format!("time level '{word}' is given twice"));
+            }
+            levels.push(level);
+        }
+        levels.sort();
+        Ok(levels)
+    }
+}
+
+impl std::fmt::Display for TimeLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -242,6 +332,27 @@ mod tests {
             format_instant(Period::Week.start(old)),
             "1969-12-29T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn time_levels_parse_finest_first() {
+        assert_eq!(
+            TimeLevel::parse_list("year, Day,month").unwrap(),
+            [TimeLevel::Day, TimeLevel::Month, TimeLevel::Year]
+        );
+        assert!(TimeLevel::parse_list("none").unwrap().is_empty());
+        let e = TimeLevel::parse_list("day,hour").unwrap_err();
+        assert!(e.contains("'hour'"), "{e}");
+        assert!(
+            TimeLevel::parse_list("day,day")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(TimeLevel::Month.tiled_by(TimeLevel::Day));
+        assert!(TimeLevel::Year.tiled_by(TimeLevel::Month));
+        assert!(!TimeLevel::Month.tiled_by(TimeLevel::Week));
+        assert!(TimeLevel::Week.tiled_by(TimeLevel::Day));
+        assert!(!TimeLevel::Day.tiled_by(TimeLevel::Day));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! opened store can trust it.
 
 use crate::engine::DType;
+use crate::engine::grid::period::TimeLevel;
 use crate::engine::grid::time::TimeAxis;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -275,6 +276,10 @@ pub struct Structure {
     pub bands: Option<u32>,
     /// The time axis, if any.
     pub time: Option<TimeAxis>,
+    /// The calendar periods kept as aggregate maps (format version 3;
+    /// `create --time-levels`), finest first; empty for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_levels: Vec<TimeLevel>,
 }
 
 /// Domain levels used when the CRS has no known area of use.
@@ -403,6 +408,18 @@ impl Structure {
         if let Some(t) = &self.time {
             t.validate().map_err(|e| invalid("time", e.to_string()))?;
         }
+        if !self.time_levels.is_empty() && self.time.is_none() {
+            return Err(invalid(
+                "time_levels",
+                "periods of time need a time axis (give --time)",
+            ));
+        }
+        if !self.time_levels.is_sorted_by(|a, b| a < b) {
+            return Err(invalid(
+                "time_levels",
+                "must be listed finest first, each once",
+            ));
+        }
         Ok(())
     }
 
@@ -459,6 +476,7 @@ pub(crate) mod tests {
             resampling: Resampling::Average,
             bands: None,
             time: None,
+            time_levels: Vec::new(),
         }
     }
 

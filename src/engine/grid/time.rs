@@ -135,6 +135,23 @@ pub fn parse_instant(text: &str) -> Result<i64, TimeError> {
     Ok(days_from_civil(y, m, d) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
 }
 
+/// Parses a time that may name a period: `YYYY` (its first instant),
+/// `YYYY-MM`, or anything [`parse_instant`] reads.
+///
+/// # Errors
+/// [`TimeError::NotAnInstant`] naming the text.
+pub fn parse_period_time(text: &str) -> Result<i64, TimeError> {
+    let bad = || TimeError::NotAnInstant(text.to_string());
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match text.split('-').collect::<Vec<_>>().as_slice() {
+        [y] if y.len() == 4 && digits(y) => parse_instant(&format!("{y}-01-01")),
+        [y, m] if y.len() == 4 && digits(y) && m.len() == 2 && digits(m) => {
+            parse_instant(&format!("{y}-{m}-01")).map_err(|_| bad())
+        }
+        _ => parse_instant(text),
+    }
+}
+
 /// Parses a duration like `3600`, `90s`, `15m`, `6h`, `1d`, `1w` into seconds.
 ///
 /// # Errors

@@ -9,7 +9,8 @@
 //! - `staging`: discard the staged chunks: the store is exactly as before;
 //! - `committing`: register the instant, commit the rest (roll forward),
 //!   then as `aggregating`;
-//! - `aggregating`: recompute the ancestors of the window.
+//! - `aggregating`: recompute the ancestors of the window, then the maps
+//!   of the periods holding its instant (see `engine::periods`).
 //!
 //! One write runs at a time per store: a transaction holds the store's write
 //! mutex (other processes are kept out by the storage's writer lock).
@@ -627,6 +628,7 @@ impl Store {
         self.journal_phase(pending.id, Phase::Aggregating)?;
         let changed = registered || staged.as_ref().is_none_or(|s| s.base_chunks > 0);
         let done = self.aggregate_pending::<T>(pending, staged, progress)?;
+        self.update_periods::<T>(pending.instant, pending.window, progress)?;
         let top = self.grid().top_level();
         if pending.staged_levels < top {
             progress.event(landed([pending.staged_levels + 1, top]));
@@ -695,7 +697,8 @@ impl Store {
                 Phase::Committing => self.finish_commit::<T>(&p, None, progress).map(drop),
                 Phase::Aggregating => self
                     .aggregate_pending::<T>(&p, None, progress)
-                    .and_then(|_| self.keep_statistics(&p, crate::engine::Visibility::Live))
+                    .and_then(|_| self.update_periods::<T>(p.instant, p.window, progress))
+                    .and_then(|()| self.keep_statistics(&p, crate::engine::Visibility::Live))
                     .and_then(|statistics| self.journal_end(p.id, true, statistics)),
             };
             match result {

@@ -4,6 +4,7 @@
 
 use crate::engine::Store;
 use crate::engine::error::EngineError;
+use crate::engine::grid::period::TimeLevel;
 use crate::engine::grid::{ChunkLoc, Window};
 use crate::engine::persistence::layout::Layout;
 use crate::engine::persistence::sharded::Place;
@@ -14,7 +15,8 @@ use std::collections::BTreeMap;
 
 impl Store {
     /// Copies this store into empty `to`, a new store of the current
-    /// format version in `layout`: the same structure, instants and chunks
+    /// format version in `layout` (keeping `time_levels`' period maps,
+    /// built from the instants, when given): the same structure, instants and chunks
     /// (their encoded bytes unchanged, in the new layout's objects: each
     /// object written once, whole), and every other object (history, notes,
     /// cache, colour table, contents token) as it is. Each object's chunks
@@ -25,8 +27,17 @@ impl Store {
     /// # Errors
     /// I/O, a damaged chunk, a chunk that does not read back equal, a
     /// layout the structure cannot take, or `to` not empty.
-    pub fn convert_into(&self, to: DynStorage, layout: Layout) -> Result<(u64, u64), EngineError> {
-        let converted = Store::create_with_layout(to, self.structure().clone(), layout)?;
+    pub fn convert_into(
+        &self,
+        to: DynStorage,
+        layout: Layout,
+        time_levels: Option<Vec<TimeLevel>>,
+    ) -> Result<(u64, u64), EngineError> {
+        let mut structure = self.structure().clone();
+        if let Some(levels) = time_levels {
+            structure.time_levels = levels;
+        }
+        let converted = Store::create_with_layout(to, structure, layout)?;
         // Chunks are copied without their statistics: none are kept until
         // they are built at the end (a copy killed before has none).
         converted.set_statistics_token(false)?;
@@ -83,7 +94,9 @@ impl Store {
             let metadata = [".zattrs", ".zgroup", ".zmetadata", "zarr.json"].contains(&k);
             // Statistics count the new layout's bytes: rebuilt below.
             let statistics = k.starts_with(super::statistics::PREFIX);
-            if level_object || metadata || statistics || k.starts_with("writer/") {
+            // Period maps are built anew below, for the new time levels.
+            let periods = k.starts_with(crate::engine::periods::PREFIX);
+            if level_object || metadata || statistics || periods || k.starts_with("writer/") {
                 continue;
             }
             let mut value = from.get(&key)?.ok_or_else(|| vanished(self, k))?;
@@ -102,6 +115,7 @@ impl Store {
             converted.keep_data_window(data, &state)?;
         }
         crate::with_dtype!(self.structure().dtype, T => converted.rebuild_statistics::<T>())?;
+        crate::with_dtype!(self.structure().dtype, T => converted.rebuild_periods::<T>(&crate::engine::NoProgress))?;
         converted.storage().sync()?;
         Ok((objects, bytes))
     }

@@ -136,6 +136,10 @@ pub enum Cells<R> {
     Read(R),
     /// Every cell of the window becomes nodata.
     Clear,
+    /// Every cell of the window takes the reader's cell, nodata included
+    /// (its holes are ignored): for maps computed whole, such as a
+    /// period's.
+    Replace(R),
 }
 
 /// One write of base cells: when, where, and what.
@@ -192,6 +196,8 @@ enum Patch<'a, T> {
     Data(ArrayView3<'a, T>, Option<ndarray::ArrayView2<'a, bool>>),
     /// Set every cell of the window to nodata.
     Clear,
+    /// Every cell of the window takes the patch's cell, nodata included.
+    Replace(ArrayView3<'a, T>),
 }
 
 /// What one block, or every block of a write, staged.
@@ -358,13 +364,15 @@ impl Store {
         }
         let block_level = self.layout().block_level(self.grid());
         // A clear never reaches beyond the data; cells may.
-        let grow = matches!(cells, Cells::Read(_));
+        let grow = !matches!(cells, Cells::Clear);
         let txn = self.begin_write(instant, window, block_level, grow)?;
         txn.announce(progress);
         let staged = self
             .stage_blocks(txn.t(), window, block_level, &cells, progress, cancel)
             .and_then(|staged| match &cells {
-                Cells::Read(reader) => reader.finish().map(|()| staged).map_err(WriteError::Source),
+                Cells::Read(reader) | Cells::Replace(reader) => {
+                    reader.finish().map(|()| staged).map_err(WriteError::Source)
+                }
                 Cells::Clear => Ok(staged),
             });
         let staged = match staged {
@@ -451,6 +459,7 @@ impl Store {
         let phase = match cells {
             Cells::Read(_) => "ingest",
             Cells::Clear => "clear",
+            Cells::Replace(_) => "period maps",
         };
         let progress = Progress::phase(progress, phase, blocks.len() as u64);
         let kept_bytes = AtomicU64::new(0);
@@ -519,6 +528,18 @@ impl Store {
                 self.apply_base(t, part, patch, &mut cache, cancel)?
             }
             Cells::Clear => self.apply_base(t, part, Patch::<T>::Clear, &mut cache, cancel)?,
+            Cells::Replace(reader) => {
+                let data = reader.read(part).map_err(WriteError::Source)?;
+                let want = (self.chunk_dim().0, part.rows as usize, part.cols as usize);
+                if data.dim() != want {
+                    return Err(EngineError::Shape {
+                        expected: want,
+                        got: data.dim(),
+                    }
+                    .into());
+                }
+                self.apply_base(t, part, Patch::Replace(data.view()), &mut cache, cancel)?
+            }
         };
         let (touched, data) = touched;
         let base_chunks = touched.len() as u64;
@@ -596,6 +617,17 @@ impl Store {
                     local(&mut c, &chunk_window, &overlap).fill(nodata.fill());
                     c
                 }),
+                Patch::Replace(data) => {
+                    let mut c = old
+                        .clone()
+                        .unwrap_or_else(|| Array3::from_elem(self.chunk_dim(), nodata.fill()));
+                    let rows = (overlap.row - window.row) as usize
+                        ..(overlap.row - window.row + overlap.rows) as usize;
+                    let cols = (overlap.col - window.col) as usize
+                        ..(overlap.col - window.col + overlap.cols) as usize;
+                    local(&mut c, &chunk_window, &overlap).assign(&data.slice(s![.., rows, cols]));
+                    Some(c)
+                }
                 Patch::Data(data, holes) => {
                     let mut c = old
                         .clone()

@@ -41,6 +41,14 @@ fn describe(
         let tiff = iso.replacen('-', ":", 2).replace('T', " ").replace('Z', "");
         dataset.set_metadata_item("TIFFTAG_DATETIME", &tiff, "")?;
         dataset.set_metadata_item("GRIDSTORE_INSTANT", &iso, "")?;
+        // A period map: which period, and the store's aggregate over it.
+        if let Some(level) = store.period_level() {
+            let period = level.period();
+            let end = crate::engine::grid::time::format_instant(period.next(instant));
+            dataset.set_metadata_item("GRIDSTORE_PERIOD", level.name(), "")?;
+            dataset.set_metadata_item("GRIDSTORE_PERIOD_LABEL", &period.label(instant), "")?;
+            dataset.set_metadata_item("GRIDSTORE_PERIOD_END", &end, "")?;
+        }
     }
     for b in 1..=dataset.raster_count() {
         dataset.rasterband(b)?.set_no_data_value(structure.nodata)?;

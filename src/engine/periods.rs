@@ -1,0 +1,527 @@
+//! Period maps: for each time level of a store (day, week, month, year),
+//! one map per calendar period that holds an instant, at every spatial
+//! level, kept exact on every write.
+//!
+//! Each time level is a store of its own under `periods/<level>/` (see
+//! docs/FORMAT.md, "Time levels"): the same grid and cell type, an
+//! irregular time axis whose instants are the periods' first instants, and
+//! a spatial pyramid of its own. So every reader of a store reads a period
+//! map as it reads an instant, and the write protocol, the journal and
+//! `verify` of stores hold for them.
+//!
+//! A period's level-0 map is the time aggregate of the maps inside it, in
+//! time order, with the store's aggregator: the instants' maps, or, for a
+//! period tiled by a finer stored one (a month by days) and an aggregator
+//! that composes (sum, min, max, count, nearest), the finer periods' maps.
+//! Every write of an instant recomputes the periods holding it, over the
+//! write's window only, after the spatial levels (the journal's
+//! `aggregating` phase covers both).
+
+use crate::engine::error::EngineError;
+use crate::engine::grid::period::TimeLevel;
+use crate::engine::grid::{ChunkLoc, Window};
+use crate::engine::job::{CancelToken, ProgressSink};
+use crate::engine::pyramid::aggregate::computed;
+use crate::engine::pyramid::verify::Damage;
+use crate::engine::pyramid::write::{BaseWrite, Cells, WriteError};
+use crate::engine::{Aggregator, Element, Nodata, Store, Structure, TimeAxis};
+use crate::storage::{DynStorage, Within};
+use ndarray::Array3;
+
+/// The folder of every time level's store.
+pub const PREFIX: &str = "periods/";
+
+/// The folder of a time level's store.
+fn folder(level: TimeLevel) -> String {
+    format!("{PREFIX}{}", level.name())
+}
+
+/// One time level's maps: a store of its own.
+#[derive(Debug)]
+pub(crate) struct PeriodMaps {
+    pub(crate) level: TimeLevel,
+    pub(crate) store: Store,
+}
+
+/// The structure of the store of a time level of a store of `structure`:
+/// the same grid and cells, an irregular time axis of period starts, no
+/// time levels, and a pyramid of `count` maps that sums them.
+#[must_use]
+pub fn period_structure(structure: &Structure) -> Structure {
+    Structure {
+        time: Some(TimeAxis::Irregular),
+        time_levels: Vec::new(),
+        aggregate: match structure.aggregate {
+            Aggregator::Count => Aggregator::Sum,
+            other => other,
+        },
+        ..structure.clone()
+    }
+}
+
+/// Creates the stores of `structure`'s time levels in `storage`.
+pub(crate) fn create(
+    storage: &DynStorage,
+    structure: &Structure,
+    layout: crate::engine::persistence::layout::Layout,
+) -> Result<Vec<PeriodMaps>, EngineError> {
+    structure
+        .time_levels
+        .iter()
+        .map(|&level| {
+            let part: DynStorage =
+                std::sync::Arc::new(Within::new(storage.clone(), &folder(level))?);
+            let mut store = Store::create_with_layout(part, period_structure(structure), layout)?;
+            store.period_level = Some(level);
+            Ok(PeriodMaps { level, store })
+        })
+        .collect()
+}
+
+/// Opens the stores of `structure`'s time levels in `storage`, for writing
+/// when `writer` (their own unfinished writes are finished first).
+pub(crate) fn open(
+    storage: &DynStorage,
+    structure: &Structure,
+    writer: bool,
+) -> Result<Vec<PeriodMaps>, EngineError> {
+    structure
+        .time_levels
+        .iter()
+        .map(|&level| {
+            let part: DynStorage =
+                std::sync::Arc::new(Within::new(storage.clone(), &folder(level))?);
+            let opened = if writer {
+                Store::open_writer(part)
+            } else {
+                Store::open(part)
+            };
+            let mut store = opened.map_err(|e| EngineError::NotAStore {
+                location: storage.location(),
+                reason: format!("its {level} maps ({}) do not open: {e}", folder(level)),
+            })?;
+            // As JSON: a NaN nodata is not equal to itself as a float.
+            let same = serde_json::to_value(store.structure()).ok()
+                == serde_json::to_value(period_structure(structure)).ok();
+            if !same {
+                return Err(EngineError::NotAStore {
+                    location: storage.location(),
+                    reason: format!(
+                        "its {level} maps ({}) have another grid than the store",
+                        folder(level)
+                    ),
+                });
+            }
+            store.period_level = Some(level);
+            Ok(PeriodMaps { level, store })
+        })
+        .collect()
+}
+
+/// How the maps inside a period fold into its map, cell by cell, in time
+/// order; nodata never leaks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fold {
+    Mean,
+    Sum,
+    Min,
+    Max,
+    /// The number of maps with data.
+    Count,
+    /// The first value with data.
+    First,
+    /// The most frequent value; the earliest of equally frequent ones.
+    Mode,
+}
+
+impl Fold {
+    /// The fold of `aggregate` over instants, or over finer periods' maps
+    /// (`of_periods`), where a count is a sum of counts.
+    fn of(aggregate: Aggregator, of_periods: bool) -> Self {
+        match aggregate {
+            Aggregator::Mean => Self::Mean,
+            Aggregator::Sum => Self::Sum,
+            Aggregator::Count if of_periods => Self::Sum,
+            Aggregator::Count => Self::Count,
+            Aggregator::Min => Self::Min,
+            Aggregator::Max => Self::Max,
+            Aggregator::Nearest => Self::First,
+            Aggregator::Mode => Self::Mode,
+        }
+    }
+
+    /// Whether a period's map folds from its finer periods' maps as from
+    /// its instants' (so a month can be computed from its days).
+    fn composes(aggregate: Aggregator) -> bool {
+        !matches!(aggregate, Aggregator::Mean | Aggregator::Mode)
+    }
+}
+
+/// Folds `maps` (in time order, each (bands, rows, cols) of one shape) into
+/// one map. With no map, every cell is nodata (or 0 without nodata).
+fn fold<T: Element>(
+    maps: &[Array3<T>],
+    fold: Fold,
+    nodata: Nodata<T>,
+    shape: (usize, usize, usize),
+) -> Array3<T> {
+    let mut out = Array3::from_elem(shape, nodata.fill());
+    let mut values: Vec<T> = Vec::with_capacity(maps.len());
+    for (i, cell) in out.iter_mut().enumerate() {
+        values.clear();
+        values.extend(
+            maps.iter()
+                .filter_map(|m| m.as_slice_memory_order().map(|s| s[i]))
+                .filter(|v| v.is_valid(nodata)),
+        );
+        if let Some(v) = fold_values(&values, fold, nodata) {
+            *cell = v;
+        }
+    }
+    out
+}
+
+/// The fold of one cell's valid values, in time order; `None` for none.
+fn fold_values<T: Element>(values: &[T], fold: Fold, nodata: Nodata<T>) -> Option<T> {
+    let first = *values.first()?;
+    let sum = || values.iter().map(|v| v.to_f64()).sum::<f64>();
+    // An undefined sum (+inf and -inf) takes the first value: values with
+    // data never make nodata.
+    let defined = |value: f64| {
+        if value.is_nan() {
+            first
+        } else {
+            computed(value, nodata)
+        }
+    };
+    Some(match fold {
+        Fold::Mean => defined(sum() / values.len() as f64),
+        Fold::Sum => defined(sum()),
+        Fold::Count => computed(values.len() as f64, nodata),
+        Fold::Min => values
+            .iter()
+            .copied()
+            .fold(first, |a, b| if b < a { b } else { a }),
+        Fold::Max => values
+            .iter()
+            .copied()
+            .fold(first, |a, b| if b > a { b } else { a }),
+        Fold::First => first,
+        Fold::Mode => {
+            let mut best = (first, 0usize);
+            for (i, v) in values.iter().enumerate() {
+                if values[..i].contains(v) {
+                    continue;
+                }
+                let n = values[i..].iter().filter(|w| *w == v).count();
+                if n > best.1 {
+                    best = (*v, n);
+                }
+            }
+            best.0
+        }
+    })
+}
+
+/// Where a period's map comes from: the time indices, in time order, of
+/// the maps inside it in `store` (the store's instants, or a finer time
+/// level's periods), and how they fold.
+struct Inside<'a> {
+    store: &'a Store,
+    indices: Vec<u32>,
+    fold: Fold,
+}
+
+impl Inside<'_> {
+    /// The period's level-0 cells over `window`.
+    fn read<T: Element>(&self, window: Window) -> Result<Array3<T>, EngineError> {
+        let maps = self
+            .indices
+            .iter()
+            .map(|&t| self.store.read_window::<T>(t, 0, &window))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shape = (
+            self.store.structure().band_count(),
+            window.rows as usize,
+            window.cols as usize,
+        );
+        Ok(fold(&maps, self.fold, self.store.nodata::<T>(), shape))
+    }
+}
+
+impl Store {
+    /// The calendar periods this store keeps maps of, finest first.
+    #[must_use]
+    pub fn time_levels(&self) -> &[TimeLevel] {
+        &self.structure().time_levels
+    }
+
+    /// The store of a time level's maps: its instants are the periods'
+    /// first instants. `None` when the store does not keep that level.
+    #[must_use]
+    pub fn period_maps(&self, level: TimeLevel) -> Option<&Store> {
+        self.periods
+            .iter()
+            .find(|p| p.level == level)
+            .map(|p| &p.store)
+    }
+
+    /// For the store of a time level's maps (see [`Store::period_maps`]):
+    /// that level. Its instants are its periods' first instants.
+    #[must_use]
+    pub fn period_level(&self) -> Option<TimeLevel> {
+        self.period_level
+    }
+
+    /// What the period of `level` starting at `start` is made of.
+    fn inside(&self, level: TimeLevel, start: i64) -> Inside<'_> {
+        let period = level.period();
+        let end = period.next(start).saturating_sub(1);
+        let aggregate = self.structure().aggregate;
+        // The coarsest stored finer level that tiles it, when the
+        // aggregate composes.
+        let finer = self
+            .periods
+            .iter()
+            .rfind(|p| Fold::composes(aggregate) && level.tiled_by(p.level));
+        match finer {
+            Some(finer) => Inside {
+                store: &finer.store,
+                indices: finer
+                    .store
+                    .instants_between(start, end)
+                    .into_iter()
+                    .map(|(t, _)| t)
+                    .collect(),
+                fold: Fold::of(aggregate, true),
+            },
+            None => Inside {
+                store: self,
+                indices: self
+                    .instants_between(start, end)
+                    .into_iter()
+                    .map(|(t, _)| t)
+                    .collect(),
+                fold: Fold::of(aggregate, false),
+            },
+        }
+    }
+
+    /// The base cells that ever held data, clipped to `window`.
+    fn within_data(&self, window: Window) -> Option<Window> {
+        let chunks = self.footprint().base()?;
+        let [w, h] = self.structure().chunk;
+        let cells = Window {
+            row: chunks.row * u64::from(h),
+            col: chunks.col * u64::from(w),
+            rows: chunks.rows * u64::from(h),
+            cols: chunks.cols * u64::from(w),
+        };
+        cells.intersect(&window)
+    }
+
+    /// Recomputes, over `window`, the map of every period that holds
+    /// `instant`, finest first (a month may be made of its days). Run
+    /// after a write of that instant, and again by the recovery of a write
+    /// that was interrupted: it only reads the instants.
+    pub(crate) fn update_periods<T: Element>(
+        &self,
+        instant: Option<i64>,
+        window: Window,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError> {
+        let (Some(instant), Some(window)) = (instant, self.within_data(window)) else {
+            return Ok(());
+        };
+        for maps in &self.periods {
+            let start = maps.level.period().start(instant);
+            self.write_period::<T>(maps, start, window, progress)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the map of the period of `maps` starting at `start` over
+    /// `window`, from what is inside it.
+    fn write_period<T: Element>(
+        &self,
+        maps: &PeriodMaps,
+        start: i64,
+        window: Window,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError> {
+        let inside = self.inside(maps.level, start);
+        let reader = |part: Window| inside.read::<T>(part);
+        let write = BaseWrite {
+            instant: Some(start),
+            window,
+            cells: Cells::Replace(reader),
+        };
+        // Past the write's commit point: finished, not cancelled.
+        match maps.store.write_base(write, progress, &CancelToken::new()) {
+            Ok(_) => Ok(()),
+            Err(WriteError::Source(e) | WriteError::Engine(e)) => Err(e),
+        }
+    }
+
+    /// The first instants of `level`'s periods that hold an instant with
+    /// data (a chunk at level 0), in time order.
+    fn periods_with_data(&self, level: TimeLevel) -> Result<Vec<i64>, EngineError> {
+        let written: std::collections::BTreeSet<u32> = self
+            .list_chunks(0)?
+            .into_iter()
+            .map(|(t, _, _)| t)
+            .collect();
+        let mut starts: Vec<i64> = written
+            .into_iter()
+            .filter_map(|t| self.instant_of(t))
+            .map(|i| level.period().start(i))
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
+        Ok(starts)
+    }
+
+    /// Builds every period map anew from the instants (after `convert`, or
+    /// to mend what `verify` found).
+    ///
+    /// # Errors
+    /// I/O or corrupt chunks.
+    pub fn rebuild_periods<T: Element>(
+        &self,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError> {
+        let Some(window) = self.within_data(self.grid().full_window(0)) else {
+            return Ok(());
+        };
+        for maps in &self.periods {
+            for start in self.periods_with_data(maps.level)? {
+                self.write_period::<T>(maps, start, window, progress)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares every stored period's level-0 map with a recomputation from
+    /// what is inside it, chunk by chunk (when `compare`), and verifies each time level's
+    /// store (checksums, its spatial pyramid). Returns the chunks checked
+    /// and the damage found, named by their keys in this store.
+    pub(crate) fn verify_periods<T: Element>(
+        &self,
+        compare: bool,
+        progress: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<(u64, Vec<Damage>), EngineError> {
+        let mut checked = 0;
+        let mut damage = Vec::new();
+        let name = |maps: &PeriodMaps, key: &str| format!("periods/{}/{key}", maps.level);
+        let chunks: Vec<ChunkLoc> = self
+            .within_data(self.grid().full_window(0))
+            .map(|w| self.grid().chunks_in(0, &w).collect())
+            .unwrap_or_default();
+        for maps in &self.periods {
+            let report = maps.store.verify::<T>(progress, cancel)?;
+            checked += report.chunks;
+            damage.extend(report.damage.into_iter().map(|d| Damage {
+                key: name(maps, &d.key),
+                reason: d.reason,
+            }));
+            if !compare {
+                continue;
+            }
+            let periods = maps.store.instants_between(i64::MIN, i64::MAX);
+            for start in self.periods_with_data(maps.level)? {
+                let label = maps.level.period().label(start);
+                let t = periods.iter().find(|(_, s)| *s == start).map(|(t, _)| *t);
+                let inside = self.inside(maps.level, start);
+                for &loc in &chunks {
+                    cancel.check()?;
+                    let window = self.grid().chunk_window(loc);
+                    let stored = match t.map(|t| maps.store.read_window::<T>(t, 0, &window)) {
+                        Some(Ok(cells)) => cells,
+                        // No map: nodata everywhere.
+                        None => Array3::from_elem(self.chunk_dim(), self.nodata::<T>().fill()),
+                        // Named by the store's own verify above.
+                        Some(Err(EngineError::Corrupt { .. })) => continue,
+                        Some(Err(e)) => return Err(e),
+                    };
+                    let expected = inside.read::<T>(window)?;
+                    if !crate::engine::pyramid::aggregate::same_chunk(
+                        Some(&stored),
+                        Some(&expected),
+                    ) {
+                        damage.push(match t {
+                            Some(t) => Damage {
+                                key: name(maps, &maps.store.chunk_name(t, loc)),
+                                reason: format!(
+                                    "the {} {label} differs from the aggregate of what it holds",
+                                    maps.level
+                                ),
+                            },
+                            None => Damage {
+                                key: name(maps, maps.store.layout().root_key()),
+                                reason: format!(
+                                    "the {} {label} holds instants with data but has no map",
+                                    maps.level
+                                ),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        Ok((checked, damage))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_skip_nodata_and_keep_time_order() {
+        let nodata = Nodata::value(-1.0f32);
+        let v = |x: f32| x;
+        let cell = |values: &[f32], f: Fold| {
+            let valid: Vec<f32> = values
+                .iter()
+                .copied()
+                .filter(|x| x.is_valid(nodata))
+                .collect();
+            fold_values(&valid, f, nodata)
+        };
+        let values = [v(2.0), -1.0, v(4.0), f32::NAN, v(4.0)];
+        assert_eq!(cell(&values, Fold::Sum), Some(10.0));
+        assert_eq!(cell(&values, Fold::Mean), Some(10.0 / 3.0));
+        assert_eq!(cell(&values, Fold::Count), Some(3.0));
+        assert_eq!(cell(&values, Fold::Min), Some(2.0));
+        assert_eq!(cell(&values, Fold::Max), Some(4.0));
+        assert_eq!(cell(&values, Fold::First), Some(2.0));
+        assert_eq!(cell(&values, Fold::Mode), Some(4.0));
+        assert_eq!(
+            cell(&[3.0, 5.0], Fold::Mode),
+            Some(3.0),
+            "ties: the earliest"
+        );
+        assert_eq!(cell(&[-1.0, f32::NAN], Fold::Sum), None);
+        // A sum that would be the nodata value moves off it.
+        assert_ne!(cell(&[-0.5, -0.5], Fold::Sum), Some(-1.0));
+        assert_eq!(
+            cell(&[f32::INFINITY, f32::NEG_INFINITY], Fold::Sum),
+            Some(f32::INFINITY)
+        );
+    }
+
+    #[test]
+    fn a_count_store_sums_its_period_counts_in_space() {
+        let mut s = crate::engine::grid::structure::tests::sample();
+        s.aggregate = Aggregator::Count;
+        s.time = Some(TimeAxis::Irregular);
+        s.time_levels = vec![TimeLevel::Day];
+        let p = period_structure(&s);
+        assert_eq!(p.aggregate, Aggregator::Sum);
+        assert!(p.time_levels.is_empty());
+        assert_eq!(p.time, Some(TimeAxis::Irregular));
+        assert_eq!(Fold::of(Aggregator::Count, true), Fold::Sum);
+        assert_eq!(Fold::of(Aggregator::Count, false), Fold::Count);
+    }
+}

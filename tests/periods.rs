@@ -1,0 +1,320 @@
+//! Time levels: after any sequence of writes, re-writes and clears of
+//! instants, every stored period map equals the aggregate of the instants
+//! inside it (computed here cell by cell with `by_period`, an independent
+//! fold over the values), its pyramid is exact, and a writer killed while
+//! it rewrites the period maps leaves a store whose periods match its
+//! instants after recovery.
+#![allow(clippy::unwrap_used)]
+
+use gridstore::engine::grid::period::{TimeLevel, by_period};
+use gridstore::engine::grid::time::parse_instant;
+use gridstore::engine::persistence::layout::Layout;
+use gridstore::engine::{
+    Aggregator, CancelToken, Codec, Crs, DType, JobEvent, NoProgress, Resampling, Store, Structure,
+    TimeAxis, Window,
+};
+use gridstore::storage::{FolderStorage, MemoryStorage};
+use ndarray::Array3;
+use proptest::prelude::*;
+use std::sync::Arc;
+
+const NODATA: f32 = -9999.0;
+
+/// Instants across two days, two months and two years, in no order.
+const INSTANTS: [&str; 7] = [
+    "2024-01-01T05:00",
+    "2023-12-31T23:00",
+    "2024-01-01T00:00",
+    "2024-01-02T00:00",
+    "2024-02-15T12:00",
+    "2025-03-01T00:00",
+    "2024-01-07T10:00",
+];
+
+fn structure(aggregate: Aggregator) -> Structure {
+    Structure {
+        crs: Crs {
+            wkt: "LOCAL_CS[\"test\"]".into(),
+            epsg: None,
+            name: "test".into(),
+        },
+        anchor: [1000.0, 2000.0],
+        cell_size: [10.0, 10.0],
+        chunk: [4, 4],
+        domain_levels: 4,
+        dtype: DType::F32,
+        nodata: Some(f64::from(NODATA)),
+        codec: Codec::default(),
+        aggregate,
+        resampling: Resampling::Average,
+        bands: None,
+        time: Some(TimeAxis::Irregular),
+        time_levels: TimeLevel::ALL.to_vec(),
+    }
+}
+
+/// One step of a sequence: a write (or re-write) of cells, or a clear.
+#[derive(Debug, Clone)]
+enum Step {
+    Write {
+        instant: usize,
+        window: Window,
+        values: Vec<f32>,
+    },
+    Clear {
+        instant: usize,
+        window: Window,
+    },
+}
+
+fn window() -> impl Strategy<Value = Window> {
+    (28u64..32, 28u64..32, 2u64..7, 2u64..7).prop_map(|(row, col, rows, cols)| Window {
+        row,
+        col,
+        rows,
+        cols,
+    })
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let write = (0..INSTANTS.len(), window()).prop_flat_map(|(instant, window)| {
+        // Small whole numbers: sums and means are exact in f32, so the
+        // order of the fold cannot hide a wrong one.
+        let cell = prop_oneof![1 => Just(NODATA), 3 => (0i16..6).prop_map(f32::from)];
+        proptest::collection::vec(cell, (window.rows * window.cols) as usize).prop_map(
+            move |values| Step::Write {
+                instant,
+                window,
+                values,
+            },
+        )
+    });
+    let clear =
+        (0..INSTANTS.len(), window()).prop_map(|(instant, window)| Step::Clear { instant, window });
+    prop_oneof![3 => write, 1 => clear]
+}
+
+fn apply(store: &Store, step: &Step) {
+    match step {
+        Step::Write {
+            instant,
+            window,
+            values,
+        } => {
+            let cells = Array3::from_shape_vec(
+                (1, window.rows as usize, window.cols as usize),
+                values.clone(),
+            )
+            .unwrap();
+            let at = parse_instant(INSTANTS[*instant]).unwrap();
+            store.write(Some(at), *window, cells.view()).unwrap();
+        }
+        Step::Clear { instant, window } => {
+            let at = parse_instant(INSTANTS[*instant]).unwrap();
+            // An instant never written holds nothing to clear.
+            let Ok(t) = store.time_index(Some(at), false) else {
+                return;
+            };
+            let extent = store.grid().window_extent(0, window);
+            store
+                .clear::<f32>(t, &extent, &NoProgress, &CancelToken::new())
+                .unwrap();
+        }
+    }
+}
+
+/// Every period map of every time level against `by_period` over the
+/// instants' cells, and `verify` (the pyramids, and the period maps
+/// against the store's own recomputation) clean.
+fn check(store: &Store) -> Result<(), TestCaseError> {
+    let all = Window {
+        row: 24,
+        col: 24,
+        rows: 16,
+        cols: 16,
+    };
+    let instants = store.instants_between(i64::MIN, i64::MAX);
+    let maps: Vec<Array3<f32>> = instants
+        .iter()
+        .map(|(t, _)| store.read_window::<f32>(*t, 0, &all).unwrap())
+        .collect();
+    for &level in store.time_levels() {
+        let periods = store.period_maps(level).unwrap();
+        let mut starts: Vec<i64> = instants
+            .iter()
+            .map(|(_, i)| level.period().start(*i))
+            .collect();
+        starts.dedup();
+        prop_assert_eq!(periods.time_state().length as usize, starts.len());
+        for start in starts {
+            let t = periods.time_index(Some(start), false).unwrap();
+            let stored = periods.read_window::<f32>(t, 0, &all).unwrap();
+            for ((b, r, c), got) in stored.indexed_iter() {
+                let series: Vec<(i64, Option<f64>)> = instants
+                    .iter()
+                    .zip(&maps)
+                    .filter(|((_, i), _)| level.period().start(*i) == start)
+                    .map(|((_, i), m)| {
+                        let v = m[[b, r, c]];
+                        (*i, (v != NODATA).then_some(f64::from(v)))
+                    })
+                    .collect();
+                let expected = by_period(&series, level.period(), store.structure().aggregate)
+                    .first()
+                    .and_then(|p| p.value);
+                #[allow(clippy::cast_possible_truncation)]
+                let expected = expected.map_or(NODATA, |v| v as f32);
+                prop_assert_eq!(
+                    *got,
+                    expected,
+                    "{} {} at ({}, {})",
+                    level,
+                    level.period().label(start),
+                    r,
+                    c
+                );
+            }
+        }
+    }
+    let report = store
+        .verify::<f32>(&NoProgress, &CancelToken::new())
+        .unwrap();
+    prop_assert!(report.damage.is_empty(), "{:?}", report.damage);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Adds, re-writes and clears of instants, with every aggregator:
+    /// every period equals the aggregate of its instants afterwards.
+    #[test]
+    fn every_period_is_the_aggregate_of_its_instants(
+        aggregate in proptest::sample::select(Aggregator::ALL.to_vec()),
+        steps in proptest::collection::vec(step(), 2..9),
+    ) {
+        let store = Store::create(Arc::new(MemoryStorage::new()), structure(aggregate)).unwrap();
+        for step in &steps {
+            apply(&store, step);
+        }
+        check(&store)?;
+    }
+}
+
+/// The stores of the time levels are Zarr groups of their own under
+/// `periods/`, in the store's layout, and a format-3 store names them.
+#[test]
+fn time_levels_are_stores_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.gs");
+    let mut s = structure(Aggregator::Sum);
+    s.time_levels = vec![TimeLevel::Day, TimeLevel::Year];
+    let store = Store::create_with_layout(
+        Arc::new(FolderStorage::create(&path).unwrap()),
+        s,
+        Layout::Zarr3 { shard: 2 },
+    )
+    .unwrap();
+    assert_eq!(store.format_version(), 3);
+    assert!(path.join("periods/day/zarr.json").exists());
+    assert!(path.join("periods/year/zarr.json").exists());
+    assert!(!path.join("periods/month").exists());
+    assert!(store.period_maps(TimeLevel::Month).is_none());
+    let day = store.period_maps(TimeLevel::Day).unwrap();
+    assert_eq!(day.period_level(), Some(TimeLevel::Day));
+    assert_eq!(day.structure().time, Some(TimeAxis::Irregular));
+    // Damaged: a time level's store gone is named when the store opens.
+    drop(store);
+    std::fs::remove_dir_all(path.join("periods/year")).unwrap();
+    let e = Store::open(Arc::new(FolderStorage::open(&path).unwrap())).unwrap_err();
+    assert!(e.to_string().contains("year maps"), "{e}");
+}
+
+/// A writer killed while it rewrites the period maps (after its instant
+/// is committed) leaves a store that the next writer completes: its
+/// periods then match its instants.
+#[test]
+fn a_writer_killed_among_the_period_maps_is_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.gs");
+    let store = Store::create(
+        Arc::new(FolderStorage::create(&path).unwrap()),
+        structure(Aggregator::Sum),
+    )
+    .unwrap();
+    let steps = [
+        Step::Write {
+            instant: 2,
+            window: Window {
+                row: 30,
+                col: 30,
+                rows: 2,
+                cols: 2,
+            },
+            values: vec![1.0, 2.0, 3.0, NODATA],
+        },
+        Step::Write {
+            instant: 0,
+            window: Window {
+                row: 30,
+                col: 30,
+                rows: 2,
+                cols: 2,
+            },
+            values: vec![5.0, 5.0, 5.0, 5.0],
+        },
+    ];
+    apply(&store, &steps[0]);
+    // The second write dies at the second chunk landing: the first is
+    // its own instant's commit, the second the day map's.
+    let landed = std::sync::atomic::AtomicUsize::new(0);
+    let dies = |event: JobEvent| {
+        if let JobEvent::Chunks { done: true, .. } = event {
+            let n = landed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert!(n < 1, "killed");
+        }
+    };
+    let Step::Write { window, values, .. } = &steps[1] else {
+        unreachable!()
+    };
+    let cells = Array3::from_shape_vec((1, 2, 2), values.clone()).unwrap();
+    let at = parse_instant(INSTANTS[0]).unwrap();
+    let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let block = |w: Window| {
+            let r = (w.row - window.row) as usize..(w.row - window.row + w.rows) as usize;
+            let c = (w.col - window.col) as usize..(w.col - window.col + w.cols) as usize;
+            Ok::<_, std::convert::Infallible>(cells.slice(ndarray::s![.., r, c]).to_owned())
+        };
+        let write = gridstore::engine::BaseWrite {
+            instant: Some(at),
+            window: *window,
+            cells: gridstore::engine::Cells::Read(block),
+        };
+        store.write_base(write, &dies, &CancelToken::new())
+    }));
+    assert!(killed.is_err());
+    drop(store);
+    let open = || Store::open(Arc::new(FolderStorage::open(&path).unwrap())).unwrap();
+    assert_eq!(open().pending_writes().unwrap().len(), 1);
+    let day = open();
+    let day = day.period_maps(TimeLevel::Day).unwrap();
+    assert!(
+        !day.pending_writes().unwrap().is_empty(),
+        "the day map's own write was cut short too"
+    );
+    let store = Store::open_writer(Arc::new(FolderStorage::open(&path).unwrap())).unwrap();
+    assert!(store.pending_writes().unwrap().is_empty());
+    check(&store).unwrap();
+    // The day of both instants holds their sum.
+    let day = store.period_maps(TimeLevel::Day).unwrap();
+    let t = day
+        .time_index(Some(parse_instant("2024-01-01").unwrap()), false)
+        .unwrap();
+    let cell = Window {
+        row: 30,
+        col: 30,
+        rows: 1,
+        cols: 1,
+    };
+    assert_eq!(day.read_window::<f32>(t, 0, &cell).unwrap()[[0, 0, 0]], 6.0);
+}
