@@ -611,3 +611,171 @@ fn period_maps_equal_xarray_resample_and_follow_a_correction() {
         wanted(true);
     }
 }
+
+/// Writes CF netCDFs with xarray into the folder `argv[1]`: `cf.nc`, 24
+/// six-hourly rain maps over (time, lat, lon); `gaps.nc`, 3 maps at
+/// irregular times; and bad ones, each with one flaw: `units.nc` (time in
+/// fortnights), `calendar.nc` (a 360-day calendar), `martian.nc` (an unknown
+/// calendar) and `twice.nc` (two maps of one instant).
+const CF_FILES: &str = "import sys, numpy as np, pandas as pd, xarray as xr\n\
+out = sys.argv[1]\n\
+rng = np.random.default_rng(11)\n\
+ny, nx = 30, 40\n\
+lat = xr.DataArray(50.0 - 0.01 * (np.arange(ny) + 0.5), dims='lat', attrs={'standard_name': 'latitude', 'units': 'degrees_north', 'axis': 'Y'})\n\
+lon = xr.DataArray(10.0 + 0.01 * (np.arange(nx) + 0.5), dims='lon', attrs={'standard_name': 'longitude', 'units': 'degrees_east', 'axis': 'X'})\n\
+def maps(n):\n\
+\x20   data = rng.gamma(0.5, 2.0, size=(n, ny, nx)).astype('float32')\n\
+\x20   data[rng.random(data.shape) < 0.2] = np.nan\n\
+\x20   return data\n\
+def write(name, time, attrs=None):\n\
+\x20   da = xr.DataArray(maps(len(time)), dims=('time', 'lat', 'lon'), coords={'time': time, 'lat': lat, 'lon': lon}, name='rain')\n\
+\x20   if attrs is not None:\n\
+\x20       da['time'].attrs.update(attrs)\n\
+\x20   da.to_netcdf(f'{out}/{name}', engine='h5netcdf')\n\
+write('cf.nc', pd.date_range('2024-01-30T00:00', periods=24, freq='6h'))\n\
+write('gaps.nc', pd.to_datetime(['2024-03-01T00:00', '2024-03-01T01:00', '2024-03-03T12:30']))\n\
+write('units.nc', np.array([0.0, 1.0]), {'units': 'fortnights since 2024-01-01'})\n\
+write('calendar.nc', np.array([0.0, 1.0]), {'units': 'days since 2024-01-01', 'calendar': '360_day'})\n\
+write('martian.nc', np.array([0.0, 1.0]), {'units': 'days since 2024-01-01', 'calendar': 'martian'})\n\
+write('twice.nc', np.array([0.0, 6.0, 6.0]), {'units': 'hours since 2024-01-01'})\n";
+
+/// A netCDF with a CF time dimension makes a store with a time axis
+/// (regular when its steps are equal, else irregular), not one band per
+/// step; ingesting it puts each step at its instant, with the values
+/// xarray reads there. A bad time dimension is refused in one line naming
+/// the file, and the store is left as it was.
+#[test]
+fn a_netcdf_time_dimension_is_ingested_as_instants() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    util::python(CF_FILES, &[s(d)]);
+    let store = d.join("cf.gs");
+    let nc = d.join("cf.nc");
+    let create = |store: &Path, nc: &Path| {
+        util::ok(&[
+            "create",
+            s(store),
+            "--like",
+            s(nc),
+            "--crs",
+            "EPSG:4326",
+            "--chunk",
+            "16",
+            "--aggregate",
+            "sum",
+            "--time-levels",
+            "day",
+        ]);
+    };
+    create(&store, &nc);
+    let info: serde_json::Value =
+        serde_json::from_str(&util::ok(&["info", s(&store), "--json"])).unwrap();
+    let structure = &info["structure"];
+    assert_eq!(structure["bands"], serde_json::Value::Null, "{structure}");
+    assert_eq!(
+        structure["time"],
+        serde_json::json!({"kind": "regular", "origin": 1_706_572_800, "step": 21_600})
+    );
+    let said = util::ok(&["ingest", s(&store), s(&nc)]);
+    assert!(said.contains("24 instants of 40 x 30 cells"), "{said}");
+    assert!(util::ok(&["verify", s(&store)]).starts_with("ok:"));
+    // Two of the instants against xarray's values at them.
+    let mut args = vec![s(&nc).to_string()];
+    for time in ["2024-01-30T06:00", "2024-02-03T18:00"] {
+        let out = d.join(format!("{}.tif", time.replace(':', "")));
+        util::ok(&[
+            "export",
+            s(&store),
+            "-o",
+            s(&out),
+            "--time",
+            time,
+            "--bbox",
+            "10,49.7,10.4,50",
+        ]);
+        args.extend([time.to_string(), s(&out).to_string()]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let checked = util::python(
+        "import sys, numpy as np, xarray as xr, rioxarray\n\
+         da = xr.open_dataset(sys.argv[1], engine='h5netcdf').rain\n\
+         for time, path in zip(sys.argv[2::2], sys.argv[3::2]):\n\
+         \x20   want = da.sel(time=time).values\n\
+         \x20   got = rioxarray.open_rasterio(path, masked=True).isel(band=0).values\n\
+         \x20   assert got.shape == want.shape, (got.shape, want.shape)\n\
+         \x20   assert ((got == want) | (np.isnan(got) & np.isnan(want))).all(), time\n\
+         print('ok')\n",
+        &refs,
+    );
+    assert_eq!(String::from_utf8(checked).unwrap(), "ok\n");
+    // Unequal steps make an irregular axis.
+    let gaps = d.join("gaps.gs");
+    create(&gaps, &d.join("gaps.nc"));
+    util::ok(&["ingest", s(&gaps), s(&d.join("gaps.nc"))]);
+    let info: serde_json::Value =
+        serde_json::from_str(&util::ok(&["info", s(&gaps), "--json"])).unwrap();
+    assert_eq!(info["structure"]["time"]["kind"], "irregular");
+    assert_eq!(
+        info["instants"],
+        serde_json::json!([
+            "2024-03-01T00:00:00Z",
+            "2024-03-01T01:00:00Z",
+            "2024-03-03T12:30:00Z"
+        ])
+    );
+    // Bad time dimensions: one line naming the file, the store unchanged.
+    let before = util::snapshot(&gaps);
+    for (file, reason) in [
+        ("units.nc", "unknown time unit 'fortnights'"),
+        ("calendar.nc", "calendar '360_day'"),
+        ("martian.nc", "unknown calendar 'martian'"),
+        (
+            "twice.nc",
+            "time steps 2 and 3 are both 2024-01-01T06:00:00Z",
+        ),
+    ] {
+        let path = d.join(file);
+        let e = fails(&["ingest", s(&gaps), s(&path)]);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.contains(s(&path)) && e.contains(reason), "{e}");
+        let e = fails(&[
+            "create",
+            s(&d.join("new.gs")),
+            "--like",
+            s(&path),
+            "--crs",
+            "EPSG:4326",
+        ]);
+        assert!(e.contains(reason), "{e}");
+        assert!(!d.join("new.gs").exists());
+    }
+    assert_eq!(util::snapshot(&gaps), before, "the store is as it was");
+    // One --time for 24 steps is refused; so are the steps as 24 bands of
+    // a store without a time axis.
+    let e = fails(&["ingest", s(&gaps), s(&nc), "--time", "2024-01-30"]);
+    assert!(
+        e.contains("has 24 time steps") && e.contains("drop --time"),
+        "{e}"
+    );
+    let bands = d.join("bands.gs");
+    util::ok(&[
+        "create",
+        s(&bands),
+        "--crs",
+        "EPSG:4326",
+        "--cell-size",
+        "0.01",
+        "--origin",
+        "10,50",
+        "--dtype",
+        "f32",
+        "--bands",
+        "24",
+    ]);
+    let e = fails(&["ingest", s(&bands), s(&nc)]);
+    assert!(
+        e.contains("24 bands are the steps of its time dimension 'time'"),
+        "{e}"
+    );
+    assert_eq!(util::snapshot(&gaps), before, "the store is as it was");
+}

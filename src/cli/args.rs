@@ -280,8 +280,9 @@ pub struct CreateArgs {
     pub time: Option<String>,
     /// Calendar periods (UTC) to keep aggregate maps of, kept exact on
     /// every write: a list of day, week, month, year, or "none" (the
-    /// default). Needs --time.
-    #[arg(long, value_name = "LIST", requires = "time")]
+    /// default). Needs a time axis (--time, or a --like raster with a time
+    /// dimension).
+    #[arg(long, value_name = "LIST")]
     pub time_levels: Option<String>,
     /// The domain spans chunk * 2^N cells per axis (the pyramid has N+1 levels).
     #[arg(long)]

@@ -32,9 +32,13 @@ fn structure_from(args: &CreateArgs) -> anyhow::Result<Structure> {
         let Like {
             structure,
             nodata_note,
+            time_note,
         } = structure_like(like, &overrides)?;
         if let Some(note) = nodata_note {
             eprintln!("nodata: {note}");
+        }
+        if let Some(note) = time_note.filter(|_| args.time.is_none()) {
+            eprintln!("time: {note}");
         }
         if let Some(cell) = args.cell_size {
             structure_with_cell_size(structure, cell)

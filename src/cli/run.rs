@@ -264,8 +264,13 @@ fn ingest_files(
         sink.finish();
         match result {
             Ok(r) => println!(
-                "ingested {}: {} x {} cells{}, {} base chunks, {} aggregates, {:.2} s",
+                "ingested {}: {}{} x {} cells{}, {} base chunks, {} aggregates, {:.2} s",
                 file.display(),
+                if r.instants > 1 {
+                    format!("{} instants of ", r.instants)
+                } else {
+                    String::new()
+                },
                 r.window.cols,
                 r.window.rows,
                 if r.warped { " (warped)" } else { "" },

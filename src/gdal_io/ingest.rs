@@ -9,6 +9,7 @@
 
 use super::cell::{GdalCell, read_window};
 use super::source::{Source, gdal_reason, one_line};
+use super::time_steps::TimeSteps;
 use super::{IoError, fits, warp};
 use crate::engine::{
     BaseWrite, Block, BlockReader, CancelToken, Cells, EngineError, Extent, IngestRecord, JobEvent,
@@ -54,6 +55,9 @@ pub struct IngestReport {
     pub pyramid_chunks: u64,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// Instants written: the time steps of a raster with a time
+    /// dimension, else 1.
+    pub instants: usize,
 }
 
 /// Where to read from, and which base cells the reads land on.
@@ -75,11 +79,15 @@ impl Drop for Plan {
 }
 
 /// Ingests one raster into the base level and re-aggregates the pyramid.
+/// A raster with a time dimension (a netCDF's CF time) goes into a store
+/// with a time axis one band per instant, each at its own: every step is
+/// checked before the first is written.
 ///
 /// # Errors
 /// A one-line [`IoError`] naming the file: unreadable, not georeferenced, not
-/// fitting the store, outside the domain, a read failure, or cancellation.
-/// Chunks already written stay valid; re-running completes the ingest.
+/// fitting the store, outside the domain, a bad time dimension, a read
+/// failure, or cancellation. Chunks already written stay valid; re-running
+/// completes the ingest.
 pub fn ingest(
     store: &Store,
     path: &Path,
@@ -87,12 +95,84 @@ pub fn ingest(
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<IngestReport, IoError> {
-    with_dtype!(store.structure().dtype, T => ingest_typed::<T>(store, path, options, progress, cancel))
+    let steps = if super::source::is_connection(path) || path.exists() {
+        match Dataset::open(path) {
+            Ok(dataset) => TimeSteps::of(&dataset, path)?,
+            // Source::open names what is wrong with it.
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let dtype = store.structure().dtype;
+    // One step is one map: at its own instant only into a time axis
+    // without --time.
+    let timed = store.structure().time.is_some() && options.instant.is_none();
+    let Some(steps) = steps.filter(|s| s.instants.len() > 1 || timed) else {
+        return with_dtype!(dtype, T => ingest_typed::<T>(store, path, None, options, progress, cancel));
+    };
+    let refuse = |reason: String| IoError::Mismatch {
+        path: path.into(),
+        reason,
+    };
+    if store.structure().time.is_none() {
+        return Err(refuse(format!(
+            "its {} bands are the steps of its time dimension '{}'; ingest it into a store with a time axis (create --like {} makes one)",
+            steps.instants.len(),
+            steps.dimension,
+            path.display()
+        )));
+    }
+    if options.instant.is_some() {
+        return Err(refuse(format!(
+            "has {} time steps (its time dimension '{}'), each ingested at its own instant; drop --time",
+            steps.instants.len(),
+            steps.dimension
+        )));
+    }
+    // Every instant must fit the axis before anything is written.
+    for &instant in &steps.instants {
+        store
+            .planned_time_index(Some(instant))
+            .map_err(|e| IoError::engine(path, e))?;
+    }
+    let started = Instant::now();
+    let mut total: Option<IngestReport> = None;
+    // What holds for the file (no CRS, outside the CRS's area) is said once.
+    let said = Mutex::new(std::collections::HashSet::new());
+    let progress = |event: JobEvent| match &event {
+        JobEvent::Warning(text) if !said.lock().is_ok_and(|mut s| s.insert(text.clone())) => {}
+        _ => progress.event(event),
+    };
+    for (k, &instant) in steps.instants.iter().enumerate() {
+        cancel.check().map_err(|e| IoError::engine(path, e))?;
+        let options = IngestOptions {
+            instant: Some(instant),
+            ..options.clone()
+        };
+        let report = with_dtype!(dtype, T => ingest_typed::<T>(store, path, Some(k + 1), &options, &progress, cancel))?;
+        total = Some(match total {
+            None => report,
+            Some(sum) => IngestReport {
+                window: sum.window.union(&report.window),
+                base_chunks: sum.base_chunks + report.base_chunks,
+                pyramid_chunks: sum.pyramid_chunks + report.pyramid_chunks,
+                warped: sum.warped || report.warped,
+                ..sum
+            },
+        });
+    }
+    let mut total = total.ok_or_else(|| refuse("has no time steps".into()))?;
+    total.seconds = started.elapsed().as_secs_f64();
+    total.instants = steps.instants.len();
+    Ok(total)
 }
 
+/// Ingests `path` (only its band `band`, when given: one time step).
 fn ingest_typed<T: GdalCell>(
     store: &Store,
     path: &Path,
+    band: Option<usize>,
     options: &IngestOptions,
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
@@ -106,8 +186,10 @@ fn ingest_typed<T: GdalCell>(
             path: path.into(),
             reason: format!("store CRS unusable: {e}"),
         })?;
-    // A raster without a CRS is taken to be in the store's.
-    let (source, dataset) = Source::open(path, Some(&store_srs))?;
+    // A raster without a CRS is taken to be in the store's. One time step
+    // is read through GDAL's one-band view of the file.
+    let view = band.map(|b| PathBuf::from(format!("vrt://{}?bands={b}", path.display())));
+    let (source, dataset) = Source::open(view.as_deref().unwrap_or(path), Some(&store_srs))?;
     if source.crs_assumed {
         progress.event(JobEvent::Warning(format!(
             "{}: has no CRS; taken to be the store's ({})",
@@ -143,7 +225,10 @@ fn ingest_typed<T: GdalCell>(
         progress.event(JobEvent::Warning(warning));
     }
     keep_colors(store, &source, progress).map_err(engine)?;
-    keep_band_info(store, &source).map_err(engine)?;
+    // A time step's band describes its instant, not what the store holds.
+    if band.is_none() {
+        keep_band_info(store, &source).map_err(engine)?;
+    }
     let report = IngestReport {
         path: path.into(),
         warped: plan.warped,
@@ -151,6 +236,7 @@ fn ingest_typed<T: GdalCell>(
         base_chunks: written.base_chunks,
         pyramid_chunks: written.pyramid_chunks,
         seconds: started.elapsed().as_secs_f64(),
+        instants: 1,
     };
     // The data is in: a history that cannot be written only warns.
     if let Err(e) = store.record_ingest(&history_record(store, &report, options.instant)) {

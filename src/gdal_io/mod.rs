@@ -9,6 +9,7 @@ mod export;
 mod ingest;
 mod nodata;
 mod source;
+mod time_steps;
 mod warp;
 
 pub use error::{IoError, OutputError};
@@ -23,6 +24,7 @@ pub use source::{
     CrsError, Like, LikeOverrides, Source, area_of_use, crs_of, domain_levels_for, is_connection,
     parse_crs, resolve_crs, srs_from, structure_for, structure_like, wkt_keyword,
 };
+pub use time_steps::TimeSteps;
 
 use crate::engine::DType;
 use gdal::raster::GdalDataType;

@@ -5,7 +5,7 @@ use super::{IoError, dtype_of};
 use crate::engine::persistence::band_info::{BandInfo, ColourRole};
 use crate::engine::persistence::palette::MAX_PALETTE_ENTRIES;
 use crate::engine::{
-    Aggregator, Codec, Crs, DType, Palette, Resampling, Structure, domain_levels_covering,
+    Aggregator, Codec, Crs, DType, Palette, Resampling, Structure, TimeAxis, domain_levels_covering,
 };
 use gdal::Dataset;
 use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
@@ -152,6 +152,7 @@ pub fn resolve_crs(text: &str) -> Result<(Crs, Option<[f64; 4]>), CrsError> {
 pub fn is_connection(path: &Path) -> bool {
     let text = path.to_string_lossy();
     text.starts_with("/vsi")
+        || text.starts_with("vrt://")
         || text.split_once(':').is_some_and(|(driver, rest)| {
             !driver.is_empty()
                 && driver
@@ -276,6 +277,9 @@ pub struct Like {
     pub structure: Structure,
     /// How the nodata value was chosen, when the raster declares none.
     pub nodata_note: Option<String>,
+    /// The time axis taken from the raster's time dimension, when it has
+    /// one (its bands are then instants, not bands).
+    pub time_note: Option<String>,
 }
 
 /// A structure modelled on a raster: its CRS, cell size, dtype and nodata,
@@ -298,7 +302,9 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
             })
         })
         .transpose()?;
-    let (source, _dataset) = Source::open(path, assumed.as_ref())?;
+    let (source, dataset) = Source::open(path, assumed.as_ref())?;
+    let steps = super::time_steps::TimeSteps::of(&dataset, path)?;
+    drop(dataset);
     if let Some(assumed) = &assumed
         && source.srs != *assumed
     {
@@ -343,16 +349,34 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
         }
     };
     let gt = source.geotransform;
-    let structure = structure_for(
+    let mut structure = structure_for(
         &source.srs,
         ([gt[0], gt[3]], [gt[1], -gt[5]]),
         (dtype, nodata),
         source.colors.is_some(),
-        source.bands,
+        if steps.is_some() { 1 } else { source.bands },
     );
+    let time_note = steps.map(|steps| {
+        let axis = steps.axis();
+        let first = steps.instants.first().copied().unwrap_or(0);
+        let how = match axis {
+            TimeAxis::Regular { step, .. } => format!(
+                "a regular axis from {} every {step} s",
+                crate::engine::grid::time::format_instant(first)
+            ),
+            TimeAxis::Irregular => "an irregular axis (its steps differ)".to_string(),
+        };
+        structure.time = Some(axis);
+        format!(
+            "its time dimension '{}' holds {} instants: {how}",
+            steps.dimension,
+            steps.instants.len()
+        )
+    });
     Ok(Like {
         structure,
         nodata_note,
+        time_note,
     })
 }
 

@@ -526,6 +526,7 @@ fn read_from_file(file: &Path) -> Result<FromFile, String> {
     let Like {
         structure,
         nodata_note,
+        ..
     } = structure_like(file, &LikeOverrides::default()).map_err(|e| e.to_string())?;
     let text = structure
         .crs

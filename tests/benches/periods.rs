@@ -1,0 +1,173 @@
+//! Time levels: the cost of reading a stored month of 744 hourly instants
+//! against reading one instant, and of ingesting one more hour into a
+//! store with day, month and year levels against one without. Both stores
+//! hold the same hours of 512 × 512 f32 rain (sum, 256² chunks, zstd, a
+//! folder store); each run writes or reads the same thing in each, one
+//! after the other, and the ratio of the medians is printed.
+//! `cargo bench --bench periods`.
+#![allow(clippy::unwrap_used)]
+
+use gridstore::engine::grid::period::TimeLevel;
+use gridstore::engine::grid::time::parse_instant;
+use gridstore::engine::persistence::layout::Layout;
+use gridstore::engine::{
+    Aggregator, Codec, Crs, DType, NoProgress, Resampling, Store, Structure, TimeAxis, Window,
+};
+use gridstore::storage::FolderStorage;
+use ndarray::Array3;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+const SIDE: u64 = 512;
+const HOUR: i64 = 3600;
+
+fn structure(time_levels: Vec<TimeLevel>) -> Structure {
+    Structure {
+        crs: Crs {
+            wkt: "LOCAL_CS[\"bench\"]".into(),
+            epsg: None,
+            name: "bench".into(),
+        },
+        anchor: [0.0, 0.0],
+        cell_size: [100.0, 100.0],
+        chunk: [256, 256],
+        domain_levels: 6,
+        dtype: DType::F32,
+        nodata: Some(f64::NAN),
+        codec: Codec::default(),
+        aggregate: Aggregator::Sum,
+        resampling: Resampling::Average,
+        bands: None,
+        time: Some(TimeAxis::Regular {
+            origin: parse_instant("2024-01-01").unwrap(),
+            step: HOUR,
+        }),
+        time_levels,
+    }
+}
+
+/// The data's window: a square from the anchor's cell.
+fn window() -> Window {
+    let half = 256 << 5;
+    Window {
+        row: half,
+        col: half,
+        rows: SIDE,
+        cols: SIDE,
+    }
+}
+
+/// An hour of rain: showers over dry ground (NaN where no gauge reached).
+fn rain(hour: i64) -> Array3<f32> {
+    let mut state = hour as u64 * 6_364_136_223_846_793_005 + 7;
+    Array3::from_shape_fn((1, SIDE as usize, SIDE as usize), |(_, r, c)| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let noise = (state >> 40) as f32 / (1u64 << 24) as f32;
+        if noise < 0.05 {
+            f32::NAN
+        } else {
+            let shower =
+                ((r as f32 * 0.02 + hour as f32 * 0.3).sin() * (c as f32 * 0.03).cos()).max(0.0);
+            (shower * 8.0 + noise).round() / 4.0
+        }
+    })
+}
+
+fn write(store: &Store, hour: i64) -> f64 {
+    let at = parse_instant("2024-01-01").unwrap() + hour * HOUR;
+    let cells = rain(hour);
+    let start = Instant::now();
+    store.write(Some(at), window(), cells.view()).unwrap();
+    start.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn create(path: &Path, levels: Vec<TimeLevel>) -> Store {
+    Store::create_with_layout(
+        Arc::new(FolderStorage::create(path).unwrap()),
+        structure(levels),
+        Layout::Zarr2,
+    )
+    .unwrap()
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    // January up to its last day's 19:00, then the levels built from it
+    // at once (as `convert --time-levels` does).
+    let plain = create(&dir.path().join("plain.gs"), Vec::new());
+    let hours: i64 = 30 * 24 + 19;
+    let setup = Instant::now();
+    for hour in 0..hours {
+        write(&plain, hour);
+    }
+    let levels = vec![TimeLevel::Day, TimeLevel::Month, TimeLevel::Year];
+    let kept = dir.path().join("kept.gs");
+    plain
+        .convert_into(
+            Arc::new(FolderStorage::create(&kept).unwrap()),
+            Layout::Zarr2,
+            Some(levels),
+        )
+        .unwrap();
+    drop(plain);
+    let open = |name: &str| {
+        Store::open_writer(Arc::new(
+            FolderStorage::open(dir.path().join(name)).unwrap(),
+        ))
+        .unwrap()
+    };
+    let (plain, kept) = (open("plain.gs"), open("kept.gs"));
+    eprintln!(
+        "{hours} hours of {SIDE}² cells written and their periods built in {:.0} s",
+        setup.elapsed().as_secs_f64()
+    );
+    // One more hour each, the last five of January (a day of 20 to 24
+    // hours, a month of 31 days, a year of one month).
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for hour in hours..hours + 5 {
+        without.push(write(&plain, hour));
+        with.push(write(&kept, hour));
+    }
+    let (a, b) = (median(without), median(with));
+    println!(
+        "one more hour: {:.0} ms without time levels, {:.0} ms with day, month and year: {:.2}x",
+        a * 1e3,
+        b * 1e3,
+        b / a
+    );
+    // Reading January's month map against reading one of its hours.
+    let month = kept.period_maps(TimeLevel::Month).unwrap();
+    let t_month = month
+        .time_index(Some(parse_instant("2024-01-01").unwrap()), false)
+        .unwrap();
+    let t_hour = plain
+        .time_index(Some(parse_instant("2024-01-15T12:00").unwrap()), false)
+        .unwrap();
+    let (mut instant, mut period) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let start = Instant::now();
+        let one = plain.read_window::<f32>(t_hour, 0, &window()).unwrap();
+        instant.push(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        let all = month.read_window::<f32>(t_month, 0, &window()).unwrap();
+        period.push(start.elapsed().as_secs_f64());
+        assert_eq!(one.dim(), all.dim());
+    }
+    let (a, b) = (median(instant), median(period));
+    println!(
+        "read a stored month of 744 hours: {:.1} ms, one hour: {:.1} ms: {:.2}x",
+        b * 1e3,
+        a * 1e3,
+        b / a
+    );
+    let report = kept.verify::<f32>(&NoProgress, &gridstore::engine::CancelToken::new());
+    assert!(report.unwrap().damage.is_empty(), "the periods verify");
+}
