@@ -1,6 +1,6 @@
 //! Command-line arguments (clap) and their parsing into engine types.
 
-use crate::engine::grid::period::Period;
+use crate::engine::grid::period::{Period, TimeLevel};
 use crate::engine::persistence::layout::Layout;
 use crate::engine::{Aggregator, Codec, DType, Extent, Resampling};
 use crate::storage::Backend;
@@ -212,6 +212,10 @@ pub enum Command {
         /// with a time axis.
         #[arg(long, value_parser = parse_gui_instant)]
         time: Option<i64>,
+        /// Show the store's maps of this time level (day, week, month or
+        /// year), at the period holding --time (2024-05 names a month).
+        #[arg(long, value_parser = parse_time_level)]
+        period: Option<TimeLevel>,
         /// Shade the relief of the (first) band shown: blended with its
         /// colours, or alone in greys.
         #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "blend")]
@@ -601,7 +605,14 @@ fn parse_bands(s: &str) -> Result<BandList, String> {
 }
 
 fn parse_gui_instant(s: &str) -> Result<i64, String> {
-    crate::engine::grid::time::parse_instant(s).map_err(|e| e.to_string())
+    crate::engine::grid::time::parse_period_time(s).map_err(|e| e.to_string())
+}
+
+fn parse_time_level(s: &str) -> Result<TimeLevel, String> {
+    match TimeLevel::parse_list(s)?.as_slice() {
+        [one] => Ok(*one),
+        _ => Err(format!("'{s}': one of day, week, month, year")),
+    }
 }
 
 fn parse_point(s: &str) -> Result<(f64, f64), String> {

@@ -163,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bands,
             stretch,
             time,
+            period,
             hillshade,
         } => {
             crate::gui::run(crate::gui::GuiOptions {
@@ -179,6 +180,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bands: bands.map(|b| b.0),
                 dialogs: None,
                 time,
+                period,
                 hillshade: hillshade.map(|h| h == crate::cli::args::HillshadeArg::Alone),
             })?;
             Ok(ExitCode::SUCCESS)
@@ -297,13 +299,13 @@ fn ingest_files(
 }
 
 fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
-    let opened = open_store(&args.store, false)?;
-    let (store, instant) = match (args.period, args.time.as_deref()) {
+    let store = open_store(&args.store, false)?;
+    let (period, instant) = match (args.period, args.time.as_deref()) {
         (Some(period), Some(time)) => {
-            let (maps, start) = period_map(&opened, period, time)?;
-            (maps, Some(start))
+            let (level, start) = period_map(&store, period, time)?;
+            (Some(level), Some(start))
         }
-        _ => (&opened, parse_time(args.time.as_deref())?),
+        _ => (None, parse_time(args.time.as_deref())?),
     };
     let format = match args
         .format
@@ -348,6 +350,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         resolution,
         format,
         instant,
+        period,
         resampling: args.resampling,
         crs: args.crs.clone(),
         snap: args.snap,
@@ -356,7 +359,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
     };
     if let Some(range) = args.time_range {
         let sink = BarSink::new("export");
-        let result = export_instants(store, &request, range, &args.output, &sink, cancel);
+        let result = export_instants(&store, &request, range, &args.output, &sink, cancel);
         sink.finish();
         let (report, instants) = result?;
         if !report.has_data {
@@ -388,7 +391,14 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         cache::open_or_warn()
     };
     let sink = BarSink::new("export");
-    let result = export_with(store, &request, &args.output, cache.as_ref(), &sink, cancel);
+    let result = export_with(
+        &store,
+        &request,
+        &args.output,
+        cache.as_ref(),
+        &sink,
+        cancel,
+    );
     sink.finish();
     let (report, cache_warning) = result?;
     if let Some(w) = cache_warning {
@@ -421,20 +431,17 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// The store of `period`'s maps in `store`, and the start of the period
+/// The time level of `period` in `store`, and the start of the period
 /// that `time` (an instant, or a period such as 2024-05) names.
 ///
 /// # Errors
-/// A time that is not one, or a period the store keeps no maps of.
-fn period_map<'a>(
-    store: &'a Store,
-    period: Period,
-    time: &str,
-) -> anyhow::Result<(&'a Store, i64)> {
+/// A time that is not one, a period the store keeps no maps of, or one
+/// that holds no instant.
+fn period_map(store: &Store, period: Period, time: &str) -> anyhow::Result<(TimeLevel, i64)> {
     let at = crate::engine::grid::time::parse_period_time(time).map_err(anyhow::Error::msg)?;
     let start = period.start(at);
-    let kept = TimeLevel::of(period).and_then(|level| store.period_maps(level));
-    let Some(maps) = kept else {
+    let kept = TimeLevel::of(period).and_then(|level| Some((level, store.period_maps(level)?)));
+    let Some((level, maps)) = kept else {
         let levels: Vec<&str> = store.time_levels().iter().map(|l| l.name()).collect();
         let stored = if levels.is_empty() {
             "it keeps no period maps (create --time-levels, or convert --time-levels)".to_string()
@@ -466,7 +473,7 @@ fn period_map<'a>(
             store.location()
         );
     }
-    Ok((maps, start))
+    Ok((level, start))
 }
 
 /// A period as the command line names it.

@@ -27,6 +27,7 @@ use crate::engine::pyramid::write::{BaseWrite, Cells, WriteError};
 use crate::engine::{Aggregator, Element, Nodata, Store, Structure, TimeAxis};
 use crate::storage::{DynStorage, Within};
 use ndarray::Array3;
+use std::sync::Arc;
 
 /// The folder of every time level's store.
 pub const PREFIX: &str = "periods/";
@@ -40,7 +41,7 @@ fn folder(level: TimeLevel) -> String {
 #[derive(Debug)]
 pub(crate) struct PeriodMaps {
     pub(crate) level: TimeLevel,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
 }
 
 /// The structure of the store of a time level of a store of `structure`:
@@ -73,7 +74,15 @@ pub(crate) fn create(
                 std::sync::Arc::new(Within::new(storage.clone(), &folder(level))?);
             let mut store = Store::create_with_layout(part, period_structure(structure), layout)?;
             store.period_level = Some(level);
-            Ok(PeriodMaps { level, store })
+            store.write_metadata(
+                &store.time_state(),
+                &store.footprint(),
+                crate::engine::store::MetadataChange::Root,
+            )?;
+            Ok(PeriodMaps {
+                level,
+                store: Arc::new(store),
+            })
         })
         .collect()
 }
@@ -92,11 +101,11 @@ pub(crate) fn open(
             let part: DynStorage =
                 std::sync::Arc::new(Within::new(storage.clone(), &folder(level))?);
             let opened = if writer {
-                Store::open_writer(part)
+                Store::open_writer_unchecked(part)
             } else {
                 Store::open(part)
             };
-            let mut store = opened.map_err(|e| EngineError::NotAStore {
+            let store = opened.map_err(|e| EngineError::NotAStore {
                 location: storage.location(),
                 reason: format!("its {level} maps ({}) do not open: {e}", folder(level)),
             })?;
@@ -112,8 +121,16 @@ pub(crate) fn open(
                     ),
                 });
             }
-            store.period_level = Some(level);
-            Ok(PeriodMaps { level, store })
+            if store.period_level != Some(level) {
+                return Err(EngineError::NotAStore {
+                    location: storage.location(),
+                    reason: format!("its {level} maps ({}) say they are not", folder(level)),
+                });
+            }
+            Ok(PeriodMaps {
+                level,
+                store: Arc::new(store),
+            })
         })
         .collect()
 }
@@ -259,7 +276,7 @@ impl Store {
     /// The store of a time level's maps: its instants are the periods'
     /// first instants. `None` when the store does not keep that level.
     #[must_use]
-    pub fn period_maps(&self, level: TimeLevel) -> Option<&Store> {
+    pub fn period_maps(&self, level: TimeLevel) -> Option<&Arc<Store>> {
         self.periods
             .iter()
             .find(|p| p.level == level)

@@ -57,6 +57,9 @@ struct RootMeta {
     /// names; absent in an empty store and where it was not kept yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     data: Option<DataWindow>,
+    /// From version 3, in the store of a time level's maps: that level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    period: Option<crate::engine::grid::period::TimeLevel>,
 }
 
 /// The base cells holding every data cell of a store without a time axis,
@@ -393,7 +396,7 @@ impl Store {
             known_state: RwLock::new(known_state),
             reads: crate::engine::catalogue::sources::ReadLog::default(),
             periods,
-            period_level: None,
+            period_level: meta.period,
         })
     }
 
@@ -405,6 +408,22 @@ impl Store {
     /// As [`Store::open`], `Locked` when another writer holds the lock, and
     /// errors of the repair.
     pub fn open_writer(storage: DynStorage) -> Result<Self, EngineError> {
+        let store = Self::open(storage.clone())?;
+        if let Some(level) = store.period_level {
+            return Err(EngineError::NotAStore {
+                location: store.location(),
+                reason: format!(
+                    "it holds the {level} maps of the store around it, which keeps them; write into that store"
+                ),
+            });
+        }
+        drop(store);
+        Self::open_writer_unchecked(storage)
+    }
+
+    /// As [`Store::open_writer`], also for the store of a time level's
+    /// maps, which only its store writes (see `engine::periods`).
+    pub(crate) fn open_writer_unchecked(storage: DynStorage) -> Result<Self, EngineError> {
         // Taking the lock leaves a file: never in what is not a store (a
         // Zarr store of another tool). Opened again once locked, for what
         // the last writer left.
@@ -1112,6 +1131,7 @@ impl Store {
             shard: self.layout.sharded().then(|| self.layout.shard()),
             structure: self.structure.clone(),
             time: time.clone(),
+            period: self.period_level,
             extent: footprint.base(),
             data: self
                 .data

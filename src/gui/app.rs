@@ -57,8 +57,10 @@ pub struct GuiOptions {
     /// What chooses the file dialogs (`None`: the process's environment).
     pub dialogs: Option<super::dialog::Probe>,
     /// The instant to show at start (seconds since the epoch, UTC); it
-    /// must be stored.
+    /// must be stored (or, with `period`, lie in a stored period).
     pub time: Option<i64>,
+    /// The time level whose maps to show at start.
+    pub period: Option<crate::engine::grid::period::TimeLevel>,
     /// Start with shaded relief: `Some(true)` alone, `Some(false)` blended
     /// with the colours.
     pub hillshade: Option<bool>,
@@ -140,6 +142,7 @@ pub struct Explorer {
     pub furniture: bool,
     /// The instant asked for at start, applied when the store opens.
     start_time: Option<i64>,
+    start_period: Option<crate::engine::grid::period::TimeLevel>,
     /// Shaded relief.
     pub shading: Shading,
     pub(super) drawn: Drawn,
@@ -219,6 +222,7 @@ impl Explorer {
             cursor_values: None,
             furniture: true,
             start_time: options.time,
+            start_period: options.period,
             shading: Shading {
                 on: options.hillshade.is_some(),
                 sun: crate::relief::Sun::default(),
@@ -410,6 +414,10 @@ impl Explorer {
                     Ok((bands, t)) => {
                         self.bands = bands;
                         self.time.t = t;
+                        self.time.period = None;
+                        if let Some(level) = self.start_period.take() {
+                            self.time.show_period(&opened.store, Some(level));
+                        }
                         let cell = opened.store.grid().cell_size(0)[0];
                         let degrees = opened.units == super::furniture::MapUnits::Degrees;
                         self.time.place = super::time::PlaceFormat::for_cell(cell, degrees);
@@ -477,7 +485,8 @@ impl Explorer {
     pub(super) fn export_request(&self) -> Option<(PathBuf, ExportRequest)> {
         let opened = self.opened()?;
         let request = ExportRequest {
-            instant: opened.store.instant_of(self.time.t),
+            instant: self.time.shown(&opened.store).instant_of(self.time.t),
+            period: self.time.period,
             ..self.export.request()
         };
         Some((opened.path.clone(), request))
@@ -526,7 +535,7 @@ impl Explorer {
             ui.centered_and_justified(|ui| ui.label("Open a store folder to explore it."));
             return;
         };
-        let store = opened.store.clone();
+        let store = self.time.shown(&opened.store);
         if !self.map.fitted
             && let Some(extent) = self.bbox.or(opened.data)
         {
@@ -784,7 +793,7 @@ impl Explorer {
     }
 
     fn inspector_panel(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
-        let Some(store) = self.opened().map(|o| o.store.clone()) else {
+        let Some(store) = self.opened().map(|o| self.time.shown(&o.store)) else {
             return;
         };
         let Some(key) = self.inspector.selected else {
@@ -807,7 +816,7 @@ impl Explorer {
     /// Selects a chunk in the inspector, and with `centre` centres the map
     /// on it.
     pub(super) fn inspect(&mut self, key: super::tiles::TileKey, centre: bool) {
-        let Some(store) = self.opened().map(|o| o.store.clone()) else {
+        let Some(store) = self.opened().map(|o| self.time.shown(&o.store)) else {
             return;
         };
         if centre {
@@ -920,9 +929,26 @@ impl Explorer {
     /// nearest it does).
     fn start_time(&mut self, opened: &Opened) -> Result<u32, String> {
         let first = opened.store.time_indices().first().copied().unwrap_or(0);
-        match self.start_time.take() {
-            None => Ok(first),
-            Some(instant) => opened
+        match (self.start_time.take(), self.start_period) {
+            (None, _) => Ok(first),
+            // The first instant of the period holding it.
+            (Some(instant), Some(level)) => {
+                let start = level.period().start(instant);
+                let end = level.period().next(start).saturating_sub(1);
+                opened
+                    .store
+                    .instants_between(start, end)
+                    .first()
+                    .map(|(t, _)| *t)
+                    .ok_or_else(|| {
+                        format!(
+                            "--time: {}: no instant in the {level} {}",
+                            opened.path.display(),
+                            level.period().label(start)
+                        )
+                    })
+            }
+            (Some(instant), None) => opened
                 .store
                 .time_index(Some(instant), false)
                 .map_err(|e| format!("--time: {}: {e}", opened.path.display())),

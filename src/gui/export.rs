@@ -61,6 +61,7 @@ impl ExportPanel {
             },
             format: self.format,
             instant: None,
+            period: None,
             resampling: None,
             crs: None,
             snap: false,

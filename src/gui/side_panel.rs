@@ -214,8 +214,14 @@ impl Explorer {
         if let Some(store) = self.opened().map(|o| o.store.clone())
             && self.time.ui(ui, &store, loaded)
         {
-            // Another instant: its tiles load while the old ones stay.
-            self.tiles.refresh();
+            if self.time.take_period_change() {
+                // Other maps, numbered otherwise: none of the tiles holds.
+                self.tiles.clear();
+                self.inspector.selected = None;
+            } else {
+                // Another instant: its tiles load while the old ones stay.
+                self.tiles.refresh();
+            }
         }
         ui.separator();
         self.export_controls(ui, top, commands);

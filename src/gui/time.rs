@@ -1,9 +1,12 @@
 //! The time axis in the explorer: a timeline of the stored instants (each
-//! at its place in time; click or drag to choose, arrow keys to step),
-//! playback at a chosen speed, and the time series at a clicked point
-//! (read on a background thread) on a date axis.
+//! at its place in time; click or drag to choose, arrow keys to step), or
+//! of the periods of a time level the store keeps (day, week, month,
+//! year: the selector beside it), playback at a chosen speed, and the time
+//! series at a clicked point (read on a background thread) on a date axis,
+//! per instant or per period.
 
 use super::task::Task;
+use crate::engine::grid::period::TimeLevel;
 use crate::engine::grid::time::format_instant;
 use crate::engine::{Resampling, Store};
 use crate::with_dtype;
@@ -16,8 +19,13 @@ pub type Series = ((f64, f64), Vec<(i64, Option<f64>)>);
 
 /// The instant shown, playback, and the series at the last clicked point.
 pub struct TimePanel {
-    /// The time index shown on the map.
+    /// The time index shown on the map: of an instant, or of a period of
+    /// `period`.
     pub t: u32,
+    /// The time level shown (its period maps), `None` for instants.
+    pub period: Option<TimeLevel>,
+    /// Whether `period` changed since [`TimePanel::take_period_change`].
+    period_changed: bool,
     /// `(instant, value)` at the clicked point, in time order.
     pub series: Option<Series>,
     pending: Option<Task<Series>>,
@@ -35,6 +43,8 @@ impl Default for TimePanel {
     fn default() -> Self {
         Self {
             t: 0,
+            period: None,
+            period_changed: false,
             series: None,
             pending: None,
             playing: false,
@@ -120,6 +130,51 @@ pub fn nearest(instants: &[(u32, i64)], at: f64) -> usize {
 }
 
 impl TimePanel {
+    /// The store whose maps are shown: `store`'s, or its maps of the time
+    /// level chosen.
+    #[must_use]
+    pub fn shown(&self, store: &Arc<Store>) -> Arc<Store> {
+        self.period
+            .and_then(|level| store.period_maps(level))
+            .unwrap_or(store)
+            .clone()
+    }
+
+    /// Whether the time level shown changed since the last call (the map's
+    /// tiles are then of other maps).
+    pub fn take_period_change(&mut self) -> bool {
+        std::mem::take(&mut self.period_changed)
+    }
+
+    /// Shows `level`'s periods (`None`: the instants), at the period
+    /// holding the instant shown, or the first instant of the period shown.
+    pub fn show_period(&mut self, store: &Store, level: Option<TimeLevel>) {
+        if level == self.period {
+            return;
+        }
+        let shown = self.period.and_then(|l| store.period_maps(l));
+        let at = match shown {
+            Some(maps) => maps.instant_of(self.t),
+            None => store.instant_of(self.t),
+        };
+        let target: &Store = level
+            .and_then(|l| store.period_maps(l))
+            .map_or(store, |m| m);
+        let wanted = at.map(|at| match level {
+            Some(level) => level.period().start(at),
+            None => at,
+        });
+        let instants = target.instants_between(i64::MIN, i64::MAX);
+        #[allow(clippy::cast_precision_loss)]
+        let position = wanted.map_or(0, |w| nearest(&instants, w as f64));
+        self.t = instants.get(position).map_or(0, |(t, _)| *t);
+        self.period = level;
+        self.period_changed = true;
+        // The series of the other maps is read anew at the next click.
+        self.series = None;
+        self.pending = None;
+    }
+
     /// Starts reading the series at `(x, y)` (base level, nearest cell).
     pub fn request_series(&mut self, store: &Arc<Store>, point: (f64, f64), ctx: &egui::Context) {
         if store.structure().time.is_none() {
@@ -142,7 +197,7 @@ impl TimePanel {
     /// The timeline, playback and the series plot; returns whether the
     /// instant changed. `loaded`: the map shows the current instant in
     /// full, so playback may step on.
-    pub fn ui(&mut self, ui: &mut egui::Ui, store: &Store, loaded: bool) -> bool {
+    pub fn ui(&mut self, ui: &mut egui::Ui, store: &Arc<Store>, loaded: bool) -> bool {
         if let Some(rx) = &self.pending
             && let Some(series) = rx.poll()
         {
@@ -153,6 +208,24 @@ impl TimePanel {
             self.playing = false;
             return false;
         }
+        if !store.time_levels().is_empty() {
+            let mut level = self.period;
+            ui.horizontal(|ui| {
+                ui.label("show");
+                ui.selectable_value(&mut level, None, "instants");
+                for &kept in store.time_levels() {
+                    ui.selectable_value(&mut level, Some(kept), kept.name())
+                        .on_hover_text(format!(
+                            "the {kept} maps: each {kept}'s {} of its instants",
+                            store.structure().aggregate
+                        ));
+                }
+            });
+            self.show_period(store, level);
+        }
+        let changed_level = self.period_changed;
+        let shown = self.shown(store);
+        let store = shown.as_ref();
         let instants = store.instants_between(i64::MIN, i64::MAX);
         if instants.is_empty() {
             ui.label("time: no instants yet");
@@ -219,8 +292,11 @@ impl TimePanel {
         if self.playing {
             position = self.play(ui.ctx(), position, last, loaded);
         }
-        ui.monospace(format_instant(instants[position].1));
-        let changed = instants[position].0 != self.t;
+        ui.monospace(match self.period {
+            Some(level) => format!("{level} {}", level.period().label(instants[position].1)),
+            None => format_instant(instants[position].1),
+        });
+        let changed = instants[position].0 != self.t || changed_level;
         self.t = instants[position].0;
         self.series_plot(ui);
         changed

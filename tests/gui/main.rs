@@ -16,6 +16,7 @@ mod views;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use gridstore::engine::grid::period::TimeLevel;
 use gridstore::gui::{Explorer, GuiOptions};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -1444,4 +1445,90 @@ fn a_failed_screenshot_run_exits_cleanly_while_quicklooks_load() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("/nonexistent/store.gs"), "{err}");
     }
+}
+
+/// A store with time levels gets a selector beside the time slider: the
+/// day shown is the sum of its instants (its map, its tiles, the series at
+/// a clicked point per day, and an export); back to instants, the instant
+/// shown is in that day.
+#[test]
+fn the_period_selector_shows_period_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("p.gs");
+    let src = util::data("terra_meuse.tif");
+    util::ok(&[
+        "create",
+        s(&store),
+        "--like",
+        s(&src),
+        "--time",
+        "irregular",
+        "--chunk",
+        "16",
+        "--aggregate",
+        "sum",
+        "--time-levels",
+        "day,month",
+    ]);
+    for time in ["2024-03-01T00:00", "2024-03-01T12:00", "2024-03-02T00:00"] {
+        util::ok(&["ingest", s(&store), s(&src), "--time", time]);
+    }
+    let mut h = harness(&GuiOptions {
+        store: Some(store.clone()),
+        ..GuiOptions::default()
+    });
+    until_tiles(&mut h);
+    assert_eq!(h.state().time.period, None);
+    h.get_by_label("day").click();
+    h.run_steps(2);
+    assert_eq!(h.state().time.period, Some(TimeLevel::Day));
+    // The first instant's day, its maps read from the day store.
+    let opened = h.state().opened().unwrap().store.clone();
+    let days = opened.period_maps(TimeLevel::Day).unwrap().clone();
+    let t = h.state().time.t;
+    assert_eq!(
+        days.instant_of(t),
+        Some(gridstore::engine::grid::time::parse_instant("2024-03-01").unwrap())
+    );
+    h.get_by_label("day 2024-03-01");
+    until_tiles(&mut h);
+    click_map(&mut h, egui::pos2(650.0, 350.0));
+    run_until(&mut h, "the series per day", |app| {
+        app.time.series.is_some()
+    });
+    let (point, series) = h.state().time.series.clone().unwrap();
+    assert_eq!(series.len(), 2, "two days: {series:?}");
+    let at = |t: u32| {
+        opened
+            .value_at::<i16>(t, 0, point, 0, gridstore::engine::Resampling::Nearest)
+            .unwrap()
+            .unwrap()
+    };
+    let first = opened.instants_between(i64::MIN, i64::MAX)[0].0;
+    let one = at(first);
+    assert_eq!(series[0].1, Some(2.0 * one), "the 1st holds two instants");
+    assert_eq!(series[1].1, Some(one), "the 2nd one");
+    // An export takes the day shown, and says so.
+    let out = dir.path().join("day.tif");
+    h.state_mut().export_to(out.clone());
+    run_until(&mut h, "the export", finished);
+    let info = std::process::Command::new("gdalinfo")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("GRIDSTORE_PERIOD_LABEL=2024-03-01"), "{info}");
+    // The month; then the instants again, within that month.
+    h.get_by_label("month").click();
+    h.run_steps(2);
+    h.get_by_label("month 2024-03");
+    h.get_by_label("instants").click();
+    h.run_steps(2);
+    assert_eq!(h.state().time.period, None);
+    let t = h.state().time.t;
+    assert_eq!(
+        opened.instant_of(t),
+        Some(gridstore::engine::grid::time::parse_instant("2024-03-01").unwrap())
+    );
+    until_tiles(&mut h);
 }

@@ -114,6 +114,7 @@ pub fn args(token: &str, place: &str, request: &ExportRequest) -> Json {
         snap,
         interpolate,
         allow_empty,
+        period,
     } = request;
     json!({
         "store": token,
@@ -132,6 +133,7 @@ pub fn args(token: &str, place: &str, request: &ExportRequest) -> Json {
             ExportFormat::Png => "png",
         },
         "instant": instant,
+        "period": period,
         "resampling": resampling,
         "crs": crs,
         "snap": snap,

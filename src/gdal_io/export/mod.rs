@@ -19,6 +19,7 @@ use super::cell::GdalCell;
 use super::source::{parse_crs, srs_from};
 use super::{IoError, OutputError};
 use crate::engine::catalogue::cache::Provenance as _;
+use crate::engine::grid::period::TimeLevel;
 use crate::engine::{
     CancelToken, EngineError, Extent, FunctionCache, Progress, ProgressSink, Resampling, Store,
 };
@@ -128,8 +129,12 @@ pub struct ExportRequest {
     pub resolution: Resolution,
     /// The output format.
     pub format: ExportFormat,
-    /// The instant, for stores with a time axis.
+    /// The instant, for stores with a time axis: with `period`, the first
+    /// instant of the period.
     pub instant: Option<i64>,
+    /// Read the store's maps of this time level (see
+    /// `Store::period_maps`) instead of its instants.
+    pub period: Option<TimeLevel>,
     /// Resampling; `None` picks the store's (nearest for categorical data).
     pub resampling: Option<Resampling>,
     /// Output CRS, when not the store's; GDAL warps the result.
@@ -179,6 +184,23 @@ pub fn export(
     export_with(store, request, out, None, progress, cancel).map(|(report, _)| report)
 }
 
+/// The store `request` reads: `store`, or the store of its time level's
+/// maps.
+fn maps_read<'a>(store: &'a Store, request: &ExportRequest) -> Result<&'a Store, IoError> {
+    let Some(level) = request.period else {
+        return Ok(store);
+    };
+    store
+        .period_maps(level)
+        .map(AsRef::as_ref)
+        .ok_or_else(|| IoError::Mismatch {
+            path: store.location().into(),
+            reason: format!(
+                "keeps no {level} maps (create --time-levels, or convert --time-levels)"
+            ),
+        })
+}
+
 /// [`export`], served from `cache` when it holds the same request on the
 /// store's current contents, and kept there otherwise (up to 256 MB of
 /// files). A failure of the cache itself never fails the export: it is
@@ -194,6 +216,7 @@ pub fn export_with(
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
 ) -> Result<(ExportReport, Option<String>), IoError> {
+    let store = maps_read(store, request)?;
     let location = PathBuf::from(store.location());
     let token = match cache {
         Some(_) => store
@@ -254,6 +277,7 @@ pub fn export_instants(
     cancel: &CancelToken,
 ) -> Result<(ExportReport, Vec<i64>), IoError> {
     use crate::engine::grid::time::format_instant;
+    let store = maps_read(store, request)?;
     let refuse = |path: &Path, reason: String| IoError::Mismatch {
         path: path.into(),
         reason,
