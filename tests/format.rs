@@ -190,20 +190,29 @@ fn a_format_2_store_opens_and_converts_with_time_levels() {
         serde_json::from_str(&ok(&["info", s(&store), "--json"])).unwrap();
     assert_eq!(info["format_version"], 2);
     assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
-    // It keeps no period maps; converted with day and month levels it does.
-    let out = util::gridstore(&[
+    // It keeps no period maps: a day is computed from its instants, and
+    // said so; converted with day and month levels it keeps them.
+    let out = dir.path().join("computed.tif");
+    let run = util::gridstore(&[
         "export",
         s(&store),
         "-o",
-        s(&dir.path().join("no.tif")),
+        s(&out),
         "--time",
         "2024-05-01",
         "--period",
         "day",
+        "--bbox",
+        &bounds,
     ]);
-    assert!(!out.status.success());
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert!(e.contains("keeps no period maps"), "{e}");
+    assert!(run.status.success());
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        said.contains("2024-05-01: not stored (it keeps no period maps); computed from 4 instants"),
+        "{said}"
+    );
+    // Three equal maps (the axis's fourth, 01:00, holds nothing): their mean.
+    assert!(is_source(&read(s(&out), None)));
     let new = dir.path().join("v3.gs");
     ok(&["convert", s(&store), s(&new), "--time-levels", "month,day"]);
     let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&new), "--json"])).unwrap();

@@ -487,7 +487,7 @@ out, how, fixed = sys.argv[1], sys.argv[2], sys.argv[3] == '1'\n\
 da = xr.open_dataset(f'{out}/rain.nc', engine='h5netcdf').rain\n\
 if fixed:\n\
 \x20   da.loc[dict(time='2024-01-31T06:00')] = da.sel(time='2024-01-31T06:00') * 2\n\
-freq = {'day': '1D', 'month': 'MS'}\n\
+freq = {'day': dict(time='1D'), 'month': dict(time='MS'), 'week': dict(time='7D', origin='2024-01-29'), '12h': dict(time='12h')}\n\
 def agg(r):\n\
 \x20   return {'sum': lambda: r.sum(min_count=1), 'mean': lambda: r.mean(), 'max': lambda: r.max(), 'min': lambda: r.min()}[how]()\n\
 def space(m):\n\
@@ -497,7 +497,7 @@ args = sys.argv[4:]\n\
 checked = 0\n\
 for k in range(0, len(args), 4):\n\
 \x20   period, start, level, path = args[k:k + 4]\n\
-\x20   want = agg(da.resample(time=freq[period])).sel(time=start)\n\
+\x20   want = agg(da.resample(**freq[period])).sel(time=start)\n\
 \x20   if level == '1':\n\
 \x20       want = space(want)\n\
 \x20   got = rioxarray.open_rasterio(path, masked=True).isel(band=0).values\n\
@@ -511,8 +511,9 @@ print(checked)\n";
 
 /// Every day and month map equals xarray's `resample` of the instants at
 /// level 0 (sum with min_count=1, and mean), and the spatial aggregate of
-/// that at level 1; after a corrected instant is ingested, the day and
-/// month holding it equal the oracle on the corrected data.
+/// that at level 1, and so do a week and 12 h, which are computed (not
+/// stored); after a corrected instant is ingested, the day and month
+/// holding it equal the oracle on the corrected data.
 #[test]
 fn period_maps_equal_xarray_resample_and_follow_a_correction() {
     let dir = tempfile::tempdir().unwrap();
@@ -582,6 +583,10 @@ fn period_maps_equal_xarray_resample_and_follow_a_correction() {
                 ("day", "2024-02-03", "2024-02-03"),
                 ("month", "2024-01", "2024-01-01"),
                 ("month", "2024-02", "2024-02-01"),
+                // Not stored: computed (a week from the day maps, or the
+                // instants for a mean; 12 h from the instants).
+                ("week", "2024-01-30", "2024-01-29"),
+                ("12h", "2024-01-31T12:00", "2024-01-31T12:00"),
             ] {
                 for level in ["0", "1"] {
                     let file = export(

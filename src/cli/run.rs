@@ -299,14 +299,19 @@ fn ingest_files(
 }
 
 fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
-    let store = open_store(&args.store, false)?;
+    let opened = open_store(&args.store, false)?;
+    let mut computed = None;
     let (period, instant) = match (args.period, args.time.as_deref()) {
-        (Some(period), Some(time)) => {
-            let (level, start) = period_map(&store, period, time)?;
-            (Some(level), Some(start))
-        }
+        (Some(period), Some(time)) => match period_map(&opened, period, time)? {
+            PeriodMap::Stored(level, start) => (Some(level), Some(start)),
+            PeriodMap::Computed(store, start) => {
+                computed = Some(store);
+                (None, Some(start))
+            }
+        },
         _ => (None, parse_time(args.time.as_deref())?),
     };
+    let store: &Store = computed.as_deref().unwrap_or(&opened);
     let format = match args
         .format
         .as_deref()
@@ -359,7 +364,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
     };
     if let Some(range) = args.time_range {
         let sink = BarSink::new("export");
-        let result = export_instants(&store, &request, range, &args.output, &sink, cancel);
+        let result = export_instants(store, &request, range, &args.output, &sink, cancel);
         sink.finish();
         let (report, instants) = result?;
         if !report.has_data {
@@ -391,14 +396,7 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
         cache::open_or_warn()
     };
     let sink = BarSink::new("export");
-    let result = export_with(
-        &store,
-        &request,
-        &args.output,
-        cache.as_ref(),
-        &sink,
-        cancel,
-    );
+    let result = export_with(store, &request, &args.output, cache.as_ref(), &sink, cancel);
     sink.finish();
     let (report, cache_warning) = result?;
     if let Some(w) = cache_warning {
@@ -431,38 +429,40 @@ fn export_cmd(args: &ExportArgs, cancel: &CancelToken) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// The time level of `period` in `store`, and the start of the period
-/// that `time` (an instant, or a period such as 2024-05) names.
+/// Where the map of a period comes from.
+enum PeriodMap {
+    /// The store's maps of this time level, at the period's start.
+    Stored(TimeLevel, i64),
+    /// Computed into a store in memory, whose one instant is the period's
+    /// start.
+    Computed(Box<Store>, i64),
+}
+
+/// The map of the period of `period` that `time` (an instant, or a period
+/// such as 2024-05) names: stored, or computed from the finest stored maps
+/// that tile it (else its instants), which is said on stderr.
 ///
 /// # Errors
-/// A time that is not one, a period the store keeps no maps of, or one
-/// that holds no instant.
-fn period_map(store: &Store, period: Period, time: &str) -> anyhow::Result<(TimeLevel, i64)> {
+/// A time that is not one, a period that holds no instant, or a read that
+/// fails.
+fn period_map(store: &Store, period: Period, time: &str) -> anyhow::Result<PeriodMap> {
     let at = crate::engine::grid::time::parse_period_time(time).map_err(anyhow::Error::msg)?;
     let start = period.start(at);
-    let kept = TimeLevel::of(period).and_then(|level| Some((level, store.period_maps(level)?)));
-    let Some((level, maps)) = kept else {
-        let levels: Vec<&str> = store.time_levels().iter().map(|l| l.name()).collect();
-        let stored = if levels.is_empty() {
-            "it keeps no period maps (create --time-levels, or convert --time-levels)".to_string()
-        } else {
-            format!("it keeps {} maps", levels.join(", "))
-        };
-        bail!(
-            "--period {}: {} has no map of it: {stored}; `gridstore series --period` aggregates any period at a point",
-            period_name(period),
-            store.location()
-        );
-    };
-    if maps.time_index(Some(start), false).is_err() {
-        let label = period.label(start);
-        let near: Vec<String> = maps
+    let end = period.next(start).saturating_sub(1);
+    let label = period.label(start);
+    if store.instants_between(start, end).is_empty() {
+        let near: Vec<String> = store
             .instants_between(i64::MIN, i64::MAX)
             .into_iter()
-            .map(|(_, s)| (s, period.label(s)))
-            .filter(|(s, _)| (s - start).abs() <= 3 * (period.next(start) - start))
-            .map(|(_, l)| l)
-            .collect();
+            .map(|(_, i)| period.start(i))
+            .filter(|s| (s - start).abs() <= 3 * (period.next(start) - start))
+            .map(|s| period.label(s))
+            .fold(Vec::new(), |mut near, l| {
+                if near.last() != Some(&l) {
+                    near.push(l);
+                }
+                near
+            });
         let hint = if near.is_empty() {
             String::new()
         } else {
@@ -473,15 +473,18 @@ fn period_map(store: &Store, period: Period, time: &str) -> anyhow::Result<(Time
             store.location()
         );
     }
-    Ok((level, start))
-}
-
-/// A period as the command line names it.
-fn period_name(period: Period) -> String {
-    match TimeLevel::of(period) {
-        Some(level) => level.name().to_string(),
-        None => format!("{period:?}"),
+    if let Some(level) = TimeLevel::of(period).filter(|l| store.period_maps(*l).is_some()) {
+        return Ok(PeriodMap::Stored(level, start));
     }
+    let (computed, from) = with_dtype!(store.structure().dtype, T => store.compute_period::<T>(period, start, &crate::engine::NoProgress))?;
+    let kept: Vec<&str> = store.time_levels().iter().map(|l| l.name()).collect();
+    let kept = if kept.is_empty() {
+        "it keeps no period maps".to_string()
+    } else {
+        format!("it keeps {} maps", kept.join(", "))
+    };
+    eprintln!("{label}: not stored ({kept}); computed from {from} over the data's extent");
+    Ok(PeriodMap::Computed(Box::new(computed), start))
 }
 
 fn verify(store: &Store, cancel: &CancelToken) -> anyhow::Result<ExitCode> {

@@ -18,7 +18,7 @@
 //! `aggregating` phase covers both).
 
 use crate::engine::error::EngineError;
-use crate::engine::grid::period::TimeLevel;
+use crate::engine::grid::period::{Period, TimeLevel};
 use crate::engine::grid::{ChunkLoc, Window};
 use crate::engine::job::{CancelToken, ProgressSink};
 use crate::engine::pyramid::aggregate::computed;
@@ -247,6 +247,8 @@ struct Inside<'a> {
     store: &'a Store,
     indices: Vec<u32>,
     fold: Fold,
+    /// The time level of the maps, `None` for instants.
+    from: Option<TimeLevel>,
 }
 
 impl Inside<'_> {
@@ -290,9 +292,8 @@ impl Store {
         self.period_level
     }
 
-    /// What the period of `level` starting at `start` is made of.
-    fn inside(&self, level: TimeLevel, start: i64) -> Inside<'_> {
-        let period = level.period();
+    /// What the period of `period` starting at `start` is made of.
+    fn inside(&self, period: Period, start: i64) -> Inside<'_> {
         let end = period.next(start).saturating_sub(1);
         let aggregate = self.structure().aggregate;
         // The coarsest stored finer level that tiles it, when the
@@ -300,7 +301,7 @@ impl Store {
         let finer = self
             .periods
             .iter()
-            .rfind(|p| Fold::composes(aggregate) && level.tiled_by(p.level));
+            .rfind(|p| Fold::composes(aggregate) && period.tiled_by(p.level));
         match finer {
             Some(finer) => Inside {
                 store: &finer.store,
@@ -311,6 +312,7 @@ impl Store {
                     .map(|(t, _)| t)
                     .collect(),
                 fold: Fold::of(aggregate, true),
+                from: Some(finer.level),
             },
             None => Inside {
                 store: self,
@@ -320,6 +322,7 @@ impl Store {
                     .map(|(t, _)| t)
                     .collect(),
                 fold: Fold::of(aggregate, false),
+                from: None,
             },
         }
     }
@@ -366,7 +369,7 @@ impl Store {
         window: Window,
         progress: &dyn ProgressSink,
     ) -> Result<(), EngineError> {
-        let inside = self.inside(maps.level, start);
+        let inside = self.inside(maps.level.period(), start);
         let reader = |part: Window| inside.read::<T>(part);
         let write = BaseWrite {
             instant: Some(start),
@@ -396,6 +399,48 @@ impl Store {
         starts.sort_unstable();
         starts.dedup();
         Ok(starts)
+    }
+
+    /// The map of a period this store keeps no maps of (a 6 h period, or a
+    /// week), computed over the data's extent from the maps of the finest
+    /// stored time level that tiles it (where the aggregate composes), else
+    /// from its instants, into a store in memory whose one instant is the
+    /// period's start; and what it was computed from ("7 day maps").
+    ///
+    /// # Errors
+    /// Corrupt chunks or I/O.
+    pub fn compute_period<T: Element>(
+        &self,
+        period: Period,
+        start: i64,
+        progress: &dyn ProgressSink,
+    ) -> Result<(Store, String), EngineError> {
+        let inside = self.inside(period, start);
+        let n = inside.indices.len();
+        let from = match inside.from {
+            Some(level) => format!("{n} {level} map{}", if n == 1 { "" } else { "s" }),
+            None => format!("{n} instant{}", if n == 1 { "" } else { "s" }),
+        };
+        let memory: DynStorage = Arc::new(crate::storage::MemoryStorage::new());
+        let computed = Store::create(memory, period_structure(self.structure()))?;
+        match self.within_data(self.grid().full_window(0)) {
+            Some(window) => {
+                let reader = |part: Window| inside.read::<T>(part);
+                let write = BaseWrite {
+                    instant: Some(start),
+                    window,
+                    cells: Cells::Replace(reader),
+                };
+                match computed.write_base(write, progress, &CancelToken::new()) {
+                    Ok(_) => {}
+                    Err(WriteError::Source(e) | WriteError::Engine(e)) => return Err(e),
+                }
+            }
+            None => {
+                computed.time_index(Some(start), true)?;
+            }
+        }
+        Ok((computed, from))
     }
 
     /// Builds every period map anew from the instants (after `convert`, or
@@ -449,7 +494,7 @@ impl Store {
             for start in self.periods_with_data(maps.level)? {
                 let label = maps.level.period().label(start);
                 let t = periods.iter().find(|(_, s)| *s == start).map(|(t, _)| *t);
-                let inside = self.inside(maps.level, start);
+                let inside = self.inside(maps.level.period(), start);
                 for &loc in &chunks {
                     cancel.check()?;
                     let window = self.grid().chunk_window(loc);

@@ -87,6 +87,18 @@ impl Period {
         }
     }
 
+    /// Whether every period of `self` is a whole number (more than one) of
+    /// periods of the time level `finer`: a week or a month of days, a
+    /// year of months, fixed lengths of whole days of days.
+    #[must_use]
+    pub fn tiled_by(self, finer: TimeLevel) -> bool {
+        match (TimeLevel::of(self), self) {
+            (Some(level), _) => level.tiled_by(finer),
+            (None, Self::Every(n)) => finer == TimeLevel::Day && n > DAY && n % DAY == 0,
+            (None, _) => false,
+        }
+    }
+
     /// The period starting at `start` as people write it: `2024-05-02`,
     /// `2024-W18`, `2024-05`, `2024`, or its first instant for a fixed
     /// length.
@@ -161,7 +173,7 @@ impl TimeLevel {
     /// `finer` (a month of days; a week is no whole number of months).
     #[must_use]
     pub fn tiled_by(self, finer: Self) -> bool {
-        finer < self && !(finer == Self::Week && self != Self::Week)
+        finer < self && finer != Self::Week
     }
 
     /// Parses a list such as `day,month,year`, or `none` for none: sorted
