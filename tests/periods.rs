@@ -184,7 +184,7 @@ fn check(store: &Store) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// Adds, re-writes and clears of instants, with every aggregator:
     /// every period equals the aggregate of its instants afterwards.
@@ -198,6 +198,44 @@ proptest! {
             apply(&store, step);
         }
         check(&store)?;
+    }
+}
+
+/// An instant written after every other of its periods, where it held
+/// nothing, is taken into them in one step (the common case: one more
+/// hour): with every aggregator, the periods are still the aggregate of
+/// their instants, over cells with data in one, both or neither map.
+#[test]
+fn a_later_instant_is_taken_in_one_step() {
+    for aggregate in Aggregator::ALL {
+        let store = Store::create(Arc::new(MemoryStorage::new()), structure(aggregate)).unwrap();
+        let window = |row, col| Window {
+            row,
+            col,
+            rows: 4,
+            cols: 4,
+        };
+        let values = |seed: u8| {
+            (0..16u8)
+                .map(|i| match (i + seed) % 5 {
+                    0 => NODATA,
+                    k => f32::from(k * (seed + 1)),
+                })
+                .collect::<Vec<f32>>()
+        };
+        // 2023-12-31T23:00, then 2024-01-01T00:00 and 05:00: each later
+        // than the ones before in its day, month and year.
+        for (k, (instant, row)) in [(1, 28), (2, 30), (0, 29)].into_iter().enumerate() {
+            apply(
+                &store,
+                &Step::Write {
+                    instant,
+                    window: window(row, 29),
+                    values: values(k as u8),
+                },
+            );
+        }
+        check(&store).unwrap();
     }
 }
 

@@ -27,6 +27,7 @@ use crate::engine::pyramid::write::{BaseWrite, Cells, WriteError};
 use crate::engine::{Aggregator, Element, Nodata, Store, Structure, TimeAxis};
 use crate::storage::{DynStorage, Within};
 use ndarray::Array3;
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// The folder of every time level's store.
@@ -73,6 +74,8 @@ pub(crate) fn create(
             let part: DynStorage =
                 std::sync::Arc::new(Within::new(storage.clone(), &folder(level))?);
             let mut store = Store::create_with_layout(part, period_structure(structure), layout)?;
+            // Rewritten with every instant: no per-level statistics to keep.
+            store.set_statistics_token(false)?;
             store.period_level = Some(level);
             store.write_metadata(
                 &store.time_state(),
@@ -167,6 +170,39 @@ impl Fold {
         }
     }
 
+    /// Whether a map of the period can take a later map's cells in one
+    /// step, without the maps before it.
+    fn steps(self) -> bool {
+        !matches!(self, Self::Mean | Self::Mode)
+    }
+
+    /// A period's cell after a later map's cell `v` (see [`Fold::steps`]).
+    fn step<T: Element>(self, period: T, v: T, nodata: Nodata<T>) -> T {
+        if !v.is_valid(nodata) {
+            return period;
+        }
+        if !period.is_valid(nodata) {
+            return match self {
+                Self::Count => computed(1.0, nodata),
+                _ => v,
+            };
+        }
+        match self {
+            Self::Sum => {
+                let sum = period.to_f64() + v.to_f64();
+                if sum.is_nan() {
+                    period
+                } else {
+                    computed(sum, nodata)
+                }
+            }
+            Self::Count => computed(period.to_f64() + 1.0, nodata),
+            Self::Min if v < period => v,
+            Self::Max if v > period => v,
+            _ => period,
+        }
+    }
+
     /// Whether a period's map folds from its finer periods' maps as from
     /// its instants' (so a month can be computed from its days).
     fn composes(aggregate: Aggregator) -> bool {
@@ -238,6 +274,41 @@ fn fold_values<T: Element>(values: &[T], fold: Fold, nodata: Nodata<T>) -> Optio
             best.0
         }
     })
+}
+
+/// Whether a stored period map holds what folding its maps gives: the
+/// same cells, except that a float sum taken a map at a time (see
+/// [`Fold::step`]) may differ from the sum of all by the rounding of its
+/// steps, at most one per instant of the period (`n`): `n · ε` of its
+/// size, ε the cell type's.
+fn agrees<T: Element>(
+    stored: &Array3<T>,
+    expected: &Array3<T>,
+    fold: Fold,
+    n: usize,
+    nodata: Nodata<T>,
+) -> bool {
+    if fold != Fold::Sum || !T::DTYPE.is_float() {
+        return crate::engine::pyramid::aggregate::same_chunk(Some(stored), Some(expected));
+    }
+    let epsilon = if T::DTYPE.size() == 4 {
+        f64::from(f32::EPSILON)
+    } else {
+        f64::EPSILON
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let tolerance = n.max(1) as f64 * epsilon;
+    stored.dim() == expected.dim()
+        && stored.iter().zip(expected).all(|(a, b)| {
+            match (a.is_valid(nodata), b.is_valid(nodata)) {
+                (false, false) => true,
+                (true, true) => {
+                    let (a, b) = (a.to_f64(), b.to_f64());
+                    a == b || (a - b).abs() <= tolerance * a.abs().max(b.abs())
+                }
+                _ => false,
+            }
+        })
 }
 
 /// Where a period's map comes from: the time indices, in time order, of
@@ -327,6 +398,19 @@ impl Store {
         }
     }
 
+    /// Whether time index `t` holds none of the base chunks under `window`.
+    pub(crate) fn holds_none(&self, t: u32, window: Window) -> Result<bool, EngineError> {
+        if t >= self.time_state().length {
+            return Ok(true);
+        }
+        for loc in self.grid().chunks_in(0, &window) {
+            if self.chunk_exists(t, loc)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The base cells that ever held data, clipped to `window`.
     fn within_data(&self, window: Window) -> Option<Window> {
         let chunks = self.footprint().base()?;
@@ -344,20 +428,82 @@ impl Store {
     /// `instant`, finest first (a month may be made of its days). Run
     /// after a write of that instant, and again by the recovery of a write
     /// that was interrupted: it only reads the instants.
+    ///
+    /// With `fresh` (the instant held none of the window's chunks before
+    /// the write), a period whose every other instant is earlier takes the
+    /// instant's cells in one step (see [`Fold::step`]) when its aggregate
+    /// allows, rather than being folded again from what is inside it.
     pub(crate) fn update_periods<T: Element>(
         &self,
         instant: Option<i64>,
         window: Window,
+        fresh: bool,
         progress: &dyn ProgressSink,
     ) -> Result<(), EngineError> {
         let (Some(instant), Some(window)) = (instant, self.within_data(window)) else {
             return Ok(());
         };
-        for maps in &self.periods {
-            let start = maps.level.period().start(instant);
+        let t = self.time_index(Some(instant), false)?;
+        let fold = Fold::of(self.structure().aggregate, false);
+        let (appended, folded): (Vec<_>, Vec<_>) = self
+            .periods
+            .iter()
+            .map(|maps| (maps, maps.level.period().start(instant)))
+            .partition(|(maps, start)| {
+                let end = maps.level.period().next(*start).saturating_sub(1);
+                let latest = self
+                    .instants_between(*start, end)
+                    .iter()
+                    .all(|(_, i)| *i <= instant);
+                fresh && latest && fold.steps()
+            });
+        // Steps need only their own map: taken on all cores at once. Then
+        // the others, finest first (a month may be made of its days).
+        appended.par_iter().try_for_each(|(maps, start)| {
+            self.append_to_period::<T>(maps, *start, t, fold, window, progress)
+        })?;
+        for (maps, start) in folded {
             self.write_period::<T>(maps, start, window, progress)?;
         }
         Ok(())
+    }
+
+    /// Writes the map of the period of `maps` starting at `start` over
+    /// `window`: its map there with instant `t`'s cells taken in one step.
+    fn append_to_period<T: Element>(
+        &self,
+        maps: &PeriodMaps,
+        start: i64,
+        t: u32,
+        fold: Fold,
+        window: Window,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError> {
+        let held = maps.store.time_index(Some(start), false).ok();
+        let nodata = self.nodata::<T>();
+        let reader = |part: Window| -> Result<Array3<T>, EngineError> {
+            let mut map = match held {
+                Some(p) => maps.store.read_window::<T>(p, 0, &part)?,
+                None => Array3::from_elem(
+                    (self.chunk_dim().0, part.rows as usize, part.cols as usize),
+                    nodata.fill(),
+                ),
+            };
+            let cells = self.read_window::<T>(t, 0, &part)?;
+            ndarray::Zip::from(&mut map)
+                .and(&cells)
+                .for_each(|m, v| *m = fold.step(*m, *v, nodata));
+            Ok(map)
+        };
+        let write = BaseWrite {
+            instant: Some(start),
+            window,
+            cells: Cells::Replace(reader),
+        };
+        match maps.store.write_base(write, progress, &CancelToken::new()) {
+            Ok(_) => Ok(()),
+            Err(WriteError::Source(e) | WriteError::Engine(e)) => Err(e),
+        }
     }
 
     /// Writes the map of the period of `maps` starting at `start` over
@@ -495,6 +641,10 @@ impl Store {
                 let label = maps.level.period().label(start);
                 let t = periods.iter().find(|(_, s)| *s == start).map(|(t, _)| *t);
                 let inside = self.inside(maps.level.period(), start);
+                // Float sums may have been taken an instant at a time.
+                let n = self
+                    .instants_between(start, maps.level.period().next(start).saturating_sub(1))
+                    .len();
                 for &loc in &chunks {
                     cancel.check()?;
                     let window = self.grid().chunk_window(loc);
@@ -507,10 +657,7 @@ impl Store {
                         Some(Err(e)) => return Err(e),
                     };
                     let expected = inside.read::<T>(window)?;
-                    if !crate::engine::pyramid::aggregate::same_chunk(
-                        Some(&stored),
-                        Some(&expected),
-                    ) {
+                    if !agrees(&stored, &expected, inside.fold, n, self.nodata::<T>()) {
                         damage.push(match t {
                             Some(t) => Damage {
                                 key: name(maps, &maps.store.chunk_name(t, loc)),

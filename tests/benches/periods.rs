@@ -1,9 +1,10 @@
 //! Time levels: the cost of reading a stored month of 744 hourly instants
-//! against reading one instant, and of ingesting one more hour into a
-//! store with day, month and year levels against one without. Both stores
-//! hold the same hours of 512 × 512 f32 rain (sum, 256² chunks, zstd, a
-//! folder store); each run writes or reads the same thing in each, one
-//! after the other, and the ratio of the medians is printed.
+//! against reading one instant, and of ingesting one more hour (a GeoTIFF,
+//! as `gridstore ingest` does; and the engine's write alone) into a store
+//! with day, month and year levels against one without. Both stores hold
+//! the same hours of 512 × 512 f32 rain (sum, 256² chunks, zstd, a folder
+//! store); each run writes or reads the same thing in each, one after the
+//! other, and the ratio of the medians is printed.
 //! `cargo bench --bench periods`.
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,8 @@ use gridstore::engine::grid::period::TimeLevel;
 use gridstore::engine::grid::time::parse_instant;
 use gridstore::engine::persistence::layout::Layout;
 use gridstore::engine::{
-    Aggregator, Codec, Crs, DType, NoProgress, Resampling, Store, Structure, TimeAxis, Window,
+    Aggregator, CancelToken, Codec, Crs, DType, NoProgress, Resampling, Store, Structure, TimeAxis,
+    Window,
 };
 use gridstore::storage::FolderStorage;
 use ndarray::Array3;
@@ -25,9 +27,9 @@ const HOUR: i64 = 3600;
 fn structure(time_levels: Vec<TimeLevel>) -> Structure {
     Structure {
         crs: Crs {
-            wkt: "LOCAL_CS[\"bench\"]".into(),
-            epsg: None,
-            name: "bench".into(),
+            wkt: utm().to_wkt().unwrap(),
+            epsg: Some(32631),
+            name: "WGS 84 / UTM zone 31N".into(),
         },
         anchor: [0.0, 0.0],
         cell_size: [100.0, 100.0],
@@ -45,6 +47,42 @@ fn structure(time_levels: Vec<TimeLevel>) -> Structure {
         }),
         time_levels,
     }
+}
+
+fn utm() -> gdal::spatial_ref::SpatialRef {
+    gdal::spatial_ref::SpatialRef::from_epsg(32631).unwrap()
+}
+
+/// The hour's rain as a GeoTIFF on the store's cells (read, not warped).
+fn geotiff(dir: &Path, hour: i64) -> std::path::PathBuf {
+    let path = dir.join(format!("rain_{hour}.tif"));
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let side = SIDE as usize;
+    let mut dataset = driver
+        .create_with_band_type::<f32, _>(&path, side, side, 1)
+        .unwrap();
+    // The window's top-left cell is the anchor's (0, 0).
+    dataset
+        .set_geo_transform(&[0.0, 100.0, 0.0, 0.0, 0.0, -100.0])
+        .unwrap();
+    dataset.set_spatial_ref(&utm()).unwrap();
+    let mut band = dataset.rasterband(1).unwrap();
+    band.set_no_data_value(Some(f64::NAN)).unwrap();
+    let cells = rain(hour).into_raw_vec_and_offset().0;
+    let mut buffer = gdal::raster::Buffer::new((side, side), cells);
+    band.write((0, 0), (side, side), &mut buffer).unwrap();
+    path
+}
+
+fn ingest(store: &Store, hour: i64, file: &Path) -> f64 {
+    let at = parse_instant("2024-01-01").unwrap() + hour * HOUR;
+    let options = gridstore::gdal_io::IngestOptions {
+        instant: Some(at),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    gridstore::gdal_io::ingest(store, file, &options, &NoProgress, &CancelToken::new()).unwrap();
+    start.elapsed().as_secs_f64()
 }
 
 /// The data's window: a square from the anchor's cell.
@@ -100,10 +138,10 @@ fn create(path: &Path, levels: Vec<TimeLevel>) -> Store {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    // January up to its last day's 19:00, then the levels built from it
+    // January up to its last day's 14:00, then the levels built from it
     // at once (as `convert --time-levels` does).
     let plain = create(&dir.path().join("plain.gs"), Vec::new());
-    let hours: i64 = 30 * 24 + 19;
+    let hours: i64 = 30 * 24 + 14;
     let setup = Instant::now();
     for hour in 0..hours {
         write(&plain, hour);
@@ -129,16 +167,30 @@ fn main() {
         "{hours} hours of {SIDE}² cells written and their periods built in {:.0} s",
         setup.elapsed().as_secs_f64()
     );
-    // One more hour each, the last five of January (a day of 20 to 24
-    // hours, a month of 31 days, a year of one month).
+    // One more hour each, the last ten of January (a day of 15 to 24
+    // hours, a month of 31 days, a year of one month): the first six
+    // ingested from GeoTIFFs, the last four written by the engine alone.
+    let files: Vec<_> = (hours..hours + 6).map(|h| geotiff(dir.path(), h)).collect();
     let (mut without, mut with) = (Vec::new(), Vec::new());
-    for hour in hours..hours + 5 {
+    for (hour, file) in (hours..).zip(&files) {
+        without.push(ingest(&plain, hour, file));
+        with.push(ingest(&kept, hour, file));
+    }
+    let (a, b) = (median(without), median(with));
+    println!(
+        "ingest one more hour: {:.0} ms without time levels, {:.0} ms with day, month and year: {:.2}x",
+        a * 1e3,
+        b * 1e3,
+        b / a
+    );
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for hour in hours + 6..hours + 10 {
         without.push(write(&plain, hour));
         with.push(write(&kept, hour));
     }
     let (a, b) = (median(without), median(with));
     println!(
-        "one more hour: {:.0} ms without time levels, {:.0} ms with day, month and year: {:.2}x",
+        "engine write of one more hour: {:.0} ms without, {:.0} ms with: {:.2}x",
         a * 1e3,
         b * 1e3,
         b / a
@@ -168,6 +220,6 @@ fn main() {
         a * 1e3,
         b / a
     );
-    let report = kept.verify::<f32>(&NoProgress, &gridstore::engine::CancelToken::new());
+    let report = kept.verify::<f32>(&NoProgress, &CancelToken::new());
     assert!(report.unwrap().damage.is_empty(), "the periods verify");
 }

@@ -180,6 +180,7 @@ impl WriteTxn<'_> {
     pub(crate) fn commit<T: Element>(
         self,
         staged: Staged<T>,
+        fresh: bool,
         progress: &dyn ProgressSink,
     ) -> Result<u64, EngineError> {
         let store = self.store;
@@ -217,7 +218,7 @@ impl WriteTxn<'_> {
             statistics,
             ..self.record.clone()
         };
-        store.finish_commit::<T>(&record, Some(staged), progress)
+        store.finish_commit::<T>(&record, Some(staged), fresh, progress)
     }
 
     /// Tells `progress` which chunks this write will replace (every level
@@ -603,6 +604,7 @@ impl Store {
         &self,
         pending: &PendingWrite,
         staged: Option<Staged<T>>,
+        fresh: bool,
         progress: &dyn ProgressSink,
     ) -> Result<u64, EngineError> {
         let instants = self.time_state().length;
@@ -628,7 +630,7 @@ impl Store {
         self.journal_phase(pending.id, Phase::Aggregating)?;
         let changed = registered || staged.as_ref().is_none_or(|s| s.base_chunks > 0);
         let done = self.aggregate_pending::<T>(pending, staged, progress)?;
-        self.update_periods::<T>(pending.instant, pending.window, progress)?;
+        self.update_periods::<T>(pending.instant, pending.window, fresh, progress)?;
         let top = self.grid().top_level();
         if pending.staged_levels < top {
             progress.event(landed([pending.staged_levels + 1, top]));
@@ -694,10 +696,10 @@ impl Store {
                 Phase::Staging => self
                     .discard_staged(&p)
                     .and_then(|()| self.journal_end(p.id, false, false)),
-                Phase::Committing => self.finish_commit::<T>(&p, None, progress).map(drop),
+                Phase::Committing => self.finish_commit::<T>(&p, None, false, progress).map(drop),
                 Phase::Aggregating => self
                     .aggregate_pending::<T>(&p, None, progress)
-                    .and_then(|_| self.update_periods::<T>(p.instant, p.window, progress))
+                    .and_then(|_| self.update_periods::<T>(p.instant, p.window, false, progress))
                     .and_then(|()| self.keep_statistics(&p, crate::engine::Visibility::Live))
                     .and_then(|statistics| self.journal_end(p.id, true, statistics)),
             };

@@ -367,6 +367,19 @@ impl Store {
         let grow = !matches!(cells, Cells::Clear);
         let txn = self.begin_write(instant, window, block_level, grow)?;
         txn.announce(progress);
+        // Period maps take a new instant's cells in one step when it held
+        // none of the window's chunks before (see `engine::periods`).
+        let fresh = match &cells {
+            Cells::Clear => false,
+            _ if self.periods.is_empty() => false,
+            _ => match self.holds_none(txn.t(), window) {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    txn.abort().ok();
+                    return Err(e.into());
+                }
+            },
+        };
         let staged = self
             .stage_blocks(txn.t(), window, block_level, &cells, progress, cancel)
             .and_then(|staged| match &cells {
@@ -414,7 +427,7 @@ impl Store {
                 return Err(e.into());
             }
         }
-        let above = txn.commit::<T>(staged, progress)?;
+        let above = txn.commit::<T>(staged, fresh, progress)?;
         if clear && keeps_data && base_chunks > 0 {
             self.keep_after_clear::<T>(before, window);
         }
