@@ -604,6 +604,39 @@ fn period_maps_equal_xarray_resample_and_follow_a_correction() {
             assert!(checked > 5000, "{how}: {checked} cells compared");
         };
         wanted(false);
+        // An area's series per day: the store's aggregate over the area of
+        // each stored day map, against xarray's.
+        let said = util::ok(&[
+            "series",
+            s(&store),
+            "--bbox",
+            bbox,
+            "--period",
+            "day",
+            "--json",
+        ]);
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&said).unwrap();
+        let ours: Vec<f64> = rows.iter().filter_map(|r| r["value"].as_f64()).collect();
+        let theirs = util::python(
+            &format!(
+                "import sys, xarray as xr\n\
+                 da = xr.open_dataset(sys.argv[1] + '/rain.nc', engine='h5netcdf').rain\n\
+                 r = da.resample(time='1D')\n\
+                 days = r.sum(min_count=1).sum(('x', 'y')) if '{how}' == 'sum' else r.mean().mean(('x', 'y'))\n\
+                 print(' '.join(repr(float(v)) for v in days.values))\n"
+            ),
+            &[s(d)],
+        );
+        let theirs: Vec<f64> = String::from_utf8(theirs)
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(ours.len(), 6, "{said}");
+        assert_eq!(ours.len(), theirs.len());
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() <= 1e-5 * b.abs(), "{how}: {a} vs {b}");
+        }
         // A corrected instant: the day and month holding it follow.
         util::ok(&[
             "ingest",
@@ -783,4 +816,68 @@ fn a_netcdf_time_dimension_is_ingested_as_instants() {
         "{e}"
     );
     assert_eq!(util::snapshot(&gaps), before, "the store is as it was");
+}
+
+/// Time levels and periods refused in one line: an unknown time level at
+/// create (no store made), time levels without a time axis, a period of a
+/// store without one, and a period that holds no instant (naming those
+/// near it).
+#[test]
+fn periods_are_refused_in_one_line_when_they_cannot_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = util::data("terra_elev.tif");
+    let new = dir.path().join("new.gs");
+    let one_line = |e: &str| assert_eq!(e.lines().count(), 1, "{e}");
+    let e = fails(&[
+        "create",
+        s(&new),
+        "--like",
+        s(&src),
+        "--time",
+        "irregular",
+        "--time-levels",
+        "day,hour",
+    ]);
+    assert!(
+        e.contains("--time-levels: unknown time level 'hour'"),
+        "{e}"
+    );
+    one_line(&e);
+    let e = fails(&["create", s(&new), "--like", s(&src), "--time-levels", "day"]);
+    assert!(e.contains("periods of time need a time axis"), "{e}");
+    assert!(!new.exists(), "no store was made");
+    let plain = dir.path().join("plain.gs");
+    util::ok(&["create", s(&plain), "--like", s(&src)]);
+    util::ok(&["ingest", s(&plain), s(&src)]);
+    let out = dir.path().join("o.tif");
+    let e = fails(&[
+        "export",
+        s(&plain),
+        "-o",
+        s(&out),
+        "--time",
+        "2024-05",
+        "--period",
+        "month",
+    ]);
+    assert!(e.contains("has no time axis, so no periods"), "{e}");
+    one_line(&e);
+    let store = meuse_over_time(dir.path());
+    let e = fails(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&out),
+        "--time",
+        "2024-02",
+        "--period",
+        "month",
+    ]);
+    assert!(
+        e.contains("no data in 2024-02: no instant of")
+            && e.contains("(near it: 2024-03, 2024-04)"),
+        "{e}"
+    );
+    one_line(&e);
+    assert!(!out.exists());
 }

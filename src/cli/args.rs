@@ -446,12 +446,19 @@ pub struct ExportArgs {
 
 /// What `gridstore series` reads and how it prints it.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("place").required(true).args(["at", "bbox"]))]
 pub struct SeriesArgs {
     /// The store folder.
     pub store: PathBuf,
     /// The point, X,Y in the store's CRS.
     #[arg(long, value_name = "X,Y", value_parser = parse_point, allow_hyphen_values = true)]
-    pub at: (f64, f64),
+    pub at: Option<(f64, f64)>,
+    /// An area, MINX,MINY,MAXX,MAXY in the store's CRS: each value is the
+    /// store's aggregate over the cells whose centres lie in it (with
+    /// --period, of the period's map: the stored one when the store keeps
+    /// that time level).
+    #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
+    pub bbox: Option<Extent>,
     /// One value per period: day, week (ISO), month, year, or a length such
     /// as 6h or 3d from the epoch, all in UTC (default: every instant).
     #[arg(long, value_parser = parse_period)]

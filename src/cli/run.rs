@@ -446,6 +446,12 @@ enum PeriodMap {
 /// A time that is not one, a period that holds no instant, or a read that
 /// fails.
 fn period_map(store: &Store, period: Period, time: &str) -> anyhow::Result<PeriodMap> {
+    if store.structure().time.is_none() {
+        bail!(
+            "--period: {} has no time axis, so no periods",
+            store.location()
+        );
+    }
     let at = crate::engine::grid::time::parse_period_time(time).map_err(anyhow::Error::msg)?;
     let start = period.start(at);
     let end = period.next(start).saturating_sub(1);

@@ -1,10 +1,10 @@
-//! `gridstore series`: a point's values over time, per instant or
-//! aggregated per period, as text, CSV or JSON.
+//! `gridstore series`: a point's or an area's values over time, per
+//! instant or aggregated per period, as text, CSV or JSON.
 
 use super::args::SeriesArgs;
-use crate::engine::grid::period::{Period, PeriodValue, by_period};
+use crate::engine::grid::period::{Period, PeriodValue, TimeLevel, aggregate_values, by_period};
 use crate::engine::grid::time::format_instant;
-use crate::engine::{Resampling, Store};
+use crate::engine::{Element, Resampling, Store};
 use crate::with_dtype;
 use anyhow::bail;
 use rayon::prelude::*;
@@ -32,10 +32,6 @@ pub fn print(store: &Store, args: &SeriesArgs) -> anyhow::Result<()> {
     if band >= bands {
         bail!("{location}: no band {} (the store has {bands})", args.band);
     }
-    let (x, y) = args.at;
-    if grid.locate(args.level, x, y).is_none() {
-        bail!("{location}: {x},{y} lies outside the store's grid");
-    }
     let (from, to) = args.time_range.unwrap_or((i64::MIN, i64::MAX));
     let instants = store.instants_between(from, to);
     if instants.is_empty() {
@@ -52,6 +48,105 @@ pub fn print(store: &Store, args: &SeriesArgs) -> anyhow::Result<()> {
             _ => bail!("{location}: the store holds no instants yet"),
         }
     }
+    let rows = match (args.at, args.bbox) {
+        (_, Some(bbox)) => {
+            let Some(window) = grid.cells_centred_in(args.level, &bbox) else {
+                bail!(
+                    "{location}: no cell of level {} has its centre in {bbox}",
+                    args.level
+                );
+            };
+            with_dtype!(store.structure().dtype, T => area_rows::<T>(store, args, &instants, &window, band))?
+        }
+        (Some(point), None) => point_rows(store, args, &instants, point, band)?,
+        (None, None) => bail!("give --at X,Y or --bbox MINX,MINY,MAXX,MAXY"),
+    };
+    println!("{}", rows.render(args.json, args.csv));
+    Ok(())
+}
+
+/// The store's aggregate of the valid cells of `band` in `cells`, in
+/// reading order, and how many there are.
+fn over_area<T: Element>(
+    cells: &ndarray::Array3<T>,
+    band: usize,
+    store: &Store,
+) -> (Option<f64>, usize) {
+    let nodata = store.nodata::<T>();
+    let values: Vec<f64> = cells
+        .index_axis(ndarray::Axis(0), band)
+        .iter()
+        .filter(|v| v.is_valid(nodata))
+        .map(|v| v.to_f64())
+        .collect();
+    (
+        aggregate_values(&values, store.structure().aggregate),
+        values.len(),
+    )
+}
+
+/// An area's series: per instant, the aggregate over its cells; per
+/// period, the aggregate over its cells of the period's map (stored, or
+/// folded from the instants inside it as a stored one is).
+fn area_rows<T: Element>(
+    store: &Store,
+    args: &SeriesArgs,
+    instants: &[(u32, i64)],
+    window: &crate::engine::Window,
+    band: usize,
+) -> anyhow::Result<Rows> {
+    let location = store.location();
+    let failed = |e: crate::engine::EngineError| anyhow::anyhow!("{location}: {e}");
+    let Some(period) = args.period else {
+        let values = instants
+            .par_iter()
+            .map(|&(t, _)| {
+                let cells = store.read_window::<T>(t, args.level, window)?;
+                Ok(over_area(&cells, band, store).0)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed)?;
+        return Ok(Rows::Instants(
+            instants.iter().map(|(_, i)| *i).zip(values).collect(),
+        ));
+    };
+    let mut starts: Vec<i64> = instants.iter().map(|(_, i)| period.start(*i)).collect();
+    starts.dedup();
+    let rows = starts
+        .par_iter()
+        .map(|&start| {
+            let (cells, _) = store.period_cells::<T>(period, start, args.level, window)?;
+            let (value, valid) = over_area(&cells, band, store);
+            let held = instants
+                .iter()
+                .filter(|(_, i)| period.start(*i) == start)
+                .count();
+            Ok(PeriodValue {
+                start,
+                instants: held,
+                valid,
+                value,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(failed)?;
+    let stored = TimeLevel::of(period).is_some_and(|l| store.period_maps(l).is_some());
+    Ok(Rows::Area(period, rows, stored))
+}
+
+/// A point's series: its cell's value at each instant, or per period
+/// aggregated from them.
+fn point_rows(
+    store: &Store,
+    args: &SeriesArgs,
+    instants: &[(u32, i64)],
+    (x, y): (f64, f64),
+    band: usize,
+) -> anyhow::Result<Rows> {
+    let location = store.location();
+    if store.grid().locate(args.level, x, y).is_none() {
+        bail!("{location}: {x},{y} lies outside the store's grid");
+    }
     let values = instants
         .par_iter()
         .map(|&(t, _)| {
@@ -60,21 +155,22 @@ pub fn print(store: &Store, args: &SeriesArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
     let series: Vec<(i64, Option<f64>)> = instants.iter().map(|(_, i)| *i).zip(values).collect();
-    let rows = match args.period {
+    Ok(match args.period {
         Some(period) => Rows::Periods(
             period,
             by_period(&series, period, store.structure().aggregate),
         ),
         None => Rows::Instants(series),
-    };
-    println!("{}", rows.render(args.json, args.csv));
-    Ok(())
+    })
 }
 
-/// What is printed: each instant, or each period.
+/// What is printed: each instant, or each period (at a point: its valid
+/// instants; over an area: its cells with data, and whether the period's
+/// maps are stored).
 enum Rows {
     Instants(Vec<(i64, Option<f64>)>),
     Periods(Period, Vec<PeriodValue>),
+    Area(Period, Vec<PeriodValue>, bool),
 }
 
 /// One printed row: its label, start, value, instants and valid ones.
@@ -87,7 +183,7 @@ impl Rows {
                 .iter()
                 .map(|&(i, v)| (format_instant(i), i, v, 1, usize::from(v.is_some())))
                 .collect(),
-            Self::Periods(period, values) => values
+            Self::Periods(period, values) | Self::Area(period, values, _) => values
                 .iter()
                 .map(|p| (period.label(p.start), p.start, p.value, p.instants, p.valid))
                 .collect(),
@@ -97,23 +193,29 @@ impl Rows {
     fn render(&self, json: bool, csv: bool) -> String {
         let rows = self.rows();
         let value = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
+        // Over an area, "valid" counts cells with data.
+        let valid_name = match self {
+            Self::Area(..) => "cells",
+            _ => "valid",
+        };
         if json {
             let items: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|(label, start, v, n, valid)| {
-                    serde_json::json!({
+                    let mut item = serde_json::json!({
                         "period": label,
                         "start": format_instant(*start),
                         "value": v,
                         "instants": n,
-                        "valid": valid,
-                    })
+                    });
+                    item[valid_name] = serde_json::json!(valid);
+                    item
                 })
                 .collect();
             return serde_json::Value::Array(items).to_string();
         }
         if csv {
-            let mut out = vec!["period,start,value,instants,valid".to_string()];
+            let mut out = vec![format!("period,start,value,instants,{valid_name}")];
             out.extend(rows.iter().map(|(label, start, v, n, valid)| {
                 format!(
                     "{label},{},{},{n},{valid}",
@@ -130,6 +232,14 @@ impl Rows {
                 match self {
                     Self::Instants(_) => format!("{label:width$}  {v}"),
                     Self::Periods(..) => format!("{label:width$}  {v}  ({valid} of {n} instants)"),
+                    Self::Area(_, _, stored) => format!(
+                        "{label:width$}  {v}  ({n} instants; {valid} cells with data; {})",
+                        if *stored {
+                            "the stored map"
+                        } else {
+                            "computed"
+                        }
+                    ),
                 }
             })
             .collect::<Vec<_>>()

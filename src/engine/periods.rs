@@ -325,10 +325,16 @@ struct Inside<'a> {
 impl Inside<'_> {
     /// The period's level-0 cells over `window`.
     fn read<T: Element>(&self, window: Window) -> Result<Array3<T>, EngineError> {
+        self.read_at::<T>(0, window)
+    }
+
+    /// The fold of the maps' cells of `level` over `window` (at level 0,
+    /// the period's cells).
+    fn read_at<T: Element>(&self, level: u8, window: Window) -> Result<Array3<T>, EngineError> {
         let maps = self
             .indices
             .iter()
-            .map(|&t| self.store.read_window::<T>(t, 0, &window))
+            .map(|&t| self.store.read_window::<T>(t, level, &window))
             .collect::<Result<Vec<_>, _>>()?;
         let shape = (
             self.store.structure().band_count(),
@@ -396,6 +402,42 @@ impl Store {
                 from: None,
             },
         }
+    }
+
+    /// The cells of `level` over `window` of the period of `period`
+    /// starting at `start`: read from the store's maps of that time level
+    /// when it keeps them (`Some(level)`), else folded from the maps inside
+    /// it at that level (`None`), as a stored map is at level 0.
+    ///
+    /// # Errors
+    /// A level the store does not have, corrupt chunks, or I/O.
+    pub fn period_cells<T: Element>(
+        &self,
+        period: Period,
+        start: i64,
+        level: u8,
+        window: &Window,
+    ) -> Result<(Array3<T>, Option<TimeLevel>), EngineError> {
+        let kept = TimeLevel::of(period).and_then(|l| Some((l, self.period_maps(l)?)));
+        if let Some((kept, maps)) = kept {
+            let cells = match maps.time_index(Some(start), false) {
+                Ok(t) => maps.read_window::<T>(t, level, window)?,
+                // A period no write reached: nothing in it.
+                Err(_) => Array3::from_elem(
+                    (
+                        self.chunk_dim().0,
+                        window.rows as usize,
+                        window.cols as usize,
+                    ),
+                    self.nodata::<T>().fill(),
+                ),
+            };
+            return Ok((cells, Some(kept)));
+        }
+        Ok((
+            self.inside(period, start).read_at::<T>(level, *window)?,
+            None,
+        ))
     }
 
     /// Whether time index `t` holds none of the base chunks under `window`.

@@ -270,8 +270,11 @@ pub fn by_period(
     out
 }
 
-/// The aggregate of valid values in time order; `None` for none.
-fn aggregate_values(values: &[f64], aggregate: Aggregator) -> Option<f64> {
+/// The aggregate of valid values in order (of time, or of reading);
+/// `None` for none. `Count` counts them; `Mode` and `Nearest` take the
+/// first of equals.
+#[must_use]
+pub fn aggregate_values(values: &[f64], aggregate: Aggregator) -> Option<f64> {
     let first = *values.first()?;
     Some(match aggregate {
         Aggregator::Mean => values.iter().sum::<f64>() / values.len() as f64,
