@@ -303,13 +303,11 @@ fn a_writer_killed_among_the_period_maps_is_completed() {
         },
     ];
     apply(&store, &steps[0]);
-    // The second write dies at the second chunk landing: the first is
-    // its own instant's commit, the second the day map's.
-    let landed = std::sync::atomic::AtomicUsize::new(0);
+    // The second write dies when the period maps' writes begin (after its
+    // instant is committed and its levels above are written).
     let dies = |event: JobEvent| {
-        if let JobEvent::Chunks { done: true, .. } = event {
-            let n = landed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            assert!(n < 1, "killed");
+        if let JobEvent::Phase { name, .. } = event {
+            assert!(name != "period maps", "killed");
         }
     };
     let Step::Write { window, values, .. } = &steps[1] else {
@@ -338,7 +336,7 @@ fn a_writer_killed_among_the_period_maps_is_completed() {
     let day = day.period_maps(TimeLevel::Day).unwrap();
     assert!(
         !day.pending_writes().unwrap().is_empty(),
-        "the day map's own write was cut short too"
+        "a period map's own write was cut short too"
     );
     let store = Store::open_writer(Arc::new(FolderStorage::open(&path).unwrap())).unwrap();
     assert!(store.pending_writes().unwrap().is_empty());
@@ -355,4 +353,103 @@ fn a_writer_killed_among_the_period_maps_is_completed() {
         cols: 1,
     };
     assert_eq!(day.read_window::<f32>(t, 0, &cell).unwrap()[[0, 0, 0]], 6.0);
+}
+
+/// Creates a store of `dtype` (nodata `nodata`) aggregating with
+/// `aggregate`, with day and month levels, and writes `cells` (one value
+/// per 2 × 2 window at rows and columns 30..32) at each of `hours` of
+/// 2024-01-01, in order; returns it once `verify` finds nothing.
+fn written<T: gridstore::engine::Element>(
+    dtype: DType,
+    nodata: Option<f64>,
+    aggregate: Aggregator,
+    values: &[[T; 4]],
+) -> Store {
+    let mut s = structure(aggregate);
+    s.dtype = dtype;
+    s.nodata = nodata;
+    s.time_levels = vec![TimeLevel::Day, TimeLevel::Month];
+    let store = Store::create(Arc::new(MemoryStorage::new()), s).unwrap();
+    let window = Window {
+        row: 30,
+        col: 30,
+        rows: 2,
+        cols: 2,
+    };
+    for (hour, cells) in values.iter().enumerate() {
+        let at = parse_instant(&format!("2024-01-01T{hour:02}:00")).unwrap();
+        let cells = Array3::from_shape_vec((1, 2, 2), cells.to_vec()).unwrap();
+        store.write(Some(at), window, cells.view()).unwrap();
+    }
+    let report = store.verify::<T>(&NoProgress, &CancelToken::new()).unwrap();
+    assert!(report.damage.is_empty(), "{:?}", report.damage);
+    store
+}
+
+/// The day map's cells of a store [`written`].
+fn day<T: gridstore::engine::Element>(store: &Store) -> Vec<T> {
+    let days = store.period_maps(TimeLevel::Day).unwrap();
+    let t = days
+        .time_index(Some(parse_instant("2024-01-01").unwrap()), false)
+        .unwrap();
+    let window = Window {
+        row: 30,
+        col: 30,
+        rows: 2,
+        cols: 2,
+    };
+    days.read_window::<T>(t, 0, &window)
+        .unwrap()
+        .into_raw_vec_and_offset()
+        .0
+}
+
+/// Where a step is not the fold (a store without nodata, where the first
+/// map of a period is data everywhere; an integer sum that saturates on
+/// the way; a float sum whose terms cancel), the periods still are the
+/// fold of their instants, and `verify` agrees.
+#[test]
+fn steps_that_are_not_the_fold_are_not_taken() {
+    // No nodata: 0 is a value, and a period's first map is the instant's.
+    let store = written::<u8>(
+        DType::U8,
+        None,
+        Aggregator::Nearest,
+        &[[7, 0, 9, 4], [1, 2, 3, 5]],
+    );
+    assert_eq!(day::<u8>(&store), [7, 0, 9, 4]);
+    let store = written::<u8>(
+        DType::U8,
+        None,
+        Aggregator::Max,
+        &[[7, 0, 9, 4], [1, 2, 3, 5]],
+    );
+    assert_eq!(day::<u8>(&store), [7, 2, 9, 5]);
+    let store = written::<u8>(
+        DType::U8,
+        None,
+        Aggregator::Min,
+        &[[7, 0, 9, 4], [1, 2, 3, 5]],
+    );
+    assert_eq!(day::<u8>(&store), [1, 0, 3, 4]);
+    // 30000 + 30000 saturates an i16; the sum of all three does not.
+    let store = written::<i16>(
+        DType::I16,
+        Some(-32768.0),
+        Aggregator::Sum,
+        &[[30000, 1, 1, 1], [30000, 1, 1, 1], [-30000, 1, 1, 1]],
+    );
+    assert_eq!(day::<i16>(&store), [30000, 3, 3, 3]);
+    // 0.1 + 0.2 - 0.3: verify allows the rounding of the steps.
+    let store = written::<f32>(
+        DType::F32,
+        Some(-9999.0),
+        Aggregator::Sum,
+        &[
+            [0.1, 1.0, 1.0, 1.0],
+            [0.2, 1.0, 1.0, 1.0],
+            [-0.3, 1.0, 1.0, 1.0],
+        ],
+    );
+    assert!(day::<f32>(&store)[0].abs() < 1e-6);
 }

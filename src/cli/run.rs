@@ -679,6 +679,10 @@ fn repair(path: &std::path::Path, statistics: bool) -> anyhow::Result<ExitCode> 
         let chunks = with_dtype!(store.structure().dtype, T => store.rebuild_statistics::<T>())?;
         println!("per-level statistics rebuilt from {chunks} chunks");
     }
+    let built = with_dtype!(store.structure().dtype, T => store.build_missing_periods::<T>(&crate::engine::NoProgress))?;
+    if built > 0 {
+        println!("{built} missing period maps built from their instants");
+    }
     drop(store);
     for d in &damaged {
         println!("damaged {d}");

@@ -20,7 +20,7 @@
 use crate::engine::error::EngineError;
 use crate::engine::grid::period::{Period, TimeLevel};
 use crate::engine::grid::{ChunkLoc, Window};
-use crate::engine::job::{CancelToken, ProgressSink};
+use crate::engine::job::{CancelToken, JobEvent, ProgressSink};
 use crate::engine::pyramid::aggregate::computed;
 use crate::engine::pyramid::verify::Damage;
 use crate::engine::pyramid::write::{BaseWrite, Cells, WriteError};
@@ -176,30 +176,50 @@ impl Fold {
         !matches!(self, Self::Mean | Self::Mode)
     }
 
-    /// A period's cell after a later map's cell `v` (see [`Fold::steps`]).
-    fn step<T: Element>(self, period: T, v: T, nodata: Nodata<T>) -> T {
+    /// A period's cell of one map `v` alone.
+    fn first<T: Element>(self, v: T, nodata: Nodata<T>) -> T {
+        match self {
+            Self::Count if v.is_valid(nodata) => computed(1.0, nodata),
+            _ => v,
+        }
+    }
+
+    /// A period's cell after a later map's cell `v` (see [`Fold::steps`]);
+    /// `None` when the cell type cannot hold the step exactly (an integer
+    /// sum or count that saturates or would be the nodata value), where the
+    /// fold of all the maps may differ.
+    fn step<T: Element>(self, period: T, v: T, nodata: Nodata<T>) -> Option<T> {
         if !v.is_valid(nodata) {
-            return period;
+            return Some(period);
         }
         if !period.is_valid(nodata) {
-            return match self {
-                Self::Count => computed(1.0, nodata),
-                _ => v,
-            };
+            return Some(self.first(v, nodata));
+        }
+        let exactly = |value: f64| {
+            let narrowed = computed::<T>(value, nodata);
+            (T::DTYPE.is_float() || narrowed.to_f64() == value).then_some(narrowed)
+        };
+        // An integer sum or count held at its type's bound, or one step
+        // off the nodata value, may have been narrowed there: what it
+        // stands for is no longer known.
+        let narrowed = !T::DTYPE.is_float()
+            && (period == computed::<T>(f64::INFINITY, nodata)
+                || period == computed::<T>(f64::NEG_INFINITY, nodata)
+                || nodata
+                    .marker()
+                    .is_some_and(|n| period == n.step(true) || period == n.step(false)));
+        if narrowed && matches!(self, Self::Sum | Self::Count) {
+            return None;
         }
         match self {
             Self::Sum => {
                 let sum = period.to_f64() + v.to_f64();
-                if sum.is_nan() {
-                    period
-                } else {
-                    computed(sum, nodata)
-                }
+                if sum.is_nan() { None } else { exactly(sum) }
             }
-            Self::Count => computed(period.to_f64() + 1.0, nodata),
-            Self::Min if v < period => v,
-            Self::Max if v > period => v,
-            _ => period,
+            Self::Count => exactly(period.to_f64() + 1.0),
+            Self::Min if v < period => Some(v),
+            Self::Max if v > period => Some(v),
+            _ => Some(period),
         }
     }
 
@@ -276,21 +296,41 @@ fn fold_values<T: Element>(values: &[T], fold: Fold, nodata: Nodata<T>) -> Optio
     })
 }
 
+/// Why a period's map did not take a later map's cells in one step.
+enum Step {
+    /// A cell's step is not exact in the cell type.
+    Inexact,
+    /// Reading failed.
+    Engine(EngineError),
+}
+
+impl From<EngineError> for Step {
+    fn from(e: EngineError) -> Self {
+        Self::Engine(e)
+    }
+}
+
 /// Whether a stored period map holds what folding its maps gives: the
 /// same cells, except that a float sum taken a map at a time (see
 /// [`Fold::step`]) may differ from the sum of all by the rounding of its
-/// steps, at most one per instant of the period (`n`): `n · ε` of its
-/// size, ε the cell type's.
+/// steps, at most one per instant of the period (`n`): `n · ε` of the sum
+/// of the magnitudes of what it holds, ε the cell type's.
 fn agrees<T: Element>(
     stored: &Array3<T>,
     expected: &Array3<T>,
-    fold: Fold,
+    inside: &Inside<'_>,
+    window: Window,
     n: usize,
-    nodata: Nodata<T>,
-) -> bool {
-    if fold != Fold::Sum || !T::DTYPE.is_float() {
-        return crate::engine::pyramid::aggregate::same_chunk(Some(stored), Some(expected));
+) -> Result<bool, EngineError> {
+    if inside.fold != Fold::Sum || !T::DTYPE.is_float() {
+        return Ok(crate::engine::pyramid::aggregate::same_chunk(
+            Some(stored),
+            Some(expected),
+        ));
     }
+    let nodata = inside.store.nodata::<T>();
+    // Each step rounds to within ε of the running sum, at most Σ|v|.
+    let magnitude = inside.magnitude::<T>(window)?;
     let epsilon = if T::DTYPE.size() == 4 {
         f64::from(f32::EPSILON)
     } else {
@@ -298,17 +338,18 @@ fn agrees<T: Element>(
     };
     #[allow(clippy::cast_precision_loss)]
     let tolerance = n.max(1) as f64 * epsilon;
-    stored.dim() == expected.dim()
-        && stored.iter().zip(expected).all(|(a, b)| {
-            match (a.is_valid(nodata), b.is_valid(nodata)) {
+    Ok(stored.dim() == expected.dim()
+        && ndarray::Zip::from(stored)
+            .and(expected)
+            .and(&magnitude)
+            .all(|a, b, m| match (a.is_valid(nodata), b.is_valid(nodata)) {
                 (false, false) => true,
                 (true, true) => {
                     let (a, b) = (a.to_f64(), b.to_f64());
-                    a == b || (a - b).abs() <= tolerance * a.abs().max(b.abs())
+                    a == b || (a - b).abs() <= tolerance * m.max(a.abs()).max(b.abs())
                 }
                 _ => false,
-            }
-        })
+            }))
 }
 
 /// Where a period's map comes from: the time indices, in time order, of
@@ -326,6 +367,26 @@ impl Inside<'_> {
     /// The period's level-0 cells over `window`.
     fn read<T: Element>(&self, window: Window) -> Result<Array3<T>, EngineError> {
         self.read_at::<T>(0, window)
+    }
+
+    /// The sum of the magnitudes of the maps' valid level-0 cells over
+    /// `window`: what bounds the rounding of a sum of them.
+    fn magnitude<T: Element>(&self, window: Window) -> Result<Array3<f64>, EngineError> {
+        let nodata = self.store.nodata::<T>();
+        let mut sum = Array3::zeros((
+            self.store.structure().band_count(),
+            window.rows as usize,
+            window.cols as usize,
+        ));
+        for &t in &self.indices {
+            let map = self.store.read_window::<T>(t, 0, &window)?;
+            ndarray::Zip::from(&mut sum).and(&map).for_each(|s, v| {
+                if v.is_valid(nodata) {
+                    *s += v.to_f64().abs();
+                }
+            });
+        }
+        Ok(sum)
     }
 
     /// The fold of the maps' cells of `level` over `window` (at level 0,
@@ -485,6 +546,14 @@ impl Store {
         let (Some(instant), Some(window)) = (instant, self.within_data(window)) else {
             return Ok(());
         };
+        // The period stores' chunks are not the instants': their changes
+        // would mislead whoever follows this write's.
+        let progress = |event: JobEvent| {
+            if !matches!(event, JobEvent::Chunks { .. }) {
+                progress.event(event);
+            }
+        };
+        let progress = &progress;
         let t = self.time_index(Some(instant), false)?;
         let fold = Fold::of(self.structure().aggregate, false);
         let (appended, folded): (Vec<_>, Vec<_>) = self
@@ -493,17 +562,30 @@ impl Store {
             .map(|maps| (maps, maps.level.period().start(instant)))
             .partition(|(maps, start)| {
                 let end = maps.level.period().next(*start).saturating_sub(1);
-                let latest = self
-                    .instants_between(*start, end)
-                    .iter()
-                    .all(|(_, i)| *i <= instant);
-                fresh && latest && fold.steps()
+                let inside = self.instants_between(*start, end);
+                let latest = inside.iter().all(|(_, i)| *i <= instant);
+                // A period without a map starts from this instant only
+                // when it holds no other.
+                let mapped =
+                    inside.len() == 1 || maps.store.time_index(Some(*start), false).is_ok();
+                fresh && latest && mapped && fold.steps()
             });
         // Steps need only their own map: taken on all cores at once. Then
         // the others, finest first (a month may be made of its days).
-        appended.par_iter().try_for_each(|(maps, start)| {
-            self.append_to_period::<T>(maps, *start, t, fold, window, progress)
-        })?;
+        // A step that a cell type cannot hold exactly (an integer sum that
+        // saturates) folds the period again instead.
+        let inexact = appended
+            .par_iter()
+            .map(|(maps, start)| {
+                let exact = self.append_to_period::<T>(maps, *start, t, fold, window, progress)?;
+                Ok((!exact).then_some((*maps, *start)))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let mut folded: Vec<(&PeriodMaps, i64)> = folded
+            .into_iter()
+            .chain(inexact.into_iter().flatten())
+            .collect();
+        folded.sort_by_key(|(maps, _)| maps.level);
         for (maps, start) in folded {
             self.write_period::<T>(maps, start, window, progress)?;
         }
@@ -512,6 +594,8 @@ impl Store {
 
     /// Writes the map of the period of `maps` starting at `start` over
     /// `window`: its map there with instant `t`'s cells taken in one step.
+    /// Returns false, writing nothing, when a cell's step is not exact in
+    /// the cell type (the period must then be folded again).
     fn append_to_period<T: Element>(
         &self,
         maps: &PeriodMaps,
@@ -520,22 +604,24 @@ impl Store {
         fold: Fold,
         window: Window,
         progress: &dyn ProgressSink,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let held = maps.store.time_index(Some(start), false).ok();
         let nodata = self.nodata::<T>();
-        let reader = |part: Window| -> Result<Array3<T>, EngineError> {
-            let mut map = match held {
-                Some(p) => maps.store.read_window::<T>(p, 0, &part)?,
-                None => Array3::from_elem(
-                    (self.chunk_dim().0, part.rows as usize, part.cols as usize),
-                    nodata.fill(),
-                ),
-            };
+        let reader = |part: Window| -> Result<Array3<T>, Step> {
             let cells = self.read_window::<T>(t, 0, &part)?;
-            ndarray::Zip::from(&mut map)
-                .and(&cells)
-                .for_each(|m, v| *m = fold.step(*m, *v, nodata));
-            Ok(map)
+            let Some(p) = held else {
+                // The period's first map: the instant's cells, as folded alone.
+                return Ok(cells.mapv(|v| fold.first(v, nodata)));
+            };
+            let mut map = maps.store.read_window::<T>(p, 0, &part)?;
+            let mut exact = true;
+            ndarray::Zip::from(&mut map).and(&cells).for_each(|m, v| {
+                match fold.step(*m, *v, nodata) {
+                    Some(next) => *m = next,
+                    None => exact = false,
+                }
+            });
+            if exact { Ok(map) } else { Err(Step::Inexact) }
         };
         let write = BaseWrite {
             instant: Some(start),
@@ -543,8 +629,9 @@ impl Store {
             cells: Cells::Replace(reader),
         };
         match maps.store.write_base(write, progress, &CancelToken::new()) {
-            Ok(_) => Ok(()),
-            Err(WriteError::Source(e) | WriteError::Engine(e)) => Err(e),
+            Ok(_) => Ok(true),
+            Err(WriteError::Source(Step::Inexact)) => Ok(false),
+            Err(WriteError::Source(Step::Engine(e)) | WriteError::Engine(e)) => Err(e),
         }
     }
 
@@ -631,6 +718,31 @@ impl Store {
         Ok((computed, from))
     }
 
+    /// Builds the maps of the periods whose instants hold data but that
+    /// have none (a `convert` killed before it built them), and returns
+    /// how many it built.
+    ///
+    /// # Errors
+    /// Corrupt chunks or I/O.
+    pub fn build_missing_periods<T: Element>(
+        &self,
+        progress: &dyn ProgressSink,
+    ) -> Result<usize, EngineError> {
+        let Some(window) = self.within_data(self.grid().full_window(0)) else {
+            return Ok(0);
+        };
+        let mut built = 0;
+        for maps in &self.periods {
+            for start in self.periods_with_data(maps.level)? {
+                if maps.store.time_index(Some(start), false).is_err() {
+                    self.write_period::<T>(maps, start, window, progress)?;
+                    built += 1;
+                }
+            }
+        }
+        Ok(built)
+    }
+
     /// Builds every period map anew from the instants (after `convert`, or
     /// to mend what `verify` found).
     ///
@@ -679,7 +791,12 @@ impl Store {
                 continue;
             }
             let periods = maps.store.instants_between(i64::MIN, i64::MAX);
-            for start in self.periods_with_data(maps.level)? {
+            // Periods whose instants hold data, and every stored map.
+            let mut starts = self.periods_with_data(maps.level)?;
+            starts.extend(periods.iter().map(|(_, s)| *s));
+            starts.sort_unstable();
+            starts.dedup();
+            for start in starts {
                 let label = maps.level.period().label(start);
                 let t = periods.iter().find(|(_, s)| *s == start).map(|(t, _)| *t);
                 let inside = self.inside(maps.level.period(), start);
@@ -699,7 +816,7 @@ impl Store {
                         Some(Err(e)) => return Err(e),
                     };
                     let expected = inside.read::<T>(window)?;
-                    if !agrees(&stored, &expected, inside.fold, n, self.nodata::<T>()) {
+                    if !agrees(&stored, &expected, &inside, window, n)? {
                         damage.push(match t {
                             Some(t) => Damage {
                                 key: name(maps, &maps.store.chunk_name(t, loc)),

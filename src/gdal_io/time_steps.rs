@@ -97,6 +97,8 @@ impl TimeSteps {
             }
             instants.push(instant);
         }
+        crate::engine::grid::cf_time::check_gregorian(calendar.as_deref(), &units, &instants)
+            .map_err(|e| refuse(format!("its time dimension '{dimension}': {e}")))?;
         Ok(Some(Self {
             dimension: dimension.to_string(),
             instants,

@@ -148,8 +148,10 @@ impl TimePanel {
 
     /// Shows `level`'s periods (`None`: the instants), at the period
     /// holding the instant shown, or the first instant of the period shown.
+    /// A level the store keeps no maps of changes nothing.
     pub fn show_period(&mut self, store: &Store, level: Option<TimeLevel>) {
-        if level == self.period {
+        let kept = level.is_none_or(|l| store.period_maps(l).is_some());
+        if level == self.period || !kept {
             return;
         }
         let shown = self.period.and_then(|l| store.period_maps(l));
@@ -165,8 +167,15 @@ impl TimePanel {
             None => at,
         });
         let instants = target.instants_between(i64::MIN, i64::MAX);
+        // Back to instants: the first of the period shown, if it has one.
+        let within = match (self.period, at) {
+            (Some(shown), Some(at)) if level.is_none() => instants
+                .iter()
+                .position(|(_, i)| shown.period().start(*i) == at),
+            _ => None,
+        };
         #[allow(clippy::cast_precision_loss)]
-        let position = wanted.map_or(0, |w| nearest(&instants, w as f64));
+        let position = within.unwrap_or_else(|| wanted.map_or(0, |w| nearest(&instants, w as f64)));
         self.t = instants.get(position).map_or(0, |(t, _)| *t);
         self.period = level;
         self.period_changed = true;

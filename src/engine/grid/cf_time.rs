@@ -83,14 +83,55 @@ pub fn check_calendar(calendar: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// The first day of the Gregorian calendar, 1582-10-15, in seconds since
+/// the epoch: before it, CF's `standard` (`gregorian`) calendar counts
+/// Julian dates.
+fn gregorian_start() -> i64 {
+    days_from_civil(1582, 10, 15) * 86_400
+}
+
+/// Checks that a `standard` (or `gregorian`, or unnamed) calendar's
+/// reference date and instants lie where it is the Gregorian calendar
+/// gridstore keeps instants in.
+///
+/// # Errors
+/// A message naming the first date before 1582-10-15, where that calendar
+/// is the Julian one.
+pub fn check_gregorian(
+    calendar: Option<&str>,
+    units: &CfUnits,
+    instants: &[i64],
+) -> Result<(), String> {
+    let named = calendar.map(|c| c.trim().to_ascii_lowercase());
+    if named.as_deref() == Some("proleptic_gregorian") {
+        return Ok(());
+    }
+    let start = gregorian_start();
+    let before = std::iter::once(units.origin)
+        .chain(instants.iter().copied())
+        .find(|i| *i < start);
+    match before {
+        None => Ok(()),
+        Some(date) => Err(format!(
+            "{} lies before 1582-10-15, where calendar '{}' counts Julian dates, and gridstore keeps Gregorian instants; give the time coordinate calendar 'proleptic_gregorian' if that is what its dates are, or a reference date after 1582",
+            super::time::format_instant(date),
+            named.as_deref().unwrap_or("standard")
+        )),
+    }
+}
+
 /// `Y-M-D[( |T)H:M[:S[.f]]][ ][ZONE]` with ZONE `Z`, `UTC`, `GMT` or a
 /// signed (or UDUNITS' unsigned) `H[:MM]` / `HHMM` offset.
 fn parse_reference(text: &str) -> Option<i64> {
     let (date, rest) = text.split_once(['T', 't', ' ']).unwrap_or((text, ""));
+    // A leading sign belongs to a negative year, as in "-4713-01-01".
+    let (sign, date) = match date.strip_prefix('-') {
+        Some(date) => (-1, date),
+        None => (1, date),
+    };
     let mut ymd = date.splitn(3, '-');
     let (y, m, d) = (ymd.next()?, ymd.next()?, ymd.next()?);
-    // A leading sign belongs to a negative year, as in "-4713-01-01".
-    let y: i64 = y.parse().ok()?;
+    let y: i64 = sign * y.parse::<i64>().ok()?;
     let (m, d): (u32, u32) = (m.parse().ok()?, d.parse().ok()?);
     if !(1..=12).contains(&m) || d == 0 || d > super::time::days_in_month(y, m) {
         return None;
@@ -137,7 +178,7 @@ fn zone_offset(zone: &str) -> Option<i64> {
     };
     let (h, m): (i64, i64) = match body.split_once(':') {
         Some((h, m)) => (h.parse().ok()?, m.parse().ok()?),
-        None if body.len() == 4 => (body[..2].parse().ok()?, body[2..].parse().ok()?),
+        None if body.len() == 4 => (body.get(..2)?.parse().ok()?, body.get(2..)?.parse().ok()?),
         None => (body.parse().ok()?, 0),
     };
     if h > 14 || m > 59 {
@@ -188,6 +229,18 @@ mod tests {
             let e = CfUnits::parse(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");
         }
+        // Negative years, and zones that are no zone.
+        let u = CfUnits::parse("days since -4713-01-01").unwrap();
+        assert!(u.origin < 0);
+        assert!(CfUnits::parse("hours since 2000-01-01 00:00 +a\u{20ac}").is_err());
+        // Julian dates under the standard calendar are refused.
+        let u = CfUnits::parse("hours since 1-1-1 00:00:0.0").unwrap();
+        let e = check_gregorian(Some("standard"), &u, &[]).unwrap_err();
+        assert!(e.contains("0001-01-01") && e.contains("Julian"), "{e}");
+        assert!(check_gregorian(Some("proleptic_gregorian"), &u, &[]).is_ok());
+        let u = CfUnits::parse("days since 1970-01-01").unwrap();
+        assert!(check_gregorian(None, &u, &[0, 86_400]).is_ok());
+        assert!(check_gregorian(None, &u, &[gregorian_start() - 1]).is_err());
         let e = CfUnits::parse("months since 2000-01-01").unwrap_err();
         assert!(e.contains("no fixed length"), "{e}");
         assert!(check_calendar(None).is_ok());
