@@ -18,7 +18,7 @@
 //! `aggregating` phase covers both).
 
 use crate::engine::error::EngineError;
-use crate::engine::grid::period::{Period, TimeLevel};
+use crate::engine::grid::period::{Period, TimeLevel, aggregate_values};
 use crate::engine::grid::{ChunkLoc, Window};
 use crate::engine::job::{CancelToken, JobEvent, ProgressSink};
 use crate::engine::pyramid::aggregate::computed;
@@ -254,45 +254,29 @@ fn fold<T: Element>(
     out
 }
 
-/// The fold of one cell's valid values, in time order; `None` for none.
+/// The fold of one cell's valid values, in time order; `None` for none:
+/// the aggregate a series of values per period takes
+/// ([`aggregate_values`]), narrowed to the cell type as the pyramid's are.
 fn fold_values<T: Element>(values: &[T], fold: Fold, nodata: Nodata<T>) -> Option<T> {
     let first = *values.first()?;
-    let sum = || values.iter().map(|v| v.to_f64()).sum::<f64>();
-    // An undefined sum (+inf and -inf) takes the first value: values with
-    // data never make nodata.
-    let defined = |value: f64| {
-        if value.is_nan() {
-            first
-        } else {
-            computed(value, nodata)
-        }
+    let aggregate = match fold {
+        Fold::Mean => Aggregator::Mean,
+        Fold::Sum => Aggregator::Sum,
+        Fold::Count => Aggregator::Count,
+        Fold::Min => Aggregator::Min,
+        Fold::Max => Aggregator::Max,
+        Fold::First => Aggregator::Nearest,
+        Fold::Mode => Aggregator::Mode,
     };
+    let as_f64: Vec<f64> = values.iter().map(|v| v.to_f64()).collect();
+    let value = aggregate_values(&as_f64, aggregate)?;
     Some(match fold {
-        Fold::Mean => defined(sum() / values.len() as f64),
-        Fold::Sum => defined(sum()),
-        Fold::Count => computed(values.len() as f64, nodata),
-        Fold::Min => values
-            .iter()
-            .copied()
-            .fold(first, |a, b| if b < a { b } else { a }),
-        Fold::Max => values
-            .iter()
-            .copied()
-            .fold(first, |a, b| if b > a { b } else { a }),
-        Fold::First => first,
-        Fold::Mode => {
-            let mut best = (first, 0usize);
-            for (i, v) in values.iter().enumerate() {
-                if values[..i].contains(v) {
-                    continue;
-                }
-                let n = values[i..].iter().filter(|w| *w == v).count();
-                if n > best.1 {
-                    best = (*v, n);
-                }
-            }
-            best.0
-        }
+        // An undefined sum (+inf and -inf) takes the first value: values
+        // with data never make nodata.
+        Fold::Mean | Fold::Sum if value.is_nan() => first,
+        Fold::Mean | Fold::Sum | Fold::Count => computed(value, nodata),
+        // One of the values: exact in the cell type.
+        Fold::Min | Fold::Max | Fold::First | Fold::Mode => T::from_f64(value),
     })
 }
 

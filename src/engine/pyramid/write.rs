@@ -634,10 +634,7 @@ impl Store {
                     let mut c = old
                         .clone()
                         .unwrap_or_else(|| Array3::from_elem(self.chunk_dim(), nodata.fill()));
-                    let rows = (overlap.row - window.row) as usize
-                        ..(overlap.row - window.row + overlap.rows) as usize;
-                    let cols = (overlap.col - window.col) as usize
-                        ..(overlap.col - window.col + overlap.cols) as usize;
+                    let (rows, cols) = within(&window, &overlap);
                     local(&mut c, &chunk_window, &overlap).assign(&data.slice(s![.., rows, cols]));
                     Some(c)
                 }
@@ -645,10 +642,7 @@ impl Store {
                     let mut c = old
                         .clone()
                         .unwrap_or_else(|| Array3::from_elem(self.chunk_dim(), nodata.fill()));
-                    let rows = (overlap.row - window.row) as usize
-                        ..(overlap.row - window.row + overlap.rows) as usize;
-                    let cols = (overlap.col - window.col) as usize
-                        ..(overlap.col - window.col + overlap.cols) as usize;
+                    let (rows, cols) = within(&window, &overlap);
                     let src = data.slice(s![.., rows.clone(), cols.clone()]);
                     let mut dst = local(&mut c, &chunk_window, &overlap);
                     match holes {
@@ -824,6 +818,14 @@ fn touches_edge(window: &Window, cleared: &Window) -> bool {
 }
 
 /// The window holding both (either may be absent).
+/// The rows and columns of `part` within `window`'s cells (`part` lies in
+/// `window`).
+fn within(window: &Window, part: &Window) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let row = (part.row - window.row) as usize;
+    let col = (part.col - window.col) as usize;
+    (row..row + part.rows as usize, col..col + part.cols as usize)
+}
+
 fn union(a: Option<Window>, b: Option<Window>) -> Option<Window> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.union(&b)),
