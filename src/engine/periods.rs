@@ -23,7 +23,7 @@ use crate::engine::grid::{ChunkLoc, Window};
 use crate::engine::job::{CancelToken, JobEvent, ProgressSink};
 use crate::engine::pyramid::aggregate::computed;
 use crate::engine::pyramid::verify::Damage;
-use crate::engine::pyramid::write::{BaseWrite, Cells, WriteError};
+use crate::engine::pyramid::write::{BaseWrite, BlockReader, Cells, WriteError};
 use crate::engine::{Aggregator, Element, Nodata, Store, Structure, TimeAxis};
 use crate::storage::{DynStorage, Within};
 use ndarray::Array3;
@@ -61,6 +61,11 @@ pub fn period_structure(structure: &Structure) -> Structure {
     }
 }
 
+/// The part of `storage` that holds `level`'s store.
+fn part(storage: &DynStorage, level: TimeLevel) -> Result<DynStorage, EngineError> {
+    Ok(Arc::new(Within::new(storage.clone(), &folder(level))?))
+}
+
 /// Creates the stores of `structure`'s time levels in `storage`.
 pub(crate) fn create(
     storage: &DynStorage,
@@ -71,9 +76,11 @@ pub(crate) fn create(
         .time_levels
         .iter()
         .map(|&level| {
-            let part: DynStorage =
-                std::sync::Arc::new(Within::new(storage.clone(), &folder(level))?);
-            let mut store = Store::create_with_layout(part, period_structure(structure), layout)?;
+            let mut store = Store::create_with_layout(
+                part(storage, level)?,
+                period_structure(structure),
+                layout,
+            )?;
             // Rewritten with every instant: no per-level statistics to keep.
             store.set_statistics_token(false)?;
             store.period_level = Some(level);
@@ -101,12 +108,10 @@ pub(crate) fn open(
         .time_levels
         .iter()
         .map(|&level| {
-            let part: DynStorage =
-                std::sync::Arc::new(Within::new(storage.clone(), &folder(level))?);
             let opened = if writer {
-                Store::open_writer_unchecked(part)
+                Store::open_writer_unchecked(part(storage, level)?)
             } else {
-                Store::open(part)
+                Store::open(part(storage, level)?)
             };
             let store = opened.map_err(|e| EngineError::NotAStore {
                 location: storage.location(),
@@ -280,6 +285,34 @@ fn fold_values<T: Element>(values: &[T], fold: Fold, nodata: Nodata<T>) -> Optio
     })
 }
 
+/// Writes the map of the period starting at `start` in `store` over
+/// `window`: every cell the one `reader` gives. Never cancelled: a period
+/// map is written past its instant's commit point.
+fn replace_map<T: Element, R: BlockReader<T>>(
+    store: &Store,
+    start: i64,
+    window: Window,
+    reader: R,
+    progress: &dyn ProgressSink,
+) -> Result<(), WriteError<R::Error>> {
+    let write = BaseWrite {
+        instant: Some(start),
+        window,
+        cells: Cells::Replace(reader),
+    };
+    store
+        .write_base(write, progress, &CancelToken::new())
+        .map(drop)
+}
+
+/// The engine's error of a period map's write whose reader fails only
+/// with one.
+fn engine_error(e: WriteError<EngineError>) -> EngineError {
+    match e {
+        WriteError::Source(e) | WriteError::Engine(e) => e,
+    }
+}
+
 /// Why a period's map did not take a later map's cells in one step.
 enum Step {
     /// A cell's step is not exact in the cell type.
@@ -306,11 +339,9 @@ fn agrees<T: Element>(
     window: Window,
     n: usize,
 ) -> Result<bool, EngineError> {
-    if inside.fold != Fold::Sum || !T::DTYPE.is_float() {
-        return Ok(crate::engine::pyramid::aggregate::same_chunk(
-            Some(stored),
-            Some(expected),
-        ));
+    let same = crate::engine::pyramid::aggregate::same_chunk(Some(stored), Some(expected));
+    if same || inside.fold != Fold::Sum || !T::DTYPE.is_float() {
+        return Ok(same);
     }
     let nodata = inside.store.nodata::<T>();
     // Each step rounds to within ε of the running sum, at most Σ|v|.
@@ -607,13 +638,8 @@ impl Store {
             });
             if exact { Ok(map) } else { Err(Step::Inexact) }
         };
-        let write = BaseWrite {
-            instant: Some(start),
-            window,
-            cells: Cells::Replace(reader),
-        };
-        match maps.store.write_base(write, progress, &CancelToken::new()) {
-            Ok(_) => Ok(true),
+        match replace_map(&maps.store, start, window, reader, progress) {
+            Ok(()) => Ok(true),
             Err(WriteError::Source(Step::Inexact)) => Ok(false),
             Err(WriteError::Source(Step::Engine(e)) | WriteError::Engine(e)) => Err(e),
         }
@@ -630,16 +656,7 @@ impl Store {
     ) -> Result<(), EngineError> {
         let inside = self.inside(maps.level.period(), start);
         let reader = |part: Window| inside.read::<T>(part);
-        let write = BaseWrite {
-            instant: Some(start),
-            window,
-            cells: Cells::Replace(reader),
-        };
-        // Past the write's commit point: finished, not cancelled.
-        match maps.store.write_base(write, progress, &CancelToken::new()) {
-            Ok(_) => Ok(()),
-            Err(WriteError::Source(e) | WriteError::Engine(e)) => Err(e),
-        }
+        replace_map(&maps.store, start, window, reader, progress).map_err(engine_error)
     }
 
     /// The first instants of `level`'s periods that hold an instant with
@@ -685,15 +702,7 @@ impl Store {
         match self.within_data(self.grid().full_window(0)) {
             Some(window) => {
                 let reader = |part: Window| inside.read::<T>(part);
-                let write = BaseWrite {
-                    instant: Some(start),
-                    window,
-                    cells: Cells::Replace(reader),
-                };
-                match computed.write_base(write, progress, &CancelToken::new()) {
-                    Ok(_) => {}
-                    Err(WriteError::Source(e) | WriteError::Engine(e)) => return Err(e),
-                }
+                replace_map(&computed, start, window, reader, progress).map_err(engine_error)?;
             }
             None => {
                 computed.time_index(Some(start), true)?;
