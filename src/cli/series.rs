@@ -2,9 +2,9 @@
 //! instant or aggregated per period, as text, CSV or JSON.
 
 use super::args::SeriesArgs;
-use crate::engine::grid::period::{Period, PeriodValue, TimeLevel, aggregate_values, by_period};
+use crate::engine::grid::period::{Period, PeriodValue, TimeLevel, by_period};
 use crate::engine::grid::time::format_instant;
-use crate::engine::{Element, Resampling, Store};
+use crate::engine::{AreaValue, Element, Resampling, Store};
 use crate::with_dtype;
 use anyhow::bail;
 use rayon::prelude::*;
@@ -65,26 +65,6 @@ pub fn print(store: &Store, args: &SeriesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The store's aggregate of the valid cells of `band` in `cells`, in
-/// reading order, and how many there are.
-fn over_area<T: Element>(
-    cells: &ndarray::Array3<T>,
-    band: usize,
-    store: &Store,
-) -> (Option<f64>, usize) {
-    let nodata = store.nodata::<T>();
-    let values: Vec<f64> = cells
-        .index_axis(ndarray::Axis(0), band)
-        .iter()
-        .filter(|v| v.is_valid(nodata))
-        .map(|v| v.to_f64())
-        .collect();
-    (
-        aggregate_values(&values, store.structure().aggregate),
-        values.len(),
-    )
-}
-
 /// An area's series: per instant, the aggregate over its cells; per
 /// period, the aggregate over its cells of the period's map (stored, or
 /// folded from the instants inside it as a stored one is).
@@ -100,10 +80,7 @@ fn area_rows<T: Element>(
     let Some(period) = args.period else {
         let values = instants
             .par_iter()
-            .map(|&(t, _)| {
-                let cells = store.read_window::<T>(t, args.level, window)?;
-                Ok(over_area(&cells, band, store).0)
-            })
+            .map(|&(t, _)| Ok(store.area_value::<T>(t, args.level, window, band)?.value))
             .collect::<Result<Vec<_>, _>>()
             .map_err(failed)?;
         return Ok(Rows::Instants(
@@ -116,7 +93,7 @@ fn area_rows<T: Element>(
         .par_iter()
         .map(|&start| {
             let (cells, _) = store.period_cells::<T>(period, start, args.level, window)?;
-            let (value, valid) = over_area(&cells, band, store);
+            let AreaValue { value, valid } = store.aggregate_area(&cells, band);
             let held = instants
                 .iter()
                 .filter(|(_, i)| period.start(*i) == start)

@@ -35,7 +35,7 @@ pub use persistence::band_info::{BandInfo, ColourRole};
 pub use persistence::journal::{PendingWrite, Phase};
 pub use persistence::palette::Palette;
 pub use persistence::statistics::Summary;
-pub use pyramid::read::Raster;
+pub use pyramid::read::{AreaValue, Raster};
 pub use pyramid::verify::{Damage, Statistics, VerifyReport};
 pub(crate) use pyramid::write::Visibility;
 pub use pyramid::write::{

@@ -10,7 +10,7 @@ use super::history::HistoryPanel;
 use super::inspect::Inspector;
 use super::jobs::{JobState, Jobs};
 use super::levels::LevelBrowser;
-use super::map::{Drawn, MapView, Marks, Readout};
+use super::map::{Drawing, Drawn, MapView, Marks, Readout};
 use super::quicklooks::Quicklooks;
 use super::stretch::StretchControl;
 use super::task::Task;
@@ -586,8 +586,12 @@ impl Explorer {
         {
             self.draw_furniture(ui, rect, &store, style, classes);
         }
-        if self.drawn.rectangle_done {
-            self.export.extent = self.drawn.rectangle;
+        match (self.drawn.rectangle_done, self.drawn.rectangle) {
+            (Some(Drawing::ExportExtent), extent) => self.export.extent = extent,
+            (Some(Drawing::SeriesArea), Some(extent)) => {
+                self.time.request_area_series(&store, extent, &self.ctx);
+            }
+            _ => {}
         }
         if let Some(point) = self.drawn.clicked_at {
             self.time.request_series(&store, point, &self.ctx);

@@ -53,6 +53,8 @@ pub enum Command {
     Select(TileKey),
     /// Start drawing an export rectangle on the map.
     DrawExportExtent,
+    /// Start drawing the area whose time series is plotted.
+    DrawSeriesArea,
     /// Cancel the job at this index of the jobs list.
     CancelJob(usize),
     /// Run the refused ingest at this index again, letting the source cells
@@ -179,7 +181,10 @@ impl Explorer {
                 }
                 Command::Inspect(key) => self.inspect(key, true),
                 Command::Select(key) => self.inspect(key, false),
-                Command::DrawExportExtent => self.map.drawing = true,
+                Command::DrawExportExtent => {
+                    self.map.drawing = Some(super::map::Drawing::ExportExtent);
+                }
+                Command::DrawSeriesArea => self.map.drawing = Some(super::map::Drawing::SeriesArea),
                 Command::CancelJob(index) => self.jobs.cancel(index),
                 Command::IngestAnyway(index) => self.jobs.ingest_anyway(index),
             }

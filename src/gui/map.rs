@@ -30,14 +30,23 @@ pub struct MapView {
     pub grid: bool,
     /// Whether the view was fitted to the data yet.
     pub fitted: bool,
-    /// Dragging draws a rectangle (the export extent) instead of panning.
-    pub drawing: bool,
+    /// Dragging draws a rectangle, for this, instead of panning.
+    pub drawing: Option<Drawing>,
     /// Levels coarser than the zoom asks for (during playback, so that
     /// each instant's tiles load within the frame budget).
     pub coarser: u8,
     draw_start: Option<(f64, f64)>,
     /// The centre and scale last drawn, to notice the view moving.
     last_view: ([f64; 2], f64),
+}
+
+/// What a rectangle drawn on the map is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drawing {
+    /// The extent to export.
+    ExportExtent,
+    /// The area whose time series is plotted.
+    SeriesArea,
 }
 
 /// Most neighbouring tiles requested at once while the view is still.
@@ -106,7 +115,7 @@ impl Default for MapView {
             pinned: None,
             grid: false,
             fitted: false,
-            drawing: false,
+            drawing: None,
             coarser: 0,
             draw_start: None,
             last_view: ([0.0, 0.0], 0.0),
@@ -145,8 +154,8 @@ pub struct Drawn {
     pub clicked_at: Option<(f64, f64)>,
     /// A rectangle drawn this frame (in drawing mode), or being drawn.
     pub rectangle: Option<Extent>,
-    /// Whether `rectangle` is finished.
-    pub rectangle_done: bool,
+    /// What `rectangle` was drawn for, once it is finished.
+    pub rectangle_done: Option<Drawing>,
     /// The extent on screen.
     pub view: Option<Extent>,
     /// Visible chunks marked stale, and marked just written.
@@ -236,8 +245,8 @@ impl MapView {
         } = marks;
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
         let mut rectangle = None;
-        let mut rectangle_done = false;
-        if self.drawing {
+        let mut rectangle_done = None;
+        if let Some(purpose) = self.drawing {
             if response.drag_started() {
                 self.draw_start = response
                     .interact_pointer_pos()
@@ -249,8 +258,8 @@ impl MapView {
                     Extent::new(a.0.min(b.0), a.1.min(b.1), a.0.max(b.0), a.1.max(b.1)).ok();
             }
             if response.drag_stopped() {
-                rectangle_done = rectangle.is_some();
-                self.drawing = false;
+                rectangle_done = rectangle.is_some().then_some(purpose);
+                self.drawing = None;
                 self.draw_start = None;
             }
         } else if response.dragged() {

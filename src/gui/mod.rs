@@ -39,10 +39,10 @@ pub use history::HistoryPanel;
 pub use inspect::{ChunkReport, Inspector, Stats};
 pub use jobs::{Job, JobState, Jobs};
 pub use levels::LevelBrowser;
-pub use map::{MapView, Readout};
+pub use map::{Drawing, MapView, Readout};
 pub use stretch::{StretchControl, StretchMode};
 pub use tiles::{Relief, Style, TileCache, TileKey};
-pub use time::TimePanel;
+pub use time::{Series, SeriesPlace, TimePanel};
 pub use tour::frame_stats;
 
 /// Runs the explorer window until it is closed.

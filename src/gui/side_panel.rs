@@ -223,6 +223,9 @@ impl Explorer {
                 self.tiles.refresh();
             }
         }
+        if self.time.take_area_request() {
+            commands.push(Command::DrawSeriesArea);
+        }
         ui.separator();
         self.export_controls(ui, top, commands);
     }
@@ -327,7 +330,7 @@ impl Explorer {
         let asking = self.dialog_open();
         let action = self
             .export
-            .ui(ui, top, base_cell, self.map.drawing, view, asking);
+            .ui(ui, top, base_cell, self.map.drawing.is_some(), view, asking);
         match action {
             Some(super::export::Action::Draw) => commands.push(Command::DrawExportExtent),
             Some(super::export::Action::Save) => {

@@ -2,20 +2,53 @@
 //! at its place in time; click or drag to choose, arrow keys to step), or
 //! of the periods of a time level the store keeps (day, week, month,
 //! year: the selector beside it), playback at a chosen speed, and the time
-//! series at a clicked point (read on a background thread) on a date axis,
-//! per instant or per period.
+//! series at a clicked point or over a drawn area (read on the worker
+//! pool) on a date axis, per instant or per period.
 
 use super::task::Task;
 use crate::engine::grid::period::TimeLevel;
+use crate::engine::grid::structure::Aggregator;
 use crate::engine::grid::time::format_instant;
-use crate::engine::{Resampling, Store};
+use crate::engine::{Extent, Grid, Resampling, Store, Window};
 use crate::with_dtype;
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
+use rayon::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A time series: the point it was read at, and `(instant, value)` in time order.
-pub type Series = ((f64, f64), Vec<(i64, Option<f64>)>);
+/// A time series: where it was read, and `(instant, value)` in time order
+/// (per period when a time level is shown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Where.
+    pub place: SeriesPlace,
+    /// `(instant, value)`; `None` where there is no data.
+    pub values: Vec<(i64, Option<f64>)>,
+}
+
+/// Where a series was read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesPlace {
+    /// The cell of the base level nearest a point.
+    Point((f64, f64)),
+    /// The store's aggregate of the cells with data whose centres lie in
+    /// a drawn extent, at the finest level where they are at most
+    /// [`MAX_AREA_CELLS`].
+    Area {
+        /// The extent drawn.
+        extent: Extent,
+        /// The level read.
+        level: u8,
+        /// Its cells read.
+        window: Window,
+        /// The store's aggregate.
+        aggregate: Aggregator,
+    },
+}
+
+/// Most cells an area's series reads per instant: a larger area is read
+/// at a coarser level.
+pub const MAX_AREA_CELLS: u64 = 1 << 18;
 
 /// The instant shown, playback, and the series at the last clicked point.
 pub struct TimePanel {
@@ -26,9 +59,13 @@ pub struct TimePanel {
     pub period: Option<TimeLevel>,
     /// Whether `period` changed since [`TimePanel::take_period_change`].
     period_changed: bool,
-    /// `(instant, value)` at the clicked point, in time order.
+    /// The series at the clicked point or drawn area.
     pub series: Option<Series>,
-    pending: Option<Task<Series>>,
+    /// Why the last series could not be read.
+    pub series_error: Option<String>,
+    pending: Option<Task<Result<Series, String>>>,
+    /// The "Draw area" button was pressed (see [`TimePanel::take_area_request`]).
+    area_asked: bool,
     /// Stepping through the instants on its own.
     pub playing: bool,
     /// Instants per second while playing.
@@ -46,7 +83,9 @@ impl Default for TimePanel {
             period: None,
             period_changed: false,
             series: None,
+            series_error: None,
             pending: None,
+            area_asked: false,
             playing: false,
             speed: 2.0,
             stepped: None,
@@ -181,6 +220,7 @@ impl TimePanel {
         self.period_changed = true;
         // The series of the other maps is read anew at the next click.
         self.series = None;
+        self.series_error = None;
         self.pending = None;
     }
 
@@ -190,17 +230,60 @@ impl TimePanel {
             return;
         }
         let store = store.clone();
-        self.pending = Some(Task::spawn(ctx, move || {
-            let series: Vec<(i64, Option<f64>)> = store
+        self.pending = Some(Task::on_pool(ctx, move || {
+            let values = store
                 .instants_between(i64::MIN, i64::MAX)
-                .into_iter()
+                .into_par_iter()
                 .map(|(t, instant)| {
                     let value = with_dtype!(store.structure().dtype, T => store.value_at::<T>(t, 0, point, 0, Resampling::Nearest));
-                    (instant, value.ok().flatten())
+                    Ok((instant, value?))
                 })
-                .collect();
-            (point, series)
+                .collect::<Result<_, crate::engine::EngineError>>()
+                .map_err(|e| format!("{}: {e}", store.location()))?;
+            Ok(Series {
+                place: SeriesPlace::Point(point),
+                values,
+            })
         }));
+    }
+
+    /// Starts reading the series over `extent`: at each instant, the
+    /// store's aggregate of the cells with data whose centres lie in it.
+    pub fn request_area_series(&mut self, store: &Arc<Store>, extent: Extent, ctx: &egui::Context) {
+        if store.structure().time.is_none() {
+            return;
+        }
+        let Some((level, window)) = area_window(store.grid(), &extent) else {
+            self.series = None;
+            self.series_error = Some("no cell has its centre in the area drawn".to_string());
+            return;
+        };
+        let store = store.clone();
+        self.pending = Some(Task::on_pool(ctx, move || {
+            let values = store
+                .instants_between(i64::MIN, i64::MAX)
+                .into_par_iter()
+                .map(|(t, instant)| {
+                    let area = with_dtype!(store.structure().dtype, T => store.area_value::<T>(t, level, &window, 0));
+                    Ok((instant, area?.value))
+                })
+                .collect::<Result<_, crate::engine::EngineError>>()
+                .map_err(|e| format!("{}: {e}", store.location()))?;
+            Ok(Series {
+                place: SeriesPlace::Area {
+                    extent,
+                    level,
+                    window,
+                    aggregate: store.structure().aggregate,
+                },
+                values,
+            })
+        }));
+    }
+
+    /// Whether "Draw area" was pressed since the last call.
+    pub fn take_area_request(&mut self) -> bool {
+        std::mem::take(&mut self.area_asked)
     }
 
     /// The timeline, playback and the series plot; returns whether the
@@ -210,7 +293,10 @@ impl TimePanel {
         if let Some(rx) = &self.pending
             && let Some(series) = rx.poll()
         {
-            self.series = Some(series);
+            (self.series, self.series_error) = match series {
+                Ok(series) => (Some(series), None),
+                Err(e) => (None, Some(e)),
+            };
             self.pending = None;
         }
         if store.structure().time.is_none() {
@@ -326,11 +412,45 @@ impl TimePanel {
         if position >= last { 0 } else { position + 1 }
     }
 
-    fn series_plot(&self, ui: &mut egui::Ui) {
-        let Some((point, series)) = &self.series else {
+    fn series_plot(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            if ui
+                .button("Draw area")
+                .on_hover_text("drag a rectangle on the map: the series over it")
+                .clicked()
+            {
+                self.area_asked = true;
+            }
+            if self.pending.is_some() {
+                ui.spinner();
+            }
+        });
+        if let Some(error) = &self.series_error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+        let Some(Series {
+            place,
+            values: series,
+        }) = &self.series
+        else {
             return;
         };
-        ui.label(format!("series at {}", place_text(*point, self.place)));
+        ui.label(match place {
+            SeriesPlace::Point(point) => format!("series at {}", place_text(*point, self.place)),
+            SeriesPlace::Area {
+                level,
+                window,
+                aggregate,
+                ..
+            } => format!(
+                "series: the {aggregate} over {}×{} cells of level {level}",
+                window.cols, window.rows
+            ),
+        });
+        let key = match place {
+            SeriesPlace::Point((x, y)) => [x.to_bits(), y.to_bits()],
+            SeriesPlace::Area { extent, .. } => [extent.min_x.to_bits(), extent.max_y.to_bits()],
+        };
         #[allow(clippy::cast_precision_loss)]
         let points: Vec<[f64; 2]> = series
             .iter()
@@ -344,7 +464,7 @@ impl TimePanel {
         #[allow(clippy::cast_possible_truncation)]
         let date = move |x: f64| date_label(x as i64, span);
         // A new id per place: the plot fits each series afresh.
-        let mut plot = egui_plot::Plot::new(("series", point.0.to_bits(), point.1.to_bits()))
+        let mut plot = egui_plot::Plot::new(("series", key))
             .height(140.0)
             .x_axis_formatter(move |mark, _| date(mark.value))
             .label_formatter(move |hover| {
@@ -367,6 +487,16 @@ impl TimePanel {
             );
         });
     }
+}
+
+/// The finest level at which the cells centred in `extent` number at most
+/// [`MAX_AREA_CELLS`], and those cells.
+fn area_window(grid: &Grid, extent: &Extent) -> Option<(u8, Window)> {
+    (0..=grid.top_level()).find_map(|level| {
+        grid.cells_centred_in(level, extent)
+            .filter(|w| w.rows * w.cols <= MAX_AREA_CELLS)
+            .map(|w| (level, w))
+    })
 }
 
 /// The time under screen position `x` on a timeline drawn in `rect`.

@@ -17,7 +17,7 @@ mod views;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use gridstore::engine::grid::period::TimeLevel;
-use gridstore::gui::{Explorer, GuiOptions};
+use gridstore::gui::{Drawing, Explorer, GuiOptions, Series, SeriesPlace};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -744,31 +744,11 @@ fn a_drawn_rectangle_exports_to_geotiff() {
     until_tiles(&mut h);
     h.get_by_label("Draw extent").click();
     h.run_steps(2);
-    assert!(h.state().map.drawing);
-    let (a, b) = (egui::pos2(560.0, 260.0), egui::pos2(700.0, 420.0));
-    h.input_mut().events.push(egui::Event::PointerMoved(a));
-    h.input_mut().events.push(egui::Event::PointerButton {
-        pos: a,
-        button: egui::PointerButton::Primary,
-        pressed: true,
-        modifiers: egui::Modifiers::NONE,
-    });
-    h.step();
-    for i in 1..=5 {
-        let p = a + (b - a) * (i as f32 / 5.0);
-        h.input_mut().events.push(egui::Event::PointerMoved(p));
-        h.step();
-    }
-    h.input_mut().events.push(egui::Event::PointerButton {
-        pos: b,
-        button: egui::PointerButton::Primary,
-        pressed: false,
-        modifiers: egui::Modifiers::NONE,
-    });
-    h.run_steps(2);
+    assert_eq!(h.state().map.drawing, Some(Drawing::ExportExtent));
+    drag_on_map(&mut h, egui::pos2(560.0, 260.0), egui::pos2(700.0, 420.0));
     let extent = h.state().export.extent.expect("a rectangle was drawn");
     assert!(extent.width() > 0.0 && extent.height() > 0.0);
-    assert!(!h.state().map.drawing);
+    assert!(h.state().map.drawing.is_none());
     let out = dir.path().join("drawn.tif");
     h.state_mut().export_to(out.clone());
     run_until(&mut h, "the export job", finished);
@@ -806,6 +786,30 @@ fn a_drawn_rectangle_exports_to_geotiff() {
     );
     // Like gdal_translate -tr: the size is the extent over the cell, rounded.
     assert_eq!(g.cols, (extent.width() / (3.0 * base)).round() as usize);
+}
+
+/// Drags the mouse from `a` to `b` on the map, in steps.
+fn drag_on_map(h: &mut Harness<'_, Explorer>, a: egui::Pos2, b: egui::Pos2) {
+    h.input_mut().events.push(egui::Event::PointerMoved(a));
+    h.input_mut().events.push(egui::Event::PointerButton {
+        pos: a,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+    for i in 1..=5 {
+        let p = a + (b - a) * (i as f32 / 5.0);
+        h.input_mut().events.push(egui::Event::PointerMoved(p));
+        h.step();
+    }
+    h.input_mut().events.push(egui::Event::PointerButton {
+        pos: b,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run_steps(2);
 }
 
 /// Opened stores are remembered between runs and can be reopened from the list.
@@ -997,7 +1001,7 @@ fn time_slider_and_series_at_a_clicked_point() {
     h.get_by_label("2 instants, 2024-01-15T00:00:00Z – 2024-03-01T00:00:00Z");
     click_map(&mut h, egui::pos2(650.0, 350.0));
     run_until(&mut h, "the series", |app| app.time.series.is_some());
-    let (_, series) = h.state().time.series.clone().unwrap();
+    let series = h.state().time.series.clone().unwrap().values;
     assert_eq!(series.len(), 2);
     assert!(series[0].0 < series[1].0, "in time order");
     let (jan, mar) = (series[0].1.unwrap(), series[1].1.unwrap());
@@ -1005,6 +1009,65 @@ fn time_slider_and_series_at_a_clicked_point() {
         (jan - 2.0 * mar).abs() <= 1.0,
         "the January map is the doubled one: {jan} vs {mar}"
     );
+
+    // Over a drawn area: the store's aggregate (the mean) of the cells
+    // with data whose centres lie in it, at each instant.
+    h.get_by_label("Draw area").click_accesskit();
+    h.run_steps(2);
+    assert_eq!(h.state().map.drawing, Some(Drawing::SeriesArea));
+    drag_on_map(&mut h, egui::pos2(560.0, 260.0), egui::pos2(700.0, 420.0));
+    assert_eq!(h.state().export.extent, None, "not an export extent");
+    run_until(&mut h, "the area series", |app| {
+        matches!(
+            app.time.series,
+            Some(Series {
+                place: SeriesPlace::Area { .. },
+                ..
+            })
+        )
+    });
+    let Series { place, values } = h.state().time.series.clone().unwrap();
+    let SeriesPlace::Area {
+        extent,
+        level,
+        window,
+        ..
+    } = place
+    else {
+        unreachable!()
+    };
+    let opened = h.state().opened().unwrap().store.clone();
+    assert_eq!(level, 0, "a small area is read at the base level");
+    assert_eq!(
+        Some(window),
+        opened.grid().cells_centred_in(0, &extent),
+        "the cells centred in the area drawn"
+    );
+    assert!(window.rows > 1 && window.cols > 1, "{window:?}");
+    let nodata = opened.structure().nodata;
+    let mean_at = |t: u32| {
+        let cells = opened.read_window::<i16>(t, 0, &window).unwrap();
+        let valid: Vec<f64> = cells
+            .iter()
+            .filter(|v| nodata != Some(f64::from(**v)))
+            .map(|v| f64::from(*v))
+            .collect();
+        valid.iter().sum::<f64>() / valid.len() as f64
+    };
+    let instants = opened.instants_between(i64::MIN, i64::MAX);
+    assert_eq!(values.len(), 2);
+    for ((t, instant), (at, value)) in instants.iter().zip(&values) {
+        assert_eq!(instant, at);
+        let want = mean_at(*t);
+        assert!(
+            (value.unwrap() - want).abs() < 1e-9,
+            "{value:?} vs {want} at {instant}"
+        );
+    }
+    h.get_by_label(&format!(
+        "series: the mean over {}×{} cells of level 0",
+        window.cols, window.rows
+    ));
 
     // An export takes the instant on the slider.
     let t = h.state().time.t;
@@ -1496,7 +1559,13 @@ fn the_period_selector_shows_period_maps() {
     run_until(&mut h, "the series per day", |app| {
         app.time.series.is_some()
     });
-    let (point, series) = h.state().time.series.clone().unwrap();
+    let Series {
+        place,
+        values: series,
+    } = h.state().time.series.clone().unwrap();
+    let SeriesPlace::Point(point) = place else {
+        unreachable!()
+    };
     assert_eq!(series.len(), 2, "two days: {series:?}");
     let at = |t: u32| {
         opened

@@ -65,7 +65,7 @@ fn every_panel_answers_its_controls() {
 
     // Export: drawing mode, cell size.
     click(&mut h, "Draw extent");
-    assert!(h.state().map.drawing);
+    assert!(h.state().map.drawing.is_some());
     click(&mut h, "at a cell size");
     assert!(h.state().export.by_cell);
 

@@ -5,6 +5,7 @@
 //! level's own grid, cells are copied unchanged.
 
 use crate::engine::error::EngineError;
+use crate::engine::grid::period::aggregate_values;
 use crate::engine::grid::{ChunkLoc, Window};
 use crate::engine::{Element, Extent, Nodata, Resampling, Store};
 use ndarray::{Array3, s};
@@ -19,6 +20,15 @@ pub struct Raster<T> {
     pub geotransform: [f64; 6],
     /// The pyramid level the cells came from.
     pub level: u8,
+}
+
+/// The store's aggregate over an area: of one band's cells with data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AreaValue {
+    /// The aggregate; `None` when no cell holds data.
+    pub value: Option<f64>,
+    /// How many cells hold data.
+    pub valid: usize,
 }
 
 /// Relative slack when comparing cell sizes.
@@ -69,6 +79,39 @@ impl Store {
                 .assign(&src);
         }
         Ok(out)
+    }
+
+    /// The store's aggregate of the cells of `band` in `window` at `level`
+    /// and time index `t` that hold data (nodata never counts).
+    ///
+    /// # Errors
+    /// As [`Store::read_window`].
+    pub fn area_value<T: Element>(
+        &self,
+        t: u32,
+        level: u8,
+        window: &Window,
+        band: usize,
+    ) -> Result<AreaValue, EngineError> {
+        let cells = self.read_window::<T>(t, level, window)?;
+        Ok(self.aggregate_area(&cells, band))
+    }
+
+    /// The store's aggregate of the cells of `band` in `cells` (bands,
+    /// rows, cols) that hold data, in reading order.
+    #[must_use]
+    pub fn aggregate_area<T: Element>(&self, cells: &Array3<T>, band: usize) -> AreaValue {
+        let nodata = self.nodata::<T>();
+        let values: Vec<f64> = cells
+            .index_axis(ndarray::Axis(0), band)
+            .iter()
+            .filter(|v| v.is_valid(nodata))
+            .map(|v| v.to_f64())
+            .collect();
+        AreaValue {
+            value: aggregate_values(&values, self.structure().aggregate),
+            valid: values.len(),
+        }
     }
 
     /// The coarsest level whose cells are no larger than `cell_size`.
