@@ -812,7 +812,7 @@ fn a_netcdf_time_dimension_is_ingested_as_instants() {
     ]);
     let e = fails(&["ingest", s(&bands), s(&nc)]);
     assert!(
-        e.contains("24 bands are the steps of its time dimension 'time'"),
+        e.contains("24 bands are 24 time steps (its time dimension 'time')"),
         "{e}"
     );
     assert_eq!(util::snapshot(&gaps), before, "the store is as it was");
@@ -880,4 +880,131 @@ fn periods_are_refused_in_one_line_when_they_cannot_be() {
     );
     one_line(&e);
     assert!(!out.exists());
+}
+
+/// Six fields of 20 × 15 cells in EPSG:4326, for GRIB messages.
+const GRIB_FIELDS: &str = "import sys, numpy as np, xarray as xr, rioxarray\n\
+rng = np.random.default_rng(7)\n\
+data = rng.uniform(0, 100, (6, 15, 20)).astype('float32')\n\
+da = xr.DataArray(data, dims=('band', 'y', 'x'), coords={\n\
+\x20   'band': np.arange(1, 7),\n\
+\x20   'y': 50 - 0.025 - 0.05 * np.arange(15),\n\
+\x20   'x': 10 + 0.025 + 0.05 * np.arange(20)})\n\
+da.rio.write_crs(4326).rio.to_raster(sys.argv[1])\n";
+
+/// Writes the bands `fields` of `src` as GRIB2 messages, each the
+/// parameter (category, number) valid at the hour after 2024-01-01.
+fn grib(src: &Path, out: &Path, fields: &[(usize, &str, u32)]) {
+    let mut args: Vec<String> = ["-q", "-of", "GRIB"].map(String::from).to_vec();
+    for (band, _, _) in fields {
+        args.extend(["-b".into(), band.to_string()]);
+    }
+    args.extend([s(src).into(), s(out).into()]);
+    args.extend(
+        [
+            "-co",
+            "DATA_ENCODING=IEEE_FLOATING_POINT",
+            "-co",
+            "IDS=CENTER=7 SUBCENTER=0 MASTER_TABLE=2 SIGNF_REF_TIME=1 REF_TIME=2024-01-01T00:00:00Z PROD_STATUS=0 TYPE=1",
+            "-co",
+            "PDS_PDTN=0",
+        ]
+        .map(String::from),
+    );
+    for (k, (_, parameter, hour)) in fields.iter().enumerate() {
+        args.extend([
+            "-co".into(),
+            format!(
+                "BAND_{}_PDS_TEMPLATE_ASSEMBLED_VALUES={parameter} 2 0 96 0 0 1 {hour} 103 0 2 255 0 0",
+                k + 1
+            ),
+        ]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    util::tool("gdal_translate", &refs);
+}
+
+/// A GRIB file's messages are instants by their valid time, and the
+/// fields of one valid time (here relative humidity and the wind's u)
+/// are that instant's bands; ecCodes (through cfgrib) reads the same
+/// values at the same times. Messages that do not make whole instants
+/// are refused in one line, the store unchanged.
+#[test]
+fn grib_messages_are_ingested_at_their_valid_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = d.join("fields.tif");
+    util::python(GRIB_FIELDS, &[s(&src)]);
+    let (rh, u) = ("1 1", "2 2");
+    let file = d.join("forecast.grb2");
+    grib(
+        &src,
+        &file,
+        &[
+            (1, rh, 0),
+            (2, u, 0),
+            (3, rh, 6),
+            (4, u, 6),
+            (5, rh, 12),
+            (6, u, 12),
+        ],
+    );
+    let store = d.join("g.gs");
+    let out = util::gridstore(&["create", s(&store), "--like", s(&file), "--chunk", "16"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.contains("the valid times of its GRIB messages: 3 instants"),
+        "{said}"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&util::ok(&["info", s(&store), "--json"])).unwrap();
+    assert_eq!(info["structure"]["bands"], 2, "relative humidity and u");
+    assert_eq!(
+        info["structure"]["time"],
+        serde_json::json!({"kind": "regular", "origin": 1_704_067_200, "step": 21_600})
+    );
+    let said = util::ok(&["ingest", s(&store), s(&file)]);
+    assert!(said.contains("3 instants"), "{said}");
+    assert!(util::ok(&["verify", s(&store)]).starts_with("ok:"));
+    let mut args = vec![s(&file).to_string()];
+    for time in ["2024-01-01T00:00", "2024-01-01T06:00", "2024-01-01T12:00"] {
+        let out = d.join(format!("{}.tif", time.replace(':', "")));
+        util::ok(&["export", s(&store), "-o", s(&out), "--time", time]);
+        args.extend([time.to_string(), s(&out).to_string()]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let checked = util::python(
+        "import sys, numpy as np, xarray as xr, rioxarray\n\
+         ds = xr.open_dataset(sys.argv[1], engine='cfgrib', backend_kwargs={'indexpath': ''})\n\
+         ds = ds.sortby('latitude', ascending=False)\n\
+         times = ds.valid_time.values\n\
+         for time, path in zip(sys.argv[2::2], sys.argv[3::2]):\n\
+         \x20   k = list(times).index(np.datetime64(time))\n\
+         \x20   got = rioxarray.open_rasterio(path).values\n\
+         \x20   for band, name in enumerate(['r2', 'u']):\n\
+         \x20       want = ds[name].isel(step=k).values.astype('float64')\n\
+         \x20       assert got[band].shape == want.shape, (got.shape, want.shape)\n\
+         \x20       assert (got[band] == want).all(), (time, name)\n\
+         print('ok')\n",
+        &refs,
+    );
+    assert_eq!(String::from_utf8(checked).unwrap(), "ok\n");
+
+    // Messages that do not make whole instants.
+    let before = util::snapshot(&store);
+    let twice = d.join("twice.grb2");
+    grib(&src, &twice, &[(1, rh, 6), (2, rh, 6)]);
+    let e = fails(&["ingest", s(&store), s(&twice)]);
+    assert!(
+        e.contains("twice.grb2") && e.contains("GRIB messages 1 and 2 are both"),
+        "{e}"
+    );
+    let uneven = d.join("uneven.grb2");
+    grib(&src, &uneven, &[(1, rh, 0), (2, u, 0), (3, rh, 6)]);
+    let e = fails(&["ingest", s(&store), s(&uneven)]);
+    assert!(
+        e.contains("uneven.grb2") && e.contains("every valid time must hold the same fields"),
+        "{e}"
+    );
+    assert_eq!(util::snapshot(&store), before, "the store is as it was");
 }

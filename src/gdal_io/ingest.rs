@@ -117,17 +117,18 @@ pub fn ingest(
     };
     if store.structure().time.is_none() {
         return Err(refuse(format!(
-            "its {} bands are the steps of its time dimension '{}'; ingest it into a store with a time axis (create --like {} makes one)",
+            "its {} bands are {} time steps ({}); ingest it into a store with a time axis (create --like {} makes one)",
+            steps.bands.iter().map(Vec::len).sum::<usize>(),
             steps.instants.len(),
-            steps.dimension,
+            steps.source,
             path.display()
         )));
     }
     if options.instant.is_some() {
         return Err(refuse(format!(
-            "has {} time steps (its time dimension '{}'), each ingested at its own instant; drop --time",
+            "has {} time steps ({}), each ingested at its own instant; drop --time",
             steps.instants.len(),
-            steps.dimension
+            steps.source
         )));
     }
     // Every instant must fit the axis before anything is written.
@@ -144,13 +145,13 @@ pub fn ingest(
         JobEvent::Warning(text) if !said.lock().is_ok_and(|mut s| s.insert(text.clone())) => {}
         _ => progress.event(event),
     };
-    for (k, &instant) in steps.instants.iter().enumerate() {
+    for (&instant, bands) in steps.instants.iter().zip(&steps.bands) {
         cancel.check().map_err(|e| IoError::engine(path, e))?;
         let options = IngestOptions {
             instant: Some(instant),
             ..options.clone()
         };
-        let report = with_dtype!(dtype, T => ingest_typed::<T>(store, path, Some(k + 1), &options, &progress, cancel))?;
+        let report = with_dtype!(dtype, T => ingest_typed::<T>(store, path, Some(bands), &options, &progress, cancel))?;
         total = Some(match total {
             None => report,
             Some(sum) => IngestReport {
@@ -168,11 +169,11 @@ pub fn ingest(
     Ok(total)
 }
 
-/// Ingests `path` (only its band `band`, when given: one time step).
+/// Ingests `path` (only its `bands`, when given: one time step).
 fn ingest_typed<T: GdalCell>(
     store: &Store,
     path: &Path,
-    band: Option<usize>,
+    bands: Option<&[usize]>,
     options: &IngestOptions,
     progress: &dyn ProgressSink,
     cancel: &CancelToken,
@@ -187,8 +188,11 @@ fn ingest_typed<T: GdalCell>(
             reason: format!("store CRS unusable: {e}"),
         })?;
     // A raster without a CRS is taken to be in the store's. One time step
-    // is read through GDAL's one-band view of the file.
-    let view = band.map(|b| PathBuf::from(format!("vrt://{}?bands={b}", path.display())));
+    // is read through GDAL's view of the file's bands of that step.
+    let view = bands.map(|b| {
+        let list: Vec<String> = b.iter().map(usize::to_string).collect();
+        PathBuf::from(format!("vrt://{}?bands={}", path.display(), list.join(",")))
+    });
     let (source, dataset) = Source::open(view.as_deref().unwrap_or(path), Some(&store_srs))?;
     if source.crs_assumed {
         progress.event(JobEvent::Warning(format!(
@@ -226,7 +230,7 @@ fn ingest_typed<T: GdalCell>(
     }
     keep_colors(store, &source, progress).map_err(engine)?;
     // A time step's band describes its instant, not what the store holds.
-    if band.is_none() {
+    if bands.is_none() {
         keep_band_info(store, &source).map_err(engine)?;
     }
     let report = IngestReport {

@@ -1,6 +1,7 @@
 //! Opening a source raster and describing it in the store's terms.
 
 use super::nodata::choose_nodata;
+use super::time_steps::TimeSteps;
 use super::{IoError, dtype_of};
 use crate::engine::persistence::band_info::{BandInfo, ColourRole};
 use crate::engine::persistence::palette::MAX_PALETTE_ENTRIES;
@@ -303,7 +304,7 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
         })
         .transpose()?;
     let (source, dataset) = Source::open(path, assumed.as_ref())?;
-    let steps = super::time_steps::TimeSteps::of(&dataset, path)?;
+    let steps = TimeSteps::of(&dataset, path)?;
     drop(dataset);
     if let Some(assumed) = &assumed
         && source.srs != *assumed
@@ -354,7 +355,9 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
         ([gt[0], gt[3]], [gt[1], -gt[5]]),
         (dtype, nodata),
         source.colors.is_some(),
-        if steps.is_some() { 1 } else { source.bands },
+        steps
+            .as_ref()
+            .map_or(source.bands, TimeSteps::bands_per_step),
     );
     let time_note = steps.map(|steps| {
         let axis = steps.axis();
@@ -367,11 +370,7 @@ pub fn structure_like(path: &Path, overrides: &LikeOverrides) -> Result<Like, Io
             TimeAxis::Irregular => "an irregular axis (its steps differ)".to_string(),
         };
         structure.time = Some(axis);
-        format!(
-            "its time dimension '{}' holds {} instants: {how}",
-            steps.dimension,
-            steps.instants.len()
-        )
+        format!("{}: {} instants, {how}", steps.source, steps.instants.len())
     });
     Ok(Like {
         structure,

@@ -1,7 +1,9 @@
 //! A raster's time dimension: the instant of each band of a netCDF whose
 //! variable has a CF time dimension, as GDAL's netCDF driver describes it
 //! (`NETCDF_DIM_EXTRA={time}`, each band's `NETCDF_DIM_time`, and the
-//! dimension's `units` and `calendar`).
+//! dimension's `units` and `calendar`), or of each message of a GRIB file
+//! (`GRIB_VALID_TIME`, seconds since 1970 UTC), whose messages of one
+//! valid time are that instant's bands (one per element and level).
 
 use super::IoError;
 use crate::engine::TimeAxis;
@@ -10,13 +12,17 @@ use crate::engine::grid::time::format_instant;
 use gdal::{Dataset, Metadata as _};
 use std::path::Path;
 
-/// The instants of a raster's bands, band 1 first.
+/// The time steps of a raster: each one's instant and the raster's bands
+/// that hold it, in time order as the file has them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeSteps {
-    /// The time dimension's name in the file.
-    pub dimension: String,
-    /// Each band's instant.
+    /// Where the times come from, for messages: "its time dimension
+    /// 'time'", "the valid times of its GRIB messages".
+    pub source: String,
+    /// Each step's instant.
     pub instants: Vec<i64>,
+    /// Each step's bands of the raster (from 1), one per band of the store.
+    pub bands: Vec<Vec<usize>>,
 }
 
 impl TimeSteps {
@@ -28,6 +34,20 @@ impl TimeSteps {
     /// units that do not parse, a calendar that is not the Gregorian one,
     /// a band without its time value, or two bands of one instant.
     pub fn of(dataset: &Dataset, path: &Path) -> Result<Option<Self>, IoError> {
+        match Self::of_netcdf(dataset, path)? {
+            Some(steps) => Ok(Some(steps)),
+            None => Self::of_grib(dataset, path),
+        }
+    }
+
+    /// How many bands each step has.
+    #[must_use]
+    pub fn bands_per_step(&self) -> usize {
+        self.bands.first().map_or(1, Vec::len)
+    }
+
+    /// A netCDF variable's CF time dimension.
+    fn of_netcdf(dataset: &Dataset, path: &Path) -> Result<Option<Self>, IoError> {
         let refuse = |reason: String| IoError::Mismatch {
             path: path.into(),
             reason,
@@ -100,8 +120,74 @@ impl TimeSteps {
         crate::engine::grid::cf_time::check_gregorian(calendar.as_deref(), &units, &instants)
             .map_err(|e| refuse(format!("its time dimension '{dimension}': {e}")))?;
         Ok(Some(Self {
-            dimension: dimension.to_string(),
+            source: format!("its time dimension '{dimension}'"),
+            bands: (1..=instants.len()).map(|b| vec![b]).collect(),
             instants,
+        }))
+    }
+
+    /// A GRIB file's messages, by valid time. Each valid time must hold
+    /// the same elements (at the same levels), in the same order: they are
+    /// its bands.
+    fn of_grib(dataset: &Dataset, path: &Path) -> Result<Option<Self>, IoError> {
+        let refuse = |reason: String| IoError::Mismatch {
+            path: path.into(),
+            reason,
+        };
+        let mut steps: Vec<(i64, Vec<(String, usize)>)> = Vec::new();
+        for b in 1..=dataset.raster_count() {
+            let band = dataset.rasterband(b).map_err(|e| IoError::Read {
+                path: path.into(),
+                reason: super::gdal_reason(&e),
+            })?;
+            let Some(valid) = band.metadata_item("GRIB_VALID_TIME", "") else {
+                if b == 1 {
+                    return Ok(None);
+                }
+                return Err(refuse(format!("GRIB message {b} has no valid time")));
+            };
+            let instant = grib_seconds(&valid).ok_or_else(|| {
+                refuse(format!(
+                    "GRIB message {b}: its valid time '{}' is not seconds since 1970",
+                    valid.trim()
+                ))
+            })?;
+            let element = grib_element(&band);
+            match steps.iter_mut().find(|(i, _)| *i == instant) {
+                Some((_, messages)) => {
+                    if let Some((_, other)) = messages.iter().find(|(e, _)| *e == element) {
+                        return Err(refuse(format!(
+                            "GRIB messages {other} and {b} are both {element} at {} (two maps of one instant)",
+                            format_instant(instant)
+                        )));
+                    }
+                    messages.push((element, b));
+                }
+                None => steps.push((instant, vec![(element, b)])),
+            }
+        }
+        let elements = |messages: &[(String, usize)]| -> Vec<String> {
+            messages.iter().map(|(e, _)| e.clone()).collect()
+        };
+        if let Some((first, messages)) = steps.first() {
+            let want = elements(messages);
+            if let Some((other, theirs)) = steps.iter().find(|(_, m)| elements(m) != want) {
+                return Err(refuse(format!(
+                    "its GRIB messages at {} hold {} but those at {} hold {}; every valid time must hold the same fields, in the same order",
+                    format_instant(*first),
+                    want.join(", "),
+                    format_instant(*other),
+                    elements(theirs).join(", ")
+                )));
+            }
+        }
+        Ok(Some(Self {
+            source: "the valid times of its GRIB messages".to_string(),
+            instants: steps.iter().map(|(i, _)| *i).collect(),
+            bands: steps
+                .into_iter()
+                .map(|(_, m)| m.into_iter().map(|(_, b)| b).collect())
+                .collect(),
         }))
     }
 
@@ -116,5 +202,34 @@ impl TimeSteps {
             }
             _ => TimeAxis::Irregular,
         }
+    }
+}
+
+/// A GRIB time as GDAL writes it: seconds since 1970 UTC, bare (GDAL 3.6)
+/// or padded and followed by " sec UTC" (older GDAL).
+fn grib_seconds(text: &str) -> Option<i64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// What a GRIB message holds: its element and level (`TMP 2-HTGL`), as
+/// GDAL names them.
+fn grib_element(band: &gdal::raster::RasterBand<'_>) -> String {
+    let item = |key: &str| band.metadata_item(key, "").unwrap_or_default();
+    let (element, level) = (item("GRIB_ELEMENT"), item("GRIB_SHORT_NAME"));
+    format!("{} {}", element.trim(), level.trim())
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grib_times_read_in_both_of_gdals_forms() {
+        assert_eq!(grib_seconds("1704088800"), Some(1_704_088_800));
+        assert_eq!(grib_seconds("  1512648000 sec UTC"), Some(1_512_648_000));
+        assert_eq!(grib_seconds(""), None);
+        assert_eq!(grib_seconds("soon"), None);
     }
 }
