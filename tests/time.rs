@@ -989,6 +989,33 @@ fn grib_messages_are_ingested_at_their_valid_times() {
         &refs,
     );
     assert_eq!(String::from_utf8(checked).unwrap(), "ok\n");
+    // All of them as one NetCDF: a variable over (time, band, y, x).
+    let nc = d.join("forecast.nc");
+    util::ok(&[
+        "export",
+        s(&store),
+        "-o",
+        s(&nc),
+        "--time-range",
+        "2024-01-01/2024-01-02",
+    ]);
+    let checked = util::python(
+        "import sys, numpy as np, xarray as xr\n\
+         ds = xr.open_dataset(sys.argv[1], engine='cfgrib', backend_kwargs={'indexpath': ''})\n\
+         ds = ds.sortby('latitude', ascending=False)\n\
+         out = xr.open_dataset(sys.argv[2], engine='h5netcdf')\n\
+         (name,) = [v for v in out.data_vars if out[v].ndim == 4]\n\
+         got = out[name].sortby('lat', ascending=False)\n\
+         assert got.dims == ('time', 'band', 'lat', 'lon'), got.dims\n\
+         assert list(got.band.values) == [1, 2], got.band.values\n\
+         assert (got.time.values == ds.valid_time.values).all(), got.time.values\n\
+         for band, field in enumerate(['r2', 'u']):\n\
+         \x20   want = ds[field].values.astype('float64')\n\
+         \x20   assert (got.isel(band=band).values == want).all(), field\n\
+         print('ok')\n",
+        &[s(&file), s(&nc)],
+    );
+    assert_eq!(String::from_utf8(checked).unwrap(), "ok\n");
 
     // Messages that do not make whole instants.
     let before = util::snapshot(&store);

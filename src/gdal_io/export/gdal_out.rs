@@ -115,27 +115,30 @@ pub fn write_instants<T: GdalCell>(
         instant: None,
         ..output.clone()
     };
-    let mut staging = create_bands::<T>(store, &output, ("MEM", "", &[]), instants.len())?;
+    let bands = store.structure().band_count();
+    let mut staging = create_bands::<T>(store, &output, ("MEM", "", &[]), instants.len() * bands)?;
     let times: Vec<i64> = instants.iter().map(|(_, i)| *i).collect();
-    cf_time(&mut staging, &times)?;
+    cf_time(&mut staging, &times, bands)?;
     let mut has_data = false;
     for (k, (t, _)) in instants.iter().enumerate() {
         let at = OutputGrid {
             t: *t,
             ..output.clone()
         };
-        has_data |= fill::<T>(store, &at, (&staging, k), 0, &phase, cancel)?;
+        // Time outer, band inner: GDAL's order for NETCDF_DIM_EXTRA={time,band}.
+        has_data |= fill::<T>(store, &at, (&staging, k * bands), 0, &phase, cancel)?;
     }
     finish(&staging, &output, driver, &options, crs, path, has_data)
 }
 
 /// Makes the bands of `staging` the steps of a CF time dimension at
-/// `instants` (seconds since the epoch) in the NetCDF GDAL copies it to: a
-/// variable over (time, y, x) and a time coordinate xarray decodes.
-fn cf_time(staging: &mut Dataset, instants: &[i64]) -> Result<(), OutputError> {
+/// `instants` (seconds since the epoch) in the NetCDF GDAL copies it to,
+/// each step `bands` bands of a `band` dimension when there are several:
+/// a variable over (time, y, x) or (time, band, y, x), and a time
+/// coordinate xarray decodes.
+fn cf_time(staging: &mut Dataset, instants: &[i64], bands: usize) -> Result<(), OutputError> {
     let values: Vec<String> = instants.iter().map(ToString::to_string).collect();
-    for (key, value) in [
-        ("NETCDF_DIM_EXTRA", "{time}".to_string()),
+    let mut items = vec![
         // NC_DOUBLE (6): xarray decodes a double time; whole seconds are
         // exact up to 2^53.
         ("NETCDF_DIM_time_DEF", format!("{{{},6}}", instants.len())),
@@ -151,7 +154,23 @@ fn cf_time(staging: &mut Dataset, instants: &[i64]) -> Result<(), OutputError> {
         ("time#standard_name", "time".to_string()),
         ("time#long_name", "time".to_string()),
         ("time#axis", "T".to_string()),
-    ] {
+    ];
+    if bands > 1 {
+        let numbers: Vec<String> = (1..=bands).map(|b| b.to_string()).collect();
+        items.extend([
+            ("NETCDF_DIM_EXTRA", "{time,band}".to_string()),
+            // NC_INT (4): the band numbers, from 1 as GDAL counts them.
+            ("NETCDF_DIM_band_DEF", format!("{{{bands},4}}")),
+            (
+                "NETCDF_DIM_band_VALUES",
+                format!("{{{}}}", numbers.join(",")),
+            ),
+            ("band#long_name", "band".to_string()),
+        ]);
+    } else {
+        items.push(("NETCDF_DIM_EXTRA", "{time}".to_string()));
+    }
+    for (key, value) in items {
         staging.set_metadata_item(key, &value, "")?;
     }
     Ok(())
@@ -166,7 +185,7 @@ fn one_instant(
 ) -> Result<(), OutputError> {
     match output.instant {
         Some(instant) if format == super::ExportFormat::NetCdf && staging.raster_count() == 1 => {
-            cf_time(staging, &[instant])
+            cf_time(staging, &[instant], 1)
         }
         _ => Ok(()),
     }

@@ -295,15 +295,6 @@ pub fn export_instants(
             "the store has no time axis, so no instants to export over --time-range".into(),
         ));
     }
-    let bands = store.structure().band_count();
-    if bands > 1 {
-        return Err(refuse(
-            &location,
-            format!(
-                "a store of {bands} bands exports one instant at a time (--time); a NetCDF of several bands over time is not written yet"
-            ),
-        ));
-    }
     let instants = store.instants_between(from, to);
     if instants.is_empty() {
         let all = store.instants_between(i64::MIN, i64::MAX);
@@ -333,15 +324,17 @@ pub fn export_instants(
     let written = with_dtype!(store.structure().dtype, T => {
         let output = plan_output::<T>(store, &first, out)?;
         // Every instant is staged in memory before GDAL writes the file.
-        let cells = output.cols as f64 * output.rows as f64 * instants.len() as f64;
+        let bands = store.structure().band_count();
+        let cells = output.cols as f64 * output.rows as f64 * (instants.len() * bands) as f64;
         if cells > MAX_STAGED_CELLS {
             return Err(refuse(
                 out,
                 format!(
-                    "{} instants of {} x {} cells are {cells:.0} cells, more than the {MAX_STAGED_CELLS:.0} a NetCDF export stages; export a shorter --time-range or a coarser --level",
+                    "{} instants of {} x {} cells{} are {cells:.0} cells, more than the {MAX_STAGED_CELLS:.0} a NetCDF export stages; export a shorter --time-range or a coarser --level",
                     instants.len(),
                     output.cols,
-                    output.rows
+                    output.rows,
+                    if bands > 1 { format!(" x {bands} bands") } else { String::new() }
                 ),
             ));
         }
