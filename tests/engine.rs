@@ -507,7 +507,7 @@ fn a_newer_format_is_refused_with_a_clear_error() {
     storage
         .put(
             &key,
-            text.replace("\"format_version\": 3", "\"format_version\": 99")
+            text.replace("\"format_version\": 4", "\"format_version\": 99")
                 .as_bytes(),
         )
         .unwrap();

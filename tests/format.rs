@@ -83,7 +83,7 @@ fn convert_upgrades_a_format_1_store() {
     let new = dir.path().join("upgraded.gs");
     ok(&["convert", s(&old), s(&new)]);
     let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&new), "--json"])).unwrap();
-    assert_eq!(info["format_version"], 3);
+    assert_eq!(info["format_version"], 4);
     assert_eq!(info["data_size"], serde_json::json!([93, 88]));
     assert!(ok(&["verify", s(&new)]).starts_with("ok:"));
     assert!(ok(&["history", s(&new)]).contains("terra_elev.tif"));
@@ -140,8 +140,8 @@ fn convert_upgrades_a_format_1_store() {
 /// version 2 (commit d8b67ee): `create --like terra_elev.tif --chunk 16
 /// --time regular:2024-05-01:1h --layout zarr3`, then terra_elev.tif
 /// ingested at 00:00 and 02:00. Today's gridstore reads and writes it as
-/// version 2, and `convert --time-levels` upgrades it to version 3 with
-/// period maps built from its instants.
+/// version 2, and `convert --time-levels` upgrades it to the current
+/// version with period maps built from its instants.
 #[test]
 fn a_format_2_store_opens_and_converts_with_time_levels() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,10 +213,10 @@ fn a_format_2_store_opens_and_converts_with_time_levels() {
     );
     // Three equal maps (the axis's fourth, 01:00, holds nothing): their mean.
     assert!(is_source(&read(s(&out), None)));
-    let new = dir.path().join("v3.gs");
+    let new = dir.path().join("v4.gs");
     ok(&["convert", s(&store), s(&new), "--time-levels", "month,day"]);
     let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&new), "--json"])).unwrap();
-    assert_eq!(info["format_version"], 3);
+    assert_eq!(info["format_version"], 4);
     assert_eq!(
         info["structure"]["time_levels"],
         serde_json::json!(["day", "month"])
@@ -239,4 +239,79 @@ fn a_format_2_store_opens_and_converts_with_time_levels() {
         "t3.tif",
         &["--time", "2024-05-01T03:00"]
     )));
+}
+
+/// `tests/data/format-v3.gs` was written by the gridstore of format
+/// version 3 (commit e4c71bd): `create --like terra_elev.tif --chunk 32
+/// --time irregular --time-levels day,month --layout zarr3` (a mean
+/// store), then terra_elev.tif ingested at 2024-05-01T00:00 and
+/// 2024-05-02T00:00 and the same doubled (gdal_translate -scale 0 1000 0
+/// 2000) at 2024-05-01T06:00. Version 3 keeps no sums behind its mean
+/// maps: today's gridstore reads it, writes it as version 3 (each period
+/// folded from its instants), and `convert` upgrades it to version 4,
+/// whose mean maps step through their sums.
+#[test]
+fn a_format_3_store_opens_writes_and_converts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = copy_of("format-v3.gs", dir.path());
+    let version = |store: &Path| {
+        let info: serde_json::Value =
+            serde_json::from_str(&ok(&["info", s(store), "--json"])).unwrap();
+        info["format_version"].clone()
+    };
+    assert_eq!(version(&store), 3);
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    let elev = data("terra_elev.tif");
+    let source = read(s(&elev), None);
+    let bounds = source.bbox();
+    let export = |store: &Path, name: &str, time: &str, period: &str| {
+        let out = dir.path().join(name);
+        ok(&[
+            "export",
+            s(store),
+            "-o",
+            s(&out),
+            "--bbox",
+            &bounds,
+            "--no-cache",
+            "--time",
+            time,
+            "--period",
+            period,
+        ]);
+        read(s(&out), None)
+    };
+    // What version 3 wrote: the day of an elevation and its double is
+    // 1.5 times the elevation (rounded to the i16 cells); the month of
+    // three maps, 4/3 of it.
+    let nodata = source.nodata;
+    let is = |raster: &util::Grid, factor: f64| {
+        raster.bands[0]
+            .iter()
+            .zip(&source.bands[0])
+            .all(|(got, v)| {
+                if nodata == Some(*v) {
+                    nodata == Some(*got)
+                } else {
+                    (got - factor * v).abs() <= 0.5 + 1e-9
+                }
+            })
+    };
+    assert!(is(&export(&store, "d1.tif", "2024-05-01", "day"), 1.5));
+    assert!(is(&export(&store, "m.tif", "2024-05", "month"), 4.0 / 3.0));
+    // Written today, it stays version 3: its month is folded again.
+    ok(&["ingest", s(&store), s(&elev), "--time", "2024-05-03T00:00"]);
+    assert_eq!(version(&store), 3);
+    assert!(ok(&["verify", s(&store)]).starts_with("ok:"));
+    assert!(!store.join("periods/day-sums").exists());
+    assert!(is(&export(&store, "m2.tif", "2024-05", "month"), 5.0 / 4.0));
+    // Converted, it keeps its periods' sums; a later instant steps them.
+    let new = dir.path().join("v4.gs");
+    ok(&["convert", s(&store), s(&new)]);
+    assert_eq!(version(&new), 4);
+    assert!(new.join("periods/month-sums/zarr.json").exists());
+    ok(&["ingest", s(&new), s(&elev), "--time", "2024-05-04T00:00"]);
+    assert!(ok(&["verify", s(&new)]).starts_with("ok:"));
+    assert!(is(&export(&new, "m3.tif", "2024-05", "month"), 6.0 / 5.0));
+    assert!(is(&export(&new, "d4.tif", "2024-05-04", "day"), 1.0));
 }

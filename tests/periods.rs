@@ -6,6 +6,8 @@
 //! instants after recovery.
 #![allow(clippy::unwrap_used)]
 
+mod util;
+
 use gridstore::engine::grid::period::{TimeLevel, by_period};
 use gridstore::engine::grid::time::parse_instant;
 use gridstore::engine::persistence::layout::Layout;
@@ -240,7 +242,8 @@ fn a_later_instant_is_taken_in_one_step() {
 }
 
 /// The stores of the time levels are Zarr groups of their own under
-/// `periods/`, in the store's layout, and a format-3 store names them.
+/// `periods/`, in the store's layout, and the store names them; a mean's
+/// sums are a store beside its maps.
 #[test]
 fn time_levels_are_stores_of_their_own() {
     let dir = tempfile::tempdir().unwrap();
@@ -253,10 +256,11 @@ fn time_levels_are_stores_of_their_own() {
         Layout::Zarr3 { shard: 2 },
     )
     .unwrap();
-    assert_eq!(store.format_version(), 3);
+    assert_eq!(store.format_version(), 4);
     assert!(path.join("periods/day/zarr.json").exists());
     assert!(path.join("periods/year/zarr.json").exists());
     assert!(!path.join("periods/month").exists());
+    assert!(!path.join("periods/day-sums").exists(), "a sum steps alone");
     assert!(store.period_maps(TimeLevel::Month).is_none());
     let day = store.period_maps(TimeLevel::Day).unwrap();
     assert_eq!(day.period_level(), Some(TimeLevel::Day));
@@ -266,6 +270,18 @@ fn time_levels_are_stores_of_their_own() {
     std::fs::remove_dir_all(path.join("periods/year")).unwrap();
     let e = Store::open(Arc::new(FolderStorage::open(&path).unwrap())).unwrap_err();
     assert!(e.to_string().contains("year maps"), "{e}");
+
+    // A mean keeps its periods' sums and counts beside its maps: two f64
+    // bands per band.
+    let path = dir.path().join("m.gs");
+    let mut s = structure(Aggregator::Mean);
+    s.time_levels = vec![TimeLevel::Day];
+    let store = Store::create(Arc::new(FolderStorage::create(&path).unwrap()), s).unwrap();
+    assert!(path.join("periods/day-sums/.zattrs").exists());
+    drop(store);
+    std::fs::remove_dir_all(path.join("periods/day-sums")).unwrap();
+    let e = Store::open(Arc::new(FolderStorage::open(&path).unwrap())).unwrap_err();
+    assert!(e.to_string().contains("day maps (periods/day-sums)"), "{e}");
 }
 
 /// A writer killed while it rewrites the period maps (after its instant
@@ -273,11 +289,20 @@ fn time_levels_are_stores_of_their_own() {
 /// periods then match its instants.
 #[test]
 fn a_writer_killed_among_the_period_maps_is_completed() {
+    // A sum steps its maps; a mean, its sums and then its maps.
+    for (aggregate, both) in [(Aggregator::Sum, 6.0), (Aggregator::Mean, 3.0)] {
+        killed_among_the_period_maps(aggregate, both);
+    }
+}
+
+/// A writer of a store of `aggregate` killed as it begins the period maps
+/// of its second instant; `both`: the day's first cell afterwards.
+fn killed_among_the_period_maps(aggregate: Aggregator, both: f32) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.gs");
     let store = Store::create(
         Arc::new(FolderStorage::create(&path).unwrap()),
-        structure(Aggregator::Sum),
+        structure(aggregate),
     )
     .unwrap();
     let steps = [
@@ -332,16 +357,18 @@ fn a_writer_killed_among_the_period_maps_is_completed() {
     drop(store);
     let open = || Store::open(Arc::new(FolderStorage::open(&path).unwrap())).unwrap();
     assert_eq!(open().pending_writes().unwrap().len(), 1);
-    let day = open();
-    let day = day.period_maps(TimeLevel::Day).unwrap();
-    assert!(
-        !day.pending_writes().unwrap().is_empty(),
-        "a period map's own write was cut short too"
-    );
+    if aggregate == Aggregator::Sum {
+        let day = open();
+        let day = day.period_maps(TimeLevel::Day).unwrap();
+        assert!(
+            !day.pending_writes().unwrap().is_empty(),
+            "a period map's own write was cut short too"
+        );
+    }
     let store = Store::open_writer(Arc::new(FolderStorage::open(&path).unwrap())).unwrap();
     assert!(store.pending_writes().unwrap().is_empty());
     check(&store).unwrap();
-    // The day of both instants holds their sum.
+    // The day of both instants holds their aggregate.
     let day = store.period_maps(TimeLevel::Day).unwrap();
     let t = day
         .time_index(Some(parse_instant("2024-01-01").unwrap()), false)
@@ -352,7 +379,10 @@ fn a_writer_killed_among_the_period_maps_is_completed() {
         rows: 1,
         cols: 1,
     };
-    assert_eq!(day.read_window::<f32>(t, 0, &cell).unwrap()[[0, 0, 0]], 6.0);
+    assert_eq!(
+        day.read_window::<f32>(t, 0, &cell).unwrap()[[0, 0, 0]],
+        both
+    );
 }
 
 /// Creates a store of `dtype` (nodata `nodata`) aggregating with
@@ -452,4 +482,63 @@ fn steps_that_are_not_the_fold_are_not_taken() {
         ],
     );
     assert!(day::<f32>(&store)[0].abs() < 1e-6);
+}
+
+/// The cost of one more instant does not grow with the instants already
+/// in its periods: with every aggregator that steps (mean through its
+/// sums), the 40th hour of a day reads what the 10th did, where folding
+/// the day again would read 30 more maps of it, and the month's and
+/// year's as many. A mode folds again, and reads more.
+#[test]
+fn one_more_instant_costs_the_same_however_many_are_in_its_periods() {
+    let dir = tempfile::tempdir().unwrap();
+    let reads_of = |aggregate: Aggregator| {
+        let path = dir.path().join(format!("{aggregate}.gs"));
+        let storage = Arc::new(util::counting::Counting::create(&path));
+        let store = Store::create(storage.clone(), structure(aggregate)).unwrap();
+        let window = Window {
+            row: 28,
+            col: 28,
+            rows: 4,
+            cols: 4,
+        };
+        let mut reads = Vec::new();
+        for minute in 0..40i64 {
+            let cells = Array3::from_shape_fn((1, 4, 4), |(_, r, c)| {
+                if (r + c) % 5 == 0 {
+                    NODATA
+                } else {
+                    (minute + i64::try_from(r * 4 + c).unwrap()) as f32
+                }
+            });
+            let at = parse_instant("2024-01-01").unwrap() + 60 * minute;
+            let before = storage.reads.load(std::sync::atomic::Ordering::SeqCst);
+            store.write(Some(at), window, cells.view()).unwrap();
+            reads.push(storage.reads.load(std::sync::atomic::Ordering::SeqCst) - before);
+        }
+        let report = store
+            .verify::<f32>(&NoProgress, &CancelToken::new())
+            .unwrap();
+        assert!(report.damage.is_empty(), "{aggregate}: {:?}", report.damage);
+        (reads[9], reads[39])
+    };
+    for aggregate in [
+        Aggregator::Mean,
+        Aggregator::Sum,
+        Aggregator::Min,
+        Aggregator::Max,
+        Aggregator::Count,
+        Aggregator::Nearest,
+    ] {
+        let (tenth, fortieth) = reads_of(aggregate);
+        assert!(
+            fortieth <= tenth + 2,
+            "{aggregate}: the 40th instant read {fortieth} values, the 10th {tenth}"
+        );
+    }
+    let (tenth, fortieth) = reads_of(Aggregator::Mode);
+    assert!(
+        fortieth >= tenth + 30,
+        "a mode folds again: {tenth} then {fortieth} reads"
+    );
 }

@@ -16,6 +16,13 @@
 //! Every write of an instant recomputes the periods holding it, over the
 //! write's window only, after the spatial levels (the journal's
 //! `aggregating` phase covers both).
+//!
+//! A later instant steps a period's map in one read of it rather than a
+//! fold of everything inside it (sum, min, max, count, nearest). A mean
+//! steps through the period's sums (format version 4): beside each time
+//! level's maps, a store of each period's sum of its values with data and
+//! their count, per cell, which take the instant exactly as the fold would
+//! (the same additions in the same order); the map is their quotient.
 
 use crate::engine::error::EngineError;
 use crate::engine::grid::period::{Period, TimeLevel, aggregate_values};
@@ -38,11 +45,28 @@ fn folder(level: TimeLevel) -> String {
     format!("{PREFIX}{}", level.name())
 }
 
+/// The folder of the sums behind a time level's mean maps.
+fn sums_folder(level: TimeLevel) -> String {
+    format!("{PREFIX}{}-sums", level.name())
+}
+
+/// The first format version whose mean stores keep their periods' sums.
+const SUMS_SINCE: u32 = 4;
+
+/// Whether a store of `structure` and format `version` keeps its periods'
+/// sums beside their maps.
+fn keeps_sums(structure: &Structure, version: u32) -> bool {
+    structure.aggregate == Aggregator::Mean && version >= SUMS_SINCE
+}
+
 /// One time level's maps: a store of its own.
 #[derive(Debug)]
 pub(crate) struct PeriodMaps {
     pub(crate) level: TimeLevel,
     pub(crate) store: Arc<Store>,
+    /// For a mean (format 4 on): each period's sum of its values with data
+    /// and their count, per cell (see [`sums_structure`]).
+    pub(crate) sums: Option<Arc<Store>>,
 }
 
 /// The structure of the store of a time level of a store of `structure`:
@@ -61,83 +85,130 @@ pub fn period_structure(structure: &Structure) -> Structure {
     }
 }
 
-/// The part of `storage` that holds `level`'s store.
-fn part(storage: &DynStorage, level: TimeLevel) -> Result<DynStorage, EngineError> {
-    Ok(Arc::new(Within::new(storage.clone(), &folder(level))?))
+/// The structure of the store of the sums behind a time level's mean
+/// maps: their grid, and per band of the store two f64 bands, the sum of
+/// its values with data in time order (the store's bands first) and how
+/// many there are (then theirs); NaN (nodata) where there are none.
+#[must_use]
+pub fn sums_structure(structure: &Structure) -> Structure {
+    let bands = u32::try_from(structure.band_count()).unwrap_or(u32::MAX);
+    Structure {
+        dtype: crate::engine::DType::F64,
+        nodata: Some(f64::NAN),
+        bands: Some(bands.saturating_mul(2)),
+        aggregate: Aggregator::Sum,
+        ..period_structure(structure)
+    }
 }
 
-/// Creates the stores of `structure`'s time levels in `storage`.
+/// The part of `storage` under `folder`.
+fn part(storage: &DynStorage, folder: &str) -> Result<DynStorage, EngineError> {
+    Ok(Arc::new(Within::new(storage.clone(), folder)?))
+}
+
+/// Creates the store of `level`'s maps (or sums) under `folder`.
+fn create_part(
+    storage: &DynStorage,
+    folder: &str,
+    structure: Structure,
+    layout: crate::engine::persistence::layout::Layout,
+    level: TimeLevel,
+) -> Result<Arc<Store>, EngineError> {
+    let mut store = Store::create_with_layout(part(storage, folder)?, structure, layout)?;
+    // Rewritten with every instant: no per-level statistics to keep.
+    store.set_statistics_token(false)?;
+    store.period_level = Some(level);
+    store.write_metadata(
+        &store.time_state(),
+        &store.footprint(),
+        crate::engine::store::MetadataChange::Root,
+    )?;
+    Ok(Arc::new(store))
+}
+
+/// Opens the store of `level`'s maps (or sums) under `folder`, which must
+/// be of `expected` structure.
+fn open_part(
+    storage: &DynStorage,
+    folder: &str,
+    expected: &Structure,
+    level: TimeLevel,
+    writer: bool,
+) -> Result<Arc<Store>, EngineError> {
+    let not_a_store = |reason: String| EngineError::NotAStore {
+        location: storage.location(),
+        reason,
+    };
+    let opened = if writer {
+        Store::open_writer_unchecked(part(storage, folder)?)
+    } else {
+        Store::open(part(storage, folder)?)
+    };
+    let store =
+        opened.map_err(|e| not_a_store(format!("its {level} maps ({folder}) do not open: {e}")))?;
+    // As JSON: a NaN nodata is not equal to itself as a float.
+    let same = serde_json::to_value(store.structure()).ok() == serde_json::to_value(expected).ok();
+    if !same {
+        return Err(not_a_store(format!(
+            "its {level} maps ({folder}) have another grid than the store"
+        )));
+    }
+    if store.period_level != Some(level) {
+        return Err(not_a_store(format!(
+            "its {level} maps ({folder}) say they are not"
+        )));
+    }
+    Ok(Arc::new(store))
+}
+
+/// Creates the stores of `structure`'s time levels in `storage` (of this
+/// build's format version: with sums behind mean maps).
 pub(crate) fn create(
     storage: &DynStorage,
     structure: &Structure,
     layout: crate::engine::persistence::layout::Layout,
 ) -> Result<Vec<PeriodMaps>, EngineError> {
+    let version = crate::engine::persistence::zarr::FORMAT_VERSION;
     structure
         .time_levels
         .iter()
         .map(|&level| {
-            let mut store = Store::create_with_layout(
-                part(storage, level)?,
-                period_structure(structure),
-                layout,
-            )?;
-            // Rewritten with every instant: no per-level statistics to keep.
-            store.set_statistics_token(false)?;
-            store.period_level = Some(level);
-            store.write_metadata(
-                &store.time_state(),
-                &store.footprint(),
-                crate::engine::store::MetadataChange::Root,
-            )?;
+            let maps = |folder: &str, structure: Structure| {
+                create_part(storage, folder, structure, layout, level)
+            };
             Ok(PeriodMaps {
                 level,
-                store: Arc::new(store),
+                store: maps(&folder(level), period_structure(structure))?,
+                sums: keeps_sums(structure, version)
+                    .then(|| maps(&sums_folder(level), sums_structure(structure)))
+                    .transpose()?,
             })
         })
         .collect()
 }
 
-/// Opens the stores of `structure`'s time levels in `storage`, for writing
-/// when `writer` (their own unfinished writes are finished first).
+/// Opens the stores of `structure`'s time levels in `storage`, a store of
+/// format `version`, for writing when `writer` (their own unfinished
+/// writes are finished first).
 pub(crate) fn open(
     storage: &DynStorage,
     structure: &Structure,
+    version: u32,
     writer: bool,
 ) -> Result<Vec<PeriodMaps>, EngineError> {
     structure
         .time_levels
         .iter()
         .map(|&level| {
-            let opened = if writer {
-                Store::open_writer_unchecked(part(storage, level)?)
-            } else {
-                Store::open(part(storage, level)?)
+            let maps = |folder: &str, expected: &Structure| {
+                open_part(storage, folder, expected, level, writer)
             };
-            let store = opened.map_err(|e| EngineError::NotAStore {
-                location: storage.location(),
-                reason: format!("its {level} maps ({}) do not open: {e}", folder(level)),
-            })?;
-            // As JSON: a NaN nodata is not equal to itself as a float.
-            let same = serde_json::to_value(store.structure()).ok()
-                == serde_json::to_value(period_structure(structure)).ok();
-            if !same {
-                return Err(EngineError::NotAStore {
-                    location: storage.location(),
-                    reason: format!(
-                        "its {level} maps ({}) have another grid than the store",
-                        folder(level)
-                    ),
-                });
-            }
-            if store.period_level != Some(level) {
-                return Err(EngineError::NotAStore {
-                    location: storage.location(),
-                    reason: format!("its {level} maps ({}) say they are not", folder(level)),
-                });
-            }
             Ok(PeriodMaps {
                 level,
-                store: Arc::new(store),
+                store: maps(&folder(level), &period_structure(structure))?,
+                sums: keeps_sums(structure, version)
+                    .then(|| maps(&sums_folder(level), &sums_structure(structure)))
+                    .transpose()?,
             })
         })
         .collect()
@@ -285,6 +356,60 @@ fn fold_values<T: Element>(values: &[T], fold: Fold, nodata: Nodata<T>) -> Optio
     })
 }
 
+/// A period's sums (see [`sums_structure`]) after a later map's `cells`:
+/// each value with data added to its band's sum as [`fold_values`] adds
+/// them (in time order, from the first on its own), and counted. `false`
+/// when a sum is no longer a number (infinities of both signs: there the
+/// mean is the first value, which the sums do not keep).
+fn add_to_sums<T: Element>(sums: &mut Array3<f64>, cells: &Array3<T>, nodata: Nodata<T>) -> bool {
+    let bands = cells.dim().0;
+    let (mut total, mut count) = sums.view_mut().split_at(ndarray::Axis(0), bands);
+    let mut numbers = true;
+    ndarray::Zip::from(&mut total)
+        .and(&mut count)
+        .and(cells)
+        .for_each(|total, count, v| {
+            if !v.is_valid(nodata) {
+                return;
+            }
+            let v = v.to_f64();
+            if count.is_nan() {
+                // As the fold's sum starts.
+                *total = std::iter::once(v).sum();
+                *count = 1.0;
+            } else {
+                *total += v;
+                *count += 1.0;
+            }
+            numbers &= !total.is_nan();
+        });
+    numbers
+}
+
+/// A mean map from its period's sums: each sum over its count, narrowed as
+/// the fold narrows it; `None` when a counted sum is not a number (see
+/// [`add_to_sums`]).
+fn quotient<T: Element>(sums: &Array3<f64>, nodata: Nodata<T>) -> Option<Array3<T>> {
+    let bands = sums.dim().0 / 2;
+    let (total, count) = sums.view().split_at(ndarray::Axis(0), bands);
+    let mut map = Array3::from_elem(total.dim(), nodata.fill());
+    let mut numbers = true;
+    ndarray::Zip::from(&mut map)
+        .and(&total)
+        .and(&count)
+        .for_each(|cell, total, count| {
+            if count.is_nan() {
+                return;
+            }
+            if total.is_nan() {
+                numbers = false;
+            } else {
+                *cell = computed(total / count, nodata);
+            }
+        });
+    numbers.then_some(map)
+}
+
 /// Writes the map of the period starting at `start` in `store` over
 /// `window`: every cell the one `reader` gives. Never cancelled: a period
 /// map is written past its instant's commit point.
@@ -402,6 +527,25 @@ impl Inside<'_> {
             });
         }
         Ok(sum)
+    }
+
+    /// The period's sums (see [`sums_structure`]) over `window`, from its
+    /// instants' level-0 cells.
+    fn sums<T: Element>(&self, window: Window) -> Result<Array3<f64>, EngineError> {
+        let nodata = self.store.nodata::<T>();
+        let mut sums = Array3::from_elem(
+            (
+                2 * self.store.structure().band_count(),
+                window.rows as usize,
+                window.cols as usize,
+            ),
+            f64::NAN,
+        );
+        for &t in &self.indices {
+            let map = self.store.read_window::<T>(t, 0, &window)?;
+            add_to_sums(&mut sums, &map, nodata);
+        }
+        Ok(sums)
     }
 
     /// The fold of the maps' cells of `level` over `window` (at level 0,
@@ -581,9 +725,10 @@ impl Store {
                 let latest = inside.iter().all(|(_, i)| *i <= instant);
                 // A period without a map starts from this instant only
                 // when it holds no other.
-                let mapped =
-                    inside.len() == 1 || maps.store.time_index(Some(*start), false).is_ok();
-                fresh && latest && mapped && fold.steps()
+                let held = |store: &Store| store.time_index(Some(*start), false).is_ok();
+                let mapped = inside.len() == 1
+                    || (held(&maps.store) && maps.sums.as_deref().is_none_or(held));
+                fresh && latest && mapped && (fold.steps() || maps.sums.is_some())
             });
         // Steps need only their own map: taken on all cores at once. Then
         // the others, finest first (a month may be made of its days).
@@ -592,7 +737,12 @@ impl Store {
         let inexact = appended
             .par_iter()
             .map(|(maps, start)| {
-                let exact = self.append_to_period::<T>(maps, *start, t, fold, window, progress)?;
+                let exact = match &maps.sums {
+                    Some(sums) => {
+                        self.append_to_mean::<T>(maps, sums, *start, t, window, progress)?
+                    }
+                    None => self.append_to_period::<T>(maps, *start, t, fold, window, progress)?,
+                };
                 Ok((!exact).then_some((*maps, *start)))
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
@@ -645,8 +795,70 @@ impl Store {
         }
     }
 
+    /// Writes the mean map of the period of `maps` starting at `start` over
+    /// `window` with instant `t`'s cells taken in one step: its sums take
+    /// them, then the map is their quotient. Returns false, writing
+    /// nothing, when a sum is no longer a number (the period must then be
+    /// folded again).
+    fn append_to_mean<T: Element>(
+        &self,
+        maps: &PeriodMaps,
+        sums: &Store,
+        start: i64,
+        t: u32,
+        window: Window,
+        progress: &dyn ProgressSink,
+    ) -> Result<bool, EngineError> {
+        let held = sums.time_index(Some(start), false).ok();
+        let nodata = self.nodata::<T>();
+        let bands = 2 * self.structure().band_count();
+        let reader = |part: Window| -> Result<Array3<f64>, Step> {
+            let cells = self.read_window::<T>(t, 0, &part)?;
+            let mut tally = match held {
+                Some(p) => sums.read_window::<f64>(p, 0, &part)?,
+                None => {
+                    Array3::from_elem((bands, part.rows as usize, part.cols as usize), f64::NAN)
+                }
+            };
+            if add_to_sums(&mut tally, &cells, nodata) {
+                Ok(tally)
+            } else {
+                Err(Step::Inexact)
+            }
+        };
+        match replace_map(sums, start, window, reader, progress) {
+            Ok(()) => {}
+            Err(WriteError::Source(Step::Inexact)) => return Ok(false),
+            Err(WriteError::Source(Step::Engine(e)) | WriteError::Engine(e)) => return Err(e),
+        }
+        let inside = self.inside(maps.level.period(), start);
+        self.write_mean::<T>(maps, sums, start, window, &inside, progress)?;
+        Ok(true)
+    }
+
+    /// Writes the mean map of the period of `maps` starting at `start` over
+    /// `window` from its stored sums, folding `inside` only where a sum is
+    /// not a number.
+    fn write_mean<T: Element>(
+        &self,
+        maps: &PeriodMaps,
+        sums: &Store,
+        start: i64,
+        window: Window,
+        inside: &Inside<'_>,
+        progress: &dyn ProgressSink,
+    ) -> Result<(), EngineError> {
+        let p = sums.time_index(Some(start), false)?;
+        let nodata = self.nodata::<T>();
+        let reader = |part: Window| match quotient(&sums.read_window::<f64>(p, 0, &part)?, nodata) {
+            Some(map) => Ok(map),
+            None => inside.read::<T>(part),
+        };
+        replace_map(&maps.store, start, window, reader, progress).map_err(engine_error)
+    }
+
     /// Writes the map of the period of `maps` starting at `start` over
-    /// `window`, from what is inside it.
+    /// `window` (and its sums, for a mean), from what is inside it.
     fn write_period<T: Element>(
         &self,
         maps: &PeriodMaps,
@@ -655,6 +867,11 @@ impl Store {
         progress: &dyn ProgressSink,
     ) -> Result<(), EngineError> {
         let inside = self.inside(maps.level.period(), start);
+        if let Some(sums) = &maps.sums {
+            let reader = |part: Window| inside.sums::<T>(part);
+            replace_map(sums, start, window, reader, progress).map_err(engine_error)?;
+            return self.write_mean::<T>(maps, sums, start, window, &inside, progress);
+        }
         let reader = |part: Window| inside.read::<T>(part);
         replace_map(&maps.store, start, window, reader, progress).map_err(engine_error)
     }
@@ -768,7 +985,8 @@ impl Store {
     ) -> Result<(u64, Vec<Damage>), EngineError> {
         let mut checked = 0;
         let mut damage = Vec::new();
-        let name = |maps: &PeriodMaps, key: &str| format!("periods/{}/{key}", maps.level);
+        let name = |maps: &PeriodMaps, key: &str| format!("{}/{key}", folder(maps.level));
+        let sums_name = |maps: &PeriodMaps, key: &str| format!("{}/{key}", sums_folder(maps.level));
         let chunks: Vec<ChunkLoc> = self
             .within_data(self.grid().full_window(0))
             .map(|w| self.grid().chunks_in(0, &w).collect())
@@ -780,6 +998,17 @@ impl Store {
                 key: name(maps, &d.key),
                 reason: d.reason,
             }));
+            if let Some(sums) = &maps.sums {
+                let report = sums.verify::<f64>(progress, cancel)?;
+                checked += report.chunks;
+                damage.extend(report.damage.into_iter().map(|d| Damage {
+                    key: sums_name(maps, &d.key),
+                    reason: d.reason,
+                }));
+                if compare {
+                    damage.extend(self.compare_sums::<T>(maps, sums, &chunks, cancel)?);
+                }
+            }
             if !compare {
                 continue;
             }
@@ -831,6 +1060,44 @@ impl Store {
             }
         }
         Ok((checked, damage))
+    }
+
+    /// Compares every stored period's sums behind `maps` with their sums
+    /// anew from its instants, chunk by chunk: they are the same additions
+    /// in the same order, so equal.
+    fn compare_sums<T: Element>(
+        &self,
+        maps: &PeriodMaps,
+        sums: &Store,
+        chunks: &[ChunkLoc],
+        cancel: &CancelToken,
+    ) -> Result<Vec<Damage>, EngineError> {
+        let mut damage = Vec::new();
+        for (p, start) in sums.instants_between(i64::MIN, i64::MAX) {
+            let label = maps.level.period().label(start);
+            let inside = self.inside(maps.level.period(), start);
+            for &loc in chunks {
+                cancel.check()?;
+                let window = self.grid().chunk_window(loc);
+                let stored = match sums.read_window::<f64>(p, 0, &window) {
+                    Ok(cells) => cells,
+                    // Named by its own verify.
+                    Err(EngineError::Corrupt { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                let expected = inside.sums::<T>(window)?;
+                if !crate::engine::pyramid::aggregate::same_chunk(Some(&stored), Some(&expected)) {
+                    damage.push(Damage {
+                        key: format!("{}/{}", sums_folder(maps.level), sums.chunk_name(p, loc)),
+                        reason: format!(
+                            "the sums of the {} {label} differ from those of its instants",
+                            maps.level
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(damage)
     }
 }
 

@@ -376,7 +376,7 @@ impl Store {
                 ))
             })?),
         };
-        let periods = crate::engine::periods::open(&storage, &meta.structure, false)?;
+        let periods = crate::engine::periods::open(&storage, &meta.structure, found, false)?;
         Ok(Self {
             storage,
             structure: meta.structure,
@@ -433,7 +433,8 @@ impl Store {
         store.lock = Some(lock);
         // The time levels' own unfinished writes first: this store's
         // recovery rewrites their maps.
-        store.periods = crate::engine::periods::open(&store.storage, &store.structure, true)?;
+        store.periods =
+            crate::engine::periods::open(&store.storage, &store.structure, store.version, true)?;
         let dtype = store.structure.dtype;
         crate::with_dtype!(dtype, T => store.repair_pending::<T>(&crate::engine::NoProgress))?;
         // Writing into arrays whose metadata says other codecs would leave

@@ -210,7 +210,7 @@ fn a_newer_format_version_is_refused_in_words() {
     let store = store_with_data(dir.path());
     let attrs = store.join(".zattrs");
     let text = std::fs::read_to_string(&attrs).unwrap();
-    let bumped = text.replace("\"format_version\": 3", "\"format_version\": 99");
+    let bumped = text.replace("\"format_version\": 4", "\"format_version\": 99");
     assert_ne!(text, bumped);
     std::fs::write(&attrs, bumped).unwrap();
     let mut h = harness(&GuiOptions {

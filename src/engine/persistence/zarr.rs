@@ -7,7 +7,7 @@ use crate::engine::{Codec, DType, Structure};
 use serde_json::{Value, json};
 
 /// The on-disk format version this build writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The oldest format version this build still reads and writes (in its
 /// own layout; `gridstore convert` upgrades it).
