@@ -289,15 +289,18 @@ fn time_levels_are_stores_of_their_own() {
 /// periods then match its instants.
 #[test]
 fn a_writer_killed_among_the_period_maps_is_completed() {
-    // A sum steps its maps; a mean, its sums and then its maps.
-    for (aggregate, both) in [(Aggregator::Sum, 6.0), (Aggregator::Mean, 3.0)] {
-        killed_among_the_period_maps(aggregate, both);
+    // A sum steps its maps: killed as the first begins. A mean steps its
+    // sums, then its maps, for each of its four time levels: killed as the
+    // fifth write begins, which is a map's whose sums are written.
+    for (aggregate, both, killed_at) in [(Aggregator::Sum, 6.0, 1), (Aggregator::Mean, 3.0, 5)] {
+        killed_among_the_period_maps(aggregate, both, killed_at);
     }
 }
 
-/// A writer of a store of `aggregate` killed as it begins the period maps
-/// of its second instant; `both`: the day's first cell afterwards.
-fn killed_among_the_period_maps(aggregate: Aggregator, both: f32) {
+/// A writer of a store of `aggregate` killed as it begins the
+/// `killed_at`-th write of a period's map (or sums) of its second
+/// instant, and every one after; `both`: the day's first cell afterwards.
+fn killed_among_the_period_maps(aggregate: Aggregator, both: f32, killed_at: usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.gs");
     let store = Store::create(
@@ -330,9 +333,13 @@ fn killed_among_the_period_maps(aggregate: Aggregator, both: f32) {
     apply(&store, &steps[0]);
     // The second write dies when the period maps' writes begin (after its
     // instant is committed and its levels above are written).
+    let begun = std::sync::atomic::AtomicUsize::new(0);
     let dies = |event: JobEvent| {
-        if let JobEvent::Phase { name, .. } = event {
-            assert!(name != "period maps", "killed");
+        if let JobEvent::Phase { name, .. } = event
+            && name == "period maps"
+        {
+            let n = begun.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            assert!(n < killed_at, "killed");
         }
     };
     let Step::Write { window, values, .. } = &steps[1] else {
@@ -363,6 +370,11 @@ fn killed_among_the_period_maps(aggregate: Aggregator, both: f32) {
         assert!(
             !day.pending_writes().unwrap().is_empty(),
             "a period map's own write was cut short too"
+        );
+    } else {
+        assert!(
+            begun.load(std::sync::atomic::Ordering::SeqCst) >= killed_at,
+            "killed after some sums were written"
         );
     }
     let store = Store::open_writer(Arc::new(FolderStorage::open(&path).unwrap())).unwrap();
@@ -435,7 +447,8 @@ fn day<T: gridstore::engine::Element>(store: &Store) -> Vec<T> {
 }
 
 /// Where a step is not the fold (a store without nodata, where the first
-/// map of a period is data everywhere; an integer sum that saturates on
+/// map of a period is data everywhere, and a mean's sums would count none
+/// of the 0s never written; an integer sum that saturates on
 /// the way; a float sum whose terms cancel), the periods still are the
 /// fold of their instants, and `verify` agrees.
 #[test]
@@ -462,6 +475,15 @@ fn steps_that_are_not_the_fold_are_not_taken() {
         &[[7, 0, 9, 4], [1, 2, 3, 5]],
     );
     assert_eq!(day::<u8>(&store), [1, 0, 3, 4]);
+    // A mean without nodata: the cells of a chunk never written are 0s
+    // that count, so it folds rather than stepping sums.
+    let store = written::<i16>(
+        DType::I16,
+        None,
+        Aggregator::Mean,
+        &[[4, 0, 9, 2], [2, 2, 3, 2]],
+    );
+    assert_eq!(day::<i16>(&store), [3, 1, 6, 2]);
     // 30000 + 30000 saturates an i16; the sum of all three does not.
     let store = written::<i16>(
         DType::I16,

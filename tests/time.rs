@@ -965,6 +965,16 @@ fn grib_messages_are_ingested_at_their_valid_times() {
     );
     let said = util::ok(&["ingest", s(&store), s(&file)]);
     assert!(said.contains("3 instants"), "{said}");
+    // The bands are named by their fields.
+    let bands: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("bands.json")).unwrap()).unwrap();
+    assert_eq!(
+        bands["bands"],
+        serde_json::json!([
+            {"name": "Relative humidity, 2-HTGL", "unit": "%"},
+            {"name": "u-component of wind, 2-HTGL", "unit": "m/s"}
+        ])
+    );
     assert!(util::ok(&["verify", s(&store)]).starts_with("ok:"));
     let mut args = vec![s(&file).to_string()];
     for time in ["2024-01-01T00:00", "2024-01-01T06:00", "2024-01-01T12:00"] {

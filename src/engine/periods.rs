@@ -26,6 +26,7 @@
 
 use crate::engine::error::EngineError;
 use crate::engine::grid::period::{Period, TimeLevel, aggregate_values};
+use crate::engine::grid::structure::MAX_BANDS;
 use crate::engine::grid::{ChunkLoc, Window};
 use crate::engine::job::{CancelToken, JobEvent, ProgressSink};
 use crate::engine::pyramid::aggregate::computed;
@@ -54,9 +55,14 @@ fn sums_folder(level: TimeLevel) -> String {
 const SUMS_SINCE: u32 = 4;
 
 /// Whether a store of `structure` and format `version` keeps its periods'
-/// sums beside their maps.
+/// sums beside their maps: a mean with a nodata value (without one, a
+/// cell never written is a 0 that counts, which absent sums cannot say)
+/// of at most half the bands a store may have.
 fn keeps_sums(structure: &Structure, version: u32) -> bool {
-    structure.aggregate == Aggregator::Mean && version >= SUMS_SINCE
+    structure.aggregate == Aggregator::Mean
+        && structure.nodata.is_some()
+        && structure.band_count() <= MAX_BANDS / 2
+        && version >= SUMS_SINCE
 }
 
 /// One time level's maps: a store of its own.
@@ -943,8 +949,11 @@ impl Store {
         };
         let mut built = 0;
         for maps in &self.periods {
+            let held = |store: &Store, start| store.time_index(Some(start), false).is_ok();
             for start in self.periods_with_data(maps.level)? {
-                if maps.store.time_index(Some(start), false).is_err() {
+                if !held(&maps.store, start)
+                    || maps.sums.as_deref().is_some_and(|s| !held(s, start))
+                {
                     self.write_period::<T>(maps, start, window, progress)?;
                     built += 1;
                 }
@@ -1073,7 +1082,21 @@ impl Store {
         cancel: &CancelToken,
     ) -> Result<Vec<Damage>, EngineError> {
         let mut damage = Vec::new();
-        for (p, start) in sums.instants_between(i64::MIN, i64::MAX) {
+        let held = sums.instants_between(i64::MIN, i64::MAX);
+        // A mapped period without sums would step from nothing.
+        for (_, start) in maps.store.instants_between(i64::MIN, i64::MAX) {
+            if !held.iter().any(|(_, s)| *s == start) {
+                damage.push(Damage {
+                    key: format!("{}/{}", sums_folder(maps.level), sums.layout().root_key()),
+                    reason: format!(
+                        "the {} {} has a map but no sums",
+                        maps.level,
+                        maps.level.period().label(start)
+                    ),
+                });
+            }
+        }
+        for (p, start) in held {
             let label = maps.level.period().label(start);
             let inside = self.inside(maps.level.period(), start);
             for &loc in chunks {

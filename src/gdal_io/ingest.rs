@@ -163,6 +163,16 @@ pub fn ingest(
             },
         });
     }
+    // A GRIB store's bands are its fields: named once, as `keep_band_info`
+    // names a raster's.
+    if steps.fields.len() == store.structure().band_count()
+        && steps.fields.iter().any(|f| !f.is_empty())
+        && store.band_info().is_empty()
+    {
+        store
+            .set_band_info(steps.fields.clone())
+            .map_err(|e| IoError::engine(path, e))?;
+    }
     let mut total = total.ok_or_else(|| refuse("has no time steps".into()))?;
     total.seconds = started.elapsed().as_secs_f64();
     total.instants = steps.instants.len();

@@ -6,6 +6,7 @@
 //! valid time are that instant's bands (one per element and level).
 
 use super::IoError;
+use crate::engine::BandInfo;
 use crate::engine::TimeAxis;
 use crate::engine::grid::cf_time::{CfUnits, check_calendar};
 use crate::engine::grid::time::format_instant;
@@ -23,6 +24,9 @@ pub struct TimeSteps {
     pub instants: Vec<i64>,
     /// Each step's bands of the raster (from 1), one per band of the store.
     pub bands: Vec<Vec<usize>>,
+    /// What each band of a step is, when the file says (a GRIB message's
+    /// field and unit); empty otherwise.
+    pub fields: Vec<BandInfo>,
 }
 
 impl TimeSteps {
@@ -121,6 +125,7 @@ impl TimeSteps {
             .map_err(|e| refuse(format!("its time dimension '{dimension}': {e}")))?;
         Ok(Some(Self {
             source: format!("its time dimension '{dimension}'"),
+            fields: Vec::new(),
             bands: (1..=instants.len()).map(|b| vec![b]).collect(),
             instants,
         }))
@@ -134,7 +139,11 @@ impl TimeSteps {
             path: path.into(),
             reason,
         };
+        if dataset.raster_count() == 0 {
+            return Ok(None);
+        }
         let mut steps: Vec<(i64, Vec<(String, usize)>)> = Vec::new();
+        let mut fields: Vec<BandInfo> = Vec::new();
         for b in 1..=dataset.raster_count() {
             let band = dataset.rasterband(b).map_err(|e| IoError::Read {
                 path: path.into(),
@@ -153,6 +162,9 @@ impl TimeSteps {
                 ))
             })?;
             let element = grib_element(&band);
+            if steps.first().is_none_or(|(first, _)| *first == instant) {
+                fields.push(grib_field(&band));
+            }
             match steps.iter_mut().find(|(i, _)| *i == instant) {
                 Some((_, messages)) => {
                     if let Some((_, other)) = messages.iter().find(|(e, _)| *e == element) {
@@ -183,6 +195,7 @@ impl TimeSteps {
         }
         Ok(Some(Self {
             source: "the valid times of its GRIB messages".to_string(),
+            fields,
             instants: steps.iter().map(|(i, _)| *i).collect(),
             bands: steps
                 .into_iter()
@@ -219,6 +232,32 @@ fn grib_element(band: &gdal::raster::RasterBand<'_>) -> String {
     format!("{} {}", element.trim(), level.trim())
         .trim()
         .to_string()
+}
+
+/// A GRIB message's field as a band's description: what it is and where
+/// ("Relative humidity, 2-HTGL"), and its unit ("%").
+fn grib_field(band: &gdal::raster::RasterBand<'_>) -> BandInfo {
+    let item = |key: &str| {
+        band.metadata_item(key, "")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    // GDAL's comment ends in the unit, which the unit says.
+    let comment = item("GRIB_COMMENT").map(|c| match c.rsplit_once(" [") {
+        Some((what, _)) if c.ends_with(']') => what.to_string(),
+        _ => c,
+    });
+    let what = comment.or_else(|| item("GRIB_ELEMENT"));
+    let name = match (what, item("GRIB_SHORT_NAME")) {
+        (Some(what), Some(level)) => Some(format!("{what}, {level}")),
+        (what, level) => what.or(level),
+    };
+    let unit = item("GRIB_UNIT").map(|u| u.trim_matches(['[', ']']).to_string());
+    BandInfo {
+        name,
+        unit,
+        colour: None,
+    }
 }
 
 #[cfg(test)]

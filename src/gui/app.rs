@@ -589,12 +589,15 @@ impl Explorer {
         match (self.drawn.rectangle_done, self.drawn.rectangle) {
             (Some(Drawing::ExportExtent), extent) => self.export.extent = extent,
             (Some(Drawing::SeriesArea), Some(extent)) => {
-                self.time.request_area_series(&store, extent, &self.ctx);
+                let band = self.series_band();
+                self.time
+                    .request_area_series(&store, extent, band, &self.ctx);
             }
             _ => {}
         }
         if let Some(point) = self.drawn.clicked_at {
-            self.time.request_series(&store, point, &self.ctx);
+            let band = self.series_band();
+            self.time.request_series(&store, point, band, &self.ctx);
         }
         // Stores of more bands than shown: read the others under the cursor.
         self.cursor_values = match &self.drawn.readout {
@@ -619,6 +622,11 @@ impl Explorer {
             );
         }
         self.drop_hint(ui);
+    }
+
+    /// The band a series is read of: the first band shown.
+    fn series_band(&self) -> usize {
+        self.bands.indices().first().copied().unwrap_or(0)
     }
 
     /// Ticks, scale bar and legend over the map in `rect`.

@@ -328,9 +328,8 @@ impl Explorer {
             .opened()
             .map_or(1.0, |o| o.store.grid().cell_size(0)[0]);
         let asking = self.dialog_open();
-        let action = self
-            .export
-            .ui(ui, top, base_cell, self.map.drawing.is_some(), view, asking);
+        let drawing = self.map.drawing == Some(super::map::Drawing::ExportExtent);
+        let action = self.export.ui(ui, top, base_cell, drawing, view, asking);
         match action {
             Some(super::export::Action::Draw) => commands.push(Command::DrawExportExtent),
             Some(super::export::Action::Save) => {

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 pub struct Series {
     /// Where.
     pub place: SeriesPlace,
+    /// The band read (from 0), when the store has several.
+    pub band: Option<usize>,
     /// `(instant, value)`; `None` where there is no data.
     pub values: Vec<(i64, Option<f64>)>,
 }
@@ -224,8 +226,15 @@ impl TimePanel {
         self.pending = None;
     }
 
-    /// Starts reading the series at `(x, y)` (base level, nearest cell).
-    pub fn request_series(&mut self, store: &Arc<Store>, point: (f64, f64), ctx: &egui::Context) {
+    /// Starts reading the series of `band` at `(x, y)` (base level,
+    /// nearest cell).
+    pub fn request_series(
+        &mut self,
+        store: &Arc<Store>,
+        point: (f64, f64),
+        band: usize,
+        ctx: &egui::Context,
+    ) {
         if store.structure().time.is_none() {
             return;
         }
@@ -235,21 +244,28 @@ impl TimePanel {
                 .instants_between(i64::MIN, i64::MAX)
                 .into_par_iter()
                 .map(|(t, instant)| {
-                    let value = with_dtype!(store.structure().dtype, T => store.value_at::<T>(t, 0, point, 0, Resampling::Nearest));
+                    let value = with_dtype!(store.structure().dtype, T => store.value_at::<T>(t, 0, point, band, Resampling::Nearest));
                     Ok((instant, value?))
                 })
                 .collect::<Result<_, crate::engine::EngineError>>()
                 .map_err(|e| format!("{}: {e}", store.location()))?;
             Ok(Series {
                 place: SeriesPlace::Point(point),
+                band: named_band(&store, band),
                 values,
             })
         }));
     }
 
-    /// Starts reading the series over `extent`: at each instant, the
-    /// store's aggregate of the cells with data whose centres lie in it.
-    pub fn request_area_series(&mut self, store: &Arc<Store>, extent: Extent, ctx: &egui::Context) {
+    /// Starts reading the series of `band` over `extent`: at each instant,
+    /// the store's aggregate of the cells with data whose centres lie in it.
+    pub fn request_area_series(
+        &mut self,
+        store: &Arc<Store>,
+        extent: Extent,
+        band: usize,
+        ctx: &egui::Context,
+    ) {
         if store.structure().time.is_none() {
             return;
         }
@@ -264,7 +280,7 @@ impl TimePanel {
                 .instants_between(i64::MIN, i64::MAX)
                 .into_par_iter()
                 .map(|(t, instant)| {
-                    let area = with_dtype!(store.structure().dtype, T => store.area_value::<T>(t, level, &window, 0));
+                    let area = with_dtype!(store.structure().dtype, T => store.area_value::<T>(t, level, &window, band));
                     Ok((instant, area?.value))
                 })
                 .collect::<Result<_, crate::engine::EngineError>>()
@@ -276,6 +292,7 @@ impl TimePanel {
                     window,
                     aggregate: store.structure().aggregate,
                 },
+                band: named_band(&store, band),
                 values,
             })
         }));
@@ -430,26 +447,33 @@ impl TimePanel {
         }
         let Some(Series {
             place,
+            band,
             values: series,
         }) = &self.series
         else {
             return;
         };
+        let of_band = band.map_or_else(String::new, |b| format!(" (band {})", b + 1));
         ui.label(match place {
-            SeriesPlace::Point(point) => format!("series at {}", place_text(*point, self.place)),
+            SeriesPlace::Point(point) => {
+                format!("series at {}{of_band}", place_text(*point, self.place))
+            }
             SeriesPlace::Area {
                 level,
                 window,
                 aggregate,
                 ..
             } => format!(
-                "series: the {aggregate} over {}×{} cells of level {level}",
+                "series: the {aggregate} over {}×{} cells of level {level}{of_band}",
                 window.cols, window.rows
             ),
         });
         let key = match place {
             SeriesPlace::Point((x, y)) => [x.to_bits(), y.to_bits()],
-            SeriesPlace::Area { extent, .. } => [extent.min_x.to_bits(), extent.max_y.to_bits()],
+            SeriesPlace::Area { extent, .. } => [
+                extent.min_x.to_bits() ^ extent.max_x.to_bits().rotate_left(17),
+                extent.max_y.to_bits() ^ extent.min_y.to_bits().rotate_left(17),
+            ],
         };
         #[allow(clippy::cast_precision_loss)]
         let points: Vec<[f64; 2]> = series
@@ -487,6 +511,11 @@ impl TimePanel {
             );
         });
     }
+}
+
+/// `band`, to be named when `store` has several.
+fn named_band(store: &Store, band: usize) -> Option<usize> {
+    (store.structure().band_count() > 1).then_some(band)
 }
 
 /// The finest level at which the cells centred in `extent` number at most

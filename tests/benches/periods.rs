@@ -2,9 +2,11 @@
 //! against reading one instant, and of ingesting one more hour (a GeoTIFF,
 //! as `gridstore ingest` does; and the engine's write alone) into a store
 //! with day, month and year levels against one without. Both stores hold
-//! the same hours of 512 × 512 f32 rain (sum, 256² chunks, zstd, a folder
+//! the same hours of 512 × 512 f32 rain (256² chunks, zstd, a folder
 //! store); each run writes or reads the same thing in each, one after the
-//! other, and the ratio of the medians is printed.
+//! other, and the ratio of the medians is printed. Then the same ingest
+//! into a pair of `mean` stores (a temperature's daily mean), whose maps
+//! step through their periods' sums.
 //! `cargo bench --bench periods`.
 #![allow(clippy::unwrap_used)]
 
@@ -24,7 +26,7 @@ use std::time::Instant;
 const SIDE: u64 = 512;
 const HOUR: i64 = 3600;
 
-fn structure(time_levels: Vec<TimeLevel>) -> Structure {
+fn structure(aggregate: Aggregator, time_levels: Vec<TimeLevel>) -> Structure {
     Structure {
         crs: Crs {
             wkt: utm().to_wkt().unwrap(),
@@ -38,7 +40,7 @@ fn structure(time_levels: Vec<TimeLevel>) -> Structure {
         dtype: DType::F32,
         nodata: Some(f64::NAN),
         codec: Codec::default(),
-        aggregate: Aggregator::Sum,
+        aggregate,
         resampling: Resampling::Average,
         bands: None,
         time: Some(TimeAxis::Regular {
@@ -127,61 +129,71 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn create(path: &Path, levels: Vec<TimeLevel>) -> Store {
-    Store::create_with_layout(
-        Arc::new(FolderStorage::create(path).unwrap()),
-        structure(levels),
+/// January up to its last day's 14:00 (`hours`) in a store of
+/// `aggregate` without time levels and in one with day, month and year
+/// levels (built from it at once, as `convert --time-levels` does), both
+/// opened for writing.
+fn stores(dir: &Path, aggregate: Aggregator, hours: i64) -> (Store, Store) {
+    let (plain, kept) = (
+        dir.join(format!("plain-{aggregate}.gs")),
+        dir.join(format!("kept-{aggregate}.gs")),
+    );
+    let store = Store::create_with_layout(
+        Arc::new(FolderStorage::create(&plain).unwrap()),
+        structure(aggregate, Vec::new()),
         Layout::Zarr2,
     )
-    .unwrap()
-}
-
-fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    // January up to its last day's 14:00, then the levels built from it
-    // at once (as `convert --time-levels` does).
-    let plain = create(&dir.path().join("plain.gs"), Vec::new());
-    let hours: i64 = 30 * 24 + 14;
+    .unwrap();
     let setup = Instant::now();
     for hour in 0..hours {
-        write(&plain, hour);
+        write(&store, hour);
     }
     let levels = vec![TimeLevel::Day, TimeLevel::Month, TimeLevel::Year];
-    let kept = dir.path().join("kept.gs");
-    plain
+    store
         .convert_into(
             Arc::new(FolderStorage::create(&kept).unwrap()),
             Layout::Zarr2,
             Some(levels),
         )
         .unwrap();
-    drop(plain);
-    let open = |name: &str| {
-        Store::open_writer(Arc::new(
-            FolderStorage::open(dir.path().join(name)).unwrap(),
-        ))
-        .unwrap()
-    };
-    let (plain, kept) = (open("plain.gs"), open("kept.gs"));
+    drop(store);
     eprintln!(
-        "{hours} hours of {SIDE}² cells written and their periods built in {:.0} s",
+        "{aggregate}: {hours} hours of {SIDE}² cells written and their periods built in {:.0} s",
         setup.elapsed().as_secs_f64()
     );
+    let open =
+        |path: &Path| Store::open_writer(Arc::new(FolderStorage::open(path).unwrap())).unwrap();
+    (open(&plain), open(&kept))
+}
+
+/// Ingests the GeoTIFFs of the hours from `hours` on into both stores, one
+/// after the other; the medians and their ratio.
+fn one_more_hour(plain: &Store, kept: &Store, hours: i64, files: &[std::path::PathBuf]) -> String {
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for (hour, file) in (hours..).zip(files) {
+        without.push(ingest(plain, hour, file));
+        with.push(ingest(kept, hour, file));
+    }
+    let (a, b) = (median(without), median(with));
+    format!(
+        "{:.0} ms without time levels, {:.0} ms with day, month and year: {:.2}x",
+        a * 1e3,
+        b * 1e3,
+        b / a
+    )
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let hours: i64 = 30 * 24 + 14;
+    let (plain, kept) = stores(dir.path(), Aggregator::Sum, hours);
     // One more hour each, the last ten of January (a day of 15 to 24
     // hours, a month of 31 days, a year of one month): the first six
     // ingested from GeoTIFFs, the last four written by the engine alone.
     let files: Vec<_> = (hours..hours + 6).map(|h| geotiff(dir.path(), h)).collect();
-    let (mut without, mut with) = (Vec::new(), Vec::new());
-    for (hour, file) in (hours..).zip(&files) {
-        without.push(ingest(&plain, hour, file));
-        with.push(ingest(&kept, hour, file));
-    }
-    let (a, b) = (median(without), median(with));
     println!(
-        "ingest one more hour: {:.0} ms without time levels, {:.0} ms with day, month and year: {:.2}x",
-        a * 1e3,
-        b * 1e3,
-        b / a
+        "ingest one more hour (sum): {}",
+        one_more_hour(&plain, &kept, hours, &files)
     );
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for hour in hours + 6..hours + 10 {
@@ -222,4 +234,16 @@ fn main() {
     );
     let report = kept.verify::<f32>(&NoProgress, &CancelToken::new());
     assert!(report.unwrap().damage.is_empty(), "the periods verify");
+    drop((plain, kept));
+    // A mean: its maps step through their sums.
+    let (plain, kept) = stores(dir.path(), Aggregator::Mean, hours);
+    println!(
+        "ingest one more hour (mean): {}",
+        one_more_hour(&plain, &kept, hours, &files)
+    );
+    let report = kept.verify::<f32>(&NoProgress, &CancelToken::new());
+    assert!(
+        report.unwrap().damage.is_empty(),
+        "the mean's periods verify"
+    );
 }

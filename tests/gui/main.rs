@@ -1026,7 +1026,12 @@ fn time_slider_and_series_at_a_clicked_point() {
             })
         )
     });
-    let Series { place, values } = h.state().time.series.clone().unwrap();
+    let Series {
+        place,
+        band,
+        values,
+    } = h.state().time.series.clone().unwrap();
+    assert_eq!(band, None, "one band: not named");
     let SeriesPlace::Area {
         extent,
         level,
@@ -1562,6 +1567,7 @@ fn the_period_selector_shows_period_maps() {
     let Series {
         place,
         values: series,
+        ..
     } = h.state().time.series.clone().unwrap();
     let SeriesPlace::Point(point) = place else {
         unreachable!()

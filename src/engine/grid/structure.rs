@@ -282,6 +282,9 @@ pub struct Structure {
     pub time_levels: Vec<TimeLevel>,
 }
 
+/// The most bands a store may have.
+pub const MAX_BANDS: usize = 4096;
+
 /// Domain levels used when the CRS has no known area of use.
 pub const DEFAULT_DOMAIN_LEVELS: u8 = 12;
 
@@ -401,7 +404,7 @@ impl Structure {
             return Err(invalid("codec", "zstd level must be 1 to 22"));
         }
         if let Some(b) = self.bands
-            && !(1..=4096).contains(&b)
+            && !(1..=MAX_BANDS).contains(&usize::try_from(b).unwrap_or(usize::MAX))
         {
             return Err(invalid("bands", "must be 1 to 4096"));
         }
