@@ -272,13 +272,40 @@ fn time_levels_are_stores_of_their_own() {
     assert!(e.to_string().contains("year maps"), "{e}");
 
     // A mean keeps its periods' sums and counts beside its maps: two f64
-    // bands per band.
+    // bands per band, at level 0 only (nothing reads them above it).
     let path = dir.path().join("m.gs");
     let mut s = structure(Aggregator::Mean);
     s.time_levels = vec![TimeLevel::Day];
     let store = Store::create(Arc::new(FolderStorage::create(&path).unwrap()), s).unwrap();
     assert!(path.join("periods/day-sums/.zattrs").exists());
-    drop(store);
+    let cells = Array3::from_elem((1, 2, 2), 1.5f32);
+    let window = Window {
+        row: 30,
+        col: 30,
+        rows: 2,
+        cols: 2,
+    };
+    store
+        .write(
+            Some(parse_instant("2024-01-01").unwrap()),
+            window,
+            cells.view(),
+        )
+        .unwrap();
+    let sums = Store::open(Arc::new(
+        FolderStorage::open(path.join("periods/day-sums")).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(sums.structure().band_count(), 2);
+    assert_eq!(sums.list_chunks(0).unwrap().len(), 1);
+    assert!(sums.list_chunks(1).unwrap().is_empty(), "no pyramid");
+    let day = store.period_maps(TimeLevel::Day).unwrap();
+    assert_eq!(day.list_chunks(1).unwrap().len(), 1, "the maps' pyramid");
+    let report = store
+        .verify::<f32>(&NoProgress, &CancelToken::new())
+        .unwrap();
+    assert!(report.damage.is_empty(), "{:?}", report.damage);
+    drop((store, sums));
     std::fs::remove_dir_all(path.join("periods/day-sums")).unwrap();
     let e = Store::open(Arc::new(FolderStorage::open(&path).unwrap())).unwrap_err();
     assert!(e.to_string().contains("day maps (periods/day-sums)"), "{e}");

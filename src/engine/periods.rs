@@ -112,18 +112,20 @@ fn part(storage: &DynStorage, folder: &str) -> Result<DynStorage, EngineError> {
     Ok(Arc::new(Within::new(storage.clone(), folder)?))
 }
 
-/// Creates the store of `level`'s maps (or sums) under `folder`.
+/// Creates the store of `level`'s maps (or, `base_only`, sums, which are
+/// read at level 0 only) under `folder`.
 fn create_part(
     storage: &DynStorage,
     folder: &str,
     structure: Structure,
     layout: crate::engine::persistence::layout::Layout,
-    level: TimeLevel,
+    (level, base_only): (TimeLevel, bool),
 ) -> Result<Arc<Store>, EngineError> {
     let mut store = Store::create_with_layout(part(storage, folder)?, structure, layout)?;
     // Rewritten with every instant: no per-level statistics to keep.
     store.set_statistics_token(false)?;
     store.period_level = Some(level);
+    store.base_only = base_only;
     store.write_metadata(
         &store.time_state(),
         &store.footprint(),
@@ -132,13 +134,13 @@ fn create_part(
     Ok(Arc::new(store))
 }
 
-/// Opens the store of `level`'s maps (or sums) under `folder`, which must
-/// be of `expected` structure.
+/// Opens the store of `level`'s maps (or, `base_only`, sums) under
+/// `folder`, which must be of `expected` structure.
 fn open_part(
     storage: &DynStorage,
     folder: &str,
     expected: &Structure,
-    level: TimeLevel,
+    (level, base_only): (TimeLevel, bool),
     writer: bool,
 ) -> Result<Arc<Store>, EngineError> {
     let not_a_store = |reason: String| EngineError::NotAStore {
@@ -159,7 +161,7 @@ fn open_part(
             "its {level} maps ({folder}) have another grid than the store"
         )));
     }
-    if store.period_level != Some(level) {
+    if store.period_level != Some(level) || store.base_only != base_only {
         return Err(not_a_store(format!(
             "its {level} maps ({folder}) say they are not"
         )));
@@ -179,14 +181,25 @@ pub(crate) fn create(
         .time_levels
         .iter()
         .map(|&level| {
-            let maps = |folder: &str, structure: Structure| {
-                create_part(storage, folder, structure, layout, level)
-            };
             Ok(PeriodMaps {
                 level,
-                store: maps(&folder(level), period_structure(structure))?,
+                store: create_part(
+                    storage,
+                    &folder(level),
+                    period_structure(structure),
+                    layout,
+                    (level, false),
+                )?,
                 sums: keeps_sums(structure, version)
-                    .then(|| maps(&sums_folder(level), sums_structure(structure)))
+                    .then(|| {
+                        create_part(
+                            storage,
+                            &sums_folder(level),
+                            sums_structure(structure),
+                            layout,
+                            (level, true),
+                        )
+                    })
                     .transpose()?,
             })
         })
@@ -206,14 +219,14 @@ pub(crate) fn open(
         .time_levels
         .iter()
         .map(|&level| {
-            let maps = |folder: &str, expected: &Structure| {
-                open_part(storage, folder, expected, level, writer)
+            let maps = |folder: &str, expected: &Structure, base_only| {
+                open_part(storage, folder, expected, (level, base_only), writer)
             };
             Ok(PeriodMaps {
                 level,
-                store: maps(&folder(level), &period_structure(structure))?,
+                store: maps(&folder(level), &period_structure(structure), false)?,
                 sums: keeps_sums(structure, version)
-                    .then(|| maps(&sums_folder(level), &sums_structure(structure)))
+                    .then(|| maps(&sums_folder(level), &sums_structure(structure), true))
                     .transpose()?,
             })
         })

@@ -60,6 +60,10 @@ struct RootMeta {
     /// From version 3, in the store of a time level's maps: that level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     period: Option<crate::engine::grid::period::TimeLevel>,
+    /// From version 4: the store keeps level 0 only, no spatial pyramid
+    /// (a mean's period sums).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    base_only: bool,
 }
 
 /// The base cells holding every data cell of a store without a time axis,
@@ -260,6 +264,8 @@ pub struct Store {
     pub(crate) periods: Vec<crate::engine::periods::PeriodMaps>,
     /// For the store of a time level's maps: that level.
     pub(crate) period_level: Option<crate::engine::grid::period::TimeLevel>,
+    /// The store keeps level 0 only: writes aggregate nothing above it.
+    pub(crate) base_only: bool,
 }
 
 impl Store {
@@ -321,6 +327,7 @@ impl Store {
             reads: crate::engine::catalogue::sources::ReadLog::default(),
             periods: Vec::new(),
             period_level: None,
+            base_only: false,
         };
         store.init_journal()?;
         store.periods =
@@ -397,6 +404,7 @@ impl Store {
             reads: crate::engine::catalogue::sources::ReadLog::default(),
             periods,
             period_level: meta.period,
+            base_only: meta.base_only,
         })
     }
 
@@ -1133,6 +1141,7 @@ impl Store {
             structure: self.structure.clone(),
             time: time.clone(),
             period: self.period_level,
+            base_only: self.base_only,
             extent: footprint.base(),
             data: self
                 .data

@@ -78,7 +78,15 @@ impl Store {
         let moving = self.interrupted_move()?;
         // Every stored aggregate, and every parent of a stored chunk (which must exist).
         let mut parents: BTreeSet<(u32, ChunkLoc)> = BTreeSet::new();
-        for level in 1..=top {
+        let mut above_base = Vec::new();
+        if self.base_only {
+            // Level 0 only: a chunk above it is out of place.
+            above_base.extend(stored.iter().skip(1).flatten().map(|&(t, loc)| Damage {
+                key: self.chunk_name(t, loc),
+                reason: "a chunk above level 0 in a store that keeps level 0 only".into(),
+            }));
+        }
+        for level in (1..=top).filter(|_| !self.base_only) {
             parents.extend(stored[level as usize].iter().copied());
             parents.extend(
                 stored[level as usize - 1]
@@ -149,6 +157,7 @@ impl Store {
         let readable = checked.iter().all(|(_, s)| s.is_some()) && unreadable.is_empty();
         let (damage, summaries): (Vec<_>, Vec<_>) = checked.into_iter().unzip();
         let mut damage: Vec<Damage> = damage.into_iter().flatten().collect();
+        damage.extend(above_base);
         // The statistics must be those of the chunks, when every chunk
         // could be read and they describe these contents.
         let statistics = if !pending.is_empty() || !readable || moving {

@@ -712,6 +712,9 @@ impl Store {
         let Some(first) = changed.first().map(|c| c.level) else {
             return Ok((0, cache));
         };
+        if self.base_only {
+            return Ok((0, cache));
+        }
         let mut current = changed;
         let total: u64 = (first + 1..=up_to)
             .map(|l| ancestors_at(&current, l).len() as u64)
