@@ -537,7 +537,8 @@ fn steps_that_are_not_the_fold_are_not_taken() {
 /// in its periods: with every aggregator that steps (mean through its
 /// sums), the 40th hour of a day reads what the 10th did, where folding
 /// the day again would read 30 more maps of it, and the month's and
-/// year's as many. A mode folds again, and reads more.
+/// year's as many. A mode folds again, and reads more. A correction folds
+/// the day from its instants, and the periods above from the day's.
 #[test]
 fn one_more_instant_costs_the_same_however_many_are_in_its_periods() {
     let dir = tempfile::tempdir().unwrap();
@@ -569,7 +570,19 @@ fn one_more_instant_costs_the_same_however_many_are_in_its_periods() {
             .verify::<f32>(&NoProgress, &CancelToken::new())
             .unwrap();
         assert!(report.damage.is_empty(), "{aggregate}: {:?}", report.damage);
-        (reads[9], reads[39])
+        // A correction of the 10th minute folds its day from its 40
+        // instants, and the week, month and year from the day's map (or
+        // sums) and the month's: not each from the 40 instants again.
+        let cells = Array3::from_elem((1, 4, 4), 2.5f32);
+        let before = storage.reads.load(std::sync::atomic::Ordering::SeqCst);
+        let at = parse_instant("2024-01-01").unwrap() + 60 * 9;
+        store.write(Some(at), window, cells.view()).unwrap();
+        let correction = storage.reads.load(std::sync::atomic::Ordering::SeqCst) - before;
+        let report = store
+            .verify::<f32>(&NoProgress, &CancelToken::new())
+            .unwrap();
+        assert!(report.damage.is_empty(), "{aggregate}: {:?}", report.damage);
+        (reads[9], reads[39], correction)
     };
     for aggregate in [
         Aggregator::Mean,
@@ -579,15 +592,74 @@ fn one_more_instant_costs_the_same_however_many_are_in_its_periods() {
         Aggregator::Count,
         Aggregator::Nearest,
     ] {
-        let (tenth, fortieth) = reads_of(aggregate);
+        let (tenth, fortieth, correction) = reads_of(aggregate);
         assert!(
             fortieth <= tenth + 2,
             "{aggregate}: the 40th instant read {fortieth} values, the 10th {tenth}"
         );
+        assert!(
+            correction < fortieth + 60,
+            "{aggregate}: a correction read {correction} values"
+        );
     }
-    let (tenth, fortieth) = reads_of(Aggregator::Mode);
+    let (tenth, fortieth, _) = reads_of(Aggregator::Mode);
     assert!(
         fortieth >= tenth + 30,
         "a mode folds again: {tenth} then {fortieth} reads"
     );
+}
+
+/// A mean's month stepped an hour at a time adds in another order than
+/// its days' sums do (((a + b) + c) + d against (a + b) + (c + d)):
+/// `verify` allows that rounding of the sums, and each map is the
+/// quotient of its sums, a correction composed from the days' sums.
+#[test]
+fn a_mean_stepped_and_composed_verifies() {
+    let mut s = structure(Aggregator::Mean);
+    s.time_levels = vec![TimeLevel::Day, TimeLevel::Month];
+    let store = Store::create(Arc::new(MemoryStorage::new()), s).unwrap();
+    let window = Window {
+        row: 30,
+        col: 30,
+        rows: 1,
+        cols: 1,
+    };
+    let month = |store: &Store| {
+        let months = store.period_maps(TimeLevel::Month).unwrap();
+        let t = months
+            .time_index(Some(parse_instant("2024-01-01").unwrap()), false)
+            .unwrap();
+        months.read_window::<f32>(t, 0, &window).unwrap()[[0, 0, 0]]
+    };
+    // ((a + b) + c) + d and (a + b) + (c + d) differ in f64.
+    let values = [0.1f32, 1e7, 1e7, 0.001];
+    let times = [
+        "2024-01-01T00:00",
+        "2024-01-01T01:00",
+        "2024-01-02T00:00",
+        "2024-01-02T01:00",
+    ];
+    for (v, at) in values.iter().zip(times) {
+        let cells = Array3::from_elem((1, 1, 1), *v);
+        store
+            .write(Some(parse_instant(at).unwrap()), window, cells.view())
+            .unwrap();
+        let report = store
+            .verify::<f32>(&NoProgress, &CancelToken::new())
+            .unwrap();
+        assert!(report.damage.is_empty(), "after {at}: {:?}", report.damage);
+    }
+    let mean = values.iter().map(|v| f64::from(*v)).sum::<f64>() / 4.0;
+    assert!((f64::from(month(&store)) - mean).abs() <= mean * 1e-7);
+    // A correction of the first hour: the month from its days' sums.
+    let cells = Array3::from_elem((1, 1, 1), 0.2f32);
+    store
+        .write(Some(parse_instant(times[0]).unwrap()), window, cells.view())
+        .unwrap();
+    let report = store
+        .verify::<f32>(&NoProgress, &CancelToken::new())
+        .unwrap();
+    assert!(report.damage.is_empty(), "{:?}", report.damage);
+    let sum = f64::from(0.2f32) + 2e7 + f64::from(0.001f32);
+    assert!((f64::from(month(&store)) - sum / 4.0).abs() <= sum / 4.0 * 1e-7);
 }

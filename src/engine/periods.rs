@@ -21,8 +21,10 @@
 //! fold of everything inside it (sum, min, max, count, nearest). A mean
 //! steps through the period's sums (format version 4): beside each time
 //! level's maps, a store of each period's sum of its values with data and
-//! their count, per cell, which take the instant exactly as the fold would
-//! (the same additions in the same order); the map is their quotient.
+//! their count, per cell, which take the instant in one addition; the map
+//! is their quotient. Folded, a mean's sums are its finer periods' sums
+//! added (a month's, its days'), so that a correction costs a day's
+//! instants, not a year's.
 
 use crate::engine::error::EngineError;
 use crate::engine::grid::period::{Period, TimeLevel, aggregate_values};
@@ -405,6 +407,30 @@ fn add_to_sums<T: Element>(sums: &mut Array3<f64>, cells: &Array3<T>, nodata: No
     numbers
 }
 
+/// A period's sums after a finer period's `finer` sums: each added to its
+/// band's sum and count, the first on its own.
+fn add_sums(sums: &mut Array3<f64>, finer: &Array3<f64>) {
+    let bands = sums.dim().0 / 2;
+    let (mut total, mut count) = sums.view_mut().split_at(ndarray::Axis(0), bands);
+    let (finer_total, finer_count) = finer.view().split_at(ndarray::Axis(0), bands);
+    ndarray::Zip::from(&mut total)
+        .and(&mut count)
+        .and(&finer_total)
+        .and(&finer_count)
+        .for_each(|total, count, finer_total, finer_count| {
+            if finer_count.is_nan() {
+                return;
+            }
+            if count.is_nan() {
+                *total = std::iter::once(*finer_total).sum();
+                *count = *finer_count;
+            } else {
+                *total += finer_total;
+                *count += finer_count;
+            }
+        });
+}
+
 /// A mean map from its period's sums: each sum over its count, narrowed as
 /// the fold narrows it; `None` when a counted sum is not a number (see
 /// [`add_to_sums`]).
@@ -511,6 +537,40 @@ fn agrees<T: Element>(
             }))
 }
 
+/// Whether a period's stored sums are those folded anew from what it holds
+/// (`expected`): the same counts, and sums the same but for the rounding
+/// of the other order of a period stepped an instant at a time (after
+/// its finer periods' sums were added), at most `n · ε` (f64's) of the
+/// sum of the magnitudes of its `n` instants' values (`magnitude`, read
+/// only where a sum differs).
+fn sums_agree(
+    stored: &Array3<f64>,
+    expected: &Array3<f64>,
+    magnitude: impl FnOnce() -> Result<Array3<f64>, EngineError>,
+    n: usize,
+) -> Result<bool, EngineError> {
+    use crate::engine::pyramid::aggregate::same_chunk;
+    if same_chunk(Some(stored), Some(expected)) {
+        return Ok(true);
+    }
+    if stored.dim() != expected.dim() {
+        return Ok(false);
+    }
+    let bands = stored.dim().0 / 2;
+    let (stored_total, stored_count) = stored.view().split_at(ndarray::Axis(0), bands);
+    let (total, count) = expected.view().split_at(ndarray::Axis(0), bands);
+    if !same_chunk(Some(&stored_count.to_owned()), Some(&count.to_owned())) {
+        return Ok(false);
+    }
+    let magnitude = magnitude()?;
+    #[allow(clippy::cast_precision_loss)]
+    let tolerance = n.max(1) as f64 * f64::EPSILON;
+    Ok(ndarray::Zip::from(&stored_total)
+        .and(&total)
+        .and(&magnitude)
+        .all(|a, b, m| a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= tolerance * m))
+}
+
 /// Where a period's map comes from: the time indices, in time order, of
 /// the maps inside it in `store` (the store's instants, or a finer time
 /// level's periods), and how they fold.
@@ -548,10 +608,14 @@ impl Inside<'_> {
         Ok(sum)
     }
 
-    /// The period's sums (see [`sums_structure`]) over `window`, from its
-    /// instants' level-0 cells.
-    fn sums<T: Element>(&self, window: Window) -> Result<Array3<f64>, EngineError> {
-        let nodata = self.store.nodata::<T>();
+    /// The period's sums (see [`sums_structure`]) over `window`: of its
+    /// instants' level-0 cells, or, with `finer` (the sums of the finer
+    /// periods it holds, these indices), of theirs.
+    fn sums<T: Element>(
+        &self,
+        finer: Option<&Store>,
+        window: Window,
+    ) -> Result<Array3<f64>, EngineError> {
         let mut sums = Array3::from_elem(
             (
                 2 * self.store.structure().band_count(),
@@ -561,8 +625,13 @@ impl Inside<'_> {
             f64::NAN,
         );
         for &t in &self.indices {
-            let map = self.store.read_window::<T>(t, 0, &window)?;
-            add_to_sums(&mut sums, &map, nodata);
+            match finer {
+                Some(finer) => add_sums(&mut sums, &finer.read_window::<f64>(t, 0, &window)?),
+                None => {
+                    let map = self.store.read_window::<T>(t, 0, &window)?;
+                    add_to_sums(&mut sums, &map, self.store.nodata::<T>());
+                }
+            }
         }
         Ok(sums)
     }
@@ -640,6 +709,33 @@ impl Store {
                 fold: Fold::of(aggregate, false),
                 from: None,
             },
+        }
+    }
+
+    /// What a mean period of `period` starting at `start` sums: the sums of
+    /// the coarsest stored finer level that tiles it (its store and their
+    /// indices), else its instants.
+    fn sums_inside(&self, period: Period, start: i64) -> (Inside<'_>, Option<&Store>) {
+        let end = period.next(start).saturating_sub(1);
+        let finer = self
+            .periods
+            .iter()
+            .rfind(|p| p.sums.is_some() && period.tiled_by(p.level));
+        match finer.and_then(|f| Some((f, f.sums.as_deref()?))) {
+            Some((finer, sums)) => (
+                Inside {
+                    store: self,
+                    indices: sums
+                        .instants_between(start, end)
+                        .into_iter()
+                        .map(|(t, _)| t)
+                        .collect(),
+                    fold: Fold::Sum,
+                    from: Some(finer.level),
+                },
+                Some(sums),
+            ),
+            None => (self.inside(period, start), None),
         }
     }
 
@@ -887,7 +983,8 @@ impl Store {
     ) -> Result<(), EngineError> {
         let inside = self.inside(maps.level.period(), start);
         if let Some(sums) = &maps.sums {
-            let reader = |part: Window| inside.sums::<T>(part);
+            let (within, finer) = self.sums_inside(maps.level.period(), start);
+            let reader = |part: Window| within.sums::<T>(finer, part);
             replace_map(sums, start, window, reader, progress).map_err(engine_error)?;
             return self.write_mean::<T>(maps, sums, start, window, &inside, progress);
         }
@@ -1040,6 +1137,17 @@ impl Store {
             starts.extend(periods.iter().map(|(_, s)| *s));
             starts.sort_unstable();
             starts.dedup();
+            let sums_periods = maps
+                .sums
+                .as_ref()
+                .map(|s| s.instants_between(i64::MIN, i64::MAX))
+                .unwrap_or_default();
+            let sums_held = |start: i64| {
+                sums_periods
+                    .iter()
+                    .find(|(_, s)| *s == start)
+                    .map(|(p, _)| *p)
+            };
             for start in starts {
                 let label = maps.level.period().label(start);
                 let t = periods.iter().find(|(_, s)| *s == start).map(|(t, _)| *t);
@@ -1059,7 +1167,20 @@ impl Store {
                         Some(Err(EngineError::Corrupt { .. })) => continue,
                         Some(Err(e)) => return Err(e),
                     };
-                    let expected = inside.read::<T>(window)?;
+                    // A mean's map is the quotient of its sums (which are
+                    // compared with what the period holds on their own).
+                    let quotient = match (&maps.sums, sums_held(start)) {
+                        // Damaged sums are named by their own verify.
+                        (Some(sums), Some(p)) => sums
+                            .read_window::<f64>(p, 0, &window)
+                            .ok()
+                            .and_then(|cells| quotient(&cells, self.nodata::<T>())),
+                        _ => None,
+                    };
+                    let expected = match quotient {
+                        Some(map) => map,
+                        None => inside.read::<T>(window)?,
+                    };
                     if !agrees(&stored, &expected, &inside, window, n)? {
                         damage.push(match t {
                             Some(t) => Damage {
@@ -1085,8 +1206,7 @@ impl Store {
     }
 
     /// Compares every stored period's sums behind `maps` with their sums
-    /// anew from its instants, chunk by chunk: they are the same additions
-    /// in the same order, so equal.
+    /// anew from what it holds (see [`sums_agree`]), chunk by chunk.
     fn compare_sums<T: Element>(
         &self,
         maps: &PeriodMaps,
@@ -1110,8 +1230,13 @@ impl Store {
             }
         }
         for (p, start) in held {
-            let label = maps.level.period().label(start);
-            let inside = self.inside(maps.level.period(), start);
+            let period = maps.level.period();
+            let label = period.label(start);
+            let (within, finer) = self.sums_inside(period, start);
+            let instants = self.inside(period, start);
+            let n = self
+                .instants_between(start, period.next(start).saturating_sub(1))
+                .len();
             for &loc in chunks {
                 cancel.check()?;
                 let window = self.grid().chunk_window(loc);
@@ -1121,12 +1246,12 @@ impl Store {
                     Err(EngineError::Corrupt { .. }) => continue,
                     Err(e) => return Err(e),
                 };
-                let expected = inside.sums::<T>(window)?;
-                if !crate::engine::pyramid::aggregate::same_chunk(Some(&stored), Some(&expected)) {
+                let expected = within.sums::<T>(finer, window)?;
+                if !sums_agree(&stored, &expected, || instants.magnitude::<T>(window), n)? {
                     damage.push(Damage {
                         key: format!("{}/{}", sums_folder(maps.level), sums.chunk_name(p, loc)),
                         reason: format!(
-                            "the sums of the {} {label} differ from those of its instants",
+                            "the sums of the {} {label} differ from those of what it holds",
                             maps.level
                         ),
                     });
