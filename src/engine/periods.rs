@@ -393,15 +393,7 @@ fn add_to_sums<T: Element>(sums: &mut Array3<f64>, cells: &Array3<T>, nodata: No
             if !v.is_valid(nodata) {
                 return;
             }
-            let v = v.to_f64();
-            if count.is_nan() {
-                // As the fold's sum starts.
-                *total = std::iter::once(v).sum();
-                *count = 1.0;
-            } else {
-                *total += v;
-                *count += 1.0;
-            }
+            accumulate((total, count), (v.to_f64(), 1.0));
             numbers &= !total.is_nan();
         });
     numbers
@@ -418,17 +410,22 @@ fn add_sums(sums: &mut Array3<f64>, finer: &Array3<f64>) {
         .and(&finer_total)
         .and(&finer_count)
         .for_each(|total, count, finer_total, finer_count| {
-            if finer_count.is_nan() {
-                return;
-            }
-            if count.is_nan() {
-                *total = std::iter::once(*finer_total).sum();
-                *count = *finer_count;
-            } else {
-                *total += finer_total;
-                *count += finer_count;
+            if !finer_count.is_nan() {
+                accumulate((total, count), (*finer_total, *finer_count));
             }
         });
+}
+
+/// A sum and count (NaN: none yet) after `sum` of `n` more values: the
+/// first on its own, as the fold's sum starts, later ones added.
+fn accumulate((total, count): (&mut f64, &mut f64), (sum, n): (f64, f64)) {
+    if count.is_nan() {
+        *total = std::iter::once(sum).sum();
+        *count = n;
+    } else {
+        *total += sum;
+        *count += n;
+    }
 }
 
 /// A mean map from its period's sums: each sum over its count, narrowed as

@@ -235,26 +235,9 @@ impl TimePanel {
         band: usize,
         ctx: &egui::Context,
     ) {
-        if store.structure().time.is_none() {
-            return;
-        }
-        let store = store.clone();
-        self.pending = Some(Task::on_pool(ctx, move || {
-            let values = store
-                .instants_between(i64::MIN, i64::MAX)
-                .into_par_iter()
-                .map(|(t, instant)| {
-                    let value = with_dtype!(store.structure().dtype, T => store.value_at::<T>(t, 0, point, band, Resampling::Nearest));
-                    Ok((instant, value?))
-                })
-                .collect::<Result<_, crate::engine::EngineError>>()
-                .map_err(|e| format!("{}: {e}", store.location()))?;
-            Ok(Series {
-                place: SeriesPlace::Point(point),
-                band: named_band(&store, band),
-                values,
-            })
-        }));
+        self.read_series(store, SeriesPlace::Point(point), band, ctx, move |store, t| {
+            with_dtype!(store.structure().dtype, T => store.value_at::<T>(t, 0, point, band, Resampling::Nearest))
+        });
     }
 
     /// Starts reading the series of `band` over `extent`: at each instant,
@@ -274,25 +257,45 @@ impl TimePanel {
             self.series_error = Some("no cell has its centre in the area drawn".to_string());
             return;
         };
+        let place = SeriesPlace::Area {
+            extent,
+            level,
+            window,
+            aggregate: store.structure().aggregate,
+        };
+        self.read_series(store, place, band, ctx, move |store, t| {
+            let area = with_dtype!(store.structure().dtype, T => store.area_value::<T>(t, level, &window, band));
+            Ok(area?.value)
+        });
+    }
+
+    /// Reads, on the worker pool, the series `value` gives at each instant
+    /// of `store` (a store with a time axis), of `band` at `place`.
+    fn read_series(
+        &mut self,
+        store: &Arc<Store>,
+        place: SeriesPlace,
+        band: usize,
+        ctx: &egui::Context,
+        value: impl Fn(&Store, u32) -> Result<Option<f64>, crate::engine::EngineError>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        if store.structure().time.is_none() {
+            return;
+        }
         let store = store.clone();
         self.pending = Some(Task::on_pool(ctx, move || {
             let values = store
                 .instants_between(i64::MIN, i64::MAX)
                 .into_par_iter()
-                .map(|(t, instant)| {
-                    let area = with_dtype!(store.structure().dtype, T => store.area_value::<T>(t, level, &window, band));
-                    Ok((instant, area?.value))
-                })
+                .map(|(t, instant)| Ok((instant, value(&store, t)?)))
                 .collect::<Result<_, crate::engine::EngineError>>()
                 .map_err(|e| format!("{}: {e}", store.location()))?;
             Ok(Series {
-                place: SeriesPlace::Area {
-                    extent,
-                    level,
-                    window,
-                    aggregate: store.structure().aggregate,
-                },
-                band: named_band(&store, band),
+                place,
+                band: (store.structure().band_count() > 1).then_some(band),
                 values,
             })
         }));
@@ -469,12 +472,12 @@ impl TimePanel {
             ),
         });
         let key = match place {
-            SeriesPlace::Point((x, y)) => [x.to_bits(), y.to_bits()],
-            SeriesPlace::Area { extent, .. } => [
-                extent.min_x.to_bits() ^ extent.max_x.to_bits().rotate_left(17),
-                extent.max_y.to_bits() ^ extent.min_y.to_bits().rotate_left(17),
-            ],
-        };
+            SeriesPlace::Point((x, y)) => [x, y, x, y],
+            SeriesPlace::Area { extent, .. } => {
+                [&extent.min_x, &extent.min_y, &extent.max_x, &extent.max_y]
+            }
+        }
+        .map(|v| v.to_bits());
         #[allow(clippy::cast_precision_loss)]
         let points: Vec<[f64; 2]> = series
             .iter()
@@ -511,11 +514,6 @@ impl TimePanel {
             );
         });
     }
-}
-
-/// `band`, to be named when `store` has several.
-fn named_band(store: &Store, band: usize) -> Option<usize> {
-    (store.structure().band_count() > 1).then_some(band)
 }
 
 /// The finest level at which the cells centred in `extent` number at most
